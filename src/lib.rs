@@ -1,0 +1,21 @@
+//! Tandem: an ActiveMQ-compatible message broker built on thread-per-core shards.
+//!
+//! Module map (imports point down only: `node -> net -> protocol -> broker -> store -> rt`):
+//!
+//! * [`config`]   — `activemq.xml`-style configuration, parsed and validated into typed settings.
+//! * [`uri`]      — transport URIs (`stomp://host:port`, `tcp://…`, `failover:(…)?opts`).
+//! * [`node`]     — composition root: executors, shards, listeners; wires the channels.
+//! * [`net`]      — listeners (socket2) and the per-connection read/write loop.
+//! * [`protocol`] — wire protocols (STOMP) turned into protocol-neutral broker operations.
+//! * [`broker`]   — destinations, subscriptions, dispatch, transactions, and `apply(record)`.
+//! * [`store`]    — the per-shard journal: record framing, segments, group commit, replay.
+//! * [`rt`]       — the only module that imports glommio: executors, channels, files, sockets.
+
+pub mod broker;
+pub mod config;
+pub mod net;
+pub mod node;
+pub mod protocol;
+pub mod rt;
+pub mod store;
+pub mod uri;

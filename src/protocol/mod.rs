@@ -1,0 +1,2 @@
+//! STOMP 1.0–1.2.
+pub mod stomp;
