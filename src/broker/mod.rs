@@ -1,1 +1,19 @@
-//! broker
+//! The broker core: destinations, subscriptions, dispatch, transactions.
+//!
+//! * [`destination`] — queue/topic names and which shard owns them.
+//! * [`message`]     — the immutable message shared between destinations and consumers.
+//! * [`ops`]         — requests and events that cross shards.
+//! * [`router`]      — the per-shard handle sessions use to reach destinations.
+//! * [`settings`]    — runtime settings distilled from the configuration.
+
+pub mod destination;
+pub mod message;
+pub mod ops;
+pub mod router;
+pub mod settings;
+
+pub use destination::{DestKind, Destination};
+pub use message::{Message, MessageRef};
+pub use ops::*;
+pub use router::{ConnEvents, Router};
+pub use settings::{BrokerSettings, User};

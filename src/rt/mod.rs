@@ -1,1 +1,4 @@
-//! rt
+//! The runtime: the only module that imports glommio.
+pub mod channel;
+pub mod exec;
+pub mod net;

@@ -1,0 +1,210 @@
+//! The protocol-neutral operations that cross shards.
+//!
+//! A connection lives on the shard that accepted it; a destination lives on the shard
+//! its name hashes to. A protocol session turns frames into [`Request`]s addressed to
+//! the destination's shard, and receives [`Event`]s (deliveries and completions) back.
+//! Both travel over the shard mesh (`rt::channel`), so every type here is `Send`.
+
+use super::destination::Destination;
+use super::message::MessageRef;
+
+/// Index of a shard (executor) in `0..shard_count`.
+pub type ShardId = usize;
+
+/// A connection, named broker-wide: the shard that owns it and a serial unique on
+/// that shard for the life of the process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId {
+    pub shard: ShardId,
+    pub serial: u64,
+}
+
+/// A subscription (consumer), named broker-wide: its connection plus a number the
+/// connection chose (not the client's `id` header, which may be any string).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SubKey {
+    pub conn: ConnId,
+    pub sub: u64,
+}
+
+/// Where the completion of a request goes: a connection (a receipt, a flow-control
+/// credit) or a shard (internal work such as a dead-letter move).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyTo {
+    Conn(ConnId),
+    Shard(ShardId),
+}
+
+/// Completion address of a request. The token is the requester's own number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reply {
+    pub to: ReplyTo,
+    pub token: u64,
+}
+
+/// How a consumer acknowledges. `Auto` consumers' messages are acknowledged by their
+/// session once written to the socket; the others by the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AckMode {
+    Auto,
+    /// Cumulative: acknowledging one message acknowledges every earlier delivery of the
+    /// subscription. The session expands it into the individual sequence numbers.
+    Client,
+    ClientIndividual,
+}
+
+/// A durable topic subscription's identity (JMS client id + subscription name).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DurableName {
+    pub client_id: String,
+    pub name: String,
+}
+
+/// Everything a consumer asks for when it subscribes.
+#[derive(Clone, Debug)]
+pub struct SubscribeSpec {
+    pub destination: Destination,
+    pub ack: AckMode,
+    /// Maximum unacknowledged deliveries in flight to this consumer (at least 1).
+    pub prefetch: u32,
+    pub durable: Option<DurableName>,
+    pub selector: Option<String>,
+    /// The owner connection of a temporary destination, when subscribing creates it.
+    pub temp_owner: Option<ConnId>,
+}
+
+/// One operation inside a transaction; buffered by the session until COMMIT.
+#[derive(Clone, Debug)]
+pub enum TxOp {
+    Send(MessageRef),
+    Ack {
+        sub: SubKey,
+        destination: Destination,
+        seqs: Vec<u64>,
+    },
+}
+
+/// A globally unique transaction id for a transaction that spans shards: the
+/// coordinator shard's journal records the outcome under it.
+pub type GlobalTxId = u128;
+
+/// A request to the shard that owns a destination (or, for connection-wide requests,
+/// to every shard).
+#[derive(Debug)]
+pub enum Request {
+    /// Store and dispatch a message. The reply comes when it is safe to confirm
+    /// (durable, for a persistent message) and doubles as producer flow control.
+    Send { msg: MessageRef, reply: Reply },
+    Subscribe {
+        sub: SubKey,
+        spec: SubscribeSpec,
+        reply: Reply,
+    },
+    /// Remove a consumer. `remove_durable` also deletes its durable subscription.
+    Unsubscribe {
+        sub: SubKey,
+        destination: Destination,
+        remove_durable: Option<DurableName>,
+        reply: Reply,
+    },
+    /// Acknowledge deliveries (by the per-destination sequence numbers the deliveries
+    /// carried). The reply comes when the acknowledgement is durable.
+    Ack {
+        sub: SubKey,
+        destination: Destination,
+        seqs: Vec<u64>,
+        reply: Option<Reply>,
+    },
+    /// Refuse deliveries: they go to the dead-letter queue, as ActiveMQ does for NACK.
+    Nack {
+        sub: SubKey,
+        destination: Destination,
+        seqs: Vec<u64>,
+        reply: Option<Reply>,
+    },
+    /// A transaction whose operations all live on this shard: one journal record.
+    Commit { ops: Vec<TxOp>, reply: Reply },
+    /// Phase one of a transaction spanning shards: journal the operations, hold them.
+    Prepare {
+        gtx: GlobalTxId,
+        ops: Vec<TxOp>,
+        reply: Reply,
+    },
+    /// The coordinator (the connection's own shard) journals the outcome.
+    RecordOutcome {
+        gtx: GlobalTxId,
+        commit: bool,
+        reply: Reply,
+    },
+    /// Phase two: apply (or drop) a prepared transaction.
+    Resolve {
+        gtx: GlobalTxId,
+        commit: bool,
+        reply: Reply,
+    },
+    /// Every request sent before this one from the same shard has been processed and
+    /// is durable (used for receipts on frames that touch no destination).
+    Barrier { reply: Reply },
+    /// The connection is gone: drop its consumers (their unacknowledged deliveries go
+    /// back to their queues, flagged redelivered) and its temporary destinations.
+    ConnectionClosed { conn: ConnId },
+}
+
+/// Why a request failed, as the client will be told.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BrokerError {
+    #[error("durable subscription {0} is already active on another connection")]
+    DurableInUse(String),
+    #[error("the journal failed: {0}")]
+    Journal(String),
+    #[error("temporary destination {0} does not exist (its connection closed)")]
+    NoSuchTempDestination(String),
+    #[error("transaction {0} is not prepared on this shard")]
+    UnknownTransaction(String),
+    #[error("shard {0} is gone")]
+    ShardGone(usize),
+}
+
+/// A message delivered to a consumer.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub sub: SubKey,
+    pub msg: MessageRef,
+    /// The destination's sequence number: what an acknowledgement names.
+    pub seq: u64,
+    /// The destination it came from (for a durable subscription, the topic).
+    pub destination: Destination,
+    pub redelivered: bool,
+    pub redelivery_count: u32,
+}
+
+/// What a shard sends back to a connection's shard (or to itself).
+#[derive(Debug)]
+pub enum Event {
+    Deliver(Delivery),
+    Done {
+        reply: Reply,
+        result: Result<(), BrokerError>,
+    },
+}
+
+impl Event {
+    /// The shard that must handle this event.
+    pub fn target_shard(&self) -> ShardId {
+        let to = match self {
+            Event::Deliver(d) => return d.sub.conn.shard,
+            Event::Done { reply, .. } => reply.to,
+        };
+        match to {
+            ReplyTo::Conn(c) => c.shard,
+            ReplyTo::Shard(s) => s,
+        }
+    }
+}
+
+/// What crosses the shard mesh.
+#[derive(Debug)]
+pub enum MeshMsg {
+    Request(Request),
+    Event(Event),
+}

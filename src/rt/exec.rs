@@ -1,0 +1,87 @@
+//! Executors, tasks and timers.
+
+use std::future::Future;
+use std::time::Duration;
+
+use glommio::{LocalExecutorBuilder, Placement};
+
+/// How to build one executor: where it runs and how much io_uring memory it takes.
+/// Each executor makes 3 rings and registers `io_memory` in each (GLOMMIO.md): keep
+/// both small, RLIMIT_MEMLOCK is 8 MiB per user here.
+#[derive(Clone, Debug)]
+pub struct ExecutorSpec {
+    pub name: String,
+    /// Pin to this CPU, or run unpinned.
+    pub cpu: Option<usize>,
+    pub io_memory_bytes: usize,
+    pub ring_depth: usize,
+}
+
+/// A running executor thread.
+pub struct ExecutorHandle<T: Send + 'static> {
+    inner: glommio::ExecutorJoinHandle<T>,
+}
+
+impl<T: Send + 'static> ExecutorHandle<T> {
+    /// Waits for the executor's main future to finish.
+    pub fn join(self) -> std::io::Result<T> {
+        self.inner
+            .join()
+            .map_err(|e| std::io::Error::other(format!("executor failed: {e:?}")))
+    }
+}
+
+/// Starts an executor thread running `make()`'s future.
+pub fn start<G, F, T>(spec: &ExecutorSpec, make: G) -> std::io::Result<ExecutorHandle<T>>
+where
+    G: FnOnce() -> F + Send + 'static,
+    F: Future<Output = T> + 'static,
+    T: Send + 'static,
+{
+    let placement = match spec.cpu {
+        Some(cpu) => Placement::Fixed(cpu),
+        None => Placement::Unbound,
+    };
+    let inner = LocalExecutorBuilder::new(placement)
+        .name(&spec.name)
+        .io_memory(spec.io_memory_bytes)
+        .ring_depth(spec.ring_depth)
+        .spawn(make)
+        .map_err(|e| std::io::Error::other(format!("cannot start executor {}: {e}", spec.name)))?;
+    Ok(ExecutorHandle { inner })
+}
+
+/// Runs `fut` in the background on the current executor.
+pub fn spawn<F: Future<Output = ()> + 'static>(fut: F) {
+    glommio::spawn_local(fut).detach();
+}
+
+/// A task whose result can be awaited; dropping it cancels the task.
+pub struct Task<T>(glommio::Task<T>);
+
+impl<T: 'static> Task<T> {
+    pub fn spawn<F: Future<Output = T> + 'static>(fut: F) -> Task<T> {
+        Task(glommio::spawn_local(fut))
+    }
+    pub async fn join(self) -> T {
+        self.0.await
+    }
+}
+
+pub async fn sleep(d: Duration) {
+    glommio::timer::sleep(d).await
+}
+
+/// Yields to other tasks if this one has run for its share.
+pub async fn yield_if_needed() {
+    glommio::yield_if_needed().await
+}
+
+/// Runs blocking work (std::fs, DNS) off the executor thread.
+pub async fn blocking<F, R>(f: F) -> R
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    glommio::executor().spawn_blocking(f).await
+}
