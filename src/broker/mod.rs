@@ -6,9 +6,12 @@
 //! * [`router`]      — the per-shard handle sessions use to reach destinations.
 //! * [`settings`]    — runtime settings distilled from the configuration.
 
+pub mod backlog;
+pub mod core;
 pub mod destination;
 pub mod message;
 pub mod ops;
+pub mod record;
 pub mod router;
 pub mod settings;
 

@@ -142,6 +142,11 @@ pub enum Request {
         commit: bool,
         reply: Reply,
     },
+    /// Every participant has resolved: the coordinator may let go of the outcome.
+    ForgetOutcome { gtx: GlobalTxId },
+    /// After a restart, a participant asks how a prepared transaction ended: the
+    /// reply is `Ok` only from the shard whose journal holds a commit outcome.
+    QueryOutcome { gtx: GlobalTxId, reply: Reply },
     /// Every request sent before this one from the same shard has been processed and
     /// is durable (used for receipts on frames that touch no destination).
     Barrier { reply: Reply },

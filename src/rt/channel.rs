@@ -84,7 +84,11 @@ impl<T: Send + 'static> MeshEnds<T> {
     /// Connects this shard's ends. Must run on the shard's own executor. Every message
     /// that arrives (from any shard, including this one) is passed to `handler`, one
     /// at a time, in arrival order per sending shard.
-    pub async fn connect<H>(self, handler: H) -> Rc<Outbox<T>>
+    ///
+    /// Each end connects in its own task: a shared channel's `connect` waits for its
+    /// peer, so connecting them one after another could deadlock two shards. Until a
+    /// link is up, posted messages wait in the local queue.
+    pub fn connect<H>(self, handler: H) -> Rc<Outbox<T>>
     where
         H: Fn(T) + 'static,
     {
@@ -94,8 +98,8 @@ impl<T: Send + 'static> MeshEnds<T> {
             let (tx, rx) = local_unbounded::<T>();
             match sender {
                 Some(sender) => {
-                    let connected = sender.connect().await;
                     glommio::spawn_local(async move {
+                        let connected = sender.connect().await;
                         while let Some(item) = rx.recv().await {
                             if connected.send(item).await.is_err() {
                                 tracing::debug!(to, "mesh link closed");
@@ -121,9 +125,9 @@ impl<T: Send + 'static> MeshEnds<T> {
             queues.push(tx);
         }
         for receiver in self.receivers {
-            let connected = receiver.connect().await;
             let handler = handler.clone();
             glommio::spawn_local(async move {
+                let connected = receiver.connect().await;
                 while let Some(item) = connected.recv().await {
                     handler(item);
                     glommio::yield_if_needed().await;

@@ -1,0 +1,455 @@
+//! The shard driver: owns one [`ShardCore`] and its journal on one executor, feeds it
+//! the requests and events that arrive over the mesh, and carries out what it asks
+//! (wait for durability before replying, read paged-out bodies back, move messages to
+//! the dead-letter queue, reclaim journal segments).
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::rt;
+use crate::rt::channel::{MeshEnds, Oneshot};
+use crate::store::{Journal, JournalConfig, Location, Position, StoreError};
+
+use super::backlog::Loc;
+use super::core::{dead_letter_copy, Body, JournalSink, Output, ShardCore};
+use super::destination::Destination;
+use super::message::MessageRef;
+use super::ops::{BrokerError, Delivery, Event, MeshMsg, Reply, ReplyTo, Request, ShardId};
+use super::record::Record;
+use super::router::Router;
+use super::settings::BrokerSettings;
+
+/// Everything a shard needs to start, prepared on the main thread.
+pub struct ShardSetup {
+    pub shard: ShardId,
+    pub shard_count: usize,
+    pub settings: Arc<BrokerSettings>,
+    pub journal_dir: PathBuf,
+    pub segment_bytes: u64,
+    pub mesh: MeshEnds<MeshMsg>,
+    /// Unique per process start, for message ids.
+    pub boot_id: String,
+}
+
+/// How often the shard expires messages and reclaims journal segments.
+const TICK: Duration = Duration::from_millis(500);
+
+struct Sink<'a>(&'a Journal);
+
+impl JournalSink for Sink<'_> {
+    fn append(&mut self, payload: &[u8]) -> Result<(Loc, u64), BrokerError> {
+        let a = self
+            .0
+            .append(payload)
+            .map_err(|e| BrokerError::Journal(e.to_string()))?;
+        Ok((to_loc(a.location), a.end.0))
+    }
+    fn end(&self) -> u64 {
+        self.0.appended_position().0
+    }
+}
+
+fn to_loc(l: Location) -> Loc {
+    Loc {
+        segment: l.segment,
+        offset: u64::from(l.offset),
+        len: l.len,
+    }
+}
+
+fn to_location(l: Loc) -> Location {
+    Location {
+        segment: l.segment,
+        offset: l.offset as u32,
+        len: l.len,
+    }
+}
+
+/// Work that needs a body that may have to be read back from the journal. Done in
+/// order, so a consumer never sees its deliveries reordered by a disk read.
+enum Pending {
+    Deliver {
+        sub: super::ops::SubKey,
+        destination: Destination,
+        seq: u64,
+        body: Body,
+        redeliveries: u32,
+    },
+    DeadLetter {
+        body: Body,
+        seq: u64,
+        token: u64,
+    },
+}
+
+struct Shared {
+    core: RefCell<ShardCore>,
+    journal: Journal,
+    router: RefCell<Option<Router>>,
+    pending: RefCell<VecDeque<Pending>>,
+    pending_wake: RefCell<Option<Oneshot<()>>>,
+    shard: ShardId,
+    segment_bytes: u64,
+}
+
+/// A running shard. Dropping it does not stop it (its tasks are detached); the
+/// process ends the broker.
+pub struct Shard {
+    shared: Rc<Shared>,
+}
+
+impl Shard {
+    /// Opens the journal, replays it into a fresh core, connects the mesh and starts
+    /// the background tasks. Returns the router sessions use.
+    pub async fn start(setup: ShardSetup) -> Result<(Shard, Router), StoreError> {
+        let mut cfg = JournalConfig::new(&setup.journal_dir);
+        cfg.segment_bytes = setup.segment_bytes;
+        let (journal, replayed) = Journal::open(cfg).await?;
+        let mut core = ShardCore::new(setup.shard, setup.shard_count, setup.settings.clone());
+        let count = replayed.len();
+        for r in replayed {
+            match Record::decode(&r.payload) {
+                Ok(rec) => core.apply(rec, Some(to_loc(r.location))),
+                Err(e) => {
+                    // The store's checksum matched, so this is a format bug, not a
+                    // torn write: keep going rather than refuse to start.
+                    tracing::error!(location = ?r.location, error = %e, "undecodable journal record skipped");
+                }
+            }
+            rt::yield_if_needed().await;
+        }
+        core.finish_recovery();
+        tracing::info!(shard = setup.shard, records = count, "shard recovered");
+        let shared = Rc::new(Shared {
+            core: RefCell::new(core),
+            journal,
+            router: RefCell::new(None),
+            pending: RefCell::new(VecDeque::new()),
+            pending_wake: RefCell::new(None),
+            shard: setup.shard,
+            segment_bytes: setup.segment_bytes,
+        });
+        let handler_state = shared.clone();
+        let outbox = setup.mesh.connect(move |msg| on_mesh_message(&handler_state, msg));
+        let router = Router::new(outbox, setup.settings.clone(), setup.boot_id.clone());
+        *shared.router.borrow_mut() = Some(router.clone());
+        // Outputs of recovery (outcome queries) go out now that the mesh is up.
+        process_outputs(&shared);
+        rt::spawn_local(pending_pump(shared.clone()));
+        rt::spawn_local(ticker(shared.clone()));
+        Ok((Shard { shared }, router))
+    }
+
+    pub fn shard(&self) -> ShardId {
+        self.shared.shard
+    }
+}
+
+fn on_mesh_message(shared: &Rc<Shared>, msg: MeshMsg) {
+    match msg {
+        MeshMsg::Request(req) => {
+            let mut sink = Sink(&shared.journal);
+            shared.core.borrow_mut().handle(req, &mut sink);
+        }
+        MeshMsg::Event(Event::Done { reply, result }) if reply.to == ReplyTo::Shard(shared.shard) => {
+            let mut sink = Sink(&shared.journal);
+            shared
+                .core
+                .borrow_mut()
+                .on_internal_done(reply.token, result, &mut sink);
+        }
+        MeshMsg::Event(ev) => {
+            let conn = match &ev {
+                Event::Deliver(d) => d.sub.conn,
+                Event::Done { reply, .. } => match reply.to {
+                    ReplyTo::Conn(c) => c,
+                    ReplyTo::Shard(_) => return,
+                },
+            };
+            if let Some(router) = shared.router.borrow().as_ref() {
+                // A connection that is gone drops its events: its shard has told every
+                // destination shard, which return its deliveries to their queues.
+                let _ = router.deliver_local(conn, ev);
+            }
+        }
+    }
+    process_outputs(shared);
+}
+
+fn process_outputs(shared: &Rc<Shared>) {
+    let outputs = shared.core.borrow_mut().drain();
+    if outputs.is_empty() {
+        return;
+    }
+    let Some(router) = shared.router.borrow().clone() else {
+        return;
+    };
+    for out in outputs {
+        match out {
+            Output::Reply {
+                reply,
+                durable_at,
+                result,
+            } => match durable_at {
+                Some(t) if shared.journal.durable_position() < Position(t) => {
+                    let journal_waiter = shared.clone();
+                    let router = router.clone();
+                    rt::spawn_local(async move {
+                        let result = match journal_waiter.journal.wait_durable(Position(t)).await {
+                            Ok(()) => result,
+                            Err(e) => Err(BrokerError::Journal(e.to_string())),
+                        };
+                        router.post_event(Event::Done { reply, result });
+                    });
+                }
+                _ => router.post_event(Event::Done { reply, result }),
+            },
+            Output::Deliver {
+                sub,
+                destination,
+                seq,
+                body,
+                redeliveries,
+            } => {
+                let in_order = shared.pending.borrow().is_empty();
+                match body {
+                    Body::Memory(msg) if in_order => {
+                        router.post_event(Event::Deliver(Delivery {
+                            sub,
+                            msg,
+                            seq,
+                            destination,
+                            redelivered: redeliveries > 0,
+                            redelivery_count: redeliveries,
+                        }));
+                    }
+                    body => push_pending(
+                        shared,
+                        Pending::Deliver {
+                            sub,
+                            destination,
+                            seq,
+                            body,
+                            redeliveries,
+                        },
+                    ),
+                }
+            }
+            Output::DeadLetter { body, seq, token } => {
+                push_pending(shared, Pending::DeadLetter { body, seq, token })
+            }
+            Output::Post { shard, request } => router.post(shard, request),
+        }
+    }
+}
+
+fn push_pending(shared: &Rc<Shared>, p: Pending) {
+    shared.pending.borrow_mut().push_back(p);
+    if let Some(wake) = shared.pending_wake.borrow_mut().take() {
+        wake.set(());
+    }
+}
+
+/// Reads a message back from the journal: the record at `loc` is an `Enqueue`, or a
+/// `Tx`/`Prepare` that contains the one for (`destination`, `seq`).
+async fn load(
+    journal: &Journal,
+    loc: Loc,
+    destination: &Destination,
+    seq: u64,
+) -> Result<MessageRef, String> {
+    let payload = journal
+        .read(to_location(loc))
+        .await
+        .map_err(|e| e.to_string())?;
+    let rec = Record::decode(&payload).map_err(|e| e.to_string())?;
+    find_message(rec, destination, seq).ok_or_else(|| format!("message {seq} not in record"))
+}
+
+fn find_message(rec: Record, destination: &Destination, seq: u64) -> Option<MessageRef> {
+    match rec {
+        Record::Enqueue {
+            seq: s, message, ..
+        } if s == seq && (message.destination == *destination || !destination.kind.is_queue()) => {
+            Some(message)
+        }
+        Record::Tx(records) | Record::Prepare { records, .. } => records
+            .into_iter()
+            .find_map(|r| find_message(r, destination, seq)),
+        _ => None,
+    }
+}
+
+async fn resolve(shared: &Shared, body: Body, destination: &Destination, seq: u64) -> Option<MessageRef> {
+    match body {
+        Body::Memory(m) => Some(m),
+        Body::Disk(loc) => match load(&shared.journal, loc, destination, seq).await {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::error!(%destination, seq, error = %e, "cannot read a message back from the journal");
+                None
+            }
+        },
+    }
+}
+
+async fn pending_pump(shared: Rc<Shared>) {
+    loop {
+        let next = shared.pending.borrow_mut().pop_front();
+        let Some(p) = next else {
+            let wake = Oneshot::default();
+            *shared.pending_wake.borrow_mut() = Some(wake.clone());
+            wake.wait().await;
+            continue;
+        };
+        let Some(router) = shared.router.borrow().clone() else {
+            continue;
+        };
+        match p {
+            Pending::Deliver {
+                sub,
+                destination,
+                seq,
+                body,
+                redeliveries,
+            } => {
+                if let Some(msg) = resolve(&shared, body, &destination, seq).await {
+                    router.post_event(Event::Deliver(Delivery {
+                        sub,
+                        msg,
+                        seq,
+                        destination,
+                        redelivered: redeliveries > 0,
+                        redelivery_count: redeliveries,
+                    }));
+                }
+            }
+            Pending::DeadLetter { body, seq, token } => {
+                let destination = match &body {
+                    Body::Memory(m) => m.destination.clone(),
+                    Body::Disk(_) => Destination::dead_letter_queue(),
+                };
+                let msg = match body {
+                    Body::Memory(m) => Some(m),
+                    Body::Disk(loc) => {
+                        let payload = shared.journal.read(to_location(loc)).await.ok();
+                        payload
+                            .and_then(|p| Record::decode(&p).ok())
+                            .and_then(|r| first_message_with_seq(r, seq))
+                    }
+                };
+                let reply = Reply {
+                    to: ReplyTo::Shard(shared.shard),
+                    token,
+                };
+                match msg {
+                    Some(m) => {
+                        let copy = MessageRef::new(dead_letter_copy(&m, "moved to the dead-letter queue"));
+                        let dlq = Destination::dead_letter_queue();
+                        router.post(router.shard_of(&dlq), Request::Send { msg: copy, reply });
+                    }
+                    None => {
+                        tracing::error!(%destination, seq, "cannot read a message to dead-letter it");
+                        router.post_event(Event::Done {
+                            reply,
+                            result: Err(BrokerError::Journal("unreadable message".into())),
+                        });
+                    }
+                }
+            }
+        }
+        process_outputs(&shared);
+    }
+}
+
+fn first_message_with_seq(rec: Record, seq: u64) -> Option<MessageRef> {
+    match rec {
+        Record::Enqueue {
+            seq: s, message, ..
+        } if s == seq => Some(message),
+        Record::Tx(records) | Record::Prepare { records, .. } => records
+            .into_iter()
+            .find_map(|r| first_message_with_seq(r, seq)),
+        _ => None,
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Periodic work: expiry, and journal reclamation (delete the oldest segments once
+/// nothing live is in them; re-journal the few live records of a sparse old segment
+/// so it can go too).
+async fn ticker(shared: Rc<Shared>) {
+    let mut ticks: u64 = 0;
+    loop {
+        rt::sleep(TICK).await;
+        ticks += 1;
+        {
+            let mut sink = Sink(&shared.journal);
+            shared.core.borrow_mut().tick(now_ms(), &mut sink);
+        }
+        if ticks == 120 {
+            // Every shard has long since asked about transactions prepared before the
+            // restart.
+            shared.core.borrow_mut().forget_recovered_outcomes();
+        }
+        process_outputs(&shared);
+        reclaim(&shared).await;
+    }
+}
+
+async fn reclaim(shared: &Rc<Shared>) {
+    let segments = shared.journal.segments();
+    let active = shared.journal.active_segment();
+    let mut cut = None;
+    for &seg in &segments {
+        if seg >= active || shared.core.borrow().is_pinned(seg) {
+            break;
+        }
+        cut = Some(seg + 1);
+    }
+    if let Some(cut) = cut {
+        // Only up to the first segment that is still needed: later acknowledgements
+        // must not outlive the messages they remove.
+        let next_kept = segments.iter().copied().find(|s| *s >= cut).unwrap_or(active);
+        if let Err(e) = shared.journal.remove_segments_before(next_kept).await {
+            tracing::error!(error = %e, "cannot remove old journal segments");
+        }
+        return;
+    }
+    // The oldest segment is pinned. If it is mostly garbage and the journal keeps
+    // more than a few segments, move its few live records forward so it can go;
+    // a mostly live segment stays (moving it would only rewrite the backlog).
+    let closed: Vec<u64> = segments.iter().copied().filter(|s| *s < active).collect();
+    if closed.len() < 3 {
+        return;
+    }
+    let oldest = closed[0];
+    if shared.core.borrow().live_bytes(oldest) > shared.segment_bytes / 4 {
+        return;
+    }
+    let moves = shared.core.borrow().entries_in_segment(oldest);
+    const MAX_MOVES_PER_TICK: usize = 20_000;
+    for r in moves.into_iter().take(MAX_MOVES_PER_TICK) {
+        let Some(msg) = resolve(shared, r.body.clone(), &r.destination, r.seq).await else {
+            continue;
+        };
+        let mut sink = Sink(&shared.journal);
+        shared.core.borrow_mut().relocate(r, msg, &mut sink);
+        rt::yield_if_needed().await;
+    }
+    {
+        let mut sink = Sink(&shared.journal);
+        shared.core.borrow_mut().relocate_durables(oldest, &mut sink);
+    }
+    process_outputs(shared);
+}
