@@ -8,6 +8,8 @@
 
 pub mod backlog;
 pub mod core;
+#[cfg(test)]
+mod core_tests;
 pub mod destination;
 pub mod message;
 pub mod ops;

@@ -1,0 +1,406 @@
+//! Deterministic tests of the shard core: requests in, outputs out, journal in memory.
+//! The recovery tests replay what a core journaled into a fresh core, the way a
+//! restart (or a slave) does, and compare.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::backlog::Loc;
+use super::core::{Body, JournalSink, Output, ShardCore};
+use super::destination::Destination;
+use super::message::{Message, MessageRef};
+use super::ops::*;
+use super::record::Record;
+use super::settings::BrokerSettings;
+
+#[derive(Default)]
+struct MemJournal {
+    records: Vec<(Loc, Bytes)>,
+    end: u64,
+}
+
+impl JournalSink for MemJournal {
+    fn append(&mut self, payload: &[u8]) -> Result<(Loc, u64), BrokerError> {
+        let loc = Loc {
+            segment: 1 + self.records.len() as u64 / 10,
+            offset: self.end,
+            len: payload.len() as u32,
+        };
+        self.end += payload.len() as u64;
+        self.records.push((loc, Bytes::copy_from_slice(payload)));
+        Ok((loc, self.end))
+    }
+    fn end(&self) -> u64 {
+        self.end
+    }
+}
+
+fn core() -> ShardCore {
+    ShardCore::new(0, 1, Arc::new(BrokerSettings::default()))
+}
+
+fn conn(n: u64) -> ConnId {
+    ConnId { shard: 0, serial: n }
+}
+fn sub(c: u64, s: u64) -> SubKey {
+    SubKey {
+        conn: conn(c),
+        sub: s,
+    }
+}
+fn reply(token: u64) -> Reply {
+    Reply {
+        to: ReplyTo::Conn(conn(99)),
+        token,
+    }
+}
+fn msg(dest: Destination, body: &str, persistent: bool) -> MessageRef {
+    Arc::new(Message {
+        id: format!("ID:test-{body}"),
+        destination: dest,
+        persistent,
+        priority: 4,
+        timestamp_ms: 1,
+        expires_ms: 0,
+        reply_to: None,
+        headers: vec![],
+        body: Bytes::copy_from_slice(body.as_bytes()),
+    })
+}
+fn subscribe(c: &mut ShardCore, j: &mut MemJournal, key: SubKey, dest: Destination, prefetch: u32) {
+    c.handle(
+        Request::Subscribe {
+            sub: key,
+            spec: SubscribeSpec {
+                destination: dest,
+                ack: AckMode::ClientIndividual,
+                prefetch,
+                durable: None,
+                selector: None,
+                temp_owner: None,
+            },
+            reply: reply(0),
+        },
+        j,
+    );
+}
+/// The (sub, seq, body) of every delivery in `out`.
+fn deliveries(out: &[Output]) -> Vec<(SubKey, u64, String)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Deliver { sub, seq, body, .. } => {
+                let text = match body {
+                    Body::Memory(m) => String::from_utf8_lossy(&m.body).into_owned(),
+                    Body::Disk(_) => "<disk>".into(),
+                };
+                Some((*sub, *seq, text))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn replay(j: &MemJournal) -> ShardCore {
+    let mut c = core();
+    for (loc, payload) in &j.records {
+        c.apply(Record::decode(payload).expect("decodes"), Some(*loc));
+    }
+    c.finish_recovery();
+    c
+}
+
+#[test]
+fn persistent_send_replies_after_durability_and_survives_replay() {
+    let mut c = core();
+    let mut j = MemJournal::default();
+    let q = Destination::queue("a");
+    for i in 0..3 {
+        c.handle(
+            Request::Send {
+                msg: msg(q.clone(), &format!("m{i}"), true),
+                reply: reply(i),
+            },
+            &mut j,
+        );
+    }
+    let out = c.drain();
+    let durable: Vec<Option<u64>> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Reply { durable_at, .. } => Some(*durable_at),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(durable.len(), 3);
+    assert!(durable.iter().all(|d| d.is_some()), "persistent sends wait for the disk");
+    assert_eq!(replay(&j).depth(&q), 3);
+}
+
+#[test]
+fn queue_delivers_in_order_round_robin_and_acks_are_durable() {
+    let mut c = core();
+    let mut j = MemJournal::default();
+    let q = Destination::queue("a");
+    subscribe(&mut c, &mut j, sub(1, 1), q.clone(), 10);
+    subscribe(&mut c, &mut j, sub(2, 1), q.clone(), 10);
+    c.drain();
+    for i in 0..4 {
+        c.handle(
+            Request::Send {
+                msg: msg(q.clone(), &format!("m{i}"), true),
+                reply: reply(i),
+            },
+            &mut j,
+        );
+    }
+    let d = deliveries(&c.drain());
+    assert_eq!(
+        d,
+        vec![
+            (sub(1, 1), 1, "m0".into()),
+            (sub(2, 1), 2, "m1".into()),
+            (sub(1, 1), 3, "m2".into()),
+            (sub(2, 1), 4, "m3".into()),
+        ]
+    );
+    c.handle(
+        Request::Ack {
+            sub: sub(1, 1),
+            destination: q.clone(),
+            seqs: vec![1, 3],
+            reply: None,
+        },
+        &mut j,
+    );
+    // A foreign acknowledgement (seq 2 belongs to the other consumer) is ignored.
+    c.handle(
+        Request::Ack {
+            sub: sub(1, 1),
+            destination: q.clone(),
+            seqs: vec![2],
+            reply: None,
+        },
+        &mut j,
+    );
+    c.drain();
+    assert_eq!(c.depth(&q), 2);
+    let mut r = replay(&j);
+    assert_eq!(r.depth(&q), 2);
+    subscribe(&mut r, &mut j, sub(3, 1), q.clone(), 10);
+    let seqs: Vec<u64> = deliveries(&r.drain()).iter().map(|d| d.1).collect();
+    assert_eq!(seqs, vec![2, 4], "only unacknowledged messages come back, in order");
+}
+
+#[test]
+fn closing_a_connection_redelivers_flagged_in_order() {
+    let mut c = core();
+    let mut j = MemJournal::default();
+    let q = Destination::queue("a");
+    subscribe(&mut c, &mut j, sub(1, 1), q.clone(), 1);
+    for i in 0..2 {
+        c.handle(
+            Request::Send {
+                msg: msg(q.clone(), &format!("m{i}"), false),
+                reply: reply(i),
+            },
+            &mut j,
+        );
+    }
+    assert_eq!(deliveries(&c.drain()).len(), 1, "prefetch 1");
+    c.handle(Request::ConnectionClosed { conn: conn(1) }, &mut j);
+    subscribe(&mut c, &mut j, sub(2, 1), q.clone(), 10);
+    let out = c.drain();
+    let got: Vec<(u64, u32)> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Deliver {
+                seq, redeliveries, ..
+            } => Some((*seq, *redeliveries)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, vec![(1, 1), (2, 0)]);
+}
+
+#[test]
+fn transaction_commit_is_one_record_and_all_or_nothing_on_replay() {
+    let mut c = core();
+    let mut j = MemJournal::default();
+    let q = Destination::queue("a");
+    let ops = (0..5)
+        .map(|i| TxOp::Send(msg(q.clone(), &format!("t{i}"), true)))
+        .collect();
+    c.handle(Request::Commit { ops, reply: reply(1) }, &mut j);
+    c.drain();
+    assert_eq!(j.records.len(), 1);
+    assert_eq!(c.depth(&q), 5);
+    assert_eq!(replay(&j).depth(&q), 5);
+    // A torn journal loses the whole transaction, never part of it.
+    let torn = MemJournal::default();
+    assert_eq!(replay(&torn).depth(&q), 0);
+}
+
+#[test]
+fn prepared_transaction_waits_for_its_outcome() {
+    let mut c = core();
+    let mut j = MemJournal::default();
+    let q = Destination::queue("a");
+    let ops = vec![TxOp::Send(msg(q.clone(), "p", true))];
+    c.handle(
+        Request::Prepare {
+            gtx: 7,
+            ops,
+            reply: reply(1),
+        },
+        &mut j,
+    );
+    c.drain();
+    assert_eq!(c.depth(&q), 0, "invisible until resolved");
+    // After a crash the participant asks every shard; the answer decides.
+    let mut r = replay(&j);
+    let queries = r
+        .drain()
+        .into_iter()
+        .filter(|o| matches!(o, Output::Post { request: Request::QueryOutcome { .. }, .. }))
+        .count();
+    assert_eq!(queries, 1);
+    c.handle(
+        Request::Resolve {
+            gtx: 7,
+            commit: true,
+            reply: reply(2),
+        },
+        &mut j,
+    );
+    c.drain();
+    assert_eq!(c.depth(&q), 1);
+    assert_eq!(replay(&j).depth(&q), 1);
+}
+
+#[test]
+fn durable_subscription_keeps_messages_while_away() {
+    let mut c = core();
+    let mut j = MemJournal::default();
+    let t = Destination::topic("t");
+    let name = DurableName {
+        client_id: "c1".into(),
+        name: "s1".into(),
+    };
+    let spec = SubscribeSpec {
+        destination: t.clone(),
+        ack: AckMode::Client,
+        prefetch: 10,
+        durable: Some(name.clone()),
+        selector: None,
+        temp_owner: None,
+    };
+    c.handle(
+        Request::Subscribe {
+            sub: sub(1, 1),
+            spec: spec.clone(),
+            reply: reply(0),
+        },
+        &mut j,
+    );
+    c.handle(Request::ConnectionClosed { conn: conn(1) }, &mut j);
+    c.handle(
+        Request::Send {
+            msg: msg(t.clone(), "while-away", true),
+            reply: reply(1),
+        },
+        &mut j,
+    );
+    c.drain();
+    let mut r = replay(&j);
+    r.handle(
+        Request::Subscribe {
+            sub: sub(2, 1),
+            spec,
+            reply: reply(2),
+        },
+        &mut j,
+    );
+    let d = deliveries(&r.drain());
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].2, "while-away");
+}
+
+#[test]
+fn nack_moves_to_the_dead_letter_queue() {
+    let mut c = core();
+    let mut j = MemJournal::default();
+    let q = Destination::queue("a");
+    subscribe(&mut c, &mut j, sub(1, 1), q.clone(), 10);
+    c.handle(
+        Request::Send {
+            msg: msg(q.clone(), "bad", true),
+            reply: reply(1),
+        },
+        &mut j,
+    );
+    c.drain();
+    c.handle(
+        Request::Nack {
+            sub: sub(1, 1),
+            destination: q.clone(),
+            seqs: vec![1],
+            reply: None,
+        },
+        &mut j,
+    );
+    let out = c.drain();
+    let token = out
+        .iter()
+        .find_map(|o| match o {
+            Output::DeadLetter { token, .. } => Some(*token),
+            _ => None,
+        })
+        .expect("a dead-letter move");
+    assert_eq!(c.depth(&q), 1, "kept until the DLQ has it");
+    c.on_internal_done(token, Ok(()), &mut j);
+    assert_eq!(c.depth(&q), 0);
+    assert_eq!(replay(&j).depth(&q), 0);
+}
+
+#[test]
+fn memory_limit_pages_persistent_bodies_and_blocks_non_persistent_producers() {
+    let settings = BrokerSettings {
+        shard_memory_limit_bytes: 4096,
+        ..BrokerSettings::default()
+    };
+    let mut c = ShardCore::new(0, 1, Arc::new(settings));
+    let mut j = MemJournal::default();
+    let q = Destination::queue("a");
+    let big = "x".repeat(1000);
+    for i in 0..20 {
+        c.handle(
+            Request::Send {
+                msg: msg(q.clone(), &big, true),
+                reply: reply(i),
+            },
+            &mut j,
+        );
+    }
+    assert!(c.mem_used() <= 4096, "bodies beyond the limit stay on disk");
+    let np = Destination::queue("np");
+    for i in 0..10 {
+        c.handle(
+            Request::Send {
+                msg: msg(np.clone(), &big, false),
+                reply: reply(100 + i),
+            },
+            &mut j,
+        );
+    }
+    let replies = c
+        .drain()
+        .iter()
+        .filter(|o| matches!(o, Output::Reply { reply, .. } if reply.token >= 100))
+        .count();
+    assert!(replies < 10, "non-persistent producers are held back over the limit");
+    subscribe(&mut c, &mut j, sub(1, 1), q.clone(), 100);
+    let d = deliveries(&c.drain());
+    assert_eq!(d.len(), 20);
+    assert!(d.iter().any(|x| x.2 == "<disk>"), "paged bodies are read back");
+}
