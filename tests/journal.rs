@@ -131,7 +131,8 @@ fn group_commit_many_concurrent_waiters() {
             fsyncs < TASKS / 4,
             "{fsyncs} fsyncs for {TASKS} records: no group commit"
         );
-        for (i, loc) in locs.borrow().iter() {
+        let locs = locs.borrow().clone();
+        for (i, loc) in locs.iter() {
             assert_eq!(&j.read(*loc).await.unwrap()[..], &payload(*i)[..]);
         }
         Rc::try_unwrap(j).ok().unwrap().close().await.unwrap();

@@ -25,7 +25,7 @@ pub const fn align_down(v: u64) -> u64 {
 }
 
 fn is_aligned(v: u64) -> bool {
-    v % BLOCK_BYTES as u64 == 0
+    v.is_multiple_of(BLOCK_BYTES as u64)
 }
 
 /// A buffer suitable for O_DIRECT I/O (4096-byte aligned address).

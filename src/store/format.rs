@@ -215,7 +215,7 @@ impl SegmentHeader {
         if u64_at(24) != h.id << 32 | u64::from(HEADER_BYTES) {
             return Err("base position does not match segment id");
         }
-        if h.segment_bytes % 4096 != 0
+        if !h.segment_bytes.is_multiple_of(4096)
             || h.segment_bytes > SEGMENT_BYTES_MAX
             || h.segment_bytes < u64::from(HEADER_BYTES) * 2
         {

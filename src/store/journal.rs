@@ -59,7 +59,7 @@ impl JournalConfig {
 
     fn validate(&self) -> Result<(), StoreError> {
         let s = self.segment_bytes;
-        if s % 4096 != 0 || s < 2 * u64::from(HEADER_BYTES) || s > SEGMENT_BYTES_MAX {
+        if !s.is_multiple_of(4096) || s < 2 * u64::from(HEADER_BYTES) || s > SEGMENT_BYTES_MAX {
             return Err(StoreError::Config(format!(
                 "segment_bytes = {s}: must be a multiple of 4096 between 8192 and {SEGMENT_BYTES_MAX}"
             )));
@@ -338,7 +338,7 @@ impl Journal {
     /// checksum and length.
     pub async fn read(&self, loc: Location) -> Result<Bytes, StoreError> {
         let bad = |why: &str| StoreError::InvalidLocation(format!("{loc:?}: {why}"));
-        if loc.len == 0 || loc.offset < HEADER_BYTES || loc.offset % 8 != 0 {
+        if loc.len == 0 || loc.offset < HEADER_BYTES || !loc.offset.is_multiple_of(8) {
             return Err(bad("malformed"));
         }
         let framed = format::framed_len(loc.len);

@@ -93,7 +93,7 @@ pub(crate) async fn run(inner: Rc<Inner>) {
 
 async fn write_batch(inner: &Rc<Inner>, t: Taken) -> Result<(), StoreError> {
     let seg = ensure_segment(inner, t.segment).await?;
-    debug_assert!(t.base % 4096 == 0 && t.new_from >= t.base);
+    debug_assert!(t.base.is_multiple_of(4096) && t.new_from >= t.base);
     let end = t.base + t.bytes.len() as u32;
     assert!(u64::from(end) <= seg.bytes, "batch runs past its segment");
 
