@@ -191,7 +191,7 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
             };
             for l in shard_listeners {
                 let router = router.clone();
-                exec::spawn(net::serve_stomp(l.into_listener(), router));
+                crate::rt::spawn_local(net::serve_stomp(l.into_listener(), router));
             }
             let _ = ready.send(Ok(shard));
             // The shard lives until the process ends.

@@ -1,7 +1,6 @@
 //! Executors, tasks and timers.
 
 use std::future::Future;
-use std::time::Duration;
 
 use glommio::{LocalExecutorBuilder, Placement};
 
@@ -51,10 +50,6 @@ where
     Ok(ExecutorHandle { inner })
 }
 
-/// Runs `fut` in the background on the current executor.
-pub fn spawn<F: Future<Output = ()> + 'static>(fut: F) {
-    glommio::spawn_local(fut).detach();
-}
 
 /// A task whose result can be awaited; dropping it cancels the task.
 pub struct Task<T>(glommio::Task<T>);
@@ -68,14 +63,7 @@ impl<T: 'static> Task<T> {
     }
 }
 
-pub async fn sleep(d: Duration) {
-    glommio::timer::sleep(d).await
-}
 
-/// Yields to other tasks if this one has run for its share.
-pub async fn yield_if_needed() {
-    glommio::yield_if_needed().await
-}
 
 /// Runs blocking work (std::fs, DNS) off the executor thread.
 pub async fn blocking<F, R>(f: F) -> R

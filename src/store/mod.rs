@@ -1,1 +1,150 @@
-//! store
+//! The per-shard journal: an append-only log of opaque records in preallocated
+//! segment files, written with O_DIRECT in 4096-byte-aligned batches and made
+//! durable by group commit. The store knows nothing about what the records mean.
+//!
+//! * [`format`]   — the on-disk layout (segment header, record framing, positions).
+//! * `journal`    — [`Journal`]: append, wait for durability, read back, reclaim.
+//! * `writer`     — the background group-commit task (one per journal).
+//! * `recovery`   — replay at open: stops cleanly at a torn or zero-filled tail.
+//! * `segment`    — creating, opening and reading segment files.
+//! * `lock`       — [`lock_dir`]: one process per data directory.
+//!
+//! Life of a record: [`Journal::append`] fixes its [`Position`] and copies the framed
+//! bytes into the pending batch without awaiting ("ordered"); the writer task writes
+//! the batch and fdatasyncs it, then [`Journal::wait_durable`] returns ("durable").
+
+pub mod format;
+mod journal;
+mod lock;
+mod recovery;
+mod segment;
+mod waiters;
+mod writer;
+
+use std::fmt;
+use std::path::PathBuf;
+
+pub use journal::{Appended, Journal, JournalConfig, JournalStats, ReplayedRecord};
+pub use lock::{lock_dir, DirLock};
+
+/// A place in the log: `segment_id << 32 | byte offset in that segment`.
+///
+/// Positions only grow: appends move forward within a segment and a new segment has a
+/// larger id. `Position(0)` is before every record (segment ids start at 1).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Position(pub u64);
+
+impl Position {
+    /// The position at `offset` in segment `segment`.
+    pub const fn new(segment: u64, offset: u32) -> Position {
+        Position(segment << 32 | offset as u64)
+    }
+
+    /// The segment id.
+    pub const fn segment(self) -> u64 {
+        self.0 >> 32
+    }
+
+    /// The byte offset within the segment.
+    pub const fn offset(self) -> u32 {
+        self.0 as u32
+    }
+}
+
+impl fmt::Debug for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.segment(), self.offset())
+    }
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// Where a record lives: enough to read it back with [`Journal::read`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Location {
+    /// Segment id.
+    pub segment: u64,
+    /// Byte offset of the record's frame header in the segment (8-byte aligned).
+    pub offset: u32,
+    /// Payload length in bytes (without framing).
+    pub len: u32,
+}
+
+impl Location {
+    /// The position of the record's first byte.
+    pub fn position(&self) -> Position {
+        Position::new(self.segment, self.offset)
+    }
+
+    /// The position just after the record (and its padding).
+    pub fn end(&self) -> Position {
+        Position::new(self.segment, self.offset + format::framed_len(self.len))
+    }
+}
+
+/// Everything that can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// An I/O operation failed.
+    #[error("journal I/O error: {op} {path}: {source}")]
+    Io {
+        /// What we were doing (e.g. "fdatasync").
+        op: &'static str,
+        /// The file or directory concerned.
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A previous write or fdatasync failed; the journal accepts nothing more, since
+    /// what reached the disk is unknown. Reopen to recover.
+    #[error("journal failed earlier and is read-only until reopened: {0}")]
+    Failed(String),
+    /// The journal was closed.
+    #[error("journal is closed")]
+    Closed,
+    /// Another process (or handle) holds the data directory lock.
+    #[error("data directory is locked by another process: {0}")]
+    Locked(PathBuf),
+    /// A record cannot fit in one segment.
+    #[error("record of {len} bytes exceeds the largest record a {segment_bytes}-byte segment holds ({max} bytes)")]
+    RecordTooLarge {
+        /// Payload length asked for.
+        len: usize,
+        /// Largest payload accepted.
+        max: usize,
+        /// Configured segment size.
+        segment_bytes: u64,
+    },
+    /// Empty payloads are refused (a zero length marks the end of the log on disk).
+    #[error("empty records are not allowed")]
+    EmptyRecord,
+    /// Invalid configuration.
+    #[error("invalid journal configuration: {0}")]
+    Config(String),
+    /// A location or position that this journal never handed out (or already removed).
+    #[error("invalid location {0}")]
+    InvalidLocation(String),
+    /// A record read back did not match its checksum, or the directory is damaged in a
+    /// way recovery must not paper over.
+    #[error("journal corruption in {path}: {what}")]
+    Corrupt {
+        /// The file concerned.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+}
+
+impl StoreError {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        StoreError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,585 @@
+//! [`Journal`]: the handle a shard appends through. Single-threaded (`Rc`, `!Send`):
+//! it lives on one executor with its writer task (see `writer`).
+//!
+//! State is split in three regions that only move forward:
+//!
+//! ```text
+//!   durable            in flight             pending                cursor
+//!  ────────┤ written+synced ├── being written ──┤── batches in memory ──┤ next append
+//! ```
+//!
+//! `append` only touches the pending side and never awaits, so a record's position
+//! is fixed before any `.await` and two tasks can never get the same offset.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+
+use crate::rt;
+use crate::rt::file::align_down;
+
+use super::format::{self, Frame, FRAME_HEADER_BYTES, HEADER_BYTES, SEGMENT_BYTES_MAX};
+use super::segment::Segment;
+use super::waiters::{DurableWaiters, WakerList};
+use super::{recovery, writer, Location, Position, StoreError};
+
+/// Journal settings.
+#[derive(Clone, Debug)]
+pub struct JournalConfig {
+    /// Directory holding this journal's segments (e.g. `<data>/shard-0/`); created if missing.
+    pub dir: PathBuf,
+    /// Size of each new segment file (ActiveMQ's `journalMaxFileLength`): a multiple of
+    /// 4096, at least 8192, at most 4 GiB - 4096.
+    pub segment_bytes: u64,
+    /// Upper bound on the record bytes of one write+fdatasync batch (one record larger
+    /// than this still goes out, alone).
+    pub max_batch_bytes: usize,
+}
+
+impl JournalConfig {
+    /// Default segment size: 32 MiB.
+    pub const DEFAULT_SEGMENT_BYTES: u64 = 32 << 20;
+    /// Default batch bound: 1 MiB.
+    pub const DEFAULT_MAX_BATCH_BYTES: usize = 1 << 20;
+
+    /// Defaults for everything but the directory.
+    pub fn new(dir: impl Into<PathBuf>) -> JournalConfig {
+        JournalConfig {
+            dir: dir.into(),
+            segment_bytes: Self::DEFAULT_SEGMENT_BYTES,
+            max_batch_bytes: Self::DEFAULT_MAX_BATCH_BYTES,
+        }
+    }
+
+    fn validate(&self) -> Result<(), StoreError> {
+        let s = self.segment_bytes;
+        if !s.is_multiple_of(4096) || s < 2 * u64::from(HEADER_BYTES) || s > SEGMENT_BYTES_MAX {
+            return Err(StoreError::Config(format!(
+                "segment_bytes = {s}: must be a multiple of 4096 between 8192 and {SEGMENT_BYTES_MAX}"
+            )));
+        }
+        if self.max_batch_bytes == 0 {
+            return Err(StoreError::Config("max_batch_bytes must be > 0".into()));
+        }
+        Ok(())
+    }
+
+    /// Largest payload a new segment holds: everything after the header except the
+    /// room kept for the roll marker.
+    fn max_payload_bytes(&self) -> usize {
+        let room = self.segment_bytes - u64::from(HEADER_BYTES) - u64::from(FRAME_HEADER_BYTES);
+        (align_down_8(room) - u64::from(FRAME_HEADER_BYTES)) as usize
+    }
+}
+
+fn align_down_8(v: u64) -> u64 {
+    v & !7
+}
+
+/// A record found by replay at open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplayedRecord {
+    pub location: Location,
+    pub payload: Bytes,
+}
+
+/// What [`Journal::append`] fixed for a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Appended {
+    /// Where the record is (or will be) on disk.
+    pub location: Location,
+    /// Pass to [`Journal::wait_durable`]: the record is durable once this is.
+    pub end: Position,
+}
+
+/// Counters since open (for metrics and benches).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JournalStats {
+    pub records_appended: u64,
+    /// Write+fdatasync cycles completed.
+    pub fsyncs: u64,
+    /// Bytes handed to `write_at`, including the rewritten tail block and padding.
+    pub bytes_written: u64,
+}
+
+/// A batch of framed bytes for one segment, starting on a block boundary.
+pub(crate) struct Batch {
+    pub(crate) segment: u64,
+    /// Block-aligned segment offset of `buf[0]`.
+    pub(crate) base: u32,
+    /// Offset where this batch's new bytes start; `[base, new_from)` is the already
+    /// written partial tail block, rewritten because O_DIRECT writes whole blocks.
+    pub(crate) new_from: u32,
+    pub(crate) buf: Vec<u8>,
+}
+
+impl Batch {
+    pub(crate) fn end(&self) -> u32 {
+        self.base + self.buf.len() as u32
+    }
+}
+
+/// The batch the writer is writing right now (readable from memory meanwhile).
+pub(crate) struct InFlight {
+    pub(crate) segment: u64,
+    pub(crate) base: u32,
+    pub(crate) bytes: Bytes,
+}
+
+pub(crate) struct State {
+    pub(crate) cfg: JournalConfig,
+    /// Open segments by id, oldest first; may include the pre-created next one.
+    pub(crate) segments: BTreeMap<u64, Rc<Segment>>,
+
+    // ---- append side (only `append` moves these) ----
+    /// Segment the next record goes to; it may not exist on disk yet.
+    pub(crate) cursor_segment: u64,
+    /// Size of `cursor_segment` (from its header if it exists, else the config).
+    pub(crate) cursor_segment_bytes: u64,
+    /// Offset of the next record in `cursor_segment`; 8-aligned.
+    pub(crate) cursor_offset: u32,
+    /// End of the last framed byte handed out (record or roll marker).
+    pub(crate) appended: Position,
+    /// Batches not yet taken by the writer, in log order.
+    pub(crate) pending: VecDeque<Batch>,
+    /// The partial last block of what the writer took last: `(segment, base, bytes)`.
+    pub(crate) tail: (u64, u32, Vec<u8>),
+
+    // ---- writer side ----
+    pub(crate) in_flight: Option<InFlight>,
+    /// Everything before this is written and fdatasync'ed. Never exceeds `appended`.
+    pub(crate) durable: Position,
+    /// Set on the first write/sync error: the journal stops (see `StoreError::Failed`).
+    pub(crate) failed: Option<String>,
+    /// The handle asked the writer to drain and stop.
+    pub(crate) closing: bool,
+    pub(crate) writer_done: bool,
+    /// Segment being created (by the pre-creation task or the writer).
+    pub(crate) creating: Option<u64>,
+    pub(crate) waiters: DurableWaiters,
+    pub(crate) writer_waker: Option<Waker>,
+    /// Segment created, creation failed, writer exited.
+    pub(crate) events: WakerList,
+    /// Receives each batch's new framed bytes and their start position, before the
+    /// local write (replication ships them in parallel with the fsync).
+    pub(crate) tap: Option<Box<dyn Fn(Position, Bytes)>>,
+    pub(crate) stats: JournalStats,
+}
+
+pub(crate) struct Inner {
+    pub(crate) state: RefCell<State>,
+    /// Distinguishes journal instances in logs.
+    pub(crate) dir: PathBuf,
+    /// Guards against starting pre-creation twice from `append`.
+    pub(crate) precreate_started_for: Cell<u64>,
+}
+
+/// An open journal. Dropping it lets the writer flush what is pending and stop;
+/// prefer [`Journal::close`] to learn whether that worked.
+pub struct Journal {
+    inner: Rc<Inner>,
+}
+
+impl Journal {
+    /// Opens (creating if needed) the journal in `cfg.dir`, replays every valid record
+    /// in order, and positions the writer after the last one. Recovery rules are in
+    /// the `recovery` module.
+    pub async fn open(cfg: JournalConfig) -> Result<(Journal, Vec<ReplayedRecord>), StoreError> {
+        cfg.validate()?;
+        let rec = recovery::recover(&cfg).await?;
+        let dir = cfg.dir.clone();
+        let state = State {
+            cursor_segment: rec.cursor.segment(),
+            cursor_segment_bytes: rec.cursor_segment_bytes,
+            cursor_offset: rec.cursor.offset(),
+            appended: rec.durable,
+            pending: VecDeque::new(),
+            tail: rec.tail,
+            in_flight: None,
+            durable: rec.durable,
+            failed: None,
+            closing: false,
+            writer_done: false,
+            creating: None,
+            waiters: DurableWaiters::default(),
+            writer_waker: None,
+            events: WakerList::default(),
+            tap: None,
+            stats: JournalStats::default(),
+            segments: rec.segments,
+            cfg,
+        };
+        tracing::info!(
+            dir = %dir.display(),
+            records = rec.records.len(),
+            durable = %state.durable,
+            "journal opened"
+        );
+        let inner = Rc::new(Inner {
+            state: RefCell::new(state),
+            dir,
+            precreate_started_for: Cell::new(0),
+        });
+        rt::spawn_local(writer::run(inner.clone()));
+        Ok((Journal { inner }, rec.records))
+    }
+
+    /// Frames `payload` and queues it for the next batch. Never awaits: the record's
+    /// position is fixed when this returns ("ordered"); call [`Journal::wait_durable`]
+    /// with `end` to know it is on disk.
+    pub fn append(&self, payload: &[u8]) -> Result<Appended, StoreError> {
+        let mut guard = self.inner.state.borrow_mut();
+        let st = &mut *guard;
+        if let Some(why) = &st.failed {
+            return Err(StoreError::Failed(why.clone()));
+        }
+        if st.closing {
+            return Err(StoreError::Closed);
+        }
+        if payload.is_empty() {
+            return Err(StoreError::EmptyRecord);
+        }
+        let max = st.cfg.max_payload_bytes();
+        if payload.len() > max {
+            return Err(StoreError::RecordTooLarge {
+                len: payload.len(),
+                max,
+                segment_bytes: st.cfg.segment_bytes,
+            });
+        }
+        let framed = format::framed_len(payload.len() as u32);
+        let fits = |st: &State| {
+            u64::from(st.cursor_offset) + u64::from(framed) + u64::from(FRAME_HEADER_BYTES)
+                <= st.cursor_segment_bytes
+        };
+        if !fits(st) {
+            // Close this segment with the roll marker (room for it is always kept).
+            let batch = batch_for(st, FRAME_HEADER_BYTES);
+            format::encode_roll(&mut batch.buf);
+            let end = batch.end();
+            st.appended = Position::new(st.cursor_segment, end);
+            st.cursor_segment += 1;
+            st.cursor_segment_bytes = match st.segments.get(&st.cursor_segment) {
+                Some(seg) => seg.bytes,
+                None => st.cfg.segment_bytes,
+            };
+            st.cursor_offset = HEADER_BYTES;
+            assert!(fits(st), "record must fit an empty segment");
+        }
+        let offset = st.cursor_offset;
+        let batch = batch_for(st, framed);
+        debug_assert_eq!(batch.end(), offset);
+        format::encode_record(&mut batch.buf, payload);
+        let end = Position::new(batch.segment, batch.end());
+        debug_assert!(end > st.appended, "positions only grow");
+        st.cursor_offset = end.offset();
+        st.appended = end;
+        st.stats.records_appended += 1;
+        // Create the next segment in the background once this one is half full (or
+        // the one we just rolled into, if that was too early) so rolling never waits.
+        let cur = st.cursor_segment;
+        let target = if !st.segments.contains_key(&cur) {
+            Some(cur)
+        } else if u64::from(st.cursor_offset) > st.cursor_segment_bytes / 2
+            && !st.segments.contains_key(&(cur + 1))
+        {
+            Some(cur + 1)
+        } else {
+            None
+        };
+        let precreate = target.filter(|t| self.inner.precreate_started_for.get() < *t);
+        // Wake the writer even if it is mid-fsync: it looks at `pending` when it is done.
+        if let Some(w) = st.writer_waker.take() {
+            w.wake();
+        }
+        drop(guard);
+        if let Some(id) = precreate {
+            self.inner.precreate_started_for.set(id);
+            rt::spawn_local(writer::precreate(self.inner.clone(), id));
+        }
+        Ok(Appended {
+            location: Location {
+                segment: end.segment(),
+                offset,
+                len: payload.len() as u32,
+            },
+            end,
+        })
+    }
+
+    /// Resolves once everything up to `end` is written and fdatasync'ed (group commit:
+    /// one fdatasync covers every record appended before its batch was taken).
+    pub async fn wait_durable(&self, end: Position) -> Result<(), StoreError> {
+        DurableWait {
+            inner: &self.inner,
+            end,
+            id: None,
+        }
+        .await
+    }
+
+    /// Everything before this position is durable.
+    pub fn durable_position(&self) -> Position {
+        self.inner.state.borrow().durable
+    }
+
+    /// End of the last appended record (durable or not).
+    pub fn appended_position(&self) -> Position {
+        self.inner.state.borrow().appended
+    }
+
+    /// Reads one record back, from memory if it is not written yet, verifying its
+    /// checksum and length.
+    pub async fn read(&self, loc: Location) -> Result<Bytes, StoreError> {
+        let bad = |why: &str| StoreError::InvalidLocation(format!("{loc:?}: {why}"));
+        if loc.len == 0 || loc.offset < HEADER_BYTES || !loc.offset.is_multiple_of(8) {
+            return Err(bad("malformed"));
+        }
+        let framed = format::framed_len(loc.len);
+        let seg = {
+            let st = self.inner.state.borrow();
+            if loc.end() > st.appended {
+                return Err(bad("beyond the end of the log"));
+            }
+            // Pending batches first (newest data), then the batch being written.
+            let in_mem = st
+                .pending
+                .iter()
+                .map(|b| (b.segment, b.base, &b.buf[..]))
+                .chain(
+                    st.in_flight
+                        .iter()
+                        .map(|f| (f.segment, f.base, &f.bytes[..])),
+                )
+                .find(|(s, base, buf)| {
+                    *s == loc.segment
+                        && loc.offset >= *base
+                        && loc.offset + framed <= *base + buf.len() as u32
+                });
+            if let Some((_, base, buf)) = in_mem {
+                let from = (loc.offset - base) as usize;
+                return decode_exact(&buf[from..from + framed as usize], loc, &self.inner.dir);
+            }
+            if loc.end() > st.durable {
+                return Err(bad("neither in memory nor durable"));
+            }
+            match st.segments.get(&loc.segment) {
+                Some(seg) => seg.clone(),
+                None => return Err(bad("segment removed")),
+            }
+        };
+        let start = align_down(u64::from(loc.offset));
+        let end = rt::file::align_up(u64::from(loc.offset) + u64::from(framed));
+        let block = seg
+            .file
+            .read_at(start, (end - start) as usize)
+            .await
+            .map_err(|e| StoreError::io("read record", &seg.path, e))?;
+        let from = (u64::from(loc.offset) - start) as usize;
+        let bytes = block
+            .get(from..from + framed as usize)
+            .ok_or_else(|| StoreError::Corrupt {
+                path: seg.path.clone(),
+                what: format!("short read for {loc:?}"),
+            })?;
+        decode_exact(bytes, loc, &seg.path)
+    }
+
+    /// Segment ids on disk up to the active one, oldest first.
+    pub fn segments(&self) -> Vec<u64> {
+        let st = self.inner.state.borrow();
+        st.segments
+            .keys()
+            .copied()
+            .filter(|id| *id <= st.cursor_segment)
+            .collect()
+    }
+
+    /// The segment new records go to.
+    pub fn active_segment(&self) -> u64 {
+        self.inner.state.borrow().cursor_segment
+    }
+
+    /// Deletes every segment older than `segment`. The active segment and any segment
+    /// holding records that are not durable yet are kept whatever `segment` says.
+    pub async fn remove_segments_before(&self, segment: u64) -> Result<(), StoreError> {
+        let doomed: Vec<Rc<Segment>> = {
+            let mut st = self.inner.state.borrow_mut();
+            let limit = segment.min(st.cursor_segment).min(st.durable.segment());
+            let keep = st.segments.split_off(&limit);
+            let doomed = std::mem::replace(&mut st.segments, keep);
+            doomed.into_values().collect()
+        };
+        if doomed.is_empty() {
+            return Ok(());
+        }
+        for seg in &doomed {
+            seg.file
+                .remove()
+                .await
+                .map_err(|e| StoreError::io("remove segment", &seg.path, e))?;
+            tracing::info!(segment = seg.id, path = %seg.path.display(), "removed journal segment");
+        }
+        rt::file::sync_dir(&self.inner.dir)
+            .await
+            .map_err(|e| StoreError::io("fsync directory", &self.inner.dir, e))
+    }
+
+    /// Installs the batch tap: called with each batch's new framed bytes (records and
+    /// roll markers, exactly as written) and the position of their first byte, in log
+    /// order, before the batch is written locally.
+    pub fn set_batch_tap(&self, tap: Box<dyn Fn(Position, Bytes)>) {
+        self.inner.state.borrow_mut().tap = Some(tap);
+    }
+
+    /// Counters since open.
+    pub fn stats(&self) -> JournalStats {
+        self.inner.state.borrow().stats
+    }
+
+    /// Flushes everything appended, stops the writer and waits for it (and for a
+    /// segment pre-creation in progress) to finish.
+    pub async fn close(self) -> Result<(), StoreError> {
+        self.inner.state.borrow_mut().closing = true;
+        wake_writer(&self.inner);
+        std::future::poll_fn(|cx| {
+            let mut st = self.inner.state.borrow_mut();
+            if st.writer_done && st.creating.is_none() {
+                return Poll::Ready(());
+            }
+            st.events.register(cx.waker());
+            Poll::Pending
+        })
+        .await;
+        let st = self.inner.state.borrow();
+        match &st.failed {
+            Some(why) => Err(StoreError::Failed(why.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        if let Ok(mut st) = self.inner.state.try_borrow_mut() {
+            st.closing = true;
+        }
+        wake_writer(&self.inner);
+    }
+}
+
+fn wake_writer(inner: &Inner) {
+    let w = inner.state.borrow_mut().writer_waker.take();
+    if let Some(w) = w {
+        w.wake();
+    }
+}
+
+/// The pending batch that `framed` more bytes at the cursor go into, starting a new
+/// one (seeded with the partial tail block) when there is none for this segment or
+/// the last one is full.
+fn batch_for(st: &mut State, framed: u32) -> &mut Batch {
+    let seg = st.cursor_segment;
+    let off = st.cursor_offset;
+    let max = st.cfg.max_batch_bytes;
+    let reuse = st.pending.back().is_some_and(|b| {
+        b.segment == seg && (b.end() - b.new_from) as usize + framed as usize <= max
+    });
+    if !reuse {
+        let base = align_down(u64::from(off)) as u32;
+        let prefix: Vec<u8> = match st.pending.back() {
+            Some(b) if b.segment == seg => b.buf[(base - b.base) as usize..].to_vec(),
+            _ if st.tail.0 == seg && off > base => {
+                debug_assert_eq!(st.tail.1, base);
+                st.tail.2.clone()
+            }
+            _ => Vec::new(),
+        };
+        assert_eq!(
+            base as usize + prefix.len(),
+            off as usize,
+            "tail block out of step"
+        );
+        let mut buf = Vec::with_capacity(prefix.len() + (framed as usize).max(max.min(64 << 10)));
+        buf.extend_from_slice(&prefix);
+        st.pending.push_back(Batch {
+            segment: seg,
+            base,
+            new_from: off,
+            buf,
+        });
+    }
+    let b = st.pending.back_mut().expect("a batch was just ensured");
+    debug_assert_eq!(b.end(), off);
+    b
+}
+
+/// Checks a framed record read back against its location.
+fn decode_exact(bytes: &[u8], loc: Location, path: &std::path::Path) -> Result<Bytes, StoreError> {
+    match format::decode_frame(bytes, u64::MAX) {
+        Frame::Record { payload, .. } if payload.len() == loc.len as usize => {
+            Ok(Bytes::copy_from_slice(payload))
+        }
+        Frame::Record { .. } => Err(StoreError::InvalidLocation(format!(
+            "{loc:?}: length does not match the record there"
+        ))),
+        other => Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            what: format!("record at {loc:?} does not verify: {other:?}"),
+        }),
+    }
+}
+
+/// Future behind [`Journal::wait_durable`]; unregisters itself if dropped early.
+struct DurableWait<'a> {
+    inner: &'a Inner,
+    end: Position,
+    id: Option<u64>,
+}
+
+impl Future for DurableWait<'_> {
+    type Output = Result<(), StoreError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let mut st = this.inner.state.borrow_mut();
+        let ready = if st.durable >= this.end {
+            Some(Ok(()))
+        } else if let Some(why) = &st.failed {
+            Some(Err(StoreError::Failed(why.clone())))
+        } else if this.end > st.appended {
+            Some(Err(StoreError::InvalidLocation(format!(
+                "wait for {} beyond the appended end {}",
+                this.end, st.appended
+            ))))
+        } else if st.writer_done {
+            Some(Err(StoreError::Closed))
+        } else {
+            None
+        };
+        if let Some(r) = ready {
+            if let Some(id) = this.id.take() {
+                st.waiters.remove(this.end, id);
+            }
+            return Poll::Ready(r);
+        }
+        this.id = Some(st.waiters.register(this.end, this.id, cx.waker()));
+        Poll::Pending
+    }
+}
+
+impl Drop for DurableWait<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            if let Ok(mut st) = self.inner.state.try_borrow_mut() {
+                st.waiters.remove(self.end, id);
+            }
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! The group-commit writer: one background task per journal.
+//!
+//! Loop: take the oldest pending batch (everything appended since the previous take,
+//! up to `max_batch_bytes`), hand its bytes to the tap, write it with one aligned
+//! `write_at` (the partial last block is zero-padded; the next batch rewrites it),
+//! fdatasync, advance the durable position, wake the waiters it covers. Records
+//! appended meanwhile pile up in the next batch, so under load one fdatasync covers
+//! many records.
+//!
+//! Batches of segment N are durable before any byte of segment N+1 is written, so
+//! recovery never finds a hole followed by data in a later segment unless the disk
+//! lost it.
+//!
+//! The first write or fdatasync error stops the journal for good: after a failed
+//! fsync the page/device state is unknown (fsyncgate), and only recovery can say
+//! what is on disk.
+
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::task::Poll;
+
+use bytes::Bytes;
+
+use crate::rt;
+use crate::rt::file::{align_down, align_up};
+
+use super::journal::{InFlight, Inner};
+use super::segment::{self, Segment};
+use super::{Position, StoreError};
+
+/// What the writer took from `pending`.
+struct Taken {
+    segment: u64,
+    base: u32,
+    new_from: u32,
+    bytes: Bytes,
+}
+
+pub(crate) async fn run(inner: Rc<Inner>) {
+    loop {
+        let taken = poll_fn(|cx| {
+            let mut guard = inner.state.borrow_mut();
+            let st = &mut *guard;
+            if st.failed.is_some() {
+                return Poll::Ready(None);
+            }
+            if let Some(b) = st.pending.pop_front() {
+                let end = b.end();
+                let tail_base = align_down(u64::from(end)) as u32;
+                st.tail = (
+                    b.segment,
+                    tail_base,
+                    b.buf[(tail_base - b.base) as usize..].to_vec(),
+                );
+                let bytes = Bytes::from(b.buf);
+                // Set in the same borrow as the pop: a record is always findable in
+                // pending, in flight, or on disk.
+                st.in_flight = Some(InFlight {
+                    segment: b.segment,
+                    base: b.base,
+                    bytes: bytes.clone(),
+                });
+                return Poll::Ready(Some(Taken {
+                    segment: b.segment,
+                    base: b.base,
+                    new_from: b.new_from,
+                    bytes,
+                }));
+            }
+            if st.closing {
+                return Poll::Ready(None);
+            }
+            st.writer_waker = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await;
+        let Some(taken) = taken else { break };
+        if let Err(e) = write_batch(&inner, taken).await {
+            tracing::error!(dir = %inner.dir.display(), error = %e, "journal write failed; journal stopped");
+            let mut st = inner.state.borrow_mut();
+            st.failed = Some(e.to_string());
+            st.in_flight = None;
+            st.waiters.wake_all();
+            break;
+        }
+    }
+    let mut st = inner.state.borrow_mut();
+    st.writer_done = true;
+    st.writer_waker = None;
+    st.waiters.wake_all();
+    st.events.wake_all();
+}
+
+async fn write_batch(inner: &Rc<Inner>, t: Taken) -> Result<(), StoreError> {
+    let seg = ensure_segment(inner, t.segment).await?;
+    debug_assert!(t.base.is_multiple_of(4096) && t.new_from >= t.base);
+    let end = t.base + t.bytes.len() as u32;
+    assert!(u64::from(end) <= seg.bytes, "batch runs past its segment");
+
+    // Take the tap out while calling it, so it may call back into the journal.
+    let tap = inner.state.borrow_mut().tap.take();
+    if let Some(tap) = tap {
+        let new = t.bytes.slice((t.new_from - t.base) as usize..);
+        tap(Position::new(t.segment, t.new_from), new);
+        let mut st = inner.state.borrow_mut();
+        if st.tap.is_none() {
+            st.tap = Some(tap);
+        }
+    }
+
+    let padded = align_up(t.bytes.len() as u64) as usize;
+    let mut dma = rt::file::alloc(padded);
+    dma.as_bytes_mut()[..t.bytes.len()].copy_from_slice(&t.bytes);
+    seg.file
+        .write_at(dma, u64::from(t.base))
+        .await
+        .map_err(|e| StoreError::io("write", &seg.path, e))?;
+    seg.file
+        .fdatasync()
+        .await
+        .map_err(|e| StoreError::io("fdatasync", &seg.path, e))?;
+
+    let mut st = inner.state.borrow_mut();
+    let durable = Position::new(t.segment, end);
+    assert!(durable > st.durable, "durable position must grow");
+    assert!(durable <= st.appended, "durable beyond appended");
+    st.durable = durable;
+    st.in_flight = None;
+    st.stats.fsyncs += 1;
+    st.stats.bytes_written += padded as u64;
+    st.waiters.wake_up_to(durable);
+    Ok(())
+}
+
+/// Returns segment `id`, creating it if nobody has (waiting if someone is).
+pub(crate) async fn ensure_segment(inner: &Rc<Inner>, id: u64) -> Result<Rc<Segment>, StoreError> {
+    loop {
+        let create = {
+            let mut st = inner.state.borrow_mut();
+            if let Some(seg) = st.segments.get(&id) {
+                return Ok(seg.clone());
+            }
+            if st.creating.is_none() {
+                st.creating = Some(id);
+                true
+            } else {
+                false
+            }
+        };
+        if !create {
+            poll_fn(|cx| {
+                let mut st = inner.state.borrow_mut();
+                if st.creating.is_none() {
+                    return Poll::Ready(());
+                }
+                st.events.register(cx.waker());
+                Poll::Pending
+            })
+            .await;
+            continue;
+        }
+        let bytes = inner.state.borrow().cfg.segment_bytes;
+        let created = segment::create(&inner.dir, id, bytes).await;
+        let mut st = inner.state.borrow_mut();
+        st.creating = None;
+        st.events.wake_all();
+        let seg = Rc::new(created?);
+        st.segments.insert(id, seg.clone());
+        return Ok(seg);
+    }
+}
+
+/// Background creation of the next segment (started by `append`).
+pub(crate) async fn precreate(inner: Rc<Inner>, id: u64) {
+    if let Err(e) = ensure_segment(&inner, id).await {
+        // The writer retries when it needs the segment and fails the journal then.
+        tracing::warn!(segment = id, error = %e, "journal segment pre-creation failed");
+    }
+}

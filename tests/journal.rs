@@ -1,0 +1,334 @@
+//! Journal behaviour through the public API: round trips across segments, group
+//! commit, read-back, torn and zero-filled tails, segment removal.
+
+use std::cell::{Cell, RefCell};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use tandem::rt;
+use tandem::store::{Journal, JournalConfig, Location, Position, StoreError};
+
+/// 16 KiB segments: a header block and three blocks of records, so a few dozen
+/// records span several segments.
+const SMALL_SEGMENT: u64 = 16 * 1024;
+
+fn cfg(dir: &Path) -> JournalConfig {
+    JournalConfig {
+        dir: dir.to_path_buf(),
+        segment_bytes: SMALL_SEGMENT,
+        max_batch_bytes: 1 << 20,
+    }
+}
+
+/// A payload whose length and bytes depend on `i` (1..=3000 bytes).
+fn payload(i: u64) -> Vec<u8> {
+    let len = (i * 37 % 3000 + 1) as usize;
+    (0..len).map(|j| (i as usize * 31 + j) as u8).collect()
+}
+
+fn segment_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{id:016x}.log"))
+}
+
+/// Deterministic xorshift so failures replay from the printed seed.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Appends payloads `from..to`, waits until durable, returns their locations.
+async fn append_range(j: &Journal, from: u64, to: u64) -> Vec<Location> {
+    let mut locs = Vec::new();
+    let mut end = Position(0);
+    for i in from..to {
+        let a = j.append(&payload(i)).unwrap();
+        assert!(a.end > end);
+        end = a.end;
+        locs.push(a.location);
+    }
+    if end != Position(0) {
+        j.wait_durable(end).await.unwrap();
+        assert!(j.durable_position() >= end);
+    }
+    locs
+}
+
+/// Opens, checks the replay is exactly payloads `0..n` at `locs[..n]`, closes.
+async fn reopen_expect(dir: &Path, locs: &[Location], n: usize) {
+    let (j, replay) = Journal::open(cfg(dir)).await.unwrap();
+    assert_eq!(replay.len(), n, "replayed record count");
+    for (i, r) in replay.iter().enumerate() {
+        assert_eq!(r.location, locs[i], "location of record {i}");
+        assert_eq!(
+            &r.payload[..],
+            &payload(i as u64)[..],
+            "payload of record {i}"
+        );
+    }
+    j.close().await.unwrap();
+}
+
+#[test]
+fn round_trip_across_segments_and_reopens() {
+    let dir = tempfile::tempdir_in(".").unwrap();
+    rt::run_local(async {
+        let (j, replay) = Journal::open(cfg(dir.path())).await.unwrap();
+        assert!(replay.is_empty());
+        let mut locs = append_range(&j, 0, 60).await;
+        assert!(j.segments().len() >= 4, "segments: {:?}", j.segments());
+        assert_eq!(*j.segments().last().unwrap(), j.active_segment());
+        for (i, loc) in locs.iter().enumerate() {
+            assert_eq!(&j.read(*loc).await.unwrap()[..], &payload(i as u64)[..]);
+        }
+        j.close().await.unwrap();
+
+        reopen_expect(dir.path(), &locs, 60).await;
+        // Appends continue after the replayed records and survive another reopen.
+        let (j, _) = Journal::open(cfg(dir.path())).await.unwrap();
+        locs.extend(append_range(&j, 60, 100).await);
+        j.close().await.unwrap();
+        reopen_expect(dir.path(), &locs, 100).await;
+    });
+}
+
+#[test]
+fn group_commit_many_concurrent_waiters() {
+    let dir = tempfile::tempdir_in(".").unwrap();
+    rt::run_local(async {
+        let mut c = cfg(dir.path());
+        c.segment_bytes = 1 << 20;
+        let (j, _) = Journal::open(c).await.unwrap();
+        let j = Rc::new(j);
+        const TASKS: u64 = 300;
+        let done = Rc::new(Cell::new(0u64));
+        let locs = Rc::new(RefCell::new(Vec::new()));
+        for i in 0..TASKS {
+            let (j, done, locs) = (j.clone(), done.clone(), locs.clone());
+            rt::spawn_local(async move {
+                let a = j.append(&payload(i)).unwrap();
+                j.wait_durable(a.end).await.unwrap();
+                assert!(j.durable_position() >= a.end);
+                locs.borrow_mut().push((i, a.location));
+                done.set(done.get() + 1);
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while done.get() < TASKS {
+            assert!(Instant::now() < deadline, "waiters did not complete");
+            rt::sleep(Duration::from_millis(1)).await;
+        }
+        let fsyncs = j.stats().fsyncs;
+        assert!(
+            fsyncs < TASKS / 4,
+            "{fsyncs} fsyncs for {TASKS} records: no group commit"
+        );
+        let locs = locs.borrow().clone();
+        for (i, loc) in locs.iter() {
+            assert_eq!(&j.read(*loc).await.unwrap()[..], &payload(*i)[..]);
+        }
+        Rc::try_unwrap(j).ok().unwrap().close().await.unwrap();
+    });
+}
+
+#[test]
+fn read_back_pending_and_written() {
+    let dir = tempfile::tempdir_in(".").unwrap();
+    rt::run_local(async {
+        let (j, _) = Journal::open(cfg(dir.path())).await.unwrap();
+        let a = j.append(b"first").unwrap();
+        let b = j.append(b"second").unwrap();
+        // No await since the appends: both are still in memory.
+        assert!(j.durable_position() < a.end);
+        assert_eq!(&j.read(a.location).await.unwrap()[..], b"first");
+        assert_eq!(&j.read(b.location).await.unwrap()[..], b"second");
+        j.wait_durable(b.end).await.unwrap();
+        assert_eq!(&j.read(a.location).await.unwrap()[..], b"first");
+        assert_eq!(&j.read(b.location).await.unwrap()[..], b"second");
+        // A location that was never handed out, and a wrong length.
+        let mut bogus = b.location;
+        bogus.offset += 4096;
+        assert!(matches!(
+            j.read(bogus).await,
+            Err(StoreError::InvalidLocation(_))
+        ));
+        let mut wrong_len = a.location;
+        wrong_len.len += 1;
+        assert!(j.read(wrong_len).await.is_err());
+        j.close().await.unwrap();
+    });
+}
+
+#[test]
+fn rejects_empty_and_oversized_records() {
+    let dir = tempfile::tempdir_in(".").unwrap();
+    rt::run_local(async {
+        let (j, _) = Journal::open(cfg(dir.path())).await.unwrap();
+        assert!(matches!(j.append(b""), Err(StoreError::EmptyRecord)));
+        let big = vec![7u8; SMALL_SEGMENT as usize];
+        assert!(matches!(
+            j.append(&big),
+            Err(StoreError::RecordTooLarge { .. })
+        ));
+        // The largest record that fits an empty segment is accepted, alone.
+        let max = SMALL_SEGMENT as usize - 4096 - 16;
+        let a = j.append(&vec![9u8; max]).unwrap();
+        j.wait_durable(a.end).await.unwrap();
+        assert_eq!(j.read(a.location).await.unwrap().len(), max);
+        j.close().await.unwrap();
+        let (j, replay) = Journal::open(cfg(dir.path())).await.unwrap();
+        assert_eq!(replay.len(), 1);
+        j.close().await.unwrap();
+    });
+}
+
+/// Damages the log at a random byte of record `r`'s frame (header or payload, not
+/// padding, which the checksum does not cover), either by truncating the file there,
+/// flipping a byte, or zeroing from there to the end of the segment.
+fn damage(dir: &Path, loc: Location, rng: &mut Rng, mode: u64) {
+    use std::io::{Seek, SeekFrom, Write};
+    let path = segment_path(dir, loc.segment);
+    let at = u64::from(loc.offset) + rng.below(8 + u64::from(loc.len));
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    match mode {
+        0 => f.set_len(at).unwrap(),
+        1 => {
+            use std::io::Read;
+            let mut b = [0u8; 1];
+            f.seek(SeekFrom::Start(at)).unwrap();
+            f.read_exact(&mut b).unwrap();
+            f.seek(SeekFrom::Start(at)).unwrap();
+            f.write_all(&[b[0] ^ (1 << rng.below(8))]).unwrap();
+        }
+        _ => {
+            // Zero from the record start: a clean, zero-filled tail.
+            let len = SMALL_SEGMENT - u64::from(loc.offset);
+            f.seek(SeekFrom::Start(u64::from(loc.offset))).unwrap();
+            f.write_all(&vec![0u8; len as usize]).unwrap();
+        }
+    }
+    f.sync_all().unwrap();
+}
+
+#[test]
+fn torn_tail_at_random_offsets() {
+    for seed in 1..=24u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let mode = seed % 3;
+        let dir = tempfile::tempdir_in(".").unwrap();
+        rt::run_local(async {
+            let (j, _) = Journal::open(cfg(dir.path())).await.unwrap();
+            let mut locs = append_range(&j, 0, 40).await;
+            j.close().await.unwrap();
+            // Damage a record in the last segment that has records.
+            let last_seg = locs.last().unwrap().segment;
+            let first_in_last = locs.iter().position(|l| l.segment == last_seg).unwrap();
+            let r = first_in_last + rng.below((locs.len() - first_in_last) as u64) as usize;
+            damage(dir.path(), locs[r], &mut rng, mode);
+
+            reopen_expect(dir.path(), &locs, r).await;
+            // Appends overwrite the torn tail and survive another reopen.
+            let (j, _) = Journal::open(cfg(dir.path())).await.unwrap();
+            locs.truncate(r);
+            locs.extend(append_range(&j, r as u64, r as u64 + 25).await);
+            j.close().await.unwrap();
+            reopen_expect(dir.path(), &locs, r + 25).await;
+        });
+    }
+}
+
+#[test]
+fn torn_record_in_a_middle_segment_ends_the_log() {
+    let dir = tempfile::tempdir_in(".").unwrap();
+    rt::run_local(async {
+        let (j, _) = Journal::open(cfg(dir.path())).await.unwrap();
+        let mut locs = append_range(&j, 0, 60).await;
+        j.close().await.unwrap();
+        let middle = locs[0].segment + 1;
+        let r = locs.iter().position(|l| l.segment == middle).unwrap() + 1;
+        damage(dir.path(), locs[r], &mut Rng(7), 1);
+
+        reopen_expect(dir.path(), &locs, r).await;
+        let (j, _) = Journal::open(cfg(dir.path())).await.unwrap();
+        assert_eq!(j.active_segment(), middle);
+        assert!(!segment_path(dir.path(), middle + 2).exists());
+        locs.truncate(r);
+        locs.extend(append_range(&j, r as u64, r as u64 + 30).await);
+        j.close().await.unwrap();
+        reopen_expect(dir.path(), &locs, r + 30).await;
+    });
+}
+
+#[test]
+fn remove_old_segments() {
+    let dir = tempfile::tempdir_in(".").unwrap();
+    rt::run_local(async {
+        let (j, _) = Journal::open(cfg(dir.path())).await.unwrap();
+        let locs = append_range(&j, 0, 60).await;
+        let active = j.active_segment();
+        let before = j.segments();
+        assert!(before.len() >= 4);
+        // Asking beyond the active segment removes only the older ones.
+        j.remove_segments_before(active + 10).await.unwrap();
+        assert_eq!(j.segments(), vec![active]);
+        for id in &before[..before.len() - 1] {
+            assert!(!segment_path(dir.path(), *id).exists());
+        }
+        let old = locs[0];
+        assert!(matches!(
+            j.read(old).await,
+            Err(StoreError::InvalidLocation(_))
+        ));
+        let kept: Vec<_> = (0..60u64)
+            .filter(|i| locs[*i as usize].segment == active)
+            .collect();
+        for i in &kept {
+            assert_eq!(
+                &j.read(locs[*i as usize]).await.unwrap()[..],
+                &payload(*i)[..]
+            );
+        }
+        j.close().await.unwrap();
+        let (j, replay) = Journal::open(cfg(dir.path())).await.unwrap();
+        assert_eq!(replay.len(), kept.len());
+        assert_eq!(replay[0].location, locs[kept[0] as usize]);
+        j.close().await.unwrap();
+    });
+}
+
+#[test]
+fn batch_tap_sees_exactly_the_written_bytes() {
+    let dir = tempfile::tempdir_in(".").unwrap();
+    rt::run_local(async {
+        let (j, _) = Journal::open(cfg(dir.path())).await.unwrap();
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let s = seen.clone();
+        j.set_batch_tap(Box::new(move |pos, bytes| {
+            s.borrow_mut().push((pos, bytes))
+        }));
+        let locs = append_range(&j, 0, 30).await;
+        j.close().await.unwrap();
+        // Batches are contiguous within a segment and match the files byte for byte.
+        let seen = seen.borrow();
+        assert!(!seen.is_empty());
+        for (pos, bytes) in seen.iter() {
+            let file = std::fs::read(segment_path(dir.path(), pos.segment())).unwrap();
+            let off = pos.offset() as usize;
+            assert_eq!(&file[off..off + bytes.len()], &bytes[..]);
+        }
+        let first = seen[0].0;
+        assert_eq!(first, locs[0].position());
+    });
+}
