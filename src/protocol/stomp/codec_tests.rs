@@ -762,3 +762,26 @@ proptest! {
         prop_assert_eq!(whole, split);
     }
 }
+
+#[test]
+fn scan_cursor_remembers_progress_between_calls() {
+    // A slow body must not be rescanned from its start on every read.
+    let mut d = Decoder::default();
+    let mut buf = BytesMut::from(&b"SEND\na:1\n\n"[..]);
+    buf.extend_from_slice(&[b'x'; 1000]);
+    assert_eq!(d.decode(&mut buf), Ok(None));
+    match &d.state {
+        State::Body(body) => assert_eq!((body.body_start, body.scan), (10, 1010)),
+        other => panic!("unexpected state {other:?}"),
+    }
+    // Same for a header line still arriving.
+    let mut d = Decoder::default();
+    let mut buf = BytesMut::from(&b"SEND\na:1\nlong:xxxxxxxx"[..]);
+    assert_eq!(d.decode(&mut buf), Ok(None));
+    match &d.state {
+        State::Head(head) => {
+            assert_eq!((head.line_start, head.scan, head.headers.len()), (9, 22, 1))
+        }
+        other => panic!("unexpected state {other:?}"),
+    }
+}
