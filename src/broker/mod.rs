@@ -16,6 +16,7 @@ pub mod ops;
 pub mod record;
 pub mod router;
 pub mod settings;
+pub mod shard;
 
 pub use destination::{DestKind, Destination};
 pub use message::{Message, MessageRef};
