@@ -110,7 +110,13 @@ impl<'a> Reader<'a> {
             line: a.line,
             element: el.name.clone(),
             attribute: a.local.clone(),
-            value: a.value.clone(),
+            // A password can only fail on its placeholder syntax, but even then the
+            // message must not carry the password into a log.
+            value: if a.local.eq_ignore_ascii_case("password") {
+                "<redacted>".to_string()
+            } else {
+                a.value.clone()
+            },
             message: message.into(),
         }
     }
@@ -639,8 +645,6 @@ impl<'a> Reader<'a> {
         if users.iter().any(|u| u.username == username) {
             return Err(self.attr_err(el, ua, "this username is listed twice"));
         }
-        // Password values are never echoed: `required` only fails on absence, and a
-        // placeholder error shows the `${...}` as written.
         let (password, _) = self.required(el, "password")?;
         let groups = self
             .value(el, "groups")?

@@ -630,6 +630,13 @@ fn authentication() {
     );
     let e = error(&broker(
         "",
+        "<plugins><simpleAuthenticationPlugin><users><authenticationUser username=\"a\" \
+         password=\"hunter2${oops\"/></users></simpleAuthenticationPlugin></plugins>",
+    ));
+    assert!(!e.to_string().contains("hunter2"), "{e}");
+    assert!(e.to_string().contains("password=\"<redacted>\""), "{e}");
+    let e = error(&broker(
+        "",
         "<plugins><simpleAuthenticationPlugin/></plugins>",
     ));
     assert!(e.to_string().contains("lists no users"), "{e}");
