@@ -1,1 +1,352 @@
-//! config
+//! `activemq.xml`-style configuration, parsed and validated into [`BrokerConfig`].
+//!
+//! The reference for every element and attribute is `docs/CONFIG.md`. In short:
+//!
+//! * The file may be a Spring `<beans>` document with one `<broker>` inside (as ActiveMQ
+//!   ships it) or a bare `<broker>`; elements match by local name, so namespaces and
+//!   prefixes do not matter.
+//! * What Tandem reads is validated; a bad value is a [`ConfigError`] naming file, line,
+//!   element and attribute.
+//! * What Tandem does not read is reported once per element path as [`Ignored`] and logged
+//!   with `tracing::warn!`, so an existing `activemq.xml` starts. Exceptions that fail
+//!   closed: authorization/JAAS plugins (ignoring them would open the broker).
+//! * Tandem's own settings live in a `<tandem .../>` child of `<broker>`.
+//!
+//! Files: `xml.rs` (element tree with line numbers), `value.rs` (sizes, booleans,
+//! placeholders), `read.rs` (tree -> settings), `cpus.rs` (allowed CPUs).
+
+mod cpus;
+mod read;
+mod value;
+mod xml;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::uri::TransportUri;
+
+pub use cpus::allowed_cpus;
+
+/// Default journal segment size (`journalMaxFileLength`), as KahaDB's default.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 32 << 20;
+/// Default memory limit (`<memoryUsage limit>`).
+pub const DEFAULT_MEMORY_LIMIT_BYTES: u64 = 64 << 20;
+
+/// The broker's whole configuration, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokerConfig {
+    /// The file this came from; error messages and logs name it.
+    pub source: PathBuf,
+    /// `<broker brokerName>`; default `localhost`. Never empty.
+    pub broker_name: String,
+    /// `<broker dataDirectory>`; default `data`, relative to the working directory.
+    /// Holds the journal (unless kahaDB's `directory` is absolute) and the node's
+    /// epoch/role record.
+    pub data_directory: PathBuf,
+    /// `<broker persistent>`; default true. When false nothing is journaled.
+    pub persistent: bool,
+    /// Listeners Tandem serves; never empty, names unique, no two on one port.
+    pub transport_connectors: Vec<TransportConnector>,
+    pub journal: JournalSettings,
+    /// `<systemUsage><systemUsage><memoryUsage><memoryUsage limit>`; default 64 MiB.
+    /// At least 1 MiB.
+    pub memory_limit_bytes: u64,
+    /// `<simpleAuthenticationPlugin>` users; usernames unique.
+    pub users: Vec<AuthUser>,
+    /// True iff `<simpleAuthenticationPlugin>` is present: every connection must then
+    /// log in as one of `users`.
+    pub auth_enabled: bool,
+    pub shards: ShardSettings,
+    pub limits: ProtocolLimits,
+    pub redelivery: RedeliverySettings,
+    pub replication: ReplicationSettings,
+    /// `<tandem statusPort>`: HTTP status/metrics port; `None` (the default, or 0)
+    /// means no status endpoint.
+    pub status_port: Option<u16>,
+}
+
+/// One `<transportConnector>` Tandem listens on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransportConnector {
+    /// `name`; defaults to the URI as written (ActiveMQ does the same). Unique.
+    pub name: String,
+    /// `uri`, resolved. Its scheme is one Tandem serves.
+    pub uri: TransportUri,
+    /// `?maximumConnections=N`; `None` = unlimited. At least 1 when set.
+    pub max_connections: Option<u32>,
+    /// Largest frame accepted on this connector: `?wireFormat.maxFrameSize=` if given,
+    /// else [`ProtocolLimits::max_frame_bytes`].
+    pub max_frame_bytes: u64,
+}
+
+/// Where and how the journal is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalSettings {
+    /// Effective journal directory; see [`BrokerConfig::override_data_dir`] for the rule.
+    pub directory: PathBuf,
+    /// `<kahaDB directory>` as configured, reduced to a path relative to the data
+    /// directory when it was spelled under it (the stock `${activemq.data}/kahadb` becomes
+    /// `kahadb`); absolute otherwise. `None`: the default `journal`.
+    pub configured_directory: Option<PathBuf>,
+    /// `<kahaDB journalMaxFileLength>`; default 32 MiB. A multiple of 4 KiB (O_DIRECT
+    /// writes whole pages) and at least 64 KiB.
+    pub segment_bytes: u64,
+}
+
+/// A `<authenticationUser>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthUser {
+    /// Non-empty, unique.
+    pub username: String,
+    pub password: String,
+    /// `groups`, comma-separated in the file; kept for a later authorization step.
+    pub groups: Vec<String>,
+}
+
+// Hand-written so a config dumped to a log never shows a password.
+impl fmt::Debug for AuthUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthUser")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("groups", &self.groups)
+            .finish()
+    }
+}
+
+/// Thread-per-core layout (`<tandem>` attributes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardSettings {
+    /// `shards`; default: one per allowed CPU (online and in the affinity mask), or
+    /// the length of `cores` when that is given. At least 1.
+    pub count: usize,
+    /// `pinCores`; default true when `cores` is given or when `count` equals the number
+    /// of allowed CPUs (each shard then owns a core), false otherwise.
+    pub pin_cores: bool,
+    /// CPU for shard i. When `pin_cores`, exactly `count` allowed CPUs (`cores`, default
+    /// the first `count` allowed CPUs); empty when not pinning.
+    pub cores: Vec<usize>,
+    /// `ioMemory`: glommio I/O buffer memory per executor; default 256 KiB, at least
+    /// 64 KiB.
+    pub io_memory_bytes: u64,
+    /// `ringDepth`: io_uring submission queue depth; default 128, a power of two in
+    /// 8..=32768.
+    pub ring_depth: u32,
+    /// `replicationCore`: CPU for the replication executor; `None` lets the node choose.
+    /// An allowed CPU when set.
+    pub replication_core: Option<usize>,
+}
+
+/// Limits a protocol front-end enforces before buffering input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProtocolLimits {
+    /// `<tandem maxFrameSize>`; default 64 MiB, at least 1 KiB. A connector's
+    /// `wireFormat.maxFrameSize` overrides it for that connector.
+    pub max_frame_bytes: u64,
+    /// `<tandem maxHeaderSize>`: bytes of one STOMP header line; default 10 KiB
+    /// (ActiveMQ's), at least 256.
+    pub max_header_bytes: u32,
+    /// `<tandem maxHeaders>`: headers per frame; default 1000 (ActiveMQ's), at least 1.
+    pub max_headers: u32,
+}
+
+/// What happens to a message that keeps coming back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedeliverySettings {
+    /// `<tandem maximumRedeliveries>`; default 6 (ActiveMQ's). `None` (written -1):
+    /// redeliver forever. After this many redeliveries the message goes to the DLQ.
+    pub maximum_redeliveries: Option<u32>,
+    /// `<tandem deadLetterQueue>`; default `ActiveMQ.DLQ`. Non-empty.
+    pub dead_letter_queue: String,
+}
+
+/// When the master counts a replicated record as safe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicationAck {
+    /// The slave has written and fsynced it (default): survives losing both processes.
+    Fsync,
+    /// The slave has it in memory: lower latency, survives losing one machine.
+    Received,
+}
+
+/// Master/slave settings, named as ActiveMQ's pure master/slave names them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicationSettings {
+    /// `<broker masterConnectorURI>` or `<services><masterConnector remoteURI>`: set
+    /// means this node starts as a slave of that master. Never port 0 or an
+    /// unspecified address.
+    pub master: Option<MasterConnector>,
+    /// `<broker shutdownOnMasterFailure>`; default false: the slave takes over.
+    pub shutdown_on_master_failure: bool,
+    /// `<broker waitForSlave>`; default false: the master serves before a slave attaches.
+    pub wait_for_slave: bool,
+    /// `<broker waitForSlaveTimeout>` in ms; default 600000 (ActiveMQ's).
+    pub wait_for_slave_timeout_ms: u64,
+    /// `<broker shutdownOnSlaveFailure>`; default false.
+    pub shutdown_on_slave_failure: bool,
+    /// `<tandem replicationAck>`: `fsync` (default) or `received`.
+    pub ack: ReplicationAck,
+}
+
+/// How a slave reaches its master.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MasterConnector {
+    pub uri: TransportUri,
+    /// `userName` on `<masterConnector>`; `None` with `masterConnectorURI`.
+    pub user_name: Option<String>,
+    pub password: Option<String>,
+}
+
+/// Something in the file that Tandem does not read (an element with everything inside
+/// it, an attribute, a connector with an unsupported scheme, a URI option).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ignored {
+    /// Where: `beans/broker/destinationPolicy`, `beans/broker@useJmx`,
+    /// `.../transportConnector[amqp]`, `.../transportConnector[openwire]?transport.x`.
+    /// Unique within one load.
+    pub path: String,
+    /// Line of the first occurrence.
+    pub line: u32,
+    pub reason: String,
+}
+
+impl fmt::Display for Ignored {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "line {}: {}: ignored ({})",
+            self.line, self.path, self.reason
+        )
+    }
+}
+
+/// A configuration Tandem refuses to start with.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: cannot read: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}:{line}: malformed XML: {message}", path.display())]
+    Xml {
+        path: PathBuf,
+        line: u32,
+        message: String,
+    },
+    /// A bad attribute value. `value` is as written (before placeholders are filled).
+    #[error("{}:{line}: <{element} {attribute}=\"{value}\">: {message}", path.display())]
+    Attribute {
+        path: PathBuf,
+        line: u32,
+        element: String,
+        attribute: String,
+        value: String,
+        message: String,
+    },
+    /// A problem with an element as a whole (missing attribute, duplicate, misplaced).
+    #[error("{}:{line}: <{element}>: {message}", path.display())]
+    Element {
+        path: PathBuf,
+        line: u32,
+        element: String,
+        message: String,
+    },
+}
+
+impl ConfigError {
+    /// Line the error points at (0 for I/O errors).
+    pub fn line(&self) -> u32 {
+        match self {
+            ConfigError::Io { .. } => 0,
+            ConfigError::Xml { line, .. }
+            | ConfigError::Attribute { line, .. }
+            | ConfigError::Element { line, .. } => *line,
+        }
+    }
+}
+
+/// Looks up a placeholder name; `None` when unset.
+pub type VarLookup = Box<dyn Fn(&str) -> Option<String>>;
+
+/// What the loader may ask of the outside world; tests substitute their own so they
+/// depend on neither the process environment nor the machine's CPUs.
+pub struct LoadEnv {
+    /// Looks up a placeholder name (environment variable).
+    pub vars: VarLookup,
+    /// CPUs shards may be pinned to; see [`allowed_cpus`]. Must not be empty.
+    pub allowed_cpus: Vec<usize>,
+}
+
+impl LoadEnv {
+    /// The real process environment and this machine's allowed CPUs.
+    pub fn from_process() -> LoadEnv {
+        LoadEnv {
+            vars: Box::new(|name| std::env::var(name).ok()),
+            allowed_cpus: allowed_cpus(),
+        }
+    }
+}
+
+/// Reads, parses and validates a config file, logging what it ignores.
+pub fn load(path: &Path) -> Result<BrokerConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let (config, _ignored) = parse_str(&text, path)?;
+    Ok(config)
+}
+
+/// Parses config text against the process environment. `source` is only used in
+/// messages. Ignored items are logged and returned.
+pub fn parse_str(text: &str, source: &Path) -> Result<(BrokerConfig, Vec<Ignored>), ConfigError> {
+    parse_str_with(text, source, &LoadEnv::from_process())
+}
+
+/// As [`parse_str`] with an explicit environment.
+pub fn parse_str_with(
+    text: &str,
+    source: &Path,
+    env: &LoadEnv,
+) -> Result<(BrokerConfig, Vec<Ignored>), ConfigError> {
+    let root = xml::parse_document(text).map_err(|e| ConfigError::Xml {
+        path: source.to_path_buf(),
+        line: e.line,
+        message: e.message,
+    })?;
+    let (config, ignored) = read::read(&root, source, env)?;
+    for item in &ignored {
+        tracing::warn!(file = %source.display(), "{item}");
+    }
+    Ok((config, ignored))
+}
+
+impl BrokerConfig {
+    /// Replaces the data directory (the `--data-dir` flag) and re-derives the journal
+    /// directory by the one rule used at load:
+    ///
+    /// * kahaDB `directory` absolute: used as is;
+    /// * kahaDB `directory` relative: under the data directory (a spelling that already
+    ///   starts with the configured data directory, like the stock
+    ///   `${activemq.data}/kahadb`, is not doubled);
+    /// * no kahaDB `directory`: `<data>/journal`.
+    pub fn override_data_dir(&mut self, dir: PathBuf) {
+        self.journal.directory =
+            journal_directory(&dir, self.journal.configured_directory.as_deref());
+        self.data_directory = dir;
+    }
+}
+
+/// The journal directory rule; see [`BrokerConfig::override_data_dir`].
+fn journal_directory(data: &Path, configured: Option<&Path>) -> PathBuf {
+    match configured {
+        Some(p) if p.is_absolute() => p.to_path_buf(),
+        Some(p) if p.as_os_str().is_empty() => data.to_path_buf(),
+        Some(p) => data.join(p),
+        None => data.join("journal"),
+    }
+}
+
+#[cfg(test)]
+mod tests;
