@@ -1,1 +1,222 @@
-//! node (being wired)
+//! The composition root: turns a [`BrokerConfig`] into running executors, shards and
+//! listeners, and wires the mesh between them.
+//!
+//! Start-up order matters: everything that can fail for a reason the operator must
+//! fix (data directory locked, port in use, journal unreadable) fails before the
+//! broker reports itself started, with a one-line reason.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::broker::shard::{Shard, ShardSetup};
+use crate::broker::{BrokerSettings, User};
+use crate::config::BrokerConfig;
+use crate::net;
+use crate::rt::channel;
+use crate::rt::exec::{self, ExecutorSpec};
+use crate::rt::net::BoundListener;
+use crate::store;
+use crate::uri::Wire;
+
+/// Why the node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Store(#[from] store::StoreError),
+    #[error("transport connector {name} cannot listen on {addr}: {source}")]
+    Bind {
+        name: String,
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("no transport connector this version serves (stomp://) is configured")]
+    NoConnector,
+    #[error("cannot start executor: {0}")]
+    Executor(std::io::Error),
+    #[error("shard {shard} failed to start: {reason}")]
+    Shard { shard: usize, reason: String },
+}
+
+/// The settings the broker core and sessions use, from the configuration.
+pub fn broker_settings(config: &BrokerConfig, shard_count: usize) -> BrokerSettings {
+    let defaults = BrokerSettings::default();
+    BrokerSettings {
+        broker_name: config.broker_name.clone(),
+        users: config
+            .users
+            .iter()
+            .map(|u| User {
+                username: u.username.clone(),
+                password: u.password.clone(),
+                groups: u.groups.clone(),
+            })
+            .collect(),
+        auth_required: config.auth_enabled,
+        max_frame_bytes: config.limits.max_frame_bytes as usize,
+        max_header_bytes: config.limits.max_header_bytes as usize,
+        max_headers: config.limits.max_headers as usize,
+        shard_memory_limit_bytes: (config.memory_limit_bytes as usize / shard_count.max(1)).max(1),
+        maximum_redeliveries: config.redelivery.maximum_redeliveries.unwrap_or(u32::MAX),
+        ..defaults
+    }
+}
+
+/// How many shards the journal directory was written with: the destination-to-shard
+/// mapping depends on it, so an existing store keeps its count whatever the config
+/// says now.
+fn existing_shard_count(journal_dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(journal_dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.strip_prefix("shard-").is_some_and(|i| i.parse::<usize>().is_ok()))
+        })
+        .count()
+}
+
+/// Runs the broker until the process is killed. Returns only on a start-up failure.
+pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
+    let data_dir = config.data_directory.clone();
+    std::fs::create_dir_all(&data_dir).map_err(|source| NodeError::DataDir {
+        path: data_dir.clone(),
+        source,
+    })?;
+    let _lock = store::lock_dir(&data_dir)?;
+    let journal_dir = config.journal.directory.clone();
+    std::fs::create_dir_all(&journal_dir).map_err(|source| NodeError::DataDir {
+        path: journal_dir.clone(),
+        source,
+    })?;
+
+    let mut shard_count = config.shards.count.max(1);
+    let existing = existing_shard_count(&journal_dir);
+    if existing > 0 && existing != shard_count {
+        tracing::warn!(
+            configured = shard_count,
+            existing,
+            "the journal was written with a different shard count; keeping the existing one"
+        );
+        shard_count = existing;
+    }
+
+    let mut listeners = Vec::new();
+    for c in &config.transport_connectors {
+        match c.uri.scheme.wire() {
+            Wire::Stomp | Wire::Auto => {}
+            Wire::OpenWire => {
+                tracing::warn!(connector = %c.name, "OpenWire is not served yet; connector not opened");
+                continue;
+            }
+        }
+        let l = BoundListener::bind(c.uri.addr, 1024).map_err(|source| NodeError::Bind {
+            name: c.name.clone(),
+            addr: c.uri.addr,
+            source,
+        })?;
+        let addr = l.local_addr().unwrap_or(c.uri.addr);
+        tracing::info!(connector = %c.name, %addr, "listening (STOMP)");
+        listeners.push(l);
+    }
+    if listeners.is_empty() {
+        return Err(NodeError::NoConnector);
+    }
+
+    let settings = Arc::new(broker_settings(&config, shard_count));
+    let io_memory = config.shards.io_memory_bytes as usize;
+    let ring_depth = config.shards.ring_depth as usize;
+    tracing::info!(
+        shards = shard_count,
+        pinned = config.shards.pin_cores,
+        io_memory_bytes = io_memory,
+        ring_depth,
+        memlock_estimate_bytes = shard_count * 3 * (io_memory + ring_depth * 64 * 2),
+        "starting executors (RLIMIT_MEMLOCK is charged about 3 x io_memory + rings each)"
+    );
+    let boot_id = format!(
+        "{}-{}",
+        config.broker_name,
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0)
+    );
+
+    let mut ends = channel::mesh(shard_count, 4096);
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, String>>();
+    let mut handles = Vec::new();
+    for shard in (0..shard_count).rev() {
+        let Some(mesh) = ends.pop() else { break };
+        let spec = ExecutorSpec {
+            name: format!("tandem-shard-{shard}"),
+            cpu: if config.shards.pin_cores {
+                config.shards.cores.get(shard).copied()
+            } else {
+                None
+            },
+            io_memory_bytes: io_memory,
+            ring_depth,
+        };
+        let mut shard_listeners = Vec::new();
+        for l in &listeners {
+            shard_listeners.push(l.try_clone().map_err(NodeError::Executor)?);
+        }
+        let setup = ShardSetup {
+            shard,
+            shard_count,
+            settings: settings.clone(),
+            journal_dir: journal_dir.join(format!("shard-{shard}")),
+            segment_bytes: config.journal.segment_bytes,
+            mesh,
+            boot_id: boot_id.clone(),
+        };
+        let ready = ready_tx.clone();
+        let handle = exec::start(&spec, move || async move {
+            let (_shard, router) = match Shard::start(setup).await {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = ready.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            for l in shard_listeners {
+                let router = router.clone();
+                crate::rt::spawn_local(net::serve_stomp(l.into_listener(), router));
+            }
+            let _ = ready.send(Ok(shard));
+            // The shard lives until the process ends.
+            std::future::pending::<()>().await;
+        })
+        .map_err(NodeError::Executor)?;
+        handles.push(handle);
+    }
+    drop(ready_tx);
+    drop(listeners);
+    for _ in 0..shard_count {
+        match ready_rx.recv_timeout(Duration::from_secs(300)) {
+            Ok(Ok(_)) => {}
+            Ok(Err(reason)) => return Err(NodeError::Shard { shard: 0, reason }),
+            Err(_) => {
+                return Err(NodeError::Shard {
+                    shard: 0,
+                    reason: "did not start".into(),
+                })
+            }
+        }
+    }
+    tracing::info!(broker = %config.broker_name, data = %data_dir.display(), "Tandem started");
+    for h in handles {
+        let _ = h.join();
+    }
+    Ok(())
+}
