@@ -1429,3 +1429,831 @@ fn invalid(header: &'static str, value: &str) -> SessionError {
         value: value.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    struct TestEnv {
+        next: Cell<u64>,
+    }
+    impl SessionEnv for TestEnv {
+        fn next_message_id(&self) -> String {
+            let n = self.next.get();
+            self.next.set(n + 1);
+            format!("ID:m-{n}")
+        }
+        fn now_ms(&self) -> u64 {
+            1_000
+        }
+    }
+
+    const CONN: ConnId = ConnId {
+        shard: 0,
+        serial: 7,
+    };
+
+    fn session_with(shards: usize, settings: BrokerSettings) -> Session<TestEnv> {
+        Session::new(
+            SessionContext {
+                conn: CONN,
+                shard_count: shards,
+                settings: Arc::new(settings),
+                boot_nanos: 0xabc,
+            },
+            TestEnv { next: Cell::new(1) },
+        )
+    }
+
+    fn frame(command: Command, headers: &[(&str, &str)]) -> Frame {
+        let mut f = Frame::new(command);
+        for (k, v) in headers {
+            f.push_header(*k, *v);
+        }
+        f
+    }
+
+    /// A connected session speaking `version`.
+    fn connected(version: &str, shards: usize) -> Session<TestEnv> {
+        let mut s = session_with(shards, BrokerSettings::default());
+        let mut h = vec![("host", "localhost")];
+        if version != "1.0" {
+            h.push(("accept-version", version));
+        }
+        s.on_frame(frame(Command::Connect, &h));
+        assert!(s.is_connected());
+        s.take_actions();
+        s
+    }
+
+    fn writes(actions: &[Action]) -> Vec<&Frame> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Write(f) => Some(f),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn posts(actions: Vec<Action>) -> Vec<(ShardId, Request)> {
+        actions
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Post { shard, request } => Some((shard, request)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn reply_of(r: &Request) -> Reply {
+        match r {
+            Request::Send { reply, .. }
+            | Request::Subscribe { reply, .. }
+            | Request::Unsubscribe { reply, .. }
+            | Request::Commit { reply, .. }
+            | Request::Prepare { reply, .. }
+            | Request::RecordOutcome { reply, .. }
+            | Request::Resolve { reply, .. }
+            | Request::Barrier { reply } => *reply,
+            Request::Ack { reply, .. } | Request::Nack { reply, .. } => {
+                reply.expect("request has a reply")
+            }
+            Request::ConnectionClosed { .. } => panic!("no reply"),
+        }
+    }
+
+    fn ok(reply: Reply) -> Event {
+        Event::Done {
+            reply,
+            result: Ok(()),
+        }
+    }
+
+    fn headers(f: &Frame) -> Vec<(&str, &str)> {
+        f.headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
+
+    fn is_close(a: &Action) -> bool {
+        matches!(a, Action::Close)
+    }
+
+    /// Subscribes and completes the subscription; returns its SubKey.
+    fn subscribe(s: &mut Session<TestEnv>, h: &[(&str, &str)]) -> SubKey {
+        s.on_frame(frame(Command::Subscribe, h));
+        let mut p = posts(s.take_actions());
+        assert_eq!(p.len(), 1);
+        let (_, req) = p.remove(0);
+        let Request::Subscribe { sub, reply, .. } = req else {
+            panic!("not a subscribe: {req:?}")
+        };
+        s.on_event(ok(reply));
+        s.take_actions();
+        sub
+    }
+
+    fn delivery(sub: SubKey, dest: Destination, seq: u64, msg_id: &str) -> Event {
+        Event::Deliver(Delivery {
+            sub,
+            msg: Arc::new(Message {
+                id: msg_id.into(),
+                destination: dest.clone(),
+                persistent: true,
+                priority: 4,
+                timestamp_ms: 55,
+                expires_ms: 0,
+                reply_to: None,
+                headers: vec![("color".into(), "red".into())],
+                body: Bytes::from_static(b"hello"),
+            }),
+            seq,
+            destination: dest,
+            redelivered: false,
+            redelivery_count: 0,
+        })
+    }
+
+    /// Two queue names that live on different shards of `n`.
+    fn names_on_two_shards(n: usize) -> (String, String) {
+        let a = "a".to_string();
+        let sa = Destination::queue(&a).shard(n);
+        let b = (0..)
+            .map(|i| format!("b{i}"))
+            .find(|b| Destination::queue(b).shard(n) != sa)
+            .unwrap_or_default();
+        (a, b)
+    }
+
+    #[test]
+    fn connect_negotiates_version_and_heart_beats() {
+        let mut s = session_with(1, BrokerSettings::default());
+        s.on_frame(frame(
+            Command::Stomp,
+            &[
+                ("accept-version", "1.0,1.1,1.2"),
+                ("host", "/"),
+                ("heart-beat", "1000,20000"),
+            ],
+        ));
+        let a = s.take_actions();
+        assert!(matches!(
+            a[0],
+            Action::Negotiated {
+                version: Version::V1_2,
+                send_every: Some(d1),
+                receive_timeout: Some(d2),
+            } if d1 == Duration::from_secs(20) && d2 == Duration::from_secs(20)
+        ));
+        let w = writes(&a);
+        assert_eq!(w[0].command, Command::Connected);
+        assert_eq!(
+            headers(w[0]),
+            vec![
+                ("version", "1.2"),
+                ("server", SERVER_NAME),
+                ("heart-beat", "20000,10000"),
+                ("session", "ID:tandem-abc-0-7"),
+            ]
+        );
+        assert_eq!(s.version(), Version::V1_2);
+    }
+
+    #[test]
+    fn connect_without_accept_version_is_1_0_without_heart_beats() {
+        let mut s = session_with(1, BrokerSettings::default());
+        s.on_frame(frame(Command::Connect, &[("heart-beat", "1000,1000")]));
+        let a = s.take_actions();
+        assert!(matches!(
+            a[0],
+            Action::Negotiated {
+                version: Version::V1_0,
+                send_every: None,
+                receive_timeout: None
+            }
+        ));
+        assert_eq!(writes(&a)[0].header("heart-beat"), Some("0,0"));
+    }
+
+    #[test]
+    fn no_common_version_and_bad_login_are_refused() {
+        let mut s = session_with(1, BrokerSettings::default());
+        s.on_frame(frame(Command::Connect, &[("accept-version", "2.0")]));
+        let a = s.take_actions();
+        assert_eq!(writes(&a)[0].command, Command::Error);
+        assert!(is_close(&a[1]));
+
+        let settings = BrokerSettings {
+            auth_required: true,
+            users: vec![crate::broker::User {
+                username: "u".into(),
+                password: "p".into(),
+                groups: vec![],
+            }],
+            ..BrokerSettings::default()
+        };
+        let mut s = session_with(1, settings.clone());
+        s.on_frame(frame(Command::Connect, &[("login", "u"), ("passcode", "x")]));
+        let a = s.take_actions();
+        let e = writes(&a)[0];
+        assert_eq!(e.header("message"), Some("Authentication failed"));
+        assert_eq!(&e.body[..], b"User name [u] or password is invalid.");
+        assert!(is_close(&a[1]));
+        assert!(!s.is_connected());
+
+        let mut s = session_with(1, settings);
+        s.on_frame(frame(Command::Connect, &[("login", "u"), ("passcode", "p")]));
+        assert!(s.is_connected());
+    }
+
+    #[test]
+    fn frames_before_connect_error_and_close_then_silence() {
+        let mut s = session_with(1, BrokerSettings::default());
+        s.on_frame(frame(Command::Send, &[("destination", "/queue/a")]));
+        let a = s.take_actions();
+        assert_eq!(a.len(), 2);
+        assert_eq!(writes(&a)[0].header("message"), Some("Connection not established"));
+        assert!(is_close(&a[1]));
+        s.on_frame(frame(Command::Connect, &[]));
+        assert!(s.take_actions().is_empty());
+    }
+
+    #[test]
+    fn send_builds_the_message_and_receipts_on_done() {
+        let mut s = connected("1.2", 1);
+        let mut f = frame(
+            Command::Send,
+            &[
+                ("destination", "/queue/orders"),
+                ("receipt", "r1"),
+                ("persistent", "true"),
+                ("priority", "7"),
+                ("expires", "99"),
+                ("content-type", "text/plain"),
+                ("content-length", "2"),
+                ("custom", "x"),
+            ],
+        );
+        f.body = Bytes::from_static(b"hi");
+        s.on_frame(f);
+        let mut p = posts(s.take_actions());
+        let (shard, Request::Send { msg, reply }) = p.remove(0) else {
+            panic!("not a send")
+        };
+        assert_eq!(shard, 0);
+        assert_eq!(msg.id, "ID:m-1");
+        assert_eq!(msg.destination, Destination::queue("orders"));
+        assert!(msg.persistent);
+        assert_eq!((msg.priority, msg.expires_ms, msg.timestamp_ms), (7, 99, 1000));
+        assert_eq!(
+            msg.headers,
+            vec![
+                ("content-type".to_string(), "text/plain".to_string()),
+                ("custom".to_string(), "x".to_string())
+            ]
+        );
+        assert_eq!(&msg.body[..], b"hi");
+        s.on_event(ok(reply));
+        let a = s.take_actions();
+        assert_eq!(headers(writes(&a)[0]), vec![("receipt-id", "r1")]);
+        assert_eq!(writes(&a)[0].command, Command::Receipt);
+
+        // A refused send: ERROR naming the receipt, connection stays open.
+        s.on_frame(frame(Command::Send, &[("destination", "plain"), ("receipt", "r2")]));
+        let mut p = posts(s.take_actions());
+        let (_, Request::Send { msg, reply }) = p.remove(0) else {
+            panic!()
+        };
+        assert_eq!(msg.destination, Destination::queue("plain"));
+        assert!(!msg.persistent);
+        s.on_event(Event::Done {
+            reply,
+            result: Err(BrokerError::Journal("disk".into())),
+        });
+        let a = s.take_actions();
+        assert_eq!(a.len(), 1);
+        let e = writes(&a)[0];
+        assert_eq!(e.header("receipt-id"), Some("r2"));
+        assert_eq!(e.header("message"), Some("Send failed"));
+    }
+
+    #[test]
+    fn send_errors_close_the_connection() {
+        for h in [
+            vec![],
+            vec![("destination", "/bogus/x")],
+            vec![("destination", "/queue/")],
+            vec![("destination", "/queue/a"), ("priority", "high")],
+        ] {
+            let mut s = connected("1.2", 1);
+            s.on_frame(frame(Command::Send, &h));
+            let a = s.take_actions();
+            assert_eq!(writes(&a)[0].command, Command::Error, "{h:?}");
+            assert!(is_close(a.last().unwrap_or(&Action::ResumeReading)), "{h:?}");
+        }
+    }
+
+    #[test]
+    fn pending_sends_pause_and_resume_reading() {
+        let settings = BrokerSettings {
+            max_pending_sends: 2,
+            ..BrokerSettings::default()
+        };
+        let mut s = session_with(1, settings);
+        s.on_frame(frame(Command::Connect, &[]));
+        s.take_actions();
+        let send = || frame(Command::Send, &[("destination", "/queue/a")]);
+        s.on_frame(send());
+        let a1 = s.take_actions();
+        assert!(!a1.iter().any(|a| matches!(a, Action::PauseReading)));
+        s.on_frame(send());
+        let a2 = s.take_actions();
+        assert!(matches!(a2.last(), Some(Action::PauseReading)));
+        let r = reply_of(&posts(a1)[0].1);
+        s.on_event(ok(r));
+        assert!(matches!(s.take_actions()[..], [Action::ResumeReading]));
+    }
+
+    #[test]
+    fn temp_destinations_map_aliases_per_connection() {
+        let mut s = connected("1.1", 4);
+        s.on_frame(frame(
+            Command::Send,
+            &[("destination", "/temp-queue/r"), ("reply-to", "/temp-queue/r")],
+        ));
+        s.on_frame(frame(Command::Send, &[("destination", "/temp-queue/r")]));
+        s.on_frame(frame(Command::Send, &[("destination", "/temp-topic/r")]));
+        let p = posts(s.take_actions());
+        let msgs: Vec<crate::broker::MessageRef> = p
+            .into_iter()
+            .filter_map(|(_, r)| match r {
+                Request::Send { msg, .. } => Some(msg),
+                _ => None,
+            })
+            .collect();
+        let real = "ID:tandem-abc-0-7:1";
+        assert_eq!(msgs[0].destination.kind, DestKind::TempQueue);
+        assert_eq!(msgs[0].destination.name, real);
+        assert_eq!(msgs[1].destination, msgs[0].destination);
+        assert_eq!(
+            msgs[0].reply_to.as_deref(),
+            Some("/remote-temp-queue/ID:tandem-abc-0-7:1")
+        );
+        assert_eq!(msgs[2].destination.kind, DestKind::TempTopic);
+        assert_ne!(msgs[2].destination.name, real);
+
+        // Subscribing to our own temp queue marks us its owner; deliveries show the alias.
+        s.on_frame(frame(
+            Command::Subscribe,
+            &[("destination", "/temp-queue/r"), ("id", "s")],
+        ));
+        let mut p = posts(s.take_actions());
+        let (_, Request::Subscribe { sub, spec, reply }) = p.remove(0) else {
+            panic!()
+        };
+        assert_eq!(spec.temp_owner, Some(CONN));
+        s.on_event(ok(reply));
+        s.on_event(delivery(sub, msgs[0].destination.clone(), 1, "m"));
+        let a = s.take_actions();
+        assert_eq!(writes(&a)[0].header("destination"), Some("/temp-queue/r"));
+
+        // Another connection's temp queue: no owner, name used as is.
+        s.on_frame(frame(
+            Command::Subscribe,
+            &[("destination", "/remote-temp-queue/ID:x:1"), ("id", "t")],
+        ));
+        let mut p = posts(s.take_actions());
+        let (_, Request::Subscribe { spec, .. }) = p.remove(0) else {
+            panic!()
+        };
+        assert_eq!(spec.temp_owner, None);
+        assert_eq!(spec.destination.name, "ID:x:1");
+    }
+
+    #[test]
+    fn subscribe_request_and_validation() {
+        let mut s = connected("1.2", 1);
+        s.on_frame(frame(
+            Command::Subscribe,
+            &[
+                ("destination", "/topic/t"),
+                ("id", "0"),
+                ("ack", "client-individual"),
+                ("activemq.prefetchSize", "5"),
+                ("selector", "color = 'red'"),
+                ("receipt", "r"),
+            ],
+        ));
+        let mut p = posts(s.take_actions());
+        let (_, Request::Subscribe { sub, spec, reply }) = p.remove(0) else {
+            panic!()
+        };
+        assert_eq!(sub, SubKey { conn: CONN, sub: 1 });
+        assert_eq!(spec.ack, AckMode::ClientIndividual);
+        assert_eq!(spec.prefetch, 5);
+        assert_eq!(spec.selector.as_deref(), Some("color = 'red'"));
+        assert!(spec.durable.is_none());
+        s.on_event(ok(reply));
+        assert_eq!(writes(&s.take_actions())[0].header("receipt-id"), Some("r"));
+
+        // Duplicate id, bad ack mode, missing id in 1.1+, durable without client-id.
+        for h in [
+            vec![("destination", "/queue/q"), ("id", "0")],
+            vec![("destination", "/queue/q"), ("id", "1"), ("ack", "sometimes")],
+            vec![("destination", "/queue/q")],
+            vec![
+                ("destination", "/topic/t"),
+                ("id", "2"),
+                ("activemq.subscriptionName", "d"),
+            ],
+        ] {
+            let mut s2 = connected("1.2", 1);
+            subscribe(&mut s2, &[("destination", "/queue/q"), ("id", "0")]);
+            s2.on_frame(frame(Command::Subscribe, &h));
+            let a = s2.take_actions();
+            assert_eq!(writes(&a)[0].command, Command::Error, "{h:?}");
+            assert!(is_close(&a[1]), "{h:?}");
+        }
+    }
+
+    #[test]
+    fn durable_subscribe_and_unsubscribe_with_name_removes_it() {
+        let mut s = session_with(1, BrokerSettings::default());
+        s.on_frame(frame(
+            Command::Connect,
+            &[("accept-version", "1.1"), ("client-id", "app")],
+        ));
+        s.take_actions();
+        s.on_frame(frame(
+            Command::Subscribe,
+            &[
+                ("destination", "/topic/t"),
+                ("id", "d1"),
+                ("activemq.subscriptionName", "sub"),
+            ],
+        ));
+        let mut p = posts(s.take_actions());
+        let (_, Request::Subscribe { spec, reply, .. }) = p.remove(0) else {
+            panic!()
+        };
+        let name = DurableName {
+            client_id: "app".into(),
+            name: "sub".into(),
+        };
+        assert_eq!(spec.durable.as_ref(), Some(&name));
+        s.on_event(ok(reply));
+        s.take_actions();
+        s.on_frame(frame(
+            Command::Unsubscribe,
+            &[("id", "d1"), ("activemq.subscriptionName", "sub")],
+        ));
+        let mut p = posts(s.take_actions());
+        let (_, Request::Unsubscribe { remove_durable, .. }) = p.remove(0) else {
+            panic!()
+        };
+        assert_eq!(remove_durable, Some(name));
+        // Unknown id: ERROR, connection stays open.
+        s.on_frame(frame(Command::Unsubscribe, &[("id", "d1")]));
+        let a = s.take_actions();
+        assert_eq!(a.len(), 1);
+        assert_eq!(writes(&a)[0].header("message"), Some("No subscription matched"));
+    }
+
+    #[test]
+    fn deliveries_carry_the_right_headers_in_each_version() {
+        let dest = Destination::queue("q");
+        // 1.0 without id: no subscription header; message-id acks.
+        let mut s = connected("1.0", 1);
+        let sub = subscribe(&mut s, &[("destination", "/queue/q"), ("ack", "client")]);
+        s.on_event(delivery(sub, dest.clone(), 1, "m1"));
+        let a = s.take_actions();
+        assert_eq!(
+            headers(writes(&a)[0]),
+            vec![
+                ("destination", "/queue/q"),
+                ("message-id", "m1"),
+                ("persistent", "true"),
+                ("priority", "4"),
+                ("timestamp", "55"),
+                ("expires", "0"),
+                ("color", "red"),
+                ("content-length", "5"),
+            ]
+        );
+        assert_eq!(&writes(&a)[0].body[..], b"hello");
+
+        // 1.1: subscription header, no ack header.
+        let mut s = connected("1.1", 1);
+        let sub = subscribe(
+            &mut s,
+            &[("destination", "/queue/q"), ("id", "s1"), ("ack", "client")],
+        );
+        s.on_event(delivery(sub, dest.clone(), 1, "m1"));
+        let a = s.take_actions();
+        let f = writes(&a)[0];
+        assert_eq!(f.header("subscription"), Some("s1"));
+        assert_eq!(f.header("ack"), None);
+
+        // 1.2: ack header for client modes, none for auto; redelivered flag.
+        let mut s = connected("1.2", 1);
+        let sub = subscribe(
+            &mut s,
+            &[("destination", "/queue/q"), ("id", "s1"), ("ack", "client")],
+        );
+        let mut ev = delivery(sub, dest.clone(), 1, "m1");
+        if let Event::Deliver(d) = &mut ev {
+            d.redelivered = true;
+        }
+        s.on_event(ev);
+        let a = s.take_actions();
+        let f = writes(&a)[0];
+        assert_eq!(f.header("ack"), Some("1"));
+        assert_eq!(f.header("redelivered"), Some("true"));
+    }
+
+    #[test]
+    fn auto_ack_follows_the_socket_write() {
+        let mut s = connected("1.2", 1);
+        let dest = Destination::queue("q");
+        let sub = subscribe(&mut s, &[("destination", "/queue/q"), ("id", "a")]);
+        s.on_event(delivery(sub, dest.clone(), 10, "m1"));
+        s.on_event(delivery(sub, dest.clone(), 11, "m2"));
+        let a = s.take_actions();
+        assert_eq!(writes(&a)[0].header("ack"), None);
+        let mark = s.frames_emitted();
+        s.on_event(delivery(sub, dest.clone(), 12, "m3"));
+        s.take_actions();
+        s.on_written(mark);
+        let p = posts(s.take_actions());
+        assert_eq!(p.len(), 1);
+        let Request::Ack {
+            seqs, reply: None, ..
+        } = &p[0].1
+        else {
+            panic!("{p:?}")
+        };
+        assert_eq!(seqs, &vec![10, 11]);
+        s.on_written(s.frames_emitted());
+        let p = posts(s.take_actions());
+        let Request::Ack { seqs, .. } = &p[0].1 else {
+            panic!()
+        };
+        assert_eq!(seqs, &vec![12]);
+    }
+
+    fn acked_seqs(actions: Vec<Action>) -> Vec<u64> {
+        posts(actions)
+            .into_iter()
+            .flat_map(|(_, r)| match r {
+                Request::Ack { seqs, .. } => seqs,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn client_ack_is_cumulative_individual_is_not() {
+        let dest = Destination::queue("q");
+        for (mode, expect_first, expect_rest) in [
+            ("client", vec![1, 2], vec![3]),
+            ("client-individual", vec![2], vec![1, 3]),
+        ] {
+            let mut s = connected("1.2", 1);
+            let sub = subscribe(
+                &mut s,
+                &[("destination", "/queue/q"), ("id", "s"), ("ack", mode)],
+            );
+            for seq in 1..=3 {
+                s.on_event(delivery(sub, dest.clone(), seq, &format!("m{seq}")));
+            }
+            s.take_actions();
+            // Ack ids are 1, 2, 3 in delivery order.
+            s.on_frame(frame(Command::Ack, &[("id", "2")]));
+            assert_eq!(acked_seqs(s.take_actions()), expect_first, "{mode}");
+            let mut rest = Vec::new();
+            for id in ["1", "3"] {
+                s.on_frame(frame(Command::Ack, &[("id", id)]));
+                let a = s.take_actions();
+                if writes(&a).is_empty() {
+                    rest.extend(acked_seqs(a));
+                } else {
+                    // Already covered by the cumulative ack: unknown now.
+                    assert_eq!(writes(&a)[0].header("message"), Some("Unexpected ACK received"));
+                    assert!(!a.iter().any(is_close));
+                }
+            }
+            assert_eq!(rest, expect_rest, "{mode}");
+        }
+    }
+
+    #[test]
+    fn ack_by_message_id_in_1_1_and_nack_and_receipt() {
+        let dest = Destination::queue("q");
+        let mut s = connected("1.1", 1);
+        let sub = subscribe(
+            &mut s,
+            &[("destination", "/queue/q"), ("id", "s"), ("ack", "client-individual")],
+        );
+        s.on_event(delivery(sub, dest.clone(), 1, "m1"));
+        s.on_event(delivery(sub, dest.clone(), 2, "m2"));
+        s.take_actions();
+        s.on_frame(frame(
+            Command::Nack,
+            &[("subscription", "s"), ("message-id", "m2"), ("receipt", "n")],
+        ));
+        let mut p = posts(s.take_actions());
+        let (_, Request::Nack { seqs, reply, .. }) = p.remove(0) else {
+            panic!()
+        };
+        assert_eq!(seqs, vec![2]);
+        s.on_event(ok(reply.expect("receipt asks for a reply")));
+        assert_eq!(writes(&s.take_actions())[0].header("receipt-id"), Some("n"));
+        s.on_frame(frame(Command::Ack, &[("message-id", "m1")]));
+        assert_eq!(acked_seqs(s.take_actions()), vec![1]);
+    }
+
+    #[test]
+    fn single_shard_transaction_commits_in_one_request() {
+        let dest = Destination::queue("q");
+        let mut s = connected("1.2", 1);
+        let sub = subscribe(
+            &mut s,
+            &[("destination", "/queue/q"), ("id", "s"), ("ack", "client")],
+        );
+        s.on_event(delivery(sub, dest.clone(), 1, "m1"));
+        s.take_actions();
+        s.on_frame(frame(Command::Begin, &[("transaction", "t"), ("receipt", "b")]));
+        assert_eq!(writes(&s.take_actions())[0].header("receipt-id"), Some("b"));
+        s.on_frame(frame(
+            Command::Send,
+            &[("destination", "/queue/q"), ("transaction", "t")],
+        ));
+        s.on_frame(frame(Command::Ack, &[("id", "1"), ("transaction", "t")]));
+        assert!(s.take_actions().is_empty());
+        // Acked in the transaction: not ackable again.
+        s.on_frame(frame(Command::Ack, &[("id", "1")]));
+        assert_eq!(writes(&s.take_actions())[0].command, Command::Error);
+        s.on_frame(frame(Command::Commit, &[("transaction", "t"), ("receipt", "c")]));
+        let mut p = posts(s.take_actions());
+        assert_eq!(p.len(), 1);
+        let (0, Request::Commit { ops, reply }) = p.remove(0) else {
+            panic!()
+        };
+        assert!(matches!(&ops[..], [TxOp::Send(_), TxOp::Ack { seqs, .. }] if seqs == &vec![1]));
+        s.on_event(ok(reply));
+        assert_eq!(writes(&s.take_actions())[0].header("receipt-id"), Some("c"));
+        // Unknown transaction now: ERROR, still open.
+        s.on_frame(frame(Command::Commit, &[("transaction", "t")]));
+        let a = s.take_actions();
+        assert_eq!(writes(&a)[0].header("message"), Some("Invalid transaction id"));
+        assert!(!a.iter().any(is_close));
+    }
+
+    #[test]
+    fn abort_returns_transactional_acks_to_the_connection() {
+        let dest = Destination::queue("q");
+        let mut s = connected("1.2", 1);
+        let sub = subscribe(
+            &mut s,
+            &[("destination", "/queue/q"), ("id", "s"), ("ack", "client")],
+        );
+        s.on_event(delivery(sub, dest.clone(), 1, "m1"));
+        s.take_actions();
+        s.on_frame(frame(Command::Begin, &[("transaction", "t")]));
+        s.on_frame(frame(Command::Begin, &[("transaction", "t")]));
+        let a = s.take_actions();
+        assert_eq!(writes(&a)[0].header("message"), Some("Transaction already started"));
+        s.on_frame(frame(Command::Ack, &[("id", "1"), ("transaction", "t")]));
+        s.on_frame(frame(Command::Abort, &[("transaction", "t")]));
+        assert!(s.take_actions().is_empty());
+        s.on_frame(frame(Command::Ack, &[("id", "1")]));
+        assert_eq!(acked_seqs(s.take_actions()), vec![1]);
+    }
+
+    fn two_shard_commit(fail_prepare: bool) {
+        let (a, b) = names_on_two_shards(2);
+        let mut s = connected("1.2", 2);
+        s.on_frame(frame(Command::Begin, &[("transaction", "t")]));
+        for d in [&a, &b] {
+            let dest = format!("/queue/{d}");
+            s.on_frame(frame(
+                Command::Send,
+                &[("destination", dest.as_str()), ("transaction", "t")],
+            ));
+        }
+        s.on_frame(frame(Command::Commit, &[("transaction", "t"), ("receipt", "c")]));
+        let prepares = posts(s.take_actions());
+        assert_eq!(prepares.len(), 2);
+        let mut gtxs = Vec::new();
+        let mut shards = Vec::new();
+        for (shard, r) in &prepares {
+            let Request::Prepare { gtx, ops, .. } = r else {
+                panic!("{r:?}")
+            };
+            assert_eq!(ops.len(), 1);
+            gtxs.push(*gtx);
+            shards.push(*shard);
+        }
+        assert_eq!(gtxs[0], gtxs[1]);
+        shards.sort_unstable();
+        assert_eq!(shards, vec![0, 1]);
+        let gtx = gtxs[0];
+        // First prepare done: nothing yet.
+        s.on_event(ok(reply_of(&prepares[0].1)));
+        assert!(s.take_actions().is_empty());
+        s.on_event(Event::Done {
+            reply: reply_of(&prepares[1].1),
+            result: if fail_prepare {
+                Err(BrokerError::Journal("full".into()))
+            } else {
+                Ok(())
+            },
+        });
+        let mut rec = posts(s.take_actions());
+        assert_eq!(rec.len(), 1);
+        let (0, Request::RecordOutcome { gtx: g, commit, reply }) = rec.remove(0) else {
+            panic!()
+        };
+        assert_eq!((g, commit), (gtx, !fail_prepare));
+        s.on_event(ok(reply));
+        let resolves = posts(s.take_actions());
+        assert_eq!(resolves.len(), 2);
+        for (_, r) in &resolves {
+            assert!(matches!(r, Request::Resolve { gtx: g, commit, .. } if *g == gtx && *commit == !fail_prepare));
+        }
+        s.on_event(ok(reply_of(&resolves[0].1)));
+        assert!(s.take_actions().is_empty());
+        s.on_event(ok(reply_of(&resolves[1].1)));
+        let a = s.take_actions();
+        let f = writes(&a)[0];
+        if fail_prepare {
+            assert_eq!(f.command, Command::Error);
+            assert_eq!(f.header("receipt-id"), Some("c"));
+            assert!(!a.iter().any(is_close));
+        } else {
+            assert_eq!(headers(f), vec![("receipt-id", "c")]);
+        }
+    }
+
+    #[test]
+    fn multi_shard_commit_runs_two_phases() {
+        two_shard_commit(false);
+    }
+
+    #[test]
+    fn multi_shard_commit_aborts_when_a_prepare_fails() {
+        two_shard_commit(true);
+    }
+
+    #[test]
+    fn receipts_wait_for_earlier_work_via_barriers() {
+        let mut s = connected("1.2", 1);
+        s.on_frame(frame(Command::Send, &[("destination", "/queue/q")]));
+        let send = posts(s.take_actions());
+        s.on_frame(frame(Command::Begin, &[("transaction", "t"), ("receipt", "b")]));
+        let mut p = posts(s.take_actions());
+        let (0, Request::Barrier { reply }) = p.remove(0) else {
+            panic!()
+        };
+        s.on_event(ok(reply_of(&send[0].1)));
+        assert!(s.take_actions().is_empty());
+        s.on_event(ok(reply));
+        assert_eq!(writes(&s.take_actions())[0].header("receipt-id"), Some("b"));
+        // Nothing outstanding now: immediate.
+        s.on_frame(frame(Command::Abort, &[("transaction", "t"), ("receipt", "a")]));
+        assert_eq!(writes(&s.take_actions())[0].header("receipt-id"), Some("a"));
+    }
+
+    #[test]
+    fn disconnect_receipt_follows_a_barrier_then_closes() {
+        let mut s = connected("1.2", 4);
+        s.on_frame(frame(Command::Disconnect, &[]));
+        assert!(matches!(s.take_actions()[..], [Action::Close]));
+
+        let mut s = connected("1.2", 4);
+        s.on_frame(frame(Command::Disconnect, &[("receipt", "d")]));
+        let a = s.take_actions();
+        assert_eq!(writes(&a)[0].header("receipt-id"), Some("d"));
+        assert!(is_close(&a[1]));
+
+        let mut s = connected("1.2", 4);
+        s.on_frame(frame(Command::Send, &[("destination", "/queue/q")]));
+        let send = posts(s.take_actions());
+        s.on_event(ok(reply_of(&send[0].1)));
+        s.take_actions();
+        s.on_frame(frame(Command::Disconnect, &[("receipt", "d")]));
+        let barriers = posts(s.take_actions());
+        assert_eq!(barriers.len(), 1);
+        assert_eq!(barriers[0].0, send[0].0);
+        // Ignored while waiting.
+        s.on_frame(frame(Command::Send, &[("destination", "/queue/q")]));
+        assert!(s.take_actions().is_empty());
+        s.on_event(ok(reply_of(&barriers[0].1)));
+        let a = s.take_actions();
+        assert_eq!(writes(&a)[0].header("receipt-id"), Some("d"));
+        assert!(is_close(&a[1]));
+    }
+}
