@@ -32,7 +32,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::broker::{
-    AckMode, BrokerError, BrokerSettings, ConnId, DestKind, Delivery, Destination, DurableName,
+    AckMode, BrokerError, BrokerSettings, ConnId, Delivery, DestKind, Destination, DurableName,
     Event, GlobalTxId, Message, Reply, ReplyTo, Request, Router, ShardId, SubKey, SubscribeSpec,
     TxOp,
 };
@@ -72,7 +72,10 @@ pub enum Action {
     /// Encode this frame (with [`Session::version`]) and write it.
     Write(Frame),
     /// Post this request to `shard` (`Router::post`).
-    Post { shard: ShardId, request: Request },
+    Post {
+        shard: ShardId,
+        request: Request,
+    },
     /// CONNECT succeeded: the decoder switches to `version`; heart-beats start.
     Negotiated {
         version: Version,
@@ -208,11 +211,15 @@ impl SessionError {
             }
             SessionError::UnexpectedCommand(c) => format!("{c} is not a client frame here"),
             SessionError::Decode(e) => e.to_string(),
-            SessionError::HeartBeatTimeout => "no data received within the heart-beat timeout".into(),
+            SessionError::HeartBeatTimeout => {
+                "no data received within the heart-beat timeout".into()
+            }
             SessionError::UnknownSubscription(id) => format!("no subscription '{id}'"),
             SessionError::UnknownAck(id) => format!("no outstanding message for '{id}'"),
             SessionError::UnknownTransaction(tx) => format!("transaction '{tx}' is not active"),
-            SessionError::DuplicateTransaction(tx) => format!("transaction '{tx}' is already active"),
+            SessionError::DuplicateTransaction(tx) => {
+                format!("transaction '{tx}' is already active")
+            }
         }
     }
 }
@@ -263,17 +270,28 @@ struct Transaction {
 #[derive(Debug)]
 enum Pending {
     /// A send: counts against `max_pending_sends` until done.
-    Send { receipt: Option<String> },
+    Send {
+        receipt: Option<String>,
+    },
     /// Subscribe: on failure the local subscription is dropped again.
-    Subscribe { receipt: Option<String>, sub: u64 },
+    Subscribe {
+        receipt: Option<String>,
+        sub: u64,
+    },
     /// Unsubscribe, ack, nack: a receipt (or nothing) on success.
-    Simple { receipt: Option<String> },
+    Simple {
+        receipt: Option<String>,
+    },
     Commit {
         receipt: Option<String>,
         acked: Vec<(u64, u64)>,
     },
-    TwoPhase { commit_key: u64 },
-    Barrier { group: u64 },
+    TwoPhase {
+        commit_key: u64,
+    },
+    Barrier {
+        group: u64,
+    },
 }
 
 #[derive(Debug)]
@@ -820,7 +838,10 @@ impl<E: SessionEnv> Session<E> {
         let Some(sub) = self.subs.get_mut(&d.sub.sub) else {
             // Unsubscribed while this was in flight: the core counts it unacknowledged
             // for the removed consumer and has already taken it back.
-            tracing::debug!(sub = d.sub.sub, "delivery for a removed subscription dropped");
+            tracing::debug!(
+                sub = d.sub.sub,
+                "delivery for a removed subscription dropped"
+            );
             return;
         };
         let msg = &d.msg;
@@ -871,8 +892,12 @@ impl<E: SessionEnv> Session<E> {
             None => {
                 self.write(f);
                 // Numbered after the write: on_written(upto) covers frames below upto.
-                self.auto_unwritten
-                    .push_back((self.frames_emitted - 1, d.sub.sub, d.destination, d.seq));
+                self.auto_unwritten.push_back((
+                    self.frames_emitted - 1,
+                    d.sub.sub,
+                    d.destination,
+                    d.seq,
+                ));
             }
         }
     }
@@ -887,7 +912,9 @@ impl<E: SessionEnv> Session<E> {
         let (num, idx, id) = self.find_delivery(frame)?;
         let tx = frame.header("transaction");
         if tx.is_some_and(|t| !self.transactions.contains_key(t)) {
-            return Err(SessionError::UnknownTransaction(tx.unwrap_or_default().into()));
+            return Err(SessionError::UnknownTransaction(
+                tx.unwrap_or_default().into(),
+            ));
         }
         let Some(sub) = self.subs.get_mut(&num) else {
             return Err(SessionError::UnknownAck(id));
@@ -914,7 +941,10 @@ impl<E: SessionEnv> Session<E> {
                     let o = &mut sub.outstanding[i];
                     o.in_tx = Some(tx.to_owned());
                     acked.push((num, o.ack_no));
-                    by_dest.entry(o.destination.clone()).or_default().push(o.seq);
+                    by_dest
+                        .entry(o.destination.clone())
+                        .or_default()
+                        .push(o.seq);
                 }
                 if let Some(t) = self.transactions.get_mut(tx) {
                     t.acked.extend(acked);
@@ -1230,8 +1260,7 @@ impl<E: SessionEnv> Session<E> {
         match pending {
             Pending::Send { receipt } => {
                 self.pending_sends = self.pending_sends.saturating_sub(1);
-                if self.reading_paused && self.pending_sends < self.ctx.settings.max_pending_sends
-                {
+                if self.reading_paused && self.pending_sends < self.ctx.settings.max_pending_sends {
                     self.reading_paused = false;
                     self.out.push(Action::ResumeReading);
                 }
@@ -1656,7 +1685,10 @@ mod tests {
             ..BrokerSettings::default()
         };
         let mut s = session_with(1, settings.clone());
-        s.on_frame(frame(Command::Connect, &[("login", "u"), ("passcode", "x")]));
+        s.on_frame(frame(
+            Command::Connect,
+            &[("login", "u"), ("passcode", "x")],
+        ));
         let a = s.take_actions();
         let e = writes(&a)[0];
         assert_eq!(e.header("message"), Some("Authentication failed"));
@@ -1665,7 +1697,10 @@ mod tests {
         assert!(!s.is_connected());
 
         let mut s = session_with(1, settings);
-        s.on_frame(frame(Command::Connect, &[("login", "u"), ("passcode", "p")]));
+        s.on_frame(frame(
+            Command::Connect,
+            &[("login", "u"), ("passcode", "p")],
+        ));
         assert!(s.is_connected());
     }
 
@@ -1675,7 +1710,10 @@ mod tests {
         s.on_frame(frame(Command::Send, &[("destination", "/queue/a")]));
         let a = s.take_actions();
         assert_eq!(a.len(), 2);
-        assert_eq!(writes(&a)[0].header("message"), Some("Connection not established"));
+        assert_eq!(
+            writes(&a)[0].header("message"),
+            Some("Connection not established")
+        );
         assert!(is_close(&a[1]));
         s.on_frame(frame(Command::Connect, &[]));
         assert!(s.take_actions().is_empty());
@@ -1707,7 +1745,10 @@ mod tests {
         assert_eq!(msg.id, "ID:m-1");
         assert_eq!(msg.destination, Destination::queue("orders"));
         assert!(msg.persistent);
-        assert_eq!((msg.priority, msg.expires_ms, msg.timestamp_ms), (7, 99, 1000));
+        assert_eq!(
+            (msg.priority, msg.expires_ms, msg.timestamp_ms),
+            (7, 99, 1000)
+        );
         assert_eq!(
             msg.headers,
             vec![
@@ -1722,7 +1763,10 @@ mod tests {
         assert_eq!(writes(&a)[0].command, Command::Receipt);
 
         // A refused send: ERROR naming the receipt, connection stays open.
-        s.on_frame(frame(Command::Send, &[("destination", "plain"), ("receipt", "r2")]));
+        s.on_frame(frame(
+            Command::Send,
+            &[("destination", "plain"), ("receipt", "r2")],
+        ));
         let mut p = posts(s.take_actions());
         let (_, Request::Send { msg, reply }) = p.remove(0) else {
             panic!()
@@ -1752,7 +1796,10 @@ mod tests {
             s.on_frame(frame(Command::Send, &h));
             let a = s.take_actions();
             assert_eq!(writes(&a)[0].command, Command::Error, "{h:?}");
-            assert!(is_close(a.last().unwrap_or(&Action::ResumeReading)), "{h:?}");
+            assert!(
+                is_close(a.last().unwrap_or(&Action::ResumeReading)),
+                "{h:?}"
+            );
         }
     }
 
@@ -1782,7 +1829,10 @@ mod tests {
         let mut s = connected("1.1", 4);
         s.on_frame(frame(
             Command::Send,
-            &[("destination", "/temp-queue/r"), ("reply-to", "/temp-queue/r")],
+            &[
+                ("destination", "/temp-queue/r"),
+                ("reply-to", "/temp-queue/r"),
+            ],
         ));
         s.on_frame(frame(Command::Send, &[("destination", "/temp-queue/r")]));
         s.on_frame(frame(Command::Send, &[("destination", "/temp-topic/r")]));
@@ -1862,7 +1912,11 @@ mod tests {
         // Duplicate id, bad ack mode, missing id in 1.1+, durable without client-id.
         for h in [
             vec![("destination", "/queue/q"), ("id", "0")],
-            vec![("destination", "/queue/q"), ("id", "1"), ("ack", "sometimes")],
+            vec![
+                ("destination", "/queue/q"),
+                ("id", "1"),
+                ("ack", "sometimes"),
+            ],
             vec![("destination", "/queue/q")],
             vec![
                 ("destination", "/topic/t"),
@@ -1919,7 +1973,10 @@ mod tests {
         s.on_frame(frame(Command::Unsubscribe, &[("id", "d1")]));
         let a = s.take_actions();
         assert_eq!(a.len(), 1);
-        assert_eq!(writes(&a)[0].header("message"), Some("No subscription matched"));
+        assert_eq!(
+            writes(&a)[0].header("message"),
+            Some("No subscription matched")
+        );
     }
 
     #[test]
@@ -2040,7 +2097,10 @@ mod tests {
                     rest.extend(acked_seqs(a));
                 } else {
                     // Already covered by the cumulative ack: unknown now.
-                    assert_eq!(writes(&a)[0].header("message"), Some("Unexpected ACK received"));
+                    assert_eq!(
+                        writes(&a)[0].header("message"),
+                        Some("Unexpected ACK received")
+                    );
                     assert!(!a.iter().any(is_close));
                 }
             }
@@ -2054,14 +2114,22 @@ mod tests {
         let mut s = connected("1.1", 1);
         let sub = subscribe(
             &mut s,
-            &[("destination", "/queue/q"), ("id", "s"), ("ack", "client-individual")],
+            &[
+                ("destination", "/queue/q"),
+                ("id", "s"),
+                ("ack", "client-individual"),
+            ],
         );
         s.on_event(delivery(sub, dest.clone(), 1, "m1"));
         s.on_event(delivery(sub, dest.clone(), 2, "m2"));
         s.take_actions();
         s.on_frame(frame(
             Command::Nack,
-            &[("subscription", "s"), ("message-id", "m2"), ("receipt", "n")],
+            &[
+                ("subscription", "s"),
+                ("message-id", "m2"),
+                ("receipt", "n"),
+            ],
         ));
         let mut p = posts(s.take_actions());
         let (_, Request::Nack { seqs, reply, .. }) = p.remove(0) else {
@@ -2084,7 +2152,10 @@ mod tests {
         );
         s.on_event(delivery(sub, dest.clone(), 1, "m1"));
         s.take_actions();
-        s.on_frame(frame(Command::Begin, &[("transaction", "t"), ("receipt", "b")]));
+        s.on_frame(frame(
+            Command::Begin,
+            &[("transaction", "t"), ("receipt", "b")],
+        ));
         assert_eq!(writes(&s.take_actions())[0].header("receipt-id"), Some("b"));
         s.on_frame(frame(
             Command::Send,
@@ -2095,7 +2166,10 @@ mod tests {
         // Acked in the transaction: not ackable again.
         s.on_frame(frame(Command::Ack, &[("id", "1")]));
         assert_eq!(writes(&s.take_actions())[0].command, Command::Error);
-        s.on_frame(frame(Command::Commit, &[("transaction", "t"), ("receipt", "c")]));
+        s.on_frame(frame(
+            Command::Commit,
+            &[("transaction", "t"), ("receipt", "c")],
+        ));
         let mut p = posts(s.take_actions());
         assert_eq!(p.len(), 1);
         let (0, Request::Commit { ops, reply }) = p.remove(0) else {
@@ -2107,7 +2181,10 @@ mod tests {
         // Unknown transaction now: ERROR, still open.
         s.on_frame(frame(Command::Commit, &[("transaction", "t")]));
         let a = s.take_actions();
-        assert_eq!(writes(&a)[0].header("message"), Some("Invalid transaction id"));
+        assert_eq!(
+            writes(&a)[0].header("message"),
+            Some("Invalid transaction id")
+        );
         assert!(!a.iter().any(is_close));
     }
 
@@ -2124,7 +2201,10 @@ mod tests {
         s.on_frame(frame(Command::Begin, &[("transaction", "t")]));
         s.on_frame(frame(Command::Begin, &[("transaction", "t")]));
         let a = s.take_actions();
-        assert_eq!(writes(&a)[0].header("message"), Some("Transaction already started"));
+        assert_eq!(
+            writes(&a)[0].header("message"),
+            Some("Transaction already started")
+        );
         s.on_frame(frame(Command::Ack, &[("id", "1"), ("transaction", "t")]));
         s.on_frame(frame(Command::Abort, &[("transaction", "t")]));
         assert!(s.take_actions().is_empty());
@@ -2143,7 +2223,10 @@ mod tests {
                 &[("destination", dest.as_str()), ("transaction", "t")],
             ));
         }
-        s.on_frame(frame(Command::Commit, &[("transaction", "t"), ("receipt", "c")]));
+        s.on_frame(frame(
+            Command::Commit,
+            &[("transaction", "t"), ("receipt", "c")],
+        ));
         let prepares = posts(s.take_actions());
         assert_eq!(prepares.len(), 2);
         let mut gtxs = Vec::new();
@@ -2173,7 +2256,15 @@ mod tests {
         });
         let mut rec = posts(s.take_actions());
         assert_eq!(rec.len(), 1);
-        let (0, Request::RecordOutcome { gtx: g, commit, reply }) = rec.remove(0) else {
+        let (
+            0,
+            Request::RecordOutcome {
+                gtx: g,
+                commit,
+                reply,
+            },
+        ) = rec.remove(0)
+        else {
             panic!()
         };
         assert_eq!((g, commit), (gtx, !fail_prepare));
@@ -2181,7 +2272,9 @@ mod tests {
         let resolves = posts(s.take_actions());
         assert_eq!(resolves.len(), 2);
         for (_, r) in &resolves {
-            assert!(matches!(r, Request::Resolve { gtx: g, commit, .. } if *g == gtx && *commit == !fail_prepare));
+            assert!(
+                matches!(r, Request::Resolve { gtx: g, commit, .. } if *g == gtx && *commit == !fail_prepare)
+            );
         }
         s.on_event(ok(reply_of(&resolves[0].1)));
         assert!(s.take_actions().is_empty());
@@ -2212,7 +2305,10 @@ mod tests {
         let mut s = connected("1.2", 1);
         s.on_frame(frame(Command::Send, &[("destination", "/queue/q")]));
         let send = posts(s.take_actions());
-        s.on_frame(frame(Command::Begin, &[("transaction", "t"), ("receipt", "b")]));
+        s.on_frame(frame(
+            Command::Begin,
+            &[("transaction", "t"), ("receipt", "b")],
+        ));
         let mut p = posts(s.take_actions());
         let (0, Request::Barrier { reply }) = p.remove(0) else {
             panic!()
@@ -2222,7 +2318,10 @@ mod tests {
         s.on_event(ok(reply));
         assert_eq!(writes(&s.take_actions())[0].header("receipt-id"), Some("b"));
         // Nothing outstanding now: immediate.
-        s.on_frame(frame(Command::Abort, &[("transaction", "t"), ("receipt", "a")]));
+        s.on_frame(frame(
+            Command::Abort,
+            &[("transaction", "t"), ("receipt", "a")],
+        ));
         assert_eq!(writes(&s.take_actions())[0].header("receipt-id"), Some("a"));
     }
 
