@@ -29,7 +29,8 @@ use futures_lite::FutureExt;
 use crate::broker::{BrokerSettings, ConnEvents, Router};
 use crate::protocol::stomp::session::{Action, Session, SessionContext};
 use crate::protocol::stomp::{encode, encode_heartbeat, DecodedItem, Decoder, Limits};
-use crate::rt::exec::{sleep, spawn, yield_if_needed, Task};
+use crate::rt::exec::Task;
+use crate::rt::{sleep, spawn_local as spawn, yield_if_needed};
 use crate::rt::net::{Listener, ReadHalf, WriteHalf};
 
 use super::signal::Signal;

@@ -12,7 +12,8 @@ use crate::broker::{
     BrokerSettings, ConnId, Delivery, Destination, Event, MeshMsg, ReplyTo, Request, Router, SubKey,
 };
 use crate::rt::channel::mesh;
-use crate::rt::exec::{self, sleep, spawn, ExecutorSpec};
+use crate::rt::exec::{self, ExecutorSpec};
+use crate::rt::{sleep, spawn_local as spawn};
 use crate::rt::net::{connect, BoundListener, ReadHalf, WriteHalf};
 
 use super::serve_stomp;
