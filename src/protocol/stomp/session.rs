@@ -587,7 +587,7 @@ impl<E: SessionEnv> Session<E> {
     // ----- SEND -----
 
     fn send(&mut self, frame: &Frame) -> Result<(), SessionError> {
-        let destination = self.destination(required(&frame, "destination")?)?;
+        let destination = self.destination(required(frame, "destination")?)?;
         let persistent = frame
             .header("persistent")
             .is_some_and(|v| v.eq_ignore_ascii_case("true"));
@@ -1169,7 +1169,7 @@ impl<E: SessionEnv> Session<E> {
         if let Err(e) = result {
             // Errors while resolving an abort are expected (a participant whose prepare
             // failed holds nothing) and change nothing.
-            if !(c.phase == Phase::Resolve && !c.commit) && c.failure.is_none() {
+            if (c.commit || c.phase != Phase::Resolve) && c.failure.is_none() {
                 c.failure = Some(e.to_string());
             }
         }
@@ -1207,6 +1207,9 @@ impl<E: SessionEnv> Session<E> {
                 let Some(c) = self.commits.remove(&key) else {
                     return;
                 };
+                // Every participant has journaled its resolution: the coordinator's
+                // outcome record is no longer needed for recovery.
+                self.post(own, Request::ForgetOutcome { gtx });
                 match (c.commit, c.failure) {
                     (true, None) => {
                         self.forget_acked(&c.acked);
@@ -1549,7 +1552,9 @@ mod tests {
             Request::Ack { reply, .. } | Request::Nack { reply, .. } => {
                 reply.expect("request has a reply")
             }
-            Request::ConnectionClosed { .. } => panic!("no reply"),
+            Request::ConnectionClosed { .. }
+            | Request::ForgetOutcome { .. }
+            | Request::QueryOutcome { .. } => panic!("no reply"),
         }
     }
 
@@ -2273,7 +2278,7 @@ mod tests {
         assert_eq!(resolves.len(), 2);
         for (_, r) in &resolves {
             assert!(
-                matches!(r, Request::Resolve { gtx: g, commit, .. } if *g == gtx && *commit == !fail_prepare)
+                matches!(r, Request::Resolve { gtx: g, commit, .. } if *g == gtx && *commit != fail_prepare)
             );
         }
         s.on_event(ok(reply_of(&resolves[0].1)));
