@@ -1035,6 +1035,23 @@ impl ShardCore {
             self.reply(reply, None, Ok(()));
             return;
         };
+        // The client may not name the topic: find the subscription by its name.
+        let destination = if self
+            .topics
+            .get(&destination)
+            .is_some_and(|t| t.durables.contains_key(&name))
+        {
+            destination
+        } else {
+            match self
+                .topics
+                .iter()
+                .find(|(_, t)| t.durables.contains_key(&name))
+            {
+                Some((d, _)) => d.clone(),
+                None => destination,
+            }
+        };
         let state = self
             .topics
             .get(&destination)
