@@ -9,8 +9,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use std::sync::Arc;
+
 use super::message::MessageRef;
 use super::ops::{AckMode, SubKey};
+use super::selector::Selector;
 
 /// Where a journaled message's record lives (segment and offset in the shard's
 /// journal). Entries of non-persistent messages have none.
@@ -50,6 +53,19 @@ pub struct Consumer {
     pub prefetch: u32,
     pub in_flight: u32,
     pub ack: AckMode,
+    /// Only messages it selects go to this consumer. A message whose body is on disk
+    /// cannot be tested, so it goes to consumers without a selector (see `dispatch`).
+    pub selector: Option<Arc<Selector>>,
+}
+
+impl Consumer {
+    fn accepts(&self, e: &Entry) -> bool {
+        match (&self.selector, &e.msg) {
+            (None, _) => true,
+            (Some(s), Some(m)) => s.matches(m.as_ref()),
+            (Some(_), None) => false,
+        }
+    }
 }
 
 #[derive(Default, Debug)]
@@ -166,15 +182,23 @@ impl Backlog {
             }
             let n = self.consumers.len();
             let mut chosen = None;
+            let mut any_room = false;
             for i in 0..n {
                 let idx = (self.next_consumer + i) % n;
                 let c = &self.consumers[idx];
                 if c.in_flight < c.prefetch.max(1) {
-                    chosen = Some(idx);
-                    break;
+                    any_room = true;
+                    if c.accepts(entry) {
+                        chosen = Some(idx);
+                        break;
+                    }
                 }
             }
-            let Some(idx) = chosen else { break };
+            if !any_room {
+                break;
+            }
+            // No consumer with room selects this message: it waits, later ones may go.
+            let Some(idx) = chosen else { continue };
             self.next_consumer = (idx + 1) % n;
             let c = &mut self.consumers[idx];
             c.in_flight += 1;
@@ -221,6 +245,7 @@ mod tests {
             prefetch,
             in_flight: 0,
             ack: AckMode::Client,
+            selector: None,
         }
     }
 

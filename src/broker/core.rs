@@ -18,6 +18,7 @@ use super::ops::{
     SubKey, SubscribeSpec, TxOp,
 };
 use super::record::Record;
+use super::selector::Selector;
 use super::settings::BrokerSettings;
 
 /// Where the core appends records. `append` never waits: it returns where the record
@@ -77,6 +78,8 @@ struct Queue {
 struct Durable {
     backlog: Backlog,
     selector: Option<String>,
+    /// `selector`, parsed: which published messages this subscription stores.
+    parsed: Option<Arc<Selector>>,
     active: Option<SubKey>,
     /// The `Durable` record that created it (pins its segment).
     loc: Option<Loc>,
@@ -365,11 +368,18 @@ impl ShardCore {
                     self.pin(loc);
                 } else {
                     self.pin(loc);
+                    // Checked when the subscription was created; a record that no
+                    // longer parses selects everything rather than nothing.
+                    let parsed = selector
+                        .as_deref()
+                        .and_then(|s| Selector::parse(s).ok())
+                        .map(Arc::new);
                     self.topic_mut(&destination).durables.insert(
                         name,
                         Durable {
                             backlog: Backlog::default(),
                             selector,
+                            parsed,
                             active: None,
                             loc,
                         },
@@ -546,6 +556,16 @@ impl ShardCore {
             None => return,
         };
         for k in keys {
+            let selected = self
+                .topics
+                .get(d)
+                .and_then(|t| t.subscribers.get(&k))
+                .and_then(|b| b.consumers.first())
+                .and_then(|c| c.selector.clone())
+                .is_none_or(|s| s.matches(message.as_ref()));
+            if !selected {
+                continue;
+            }
             let mut entry = self.new_entry(message, None, 0);
             entry.persistent = false;
             if let Some(b) = self
@@ -872,7 +892,12 @@ impl ShardCore {
                 seq,
                 redeliveries: 0,
                 message: msg.clone(),
-                targets: t.durables.keys().cloned().collect(),
+                targets: t
+                    .durables
+                    .iter()
+                    .filter(|(_, s)| s.parsed.as_ref().is_none_or(|p| p.matches(msg.as_ref())))
+                    .map(|(n, _)| n.clone())
+                    .collect(),
             }
         }
     }
@@ -904,11 +929,30 @@ impl ShardCore {
         sink: &mut dyn JournalSink,
     ) {
         let d = spec.destination.clone();
+        let selector = match spec.selector.as_deref().map(Selector::parse) {
+            None => None,
+            Some(Ok(s)) if s.selects_all() => None,
+            Some(Ok(s)) => Some(Arc::new(s)),
+            Some(Err(e)) => {
+                self.reply(
+                    reply,
+                    None,
+                    Err(BrokerError::InvalidSelector(e.to_string())),
+                );
+                return;
+            }
+        };
         let consumer = Consumer {
             key: sub,
             prefetch: spec.prefetch.max(1),
             in_flight: 0,
             ack: spec.ack,
+            // A durable subscription filters when messages are stored, not here.
+            selector: if spec.durable.is_some() {
+                None
+            } else {
+                selector
+            },
         };
         if self.attached.contains_key(&sub) {
             self.reply(reply, None, Ok(()));

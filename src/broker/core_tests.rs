@@ -434,3 +434,68 @@ fn memory_limit_pages_persistent_bodies_and_blocks_non_persistent_producers() {
         "paged bodies are read back"
     );
 }
+
+#[test]
+fn selectors_route_messages_and_bad_ones_are_refused() {
+    let mut c = core();
+    let mut j = MemJournal::default();
+    let q = Destination::queue("sel");
+    let spec = |selector: &str| SubscribeSpec {
+        destination: q.clone(),
+        ack: AckMode::ClientIndividual,
+        prefetch: 10,
+        durable: None,
+        selector: Some(selector.into()),
+        temp_owner: None,
+    };
+    c.handle(
+        Request::Subscribe {
+            sub: sub(1, 1),
+            spec: spec("colour = 'red'"),
+            reply: reply(1),
+        },
+        &mut j,
+    );
+    c.handle(
+        Request::Subscribe {
+            sub: sub(2, 1),
+            spec: spec("colour = 'blue'"),
+            reply: reply(2),
+        },
+        &mut j,
+    );
+    c.handle(
+        Request::Subscribe {
+            sub: sub(3, 1),
+            spec: spec("colour = = 'x'"),
+            reply: reply(3),
+        },
+        &mut j,
+    );
+    let refused = c.drain().into_iter().any(|o| {
+        matches!(o, Output::Reply { reply, result: Err(BrokerError::InvalidSelector(_)), .. } if reply.token == 3)
+    });
+    assert!(refused, "an invalid selector is refused");
+    for (i, colour) in ["red", "blue", "red", "green"].iter().enumerate() {
+        let mut m = (*msg(q.clone(), &format!("m{i}"), false)).clone();
+        m.headers.push(("colour".into(), (*colour).into()));
+        c.handle(
+            Request::Send {
+                msg: Arc::new(m),
+                reply: reply(10 + i as u64),
+            },
+            &mut j,
+        );
+    }
+    let d = deliveries(&c.drain());
+    assert_eq!(
+        d,
+        vec![
+            (sub(1, 1), 1, "m0".into()),
+            (sub(2, 1), 2, "m1".into()),
+            (sub(1, 1), 3, "m2".into()),
+        ],
+        "green matches nobody and waits"
+    );
+    assert_eq!(c.depth(&q), 4);
+}

@@ -166,6 +166,8 @@ pub enum BrokerError {
     NoSuchTempDestination(String),
     #[error("transaction {0} is not prepared on this shard")]
     UnknownTransaction(String),
+    #[error("invalid selector: {0}")]
+    InvalidSelector(String),
     #[error("shard {0} is gone")]
     ShardGone(usize),
 }
