@@ -279,15 +279,18 @@ class Client:
         return self.col.wait(lambda: self.col.connected_frame, "CONNECTED")
 
     def disconnect(self):
-        """DISCONNECT with a receipt, then wait for the socket to close."""
+        """DISCONNECT with a receipt (bounded wait for it), then close the socket.
+        (stomp.py's own disconnect(receipt=...) waits without a bound.)"""
         if self.conn.is_connected():
             rid = self._receipt_id()
-            self.conn.disconnect(receipt=rid)
+            proto = {"1.0": stomp.protocol.Protocol10, "1.1": stomp.protocol.Protocol11,
+                     "1.2": stomp.protocol.Protocol12}[self.version]
+            proto.disconnect(self.conn, receipt=rid)
+            self.wait_receipt(rid, "for DISCONNECT")
         self.close()
 
     def close(self):
         """Drop the socket without DISCONNECT (as a crashed client would)."""
-        self.conn.transport.stop()
         self.conn.transport.disconnect_socket()
 
     def wait_closed_by_broker(self):
