@@ -113,6 +113,12 @@ class Broker:
         if not binary.exists():
             pytest.fail(f"tandem binary not found at {binary}; build it "
                         f"(cargo build --release) or set TANDEM_BIN")
+        # After the previous process is reaped, its listening socket can stay open for a
+        # few ms (measured 4-10 ms after kill -9 and after SIGTERM: the kernel tears down
+        # io_uring rings asynchronously). Starting now would race it (EADDRINUSE) and our
+        # readiness probe would be accepted by the dying socket, so wait until it is gone.
+        # test_restart.py checks the SIGTERM case separately.
+        poll_until(STOP_TIMEOUT_S, self.port_closed, f"port {self.port} to be released")
         with open(self.log_path, "ab") as log:
             log.write(f"==== start {time.strftime('%H:%M:%S')} ====\n".encode())
             log.flush()
@@ -130,6 +136,13 @@ class Broker:
                 return True
         except OSError:
             return False
+
+    def port_closed(self) -> bool:
+        try:
+            with socket.create_connection(self.host_and_port, timeout=1):
+                return False
+        except OSError:
+            return True
 
     def kill9(self):
         """kill -9: no shutdown code runs."""
