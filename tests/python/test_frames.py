@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from conftest import Client, body_list, marker_follows, now_ms
+from conftest import Client, body_list, marker_follows, now_ms, poll_until
 
 ALL_BYTES = bytes(range(256))
 
@@ -114,3 +114,14 @@ def test_temp_queue_private_to_its_connection(broker, connect):
     assert b.take_one().body == "for b"
     marker_follows(a, a, "/temp-queue/x")
     marker_follows(b, b, "/temp-queue/x")
+
+
+def test_message_expiring_while_queued_is_not_delivered(broker, connect):
+    p = connect(broker)
+    expires = now_ms() + 300
+    p.send("/queue/exp-later", "short-lived", persistent=True, expires=str(expires))
+    p.send("/queue/exp-later", "short-lived-np", expires=str(expires))
+    poll_until(5, lambda: now_ms() > expires + 50, "the expiry time to pass")
+    c = connect(broker)
+    c.subscribe("/queue/exp-later")
+    marker_follows(c, p, "/queue/exp-later")

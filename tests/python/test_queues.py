@@ -172,3 +172,50 @@ def test_nack_moves_to_dlq(broker, connect, version):
     again = connect(broker)
     again.subscribe("/queue/work")
     marker_follows(again, producer, "/queue/work")
+
+
+def test_unacked_go_back_on_unsubscribe(broker, connect):
+    """The consumer goes (UNSUBSCRIBE) but the connection stays."""
+    producer = connect(broker)
+    sent = bodies("unsub", 5)
+    producer.send_many("/queue/unsub", sent)
+    c = connect(broker)
+    sub = c.subscribe("/queue/unsub", ack="client-individual")
+    got = c.take(5)
+    assert body_list(got) == sent
+    c.ack(got[0])
+    c.unsubscribe(sub)
+
+    c.subscribe("/queue/unsub", ack="client-individual")
+    back = c.take(4)
+    assert body_list(back) == sent[1:]
+    assert [m.headers.get("redelivered") for m in back] == ["true"] * 4
+
+
+@pytest.mark.parametrize("persistent", [True, False], ids=["persistent", "non-persistent"])
+def test_memory_limit_slows_but_loses_nothing(broker_factory, connect, persistent):
+    """3 MiB sent (receipted, window 8) into a broker with a 1 MiB memory limit from a
+    background thread while a consumer attaches and drains. Producer flow control may
+    hold receipts back, but everything arrives exactly once, in order, and the
+    producer finishes."""
+    import threading
+    b = broker_factory(memory_limit="1 mb")
+    sent = [f"{i:05d}".encode() + bytes([i % 256]) * (64 * 1024) for i in range(48)]
+    producer = connect(b, auto_decode=False)
+    outcome = {}
+
+    def produce():
+        try:
+            producer.send_many("/queue/mem", sent, persistent=persistent, window=8)
+            outcome["ok"] = True
+        except BaseException as e:           # pytest.fail raises BaseException
+            outcome["error"] = repr(e)
+
+    t = threading.Thread(target=produce, daemon=True)
+    t.start()
+    consumer = connect(b, auto_decode=False)
+    consumer.subscribe("/queue/mem")
+    got = consumer.take(len(sent), timeout=60)
+    t.join(timeout=60)
+    assert outcome == {"ok": True}
+    assert [m.body for m in got] == sent

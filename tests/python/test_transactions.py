@@ -113,3 +113,41 @@ def test_transaction_spanning_shards(broker, connect):
     assert dict(per_queue) == {q: [f"{q}#{k}" for k in range(3)] for q in queues}
     for q in queues:
         marker_follows(consumer, producer, q)
+
+
+def test_kill9_committed_survives_uncommitted_vanishes(broker, connect):
+    p = connect(broker)
+    p.begin("done")
+    for b in bodies("committed", 20):
+        p.send("/queue/txcrash", b, persistent=True, transaction="done")
+    p.commit("done")
+    p.begin("open")
+    for b in bodies("in-doubt", 20):
+        p.send("/queue/txcrash", b, persistent=True, transaction="open")
+    broker.kill9()
+    p.close()
+    broker.restart()
+
+    c = connect(broker)
+    c.subscribe("/queue/txcrash")
+    assert body_list(c.take(20)) == bodies("committed", 20)
+    marker_follows(c, connect(broker), "/queue/txcrash")
+
+
+def test_kill9_acks_of_uncommitted_transaction_are_not_acks(broker, connect):
+    p = connect(broker)
+    sent = bodies("m", 10)
+    p.send_many("/queue/txackcrash", sent, persistent=True)
+    c = connect(broker)
+    c.subscribe("/queue/txackcrash", ack="client-individual")
+    got = c.take(10)
+    c.begin("t")
+    for m in got:
+        c.ack(m, transaction="t")
+    broker.kill9()
+    c.close()
+    broker.restart()
+
+    c2 = connect(broker)
+    c2.subscribe("/queue/txackcrash")
+    assert body_list(c2.take(10)) == sent
