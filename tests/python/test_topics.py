@@ -90,3 +90,15 @@ def test_unsubscribe_with_name_removes_durable_subscription(broker, connect):
 
     s2 = _make_durable(broker, connect)   # a brand-new subscription of the same name
     marker_follows(s2, pub, "/topic/news")
+
+
+def test_unsubscribe_with_name_removes_inactive_durable_subscription(broker, connect):
+    _make_durable(broker, connect).disconnect()
+    s = connect(broker, **CLIENT_ID)          # not subscribed on this connection
+    s.unsubscribe("d1", **DURABLE)
+    s.disconnect()
+
+    pub = connect(broker)
+    pub.send_many("/topic/news", bodies("gone", 10), persistent=True)
+    s2 = _make_durable(broker, connect)
+    marker_follows(s2, pub, "/topic/news")
