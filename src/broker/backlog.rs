@@ -58,15 +58,31 @@ pub struct Consumer {
     pub selector: Option<Arc<Selector>>,
 }
 
+/// Whether a consumer takes an entry.
+#[derive(PartialEq, Eq)]
+enum Verdict {
+    Yes,
+    No,
+    /// The consumer has a selector and the body is on disk: read it back, then ask.
+    NeedsBody,
+}
+
 impl Consumer {
-    fn accepts(&self, e: &Entry) -> bool {
+    fn accepts(&self, e: &Entry) -> Verdict {
         match (&self.selector, &e.msg) {
-            (None, _) => true,
-            (Some(s), Some(m)) => s.matches(m.as_ref()),
-            (Some(_), None) => false,
+            (None, _) => Verdict::Yes,
+            (Some(s), Some(m)) if s.matches(m.as_ref()) => Verdict::Yes,
+            (Some(_), Some(_)) => Verdict::No,
+            (Some(_), None) => Verdict::NeedsBody,
         }
     }
 }
+
+/// Ready entries one dispatch pass examines at most: selective consumers must not make
+/// every send rescan a large backlog.
+const DISPATCH_SCAN_MAX: usize = 4096;
+/// Bodies one dispatch pass asks to read back for selective consumers.
+const PAGE_IN_MAX: usize = 64;
 
 #[derive(Default, Debug)]
 pub struct Backlog {
@@ -160,17 +176,26 @@ impl Backlog {
     /// Assigns ready entries, oldest first, to consumers in round-robin order while
     /// any has prefetch room. Entries for which `skip` returns true (expired) are
     /// passed over and reported separately.
+    ///
+    /// Entries a selective consumer could take but whose body is on disk are listed in
+    /// `page_in`: read them back and dispatch again.
     pub fn dispatch(
         &mut self,
         mut skip: impl FnMut(&Entry) -> bool,
         skipped: &mut Vec<u64>,
+        page_in: &mut Vec<u64>,
     ) -> Vec<Assignment> {
         let mut out = Vec::new();
         if self.consumers.is_empty() || self.ready.is_empty() {
             return out;
         }
         let mut cursor = self.ready.iter().next().copied();
+        let mut scanned = 0;
         while let Some(seq) = cursor {
+            scanned += 1;
+            if scanned > DISPATCH_SCAN_MAX {
+                break;
+            }
             cursor = self.ready.range(seq + 1..).next().copied();
             let Some(entry) = self.entries.get(&seq) else {
                 self.ready.remove(&seq);
@@ -183,14 +208,19 @@ impl Backlog {
             let n = self.consumers.len();
             let mut chosen = None;
             let mut any_room = false;
+            let mut needs_body = false;
             for i in 0..n {
                 let idx = (self.next_consumer + i) % n;
                 let c = &self.consumers[idx];
                 if c.in_flight < c.prefetch.max(1) {
                     any_room = true;
-                    if c.accepts(entry) {
-                        chosen = Some(idx);
-                        break;
+                    match c.accepts(entry) {
+                        Verdict::Yes => {
+                            chosen = Some(idx);
+                            break;
+                        }
+                        Verdict::NeedsBody => needs_body = true,
+                        Verdict::No => {}
                     }
                 }
             }
@@ -198,7 +228,12 @@ impl Backlog {
                 break;
             }
             // No consumer with room selects this message: it waits, later ones may go.
-            let Some(idx) = chosen else { continue };
+            let Some(idx) = chosen else {
+                if needs_body && page_in.len() < PAGE_IN_MAX {
+                    page_in.push(seq);
+                }
+                continue;
+            };
             self.next_consumer = (idx + 1) % n;
             let c = &mut self.consumers[idx];
             c.in_flight += 1;
@@ -258,7 +293,7 @@ mod tests {
         b.add_consumer(consumer(1, 1));
         b.add_consumer(consumer(2, 2));
         let got: Vec<(u64, u64)> = b
-            .dispatch(|_| false, &mut Vec::new())
+            .dispatch(|_| false, &mut Vec::new(), &mut Vec::new())
             .iter()
             .map(|a| (a.sub.conn.serial, a.seq))
             .collect();
@@ -266,7 +301,7 @@ mod tests {
         assert!(b.take_delivered(1, key(1)).is_some());
         assert!(b.take_delivered(1, key(1)).is_none());
         let got: Vec<u64> = b
-            .dispatch(|_| false, &mut Vec::new())
+            .dispatch(|_| false, &mut Vec::new(), &mut Vec::new())
             .iter()
             .map(|a| a.seq)
             .collect();
@@ -280,13 +315,17 @@ mod tests {
             b.insert(s, entry());
         }
         b.add_consumer(consumer(1, 10));
-        assert_eq!(b.dispatch(|_| false, &mut Vec::new()).len(), 3);
+        assert_eq!(
+            b.dispatch(|_| false, &mut Vec::new(), &mut Vec::new())
+                .len(),
+            3
+        );
         assert!(b.take_delivered(2, key(1)).is_some());
         assert_eq!(b.remove_consumer(key(1)), vec![1, 3]);
         assert_eq!(b.entries[&1].redeliveries, 1);
         b.add_consumer(consumer(2, 10));
         let got: Vec<u64> = b
-            .dispatch(|_| false, &mut Vec::new())
+            .dispatch(|_| false, &mut Vec::new(), &mut Vec::new())
             .iter()
             .map(|a| a.seq)
             .collect();

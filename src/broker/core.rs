@@ -58,6 +58,14 @@ pub enum Output {
     DeadLetter { body: Body, seq: u64, token: u64 },
     /// A request for another shard (or this one).
     Post { shard: ShardId, request: Request },
+    /// Read message `seq` back from the journal at `loc` and hand it to
+    /// [`ShardCore::paged_in`] with `token`: a selective consumer needs its headers.
+    PageIn {
+        destination: Destination,
+        seq: u64,
+        loc: Loc,
+        token: u64,
+    },
 }
 
 /// Which backlog a consumer (or a pending move) is attached to.
@@ -117,6 +125,8 @@ pub struct ShardCore {
     blocked: VecDeque<Reply>,
     /// Dead-letter moves in flight: token -> (backlog, seq).
     moving: HashMap<u64, (BacklogId, u64)>,
+    /// Bodies being read back for selective consumers: token -> (backlog, seq).
+    paging: HashMap<u64, (BacklogId, u64)>,
     /// Outcome queries after recovery: token -> transaction.
     querying: HashMap<u64, (GlobalTxId, usize)>,
     next_token: u64,
@@ -160,6 +170,7 @@ impl ShardCore {
             mem_used: 0,
             blocked: VecDeque::new(),
             moving: HashMap::new(),
+            paging: HashMap::new(),
             querying: HashMap::new(),
             next_token: 1,
             dirty: Vec::new(),
@@ -1422,11 +1433,16 @@ impl ShardCore {
             let dirty = std::mem::take(&mut self.dirty);
             for id in dirty {
                 let mut skipped = Vec::new();
+                let mut page_in = Vec::new();
                 let (assignments, destination) = {
                     let Some(b) = self.backlog_mut(&id) else {
                         continue;
                     };
-                    let a = b.dispatch(|e| e.expires_ms != 0 && e.expires_ms <= now, &mut skipped);
+                    let a = b.dispatch(
+                        |e| e.expires_ms != 0 && e.expires_ms <= now,
+                        &mut skipped,
+                        &mut page_in,
+                    );
                     let d = match &id {
                         BacklogId::Queue(d)
                         | BacklogId::Durable(d, _)
@@ -1455,8 +1471,56 @@ impl ShardCore {
                 for seq in skipped {
                     self.start_dead_letter(id.clone(), seq, "Expired");
                 }
+                self.request_page_in(&id, &destination, page_in);
             }
         }
+    }
+
+    fn request_page_in(&mut self, id: &BacklogId, destination: &Destination, seqs: Vec<u64>) {
+        // Bodies read back for selection stay in memory until delivered or removed;
+        // bound them to twice the limit so a consumer that selects nothing cannot pull
+        // the whole backlog in.
+        if self.mem_used > 2 * self.settings.shard_memory_limit_bytes {
+            return;
+        }
+        for seq in seqs {
+            if self.paging.values().any(|(i, s)| i == id && *s == seq) {
+                continue;
+            }
+            let Some(loc) = self
+                .backlog_ref(id)
+                .and_then(|b| b.entries.get(&seq))
+                .and_then(|e| e.loc)
+            else {
+                continue;
+            };
+            let token = self.token();
+            self.paging.insert(token, (id.clone(), seq));
+            self.out.push(Output::PageIn {
+                destination: destination.clone(),
+                seq,
+                loc,
+                token,
+            });
+        }
+    }
+
+    /// A body read back for a selective consumer (see [`Output::PageIn`]).
+    pub fn paged_in(&mut self, token: u64, msg: Option<MessageRef>) {
+        let Some((id, seq)) = self.paging.remove(&token) else {
+            return;
+        };
+        let mut added = 0;
+        if let (Some(msg), Some(b)) = (msg, self.backlog_mut(&id)) {
+            if let Some(e) = b.entries.get_mut(&seq) {
+                if e.msg.is_none() {
+                    e.msg = Some(msg);
+                    added = e.size;
+                }
+            }
+        }
+        self.mem_used += added;
+        self.mark_dirty(id);
     }
 
     /// Whether the consumer acknowledges automatically (the session acks on write).

@@ -499,3 +499,62 @@ fn selectors_route_messages_and_bad_ones_are_refused() {
     );
     assert_eq!(c.depth(&q), 4);
 }
+
+#[test]
+fn selective_consumers_get_paged_out_messages_read_back() {
+    let settings = BrokerSettings {
+        shard_memory_limit_bytes: 2048,
+        ..BrokerSettings::default()
+    };
+    let mut c = ShardCore::new(0, 1, Arc::new(settings));
+    let mut j = MemJournal::default();
+    let q = Destination::queue("paged");
+    let mut sent = Vec::new();
+    for i in 0..6 {
+        let mut m = (*msg(q.clone(), &"y".repeat(900), true)).clone();
+        m.headers.push(("n".into(), i.to_string()));
+        let m = Arc::new(m);
+        sent.push(m.clone());
+        c.handle(
+            Request::Send {
+                msg: m,
+                reply: reply(i),
+            },
+            &mut j,
+        );
+    }
+    c.drain();
+    c.handle(
+        Request::Subscribe {
+            sub: sub(1, 1),
+            spec: SubscribeSpec {
+                destination: q.clone(),
+                ack: AckMode::ClientIndividual,
+                prefetch: 10,
+                durable: None,
+                selector: Some("n = '5'".into()),
+                temp_owner: None,
+            },
+            reply: reply(100),
+        },
+        &mut j,
+    );
+    let out = c.drain();
+    let page_ins: Vec<(u64, u64)> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::PageIn { seq, token, .. } => Some((*seq, *token)),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        page_ins.iter().any(|(seq, _)| *seq == 6),
+        "the last message is on disk"
+    );
+    for (seq, token) in page_ins {
+        c.paged_in(token, Some(sent[seq as usize - 1].clone()));
+    }
+    let d = deliveries(&c.drain());
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].1, 6);
+}

@@ -84,6 +84,12 @@ enum Pending {
         seq: u64,
         token: u64,
     },
+    PageIn {
+        destination: Destination,
+        seq: u64,
+        loc: Loc,
+        token: u64,
+    },
 }
 
 struct Shared {
@@ -251,6 +257,20 @@ fn process_outputs(shared: &Rc<Shared>) {
                 push_pending(shared, Pending::DeadLetter { body, seq, token })
             }
             Output::Post { shard, request } => router.post(shard, request),
+            Output::PageIn {
+                destination,
+                seq,
+                loc,
+                token,
+            } => push_pending(
+                shared,
+                Pending::PageIn {
+                    destination,
+                    seq,
+                    loc,
+                    token,
+                },
+            ),
         }
     }
 }
@@ -341,6 +361,15 @@ async fn pending_pump(shared: Rc<Shared>) {
                         redelivery_count: redeliveries,
                     }));
                 }
+            }
+            Pending::PageIn {
+                destination,
+                seq,
+                loc,
+                token,
+            } => {
+                let msg = resolve(&shared, Body::Disk(loc), &destination, seq).await;
+                shared.core.borrow_mut().paged_in(token, msg);
             }
             Pending::DeadLetter { body, seq, token } => {
                 let destination = match &body {
