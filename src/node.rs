@@ -6,6 +6,7 @@
 //! broker reports itself started, with a one-line reason.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -86,6 +87,30 @@ fn existing_shard_count(journal_dir: &Path) -> usize {
         .count()
 }
 
+/// A journal record never spans segments, so a segment must hold the largest message
+/// a client may send (ActiveMQ's KahaDB likewise takes messages larger than its
+/// `journalMaxFileLength`): segments grow to the frame limit plus room for headers.
+fn segment_bytes_for(config: &BrokerConfig) -> u64 {
+    let largest_frame = config
+        .transport_connectors
+        .iter()
+        .map(|c| c.max_frame_bytes)
+        .chain(std::iter::once(config.limits.max_frame_bytes))
+        .max()
+        .unwrap_or(0);
+    let needed = (largest_frame + (1 << 20)).div_ceil(4096) * 4096;
+    if needed > config.journal.segment_bytes {
+        tracing::info!(
+            journal_max_file_length = config.journal.segment_bytes,
+            segment_bytes = needed,
+            "journal segments enlarged to hold the largest frame a client may send"
+        );
+        needed
+    } else {
+        config.journal.segment_bytes
+    }
+}
+
 /// Blocks SIGTERM and SIGINT in this thread and every thread it starts later, so that
 /// [`wait_for_shutdown_signal`] receives them instead of the default handler killing
 /// the process midway.
@@ -156,13 +181,19 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
         })?;
         let addr = l.local_addr().unwrap_or(c.uri.addr);
         tracing::info!(connector = %c.name, %addr, "listening (STOMP)");
-        listeners.push(l);
+        let policy = Arc::new(net::ConnectorPolicy::new(
+            &c.name,
+            c.max_connections.map(|n| n as usize),
+            c.max_frame_bytes as usize,
+        ));
+        listeners.push((l, policy));
     }
     if listeners.is_empty() {
         return Err(NodeError::NoConnector);
     }
 
     let settings = Arc::new(broker_settings(&config, shard_count));
+    let segment_bytes = segment_bytes_for(&config);
     let io_memory = config.shards.io_memory_bytes as usize;
     let ring_depth = config.shards.ring_depth as usize;
     tracing::info!(
@@ -182,6 +213,9 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
             .unwrap_or(0)
     );
 
+    // Shards serve clients only once every shard has recovered: a client on one shard
+    // reaches destinations on all of them.
+    let recovered = Arc::new(AtomicUsize::new(0));
     let mut ends = channel::mesh(shard_count, 4096);
     let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, (usize, String)>>();
     let mut handles = Vec::new();
@@ -198,19 +232,20 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
             ring_depth,
         };
         let mut shard_listeners = Vec::new();
-        for l in &listeners {
-            shard_listeners.push(l.try_clone().map_err(NodeError::Executor)?);
+        for (l, policy) in &listeners {
+            shard_listeners.push((l.try_clone().map_err(NodeError::Executor)?, policy.clone()));
         }
         let setup = ShardSetup {
             shard,
             shard_count,
             settings: settings.clone(),
             journal_dir: journal_dir.join(format!("shard-{shard}")),
-            segment_bytes: config.journal.segment_bytes,
+            segment_bytes,
             mesh,
             boot_id: boot_id.clone(),
         };
         let ready = ready_tx.clone();
+        let recovered = recovered.clone();
         let handle = exec::start(&spec, move || async move {
             let (_shard, router) = match Shard::start(setup).await {
                 Ok(s) => s,
@@ -219,9 +254,13 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
                     return;
                 }
             };
-            for l in shard_listeners {
+            recovered.fetch_add(1, Ordering::AcqRel);
+            while recovered.load(Ordering::Acquire) < shard_count {
+                crate::rt::sleep(Duration::from_millis(1)).await;
+            }
+            for (l, policy) in shard_listeners {
                 let router = router.clone();
-                crate::rt::spawn_local(net::serve_stomp(l.into_listener(), router));
+                crate::rt::spawn_local(net::serve_stomp(l.into_listener(), router, policy));
             }
             let _ = ready.send(Ok(shard));
             // The shard lives until the process ends.
@@ -246,7 +285,7 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
     tracing::info!(broker = %config.broker_name, data = %data_dir.display(), "Tandem started");
     let sig = wait_for_shutdown_signal(&signals);
     tracing::info!(signal = sig, "shutting down");
-    for l in &listeners {
+    for (l, _) in &listeners {
         l.shutdown();
     }
     // The executors are not joined: they serve until the process exits.

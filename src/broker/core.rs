@@ -645,6 +645,13 @@ impl ShardCore {
         }
     }
 
+    /// Transactions prepared before a restart whose outcome is still being asked for.
+    /// Until this is zero the shard must not serve clients: a consumer would see later
+    /// transactions before these earlier ones.
+    pub fn in_doubt(&self) -> usize {
+        self.querying.len()
+    }
+
     fn token(&mut self) -> u64 {
         let t = self.next_token;
         self.next_token += 1;

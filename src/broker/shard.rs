@@ -35,6 +35,9 @@ pub struct ShardSetup {
     pub boot_id: String,
 }
 
+/// How long start-up waits for the outcomes of transactions prepared before a crash.
+const IN_DOUBT_WAIT: Duration = Duration::from_secs(60);
+
 /// How often the shard expires messages and reclaims journal segments.
 const TICK: Duration = Duration::from_millis(500);
 
@@ -153,6 +156,20 @@ impl Shard {
         process_outputs(&shared);
         rt::spawn_local(pending_pump(shared.clone()));
         rt::spawn_local(ticker(shared.clone()));
+        // Transactions prepared before the crash are settled before anyone is served
+        // (the caller must also wait for every other shard; see `node`).
+        let started = std::time::Instant::now();
+        while shared.core.borrow().in_doubt() > 0 {
+            if started.elapsed() > IN_DOUBT_WAIT {
+                tracing::error!(
+                    shard = setup.shard,
+                    in_doubt = shared.core.borrow().in_doubt(),
+                    "prepared transactions still unresolved; serving anyway"
+                );
+                break;
+            }
+            rt::sleep(Duration::from_millis(1)).await;
+        }
         Ok((Shard { shared }, router))
     }
 

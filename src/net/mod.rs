@@ -8,4 +8,4 @@
 pub mod signal;
 pub mod stomp;
 
-pub use stomp::serve_stomp;
+pub use stomp::{serve_stomp, ConnectorPolicy};

@@ -21,6 +21,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -40,22 +42,79 @@ const READ_CHUNK_BYTES: usize = 16 * 1024;
 /// Pause after a failed accept (e.g. EMFILE) so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// What one transport connector allows, shared by every shard that accepts on it.
+#[derive(Debug)]
+pub struct ConnectorPolicy {
+    pub name: String,
+    /// `?maximumConnections=N`: connections beyond it are closed at once.
+    pub max_connections: Option<usize>,
+    /// `?wireFormat.maxFrameSize=` (or the broker-wide limit).
+    pub max_frame_bytes: usize,
+    /// Connections open on this connector, across shards.
+    pub open: AtomicUsize,
+}
+
+impl ConnectorPolicy {
+    pub fn new(name: &str, max_connections: Option<usize>, max_frame_bytes: usize) -> Self {
+        ConnectorPolicy {
+            name: name.to_owned(),
+            max_connections,
+            max_frame_bytes,
+            open: AtomicUsize::new(0),
+        }
+    }
+}
+
+/// Counts a connection against its connector for as long as it lives.
+struct Admitted(Arc<ConnectorPolicy>);
+
+impl Admitted {
+    fn try_new(policy: &Arc<ConnectorPolicy>) -> Option<Admitted> {
+        let before = policy.open.fetch_add(1, Ordering::AcqRel);
+        let admitted = Admitted(policy.clone());
+        match policy.max_connections {
+            Some(max) if before >= max => None, // dropping `admitted` gives the slot back
+            _ => Some(admitted),
+        }
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Accepts STOMP connections on this shard until the listener fails for good; each
 /// connection runs in its own tasks, so one connection's failure touches no other.
-pub async fn serve_stomp(listener: Listener, router: Router) {
+pub async fn serve_stomp(listener: Listener, router: Router, policy: Arc<ConnectorPolicy>) {
     let boot_nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
     loop {
         match listener.accept().await {
-            Ok((rd, wr, peer)) => {
+            Ok((rd, mut wr, peer)) => {
+                let Some(admitted) = Admitted::try_new(&policy) else {
+                    tracing::warn!(connector = %policy.name, %peer, "maximumConnections reached; connection refused");
+                    spawn(async move { wr.shutdown().await });
+                    continue;
+                };
                 let router = router.clone();
+                let frame_limit = policy.max_frame_bytes;
                 spawn(async move {
-                    let run = AssertUnwindSafe(run_connection(rd, wr, peer, router, boot_nanos));
+                    let run = AssertUnwindSafe(run_connection(
+                        rd,
+                        wr,
+                        peer,
+                        router,
+                        boot_nanos,
+                        frame_limit,
+                    ));
                     if run.catch_unwind().await.is_err() {
                         tracing::error!(%peer, "STOMP connection panicked; closed");
                     }
+                    drop(admitted);
                 });
             }
             Err(e) => {
@@ -149,6 +208,7 @@ async fn run_connection(
     peer: SocketAddr,
     router: Router,
     boot_nanos: u64,
+    max_frame_bytes: usize,
 ) {
     let (conn_id, events) = router.register();
     let settings = router.settings().clone();
@@ -180,7 +240,7 @@ async fn run_connection(
     let reader = guarded(
         &shared,
         "reader",
-        read_loop(shared.clone(), rd, limits(&settings)),
+        read_loop(shared.clone(), rd, limits(&settings, max_frame_bytes)),
     );
     let pump = guarded(&shared, "events", event_loop(shared.clone(), events));
     let timer = guarded(
@@ -213,9 +273,9 @@ fn guarded(
     })
 }
 
-fn limits(settings: &BrokerSettings) -> Limits {
+fn limits(settings: &BrokerSettings, max_frame_bytes: usize) -> Limits {
     Limits {
-        max_frame_bytes: settings.max_frame_bytes,
+        max_frame_bytes,
         max_header_bytes: settings.max_header_bytes,
         max_headers: settings.max_headers,
         ..Limits::default()

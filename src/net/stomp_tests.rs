@@ -120,7 +120,8 @@ where
         let _ = cell.set(router.clone());
         let bound = BoundListener::bind("127.0.0.1:0".parse().expect("addr"), 16).expect("bind");
         let addr = bound.local_addr().expect("local addr");
-        spawn(serve_stomp(bound.into_listener(), router));
+        let policy = Arc::new(super::ConnectorPolicy::new("test", None, 64 * 1024 * 1024));
+        spawn(serve_stomp(bound.into_listener(), router, policy));
         test(addr, core).await;
     })
     .expect("start executor");
