@@ -54,7 +54,8 @@ async fn run_one(batch: usize) -> Row {
         let t = Instant::now();
         let end = commit(&journal);
         journal.wait_durable(end).await.expect("durable");
-        hist.record(t.elapsed().as_micros().max(1) as u64).expect("record");
+        hist.record(t.elapsed().as_micros().max(1) as u64)
+            .expect("record");
         records += batch as u64;
     }
     let secs = start.elapsed().as_secs_f64();
@@ -71,7 +72,6 @@ async fn run_one(batch: usize) -> Row {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing we need.
     let rows = rt::run_local(async {
         let mut rows = Vec::new();
         for b in BATCH_SIZES {
@@ -80,7 +80,9 @@ fn main() {
         rows
     });
     println!("\njournal_append: {RECORD_BYTES}-byte records, one write+fdatasync per batch, 32 MiB preallocated segments\n");
-    println!("| records/batch | records/s | fdatasync/s | MiB/s | commit p50 (µs) | commit p99 (µs) |");
+    println!(
+        "| records/batch | records/s | fdatasync/s | MiB/s | commit p50 (µs) | commit p99 (µs) |"
+    );
     println!("|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         println!(

@@ -4,6 +4,8 @@
 //! * [`codec`]   — bytes <-> frames: incremental, bounded `Decoder`; `encode`. The wire
 //!   format (grammar, escaping table, limits) is documented at the top of that file.
 //! * [`version`] — version negotiation (`accept-version`) and `heart-beat` parsing.
+//! * [`session`] — `Session`: one connection's protocol state machine (frames and broker
+//!   events in, actions out).
 //! * [`error`]   — `StompError`: every protocol violation, each renderable as an ERROR frame.
 //!
 //! Pure code over `bytes`; no I/O and no runtime here, so it is tested and benchmarked
@@ -12,6 +14,7 @@
 pub mod codec;
 pub mod error;
 pub mod frame;
+pub mod session;
 pub mod version;
 
 pub use codec::{encode, encode_heartbeat, DecodedItem, Decoder, Encoder, Limits};
