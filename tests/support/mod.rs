@@ -172,6 +172,7 @@ pub fn run_to_exit(args: &[&std::ffi::OsStr], timeout: Duration) -> (ExitStatus,
     let log = dir.path().join("stderr.log");
     let mut child = Command::new(tandem_bin())
         .args(args)
+        .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(fs::File::create(&log).expect("create log"))
@@ -266,6 +267,7 @@ impl Broker {
             .arg(self.config_path())
             .arg("--data-dir")
             .arg(self.data_dir())
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log"))
             .stderr(log)
@@ -279,8 +281,9 @@ impl Broker {
                 exited = Some(status);
                 return true;
             }
-            // Ready means a STOMP session completes, not only that the port is bound.
-            Stomp::try_connect(port, Duration::from_secs(2)).is_some()
+            // Ready means the broker answers a CONNECT (CONNECTED, or ERROR when a
+            // login is required), not only that the port is bound.
+            Stomp::probe(port, Duration::from_secs(2))
         });
         if let Some(status) = exited {
             self.child = None;
@@ -501,7 +504,29 @@ impl Stomp {
         s
     }
 
-    /// Used by the start-up check: Some if a CONNECT gets CONNECTED within `timeout`.
+    /// The start-up check: true if an anonymous CONNECT gets any STOMP reply in time.
+    pub fn probe(port: u16, timeout: Duration) -> bool {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let Ok(stream) = TcpStream::connect_timeout(&addr, timeout) else {
+            return false;
+        };
+        let mut s = Stomp {
+            stream,
+            buf: Vec::new(),
+            heartbeats_seen: 0,
+        };
+        let connect = encode(
+            "CONNECT",
+            &[("accept-version", "1.2"), ("host", "localhost"), ("heart-beat", "0,0")],
+            b"",
+        );
+        if s.try_send_raw(&connect).is_err() {
+            return false;
+        }
+        matches!(s.read_frame(timeout), Ok(f) if f.command == "CONNECTED" || f.command == "ERROR")
+    }
+
+    /// Some if a CONNECT gets CONNECTED within `timeout`.
     pub fn try_connect(port: u16, timeout: Duration) -> Option<Stomp> {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let stream = TcpStream::connect_timeout(&addr, timeout).ok()?;
