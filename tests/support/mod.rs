@@ -305,6 +305,18 @@ impl Broker {
         let mut child = self.child.take().expect("broker is not running");
         child.kill().expect("kill -9");
         child.wait().expect("wait after kill -9");
+        self.wait_port_released();
+    }
+
+    /// After the process is reaped its listening socket can outlive it briefly: the
+    /// kernel tears an io_uring instance down asynchronously, and a pending accept
+    /// holds the socket until then. Wait (bounded) until the port can be bound again.
+    fn wait_port_released(&self) {
+        let port = self.port;
+        let free = poll_until(Duration::from_secs(10), || {
+            TcpListener::bind(("127.0.0.1", port)).is_ok()
+        });
+        assert!(free, "port {port} still bound 10 s after the broker died");
     }
 
     /// SIGTERM, then SIGKILL if it has not exited after 10 s. Returns the exit status.
@@ -317,13 +329,15 @@ impl Broker {
             status = child.try_wait().unwrap();
             status.is_some()
         });
-        match status {
+        let status = match status {
             Some(s) => s,
             None => {
                 let _ = child.kill();
                 child.wait().expect("wait")
             }
-        }
+        };
+        self.wait_port_released();
+        status
     }
 
     /// Starts the broker again: same config, ports and data directory.
