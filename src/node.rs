@@ -78,9 +78,10 @@ fn existing_shard_count(journal_dir: &Path) -> usize {
     entries
         .filter_map(|e| e.ok())
         .filter(|e| {
-            e.file_name()
-                .to_str()
-                .is_some_and(|n| n.strip_prefix("shard-").is_some_and(|i| i.parse::<usize>().is_ok()))
+            e.file_name().to_str().is_some_and(|n| {
+                n.strip_prefix("shard-")
+                    .is_some_and(|i| i.parse::<usize>().is_ok())
+            })
         })
         .count()
 }

@@ -196,7 +196,10 @@ mod tests {
 
     fn key(n: u64) -> SubKey {
         SubKey {
-            conn: ConnId { shard: 0, serial: n },
+            conn: ConnId {
+                shard: 0,
+                serial: n,
+            },
             sub: 1,
         }
     }

@@ -520,7 +520,11 @@ impl ShardCore {
                     }
                     Some(None) => {
                         let entry = self.new_entry(&message, loc, redeliveries);
-                        if let Some(s) = self.topics.get_mut(&d).and_then(|t| t.durables.get_mut(name)) {
+                        if let Some(s) = self
+                            .topics
+                            .get_mut(&d)
+                            .and_then(|t| t.durables.get_mut(name))
+                        {
                             s.backlog.insert(seq, entry);
                         }
                         self.mark_dirty(BacklogId::Durable(d.clone(), name.clone()));
@@ -544,7 +548,11 @@ impl ShardCore {
         for k in keys {
             let mut entry = self.new_entry(message, None, 0);
             entry.persistent = false;
-            if let Some(b) = self.topics.get_mut(d).and_then(|t| t.subscribers.get_mut(&k)) {
+            if let Some(b) = self
+                .topics
+                .get_mut(d)
+                .and_then(|t| t.subscribers.get_mut(&k))
+            {
                 b.insert(*seq, entry);
             }
             self.mark_dirty(BacklogId::TopicSub(d.clone(), k));
@@ -960,7 +968,11 @@ impl ShardCore {
                 durable_at = Some(sink.end());
             }
         }
-        if let Some(s) = self.topics.get_mut(&d).and_then(|t| t.durables.get_mut(&name)) {
+        if let Some(s) = self
+            .topics
+            .get_mut(&d)
+            .and_then(|t| t.durables.get_mut(&name))
+        {
             s.active = Some(sub);
             s.backlog.add_consumer(consumer);
         }
@@ -1023,6 +1035,23 @@ impl ShardCore {
             self.reply(reply, None, Ok(()));
             return;
         };
+        // The client may not name the topic: find the subscription by its name.
+        let destination = if self
+            .topics
+            .get(&destination)
+            .is_some_and(|t| t.durables.contains_key(&name))
+        {
+            destination
+        } else {
+            match self
+                .topics
+                .iter()
+                .find(|(_, t)| t.durables.contains_key(&name))
+            {
+                Some((d, _)) => d.clone(),
+                None => destination,
+            }
+        };
         let state = self
             .topics
             .get(&destination)
@@ -1039,10 +1068,7 @@ impl ShardCore {
                 ))),
             ),
             Some(None) => {
-                let rec = Record::Undurable {
-                    destination,
-                    name,
-                };
+                let rec = Record::Undurable { destination, name };
                 match self.journal(sink, &rec) {
                     Ok(loc) => {
                         self.apply(rec, Some(loc));
@@ -1085,10 +1111,14 @@ impl ShardCore {
             },
             BacklogId::TopicSub(d, _) => {
                 // Not journaled; removed directly from the subscriber's backlog.
-                let removed: Vec<Entry> = match self.backlog_mut(&BacklogId::TopicSub(d.clone(), sub)) {
-                    Some(b) => valid.iter().filter_map(|s| b.take_delivered(*s, sub)).collect(),
-                    None => Vec::new(),
-                };
+                let removed: Vec<Entry> =
+                    match self.backlog_mut(&BacklogId::TopicSub(d.clone(), sub)) {
+                        Some(b) => valid
+                            .iter()
+                            .filter_map(|s| b.take_delivered(*s, sub))
+                            .collect(),
+                        None => Vec::new(),
+                    };
                 for e in &removed {
                     self.forget_entry(e);
                 }
@@ -1354,9 +1384,9 @@ impl ShardCore {
                     };
                     let a = b.dispatch(|e| e.expires_ms != 0 && e.expires_ms <= now, &mut skipped);
                     let d = match &id {
-                        BacklogId::Queue(d) | BacklogId::Durable(d, _) | BacklogId::TopicSub(d, _) => {
-                            d.clone()
-                        }
+                        BacklogId::Queue(d)
+                        | BacklogId::Durable(d, _)
+                        | BacklogId::TopicSub(d, _) => d.clone(),
                     };
                     (a, d)
                 };

@@ -41,7 +41,10 @@ fn core() -> ShardCore {
 }
 
 fn conn(n: u64) -> ConnId {
-    ConnId { shard: 0, serial: n }
+    ConnId {
+        shard: 0,
+        serial: n,
+    }
 }
 fn sub(c: u64, s: u64) -> SubKey {
     SubKey {
@@ -133,7 +136,10 @@ fn persistent_send_replies_after_durability_and_survives_replay() {
         })
         .collect();
     assert_eq!(durable.len(), 3);
-    assert!(durable.iter().all(|d| d.is_some()), "persistent sends wait for the disk");
+    assert!(
+        durable.iter().all(|d| d.is_some()),
+        "persistent sends wait for the disk"
+    );
     assert_eq!(replay(&j).depth(&q), 3);
 }
 
@@ -189,7 +195,11 @@ fn queue_delivers_in_order_round_robin_and_acks_are_durable() {
     assert_eq!(r.depth(&q), 2);
     subscribe(&mut r, &mut j, sub(3, 1), q.clone(), 10);
     let seqs: Vec<u64> = deliveries(&r.drain()).iter().map(|d| d.1).collect();
-    assert_eq!(seqs, vec![2, 4], "only unacknowledged messages come back, in order");
+    assert_eq!(
+        seqs,
+        vec![2, 4],
+        "only unacknowledged messages come back, in order"
+    );
 }
 
 #[test]
@@ -231,7 +241,13 @@ fn transaction_commit_is_one_record_and_all_or_nothing_on_replay() {
     let ops = (0..5)
         .map(|i| TxOp::Send(msg(q.clone(), &format!("t{i}"), true)))
         .collect();
-    c.handle(Request::Commit { ops, reply: reply(1) }, &mut j);
+    c.handle(
+        Request::Commit {
+            ops,
+            reply: reply(1),
+        },
+        &mut j,
+    );
     c.drain();
     assert_eq!(j.records.len(), 1);
     assert_eq!(c.depth(&q), 5);
@@ -262,7 +278,15 @@ fn prepared_transaction_waits_for_its_outcome() {
     let queries = r
         .drain()
         .into_iter()
-        .filter(|o| matches!(o, Output::Post { request: Request::QueryOutcome { .. }, .. }))
+        .filter(|o| {
+            matches!(
+                o,
+                Output::Post {
+                    request: Request::QueryOutcome { .. },
+                    ..
+                }
+            )
+        })
         .count();
     assert_eq!(queries, 1);
     c.handle(
@@ -398,9 +422,15 @@ fn memory_limit_pages_persistent_bodies_and_blocks_non_persistent_producers() {
         .iter()
         .filter(|o| matches!(o, Output::Reply { reply, .. } if reply.token >= 100))
         .count();
-    assert!(replies < 10, "non-persistent producers are held back over the limit");
+    assert!(
+        replies < 10,
+        "non-persistent producers are held back over the limit"
+    );
     subscribe(&mut c, &mut j, sub(1, 1), q.clone(), 100);
     let d = deliveries(&c.drain());
     assert_eq!(d.len(), 20);
-    assert!(d.iter().any(|x| x.2 == "<disk>"), "paged bodies are read back");
+    assert!(
+        d.iter().any(|x| x.2 == "<disk>"),
+        "paged bodies are read back"
+    );
 }

@@ -277,7 +277,11 @@ impl Reader<'_> {
         String::from_utf8(b.to_vec()).map_err(|_| DecodeError::Utf8)
     }
     fn opt_str(&mut self) -> Result<Option<String>, DecodeError> {
-        Ok(if self.bool()? { Some(self.str()?) } else { None })
+        Ok(if self.bool()? {
+            Some(self.str()?)
+        } else {
+            None
+        })
     }
     fn bytes(&mut self) -> Result<Bytes, DecodeError> {
         let n = self.u32()? as usize;
@@ -462,8 +466,14 @@ mod tests {
                 gtx: 1 << 100,
                 records: vec![enq],
             },
-            Record::Outcome { gtx: 5, commit: true },
-            Record::Resolved { gtx: 5, commit: false },
+            Record::Outcome {
+                gtx: 5,
+                commit: true,
+            },
+            Record::Resolved {
+                gtx: 5,
+                commit: false,
+            },
             Record::Purge {
                 destination: Destination::queue("q"),
             },

@@ -41,7 +41,11 @@ impl ConnEvents {
 }
 
 impl Router {
-    pub fn new(outbox: Rc<Outbox<MeshMsg>>, settings: Arc<BrokerSettings>, boot_id: String) -> Router {
+    pub fn new(
+        outbox: Rc<Outbox<MeshMsg>>,
+        settings: Arc<BrokerSettings>,
+        boot_id: String,
+    ) -> Router {
         Router {
             inner: Rc::new(RouterInner {
                 shard: outbox.shard(),

@@ -134,7 +134,9 @@ impl Shard {
             segment_bytes: setup.segment_bytes,
         });
         let handler_state = shared.clone();
-        let outbox = setup.mesh.connect(move |msg| on_mesh_message(&handler_state, msg));
+        let outbox = setup
+            .mesh
+            .connect(move |msg| on_mesh_message(&handler_state, msg));
         let router = Router::new(outbox, setup.settings.clone(), setup.boot_id.clone());
         *shared.router.borrow_mut() = Some(router.clone());
         // Outputs of recovery (outcome queries) go out now that the mesh is up.
@@ -155,7 +157,9 @@ fn on_mesh_message(shared: &Rc<Shared>, msg: MeshMsg) {
             let mut sink = Sink(&shared.journal);
             shared.core.borrow_mut().handle(req, &mut sink);
         }
-        MeshMsg::Event(Event::Done { reply, result }) if reply.to == ReplyTo::Shard(shared.shard) => {
+        MeshMsg::Event(Event::Done { reply, result })
+            if reply.to == ReplyTo::Shard(shared.shard) =>
+        {
             let mut sink = Sink(&shared.journal);
             shared
                 .core
@@ -284,7 +288,12 @@ fn find_message(rec: Record, destination: &Destination, seq: u64) -> Option<Mess
     }
 }
 
-async fn resolve(shared: &Shared, body: Body, destination: &Destination, seq: u64) -> Option<MessageRef> {
+async fn resolve(
+    shared: &Shared,
+    body: Body,
+    destination: &Destination,
+    seq: u64,
+) -> Option<MessageRef> {
     match body {
         Body::Memory(m) => Some(m),
         Body::Disk(loc) => match load(&shared.journal, loc, destination, seq).await {
@@ -348,7 +357,8 @@ async fn pending_pump(shared: Rc<Shared>) {
                 };
                 match msg {
                     Some(m) => {
-                        let copy = MessageRef::new(dead_letter_copy(&m, "moved to the dead-letter queue"));
+                        let copy =
+                            MessageRef::new(dead_letter_copy(&m, "moved to the dead-letter queue"));
                         let dlq = Destination::dead_letter_queue();
                         router.post(router.shard_of(&dlq), Request::Send { msg: copy, reply });
                     }
@@ -420,7 +430,11 @@ async fn reclaim(shared: &Rc<Shared>) {
     if let Some(cut) = cut {
         // Only up to the first segment that is still needed: later acknowledgements
         // must not outlive the messages they remove.
-        let next_kept = segments.iter().copied().find(|s| *s >= cut).unwrap_or(active);
+        let next_kept = segments
+            .iter()
+            .copied()
+            .find(|s| *s >= cut)
+            .unwrap_or(active);
         if let Err(e) = shared.journal.remove_segments_before(next_kept).await {
             tracing::error!(error = %e, "cannot remove old journal segments");
         }
@@ -449,7 +463,10 @@ async fn reclaim(shared: &Rc<Shared>) {
     }
     {
         let mut sink = Sink(&shared.journal);
-        shared.core.borrow_mut().relocate_durables(oldest, &mut sink);
+        shared
+            .core
+            .borrow_mut()
+            .relocate_durables(oldest, &mut sink);
     }
     process_outputs(shared);
 }

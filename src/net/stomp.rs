@@ -30,8 +30,8 @@ use crate::broker::{BrokerSettings, ConnEvents, Router};
 use crate::protocol::stomp::session::{Action, Session, SessionContext};
 use crate::protocol::stomp::{encode, encode_heartbeat, DecodedItem, Decoder, Limits};
 use crate::rt::exec::Task;
-use crate::rt::{sleep, spawn_local as spawn, yield_if_needed};
 use crate::rt::net::{Listener, ReadHalf, WriteHalf};
+use crate::rt::{sleep, spawn_local as spawn, yield_if_needed};
 
 use super::signal::Signal;
 

@@ -13,8 +13,8 @@ use crate::broker::{
 };
 use crate::rt::channel::mesh;
 use crate::rt::exec::{self, ExecutorSpec};
-use crate::rt::{sleep, spawn_local as spawn};
 use crate::rt::net::{connect, BoundListener, ReadHalf, WriteHalf};
+use crate::rt::{sleep, spawn_local as spawn};
 
 use super::serve_stomp;
 
@@ -64,6 +64,8 @@ fn handle(router: &Router, core: &RefCell<FakeCore>, msg: MeshMsg) {
                     core.borrow_mut().closed.push(conn);
                     None
                 }
+                Request::ForgetOutcome { .. } => None,
+                Request::QueryOutcome { reply, .. } => Some(reply),
                 Request::Barrier { reply }
                 | Request::Unsubscribe { reply, .. }
                 | Request::Commit { reply, .. }
@@ -109,13 +111,11 @@ where
         let core = Rc::new(RefCell::new(FakeCore::default()));
         let cell: Rc<OnceCell<Router>> = Rc::new(OnceCell::new());
         let (c2, core2) = (cell.clone(), core.clone());
-        let outbox = ends
-            .connect(move |msg| {
-                if let Some(router) = c2.get() {
-                    handle(router, &core2, msg);
-                }
-            })
-            .await;
+        let outbox = ends.connect(move |msg| {
+            if let Some(router) = c2.get() {
+                handle(router, &core2, msg);
+            }
+        });
         let router = Router::new(outbox, Arc::new(settings), "test".into());
         let _ = cell.set(router.clone());
         let bound = BoundListener::bind("127.0.0.1:0".parse().expect("addr"), 16).expect("bind");

@@ -50,7 +50,6 @@ where
     Ok(ExecutorHandle { inner })
 }
 
-
 /// A task whose result can be awaited; dropping it cancels the task.
 pub struct Task<T>(glommio::Task<T>);
 
@@ -62,8 +61,6 @@ impl<T: 'static> Task<T> {
         self.0.await
     }
 }
-
-
 
 /// Runs blocking work (std::fs, DNS) off the executor thread.
 pub async fn blocking<F, R>(f: F) -> R

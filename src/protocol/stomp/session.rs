@@ -587,7 +587,7 @@ impl<E: SessionEnv> Session<E> {
     // ----- SEND -----
 
     fn send(&mut self, frame: &Frame) -> Result<(), SessionError> {
-        let destination = self.destination(required(&frame, "destination")?)?;
+        let destination = self.destination(required(frame, "destination")?)?;
         let persistent = frame
             .header("persistent")
             .is_some_and(|v| v.eq_ignore_ascii_case("true"));
@@ -799,10 +799,17 @@ impl<E: SessionEnv> Session<E> {
                 .ok_or(missing(Command::Unsubscribe, "id"))?,
             None => return Err(missing(Command::Unsubscribe, "id")),
         };
-        let num = self
-            .sub_by_client_id
-            .remove(id)
-            .ok_or_else(|| SessionError::UnknownSubscription(id.into()))?;
+        let named = frame
+            .header("activemq.subscriptionName")
+            .or_else(|| frame.header("activemq.subcriptionName"));
+        let Some(num) = self.sub_by_client_id.remove(id) else {
+            // ActiveMQ removes a durable subscription by client id and name even when
+            // this connection has no consumer on it.
+            if let (Some(name), Some(client_id)) = (named, self.client_id.clone()) {
+                return self.remove_inactive_durable(frame, name, client_id);
+            }
+            return Err(SessionError::UnknownSubscription(id.into()));
+        };
         let Some(sub) = self.subs.remove(&num) else {
             return Err(SessionError::UnknownSubscription(id.into()));
         };
@@ -812,9 +819,7 @@ impl<E: SessionEnv> Session<E> {
         }
         // ActiveMQ: naming the subscription on UNSUBSCRIBE removes the durable
         // subscription; a plain UNSUBSCRIBE or a disconnect keeps it.
-        let named = frame.header("activemq.subscriptionName").is_some()
-            || frame.header("activemq.subcriptionName").is_some();
-        let remove_durable = if named { sub.durable } else { None };
+        let remove_durable = if named.is_some() { sub.durable } else { None };
         let shard = self.shard_of(&sub.destination);
         let receipt = frame.header("receipt").map(str::to_owned);
         let key = self.sub_key(num);
@@ -827,6 +832,48 @@ impl<E: SessionEnv> Session<E> {
                 reply,
             }
         });
+        Ok(())
+    }
+
+    /// Removes durable subscription `name` of this connection's client id: on the
+    /// topic's shard if the frame names the topic, else on every shard (each removes it
+    /// if it holds it). The receipt follows a barrier on those shards.
+    fn remove_inactive_durable(
+        &mut self,
+        frame: &Frame,
+        name: &str,
+        client_id: String,
+    ) -> Result<(), SessionError> {
+        let topic = match frame.header("destination") {
+            Some(d) => Some(self.destination(d)?),
+            None => None,
+        };
+        let shards: Vec<ShardId> = match &topic {
+            Some(t) => vec![self.shard_of(t)],
+            None => (0..self.ctx.shard_count).collect(),
+        };
+        let durable = DurableName {
+            client_id,
+            name: name.to_owned(),
+        };
+        // A consumer number never used by this connection: nothing is attached to it.
+        let key = self.sub_key(self.next_sub);
+        self.next_sub += 1;
+        for &shard in &shards {
+            let destination = topic.clone().unwrap_or_else(|| Destination::topic(""));
+            let remove_durable = Some(durable.clone());
+            self.post_with_reply(shard, Pending::Simple { receipt: None }, |reply| {
+                Request::Unsubscribe {
+                    sub: key,
+                    destination,
+                    remove_durable,
+                    reply,
+                }
+            });
+        }
+        if let Some(receipt) = frame.header("receipt") {
+            self.barrier(shards, AfterBarrier::Receipt(receipt.to_owned()));
+        }
         Ok(())
     }
 
@@ -1169,7 +1216,7 @@ impl<E: SessionEnv> Session<E> {
         if let Err(e) = result {
             // Errors while resolving an abort are expected (a participant whose prepare
             // failed holds nothing) and change nothing.
-            if !(c.phase == Phase::Resolve && !c.commit) && c.failure.is_none() {
+            if (c.commit || c.phase != Phase::Resolve) && c.failure.is_none() {
                 c.failure = Some(e.to_string());
             }
         }
@@ -1207,6 +1254,9 @@ impl<E: SessionEnv> Session<E> {
                 let Some(c) = self.commits.remove(&key) else {
                     return;
                 };
+                // Every participant has journaled its resolution: the coordinator's
+                // outcome record is no longer needed for recovery.
+                self.post(own, Request::ForgetOutcome { gtx });
                 match (c.commit, c.failure) {
                     (true, None) => {
                         self.forget_acked(&c.acked);
@@ -1549,7 +1599,9 @@ mod tests {
             Request::Ack { reply, .. } | Request::Nack { reply, .. } => {
                 reply.expect("request has a reply")
             }
-            Request::ConnectionClosed { .. } => panic!("no reply"),
+            Request::ConnectionClosed { .. }
+            | Request::ForgetOutcome { .. }
+            | Request::QueryOutcome { .. } => panic!("no reply"),
         }
     }
 
@@ -2273,7 +2325,7 @@ mod tests {
         assert_eq!(resolves.len(), 2);
         for (_, r) in &resolves {
             assert!(
-                matches!(r, Request::Resolve { gtx: g, commit, .. } if *g == gtx && *commit == !fail_prepare)
+                matches!(r, Request::Resolve { gtx: g, commit, .. } if *g == gtx && *commit != fail_prepare)
             );
         }
         s.on_event(ok(reply_of(&resolves[0].1)));
