@@ -56,7 +56,7 @@ impl Bystander {
 fn assert_error_then_closed(conn: &mut Stomp, what: &str) {
     let frames = conn
         .frames_until_closed(CLOSE_TIMEOUT)
-        .unwrap_or_else(|| panic!("{what}: connection still open after {CLOSE_TIMEOUT:?}"));
+        .unwrap_or_else(|seen| panic!("{what}: connection still open after {CLOSE_TIMEOUT:?}; frames seen: {seen:?}"));
     assert_eq!(frames.len(), 1, "{what}: expected one ERROR frame, got {frames:?}");
     assert_eq!(frames[0].command, "ERROR", "{what}: {frames:?}");
     assert!(
@@ -140,7 +140,7 @@ fn truncated_frame_then_close_is_dropped() {
     // its own ping).
     let frames = bad
         .frames_until_closed(CLOSE_TIMEOUT)
-        .expect("broker did not close a half-closed connection");
+        .unwrap_or_else(|seen| panic!("broker did not close a half-closed connection; frames seen: {seen:?}"));
     assert!(frames.iter().all(|f| f.command == "ERROR"), "{frames:?}");
     by.round_trip();
 }
@@ -193,7 +193,7 @@ fn wrong_credentials_get_error_and_close() {
             !reply.body_str().contains("s3cret") && !reply.body_str().contains("guess"),
             "{what}: a password is echoed back: {reply:?}"
         );
-        assert_eq!(bad.frames_until_closed(CLOSE_TIMEOUT), Some(vec![]), "{what}");
+        assert_eq!(bad.frames_until_closed(CLOSE_TIMEOUT), Ok(vec![]), "{what}");
         by.round_trip();
     }
 }
@@ -216,7 +216,7 @@ fn silent_client_that_promised_heart_beats_is_closed() {
     let interval = Duration::from_millis(sy.max(500));
     let frames = bad
         .frames_until_closed(interval * 3 + Duration::from_secs(10))
-        .expect("silent client still connected");
+        .unwrap_or_else(|seen| panic!("silent client still connected; frames seen: {seen:?}"));
     assert!(frames.iter().all(|f| f.command == "ERROR"), "{frames:?}");
     by.round_trip();
 }
@@ -247,7 +247,7 @@ fn connection_that_sends_nothing_is_closed() {
     let mut idle = Stomp::tcp(broker.port);
     let frames = idle
         .frames_until_closed(Duration::from_secs(45))
-        .expect("idle connection still open after 45 s");
+        .unwrap_or_else(|seen| panic!("idle connection still open after 45 s; frames seen: {seen:?}"));
     assert!(frames.iter().all(|f| f.command == "ERROR"), "{frames:?}");
     by.round_trip();
 }
@@ -318,4 +318,59 @@ fn run_tandem(config: &std::path::Path, data_dir: Option<&std::path::Path>) -> (
         args.push(d.as_os_str());
     }
     support::run_to_exit(&args, Duration::from_secs(30))
+}
+
+/// Malformed frames after a good CONNECT, and bad CONNECTs: each connection gets an
+/// ERROR and is closed; nothing reaches the bystander's queue.
+#[test]
+fn malformed_frames_each_get_error_and_close() {
+    let broker = Broker::start(BrokerOpts::default());
+    let mut by = Bystander::new(&broker);
+    let after_connect: &[(&str, &[u8])] = &[
+        ("content-length not a number", b"SEND\ndestination:/queue/bystander\ncontent-length:abc\n\nBAD\0"),
+        ("negative content-length", b"SEND\ndestination:/queue/bystander\ncontent-length:-1\n\nBAD\0"),
+        ("no NUL where content-length ends", b"SEND\ndestination:/queue/bystander\ncontent-length:3\n\nBADX\0"),
+        ("header line without a colon", b"SEND\ndestination:/queue/bystander\nnocolon\n\nBAD\0"),
+        ("SEND without destination", b"SEND\nreceipt:x\n\nBAD\0"),
+        ("SUBSCRIBE without id (1.2)", b"SUBSCRIBE\ndestination:/queue/bystander\n\n\0"),
+        ("NUL inside the headers", b"SEND\ndestination:/queue/by\0stander\n\nBAD\0"),
+    ];
+    for (what, bytes) in after_connect {
+        let mut bad = Stomp::connect(broker.port);
+        let _ = bad.try_send_raw(bytes);
+        assert_error_then_closed(&mut bad, what);
+        by.round_trip();
+    }
+    let connects: &[(&str, &[u8])] = &[
+        ("unsupported version", b"CONNECT\naccept-version:9.9\nhost:localhost\n\n\0"),
+        ("malformed heart-beat", b"CONNECT\naccept-version:1.2\nhost:localhost\nheart-beat:soon\n\n\0"),
+    ];
+    for (what, bytes) in connects {
+        let mut bad = Stomp::tcp(broker.port);
+        bad.send_raw(bytes);
+        assert_error_then_closed(&mut bad, what);
+        by.round_trip();
+    }
+}
+
+/// Refusals ActiveMQ treats as non-fatal (COMMIT/ABORT of an unknown transaction, ACK
+/// of an unknown message, UNSUBSCRIBE of an unknown id) get an ERROR, and the
+/// connection stays open and usable, as with ActiveMQ.
+#[test]
+fn non_fatal_refusals_get_error_and_keep_the_connection() {
+    let broker = Broker::start(BrokerOpts::default());
+    let mut c = Stomp::connect(broker.port);
+    let cases: &[(&str, &[u8])] = &[
+        ("COMMIT of an unknown transaction", b"COMMIT\ntransaction:never-begun\n\n\0"),
+        ("ABORT of an unknown transaction", b"ABORT\ntransaction:never-begun\n\n\0"),
+        ("ACK of an unknown message", b"ACK\nid:no-such-ack\n\n\0"),
+        ("UNSUBSCRIBE of an unknown id", b"UNSUBSCRIBE\nid:no-such-sub\n\n\0"),
+    ];
+    for (i, (what, bytes)) in cases.iter().enumerate() {
+        c.send_raw(bytes);
+        let f = c.read_frame(CLOSE_TIMEOUT).unwrap_or_else(|e| panic!("{what}: no reply: {e:?}"));
+        assert_eq!(f.command, "ERROR", "{what}: {f:?}");
+        assert!(f.header("message").is_some(), "{what}: {f:?}");
+        c.send_receipted("/queue/still-open", b"ok", &format!("ok-{i}"));
+    }
 }

@@ -614,23 +614,23 @@ impl Stomp {
         }
     }
 
-    /// Reads frames until the connection closes (within `timeout`); returns the frames
-    /// seen before the close, or None if it stayed open.
-    pub fn frames_until_closed(&mut self, timeout: Duration) -> Option<Vec<Frame>> {
+    /// Reads frames until the connection closes (within `timeout`): Ok(frames seen
+    /// before the close), or Err(frames seen) if it is still open.
+    pub fn frames_until_closed(&mut self, timeout: Duration) -> Result<Vec<Frame>, Vec<Frame>> {
         let deadline = Instant::now() + timeout;
         let mut frames = Vec::new();
         for _ in 0..10_000 {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return None;
+                break;
             }
             match self.read_frame(left) {
                 Ok(f) => frames.push(f),
-                Err(ReadEnd::Closed) => return Some(frames),
-                Err(ReadEnd::Timeout) => return None,
+                Err(ReadEnd::Closed) => return Ok(frames),
+                Err(ReadEnd::Timeout) => break,
             }
         }
-        None
+        Err(frames)
     }
 
     /// Reads one frame, skipping heart-beat EOLs. Bytes after the frame stay buffered.
