@@ -494,3 +494,88 @@ fn message_larger_than_a_journal_segment_is_stored() {
     let m = consumer.expect_message();
     assert!(m.body == body, "3 MiB body differs: {} bytes", m.body.len());
 }
+
+/// kill -9 while three producers pipeline cross-shard transactions (10 sends over 8
+/// queues each, up to 4 COMMITs awaiting their receipt): after restart every
+/// transaction is all-or-nothing, every receipted COMMIT is whole, nothing repeats.
+#[test]
+fn kill9_during_cross_shard_commits_is_all_or_nothing() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let mut broker = Broker::start(BrokerOpts::default());
+    let committed_total = Arc::new(AtomicUsize::new(0));
+    let producers: Vec<_> = (0..3)
+        .map(|p| {
+            let port = broker.port;
+            let total = committed_total.clone();
+            std::thread::spawn(move || commit_until_closed(port, p, &total))
+        })
+        .collect();
+    assert!(
+        support::poll_until(Duration::from_secs(60), || committed_total.load(Ordering::Relaxed) >= 150),
+        "producers did not get 150 COMMIT receipts"
+    );
+    broker.kill9();
+    let committed: HashSet<String> = producers.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    broker.restart();
+
+    let mut per_tx: HashMap<String, usize> = HashMap::new();
+    let mut seen = HashSet::new();
+    for q in 0..8 {
+        let dest = format!("/queue/txload-{q}");
+        let got = drain_until_sentinel(&broker, &dest, 100_000);
+        for body in &got {
+            assert!(seen.insert(body.clone()), "{dest}: {body} delivered twice");
+            let tx = body.rsplit_once('-').unwrap().0.to_string();
+            *per_tx.entry(tx).or_default() += 1;
+        }
+        // Per producer, transactions commit in order.
+        for p in 0..3 {
+            let mine: Vec<&String> = got.iter().filter(|b| b.starts_with(&format!("t{p}-"))).collect();
+            assert!(mine.windows(2).all(|w| w[0] < w[1]), "{dest}: producer {p} out of order: {mine:?}");
+        }
+    }
+    let partial: Vec<(&String, &usize)> = per_tx.iter().filter(|(_, n)| **n != 10).collect();
+    assert!(partial.is_empty(), "transactions neither whole nor absent: {partial:?}");
+    let lost: Vec<&String> = committed.iter().filter(|t| !per_tx.contains_key(*t)).collect();
+    assert!(lost.is_empty(), "receipted COMMITs missing after restart: {lost:?}");
+    eprintln!("{} receipted commits, {} transactions present", committed.len(), per_tx.len());
+}
+
+/// One producer of transactions `t{p}-{n:06}`, each 10 sends spread over 8 queues,
+/// COMMIT with receipt, up to 4 receipts outstanding. Returns the receipted ones.
+fn commit_until_closed(port: u16, p: usize, total: &std::sync::atomic::AtomicUsize) -> HashSet<String> {
+    let mut conn = Stomp::connect(port);
+    let mut committed = HashSet::new();
+    let mut outstanding = 0;
+    'txs: for n in 0..100_000 {
+        while outstanding >= 4 {
+            match conn.read_frame(REPLY_TIMEOUT) {
+                Ok(f) if f.command == "RECEIPT" => {
+                    committed.insert(f.header("receipt-id").unwrap().to_string());
+                    total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    outstanding -= 1;
+                }
+                Ok(f) => panic!("producer {p}: unexpected {f:?}"),
+                Err(_) => break 'txs,
+            }
+        }
+        let tx = format!("t{p}-{n:06}");
+        let mut bytes = support::encode("BEGIN", &[("transaction", &tx)], b"");
+        for k in 0..10 {
+            let dest = format!("/queue/txload-{}", (n + k) % 8);
+            let body = format!("{tx}-{k}");
+            bytes.extend(support::encode(
+                "SEND",
+                &[("destination", &dest), ("persistent", "true"), ("transaction", &tx)],
+                body.as_bytes(),
+            ));
+        }
+        bytes.extend(support::encode("COMMIT", &[("transaction", &tx), ("receipt", &tx)], b""));
+        if conn.try_send_raw(&bytes).is_err() {
+            break;
+        }
+        outstanding += 1;
+    }
+    committed
+}
