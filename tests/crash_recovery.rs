@@ -513,7 +513,9 @@ fn kill9_during_cross_shard_commits_is_all_or_nothing() {
         .collect();
     assert!(
         support::poll_until(Duration::from_secs(60), || committed_total.load(Ordering::Relaxed) >= 150),
-        "producers did not get 150 COMMIT receipts"
+        "producers did not get 150 COMMIT receipts in 60 s (got {}; finished producers: {:?})",
+        committed_total.load(Ordering::Relaxed),
+        producers.iter().map(|h| h.is_finished()).collect::<Vec<_>>()
     );
     broker.kill9();
     let committed: HashSet<String> = producers.into_iter().flat_map(|h| h.join().unwrap()).collect();
