@@ -624,3 +624,61 @@ fn pipelined_cross_shard_commits_keep_order_without_crash() {
         assert_same_sequence(&got, &want[&dest], &dest);
     }
 }
+
+/// kill -9 while a consumer acknowledges (client-individual, a receipt on every ACK):
+/// after restart no message whose ACK was receipted comes back, every message never
+/// acknowledged does, once and in order.
+#[test]
+fn kill9_while_acking_never_resurrects_receipted_acks() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let mut broker = Broker::start(BrokerOpts::default());
+    let dest = "/queue/crash-acking";
+    let msgs: Vec<(String, String)> = (0..3000).map(|i| (dest.to_string(), format!("k-{i:05}"))).collect();
+    send_all(&mut broker.client(), &msgs, &[]);
+
+    let acked_total = Arc::new(AtomicUsize::new(0));
+    let port = broker.port;
+    let counter = acked_total.clone();
+    let consumer = std::thread::spawn(move || {
+        let mut c = Stomp::connect(port);
+        c.subscribe("k", dest, "client-individual");
+        let (mut ack_sent, mut ack_receipted) = (HashSet::new(), HashSet::new());
+        for _ in 0..10_000 {
+            match c.read_frame(REPLY_TIMEOUT) {
+                Ok(f) if f.command == "MESSAGE" => {
+                    let body = f.body_str();
+                    let ack = support::encode("ACK", &[("id", f.header("ack").unwrap()), ("receipt", &body)], b"");
+                    if c.try_send_raw(&ack).is_err() {
+                        break;
+                    }
+                    ack_sent.insert(body);
+                }
+                Ok(f) if f.command == "RECEIPT" => {
+                    ack_receipted.insert(f.header("receipt-id").unwrap().to_string());
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(f) => panic!("consumer: unexpected {f:?}"),
+                Err(_) => break,
+            }
+        }
+        (ack_sent, ack_receipted)
+    });
+    assert!(
+        support::poll_until(Duration::from_secs(60), || acked_total.load(Ordering::Relaxed) >= 1000),
+        "fewer than 1000 ACK receipts in 60 s ({})",
+        acked_total.load(Ordering::Relaxed)
+    );
+    broker.kill9();
+    let (ack_sent, ack_receipted) = consumer.join().unwrap();
+    broker.restart();
+
+    let got = drain_until_sentinel(&broker, dest, 10_000);
+    let resurrected: Vec<&String> = got.iter().filter(|b| ack_receipted.contains(*b)).take(5).collect();
+    assert!(resurrected.is_empty(), "receipted ACKs undone by kill -9 (of {}): {resurrected:?}", ack_receipted.len());
+    let got_set: HashSet<&String> = got.iter().collect();
+    assert_eq!(got_set.len(), got.len(), "duplicates after restart");
+    let lost: Vec<&String> = msgs.iter().map(|(_, b)| b).filter(|b| !ack_sent.contains(*b) && !got_set.contains(b)).take(5).collect();
+    assert!(lost.is_empty(), "never-acknowledged messages lost: {lost:?}");
+    assert!(got.windows(2).all(|w| w[0] < w[1]), "redelivered out of order");
+}
