@@ -46,9 +46,14 @@ impl Bystander {
         self.round += 1;
         let body = format!("ping-{}", self.round);
         let receipt = format!("r-{}", self.round);
-        self.producer.send_receipted("/queue/bystander", body.as_bytes(), &receipt);
+        self.producer
+            .send_receipted("/queue/bystander", body.as_bytes(), &receipt);
         let m = self.consumer.expect_message();
-        assert_eq!(m.body_str(), body, "bystander got an unexpected message: {m:?}");
+        assert_eq!(
+            m.body_str(),
+            body,
+            "bystander got an unexpected message: {m:?}"
+        );
     }
 }
 
@@ -56,8 +61,14 @@ impl Bystander {
 fn assert_error_then_closed(conn: &mut Stomp, what: &str) {
     let frames = conn
         .frames_until_closed(CLOSE_TIMEOUT)
-        .unwrap_or_else(|seen| panic!("{what}: connection still open after {CLOSE_TIMEOUT:?}; frames seen: {seen:?}"));
-    assert_eq!(frames.len(), 1, "{what}: expected one ERROR frame, got {frames:?}");
+        .unwrap_or_else(|seen| {
+            panic!("{what}: connection still open after {CLOSE_TIMEOUT:?}; frames seen: {seen:?}")
+        });
+    assert_eq!(
+        frames.len(),
+        1,
+        "{what}: expected one ERROR frame, got {frames:?}"
+    );
     assert_eq!(frames[0].command, "ERROR", "{what}: {frames:?}");
     assert!(
         frames[0].header("message").is_some_and(|m| !m.is_empty()),
@@ -77,7 +88,9 @@ fn garbage_bytes_get_error_and_close() {
     let mut by = Bystander::new(&broker);
     let mut bad = Stomp::tcp(broker.port);
     // A TLS ClientHello's first bytes, then binary noise: a client on the wrong port.
-    let mut bytes = vec![0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03];
+    let mut bytes = vec![
+        0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+    ];
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     bytes.extend((0..2048).map(|_| rng.next() as u8));
     bytes.extend_from_slice(b"\n\n\0");
@@ -95,7 +108,11 @@ fn frame_over_max_frame_size_gets_error_and_close() {
     bad.send_receipted("/queue/big", &vec![b'a'; 32 * 1024], "small");
     // ...twice the limit is not.
     let body = vec![b'b'; 128 * 1024];
-    let _ = bad.try_send_raw(&encode("SEND", &[("destination", "/queue/bystander")], &body));
+    let _ = bad.try_send_raw(&encode(
+        "SEND",
+        &[("destination", "/queue/bystander")],
+        &body,
+    ));
     assert_error_then_closed(&mut bad, "frame over maxFrameSize");
     by.round_trip();
 }
@@ -140,7 +157,9 @@ fn truncated_frame_then_close_is_dropped() {
     // its own ping).
     let frames = bad
         .frames_until_closed(CLOSE_TIMEOUT)
-        .unwrap_or_else(|seen| panic!("broker did not close a half-closed connection; frames seen: {seen:?}"));
+        .unwrap_or_else(|seen| {
+            panic!("broker did not close a half-closed connection; frames seen: {seen:?}")
+        });
     assert!(frames.iter().all(|f| f.command == "ERROR"), "{frames:?}");
     by.round_trip();
 }
@@ -181,8 +200,14 @@ fn wrong_credentials_get_error_and_close() {
     let broker = Broker::start(opts);
     let mut by = Bystander::login(&broker, Some(("app", "s3cret")));
     for (what, headers) in [
-        ("wrong passcode", vec![("login", "app"), ("passcode", "guess")]),
-        ("unknown user", vec![("login", "mallory"), ("passcode", "s3cret")]),
+        (
+            "wrong passcode",
+            vec![("login", "app"), ("passcode", "guess")],
+        ),
+        (
+            "unknown user",
+            vec![("login", "mallory"), ("passcode", "s3cret")],
+        ),
         ("no login", vec![]),
     ] {
         let (mut bad, reply) = Stomp::connect_with(broker.port, &headers);
@@ -208,10 +233,15 @@ fn silent_client_that_promised_heart_beats_is_closed() {
     let (mut bad, reply) = Stomp::connect_with(broker.port, &[("heart-beat", "500,0")]);
     let connected = reply.expect("CONNECTED");
     assert_eq!(connected.command, "CONNECTED", "{connected:?}");
-    let hb = connected.header("heart-beat").expect("CONNECTED without heart-beat");
+    let hb = connected
+        .header("heart-beat")
+        .expect("CONNECTED without heart-beat");
     let (_sx, sy) = hb.split_once(',').expect("heart-beat sx,sy");
     let sy: u64 = sy.parse().expect("heart-beat sy");
-    assert!(sy > 0, "broker does not want the heart-beats the client offered: {hb}");
+    assert!(
+        sy > 0,
+        "broker does not want the heart-beats the client offered: {hb}"
+    );
     // Negotiated: the client sends every max(500, sy) ms; allow a few intervals.
     let interval = Duration::from_millis(sy.max(500));
     let frames = bad
@@ -229,12 +259,21 @@ fn client_asking_for_heart_beats_receives_them() {
     let broker = Broker::start(BrokerOpts::default());
     let (mut c, reply) = Stomp::connect_with(broker.port, &[("heart-beat", "0,500")]);
     let connected = reply.expect("CONNECTED");
-    let hb = connected.header("heart-beat").expect("CONNECTED without heart-beat");
+    let hb = connected
+        .header("heart-beat")
+        .expect("CONNECTED without heart-beat");
     let sx: u64 = hb.split_once(',').expect("sx,sy").0.parse().expect("sx");
     assert!(sx > 0, "broker offers no heart-beats: {hb}");
     let interval = Duration::from_millis(sx.max(500));
-    assert_eq!(c.read_frame(interval * 3 + Duration::from_secs(2)), Err(ReadEnd::Timeout));
-    assert!(c.heartbeats_seen >= 2, "{} heart-beats seen in 3 intervals", c.heartbeats_seen);
+    assert_eq!(
+        c.read_frame(interval * 3 + Duration::from_secs(2)),
+        Err(ReadEnd::Timeout)
+    );
+    assert!(
+        c.heartbeats_seen >= 2,
+        "{} heart-beats seen in 3 intervals",
+        c.heartbeats_seen
+    );
     c.send_receipted("/queue/hb", b"still here", "alive");
 }
 
@@ -247,7 +286,9 @@ fn connection_that_sends_nothing_is_closed() {
     let mut idle = Stomp::tcp(broker.port);
     let frames = idle
         .frames_until_closed(Duration::from_secs(45))
-        .unwrap_or_else(|seen| panic!("idle connection still open after 45 s; frames seen: {seen:?}"));
+        .unwrap_or_else(|seen| {
+            panic!("idle connection still open after 45 s; frames seen: {seen:?}")
+        });
     assert!(frames.iter().all(|f| f.command == "ERROR"), "{frames:?}");
     by.round_trip();
 }
@@ -258,9 +299,16 @@ fn second_broker_on_same_data_dir_refuses_to_start() {
     let mut by = Bystander::new(&broker);
     let other = support::free_port();
     let config = broker.dir().join("second.xml");
-    std::fs::write(&config, support::config_xml(&broker.opts, other, &broker.data_dir())).unwrap();
+    std::fs::write(
+        &config,
+        support::config_xml(&broker.opts, other, &broker.data_dir()),
+    )
+    .unwrap();
     let (status, stderr) = run_tandem(&config, Some(&broker.data_dir()));
-    assert!(!status.success(), "second broker started on a locked data dir:\n{stderr}");
+    assert!(
+        !status.success(),
+        "second broker started on a locked data dir:\n{stderr}"
+    );
     let data = broker.data_dir().display().to_string();
     assert!(
         stderr.contains("lock") && stderr.contains(&data),
@@ -288,12 +336,30 @@ fn assert_refused_on_port(port: u16) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("broker.xml");
     let data = dir.path().join("data");
-    std::fs::write(&config, support::config_xml(&BrokerOpts::default(), port, &data)).unwrap();
+    std::fs::write(
+        &config,
+        support::config_xml(&BrokerOpts::default(), port, &data),
+    )
+    .unwrap();
     let (status, stderr) = run_tandem(&config, None);
-    assert!(!status.success(), "broker started on port {port} in use:\n{stderr}");
-    let reason: Vec<&str> = stderr.lines().filter(|l| l.starts_with("tandem:")).collect();
-    assert_eq!(reason.len(), 1, "expected one 'tandem: ...' line:\n{stderr}");
-    assert!(reason[0].contains(&port.to_string()), "reason should name the port: {}", reason[0]);
+    assert!(
+        !status.success(),
+        "broker started on port {port} in use:\n{stderr}"
+    );
+    let reason: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("tandem:"))
+        .collect();
+    assert_eq!(
+        reason.len(),
+        1,
+        "expected one 'tandem: ...' line:\n{stderr}"
+    );
+    assert!(
+        reason[0].contains(&port.to_string()),
+        "reason should name the port: {}",
+        reason[0]
+    );
 }
 
 #[test]
@@ -302,16 +368,31 @@ fn bad_config_value_names_file_and_line() {
     let config = dir.path().join("broker.xml");
     let xml = support::config_xml(&BrokerOpts::default(), 61613, &dir.path().join("data"))
         .replace(r#"limit="8 mb""#, r#"limit="lots""#);
-    let line = 1 + xml.lines().position(|l| l.contains(r#"limit="lots""#)).unwrap();
+    let line = 1 + xml
+        .lines()
+        .position(|l| l.contains(r#"limit="lots""#))
+        .unwrap();
     std::fs::write(&config, xml).unwrap();
     let (status, stderr) = run_tandem(&config, None);
-    assert!(!status.success(), "broker accepted limit=\"lots\":\n{stderr}");
+    assert!(
+        !status.success(),
+        "broker accepted limit=\"lots\":\n{stderr}"
+    );
     let want = format!("{}:{line}:", config.display());
-    assert!(stderr.contains(&want), "stderr should contain {want:?}:\n{stderr}");
-    assert!(stderr.contains("lots"), "stderr should quote the value:\n{stderr}");
+    assert!(
+        stderr.contains(&want),
+        "stderr should contain {want:?}:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("lots"),
+        "stderr should quote the value:\n{stderr}"
+    );
 }
 
-fn run_tandem(config: &std::path::Path, data_dir: Option<&std::path::Path>) -> (std::process::ExitStatus, String) {
+fn run_tandem(
+    config: &std::path::Path,
+    data_dir: Option<&std::path::Path>,
+) -> (std::process::ExitStatus, String) {
     let mut args: Vec<&OsStr> = vec![OsStr::new("--config"), config.as_os_str()];
     if let Some(d) = data_dir {
         args.push(OsStr::new("--data-dir"));
@@ -327,13 +408,31 @@ fn malformed_frames_each_get_error_and_close() {
     let broker = Broker::start(BrokerOpts::default());
     let mut by = Bystander::new(&broker);
     let after_connect: &[(&str, &[u8])] = &[
-        ("content-length not a number", b"SEND\ndestination:/queue/bystander\ncontent-length:abc\n\nBAD\0"),
-        ("negative content-length", b"SEND\ndestination:/queue/bystander\ncontent-length:-1\n\nBAD\0"),
-        ("no NUL where content-length ends", b"SEND\ndestination:/queue/bystander\ncontent-length:3\n\nBADX\0"),
-        ("header line without a colon", b"SEND\ndestination:/queue/bystander\nnocolon\n\nBAD\0"),
+        (
+            "content-length not a number",
+            b"SEND\ndestination:/queue/bystander\ncontent-length:abc\n\nBAD\0",
+        ),
+        (
+            "negative content-length",
+            b"SEND\ndestination:/queue/bystander\ncontent-length:-1\n\nBAD\0",
+        ),
+        (
+            "no NUL where content-length ends",
+            b"SEND\ndestination:/queue/bystander\ncontent-length:3\n\nBADX\0",
+        ),
+        (
+            "header line without a colon",
+            b"SEND\ndestination:/queue/bystander\nnocolon\n\nBAD\0",
+        ),
         ("SEND without destination", b"SEND\nreceipt:x\n\nBAD\0"),
-        ("SUBSCRIBE without id (1.2)", b"SUBSCRIBE\ndestination:/queue/bystander\n\n\0"),
-        ("NUL inside the headers", b"SEND\ndestination:/queue/by\0stander\n\nBAD\0"),
+        (
+            "SUBSCRIBE without id (1.2)",
+            b"SUBSCRIBE\ndestination:/queue/bystander\n\n\0",
+        ),
+        (
+            "NUL inside the headers",
+            b"SEND\ndestination:/queue/by\0stander\n\nBAD\0",
+        ),
     ];
     for (what, bytes) in after_connect {
         let mut bad = Stomp::connect(broker.port);
@@ -342,8 +441,14 @@ fn malformed_frames_each_get_error_and_close() {
         by.round_trip();
     }
     let connects: &[(&str, &[u8])] = &[
-        ("unsupported version", b"CONNECT\naccept-version:9.9\nhost:localhost\n\n\0"),
-        ("malformed heart-beat", b"CONNECT\naccept-version:1.2\nhost:localhost\nheart-beat:soon\n\n\0"),
+        (
+            "unsupported version",
+            b"CONNECT\naccept-version:9.9\nhost:localhost\n\n\0",
+        ),
+        (
+            "malformed heart-beat",
+            b"CONNECT\naccept-version:1.2\nhost:localhost\nheart-beat:soon\n\n\0",
+        ),
     ];
     for (what, bytes) in connects {
         let mut bad = Stomp::tcp(broker.port);
@@ -361,14 +466,25 @@ fn non_fatal_refusals_get_error_and_keep_the_connection() {
     let broker = Broker::start(BrokerOpts::default());
     let mut c = Stomp::connect(broker.port);
     let cases: &[(&str, &[u8])] = &[
-        ("COMMIT of an unknown transaction", b"COMMIT\ntransaction:never-begun\n\n\0"),
-        ("ABORT of an unknown transaction", b"ABORT\ntransaction:never-begun\n\n\0"),
+        (
+            "COMMIT of an unknown transaction",
+            b"COMMIT\ntransaction:never-begun\n\n\0",
+        ),
+        (
+            "ABORT of an unknown transaction",
+            b"ABORT\ntransaction:never-begun\n\n\0",
+        ),
         ("ACK of an unknown message", b"ACK\nid:no-such-ack\n\n\0"),
-        ("UNSUBSCRIBE of an unknown id", b"UNSUBSCRIBE\nid:no-such-sub\n\n\0"),
+        (
+            "UNSUBSCRIBE of an unknown id",
+            b"UNSUBSCRIBE\nid:no-such-sub\n\n\0",
+        ),
     ];
     for (i, (what, bytes)) in cases.iter().enumerate() {
         c.send_raw(bytes);
-        let f = c.read_frame(CLOSE_TIMEOUT).unwrap_or_else(|e| panic!("{what}: no reply: {e:?}"));
+        let f = c
+            .read_frame(CLOSE_TIMEOUT)
+            .unwrap_or_else(|e| panic!("{what}: no reply: {e:?}"));
         assert_eq!(f.command, "ERROR", "{what}: {f:?}");
         assert!(f.header("message").is_some(), "{what}: {f:?}");
         c.send_receipted("/queue/still-open", b"ok", &format!("ok-{i}"));

@@ -46,7 +46,10 @@ fn take_receipt(conn: &mut Stomp, outstanding: &mut HashSet<String>) {
     let f = conn.read_frame(REPLY_TIMEOUT).expect("RECEIPT");
     assert_eq!(f.command, "RECEIPT", "{f:?}");
     let id = f.header("receipt-id").expect("receipt-id").to_string();
-    assert!(outstanding.remove(&id), "unexpected or repeated receipt {id}");
+    assert!(
+        outstanding.remove(&id),
+        "unexpected or repeated receipt {id}"
+    );
 }
 
 /// Consumes `dest` and asserts it holds exactly `want`, in order: reads `want.len()`
@@ -68,7 +71,12 @@ fn assert_queue_holds(broker: &Broker, dest: &str, want: &[String]) {
     let mut producer = broker.client();
     producer.send_receipted(dest, b"sentinel", "sentinel");
     let next = consumer.expect_message();
-    assert_eq!(next.body_str(), "sentinel", "{dest}: extra message after the expected {}", want.len());
+    assert_eq!(
+        next.body_str(),
+        "sentinel",
+        "{dest}: extra message after the expected {}",
+        want.len()
+    );
 }
 
 /// Equal sequences, or a failure that says how they differ without dumping thousands.
@@ -80,8 +88,16 @@ fn assert_same_sequence(got: &[String], want: &[String], what: &str) {
     let dups: Vec<&String> = got.iter().filter(|b| !seen.insert(*b)).take(5).collect();
     let want_set: HashSet<&String> = want.iter().collect();
     let got_set: HashSet<&String> = got.iter().collect();
-    let missing: Vec<&String> = want.iter().filter(|b| !got_set.contains(b)).take(5).collect();
-    let extra: Vec<&String> = got.iter().filter(|b| !want_set.contains(b)).take(5).collect();
+    let missing: Vec<&String> = want
+        .iter()
+        .filter(|b| !got_set.contains(b))
+        .take(5)
+        .collect();
+    let extra: Vec<&String> = got
+        .iter()
+        .filter(|b| !want_set.contains(b))
+        .take(5)
+        .collect();
     let first = got.iter().zip(want).position(|(g, w)| g != w);
     panic!(
         "{what}: got {} messages, want {}; first difference at {first:?}; \
@@ -104,7 +120,11 @@ fn receipted_messages_survive_kill9_in_order() {
     broker.kill9();
     broker.restart();
     for q in &queues {
-        let want: Vec<String> = msgs.iter().filter(|(d, _)| d == q).map(|(_, b)| b.clone()).collect();
+        let want: Vec<String> = msgs
+            .iter()
+            .filter(|(d, _)| d == q)
+            .map(|(_, b)| b.clone())
+            .collect();
         assert_queue_holds(&broker, q, &want);
     }
 }
@@ -115,7 +135,9 @@ fn receipted_messages_survive_kill9_in_order() {
 fn acked_messages_do_not_come_back_after_kill9() {
     let mut broker = Broker::start(BrokerOpts::default());
     let dest = "/queue/crash-b";
-    let msgs: Vec<(String, String)> = (0..300).map(|i| (dest.to_string(), format!("b-{i:04}"))).collect();
+    let msgs: Vec<(String, String)> = (0..300)
+        .map(|i| (dest.to_string(), format!("b-{i:04}")))
+        .collect();
     send_all(&mut broker.client(), &msgs, &[]);
 
     let mut consumer = broker.client();
@@ -130,8 +152,15 @@ fn acked_messages_do_not_come_back_after_kill9() {
             kept.push(body.clone()); // never acknowledged
             continue;
         }
-        let ack = m.header("ack").expect("MESSAGE without ack header (1.2)").to_string();
-        consumer.send_frame("ACK", &[("id", &ack), ("receipt", &format!("ack-{i}"))], b"");
+        let ack = m
+            .header("ack")
+            .expect("MESSAGE without ack header (1.2)")
+            .to_string();
+        consumer.send_frame(
+            "ACK",
+            &[("id", &ack), ("receipt", &format!("ack-{i}"))],
+            b"",
+        );
         consumer.expect_receipt(&format!("ack-{i}"));
     }
     broker.kill9();
@@ -154,7 +183,15 @@ fn committed_transactions_survive_and_open_one_vanishes() {
         for k in 0..10 {
             let q = &queues[(tx + k) % queues.len()];
             let body = format!("c-{tx:02}-{k}");
-            producer.send_frame("SEND", &[("destination", q), ("persistent", "true"), ("transaction", &id)], body.as_bytes());
+            producer.send_frame(
+                "SEND",
+                &[
+                    ("destination", q),
+                    ("persistent", "true"),
+                    ("transaction", &id),
+                ],
+                body.as_bytes(),
+            );
             want.entry(q).or_default().push(body);
         }
         producer.send_frame("COMMIT", &[("transaction", &id), ("receipt", &id)], b"");
@@ -168,7 +205,12 @@ fn committed_transactions_survive_and_open_one_vanishes() {
         let receipt = format!("open-{k}");
         producer.send_frame(
             "SEND",
-            &[("destination", q), ("persistent", "true"), ("transaction", "open"), ("receipt", &receipt)],
+            &[
+                ("destination", q),
+                ("persistent", "true"),
+                ("transaction", "open"),
+                ("receipt", &receipt),
+            ],
             format!("open-{k}").as_bytes(),
         );
         producer.expect_receipt(&receipt);
@@ -226,7 +268,10 @@ fn segments(journal: &Path) -> Vec<PathBuf> {
 
 fn find_marker(payload: &[u8]) -> Option<usize> {
     let at = payload.windows(7).position(|w| w == b"d-body-")?;
-    std::str::from_utf8(&payload[at + 7..at + 12]).ok()?.parse().ok()
+    std::str::from_utf8(&payload[at + 7..at + 12])
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// Sends 1500 messages, kills the broker, overwrites the journal from a random byte of
@@ -234,14 +279,20 @@ fn find_marker(payload: &[u8]) -> Option<usize> {
 /// Every message whose record ends before the cut is there, nothing after it, no
 /// duplicates; and the broker keeps working, durably, after the cut.
 fn torn_tail(garbage: bool) {
-    let seed = support::seed_from_env(if garbage { "torn_tail_garbage" } else { "torn_tail_zeros" });
+    let seed = support::seed_from_env(if garbage {
+        "torn_tail_garbage"
+    } else {
+        "torn_tail_zeros"
+    });
     let mut rng = Rng(seed);
     let mut broker = Broker::start(BrokerOpts::default());
     let dest = "/queue/crash-d";
     // ~1.6 MB of records with 1 MB segments: the log rolls over once, and the cut
     // lands in the last segment.
     let pad = "p".repeat(1000);
-    let msgs: Vec<(String, String)> = (0..1500).map(|i| (dest.to_string(), format!("d-body-{i:05}-{pad}"))).collect();
+    let msgs: Vec<(String, String)> = (0..1500)
+        .map(|i| (dest.to_string(), format!("d-body-{i:05}-{pad}")))
+        .collect();
     send_all(&mut broker.client(), &msgs, &[]);
     broker.kill9();
 
@@ -255,20 +306,35 @@ fn torn_tail(garbage: bool) {
         .filter(|(_, recs)| recs.iter().any(|r| find_marker(&r.payload).is_some()))
         .collect();
     let (path, recs) = located.pop().expect("no segment holds the messages");
-    let first = recs.iter().find(|r| find_marker(&r.payload).is_some()).unwrap().offset;
+    let first = recs
+        .iter()
+        .find(|r| find_marker(&r.payload).is_some())
+        .unwrap()
+        .offset;
     let written_end = recs.last().unwrap().framed_end;
     let mut cut = first + rng.below(written_end - first);
     // A cut inside a record's zero padding would leave zeros as zeros: move it to the
     // next record so "before the cut" is unambiguous.
-    if let Some(r) = recs.iter().find(|r| cut >= r.payload_end && cut < r.framed_end) {
+    if let Some(r) = recs
+        .iter()
+        .find(|r| cut >= r.payload_end && cut < r.framed_end)
+    {
         cut = r.framed_end;
     }
     let mut before: HashSet<usize> = HashSet::new();
     for (_, rs) in &located {
         before.extend(rs.iter().filter_map(|r| find_marker(&r.payload)));
     }
-    before.extend(recs.iter().filter(|r| r.payload_end <= cut).filter_map(|r| find_marker(&r.payload)));
-    eprintln!("cutting {} at {cut} (records from {first}, written to {written_end}); {} messages before", path.display(), before.len());
+    before.extend(
+        recs.iter()
+            .filter(|r| r.payload_end <= cut)
+            .filter_map(|r| find_marker(&r.payload)),
+    );
+    eprintln!(
+        "cutting {} at {cut} (records from {first}, written to {written_end}); {} messages before",
+        path.display(),
+        before.len()
+    );
 
     let mut bytes = fs::read(&path).unwrap();
     for b in &mut bytes[cut as usize..written_end as usize] {
@@ -277,11 +343,18 @@ fn torn_tail(garbage: bool) {
     fs::write(&path, &bytes).unwrap();
 
     broker.restart();
-    let want: Vec<String> = msgs.iter().enumerate().filter(|(i, _)| before.contains(i)).map(|(_, (_, b))| b.clone()).collect();
+    let want: Vec<String> = msgs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| before.contains(i))
+        .map(|(_, (_, b))| b.clone())
+        .collect();
     assert_queue_holds(&broker, dest, &want);
 
     // Appending after the repaired tail works and is durable too.
-    let after: Vec<(String, String)> = (0..50).map(|i| ("/queue/crash-d-after".to_string(), format!("after-{i}"))).collect();
+    let after: Vec<(String, String)> = (0..50)
+        .map(|i| ("/queue/crash-d-after".to_string(), format!("after-{i}")))
+        .collect();
     send_all(&mut broker.client(), &after, &[]);
     broker.kill9();
     broker.restart();
@@ -321,20 +394,38 @@ fn backlog_over_memory_limit_drains_in_order_with_bounded_rss() {
     let mut consumer = broker.client();
     consumer.send_frame(
         "SUBSCRIBE",
-        &[("id", "e"), ("destination", dest), ("ack", "client-individual"), ("activemq.prefetchSize", "100")],
+        &[
+            ("id", "e"),
+            ("destination", dest),
+            ("ack", "client-individual"),
+            ("activemq.prefetchSize", "100"),
+        ],
         b"",
     );
     for i in 0..count {
         let m = consumer.expect_message();
-        assert_eq!(&m.body[..6], format!("{i:06}").as_bytes(), "out of order at {i}");
+        assert_eq!(
+            &m.body[..6],
+            format!("{i:06}").as_bytes(),
+            "out of order at {i}"
+        );
         assert_eq!(m.body.len(), 4096);
         consumer.send_frame("ACK", &[("id", m.header("ack").expect("ack header"))], b"");
         if i % 512 == 0 {
             peak = peak.max(broker.rss_bytes());
         }
     }
-    eprintln!("backlog: peak RSS {} MiB (bound {} MiB)", peak >> 20, RSS_BOUND >> 20);
-    assert!(peak < RSS_BOUND, "peak RSS {} MiB over the bound of {} MiB", peak >> 20, RSS_BOUND >> 20);
+    eprintln!(
+        "backlog: peak RSS {} MiB (bound {} MiB)",
+        peak >> 20,
+        RSS_BOUND >> 20
+    );
+    assert!(
+        peak < RSS_BOUND,
+        "peak RSS {} MiB over the bound of {} MiB",
+        peak >> 20,
+        RSS_BOUND >> 20
+    );
     let mut producer = broker.client();
     producer.send_receipted(dest, b"sentinel", "sentinel");
     assert_eq!(consumer.expect_message().body_str(), "sentinel");
@@ -358,11 +449,14 @@ fn kill9_under_load_loses_nothing_receipted() {
         })
         .collect();
     assert!(
-        support::poll_until(Duration::from_secs(60), || receipted_total.load(Ordering::Relaxed) >= 3000),
+        support::poll_until(Duration::from_secs(60), || receipted_total
+            .load(Ordering::Relaxed)
+            >= 3000),
         "producers did not get 3000 receipts"
     );
     broker.kill9();
-    let results: Vec<(Vec<String>, HashSet<String>)> = producers.into_iter().map(|h| h.join().unwrap()).collect();
+    let results: Vec<(Vec<String>, HashSet<String>)> =
+        producers.into_iter().map(|h| h.join().unwrap()).collect();
     broker.restart();
     broker.kill9();
     broker.restart();
@@ -372,14 +466,34 @@ fn kill9_under_load_loses_nothing_receipted() {
         let got = drain_until_sentinel(&broker, &dest, 100_000);
         let mut seen = HashSet::new();
         let dups: Vec<&String> = got.iter().filter(|b| !seen.insert(*b)).take(5).collect();
-        assert!(dups.is_empty(), "{dest}: duplicated after restart: {dups:?}");
+        assert!(
+            dups.is_empty(),
+            "{dest}: duplicated after restart: {dups:?}"
+        );
         for (p, (sent, receipted)) in results.iter().enumerate().filter(|(p, _)| p % 2 == q) {
-            let lost: Vec<&String> = receipted.iter().filter(|b| !seen.contains(b)).take(5).collect();
-            assert!(lost.is_empty(), "{dest}: producer {p} lost receipted messages (of {}): {lost:?}", receipted.len());
-            let order: Vec<&String> = got.iter().filter(|b| b.starts_with(&format!("p{p}-"))).collect();
-            assert!(order.windows(2).all(|w| w[0] < w[1]), "{dest}: producer {p}'s messages out of order");
+            let lost: Vec<&String> = receipted
+                .iter()
+                .filter(|b| !seen.contains(b))
+                .take(5)
+                .collect();
+            assert!(
+                lost.is_empty(),
+                "{dest}: producer {p} lost receipted messages (of {}): {lost:?}",
+                receipted.len()
+            );
+            let order: Vec<&String> = got
+                .iter()
+                .filter(|b| b.starts_with(&format!("p{p}-")))
+                .collect();
+            assert!(
+                order.windows(2).all(|w| w[0] < w[1]),
+                "{dest}: producer {p}'s messages out of order"
+            );
             let sent: HashSet<&String> = sent.iter().collect();
-            assert!(order.iter().all(|b| sent.contains(b)), "{dest}: a message nobody sent");
+            assert!(
+                order.iter().all(|b| sent.contains(b)),
+                "{dest}: a message nobody sent"
+            );
         }
     }
 }
@@ -413,7 +527,11 @@ fn produce_until_closed(
         let body = format!("p{p}-{i:07}");
         let frame = support::encode(
             "SEND",
-            &[("destination", &dest), ("persistent", "true"), ("receipt", &body)],
+            &[
+                ("destination", &dest),
+                ("persistent", "true"),
+                ("receipt", &body),
+            ],
             body.as_bytes(),
         );
         if conn.try_send_raw(&frame).is_err() {
@@ -429,7 +547,9 @@ fn produce_until_closed(
 fn drain_until_sentinel(broker: &Broker, dest: &str, max: usize) -> Vec<String> {
     let mut consumer = broker.client();
     consumer.subscribe("drain", dest, "auto");
-    broker.client().send_receipted(dest, b"sentinel", "sentinel");
+    broker
+        .client()
+        .send_receipted(dest, b"sentinel", "sentinel");
     let mut got = Vec::new();
     for _ in 0..max {
         let body = consumer.expect_message().body_str();
@@ -453,21 +573,42 @@ fn exact_bytes_survive_kill9() {
     let mut producer = broker.client();
     producer.send_frame(
         "SEND",
-        &[("destination", dest), ("persistent", "true"), ("x-weird", weird), ("receipt", "bin")],
+        &[
+            ("destination", dest),
+            ("persistent", "true"),
+            ("x-weird", weird),
+            ("receipt", "bin"),
+        ],
         &binary,
     );
     producer.expect_receipt("bin");
-    producer.send_frame("SEND", &[("destination", dest), ("persistent", "true"), ("receipt", "big")], &big);
+    producer.send_frame(
+        "SEND",
+        &[
+            ("destination", dest),
+            ("persistent", "true"),
+            ("receipt", "big"),
+        ],
+        &big,
+    );
     producer.expect_receipt("big");
     broker.kill9();
     broker.restart();
     let mut consumer = broker.client();
     consumer.subscribe("x", dest, "auto");
     let m = consumer.expect_message();
-    assert!(m.body == binary, "binary body differs: {} bytes", m.body.len());
+    assert!(
+        m.body == binary,
+        "binary body differs: {} bytes",
+        m.body.len()
+    );
     assert_eq!(m.header("x-weird"), Some(weird), "{m:?}");
     let m = consumer.expect_message();
-    assert!(m.body == big, "200 KiB body differs: {} bytes", m.body.len());
+    assert!(
+        m.body == big,
+        "200 KiB body differs: {} bytes",
+        m.body.len()
+    );
 }
 
 /// A message within maxFrameSize (64 MB by default) but larger than a journal segment
@@ -479,10 +620,21 @@ fn message_larger_than_a_journal_segment_is_stored() {
     let dest = "/queue/crash-huge";
     let body: Vec<u8> = (0..3u32 << 20).map(|j| (j * 13) as u8).collect();
     let mut producer = broker.client();
-    producer.send_frame("SEND", &[("destination", dest), ("persistent", "true"), ("receipt", "huge")], &body);
-    let reply = producer.read_frame(REPLY_TIMEOUT).expect("reply to a 3 MiB SEND");
+    producer.send_frame(
+        "SEND",
+        &[
+            ("destination", dest),
+            ("persistent", "true"),
+            ("receipt", "huge"),
+        ],
+        &body,
+    );
+    let reply = producer
+        .read_frame(REPLY_TIMEOUT)
+        .expect("reply to a 3 MiB SEND");
     assert_eq!(
-        reply.command, "RECEIPT",
+        reply.command,
+        "RECEIPT",
         "3 MiB SEND (segment 1 MB, maxFrameSize 64 MB) refused: message {:?}, body {:?}",
         reply.header("message"),
         reply.body_str()
@@ -512,13 +664,21 @@ fn kill9_during_cross_shard_commits_is_all_or_nothing() {
         })
         .collect();
     assert!(
-        support::poll_until(Duration::from_secs(60), || committed_total.load(Ordering::Relaxed) >= 150),
+        support::poll_until(Duration::from_secs(60), || committed_total
+            .load(Ordering::Relaxed)
+            >= 150),
         "producers did not get 150 COMMIT receipts in 60 s (got {}; finished producers: {:?})",
         committed_total.load(Ordering::Relaxed),
-        producers.iter().map(|h| h.is_finished()).collect::<Vec<_>>()
+        producers
+            .iter()
+            .map(|h| h.is_finished())
+            .collect::<Vec<_>>()
     );
     broker.kill9();
-    let committed: HashSet<String> = producers.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let committed: HashSet<String> = producers
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
     broker.restart();
 
     let mut per_tx: HashMap<String, usize> = HashMap::new();
@@ -533,30 +693,60 @@ fn kill9_during_cross_shard_commits_is_all_or_nothing() {
         }
         // Per producer, transactions commit in order.
         for p in 0..3 {
-            let mine: Vec<&String> = got.iter().filter(|b| b.starts_with(&format!("t{p}-"))).collect();
+            let mine: Vec<&String> = got
+                .iter()
+                .filter(|b| b.starts_with(&format!("t{p}-")))
+                .collect();
             let inversion = mine.windows(2).find(|w| w[0] >= w[1]);
-            assert!(inversion.is_none(), "{dest}: producer {p} out of order: {inversion:?} (of {})", mine.len());
+            assert!(
+                inversion.is_none(),
+                "{dest}: producer {p} out of order: {inversion:?} (of {})",
+                mine.len()
+            );
         }
     }
     let mut partial: Vec<String> = per_tx
         .iter()
         .filter(|(_, n)| **n != 10)
         .map(|(tx, _)| {
-            let missing: Vec<usize> = (0..10).filter(|k| !seen.contains(&format!("{tx}-{k}"))).collect();
-            let receipted = if committed.contains(tx) { "receipted" } else { "in doubt" };
+            let missing: Vec<usize> = (0..10)
+                .filter(|k| !seen.contains(&format!("{tx}-{k}")))
+                .collect();
+            let receipted = if committed.contains(tx) {
+                "receipted"
+            } else {
+                "in doubt"
+            };
             format!("{tx} ({receipted}) lacks sends {missing:?}")
         })
         .collect();
     partial.sort();
-    assert!(partial.is_empty(), "transactions neither whole nor absent: {partial:#?}");
-    let lost: Vec<&String> = committed.iter().filter(|t| !per_tx.contains_key(*t)).collect();
-    assert!(lost.is_empty(), "receipted COMMITs missing after restart: {lost:?}");
-    eprintln!("{} receipted commits, {} transactions present", committed.len(), per_tx.len());
+    assert!(
+        partial.is_empty(),
+        "transactions neither whole nor absent: {partial:#?}"
+    );
+    let lost: Vec<&String> = committed
+        .iter()
+        .filter(|t| !per_tx.contains_key(*t))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "receipted COMMITs missing after restart: {lost:?}"
+    );
+    eprintln!(
+        "{} receipted commits, {} transactions present",
+        committed.len(),
+        per_tx.len()
+    );
 }
 
 /// One producer of transactions `t{p}-{n:06}`, each 10 sends spread over 8 queues,
 /// COMMIT with receipt, up to 4 receipts outstanding. Returns the receipted ones.
-fn commit_until_closed(port: u16, p: usize, total: &std::sync::atomic::AtomicUsize) -> HashSet<String> {
+fn commit_until_closed(
+    port: u16,
+    p: usize,
+    total: &std::sync::atomic::AtomicUsize,
+) -> HashSet<String> {
     let mut conn = Stomp::connect(port);
     let mut committed = HashSet::new();
     let mut outstanding = 0;
@@ -579,11 +769,19 @@ fn commit_until_closed(port: u16, p: usize, total: &std::sync::atomic::AtomicUsi
             let body = format!("{tx}-{k}");
             bytes.extend(support::encode(
                 "SEND",
-                &[("destination", &dest), ("persistent", "true"), ("transaction", &tx)],
+                &[
+                    ("destination", &dest),
+                    ("persistent", "true"),
+                    ("transaction", &tx),
+                ],
                 body.as_bytes(),
             ));
         }
-        bytes.extend(support::encode("COMMIT", &[("transaction", &tx), ("receipt", &tx)], b""));
+        bytes.extend(support::encode(
+            "COMMIT",
+            &[("transaction", &tx), ("receipt", &tx)],
+            b"",
+        ));
         if conn.try_send_raw(&bytes).is_err() {
             break;
         }
@@ -606,10 +804,22 @@ fn pipelined_cross_shard_commits_keep_order_without_crash() {
         for k in 0..10 {
             let dest = format!("/queue/txorder-{}", (n + k) % 8);
             let body = format!("{tx}-{k}");
-            bytes.extend(support::encode("SEND", &[("destination", &dest), ("persistent", "true"), ("transaction", &tx)], body.as_bytes()));
+            bytes.extend(support::encode(
+                "SEND",
+                &[
+                    ("destination", &dest),
+                    ("persistent", "true"),
+                    ("transaction", &tx),
+                ],
+                body.as_bytes(),
+            ));
             want.entry(dest).or_default().push(body);
         }
-        bytes.extend(support::encode("COMMIT", &[("transaction", &tx), ("receipt", &tx)], b""));
+        bytes.extend(support::encode(
+            "COMMIT",
+            &[("transaction", &tx), ("receipt", &tx)],
+            b"",
+        ));
         if n % 4 == 3 {
             conn.send_raw(&bytes);
             bytes.clear();
@@ -634,7 +844,9 @@ fn kill9_while_acking_never_resurrects_receipted_acks() {
     use std::sync::Arc;
     let mut broker = Broker::start(BrokerOpts::default());
     let dest = "/queue/crash-acking";
-    let msgs: Vec<(String, String)> = (0..3000).map(|i| (dest.to_string(), format!("k-{i:05}"))).collect();
+    let msgs: Vec<(String, String)> = (0..3000)
+        .map(|i| (dest.to_string(), format!("k-{i:05}")))
+        .collect();
     send_all(&mut broker.client(), &msgs, &[]);
 
     let acked_total = Arc::new(AtomicUsize::new(0));
@@ -648,7 +860,11 @@ fn kill9_while_acking_never_resurrects_receipted_acks() {
             match c.read_frame(REPLY_TIMEOUT) {
                 Ok(f) if f.command == "MESSAGE" => {
                     let body = f.body_str();
-                    let ack = support::encode("ACK", &[("id", f.header("ack").unwrap()), ("receipt", &body)], b"");
+                    let ack = support::encode(
+                        "ACK",
+                        &[("id", f.header("ack").unwrap()), ("receipt", &body)],
+                        b"",
+                    );
                     if c.try_send_raw(&ack).is_err() {
                         break;
                     }
@@ -665,7 +881,9 @@ fn kill9_while_acking_never_resurrects_receipted_acks() {
         (ack_sent, ack_receipted)
     });
     assert!(
-        support::poll_until(Duration::from_secs(60), || acked_total.load(Ordering::Relaxed) >= 1000),
+        support::poll_until(Duration::from_secs(60), || acked_total
+            .load(Ordering::Relaxed)
+            >= 1000),
         "fewer than 1000 ACK receipts in 60 s ({})",
         acked_total.load(Ordering::Relaxed)
     );
@@ -674,11 +892,30 @@ fn kill9_while_acking_never_resurrects_receipted_acks() {
     broker.restart();
 
     let got = drain_until_sentinel(&broker, dest, 10_000);
-    let resurrected: Vec<&String> = got.iter().filter(|b| ack_receipted.contains(*b)).take(5).collect();
-    assert!(resurrected.is_empty(), "receipted ACKs undone by kill -9 (of {}): {resurrected:?}", ack_receipted.len());
+    let resurrected: Vec<&String> = got
+        .iter()
+        .filter(|b| ack_receipted.contains(*b))
+        .take(5)
+        .collect();
+    assert!(
+        resurrected.is_empty(),
+        "receipted ACKs undone by kill -9 (of {}): {resurrected:?}",
+        ack_receipted.len()
+    );
     let got_set: HashSet<&String> = got.iter().collect();
     assert_eq!(got_set.len(), got.len(), "duplicates after restart");
-    let lost: Vec<&String> = msgs.iter().map(|(_, b)| b).filter(|b| !ack_sent.contains(*b) && !got_set.contains(b)).take(5).collect();
-    assert!(lost.is_empty(), "never-acknowledged messages lost: {lost:?}");
-    assert!(got.windows(2).all(|w| w[0] < w[1]), "redelivered out of order");
+    let lost: Vec<&String> = msgs
+        .iter()
+        .map(|(_, b)| b)
+        .filter(|b| !ack_sent.contains(*b) && !got_set.contains(b))
+        .take(5)
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "never-acknowledged messages lost: {lost:?}"
+    );
+    assert!(
+        got.windows(2).all(|w| w[0] < w[1]),
+        "redelivered out of order"
+    );
 }

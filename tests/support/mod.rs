@@ -126,8 +126,9 @@ pub fn config_xml(opts: &BrokerOpts, port: u16, data_dir: &Path) -> String {
             .users
             .iter()
             .map(|(u, p)| {
-                format!(r#"        <authenticationUser username="{u}" password="{p}" groups="users"/>"#)
-                    + "\n"
+                format!(
+                    r#"        <authenticationUser username="{u}" password="{p}" groups="users"/>"#
+                ) + "\n"
             })
             .collect();
         format!(
@@ -292,7 +293,10 @@ impl Broker {
                 self.log()
             );
         }
-        assert!(ready, "broker not ready on port {port} after {START_TIMEOUT:?}");
+        assert!(
+            ready,
+            "broker not ready on port {port} after {START_TIMEOUT:?}"
+        );
     }
 
     /// Everything the current run wrote to stdout/stderr.
@@ -389,7 +393,10 @@ impl Drop for Broker {
                 let path = self.dir.path().join(format!("broker-{run}.log"));
                 let text = fs::read_to_string(&path).unwrap_or_default();
                 let tail: Vec<&str> = text.lines().rev().take(200).collect();
-                eprintln!("---- broker log, run {run} ({}), last 200 lines ----", path.display());
+                eprintln!(
+                    "---- broker log, run {run} ({}), last 200 lines ----",
+                    path.display()
+                );
                 for l in tail.iter().rev() {
                     eprintln!("{l}");
                 }
@@ -531,7 +538,11 @@ impl Stomp {
         };
         let connect = encode(
             "CONNECT",
-            &[("accept-version", "1.2"), ("host", "localhost"), ("heart-beat", "0,0")],
+            &[
+                ("accept-version", "1.2"),
+                ("host", "localhost"),
+                ("heart-beat", "0,0"),
+            ],
             b"",
         );
         if s.try_send_raw(&connect).is_err() {
@@ -552,7 +563,11 @@ impl Stomp {
         };
         let connect = encode(
             "CONNECT",
-            &[("accept-version", "1.2"), ("host", "localhost"), ("heart-beat", "0,0")],
+            &[
+                ("accept-version", "1.2"),
+                ("host", "localhost"),
+                ("heart-beat", "0,0"),
+            ],
             b"",
         );
         s.stream.write_all(&connect).ok()?;
@@ -580,7 +595,11 @@ impl Stomp {
     pub fn send_receipted(&mut self, dest: &str, body: &[u8], receipt: &str) {
         self.send_frame(
             "SEND",
-            &[("destination", dest), ("persistent", "true"), ("receipt", receipt)],
+            &[
+                ("destination", dest),
+                ("persistent", "true"),
+                ("receipt", receipt),
+            ],
             body,
         );
         self.expect_receipt(receipt);
@@ -588,9 +607,9 @@ impl Stomp {
 
     /// Reads the next frame and asserts it is RECEIPT `id`.
     pub fn expect_receipt(&mut self, id: &str) {
-        let f = self.read_frame(REPLY_TIMEOUT).unwrap_or_else(|e| {
-            panic!("waiting for RECEIPT {id}: {e:?}")
-        });
+        let f = self
+            .read_frame(REPLY_TIMEOUT)
+            .unwrap_or_else(|e| panic!("waiting for RECEIPT {id}: {e:?}"));
         assert_eq!(f.command, "RECEIPT", "waiting for RECEIPT {id}: {f:?}");
         assert_eq!(f.header("receipt-id"), Some(id), "{f:?}");
     }
@@ -600,7 +619,12 @@ impl Stomp {
         let receipt = format!("sub-{id}");
         self.send_frame(
             "SUBSCRIBE",
-            &[("id", id), ("destination", dest), ("ack", ack), ("receipt", &receipt)],
+            &[
+                ("id", id),
+                ("destination", dest),
+                ("ack", ack),
+                ("receipt", &receipt),
+            ],
             b"",
         );
         self.expect_receipt(&receipt);
@@ -645,7 +669,9 @@ impl Stomp {
             if left.is_zero() {
                 return Err(ReadEnd::Timeout);
             }
-            self.stream.set_read_timeout(Some(left)).expect("set_read_timeout");
+            self.stream
+                .set_read_timeout(Some(left))
+                .expect("set_read_timeout");
             match self.stream.read(&mut chunk) {
                 Ok(0) => return Err(ReadEnd::Closed),
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
@@ -656,7 +682,9 @@ impl Stomp {
                 Err(e)
                     if matches!(
                         e.kind(),
-                        ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe
+                        ErrorKind::ConnectionReset
+                            | ErrorKind::ConnectionAborted
+                            | ErrorKind::BrokenPipe
                     ) =>
                 {
                     return Err(ReadEnd::Closed)
