@@ -86,8 +86,37 @@ fn existing_shard_count(journal_dir: &Path) -> usize {
         .count()
 }
 
-/// Runs the broker until the process is killed. Returns only on a start-up failure.
+/// Blocks SIGTERM and SIGINT in this thread and every thread it starts later, so that
+/// [`wait_for_shutdown_signal`] receives them instead of the default handler killing
+/// the process midway.
+fn block_shutdown_signals() -> libc::sigset_t {
+    // SAFETY: plain libc calls on a local, initialised signal set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn wait_for_shutdown_signal(set: &libc::sigset_t) -> i32 {
+    let mut sig: libc::c_int = 0;
+    // SAFETY: `set` was initialised by `block_shutdown_signals`.
+    unsafe {
+        libc::sigwait(set, &mut sig);
+    }
+    sig
+}
+
+/// Runs the broker until SIGTERM or SIGINT (then returns `Ok`), or fails to start.
+///
+/// Shutdown needs no flush to be safe: nothing was confirmed to a client before it
+/// was durable, so whatever is still in flight was never promised. The listeners are
+/// closed first so the port is free as soon as the process exits.
 pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
+    let signals = block_shutdown_signals();
     let data_dir = config.data_directory.clone();
     std::fs::create_dir_all(&data_dir).map_err(|source| NodeError::DataDir {
         path: data_dir.clone(),
@@ -154,7 +183,7 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
     );
 
     let mut ends = channel::mesh(shard_count, 4096);
-    let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, String>>();
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, (usize, String)>>();
     let mut handles = Vec::new();
     for shard in (0..shard_count).rev() {
         let Some(mesh) = ends.pop() else { break };
@@ -186,7 +215,7 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
             let (_shard, router) = match Shard::start(setup).await {
                 Ok(s) => s,
                 Err(e) => {
-                    let _ = ready.send(Err(e.to_string()));
+                    let _ = ready.send(Err((shard, e.to_string())));
                     return;
                 }
             };
@@ -202,22 +231,26 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
         handles.push(handle);
     }
     drop(ready_tx);
-    drop(listeners);
     for _ in 0..shard_count {
         match ready_rx.recv_timeout(Duration::from_secs(300)) {
             Ok(Ok(_)) => {}
-            Ok(Err(reason)) => return Err(NodeError::Shard { shard: 0, reason }),
+            Ok(Err((shard, reason))) => return Err(NodeError::Shard { shard, reason }),
             Err(_) => {
                 return Err(NodeError::Shard {
-                    shard: 0,
-                    reason: "did not start".into(),
+                    shard: usize::MAX,
+                    reason: "a shard did not start within 300 s".into(),
                 })
             }
         }
     }
     tracing::info!(broker = %config.broker_name, data = %data_dir.display(), "Tandem started");
-    for h in handles {
-        let _ = h.join();
+    let sig = wait_for_shutdown_signal(&signals);
+    tracing::info!(signal = sig, "shutting down");
+    for l in &listeners {
+        l.shutdown();
     }
+    // The executors are not joined: they serve until the process exits.
+    drop(handles);
+    tracing::info!("Tandem stopped");
     Ok(())
 }

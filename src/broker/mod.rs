@@ -15,6 +15,7 @@ pub mod message;
 pub mod ops;
 pub mod record;
 pub mod router;
+pub mod selector;
 pub mod settings;
 pub mod shard;
 

@@ -92,6 +92,9 @@ struct Shared {
     router: RefCell<Option<Router>>,
     pending: RefCell<VecDeque<Pending>>,
     pending_wake: RefCell<Option<Oneshot<()>>>,
+    /// The pump is working on an item it already took off `pending`: later
+    /// deliveries must queue behind it to keep their order.
+    pump_busy: std::cell::Cell<bool>,
     shard: ShardId,
     segment_bytes: u64,
 }
@@ -130,6 +133,7 @@ impl Shard {
             router: RefCell::new(None),
             pending: RefCell::new(VecDeque::new()),
             pending_wake: RefCell::new(None),
+            pump_busy: std::cell::Cell::new(false),
             shard: setup.shard,
             segment_bytes: setup.segment_bytes,
         });
@@ -219,7 +223,7 @@ fn process_outputs(shared: &Rc<Shared>) {
                 body,
                 redeliveries,
             } => {
-                let in_order = shared.pending.borrow().is_empty();
+                let in_order = shared.pending.borrow().is_empty() && !shared.pump_busy.get();
                 match body {
                     Body::Memory(msg) if in_order => {
                         router.post_event(Event::Deliver(Delivery {
@@ -309,6 +313,7 @@ async fn resolve(
 async fn pending_pump(shared: Rc<Shared>) {
     loop {
         let next = shared.pending.borrow_mut().pop_front();
+        shared.pump_busy.set(next.is_some());
         let Some(p) = next else {
             let wake = Oneshot::default();
             *shared.pending_wake.borrow_mut() = Some(wake.clone());

@@ -41,6 +41,12 @@ impl BoundListener {
         })
     }
 
+    /// Stops listening, for every descriptor of this socket (each shard's too): the
+    /// port is free as soon as this returns, before the process has torn down.
+    pub fn shutdown(&self) {
+        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+    }
+
     /// Ties the listener to the current executor.
     pub fn into_listener(self) -> Listener {
         let fd = self.socket.into_raw_fd();
