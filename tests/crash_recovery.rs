@@ -919,3 +919,55 @@ fn kill9_while_acking_never_resurrects_receipted_acks() {
         "redelivered out of order"
     );
 }
+
+/// The clean path: SIGTERM stops the broker with exit status 0, and a restart finds
+/// every message (receipted and not) with none acknowledged coming back.
+#[test]
+fn sigterm_exits_zero_and_restart_keeps_messages() {
+    let mut broker = Broker::start(BrokerOpts::default());
+    let dest = "/queue/clean-stop";
+    let msgs: Vec<(String, String)> = (0..500)
+        .map(|i| (dest.to_string(), format!("s-{i:04}")))
+        .collect();
+    send_all(&mut broker.client(), &msgs, &[]);
+    let mut consumer = broker.client();
+    consumer.subscribe("s", dest, "client-individual");
+    let mut receipts = HashSet::new();
+    let mut messages = 0;
+    // MESSAGEs (prefetch) and RECEIPTs interleave: ACK the first 100 messages, then
+    // read on until all 100 ACK receipts are in.
+    for _ in 0..1000 {
+        if receipts.len() == 100 {
+            break;
+        }
+        let f = consumer
+            .read_frame(REPLY_TIMEOUT)
+            .expect("MESSAGE or RECEIPT");
+        match f.command.as_str() {
+            "MESSAGE" if messages < 100 => {
+                assert_eq!(f.body_str(), msgs[messages].1);
+                let receipt = format!("ack-{messages}");
+                consumer.send_frame(
+                    "ACK",
+                    &[("id", f.header("ack").unwrap()), ("receipt", &receipt)],
+                    b"",
+                );
+                messages += 1;
+            }
+            "MESSAGE" => {}
+            "RECEIPT" => assert!(receipts.insert(f.header("receipt-id").unwrap().to_string())),
+            _ => panic!("unexpected {f:?}"),
+        }
+    }
+    assert_eq!(receipts.len(), 100);
+    drop(consumer);
+    let status = broker.stop();
+    assert!(
+        status.success(),
+        "SIGTERM: exit status {status}; log:\n{}",
+        broker.log()
+    );
+    broker.restart();
+    let want: Vec<String> = msgs[100..].iter().map(|(_, b)| b.clone()).collect();
+    assert_queue_holds(&broker, dest, &want);
+}
