@@ -1,0 +1,279 @@
+//! SUBSCRIBE and UNSUBSCRIBE (ack modes, prefetch, selectors, durable topic
+//! subscriptions, removing an inactive durable one), the per-subscription state, and
+//! deliveries: each `Delivery` from the core becomes a MESSAGE frame; client-acked ones
+//! are kept outstanding, auto-acked ones wait for the socket write (`on_written`).
+
+use std::collections::VecDeque;
+
+use super::super::frame::{Command, Frame};
+use super::super::version::Version;
+use super::receipts::{AfterBarrier, Pending};
+use super::{invalid, missing, required, Session, SessionEnv, SessionError};
+use crate::broker::{
+    AckMode, Delivery, DestKind, Destination, DurableName, Request, ShardId, SubscribeSpec,
+};
+
+/// A delivery the client has yet to acknowledge.
+#[derive(Debug)]
+pub(super) struct Outstanding {
+    /// Connection-wide unique: the 1.2 `ack` header.
+    pub(super) ack_no: u64,
+    pub(super) message_id: String,
+    pub(super) seq: u64,
+    pub(super) destination: Destination,
+    /// Acknowledged inside this (still open or committing) transaction.
+    pub(super) in_tx: Option<String>,
+}
+
+#[derive(Debug)]
+pub(super) struct Subscription {
+    /// The client's `id` (in 1.0 defaults to the destination header).
+    pub(super) client_id: String,
+    /// Whether the client gave an `id` (1.0 MESSAGE frames echo it only then).
+    pub(super) explicit_id: bool,
+    pub(super) destination: Destination,
+    pub(super) ack: AckMode,
+    pub(super) durable: Option<DurableName>,
+    /// In delivery order; cumulative acks take a prefix. Bounded by the prefetch.
+    pub(super) outstanding: VecDeque<Outstanding>,
+}
+
+impl<E: SessionEnv> Session<E> {
+    // ----- SUBSCRIBE / UNSUBSCRIBE -----
+
+    pub(super) fn subscribe(&mut self, frame: &Frame) -> Result<(), SessionError> {
+        let dest_name = required(frame, "destination")?;
+        let destination = self.destination(dest_name)?;
+        let (client_id, explicit_id) = match frame.header("id") {
+            Some(id) => (id.to_owned(), true),
+            None if self.version == Version::V1_0 => (dest_name.to_owned(), false),
+            None => return Err(missing(Command::Subscribe, "id")),
+        };
+        if self.sub_by_client_id.contains_key(&client_id) {
+            return Err(SessionError::DuplicateSubscription(client_id));
+        }
+        let ack = match frame.header("ack").unwrap_or("auto") {
+            "auto" => AckMode::Auto,
+            "client" => AckMode::Client,
+            "client-individual" => AckMode::ClientIndividual,
+            other => return Err(SessionError::InvalidAckMode(other.into())),
+        };
+        let prefetch = match frame.header("activemq.prefetchSize") {
+            None => self.ctx.settings.default_prefetch,
+            Some(v) => v
+                .trim()
+                .parse::<u32>()
+                .map_err(|_| invalid("activemq.prefetchSize", v))?,
+        }
+        .max(1);
+        // ActiveMQ also accepts its historical misspelling.
+        let durable_name = frame
+            .header("activemq.subscriptionName")
+            .or_else(|| frame.header("activemq.subcriptionName"));
+        let durable = match durable_name {
+            // A subscription name means nothing on a queue; ActiveMQ ignores it there.
+            Some(name) if destination.kind == DestKind::Topic => {
+                let client = self
+                    .client_id
+                    .clone()
+                    .ok_or_else(|| SessionError::DurableWithoutClientId(name.into()))?;
+                Some(DurableName {
+                    client_id: client,
+                    name: name.to_owned(),
+                })
+            }
+            _ => None,
+        };
+        let selector = frame.header("selector").map(str::to_owned);
+        let temp_owner = (destination.kind.is_temporary()
+            && self.temp_alias_of.contains_key(&destination.name))
+        .then_some(self.ctx.conn);
+        let num = self.next_sub;
+        self.next_sub += 1;
+        self.sub_by_client_id.insert(client_id.clone(), num);
+        self.subs.insert(
+            num,
+            Subscription {
+                client_id,
+                explicit_id,
+                destination: destination.clone(),
+                ack,
+                durable: durable.clone(),
+                outstanding: VecDeque::new(),
+            },
+        );
+        let spec = SubscribeSpec {
+            destination: destination.clone(),
+            ack,
+            prefetch,
+            durable,
+            selector,
+            temp_owner,
+        };
+        let shard = self.shard_of(&destination);
+        let receipt = frame.header("receipt").map(str::to_owned);
+        let sub = self.sub_key(num);
+        self.post_with_reply(shard, Pending::Subscribe { receipt, sub: num }, |reply| {
+            Request::Subscribe { sub, spec, reply }
+        });
+        Ok(())
+    }
+
+    pub(super) fn unsubscribe(&mut self, frame: &Frame) -> Result<(), SessionError> {
+        let id = match frame.header("id") {
+            Some(id) => id,
+            None if self.version == Version::V1_0 => frame
+                .header("destination")
+                .ok_or(missing(Command::Unsubscribe, "id"))?,
+            None => return Err(missing(Command::Unsubscribe, "id")),
+        };
+        let named = frame
+            .header("activemq.subscriptionName")
+            .or_else(|| frame.header("activemq.subcriptionName"));
+        let Some(num) = self.sub_by_client_id.remove(id) else {
+            // ActiveMQ removes a durable subscription by client id and name even when
+            // this connection has no consumer on it.
+            if let (Some(name), Some(client_id)) = (named, self.client_id.clone()) {
+                return self.remove_inactive_durable(frame, name, client_id);
+            }
+            return Err(SessionError::UnknownSubscription(id.into()));
+        };
+        let Some(sub) = self.subs.remove(&num) else {
+            return Err(SessionError::UnknownSubscription(id.into()));
+        };
+        // The core returns this subscription's unacknowledged deliveries itself.
+        for o in &sub.outstanding {
+            self.ack_owner.remove(&o.ack_no);
+        }
+        // ActiveMQ: naming the subscription on UNSUBSCRIBE removes the durable
+        // subscription; a plain UNSUBSCRIBE or a disconnect keeps it.
+        let remove_durable = if named.is_some() { sub.durable } else { None };
+        let shard = self.shard_of(&sub.destination);
+        let receipt = frame.header("receipt").map(str::to_owned);
+        let key = self.sub_key(num);
+        let destination = sub.destination;
+        self.post_with_reply(shard, Pending::Simple { receipt }, |reply| {
+            Request::Unsubscribe {
+                sub: key,
+                destination,
+                remove_durable,
+                reply,
+            }
+        });
+        Ok(())
+    }
+
+    /// Removes durable subscription `name` of this connection's client id: on the
+    /// topic's shard if the frame names the topic, else on every shard (each removes it
+    /// if it holds it). The receipt follows a barrier on those shards.
+    pub(super) fn remove_inactive_durable(
+        &mut self,
+        frame: &Frame,
+        name: &str,
+        client_id: String,
+    ) -> Result<(), SessionError> {
+        let topic = match frame.header("destination") {
+            Some(d) => Some(self.destination(d)?),
+            None => None,
+        };
+        let shards: Vec<ShardId> = match &topic {
+            Some(t) => vec![self.shard_of(t)],
+            None => (0..self.ctx.shard_count).collect(),
+        };
+        let durable = DurableName {
+            client_id,
+            name: name.to_owned(),
+        };
+        // A consumer number never used by this connection: nothing is attached to it.
+        let key = self.sub_key(self.next_sub);
+        self.next_sub += 1;
+        for &shard in &shards {
+            let destination = topic.clone().unwrap_or_else(|| Destination::topic(""));
+            let remove_durable = Some(durable.clone());
+            self.post_with_reply(shard, Pending::Simple { receipt: None }, |reply| {
+                Request::Unsubscribe {
+                    sub: key,
+                    destination,
+                    remove_durable,
+                    reply,
+                }
+            });
+        }
+        if let Some(receipt) = frame.header("receipt") {
+            self.barrier(shards, AfterBarrier::Receipt(receipt.to_owned()));
+        }
+        Ok(())
+    }
+
+    // ----- deliveries -----
+
+    pub(super) fn deliver(&mut self, d: Delivery) {
+        let shown = self.display_destination(&d.destination);
+        let version = self.version;
+        let Some(sub) = self.subs.get_mut(&d.sub.sub) else {
+            // Unsubscribed while this was in flight: the core counts it unacknowledged
+            // for the removed consumer and has already taken it back.
+            tracing::debug!(
+                sub = d.sub.sub,
+                "delivery for a removed subscription dropped"
+            );
+            return;
+        };
+        let msg = &d.msg;
+        let mut f = Frame::new(Command::Message);
+        f.push_header("destination", shown);
+        f.push_header("message-id", msg.id.clone());
+        if version > Version::V1_0 || sub.explicit_id {
+            f.push_header("subscription", sub.client_id.clone());
+        }
+        let mut ack_no = None;
+        if sub.ack != AckMode::Auto {
+            let n = self.next_ack;
+            self.next_ack += 1;
+            ack_no = Some(n);
+            if version >= Version::V1_2 {
+                f.push_header("ack", n.to_string());
+            }
+        }
+        if msg.persistent {
+            f.push_header("persistent", "true");
+        }
+        f.push_header("priority", msg.priority.to_string());
+        f.push_header("timestamp", msg.timestamp_ms.to_string());
+        f.push_header("expires", msg.expires_ms.to_string());
+        if let Some(r) = &msg.reply_to {
+            f.push_header("reply-to", r.clone());
+        }
+        if d.redelivered {
+            f.push_header("redelivered", "true");
+        }
+        for (k, v) in &msg.headers {
+            f.push_header(k.clone(), v.clone());
+        }
+        // `content-length` is the encoder's job (it always writes it for MESSAGE).
+        f.body = msg.body.clone();
+        match ack_no {
+            Some(n) => {
+                sub.outstanding.push_back(Outstanding {
+                    ack_no: n,
+                    message_id: msg.id.clone(),
+                    seq: d.seq,
+                    destination: d.destination,
+                    in_tx: None,
+                });
+                self.ack_owner.insert(n, d.sub.sub);
+                self.write(f);
+            }
+            None => {
+                self.write(f);
+                // Numbered after the write: on_written(upto) covers frames below upto.
+                self.auto_unwritten.push_back((
+                    self.frames_emitted - 1,
+                    d.sub.sub,
+                    d.destination,
+                    d.seq,
+                ));
+            }
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! Tests for SUBSCRIBE/UNSUBSCRIBE and deliveries (MESSAGE headers, auto-ack on write).
+
+use super::*;
+use crate::broker::{AckMode, DurableName};
+
+#[test]
+fn subscribe_request_and_validation() {
+    let mut s = connected("1.2", 1);
+    s.on_frame(frame(
+        Command::Subscribe,
+        &[
+            ("destination", "/topic/t"),
+            ("id", "0"),
+            ("ack", "client-individual"),
+            ("activemq.prefetchSize", "5"),
+            ("selector", "color = 'red'"),
+            ("receipt", "r"),
+        ],
+    ));
+    let mut p = posts(s.take_actions());
+    let (_, Request::Subscribe { sub, spec, reply }) = p.remove(0) else {
+        panic!()
+    };
+    assert_eq!(sub, SubKey { conn: CONN, sub: 1 });
+    assert_eq!(spec.ack, AckMode::ClientIndividual);
+    assert_eq!(spec.prefetch, 5);
+    assert_eq!(spec.selector.as_deref(), Some("color = 'red'"));
+    assert!(spec.durable.is_none());
+    s.on_event(ok(reply));
+    assert_eq!(writes(&s.take_actions())[0].header("receipt-id"), Some("r"));
+
+    // Duplicate id, bad ack mode, missing id in 1.1+, durable without client-id.
+    for h in [
+        vec![("destination", "/queue/q"), ("id", "0")],
+        vec![
+            ("destination", "/queue/q"),
+            ("id", "1"),
+            ("ack", "sometimes"),
+        ],
+        vec![("destination", "/queue/q")],
+        vec![
+            ("destination", "/topic/t"),
+            ("id", "2"),
+            ("activemq.subscriptionName", "d"),
+        ],
+    ] {
+        let mut s2 = connected("1.2", 1);
+        subscribe(&mut s2, &[("destination", "/queue/q"), ("id", "0")]);
+        s2.on_frame(frame(Command::Subscribe, &h));
+        let a = s2.take_actions();
+        assert_eq!(writes(&a)[0].command, Command::Error, "{h:?}");
+        assert!(is_close(&a[1]), "{h:?}");
+    }
+}
+
+#[test]
+fn durable_subscribe_and_unsubscribe_with_name_removes_it() {
+    let mut s = session_with(1, BrokerSettings::default());
+    s.on_frame(frame(
+        Command::Connect,
+        &[("accept-version", "1.1"), ("client-id", "app")],
+    ));
+    s.take_actions();
+    s.on_frame(frame(
+        Command::Subscribe,
+        &[
+            ("destination", "/topic/t"),
+            ("id", "d1"),
+            ("activemq.subscriptionName", "sub"),
+        ],
+    ));
+    let mut p = posts(s.take_actions());
+    let (_, Request::Subscribe { spec, reply, .. }) = p.remove(0) else {
+        panic!()
+    };
+    let name = DurableName {
+        client_id: "app".into(),
+        name: "sub".into(),
+    };
+    assert_eq!(spec.durable.as_ref(), Some(&name));
+    s.on_event(ok(reply));
+    s.take_actions();
+    s.on_frame(frame(
+        Command::Unsubscribe,
+        &[("id", "d1"), ("activemq.subscriptionName", "sub")],
+    ));
+    let mut p = posts(s.take_actions());
+    let (_, Request::Unsubscribe { remove_durable, .. }) = p.remove(0) else {
+        panic!()
+    };
+    assert_eq!(remove_durable, Some(name));
+    // Unknown id: ERROR, connection stays open.
+    s.on_frame(frame(Command::Unsubscribe, &[("id", "d1")]));
+    let a = s.take_actions();
+    assert_eq!(a.len(), 1);
+    assert_eq!(
+        writes(&a)[0].header("message"),
+        Some("No subscription matched")
+    );
+}
+
+#[test]
+fn deliveries_carry_the_right_headers_in_each_version() {
+    let dest = Destination::queue("q");
+    // 1.0 without id: no subscription header; message-id acks.
+    let mut s = connected("1.0", 1);
+    let sub = subscribe(&mut s, &[("destination", "/queue/q"), ("ack", "client")]);
+    s.on_event(delivery(sub, dest.clone(), 1, "m1"));
+    let a = s.take_actions();
+    assert_eq!(
+        headers(writes(&a)[0]),
+        vec![
+            ("destination", "/queue/q"),
+            ("message-id", "m1"),
+            ("persistent", "true"),
+            ("priority", "4"),
+            ("timestamp", "55"),
+            ("expires", "0"),
+            ("color", "red"),
+        ]
+    );
+    assert_eq!(&writes(&a)[0].body[..], b"hello");
+
+    // 1.1: subscription header, no ack header.
+    let mut s = connected("1.1", 1);
+    let sub = subscribe(
+        &mut s,
+        &[("destination", "/queue/q"), ("id", "s1"), ("ack", "client")],
+    );
+    s.on_event(delivery(sub, dest.clone(), 1, "m1"));
+    let a = s.take_actions();
+    let f = writes(&a)[0];
+    assert_eq!(f.header("subscription"), Some("s1"));
+    assert_eq!(f.header("ack"), None);
+
+    // 1.2: ack header for client modes, none for auto; redelivered flag.
+    let mut s = connected("1.2", 1);
+    let sub = subscribe(
+        &mut s,
+        &[("destination", "/queue/q"), ("id", "s1"), ("ack", "client")],
+    );
+    let mut ev = delivery(sub, dest.clone(), 1, "m1");
+    if let Event::Deliver(d) = &mut ev {
+        d.redelivered = true;
+    }
+    s.on_event(ev);
+    let a = s.take_actions();
+    let f = writes(&a)[0];
+    assert_eq!(f.header("ack"), Some("1"));
+    assert_eq!(f.header("redelivered"), Some("true"));
+}
+
+#[test]
+fn auto_ack_follows_the_socket_write() {
+    let mut s = connected("1.2", 1);
+    let dest = Destination::queue("q");
+    let sub = subscribe(&mut s, &[("destination", "/queue/q"), ("id", "a")]);
+    s.on_event(delivery(sub, dest.clone(), 10, "m1"));
+    s.on_event(delivery(sub, dest.clone(), 11, "m2"));
+    let a = s.take_actions();
+    assert_eq!(writes(&a)[0].header("ack"), None);
+    let mark = s.frames_emitted();
+    s.on_event(delivery(sub, dest.clone(), 12, "m3"));
+    s.take_actions();
+    s.on_written(mark);
+    let p = posts(s.take_actions());
+    assert_eq!(p.len(), 1);
+    let Request::Ack {
+        seqs, reply: None, ..
+    } = &p[0].1
+    else {
+        panic!("{p:?}")
+    };
+    assert_eq!(seqs, &vec![10, 11]);
+    s.on_written(s.frames_emitted());
+    let p = posts(s.take_actions());
+    let Request::Ack { seqs, .. } = &p[0].1 else {
+        panic!()
+    };
+    assert_eq!(seqs, &vec![12]);
+}
