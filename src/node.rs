@@ -87,30 +87,6 @@ fn existing_shard_count(journal_dir: &Path) -> usize {
         .count()
 }
 
-/// A journal record never spans segments, so a segment must hold the largest message
-/// a client may send (ActiveMQ's KahaDB likewise takes messages larger than its
-/// `journalMaxFileLength`): segments grow to the frame limit plus room for headers.
-fn segment_bytes_for(config: &BrokerConfig) -> u64 {
-    let largest_frame = config
-        .transport_connectors
-        .iter()
-        .map(|c| c.max_frame_bytes)
-        .chain(std::iter::once(config.limits.max_frame_bytes))
-        .max()
-        .unwrap_or(0);
-    let needed = (largest_frame + (1 << 20)).div_ceil(4096) * 4096;
-    if needed > config.journal.segment_bytes {
-        tracing::info!(
-            journal_max_file_length = config.journal.segment_bytes,
-            segment_bytes = needed,
-            "journal segments enlarged to hold the largest frame a client may send"
-        );
-        needed
-    } else {
-        config.journal.segment_bytes
-    }
-}
-
 /// Blocks SIGTERM and SIGINT in this thread and every thread it starts later, so that
 /// [`wait_for_shutdown_signal`] receives them instead of the default handler killing
 /// the process midway.
@@ -193,7 +169,6 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
     }
 
     let settings = Arc::new(broker_settings(&config, shard_count));
-    let segment_bytes = segment_bytes_for(&config);
     let io_memory = config.shards.io_memory_bytes as usize;
     let ring_depth = config.shards.ring_depth as usize;
     tracing::info!(
@@ -240,7 +215,7 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
             shard_count,
             settings: settings.clone(),
             journal_dir: journal_dir.join(format!("shard-{shard}")),
-            segment_bytes,
+            segment_bytes: config.journal.segment_bytes,
             mesh,
             boot_id: boot_id.clone(),
         };

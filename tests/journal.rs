@@ -168,24 +168,31 @@ fn read_back_pending_and_written() {
 }
 
 #[test]
-fn rejects_empty_and_oversized_records() {
+fn rejects_empty_records_and_gives_oversized_ones_their_own_segment() {
     let dir = tempfile::tempdir_in(".").unwrap();
     rt::run_local(async {
         let (j, _) = Journal::open(cfg(dir.path())).await.unwrap();
         assert!(matches!(j.append(b""), Err(StoreError::EmptyRecord)));
-        let big = vec![7u8; SMALL_SEGMENT as usize];
-        assert!(matches!(
-            j.append(&big),
-            Err(StoreError::RecordTooLarge { .. })
-        ));
-        // The largest record that fits an empty segment is accepted, alone.
-        let max = SMALL_SEGMENT as usize - 4096 - 16;
-        let a = j.append(&vec![9u8; max]).unwrap();
-        j.wait_durable(a.end).await.unwrap();
-        assert_eq!(j.read(a.location).await.unwrap().len(), max);
+        // A record three segments long lands in a segment sized for it, between
+        // ordinary records, and everything replays in order.
+        let small_before = j.append(b"before").unwrap();
+        let big = vec![7u8; 3 * SMALL_SEGMENT as usize];
+        let a = j.append(&big).unwrap();
+        let small_after = j.append(b"after").unwrap();
+        j.wait_durable(small_after.end).await.unwrap();
+        assert!(a.location.segment > small_before.location.segment);
+        assert!(small_after.location.segment >= a.location.segment);
+        assert_eq!(j.read(a.location).await.unwrap().len(), big.len());
         j.close().await.unwrap();
         let (j, replay) = Journal::open(cfg(dir.path())).await.unwrap();
-        assert_eq!(replay.len(), 1);
+        let payloads: Vec<usize> = replay.iter().map(|r| r.payload.len()).collect();
+        assert_eq!(payloads, vec![6, big.len(), 5]);
+        assert!(replay[1].payload.iter().all(|b| *b == 7));
+        let again = j.append(b"more").unwrap();
+        j.wait_durable(again.end).await.unwrap();
+        j.close().await.unwrap();
+        let (j, replay) = Journal::open(cfg(dir.path())).await.unwrap();
+        assert_eq!(replay.len(), 4);
         j.close().await.unwrap();
     });
 }

@@ -22,6 +22,10 @@ impl BoundListener {
     pub fn bind(addr: SocketAddr, backlog: i32) -> io::Result<BoundListener> {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
         socket.set_reuse_address(true)?;
+        // glommio first tries a plain accept() and only then waits on io_uring: on a
+        // blocking socket, a shard that loses the race for a connection would block
+        // its whole executor in accept().
+        socket.set_nonblocking(true)?;
         socket.bind(&addr.into())?;
         socket.listen(backlog)?;
         Ok(BoundListener { socket })

@@ -136,6 +136,9 @@ pub(crate) struct State {
     pub(crate) cfg: JournalConfig,
     /// Open segments by id, oldest first; may include the pre-created next one.
     pub(crate) segments: BTreeMap<u64, Rc<Segment>>,
+    /// Sizes chosen for segments not created yet, when a record larger than a
+    /// standard segment needs one of its own (absent: `cfg.segment_bytes`).
+    pub(crate) planned_sizes: BTreeMap<u64, u64>,
 
     // ---- append side (only `append` moves these) ----
     /// Segment the next record goes to; it may not exist on disk yet.
@@ -213,6 +216,7 @@ impl Journal {
             tap: None,
             stats: JournalStats::default(),
             segments: rec.segments,
+            planned_sizes: BTreeMap::new(),
             cfg,
         };
         tracing::info!(
@@ -245,12 +249,22 @@ impl Journal {
         if payload.is_empty() {
             return Err(StoreError::EmptyRecord);
         }
-        let max = st.cfg.max_payload_bytes();
-        if payload.len() > max {
+        // A record larger than a standard segment gets a segment of its own, sized for
+        // it (as KahaDB takes messages larger than its journalMaxFileLength).
+        let own_segment_bytes = crate::rt::file::align_up(
+            u64::from(HEADER_BYTES)
+                + format::framed_len_u64(payload.len().min(u32::MAX as usize) as u32)
+                + u64::from(FRAME_HEADER_BYTES),
+        );
+        if payload.len() > u32::MAX as usize || own_segment_bytes > SEGMENT_BYTES_MAX {
             return Err(StoreError::RecordTooLarge {
                 len: payload.len(),
-                max,
-                segment_bytes: st.cfg.segment_bytes,
+                max: st.cfg.max_payload_bytes().max(
+                    (SEGMENT_BYTES_MAX
+                        - u64::from(HEADER_BYTES)
+                        - 2 * u64::from(FRAME_HEADER_BYTES)) as usize,
+                ),
+                segment_bytes: SEGMENT_BYTES_MAX,
             });
         }
         let framed = format::framed_len(payload.len() as u32);
@@ -258,19 +272,33 @@ impl Journal {
             u64::from(st.cursor_offset) + u64::from(framed) + u64::from(FRAME_HEADER_BYTES)
                 <= st.cursor_segment_bytes
         };
-        if !fits(st) {
+        // Bounded: at most the current segment and an already created next one are
+        // too small; the one after is sized for the record.
+        let mut rolls = 0;
+        while !fits(st) {
+            rolls += 1;
+            assert!(rolls <= 3, "record must fit a segment sized for it");
             // Close this segment with the roll marker (room for it is always kept).
             let batch = batch_for(st, FRAME_HEADER_BYTES);
             format::encode_roll(&mut batch.buf);
             let end = batch.end();
             st.appended = Position::new(st.cursor_segment, end);
             st.cursor_segment += 1;
-            st.cursor_segment_bytes = match st.segments.get(&st.cursor_segment) {
+            let next = st.cursor_segment;
+            let started = self.inner.precreate_started_for.get() >= next;
+            st.cursor_segment_bytes = match st.segments.get(&next) {
                 Some(seg) => seg.bytes,
-                None => st.cfg.segment_bytes,
+                // Being created in the background at the standard size.
+                None if started => st.cfg.segment_bytes,
+                None => {
+                    let bytes = st.cfg.segment_bytes.max(own_segment_bytes);
+                    if bytes != st.cfg.segment_bytes {
+                        st.planned_sizes.insert(next, bytes);
+                    }
+                    bytes
+                }
             };
             st.cursor_offset = HEADER_BYTES;
-            assert!(fits(st), "record must fit an empty segment");
         }
         let offset = st.cursor_offset;
         let batch = batch_for(st, framed);

@@ -159,12 +159,19 @@ pub(crate) async fn ensure_segment(inner: &Rc<Inner>, id: u64) -> Result<Rc<Segm
             .await;
             continue;
         }
-        let bytes = inner.state.borrow().cfg.segment_bytes;
+        let bytes = {
+            let st = inner.state.borrow();
+            st.planned_sizes
+                .get(&id)
+                .copied()
+                .unwrap_or(st.cfg.segment_bytes)
+        };
         let created = segment::create(&inner.dir, id, bytes).await;
         let mut st = inner.state.borrow_mut();
         st.creating = None;
         st.events.wake_all();
         let seg = Rc::new(created?);
+        st.planned_sizes.remove(&id);
         st.segments.insert(id, seg.clone());
         return Ok(seg);
     }
