@@ -95,6 +95,7 @@ class Broker:
   <transportConnectors>
     <transportConnector name="stomp" uri="stomp://127.0.0.1:{self.port}"/>
   </transportConnectors>
+  <persistenceAdapter><kahaDB journalMaxFileLength="4 mb"/></persistenceAdapter>
   <systemUsage><systemUsage><memoryUsage>
     <memoryUsage limit={quoteattr(memory_limit)}/>
   </memoryUsage></systemUsage></systemUsage>
