@@ -37,6 +37,8 @@ pub enum NodeError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("this is a slave configuration (master {0}), and this release has no master/slave replication yet: refusing to run it as an unreplicated broker")]
+    SlaveUnsupported(String),
     #[error("no transport connector this version serves (stomp://) is configured")]
     NoConnector,
     #[error("cannot start executor: {0}")]
@@ -117,6 +119,9 @@ fn wait_for_shutdown_signal(set: &libc::sigset_t) -> i32 {
 /// was durable, so whatever is still in flight was never promised. The listeners are
 /// closed first so the port is free as soon as the process exits.
 pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
+    if let Some(master) = &config.replication.master {
+        return Err(NodeError::SlaveUnsupported(master.uri.to_string()));
+    }
     let signals = block_shutdown_signals();
     let data_dir = config.data_directory.clone();
     std::fs::create_dir_all(&data_dir).map_err(|source| NodeError::DataDir {

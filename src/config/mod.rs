@@ -1,6 +1,6 @@
 //! `activemq.xml`-style configuration, parsed and validated into [`BrokerConfig`].
 //!
-//! The reference for every element and attribute is `docs/CONFIG.md`. In short:
+//! The reference for every element and attribute is the README's "Configuration" section. In short:
 //!
 //! * The file may be a Spring `<beans>` document with one `<broker>` inside (as ActiveMQ
 //!   ships it) or a bare `<broker>`; elements match by local name, so namespaces and
