@@ -1,0 +1,209 @@
+//! How a message leaves a backlog: acknowledged by its consumer (an `Ack` record,
+//! unless nothing about it was journaled), refused (NACK) or expired, which starts a
+//! move to the dead-letter queue on its shard; the entry is removed for good once that
+//! shard has taken the copy, and non-persistent messages are dropped instead.
+
+use super::{BacklogId, Body, JournalSink, Output, ShardCore};
+use crate::broker::backlog::{Entry, EntryState};
+use crate::broker::destination::Destination;
+use crate::broker::ops::{Reply, SubKey};
+use crate::broker::record::Record;
+
+impl ShardCore {
+    /// The acknowledgement record for `seqs` delivered to `sub`, keeping only the
+    /// deliveries that really are that consumer's; `None` if there are none.
+    pub(super) fn ack_record(&mut self, sub: SubKey, seqs: &[u64]) -> Option<(Record, bool)> {
+        let id = self.attached.get(&sub)?.clone();
+        let b = self.backlog_mut(&id)?;
+        let mut valid = Vec::with_capacity(seqs.len());
+        let mut journaled = false;
+        for s in seqs {
+            if let Some(e) = b.entries.get(s) {
+                if e.state == EntryState::Delivered(sub) && !e.tx_locked {
+                    journaled |= e.loc.is_some();
+                    valid.push(*s);
+                }
+            }
+        }
+        if valid.is_empty() {
+            return None;
+        }
+        let rec = match id {
+            BacklogId::Queue(d) => Record::Ack {
+                destination: d,
+                durable: None,
+                seqs: valid,
+            },
+            BacklogId::Durable(d, n) => Record::Ack {
+                destination: d,
+                durable: Some(n),
+                seqs: valid,
+            },
+            BacklogId::TopicSub(d, _) => {
+                // Not journaled; removed directly from the subscriber's backlog.
+                let removed: Vec<Entry> =
+                    match self.backlog_mut(&BacklogId::TopicSub(d.clone(), sub)) {
+                        Some(b) => valid
+                            .iter()
+                            .filter_map(|s| b.take_delivered(*s, sub))
+                            .collect(),
+                        None => Vec::new(),
+                    };
+                for e in &removed {
+                    self.forget_entry(e);
+                }
+                self.mark_dirty(BacklogId::TopicSub(d, sub));
+                self.release_blocked();
+                return None;
+            }
+        };
+        Some((rec, journaled))
+    }
+
+    pub(super) fn on_ack(
+        &mut self,
+        sub: SubKey,
+        _destination: Destination,
+        seqs: Vec<u64>,
+        reply: Option<Reply>,
+        sink: &mut dyn JournalSink,
+    ) {
+        let mut durable_at = None;
+        let mut result = Ok(());
+        if let Some((rec, journaled)) = self.ack_record(sub, &seqs) {
+            let loc = if journaled {
+                match self.journal(sink, &rec) {
+                    Ok(loc) => {
+                        durable_at = Some(sink.end());
+                        Some(loc)
+                    }
+                    Err(e) => {
+                        result = Err(e);
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            if result.is_ok() {
+                self.apply(rec, loc);
+            }
+        }
+        if let Some(r) = reply {
+            self.reply(r, durable_at, result);
+        }
+    }
+
+    /// NACK: every listed message still delivered to `sub` goes to the dead-letter
+    /// queue.
+    pub(super) fn on_nack(&mut self, sub: SubKey, seqs: Vec<u64>, reply: Option<Reply>) {
+        if let Some(id) = self.attached.get(&sub).cloned() {
+            for seq in seqs {
+                let delivered = self
+                    .backlog_mut(&id)
+                    .and_then(|b| b.entries.get(&seq))
+                    .is_some_and(|e| e.state == EntryState::Delivered(sub));
+                if delivered {
+                    self.start_dead_letter(id.clone(), seq, "Delivery[NACK]");
+                }
+            }
+            self.mark_dirty(id);
+        }
+        if let Some(r) = reply {
+            self.reply(r, None, Ok(()));
+        }
+    }
+
+    /// Removes an entry (acknowledged, expired or dead-lettered), journaling the
+    /// removal if the entry was journaled.
+    pub(super) fn remove_for_good(&mut self, id: BacklogId, seq: u64, sink: &mut dyn JournalSink) {
+        let persistent = self
+            .backlog_mut(&id)
+            .and_then(|b| b.entries.get(&seq))
+            .is_some_and(|e| e.loc.is_some());
+        if persistent {
+            let rec = match &id {
+                BacklogId::Queue(d) => Record::Ack {
+                    destination: d.clone(),
+                    durable: None,
+                    seqs: vec![seq],
+                },
+                BacklogId::Durable(d, n) => Record::Ack {
+                    destination: d.clone(),
+                    durable: Some(n.clone()),
+                    seqs: vec![seq],
+                },
+                BacklogId::TopicSub(..) => unreachable!("subscriber entries are never journaled"),
+            };
+            if let Err(e) = self.journal(sink, &rec) {
+                tracing::error!(error = %e, "cannot journal a removal");
+            }
+        }
+        let removed = self.backlog_mut(&id).and_then(|b| b.remove(seq));
+        if let Some(e) = removed {
+            self.forget_entry(&e);
+        }
+        self.mark_dirty(id);
+        self.release_blocked();
+    }
+
+    pub(super) fn start_dead_letter(&mut self, id: BacklogId, seq: u64, reason: &str) {
+        let Some(b) = self.backlog_mut(&id) else {
+            return;
+        };
+        let Some(e) = b.entries.get(&seq) else { return };
+        let body = match (&e.msg, e.loc) {
+            (Some(m), _) => Body::Memory(m.clone()),
+            (None, Some(l)) => Body::Disk(l),
+            (None, None) => return,
+        };
+        let persistent = e.persistent;
+        b.release(seq);
+        if !persistent || matches!(id, BacklogId::TopicSub(..)) {
+            // ActiveMQ drops non-persistent messages rather than dead-lettering them.
+            tracing::debug!(seq, reason, "dropping a non-persistent message");
+            let removed = self.backlog_mut(&id).and_then(|b| b.remove(seq));
+            if let Some(e) = removed {
+                self.forget_entry(&e);
+            }
+            self.release_blocked();
+            return;
+        }
+        let token = self.token();
+        self.moving.insert(token, (id, seq));
+        self.out.push(Output::DeadLetter { body, seq, token });
+    }
+
+    /// Periodic work: expire messages that sat too long.
+    pub fn tick(&mut self, now: u64, sink: &mut dyn JournalSink) {
+        let mut expired = Vec::new();
+        for (d, q) in &self.queues {
+            for seq in &q.backlog.ready {
+                if let Some(e) = q.backlog.entries.get(seq) {
+                    if e.expires_ms != 0 && e.expires_ms <= now {
+                        expired.push((BacklogId::Queue(d.clone()), *seq));
+                    }
+                }
+            }
+        }
+        for (d, t) in &self.topics {
+            for (n, s) in &t.durables {
+                for seq in &s.backlog.ready {
+                    if let Some(e) = s.backlog.entries.get(seq) {
+                        if e.expires_ms != 0 && e.expires_ms <= now {
+                            expired.push((BacklogId::Durable(d.clone(), n.clone()), *seq));
+                        }
+                    }
+                }
+            }
+        }
+        for (id, seq) in expired {
+            self.expire(id, seq, sink);
+        }
+    }
+
+    /// ActiveMQ sends expired persistent messages to the DLQ and drops the others.
+    fn expire(&mut self, id: BacklogId, seq: u64, _sink: &mut dyn JournalSink) {
+        self.start_dead_letter(id, seq, "Expired");
+    }
+}

@@ -1,0 +1,401 @@
+//! One shard's broker state: its destinations, their backlogs and consumers, its
+//! prepared transactions. Synchronous and deterministic: requests go in, [`Output`]s
+//! come out, and the only side effect is appending to the journal through
+//! [`JournalSink`]. The async driver (`shard.rs`) does the waiting.
+//!
+//! Every change that must survive a crash is a [`Record`]: a live request journals the
+//! record and then applies it with [`ShardCore::apply`], the same function recovery
+//! uses on the records it replays (and that a slave will use on shipped records).
+//!
+//! This file holds the state and the request dispatch; each concern is one file of
+//! `impl ShardCore`:
+//!
+//! * `apply`     — the one path from a record to state (live, recovery, slave).
+//! * `send`      — publishing: enqueue records, topic fan-out, memory and flow control.
+//! * `subscribe` — consumers attaching and detaching, connections closing.
+//! * `ack`       — acknowledgements, NACKs, expiry, moves to the dead-letter queue.
+//! * `tx`        — commit, prepare, resolve, outcomes, in-doubt recovery.
+//! * `dispatch`  — handing ready messages to consumers, reading bodies back (page-in).
+//! * `reclaim`   — segment liveness pins and relocation of live records.
+
+mod ack;
+mod apply;
+mod dispatch;
+mod reclaim;
+mod send;
+mod subscribe;
+mod tx;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use super::backlog::{Backlog, EntryState, Loc};
+use super::destination::{DestKind, Destination};
+use super::message::{Message, MessageRef};
+use super::ops::{
+    AckMode, BrokerError, ConnId, DurableName, GlobalTxId, Reply, Request, ShardId, SubKey,
+};
+use super::record::Record;
+use super::selector::Selector;
+use super::settings::BrokerSettings;
+
+/// Where the core appends records. `append` never waits: it returns where the record
+/// lives and a ticket (a journal position) that becomes durable later.
+pub trait JournalSink {
+    fn append(&mut self, payload: &[u8]) -> Result<(Loc, u64), BrokerError>;
+    /// The ticket of everything appended so far.
+    fn end(&self) -> u64;
+}
+
+/// A message body: in memory, or only in the journal (read it back before use).
+#[derive(Clone, Debug)]
+pub enum Body {
+    Memory(MessageRef),
+    Disk(Loc),
+}
+
+/// What the driver must do after a call into the core.
+#[derive(Debug)]
+pub enum Output {
+    /// Complete `reply`, once the journal is durable up to `durable_at` if given.
+    Reply {
+        reply: Reply,
+        durable_at: Option<u64>,
+        result: Result<(), BrokerError>,
+    },
+    /// Deliver message `seq` of `destination` to consumer `sub`.
+    Deliver {
+        sub: SubKey,
+        destination: Destination,
+        seq: u64,
+        body: Body,
+        redeliveries: u32,
+    },
+    /// Send a dead-letter copy of `body` to the dead-letter queue's shard and report
+    /// back to this shard with `token`.
+    DeadLetter { body: Body, seq: u64, token: u64 },
+    /// A request for another shard (or this one).
+    Post { shard: ShardId, request: Request },
+    /// Read message `seq` back from the journal at `loc` and hand it to
+    /// [`ShardCore::paged_in`] with `token`: a selective consumer needs its headers.
+    PageIn {
+        destination: Destination,
+        seq: u64,
+        loc: Loc,
+        token: u64,
+    },
+}
+
+/// Which backlog a consumer (or a pending move) is attached to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum BacklogId {
+    Queue(Destination),
+    Durable(Destination, DurableName),
+    TopicSub(Destination, SubKey),
+}
+
+struct Queue {
+    backlog: Backlog,
+    next_seq: u64,
+    /// Temporary queues belong to a connection and die with it.
+    temp_owner: Option<ConnId>,
+}
+
+struct Durable {
+    backlog: Backlog,
+    selector: Option<String>,
+    /// `selector`, parsed: which published messages this subscription stores.
+    parsed: Option<Arc<Selector>>,
+    active: Option<SubKey>,
+    /// The `Durable` record that created it (pins its segment).
+    loc: Option<Loc>,
+}
+
+struct Topic {
+    next_seq: u64,
+    durables: BTreeMap<DurableName, Durable>,
+    subscribers: HashMap<SubKey, Backlog>,
+    temp_owner: Option<ConnId>,
+}
+
+struct Prepared {
+    /// All operations, persistent or not; only persistent ones were journaled.
+    records: Vec<Record>,
+    loc: Option<Loc>,
+}
+
+/// One shard's broker state.
+pub struct ShardCore {
+    shard: ShardId,
+    shard_count: usize,
+    settings: Arc<BrokerSettings>,
+    queues: HashMap<Destination, Queue>,
+    topics: HashMap<Destination, Topic>,
+    attached: HashMap<SubKey, BacklogId>,
+    prepared: HashMap<GlobalTxId, Prepared>,
+    outcomes: HashMap<GlobalTxId, (bool, Option<Loc>)>,
+    /// Live records per journal segment (count, payload bytes): a segment with none
+    /// may be deleted once every older one is gone.
+    live: BTreeMap<u64, (u64, u64)>,
+    /// Bytes of message bodies held in memory on this shard.
+    mem_used: usize,
+    /// Producers held back until memory drops below the limit.
+    blocked: VecDeque<Reply>,
+    /// Dead-letter moves in flight: token -> (backlog, seq).
+    moving: HashMap<u64, (BacklogId, u64)>,
+    /// Bodies being read back for selective consumers: token -> (backlog, seq).
+    paging: HashMap<u64, (BacklogId, u64)>,
+    /// Outcome queries after recovery: token -> transaction.
+    querying: HashMap<u64, (GlobalTxId, usize)>,
+    next_token: u64,
+    dirty: Vec<BacklogId>,
+    out: Vec<Output>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The copy of `msg` that goes to the dead-letter queue: same id and body, the
+/// original destination kept as a property (ActiveMQ's `originalDestination`), and no
+/// expiry (so it does not expire again in the DLQ).
+pub fn dead_letter_copy(msg: &Message, reason: &str) -> Message {
+    let mut copy = msg.clone();
+    copy.destination = Destination::dead_letter_queue();
+    copy.expires_ms = 0;
+    copy.headers
+        .push(("originalDestination".into(), msg.destination.stomp_name()));
+    copy.headers
+        .push(("dlqDeliveryFailureCause".into(), reason.into()));
+    copy
+}
+
+impl ShardCore {
+    pub fn new(shard: ShardId, shard_count: usize, settings: Arc<BrokerSettings>) -> ShardCore {
+        ShardCore {
+            shard,
+            shard_count,
+            settings,
+            queues: HashMap::new(),
+            topics: HashMap::new(),
+            attached: HashMap::new(),
+            prepared: HashMap::new(),
+            outcomes: HashMap::new(),
+            live: BTreeMap::new(),
+            mem_used: 0,
+            blocked: VecDeque::new(),
+            moving: HashMap::new(),
+            paging: HashMap::new(),
+            querying: HashMap::new(),
+            next_token: 1,
+            dirty: Vec::new(),
+            out: Vec::new(),
+        }
+    }
+
+    /// Takes the outputs produced so far.
+    pub fn drain(&mut self) -> Vec<Output> {
+        self.dispatch_dirty();
+        std::mem::take(&mut self.out)
+    }
+
+    pub fn mem_used(&self) -> usize {
+        self.mem_used
+    }
+
+    /// Messages stored on this shard (ready or in flight), for tests and status.
+    pub fn depth(&self, destination: &Destination) -> usize {
+        match destination.kind {
+            DestKind::Queue | DestKind::TempQueue => self
+                .queues
+                .get(destination)
+                .map_or(0, |q| q.backlog.entries.len()),
+            _ => self.topics.get(destination).map_or(0, |t| {
+                t.durables
+                    .values()
+                    .map(|d| d.backlog.entries.len())
+                    .sum::<usize>()
+            }),
+        }
+    }
+
+    /// Whether the consumer acknowledges automatically (the session acks on write).
+    pub fn ack_mode(&self, sub: SubKey) -> Option<AckMode> {
+        let id = self.attached.get(&sub)?;
+        self.backlog_ref(id)?
+            .consumers
+            .iter()
+            .find(|c| c.key == sub)
+            .map(|c| c.ack)
+    }
+
+    // ----- live requests ---------------------------------------------------------
+
+    pub fn handle(&mut self, req: Request, sink: &mut dyn JournalSink) {
+        match req {
+            Request::Send { msg, reply } => self.on_send(msg, reply, sink),
+            Request::Subscribe { sub, spec, reply } => self.on_subscribe(sub, spec, reply, sink),
+            Request::Unsubscribe {
+                sub,
+                destination,
+                remove_durable,
+                reply,
+            } => self.on_unsubscribe(sub, destination, remove_durable, reply, sink),
+            Request::Ack {
+                sub,
+                destination,
+                seqs,
+                reply,
+            } => self.on_ack(sub, destination, seqs, reply, sink),
+            Request::Nack {
+                sub,
+                destination: _,
+                seqs,
+                reply,
+            } => self.on_nack(sub, seqs, reply),
+            Request::Commit { ops, reply } => self.on_commit(None, ops, reply, sink),
+            Request::Prepare { gtx, ops, reply } => self.on_commit(Some(gtx), ops, reply, sink),
+            Request::RecordOutcome { gtx, commit, reply } => {
+                self.on_record_outcome(gtx, commit, reply, sink)
+            }
+            Request::ForgetOutcome { gtx } => self.on_forget_outcome(gtx),
+            Request::Resolve { gtx, commit, reply } => self.on_resolve(gtx, commit, reply, sink),
+            Request::QueryOutcome { gtx, reply } => self.on_query_outcome(gtx, reply),
+            Request::Barrier { reply } => {
+                let end = sink.end();
+                self.reply(reply, Some(end), Ok(()));
+            }
+            Request::ConnectionClosed { conn } => self.on_connection_closed(conn),
+        }
+    }
+
+    /// A completion addressed to this shard (dead-letter moves, outcome queries).
+    pub fn on_internal_done(
+        &mut self,
+        token: u64,
+        result: Result<(), BrokerError>,
+        sink: &mut dyn JournalSink,
+    ) {
+        if let Some((id, seq)) = self.moving.remove(&token) {
+            if result.is_err() {
+                // The dead-letter queue did not take it: keep it here, deliverable.
+                if let Some(b) = self.backlog_mut(&id) {
+                    if let Some(e) = b.entries.get_mut(&seq) {
+                        e.state = EntryState::Ready;
+                        b.ready.insert(seq);
+                    }
+                }
+                self.mark_dirty(id);
+                return;
+            }
+            self.remove_for_good(id, seq, sink);
+            return;
+        }
+        if let Some((gtx, remaining)) = self.querying.get_mut(&token) {
+            let gtx = *gtx;
+            if result.is_ok() {
+                self.querying.remove(&token);
+                self.resolve_recovered(gtx, true, sink);
+            } else {
+                *remaining -= 1;
+                if *remaining == 0 {
+                    self.querying.remove(&token);
+                    self.resolve_recovered(gtx, false, sink);
+                }
+            }
+        }
+    }
+
+    // ----- helpers shared by the concerns below --------------------------------
+
+    fn token(&mut self) -> u64 {
+        let t = self.next_token;
+        self.next_token += 1;
+        t
+    }
+
+    fn reply(&mut self, reply: Reply, durable_at: Option<u64>, result: Result<(), BrokerError>) {
+        self.out.push(Output::Reply {
+            reply,
+            durable_at,
+            result,
+        });
+    }
+
+    fn journal(&mut self, sink: &mut dyn JournalSink, rec: &Record) -> Result<Loc, BrokerError> {
+        let payload = rec.encode();
+        let (loc, _ticket) = sink.append(&payload)?;
+        Ok(loc)
+    }
+
+    fn exists(&self, d: &Destination) -> bool {
+        if d.kind.is_queue() {
+            self.queues.contains_key(d)
+        } else {
+            self.topics.contains_key(d)
+        }
+    }
+
+    fn backlog_mut(&mut self, id: &BacklogId) -> Option<&mut Backlog> {
+        match id {
+            BacklogId::Queue(d) => self.queues.get_mut(d).map(|q| &mut q.backlog),
+            BacklogId::Durable(d, n) => self
+                .topics
+                .get_mut(d)
+                .and_then(|t| t.durables.get_mut(n))
+                .map(|s| &mut s.backlog),
+            BacklogId::TopicSub(d, k) => self
+                .topics
+                .get_mut(d)
+                .and_then(|t| t.subscribers.get_mut(k)),
+        }
+    }
+
+    fn backlog_ref(&self, id: &BacklogId) -> Option<&Backlog> {
+        match id {
+            BacklogId::Queue(d) => self.queues.get(d).map(|q| &q.backlog),
+            BacklogId::Durable(d, n) => self
+                .topics
+                .get(d)
+                .and_then(|t| t.durables.get(n))
+                .map(|s| &s.backlog),
+            BacklogId::TopicSub(d, k) => self.topics.get(d).and_then(|t| t.subscribers.get(k)),
+        }
+    }
+
+    fn mark_dirty(&mut self, id: BacklogId) {
+        if !self.dirty.contains(&id) {
+            self.dirty.push(id);
+        }
+    }
+
+    fn queue_mut(&mut self, d: &Destination) -> &mut Queue {
+        self.queues.entry(d.clone()).or_insert_with(|| Queue {
+            backlog: Backlog::default(),
+            next_seq: 1,
+            temp_owner: None,
+        })
+    }
+
+    fn topic_mut(&mut self, d: &Destination) -> &mut Topic {
+        self.topics.entry(d.clone()).or_insert_with(|| Topic {
+            next_seq: 1,
+            durables: BTreeMap::new(),
+            subscribers: HashMap::new(),
+            temp_owner: None,
+        })
+    }
+}
+
+/// A live message to re-journal (see [`ShardCore::entries_in_segment`]).
+#[derive(Clone, Debug)]
+pub struct Relocation {
+    pub destination: Destination,
+    pub seq: u64,
+    pub body: Body,
+    pub redeliveries: u32,
+    pub targets: Vec<DurableName>,
+}

@@ -1,0 +1,191 @@
+//! Publishing: a SEND becomes an `Enqueue` record (its sequence number, and for a topic
+//! the durable subscriptions whose selector takes it), journaled only if something must
+//! survive a crash; non-durable topic subscribers get their copy by fan-out. Also the
+//! shard's memory accounting: bodies stay in memory while there is room, and producers
+//! of messages that are not journaled are held back (flow control) while the shard is
+//! over its limit.
+
+use super::{now_ms, BacklogId, JournalSink, ShardCore};
+use crate::broker::backlog::{Entry, EntryState, Loc};
+use crate::broker::destination::DestKind;
+use crate::broker::message::MessageRef;
+use crate::broker::ops::{BrokerError, Reply, SubKey};
+use crate::broker::record::Record;
+
+impl ShardCore {
+    pub(super) fn on_send(&mut self, msg: MessageRef, reply: Reply, sink: &mut dyn JournalSink) {
+        if msg.is_expired(now_ms()) {
+            // ActiveMQ discards a message that expired before it was stored.
+            self.reply(reply, None, Ok(()));
+            return;
+        }
+        let d = msg.destination.clone();
+        if d.kind.is_temporary() && !self.exists(&d) {
+            self.reply(
+                reply,
+                None,
+                Err(BrokerError::NoSuchTempDestination(d.stomp_name())),
+            );
+            return;
+        }
+        let rec = self.enqueue_record(&msg);
+        let journaled = self.is_journaled(&rec);
+        let loc = if journaled {
+            match self.journal(sink, &rec) {
+                Ok(loc) => Some(loc),
+                Err(e) => {
+                    self.reply(reply, None, Err(e));
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        if !d.kind.is_queue() {
+            self.fan_out_to_subscribers(&rec);
+        }
+        self.apply(rec, loc);
+        if journaled {
+            self.reply(reply, Some(sink.end()), Ok(()));
+        } else if self.over_memory_limit() {
+            // Producer flow control: the sender's window stays consumed until
+            // consumers make room.
+            self.blocked.push_back(reply);
+        } else {
+            self.reply(reply, None, Ok(()));
+        }
+    }
+
+    /// The record for a new message: its sequence number, and for a topic the durable
+    /// subscriptions it goes to.
+    pub(super) fn enqueue_record(&mut self, msg: &MessageRef) -> Record {
+        let d = &msg.destination;
+        if d.kind.is_queue() {
+            let q = self.queue_mut(d);
+            let seq = q.next_seq;
+            q.next_seq += 1;
+            Record::Enqueue {
+                seq,
+                redeliveries: 0,
+                message: msg.clone(),
+                targets: Vec::new(),
+            }
+        } else {
+            let t = self.topic_mut(d);
+            let seq = t.next_seq;
+            t.next_seq += 1;
+            Record::Enqueue {
+                seq,
+                redeliveries: 0,
+                message: msg.clone(),
+                targets: t
+                    .durables
+                    .iter()
+                    .filter(|(_, s)| s.parsed.as_ref().is_none_or(|p| p.matches(msg.as_ref())))
+                    .map(|(n, _)| n.clone())
+                    .collect(),
+            }
+        }
+    }
+
+    /// Journaled: persistent messages to a non-temporary queue, or to a topic with
+    /// durable subscriptions; and every acknowledgement of such a message.
+    pub(super) fn is_journaled(&self, rec: &Record) -> bool {
+        match rec {
+            Record::Enqueue {
+                message, targets, ..
+            } => {
+                message.persistent
+                    && match message.destination.kind {
+                        DestKind::Queue => true,
+                        DestKind::Topic => !targets.is_empty(),
+                        _ => false,
+                    }
+            }
+            Record::Ack { .. } => true,
+            _ => true,
+        }
+    }
+
+    /// Non-durable subscribers see a topic message only while they are connected:
+    /// never journaled, never recovered.
+    pub(super) fn fan_out_to_subscribers(&mut self, rec: &Record) {
+        let Record::Enqueue { seq, message, .. } = rec else {
+            return;
+        };
+        let d = &message.destination;
+        let keys: Vec<SubKey> = match self.topics.get(d) {
+            Some(t) => t.subscribers.keys().copied().collect(),
+            None => return,
+        };
+        for k in keys {
+            let selected = self
+                .topics
+                .get(d)
+                .and_then(|t| t.subscribers.get(&k))
+                .and_then(|b| b.consumers.first())
+                .and_then(|c| c.selector.clone())
+                .is_none_or(|s| s.matches(message.as_ref()));
+            if !selected {
+                continue;
+            }
+            let mut entry = self.new_entry(message, None, 0);
+            entry.persistent = false;
+            if let Some(b) = self
+                .topics
+                .get_mut(d)
+                .and_then(|t| t.subscribers.get_mut(&k))
+            {
+                b.insert(*seq, entry);
+            }
+            self.mark_dirty(BacklogId::TopicSub(d.clone(), k));
+        }
+    }
+
+    /// A new entry for `msg`; its body stays in memory only while there is room for it
+    /// (a persistent message can be read back from the journal later).
+    pub(super) fn new_entry(
+        &mut self,
+        msg: &MessageRef,
+        loc: Option<Loc>,
+        redeliveries: u32,
+    ) -> Entry {
+        let size = msg.memory_size();
+        let keep = loc.is_none() || self.mem_used + size <= self.settings.shard_memory_limit_bytes;
+        if keep {
+            self.mem_used += size;
+        }
+        self.pin(loc);
+        Entry {
+            msg: keep.then(|| msg.clone()),
+            loc,
+            size,
+            expires_ms: msg.expires_ms,
+            persistent: msg.persistent,
+            state: EntryState::Ready,
+            redeliveries,
+            tx_locked: false,
+        }
+    }
+
+    /// Accounts for an entry leaving its backlog for good.
+    pub(super) fn forget_entry(&mut self, e: &Entry) {
+        if e.msg.is_some() {
+            self.mem_used = self.mem_used.saturating_sub(e.size);
+        }
+        self.unpin(e.loc);
+    }
+
+    fn over_memory_limit(&self) -> bool {
+        self.mem_used > self.settings.shard_memory_limit_bytes
+    }
+
+    pub(super) fn release_blocked(&mut self) {
+        while !self.over_memory_limit() {
+            let Some(reply) = self.blocked.pop_front() else {
+                break;
+            };
+            self.reply(reply, None, Ok(()));
+        }
+    }
+}
