@@ -83,9 +83,11 @@ enum Pending {
         redeliveries: u32,
     },
     DeadLetter {
+        destination: Destination,
         body: Body,
         seq: u64,
         token: u64,
+        reason: &'static str,
     },
     PageIn {
         destination: Destination,
@@ -270,9 +272,22 @@ fn process_outputs(shared: &Rc<Shared>) {
                     ),
                 }
             }
-            Output::DeadLetter { body, seq, token } => {
-                push_pending(shared, Pending::DeadLetter { body, seq, token })
-            }
+            Output::DeadLetter {
+                destination,
+                body,
+                seq,
+                token,
+                reason,
+            } => push_pending(
+                shared,
+                Pending::DeadLetter {
+                    destination,
+                    body,
+                    seq,
+                    token,
+                    reason,
+                },
+            ),
             Output::Post { shard, request } => router.post(shard, request),
             Output::PageIn {
                 destination,
@@ -319,9 +334,7 @@ fn find_message(rec: Record, destination: &Destination, seq: u64) -> Option<Mess
     match rec {
         Record::Enqueue {
             seq: s, message, ..
-        } if s == seq && (message.destination == *destination || !destination.kind.is_queue()) => {
-            Some(message)
-        }
+        } if s == seq && message.destination == *destination => Some(message),
         Record::Tx(records) | Record::Prepare { records, .. } => records
             .into_iter()
             .find_map(|r| find_message(r, destination, seq)),
@@ -388,28 +401,21 @@ async fn pending_pump(shared: Rc<Shared>) {
                 let msg = resolve(&shared, Body::Disk(loc), &destination, seq).await;
                 shared.core.borrow_mut().paged_in(token, msg);
             }
-            Pending::DeadLetter { body, seq, token } => {
-                let destination = match &body {
-                    Body::Memory(m) => m.destination.clone(),
-                    Body::Disk(_) => Destination::dead_letter_queue(),
-                };
-                let msg = match body {
-                    Body::Memory(m) => Some(m),
-                    Body::Disk(loc) => {
-                        let payload = shared.journal.read(to_location(loc)).await.ok();
-                        payload
-                            .and_then(|p| Record::decode(&p).ok())
-                            .and_then(|r| first_message_with_seq(r, seq))
-                    }
-                };
+            Pending::DeadLetter {
+                destination,
+                body,
+                seq,
+                token,
+                reason,
+            } => {
+                let msg = resolve(&shared, body, &destination, seq).await;
                 let reply = Reply {
                     to: ReplyTo::Shard(shared.shard),
                     token,
                 };
                 match msg {
                     Some(m) => {
-                        let copy =
-                            MessageRef::new(dead_letter_copy(&m, "moved to the dead-letter queue"));
+                        let copy = MessageRef::new(dead_letter_copy(&m, reason));
                         let dlq = Destination::dead_letter_queue();
                         router.post(router.shard_of(&dlq), Request::Send { msg: copy, reply });
                     }
@@ -424,18 +430,6 @@ async fn pending_pump(shared: Rc<Shared>) {
             }
         }
         process_outputs(&shared);
-    }
-}
-
-fn first_message_with_seq(rec: Record, seq: u64) -> Option<MessageRef> {
-    match rec {
-        Record::Enqueue {
-            seq: s, message, ..
-        } if s == seq => Some(message),
-        Record::Tx(records) | Record::Prepare { records, .. } => records
-            .into_iter()
-            .find_map(|r| first_message_with_seq(r, seq)),
-        _ => None,
     }
 }
 

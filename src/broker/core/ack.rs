@@ -147,7 +147,7 @@ impl ShardCore {
         self.release_blocked();
     }
 
-    pub(super) fn start_dead_letter(&mut self, id: BacklogId, seq: u64, reason: &str) {
+    pub(super) fn start_dead_letter(&mut self, id: BacklogId, seq: u64, reason: &'static str) {
         let Some(b) = self.backlog_mut(&id) else {
             return;
         };
@@ -170,12 +170,22 @@ impl ShardCore {
             return;
         }
         let token = self.token();
+        let destination = id.destination().clone();
         self.moving.insert(token, (id, seq));
-        self.out.push(Output::DeadLetter { body, seq, token });
+        self.out.push(Output::DeadLetter {
+            destination,
+            body,
+            seq,
+            token,
+            reason,
+        });
     }
 
     /// Periodic work: expire messages that sat too long.
     pub fn tick(&mut self, now: u64, sink: &mut dyn JournalSink) {
+        if self.expiring == 0 {
+            return;
+        }
         let mut expired = Vec::new();
         for (d, q) in &self.queues {
             for seq in &q.backlog.ready {

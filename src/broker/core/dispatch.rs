@@ -26,12 +26,7 @@ impl ShardCore {
                         &mut skipped,
                         &mut page_in,
                     );
-                    let d = match &id {
-                        BacklogId::Queue(d)
-                        | BacklogId::Durable(d, _)
-                        | BacklogId::TopicSub(d, _) => d.clone(),
-                    };
-                    (a, d)
+                    (a, id.destination().clone())
                 };
                 for a in assignments {
                     let Some(e) = self.backlog_ref(&id).and_then(|b| b.entries.get(&a.seq)) else {

@@ -73,7 +73,14 @@ pub enum Output {
     },
     /// Send a dead-letter copy of `body` to the dead-letter queue's shard and report
     /// back to this shard with `token`.
-    DeadLetter { body: Body, seq: u64, token: u64 },
+    DeadLetter {
+        destination: Destination,
+        body: Body,
+        seq: u64,
+        token: u64,
+        /// Why, as ActiveMQ's `dlqDeliveryFailureCause` says it.
+        reason: &'static str,
+    },
     /// A request for another shard (or this one).
     Post { shard: ShardId, request: Request },
     /// Read message `seq` back from the journal at `loc` and hand it to
@@ -92,6 +99,15 @@ enum BacklogId {
     Queue(Destination),
     Durable(Destination, DurableName),
     TopicSub(Destination, SubKey),
+}
+
+impl BacklogId {
+    /// The queue or topic the backlog belongs to.
+    fn destination(&self) -> &Destination {
+        match self {
+            BacklogId::Queue(d) | BacklogId::Durable(d, _) | BacklogId::TopicSub(d, _) => d,
+        }
+    }
 }
 
 struct Queue {
@@ -139,6 +155,8 @@ pub struct ShardCore {
     live: BTreeMap<u64, (u64, u64)>,
     /// Bytes of message bodies held in memory on this shard.
     mem_used: usize,
+    /// Entries with an expiry: while there are none, the periodic sweep is skipped.
+    expiring: usize,
     /// Producers held back until memory drops below the limit.
     blocked: VecDeque<Reply>,
     /// Dead-letter moves in flight: token -> (backlog, seq).
@@ -186,6 +204,7 @@ impl ShardCore {
             outcomes: HashMap::new(),
             live: BTreeMap::new(),
             mem_used: 0,
+            expiring: 0,
             blocked: VecDeque::new(),
             moving: HashMap::new(),
             paging: HashMap::new(),

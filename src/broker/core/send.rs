@@ -156,6 +156,9 @@ impl ShardCore {
             self.mem_used += size;
         }
         self.pin(loc);
+        if msg.expires_ms != 0 {
+            self.expiring += 1;
+        }
         Entry {
             msg: keep.then(|| msg.clone()),
             loc,
@@ -170,6 +173,9 @@ impl ShardCore {
 
     /// Accounts for an entry leaving its backlog for good.
     pub(super) fn forget_entry(&mut self, e: &Entry) {
+        if e.expires_ms != 0 {
+            self.expiring = self.expiring.saturating_sub(1);
+        }
         if e.msg.is_some() {
             self.mem_used = self.mem_used.saturating_sub(e.size);
         }
