@@ -89,6 +89,27 @@ fn existing_shard_count(journal_dir: &Path) -> usize {
         .count()
 }
 
+/// Raises the open-file limit to its hard maximum: every client connection is a
+/// descriptor, and the usual soft limit (1024) is far below what a broker serves.
+fn raise_open_file_limit() {
+    // SAFETY: getrlimit/setrlimit on a local struct.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            let wanted = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0 {
+                tracing::info!(open_files = lim.rlim_max, "raised the open-file limit");
+            }
+        }
+    }
+}
+
 /// Blocks SIGTERM and SIGINT in this thread and every thread it starts later, so that
 /// [`wait_for_shutdown_signal`] receives them instead of the default handler killing
 /// the process midway.
@@ -123,6 +144,7 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
         return Err(NodeError::SlaveUnsupported(master.uri.to_string()));
     }
     let signals = block_shutdown_signals();
+    raise_open_file_limit();
     let data_dir = config.data_directory.clone();
     std::fs::create_dir_all(&data_dir).map_err(|source| NodeError::DataDir {
         path: data_dir.clone(),
