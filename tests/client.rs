@@ -356,3 +356,50 @@ fn subscription_resumes_after_failover() {
     consumer.close().expect("close consumer");
     producer.close().expect("close producer");
 }
+
+#[test]
+fn plain_url_login_heartbeats_and_no_reconnect() {
+    let mut broker = Broker::start(BrokerOpts {
+        users: vec![("app".into(), "secret".into())],
+        ..BrokerOpts::default()
+    });
+    let url = plain(broker.port);
+    let bad = ClientOptions {
+        login: Some("app".into()),
+        passcode: Some("wrong".into()),
+        ..ClientOptions::default()
+    };
+    assert!(matches!(
+        Client::connect(&url, bad),
+        Err(ClientError::Refused(_))
+    ));
+    assert!(matches!(
+        Client::connect("tcp://127.0.0.1:61616", ClientOptions::default()),
+        Err(ClientError::Unsupported(_))
+    ));
+
+    // Heart-beats both ways every 50 ms: an idle second must not look like a dead link.
+    let opts = ClientOptions {
+        login: Some("app".into()),
+        passcode: Some("secret".into()),
+        heartbeat_ms: (50, 50),
+        ..ClientOptions::default()
+    };
+    let c = Client::connect(&url, opts).expect("connect with login");
+    assert!(c.recv(Duration::from_millis(1000)).unwrap().is_none());
+    assert!(c.is_connected());
+    c.send("/queue/hb", b"alive", &[]).expect("send after idle");
+
+    // A plain URL does not fail over: the loss is final.
+    broker.kill9();
+    let mut result = Ok(());
+    assert!(poll_until(Duration::from_secs(10), || {
+        result = c.send("/queue/hb", b"x", &[]);
+        result.is_err()
+    }));
+    assert!(
+        matches!(result, Err(ClientError::ConnectionLost(_))),
+        "{result:?}"
+    );
+    assert_eq!(c.reconnects(), 0);
+}

@@ -59,7 +59,6 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 pub use error::ClientError;
-pub use policy::{connect_order, exhausted, first_delay_ms, next_delay_ms, XorShift};
 
 use crate::protocol::stomp::{encode, Command, Frame, Version};
 use crate::uri::{FailoverUri, Scheme};
