@@ -53,6 +53,23 @@ fn round_trip_ack_transactions_binary() {
     assert_eq!(&m.body[..], &binary[..]);
     c.ack(&m).expect("ack binary");
 
+    // Pipelined sends: all written first, then every receipt; delivered in order.
+    let pending: Vec<_> = (0..50)
+        .map(|i| {
+            let body = format!("p-{i}");
+            c.send_async("/queue/rt", body.as_bytes(), &[PERSISTENT])
+                .expect("send_async")
+        })
+        .collect();
+    for p in pending {
+        p.wait(REPLY_TIMEOUT).expect("receipt");
+    }
+    for i in 0..50 {
+        let m = c.recv(REPLY_TIMEOUT).unwrap().expect("pipelined message");
+        assert_eq!(m.body, format!("p-{i}"));
+        c.ack(&m).expect("ack");
+    }
+
     // Commit: nothing visible before, all of it in order after.
     c.begin("t1").expect("begin");
     for i in 0..3 {

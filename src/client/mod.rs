@@ -42,6 +42,12 @@
 //! * an ACK or transactional frame whose receipt was pending is settled as done: the
 //!   ACK's delivery comes back, the transaction is replayed.
 //!
+//! A broker that answers CONNECT with ERROR (bad login, or a slave that does not serve
+//! yet) counts as a failed attempt, and the next URI is tried; with a plain URL the
+//! ERROR is returned as [`ClientError::Refused`].
+//!
+//! The client does not de-duplicate: broker-side duplicate detection is out of scope.
+//!
 //! A plain `stomp://` URL never reconnects: a lost connection fails every later call
 //! with [`ClientError::ConnectionLost`].
 
