@@ -420,3 +420,40 @@ fn plain_url_login_heartbeats_and_no_reconnect() {
     );
     assert_eq!(c.reconnects(), 0);
 }
+
+#[test]
+fn open_transaction_is_replayed_whole_after_failover() {
+    let mut broker = Broker::start(BrokerOpts::default());
+    let url = format!(
+        "failover:(stomp://127.0.0.1:{})?initialReconnectDelay=50&maxReconnectDelay=1000",
+        broker.port
+    );
+    let c = connect(&url);
+    c.begin("batch").expect("begin");
+    for i in 0..20u64 {
+        let seq = i.to_string();
+        c.send(
+            "/queue/txfo",
+            seq.as_bytes(),
+            &[PERSISTENT, ("seq", &seq), ("transaction", "batch")],
+        )
+        .expect("send in tx");
+    }
+    // The broker dies with the transaction open: it is gone there, and the client
+    // replays BEGIN and all 20 sends on the new connection before the COMMIT.
+    broker.kill9();
+    broker.restart();
+    c.commit("batch").expect("commit after failover");
+    assert_eq!(c.reconnects(), 1);
+
+    let reader = connect(&plain(broker.port));
+    reader
+        .subscribe("/queue/txfo", AckMode::Auto, &[])
+        .expect("subscribe");
+    let mut seen = Vec::new();
+    while let Some(m) = reader.recv(Duration::from_secs(2)).unwrap() {
+        seen.push(seq_of(&m));
+    }
+    assert_eq!(seen, (0..20).collect::<Vec<_>>(), "exactly the batch, once");
+    c.close().expect("close");
+}
