@@ -10,8 +10,10 @@
 //! * [`broker`]   — destinations, subscriptions, dispatch, transactions, and `apply(record)`.
 //! * [`store`]    — the per-shard journal: record framing, segments, group commit, replay.
 //! * [`rt`]       — the only module that imports glommio: executors, channels, files, sockets.
+//! * [`client`]   — blocking STOMP client with ActiveMQ-style failover, for tools and tests.
 
 pub mod broker;
+pub mod client;
 pub mod config;
 pub mod net;
 pub mod node;
