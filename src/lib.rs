@@ -9,12 +9,14 @@
 //! * [`protocol`] — wire protocols (STOMP) turned into protocol-neutral broker operations.
 //! * [`broker`]   — destinations, subscriptions, dispatch, transactions, and `apply(record)`.
 //! * [`store`]    — the per-shard journal: record framing, segments, group commit, replay.
+//! * [`metrics`]  — per-shard counters and the HTTP `/status` and `/metrics` endpoint.
 //! * [`rt`]       — the only module that imports glommio: executors, channels, files, sockets.
 //! * [`client`]   — blocking STOMP client with ActiveMQ-style failover, for tools and tests.
 
 pub mod broker;
 pub mod client;
 pub mod config;
+pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod protocol;

@@ -14,6 +14,7 @@ use std::time::Duration;
 use crate::broker::shard::{Shard, ShardSetup};
 use crate::broker::{BrokerSettings, User};
 use crate::config::BrokerConfig;
+use crate::metrics::{self, ShardStats, StatusListener};
 use crate::net;
 use crate::rt::channel;
 use crate::rt::exec::{self, ExecutorSpec};
@@ -34,6 +35,12 @@ pub enum NodeError {
     #[error("transport connector {name} cannot listen on {addr}: {source}")]
     Bind {
         name: String,
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("status endpoint (statusPort {port}) cannot listen on {addr}: {source}")]
+    StatusBind {
+        port: u16,
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
@@ -194,6 +201,7 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
     if listeners.is_empty() {
         return Err(NodeError::NoConnector);
     }
+    let status = bind_status(&config)?;
 
     let settings = Arc::new(broker_settings(&config, shard_count));
     let io_memory = config.shards.io_memory_bytes as usize;
@@ -217,6 +225,9 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
 
     // Shards serve clients only once every shard has recovered: a client on one shard
     // reaches destinations on all of them.
+    let shard_stats: Vec<Arc<ShardStats>> = (0..shard_count)
+        .map(|shard| Arc::new(ShardStats::new(shard, status.is_some())))
+        .collect();
     let recovered = Arc::new(AtomicUsize::new(0));
     let mut ends = channel::mesh(shard_count, 4096);
     let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, (usize, String)>>();
@@ -245,6 +256,7 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
             segment_bytes: config.journal.segment_bytes,
             mesh,
             boot_id: boot_id.clone(),
+            stats: shard_stats[shard].clone(),
         };
         let ready = ready_tx.clone();
         let recovered = recovered.clone();
@@ -284,6 +296,24 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
             }
         }
     }
+    // Started after the executors (see GLOMMIO.md: threads that exist before them
+    // slow their first timers) and once every shard publishes.
+    let _status_thread = match status {
+        Some(listener) => {
+            let info = metrics::BrokerInfo {
+                broker: config.broker_name.clone(),
+                role: "standalone".into(),
+                started: std::time::Instant::now(),
+                memory_limit_bytes: config.memory_limit_bytes,
+            };
+            Some(
+                listener
+                    .serve(info, shard_stats)
+                    .map_err(NodeError::Executor)?,
+            )
+        }
+        None => None,
+    };
     tracing::info!(broker = %config.broker_name, data = %data_dir.display(), "Tandem started");
     let sig = wait_for_shutdown_signal(&signals);
     tracing::info!(signal = sig, "shutting down");
@@ -294,4 +324,25 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
     drop(handles);
     tracing::info!("Tandem stopped");
     Ok(())
+}
+
+/// Binds the status endpoint if `statusPort` is set: on the host of the first transport
+/// connector (so a broker bound to one interface does not expose its status on all of
+/// them), or 127.0.0.1 when there is none.
+fn bind_status(config: &BrokerConfig) -> Result<Option<StatusListener>, NodeError> {
+    let Some(port) = config.status_port.filter(|p| *p != 0) else {
+        return Ok(None);
+    };
+    let ip = config
+        .transport_connectors
+        .first()
+        .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |c| c.uri.addr.ip());
+    let addr = std::net::SocketAddr::new(ip, port);
+    let listener = StatusListener::bind(addr).map_err(|source| NodeError::StatusBind {
+        port,
+        addr,
+        source,
+    })?;
+    tracing::info!(%addr, "status endpoint listening (GET /status, /metrics)");
+    Ok(Some(listener))
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::metrics::ShardStats;
 use crate::rt::channel::{local_unbounded, LocalReceiver, LocalSender, Outbox};
 
 use super::destination::Destination;
@@ -27,6 +28,8 @@ struct RouterInner {
     /// Makes message ids unique across restarts: the process start time.
     boot_id: String,
     next_message: Cell<u64>,
+    /// Where the open-connections gauge is published.
+    stats: Arc<ShardStats>,
 }
 
 /// The events addressed to one connection, in the order its shard received them.
@@ -46,6 +49,17 @@ impl Router {
         settings: Arc<BrokerSettings>,
         boot_id: String,
     ) -> Router {
+        let stats = Arc::new(ShardStats::new(outbox.shard(), false));
+        Router::with_stats(outbox, settings, boot_id, stats)
+    }
+
+    /// Like [`Router::new`], publishing the connection count into `stats`.
+    pub fn with_stats(
+        outbox: Rc<Outbox<MeshMsg>>,
+        settings: Arc<BrokerSettings>,
+        boot_id: String,
+        stats: Arc<ShardStats>,
+    ) -> Router {
         Router {
             inner: Rc::new(RouterInner {
                 shard: outbox.shard(),
@@ -55,6 +69,7 @@ impl Router {
                 next_serial: Cell::new(1),
                 boot_id,
                 next_message: Cell::new(1),
+                stats,
             }),
         }
     }
@@ -85,6 +100,7 @@ impl Router {
         self.inner.next_serial.set(serial + 1);
         let (tx, rx) = local_unbounded();
         self.inner.connections.borrow_mut().insert(serial, tx);
+        self.inner.stats.connection_opened();
         (
             ConnId {
                 shard: self.inner.shard,
@@ -97,7 +113,15 @@ impl Router {
     /// The connection is gone: every shard drops its consumers and returns their
     /// unacknowledged messages, and deletes its temporary destinations.
     pub fn unregister(&self, conn: ConnId) {
-        self.inner.connections.borrow_mut().remove(&conn.serial);
+        if self
+            .inner
+            .connections
+            .borrow_mut()
+            .remove(&conn.serial)
+            .is_some()
+        {
+            self.inner.stats.connection_closed();
+        }
         for shard in 0..self.shard_count() {
             self.post(shard, Request::ConnectionClosed { conn });
         }

@@ -10,6 +10,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::metrics::{JournalCounters, ShardStats};
 use crate::rt;
 use crate::rt::channel::{MeshEnds, Oneshot};
 use crate::store::{Journal, JournalConfig, Location, Position, StoreError};
@@ -33,6 +34,8 @@ pub struct ShardSetup {
     pub mesh: MeshEnds<MeshMsg>,
     /// Unique per process start, for message ids.
     pub boot_id: String,
+    /// Where this shard publishes its numbers for the status endpoint.
+    pub stats: Arc<ShardStats>,
 }
 
 /// How long start-up waits for the outcomes of transactions prepared before a crash.
@@ -108,6 +111,7 @@ struct Shared {
     pump_busy: std::cell::Cell<bool>,
     shard: ShardId,
     segment_bytes: u64,
+    stats: Arc<ShardStats>,
 }
 
 /// A running shard. Dropping it does not stop it (its tasks are detached); the
@@ -123,6 +127,8 @@ impl Shard {
         let mut cfg = JournalConfig::new(&setup.journal_dir);
         cfg.segment_bytes = setup.segment_bytes;
         let (journal, replayed) = Journal::open(cfg).await?;
+        let fsync_stats = setup.stats.clone();
+        journal.set_sync_observer(Rc::new(move |d| fsync_stats.fsync_latency.observe(d)));
         let mut core = ShardCore::new(setup.shard, setup.shard_count, setup.settings.clone());
         let count = replayed.len();
         for r in replayed {
@@ -147,12 +153,19 @@ impl Shard {
             pump_busy: std::cell::Cell::new(false),
             shard: setup.shard,
             segment_bytes: setup.segment_bytes,
+            stats: setup.stats.clone(),
         });
+        publish_stats(&shared);
         let handler_state = shared.clone();
         let outbox = setup
             .mesh
             .connect(move |msg| on_mesh_message(&handler_state, msg));
-        let router = Router::new(outbox, setup.settings.clone(), setup.boot_id.clone());
+        let router = Router::with_stats(
+            outbox,
+            setup.settings.clone(),
+            setup.boot_id.clone(),
+            setup.stats.clone(),
+        );
         *shared.router.borrow_mut() = Some(router.clone());
         // Outputs of recovery (outcome queries) go out now that the mesh is up.
         process_outputs(&shared);
@@ -440,7 +453,7 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Periodic work: expiry, and journal reclamation (delete the oldest segments once
+/// Periodic work: expiry, publishing status numbers, and journal reclamation (delete the oldest segments once
 /// nothing live is in them; re-journal the few live records of a sparse old segment
 /// so it can go too).
 async fn ticker(shared: Rc<Shared>) {
@@ -458,7 +471,24 @@ async fn ticker(shared: Rc<Shared>) {
             shared.core.borrow_mut().forget_recovered_outcomes();
         }
         process_outputs(&shared);
+        publish_stats(&shared);
         reclaim(&shared).await;
+    }
+}
+
+/// Copies the numbers the status endpoint shows into the shard's [`ShardStats`].
+fn publish_stats(shared: &Shared) {
+    let j = shared.journal.stats();
+    shared.stats.set_journal(JournalCounters {
+        records: j.records_appended,
+        appended_bytes: j.bytes_appended,
+        written_bytes: j.bytes_written,
+        fsyncs: j.fsyncs,
+    });
+    let core = shared.core.borrow();
+    shared.stats.set_memory_used(core.mem_used() as u64);
+    if shared.stats.wants_destinations() {
+        shared.stats.set_destinations(core.destination_stats());
     }
 }
 

@@ -102,6 +102,8 @@ pub struct Appended {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct JournalStats {
     pub records_appended: u64,
+    /// Framed bytes of the records appended (header, payload, padding).
+    pub bytes_appended: u64,
     /// Write+fdatasync cycles completed.
     pub fsyncs: u64,
     /// Bytes handed to `write_at`, including the rewritten tail block and padding.
@@ -172,6 +174,8 @@ pub(crate) struct State {
     /// Receives each batch's new framed bytes and their start position, before the
     /// local write (replication ships them in parallel with the fsync).
     pub(crate) tap: Option<Box<dyn Fn(Position, Bytes)>>,
+    /// Told how long each write+fdatasync took (metrics; the store does not care).
+    pub(crate) sync_observer: Option<Rc<dyn Fn(std::time::Duration)>>,
     pub(crate) stats: JournalStats,
 }
 
@@ -214,6 +218,7 @@ impl Journal {
             writer_waker: None,
             events: WakerList::default(),
             tap: None,
+            sync_observer: None,
             stats: JournalStats::default(),
             segments: rec.segments,
             planned_sizes: BTreeMap::new(),
@@ -309,6 +314,7 @@ impl Journal {
         st.cursor_offset = end.offset();
         st.appended = end;
         st.stats.records_appended += 1;
+        st.stats.bytes_appended += u64::from(framed);
         // Create the next segment in the background once this one is half full (or
         // the one we just rolled into, if that was too early) so rolling never waits.
         let cur = st.cursor_segment;
@@ -464,6 +470,12 @@ impl Journal {
     /// order, before the batch is written locally.
     pub fn set_batch_tap(&self, tap: Box<dyn Fn(Position, Bytes)>) {
         self.inner.state.borrow_mut().tap = Some(tap);
+    }
+
+    /// Installs a callback told the duration of every write+fdatasync (one group
+    /// commit), after it completed and before its waiters are woken.
+    pub fn set_sync_observer(&self, observer: Rc<dyn Fn(std::time::Duration)>) {
+        self.inner.state.borrow_mut().sync_observer = Some(observer);
     }
 
     /// Counters since open.

@@ -111,6 +111,7 @@ async fn write_batch(inner: &Rc<Inner>, t: Taken) -> Result<(), StoreError> {
     let padded = align_up(t.bytes.len() as u64) as usize;
     let mut dma = rt::file::alloc(padded);
     dma.as_bytes_mut()[..t.bytes.len()].copy_from_slice(&t.bytes);
+    let started = std::time::Instant::now();
     seg.file
         .write_at(dma, u64::from(t.base))
         .await
@@ -119,6 +120,10 @@ async fn write_batch(inner: &Rc<Inner>, t: Taken) -> Result<(), StoreError> {
         .fdatasync()
         .await
         .map_err(|e| StoreError::io("fdatasync", &seg.path, e))?;
+    let observer = inner.state.borrow().sync_observer.clone();
+    if let Some(observe) = observer {
+        observe(started.elapsed());
+    }
 
     let mut st = inner.state.borrow_mut();
     let durable = Position::new(t.segment, end);

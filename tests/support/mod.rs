@@ -91,6 +91,8 @@ pub struct BrokerOpts {
     pub max_headers: Option<u32>,
     /// Users of the simple authentication plugin; empty: no plugin, anyone connects.
     pub users: Vec<(String, String)>,
+    /// `<tandem statusPort>`: the HTTP status/metrics endpoint; `None`: off.
+    pub status_port: Option<u16>,
 }
 
 impl Default for BrokerOpts {
@@ -103,6 +105,7 @@ impl Default for BrokerOpts {
             max_header_size: None,
             max_headers: None,
             users: Vec::new(),
+            status_port: None,
         }
     }
 }
@@ -118,6 +121,9 @@ pub fn config_xml(opts: &BrokerOpts, port: u16, data_dir: &Path) -> String {
     }
     if let Some(v) = opts.max_headers {
         tandem.push_str(&format!(r#" maxHeaders="{v}""#));
+    }
+    if let Some(v) = opts.status_port {
+        tandem.push_str(&format!(r#" statusPort="{v}""#));
     }
     let plugins = if opts.users.is_empty() {
         String::new()

@@ -52,6 +52,7 @@ impl ShardCore {
                 for e in &removed {
                     self.forget_entry(e);
                 }
+                self.count_dequeued(&d, removed.len());
                 self.mark_dirty(BacklogId::TopicSub(d, sub));
                 self.release_blocked();
                 return None;
@@ -142,6 +143,7 @@ impl ShardCore {
         let removed = self.backlog_mut(&id).and_then(|b| b.remove(seq));
         if let Some(e) = removed {
             self.forget_entry(&e);
+            self.count_dequeued(id.destination(), 1);
         }
         self.mark_dirty(id);
         self.release_blocked();
@@ -165,6 +167,7 @@ impl ShardCore {
             let removed = self.backlog_mut(&id).and_then(|b| b.remove(seq));
             if let Some(e) = removed {
                 self.forget_entry(&e);
+                self.count_dequeued(id.destination(), 1);
             }
             self.release_blocked();
             return;

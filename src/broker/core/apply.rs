@@ -34,12 +34,15 @@ impl ShardCore {
                     Some(n) => BacklogId::Durable(destination, n),
                     None => BacklogId::Queue(destination),
                 };
+                let mut acked = 0;
                 for seq in seqs {
                     let removed = self.backlog_mut(&id).and_then(|b| b.remove(seq));
                     if let Some(e) = removed {
                         self.forget_entry(&e);
+                        acked += 1;
                     }
                 }
+                self.count_dequeued(id.destination(), acked);
                 self.mark_dirty(id);
                 self.release_blocked();
             }
@@ -174,6 +177,7 @@ impl ShardCore {
                 for e in &entries {
                     self.forget_entry(e);
                 }
+                self.count_dequeued(&destination, entries.len());
                 self.release_blocked();
             }
         }
@@ -201,10 +205,13 @@ impl ShardCore {
             }
             let entry = self.new_entry(&message, loc, redeliveries);
             self.queue_mut(&d).backlog.insert(seq, entry);
+            self.count_enqueued(&d);
             self.mark_dirty(BacklogId::Queue(d));
         } else {
             let t = self.topic_mut(&d);
             t.next_seq = t.next_seq.max(seq + 1);
+            // A copy that durables already hold is a relocation, not a new message.
+            let mut relocated = false;
             for name in targets {
                 let state = self
                     .topics
@@ -224,6 +231,7 @@ impl ShardCore {
                         }
                         self.unpin(old);
                         self.pin(loc);
+                        relocated = true;
                     }
                     Some(None) => {
                         let entry = self.new_entry(&message, loc, redeliveries);
@@ -237,6 +245,9 @@ impl ShardCore {
                         self.mark_dirty(BacklogId::Durable(d.clone(), name.clone()));
                     }
                 }
+            }
+            if !relocated {
+                self.count_enqueued(&d);
             }
         }
     }

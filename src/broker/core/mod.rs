@@ -17,12 +17,14 @@
 //! * `tx`        — commit, prepare, resolve, outcomes, in-doubt recovery.
 //! * `dispatch`  — handing ready messages to consumers, reading bodies back (page-in).
 //! * `reclaim`   — segment liveness pins and relocation of live records.
+//! * `stats`     — per-destination counters and depth for the status endpoint.
 
 mod ack;
 mod apply;
 mod dispatch;
 mod reclaim;
 mod send;
+mod stats;
 mod subscribe;
 mod tx;
 
@@ -115,6 +117,7 @@ struct Queue {
     next_seq: u64,
     /// Temporary queues belong to a connection and die with it.
     temp_owner: Option<ConnId>,
+    counters: stats::DestCounters,
 }
 
 struct Durable {
@@ -132,6 +135,7 @@ struct Topic {
     durables: BTreeMap<DurableName, Durable>,
     subscribers: HashMap<SubKey, Backlog>,
     temp_owner: Option<ConnId>,
+    counters: stats::DestCounters,
 }
 
 struct Prepared {
@@ -396,6 +400,7 @@ impl ShardCore {
             backlog: Backlog::default(),
             next_seq: 1,
             temp_owner: None,
+            counters: Default::default(),
         })
     }
 
@@ -405,6 +410,7 @@ impl ShardCore {
             durables: BTreeMap::new(),
             subscribers: HashMap::new(),
             temp_owner: None,
+            counters: Default::default(),
         })
     }
 }

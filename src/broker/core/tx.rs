@@ -161,7 +161,9 @@ impl ShardCore {
 
     /// After replaying the journal: asks every shard how prepared transactions ended
     /// (the coordinator's journal holds the outcome); an unknown outcome aborts.
+    /// Status counters start from zero here: replayed records are not new traffic.
     pub fn finish_recovery(&mut self) {
+        self.reset_counters();
         let gtxs: Vec<GlobalTxId> = self.prepared.keys().copied().collect();
         for gtx in gtxs {
             let token = self.token();

@@ -1,0 +1,279 @@
+//! `GET /metrics`: a [`Snapshot`] in the Prometheus text exposition format (0.0.4),
+//! written by `prometheus-client` (names, escaping, `_total` suffixes, histogram
+//! buckets and `+Inf` are its business, not ours).
+//!
+//! The numbers already live in the shards' atomics, so instead of mirroring them into
+//! long-lived `prometheus-client` metrics we hand the encoder one [`Collector`] over a
+//! fresh snapshot per scrape: destinations that disappeared (temporary queues) drop
+//! out of the output instead of lingering as stale series.
+//!
+//! Families (all prefixed `tandem_`):
+//!
+//! | name | type | labels |
+//! |---|---|---|
+//! | `destination_depth` | gauge | `destination` |
+//! | `destination_enqueued_total` | counter | `destination` |
+//! | `destination_dequeued_total` | counter | `destination` |
+//! | `destination_consumers` | gauge | `destination` |
+//! | `connections` | gauge | |
+//! | `journal_fsync_seconds` | histogram (50 µs .. 102.4 ms) | |
+//! | `journal_fsyncs_total`, `journal_records_total` | counter | |
+//! | `journal_appended_bytes_total`, `journal_written_bytes_total` | counter | |
+//! | `memory_used_bytes`, `memory_limit_bytes` | gauge | |
+//! | `uptime_seconds`, `shards` | gauge | |
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+use super::snapshot::Snapshot;
+
+/// The `Content-Type` of what [`encode`] writes.
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// Renders `snap` as Prometheus text.
+pub fn encode(snap: Snapshot) -> Result<String, std::fmt::Error> {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(SnapshotCollector(snap)));
+    let mut out = String::new();
+    prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)?;
+    Ok(out)
+}
+
+#[derive(Debug)]
+struct SnapshotCollector(Snapshot);
+
+type Labels<'a> = [(&'static str, &'a str); 1];
+
+impl Collector for SnapshotCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = &self.0;
+        per_destination(
+            &mut enc,
+            "tandem_destination_depth",
+            "Messages stored (ready or unacknowledged)",
+            MetricType::Gauge,
+            s,
+            |d| d.depth,
+        )?;
+        per_destination(
+            &mut enc,
+            "tandem_destination_enqueued",
+            "Messages accepted since start",
+            MetricType::Counter,
+            s,
+            |d| d.enqueued,
+        )?;
+        per_destination(
+            &mut enc,
+            "tandem_destination_dequeued",
+            "Messages removed since start (acknowledged, expired, dead-lettered, purged)",
+            MetricType::Counter,
+            s,
+            |d| d.dequeued,
+        )?;
+        per_destination(
+            &mut enc,
+            "tandem_destination_consumers",
+            "Consumers attached",
+            MetricType::Gauge,
+            s,
+            |d| d.consumers,
+        )?;
+        gauge(
+            &mut enc,
+            "tandem_connections",
+            "Client connections open",
+            s.connections,
+        )?;
+        enc.encode_descriptor(
+            "tandem_journal_fsync_seconds",
+            "Latency of one journal write+fdatasync (one group commit)",
+            None,
+            MetricType::Histogram,
+        )?
+        .encode_histogram::<NoLabelSet>(
+            s.fsync.sum_seconds,
+            s.fsync.count,
+            &s.fsync.bounds_seconds(),
+            None,
+        )?;
+        counter(
+            &mut enc,
+            "tandem_journal_fsyncs",
+            "Journal write+fdatasync cycles",
+            s.journal.fsyncs,
+        )?;
+        counter(
+            &mut enc,
+            "tandem_journal_records",
+            "Journal records appended",
+            s.journal.records,
+        )?;
+        counter(
+            &mut enc,
+            "tandem_journal_appended_bytes",
+            "Framed record bytes appended to the journal",
+            s.journal.appended_bytes,
+        )?;
+        counter(
+            &mut enc,
+            "tandem_journal_written_bytes",
+            "Bytes written to journal files, including rewritten tail blocks and padding",
+            s.journal.written_bytes,
+        )?;
+        gauge(
+            &mut enc,
+            "tandem_memory_used_bytes",
+            "Message bodies held in memory",
+            s.memory.used_bytes,
+        )?;
+        gauge(
+            &mut enc,
+            "tandem_memory_limit_bytes",
+            "Configured memory limit for message bodies",
+            s.memory.limit_bytes,
+        )?;
+        gauge(
+            &mut enc,
+            "tandem_uptime_seconds",
+            "Seconds since start",
+            s.uptime_s,
+        )?;
+        gauge(
+            &mut enc,
+            "tandem_shards",
+            "Shards (executors)",
+            s.shards as u64,
+        )
+    }
+}
+
+fn per_destination(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    s: &Snapshot,
+    value: impl Fn(&super::DestinationStats) -> u64,
+) -> Result<(), std::fmt::Error> {
+    let mut m = enc.encode_descriptor(name, help, None, kind)?;
+    for d in &s.destinations {
+        let labels: Labels = [("destination", d.name.as_str())];
+        let mut f = m.encode_family(&labels)?;
+        match kind {
+            MetricType::Counter => f.encode_counter::<NoLabelSet, u64, u64>(&value(d), None)?,
+            _ => f.encode_gauge(&value(d))?,
+        }
+    }
+    Ok(())
+}
+
+fn gauge(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    v: u64,
+) -> Result<(), std::fmt::Error> {
+    enc.encode_descriptor(name, help, None, MetricType::Gauge)?
+        .encode_gauge(&v)
+}
+
+fn counter(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    v: u64,
+) -> Result<(), std::fmt::Error> {
+    enc.encode_descriptor(name, help, None, MetricType::Counter)?
+        .encode_counter::<NoLabelSet, u64, u64>(&v, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::stats::{HistogramSnapshot, JournalCounters, FSYNC_BUCKETS_US};
+    use crate::metrics::{DestinationStats, Memory};
+
+    fn synthetic() -> Snapshot {
+        let mut buckets = vec![0; FSYNC_BUCKETS_US.len() + 1];
+        buckets[2] = 5; // 5 syncs of 100..200 µs
+        buckets[12] = 1; // one beyond 102.4 ms
+        Snapshot {
+            broker: "b".into(),
+            role: "standalone".into(),
+            uptime_s: 7,
+            shards: 2,
+            connections: 3,
+            destinations: vec![DestinationStats {
+                name: "/queue/a".into(),
+                depth: 6,
+                enqueued: 10,
+                dequeued: 4,
+                consumers: 1,
+            }],
+            journal: JournalCounters {
+                records: 14,
+                appended_bytes: 1400,
+                written_bytes: 40960,
+                fsyncs: 6,
+            },
+            memory: Memory {
+                used_bytes: 123,
+                limit_bytes: 456,
+            },
+            replication: None,
+            fsync: HistogramSnapshot {
+                buckets,
+                sum_seconds: 0.2,
+                count: 6,
+            },
+        }
+    }
+
+    #[test]
+    fn text_has_every_family() {
+        let text = encode(synthetic()).unwrap();
+        for line in [
+            "# TYPE tandem_destination_depth gauge",
+            "tandem_destination_depth{destination=\"/queue/a\"} 6",
+            "# TYPE tandem_destination_enqueued_total counter",
+            "tandem_destination_enqueued_total{destination=\"/queue/a\"} 10",
+            "tandem_destination_dequeued_total{destination=\"/queue/a\"} 4",
+            "tandem_destination_consumers{destination=\"/queue/a\"} 1",
+            "tandem_connections 3",
+            "# TYPE tandem_journal_fsync_seconds histogram",
+            "tandem_journal_fsync_seconds_bucket{le=\"5e-05\"} 0",
+            "tandem_journal_fsync_seconds_bucket{le=\"0.0002\"} 5",
+            "tandem_journal_fsync_seconds_bucket{le=\"0.1024\"} 5",
+            "tandem_journal_fsync_seconds_bucket{le=\"+Inf\"} 6",
+            "tandem_journal_fsync_seconds_count 6",
+            "tandem_journal_fsyncs_total 6",
+            "tandem_journal_records_total 14",
+            "tandem_journal_appended_bytes_total 1400",
+            "tandem_journal_written_bytes_total 40960",
+            "tandem_memory_used_bytes 123",
+            "tandem_memory_limit_bytes 456",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in:\n{text}"
+            );
+        }
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("tandem_journal_fsync_seconds_bucket"))
+                .count(),
+            FSYNC_BUCKETS_US.len() + 1
+        );
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let mut s = synthetic();
+        s.destinations[0].name = "/queue/we\"ird\\".into();
+        let text = encode(s).unwrap();
+        assert!(text.contains(r#"destination="/queue/we\"ird\\""#), "{text}");
+    }
+}

@@ -1,0 +1,155 @@
+//! One consistent-enough reading of every shard's [`ShardStats`], and its JSON shape
+//! (`GET /status`).
+//!
+//! ```json
+//! {"broker": "localhost", "role": "standalone", "uptime_s": 12, "shards": 2,
+//!  "connections": 3,
+//!  "destinations": [{"name": "/queue/a", "depth": 6, "enqueued": 10, "dequeued": 4,
+//!                    "consumers": 1}],
+//!  "journal": {"fsyncs": 10, "appended_bytes": 5120, "records": 14, "written_bytes": 40960},
+//!  "memory": {"used_bytes": 1200, "limit_bytes": 67108864},
+//!  "replication": null}
+//! ```
+//!
+//! `replication` is `null` until the broker has a replication role to report (peer,
+//! epoch, lag); clients should accept both.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::stats::{DestinationStats, HistogramSnapshot, JournalCounters, ShardStats};
+
+/// What the endpoint knows about the broker besides the shards' numbers.
+#[derive(Clone, Debug)]
+pub struct BrokerInfo {
+    pub broker: String,
+    /// `standalone` today; `master` / `slave` once replication exists.
+    pub role: String,
+    pub started: Instant,
+    /// The configured `<memoryUsage limit>` (all shards together).
+    pub memory_limit_bytes: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Memory {
+    pub used_bytes: u64,
+    pub limit_bytes: u64,
+}
+
+/// The whole broker at one moment (each shard read once, one after the other).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Snapshot {
+    pub broker: String,
+    pub role: String,
+    pub uptime_s: u64,
+    pub shards: usize,
+    pub connections: u64,
+    /// Sorted by name; each destination lives on exactly one shard.
+    pub destinations: Vec<DestinationStats>,
+    pub journal: JournalCounters,
+    pub memory: Memory,
+    /// Reserved for replication state (peer, epoch, lag); `null` for now.
+    pub replication: Option<serde_json::Value>,
+    /// Journal write+fdatasync latency, all shards merged (Prometheus only).
+    #[serde(skip)]
+    pub fsync: HistogramSnapshot,
+}
+
+impl Snapshot {
+    /// Reads every shard's published numbers.
+    pub fn collect(info: &BrokerInfo, shards: &[Arc<ShardStats>]) -> Snapshot {
+        let mut s = Snapshot {
+            broker: info.broker.clone(),
+            role: info.role.clone(),
+            uptime_s: info.started.elapsed().as_secs(),
+            shards: shards.len(),
+            memory: Memory {
+                used_bytes: 0,
+                limit_bytes: info.memory_limit_bytes,
+            },
+            ..Snapshot::default()
+        };
+        for shard in shards {
+            s.connections += shard.connections();
+            s.memory.used_bytes += shard.memory_used();
+            let j = shard.journal();
+            s.journal.records += j.records;
+            s.journal.appended_bytes += j.appended_bytes;
+            s.journal.written_bytes += j.written_bytes;
+            s.journal.fsyncs += j.fsyncs;
+            s.fsync.merge(&shard.fsync_latency.snapshot());
+            s.destinations.extend(shard.destinations().iter().cloned());
+        }
+        s.destinations.sort_by(|a, b| a.name.cmp(&b.name));
+        s
+    }
+
+    pub fn to_json(&self) -> String {
+        // Serialising plain structs of strings and numbers cannot fail.
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn json_has_the_documented_shape() {
+        let a = Arc::new(ShardStats::new(0, true));
+        let b = Arc::new(ShardStats::new(1, true));
+        a.connection_opened();
+        b.connection_opened();
+        b.set_memory_used(100);
+        a.set_journal(JournalCounters {
+            records: 3,
+            appended_bytes: 300,
+            written_bytes: 4096,
+            fsyncs: 2,
+        });
+        a.fsync_latency.observe(Duration::from_micros(200));
+        b.set_destinations(vec![DestinationStats {
+            name: "/queue/b".into(),
+            depth: 1,
+            enqueued: 2,
+            dequeued: 1,
+            consumers: 0,
+        }]);
+        a.set_destinations(vec![DestinationStats {
+            name: "/queue/a".into(),
+            depth: 6,
+            enqueued: 10,
+            dequeued: 4,
+            consumers: 1,
+        }]);
+        let info = BrokerInfo {
+            broker: "b1".into(),
+            role: "standalone".into(),
+            started: Instant::now(),
+            memory_limit_bytes: 1 << 20,
+        };
+        let snap = Snapshot::collect(&info, &[a, b]);
+        assert_eq!(snap.fsync.count, 1);
+        let v: serde_json::Value = serde_json::from_str(&snap.to_json()).unwrap();
+        assert_eq!(v["broker"], "b1");
+        assert_eq!(v["role"], "standalone");
+        assert_eq!(v["shards"], 2);
+        assert_eq!(v["connections"], 2);
+        assert!(v["uptime_s"].is_u64());
+        assert_eq!(v["destinations"][0]["name"], "/queue/a");
+        assert_eq!(v["destinations"][0]["depth"], 6);
+        assert_eq!(v["destinations"][0]["enqueued"], 10);
+        assert_eq!(v["destinations"][0]["dequeued"], 4);
+        assert_eq!(v["destinations"][0]["consumers"], 1);
+        assert_eq!(v["destinations"][1]["name"], "/queue/b");
+        assert_eq!(v["journal"]["fsyncs"], 2);
+        assert_eq!(v["journal"]["appended_bytes"], 300);
+        assert_eq!(v["memory"]["used_bytes"], 100);
+        assert_eq!(v["memory"]["limit_bytes"], 1 << 20);
+        assert!(v.get("replication").is_some_and(|r| r.is_null()));
+        assert!(v.get("fsync").is_none());
+    }
+}
