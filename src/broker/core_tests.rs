@@ -558,3 +558,62 @@ fn selective_consumers_get_paged_out_messages_read_back() {
     assert_eq!(d.len(), 1);
     assert_eq!(d[0].1, 6);
 }
+
+#[test]
+fn destination_stats_count_accepted_and_removed_messages() {
+    let mut c = core();
+    let mut j = MemJournal::default();
+    let q = Destination::queue("counted");
+    subscribe(&mut c, &mut j, sub(1, 1), q.clone(), 10);
+    for i in 0..3 {
+        c.handle(
+            Request::Send {
+                msg: msg(q.clone(), &format!("m{i}"), true),
+                reply: reply(i),
+            },
+            &mut j,
+        );
+    }
+    c.drain();
+    c.handle(
+        Request::Ack {
+            sub: sub(1, 1),
+            destination: q.clone(),
+            seqs: vec![1, 2],
+            reply: None,
+        },
+        &mut j,
+    );
+    c.handle(
+        Request::Nack {
+            sub: sub(1, 1),
+            destination: q.clone(),
+            seqs: vec![3],
+            reply: None,
+        },
+        &mut j,
+    );
+    let token = c
+        .drain()
+        .iter()
+        .find_map(|o| match o {
+            Output::DeadLetter { token, .. } => Some(*token),
+            _ => None,
+        })
+        .expect("a dead-letter move");
+    c.on_internal_done(token, Ok(()), &mut j);
+    let stats = c.destination_stats();
+    let s = stats
+        .iter()
+        .find(|s| s.name == "/queue/counted")
+        .expect("the queue is listed");
+    assert_eq!((s.depth, s.enqueued, s.dequeued, s.consumers), (0, 3, 3, 1));
+    // Replayed records are history, not new traffic: a restarted core starts at zero.
+    let r = replay(&j);
+    let restarted = r.destination_stats();
+    let s = restarted
+        .iter()
+        .find(|s| s.name == "/queue/counted")
+        .expect("the queue is recovered");
+    assert_eq!((s.depth, s.enqueued, s.dequeued), (0, 0, 0));
+}
