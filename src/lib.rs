@@ -9,6 +9,7 @@
 //! * [`protocol`] — wire protocols (STOMP) turned into protocol-neutral broker operations.
 //! * [`broker`]   — destinations, subscriptions, dispatch, transactions, and `apply(record)`.
 //! * [`store`]    — the per-shard journal: record framing, segments, group commit, replay.
+//! * [`replication`] — master/slave link; so far only its frame codec (not wired yet).
 //! * [`metrics`]  — per-shard counters and the HTTP `/status` and `/metrics` endpoint.
 //! * [`rt`]       — the only module that imports glommio: executors, channels, files, sockets.
 //! * [`client`]   — blocking STOMP client with ActiveMQ-style failover, for tools and tests.
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod protocol;
+pub mod replication;
 pub mod rt;
 pub mod store;
 pub mod uri;

@@ -1,0 +1,1007 @@
+//! Replication link bytes <-> [`Frame`]s.
+//!
+//! # Wire format (all integers little-endian; docs/REPLICATION.md, "Frames")
+//!
+//! ```text
+//! frame     := len:u32 kind:u8 epoch:u64 body          (len counts kind..end)
+//! kind 1 Hello      magic:"TANDEMRP" version:u16 shards:u16 user:str password:str
+//!                   node_id:str client_addrs:str* positions:(u64 per shard)
+//! kind 2 Welcome    master_node_id:str oldest:(u64 per shard)
+//! kind 3 Refuse     reason_code:u8 reason:str
+//! kind 4 Batch      shard:u16 start:u64 bytes          (journal bytes, verbatim)
+//! kind 5 Volatile   shard:u16 seq:u64 record
+//! kind 6 Ack        shard:u16 received:u64 durable:u64
+//! kind 7 Heartbeat  (empty)
+//! kind 8 Goodbye    reason:str
+//! str := len:u32 utf8
+//! ```
+//!
+//! Where the design leaves the layout implicit, this codec reads it as follows:
+//!
+//! * Lists carry no count. Hello's `client_addrs` run until exactly `8 * shards` bytes
+//!   are left (the positions); Welcome's `oldest` is the rest of the frame, a whole
+//!   number of u64s. Batch `bytes` and Volatile `record` are the rest of the frame.
+//! * `reason_code`: 1 bad credentials, 2 second slave, 3 stale epoch, 4 shard mismatch;
+//!   any other value is carried as [`RefuseCode::Other`].
+//! * Every body is read to its exact end: bytes left over are an error.
+//!
+//! The Hello magic sits at frame offset 13..21 (after len, kind and epoch): that is what
+//! the connector's protocol sniffing ([`looks_like_replication`]) checks.
+//!
+//! # Bounds, failure, copies
+//!
+//! `len` is checked against [`Decoder::max_frame_bytes`] as soon as its four bytes are
+//! in, before any of the body is buffered; the kind (and a Hello's magic) as soon as
+//! they are in. Errors are fatal: the stream cannot be resynchronised, so the decoder
+//! stays failed and the link must close. A complete frame is split off the read buffer
+//! and frozen; Batch `bytes` and Volatile `record` are slices of it, never copies.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// The first bytes of a Hello body; what tells a replication link from a client.
+pub const MAGIC: &[u8; 8] = b"TANDEMRP";
+
+/// The link version this codec speaks (sent in Hello).
+pub const VERSION: u16 = 1;
+
+/// Bytes before the body: len (4), kind (1), epoch (8).
+pub const HEADER_BYTES: usize = 13;
+
+/// The smallest legal `len`: kind and epoch with an empty body.
+const MIN_LEN: u32 = 9;
+
+/// Where the Hello magic starts in a frame (after len, kind, epoch).
+const MAGIC_AT: usize = HEADER_BYTES;
+
+const KIND_HELLO: u8 = 1;
+const KIND_WELCOME: u8 = 2;
+const KIND_REFUSE: u8 = 3;
+const KIND_BATCH: u8 = 4;
+const KIND_VOLATILE: u8 = 5;
+const KIND_ACK: u8 = 6;
+const KIND_HEARTBEAT: u8 = 7;
+const KIND_GOODBYE: u8 = 8;
+
+/// One frame of the link, either way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// The sender's epoch. A node that sees a higher epoch than its own stops serving.
+    pub epoch: u64,
+    pub body: Body,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Body {
+    /// Slave -> master, first frame on the link (the magic is implied, not stored).
+    Hello {
+        /// Link version the slave speaks ([`VERSION`]).
+        version: u16,
+        user: String,
+        password: String,
+        /// The slave's node id.
+        node_id: String,
+        /// The slave's client connector addresses.
+        client_addrs: Vec<String>,
+        /// Per shard, the journal position the slave holds. Its length is the shard
+        /// count on the wire, so it is at most `u16::MAX`.
+        positions: Vec<u64>,
+    },
+    /// Master -> slave: attached.
+    Welcome {
+        master_node_id: String,
+        /// Per shard, the position catch-up starts from.
+        oldest: Vec<u64>,
+    },
+    /// Master -> slave: not attached; never followed by a takeover.
+    Refuse { code: RefuseCode, reason: String },
+    /// Master -> slave: one journal batch of `shard`, verbatim, written at `start`.
+    Batch {
+        shard: u16,
+        start: u64,
+        bytes: Bytes,
+    },
+    /// Master -> slave: a non-persistent message or its ack, kept in memory only.
+    Volatile { shard: u16, seq: u64, record: Bytes },
+    /// Slave -> master: positions of `shard` in the slave's memory and on its disk.
+    /// Invariant kept by the sender: `durable <= received`.
+    Ack {
+        shard: u16,
+        received: u64,
+        durable: u64,
+    },
+    /// Both ways, every heartbeat interval.
+    Heartbeat,
+    /// Either way: clean shutdown.
+    Goodbye { reason: String },
+}
+
+/// Why a master refused a slave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefuseCode {
+    BadCredentials,
+    /// The master already has a slave.
+    SecondSlave,
+    /// The Hello's epoch is below the master's.
+    StaleEpoch,
+    /// The slave's shard count differs from the master's.
+    ShardMismatch,
+    /// Any other code. `Other(1..=4)` encodes as, and decodes to, the named codes.
+    Other(u8),
+}
+
+impl RefuseCode {
+    pub fn to_u8(self) -> u8 {
+        match self {
+            RefuseCode::BadCredentials => 1,
+            RefuseCode::SecondSlave => 2,
+            RefuseCode::StaleEpoch => 3,
+            RefuseCode::ShardMismatch => 4,
+            RefuseCode::Other(c) => c,
+        }
+    }
+
+    pub fn from_u8(code: u8) -> RefuseCode {
+        match code {
+            1 => RefuseCode::BadCredentials,
+            2 => RefuseCode::SecondSlave,
+            3 => RefuseCode::StaleEpoch,
+            4 => RefuseCode::ShardMismatch,
+            c => RefuseCode::Other(c),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame length {len} is below the minimum of {MIN_LEN} (kind and epoch)")]
+    TooShort { len: u32 },
+    #[error("frame of {bytes} bytes exceeds the limit of {max_frame_bytes}")]
+    TooLarge { bytes: u64, max_frame_bytes: usize },
+    #[error("unknown frame kind {0}")]
+    UnknownKind(u8),
+    #[error("Hello does not start with the TANDEMRP magic")]
+    BadMagic,
+    #[error("frame of kind {kind} ends inside a field")]
+    Truncated { kind: u8 },
+    #[error("frame of kind {kind} has {extra} bytes after its last field")]
+    TrailingBytes { kind: u8, extra: usize },
+    #[error("per-shard positions do not fill the end of the frame of kind {kind}")]
+    Positions { kind: u8 },
+    #[error("string is not UTF-8")]
+    Utf8,
+}
+
+/// Appends `frame` to `out`.
+///
+/// Panics if a length does not fit its field (a string or frame over 4 GiB, more than
+/// `u16::MAX` Hello positions): such a frame is a bug in the sender, not input.
+pub fn encode(frame: &Frame, out: &mut BytesMut) {
+    let start = out.len();
+    out.reserve(HEADER_BYTES + body_len_hint(&frame.body));
+    out.put_u32_le(0); // patched below
+    out.put_u8(kind_of(&frame.body));
+    out.put_u64_le(frame.epoch);
+    match &frame.body {
+        Body::Hello {
+            version,
+            user,
+            password,
+            node_id,
+            client_addrs,
+            positions,
+        } => {
+            let shards = u16::try_from(positions.len()).expect("Hello with over u16::MAX shards");
+            out.put_slice(MAGIC);
+            out.put_u16_le(*version);
+            out.put_u16_le(shards);
+            put_str(out, user);
+            put_str(out, password);
+            put_str(out, node_id);
+            for a in client_addrs {
+                put_str(out, a);
+            }
+            for p in positions {
+                out.put_u64_le(*p);
+            }
+        }
+        Body::Welcome {
+            master_node_id,
+            oldest,
+        } => {
+            put_str(out, master_node_id);
+            for p in oldest {
+                out.put_u64_le(*p);
+            }
+        }
+        Body::Refuse { code, reason } => {
+            out.put_u8(code.to_u8());
+            put_str(out, reason);
+        }
+        Body::Batch {
+            shard,
+            start,
+            bytes,
+        } => {
+            out.put_u16_le(*shard);
+            out.put_u64_le(*start);
+            out.put_slice(bytes);
+        }
+        Body::Volatile { shard, seq, record } => {
+            out.put_u16_le(*shard);
+            out.put_u64_le(*seq);
+            out.put_slice(record);
+        }
+        Body::Ack {
+            shard,
+            received,
+            durable,
+        } => {
+            debug_assert!(
+                durable <= received,
+                "Ack durable {durable} > received {received}"
+            );
+            out.put_u16_le(*shard);
+            out.put_u64_le(*received);
+            out.put_u64_le(*durable);
+        }
+        Body::Heartbeat => {}
+        Body::Goodbye { reason } => put_str(out, reason),
+    }
+    let len = out.len() - start - 4;
+    let len = u32::try_from(len).expect("replication frame over 4 GiB");
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+}
+
+fn kind_of(body: &Body) -> u8 {
+    match body {
+        Body::Hello { .. } => KIND_HELLO,
+        Body::Welcome { .. } => KIND_WELCOME,
+        Body::Refuse { .. } => KIND_REFUSE,
+        Body::Batch { .. } => KIND_BATCH,
+        Body::Volatile { .. } => KIND_VOLATILE,
+        Body::Ack { .. } => KIND_ACK,
+        Body::Heartbeat => KIND_HEARTBEAT,
+        Body::Goodbye { .. } => KIND_GOODBYE,
+    }
+}
+
+/// Enough room for the body in the common cases, so `encode` reserves once.
+fn body_len_hint(body: &Body) -> usize {
+    match body {
+        Body::Batch { bytes, .. } => 10 + bytes.len(),
+        Body::Volatile { record, .. } => 10 + record.len(),
+        Body::Hello { positions, .. } => 64 + 8 * positions.len(),
+        Body::Welcome { oldest, .. } => 32 + 8 * oldest.len(),
+        _ => 32,
+    }
+}
+
+fn put_str(out: &mut BytesMut, s: &str) {
+    let len = u32::try_from(s.len()).expect("string over 4 GiB in a replication frame");
+    out.put_u32_le(len);
+    out.put_slice(s.as_bytes());
+}
+
+/// Says whether a connection's first bytes are a replication Hello: `None` until enough
+/// bytes are in to tell, `Some(false)` as soon as any byte rules it out.
+///
+/// Checks the kind (offset 4) and the magic (offsets 13..21). An OpenWire
+/// WireFormatInfo also has type 1 at offset 4, but `ActiveMQ` at 5..13; STOMP has a
+/// letter at offset 4.
+pub fn looks_like_replication(first_bytes: &[u8]) -> Option<bool> {
+    if let Some(&kind) = first_bytes.get(4) {
+        if kind != KIND_HELLO {
+            return Some(false);
+        }
+    }
+    let magic = first_bytes.get(MAGIC_AT..).unwrap_or(&[]);
+    let n = magic.len().min(MAGIC.len());
+    if magic[..n] != MAGIC[..n] {
+        return Some(false);
+    }
+    if n == MAGIC.len() {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+/// Incremental, bounded decoder for one link.
+///
+/// Feed it the connection's read buffer after every read; each call takes at most one
+/// frame off the front, and leaves an incomplete frame in place.
+#[derive(Debug)]
+pub struct Decoder {
+    /// Largest whole frame (len field included) accepted; anything larger is refused
+    /// from its first four bytes. Must exceed the largest batch the master ships.
+    pub max_frame_bytes: usize,
+    /// Set by the first error; every later call repeats it, since the stream is lost.
+    failed: Option<FrameError>,
+}
+
+impl Default for Decoder {
+    fn default() -> Decoder {
+        Decoder::new(Decoder::DEFAULT_MAX_FRAME_BYTES)
+    }
+}
+
+impl Decoder {
+    /// 128 MiB: four default journal segments, far above a default 1 MiB batch and the
+    /// 64 MiB STOMP frame limit (a record larger than a batch ships alone).
+    pub const DEFAULT_MAX_FRAME_BYTES: usize = 128 << 20;
+
+    pub fn new(max_frame_bytes: usize) -> Decoder {
+        Decoder {
+            max_frame_bytes,
+            failed: None,
+        }
+    }
+
+    /// Takes one frame off the front of `buf`: `Ok(None)` while it is incomplete.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let result = self.decode_one(buf);
+        if let Err(e) = &result {
+            self.failed = Some(e.clone());
+        }
+        result
+    }
+
+    fn decode_one(&self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        let Some(len) = buf.get(..4) else {
+            return Ok(None);
+        };
+        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]);
+        if len < MIN_LEN {
+            return Err(FrameError::TooShort { len });
+        }
+        let total = 4 + u64::from(len);
+        if total > self.max_frame_bytes as u64 {
+            return Err(FrameError::TooLarge {
+                bytes: total,
+                max_frame_bytes: self.max_frame_bytes,
+            });
+        }
+        if let Some(&kind) = buf.get(4) {
+            if !(KIND_HELLO..=KIND_GOODBYE).contains(&kind) {
+                return Err(FrameError::UnknownKind(kind));
+            }
+            if kind == KIND_HELLO && looks_like_replication(buf) == Some(false) {
+                return Err(FrameError::BadMagic);
+            }
+        }
+        // `total <= max_frame_bytes`, so it fits a usize.
+        let total = total as usize;
+        if buf.len() < total {
+            return Ok(None);
+        }
+        let frame = buf.split_to(total).freeze();
+        parse(&frame).map(Some)
+    }
+}
+
+/// Parses one complete frame, `len` already checked to match `frame.len()`.
+fn parse(frame: &Bytes) -> Result<Frame, FrameError> {
+    let mut r = Reader {
+        buf: frame,
+        pos: 4,
+        kind: 0,
+    };
+    r.kind = r.u8()?;
+    let epoch = r.u64()?;
+    let body = match r.kind {
+        KIND_HELLO => {
+            if r.take(MAGIC.len())? != MAGIC {
+                return Err(FrameError::BadMagic);
+            }
+            let version = r.u16()?;
+            let shards = usize::from(r.u16()?);
+            let user = r.str()?;
+            let password = r.str()?;
+            let node_id = r.str()?;
+            let positions_bytes = 8 * shards;
+            if r.remaining() < positions_bytes {
+                return Err(FrameError::Positions { kind: r.kind });
+            }
+            let mut client_addrs = Vec::new();
+            while r.remaining() > positions_bytes {
+                client_addrs.push(r.str()?);
+                if r.remaining() < positions_bytes {
+                    return Err(FrameError::Positions { kind: r.kind });
+                }
+            }
+            Body::Hello {
+                version,
+                user,
+                password,
+                node_id,
+                client_addrs,
+                positions: r.u64s(shards)?,
+            }
+        }
+        KIND_WELCOME => {
+            let master_node_id = r.str()?;
+            if !r.remaining().is_multiple_of(8) {
+                return Err(FrameError::Positions { kind: r.kind });
+            }
+            Body::Welcome {
+                master_node_id,
+                oldest: r.u64s(r.remaining() / 8)?,
+            }
+        }
+        KIND_REFUSE => Body::Refuse {
+            code: RefuseCode::from_u8(r.u8()?),
+            reason: r.str()?,
+        },
+        KIND_BATCH => Body::Batch {
+            shard: r.u16()?,
+            start: r.u64()?,
+            bytes: r.rest(),
+        },
+        KIND_VOLATILE => Body::Volatile {
+            shard: r.u16()?,
+            seq: r.u64()?,
+            record: r.rest(),
+        },
+        KIND_ACK => Body::Ack {
+            shard: r.u16()?,
+            received: r.u64()?,
+            durable: r.u64()?,
+        },
+        KIND_HEARTBEAT => Body::Heartbeat,
+        KIND_GOODBYE => Body::Goodbye { reason: r.str()? },
+        other => return Err(FrameError::UnknownKind(other)),
+    };
+    if r.remaining() != 0 {
+        return Err(FrameError::TrailingBytes {
+            kind: r.kind,
+            extra: r.remaining(),
+        });
+    }
+    Ok(Frame { epoch, body })
+}
+
+/// Bounds-checked reads over one frame. Invariant: `pos <= buf.len()`.
+struct Reader<'a> {
+    buf: &'a Bytes,
+    pos: usize,
+    /// The frame's kind, for error messages (0 until read).
+    kind: u8,
+}
+
+impl Reader<'_> {
+    fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn take(&mut self, n: usize) -> Result<&[u8], FrameError> {
+        if self.remaining() < n {
+            return Err(FrameError::Truncated { kind: self.kind });
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], FrameError> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+
+    fn u8(&mut self) -> Result<u8, FrameError> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, FrameError> {
+        Ok(u16::from_le_bytes(self.array()?))
+    }
+
+    fn u32(&mut self) -> Result<u32, FrameError> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+
+    fn u64(&mut self) -> Result<u64, FrameError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+
+    /// `count` u64s; the caller has bounded `count` by the bytes left.
+    fn u64s(&mut self, count: usize) -> Result<Vec<u64>, FrameError> {
+        let mut v = Vec::with_capacity(count.min(self.remaining() / 8));
+        for _ in 0..count {
+            v.push(self.u64()?);
+        }
+        Ok(v)
+    }
+
+    fn str(&mut self) -> Result<String, FrameError> {
+        let len = self.u32()? as usize;
+        let bytes = self.take(len)?;
+        std::str::from_utf8(bytes)
+            .map(str::to_owned)
+            .map_err(|_| FrameError::Utf8)
+    }
+
+    /// The rest of the frame, as a slice of it (no copy).
+    fn rest(&mut self) -> Bytes {
+        let b = self.buf.slice(self.pos..);
+        self.pos = self.buf.len();
+        b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn hello() -> Frame {
+        Frame {
+            epoch: 3,
+            body: Body::Hello {
+                version: VERSION,
+                user: "admin".into(),
+                password: "pässword".into(),
+                node_id: "node-b".into(),
+                client_addrs: vec!["tcp://10.0.0.2:61616".into(), "".into()],
+                positions: vec![0, 1 << 40, u64::MAX],
+            },
+        }
+    }
+
+    fn every_kind() -> Vec<Frame> {
+        let f = |epoch, body| Frame { epoch, body };
+        vec![
+            hello(),
+            f(
+                3,
+                Body::Hello {
+                    version: 9,
+                    user: String::new(),
+                    password: String::new(),
+                    node_id: String::new(),
+                    client_addrs: vec![],
+                    positions: vec![],
+                },
+            ),
+            f(
+                4,
+                Body::Welcome {
+                    master_node_id: "node-a".into(),
+                    oldest: vec![7, 8],
+                },
+            ),
+            f(
+                4,
+                Body::Refuse {
+                    code: RefuseCode::SecondSlave,
+                    reason: "already attached".into(),
+                },
+            ),
+            f(
+                4,
+                Body::Refuse {
+                    code: RefuseCode::Other(200),
+                    reason: String::new(),
+                },
+            ),
+            f(
+                5,
+                Body::Batch {
+                    shard: 2,
+                    start: 4096,
+                    bytes: Bytes::from_static(b"\x00journal\xffbytes"),
+                },
+            ),
+            f(
+                5,
+                Body::Batch {
+                    shard: 0,
+                    start: 0,
+                    bytes: Bytes::new(),
+                },
+            ),
+            f(
+                5,
+                Body::Volatile {
+                    shard: 1,
+                    seq: 99,
+                    record: Bytes::from_static(b"rec"),
+                },
+            ),
+            f(
+                u64::MAX,
+                Body::Ack {
+                    shard: u16::MAX,
+                    received: 10,
+                    durable: 9,
+                },
+            ),
+            f(0, Body::Heartbeat),
+            f(
+                1,
+                Body::Goodbye {
+                    reason: "shutdown".into(),
+                },
+            ),
+        ]
+    }
+
+    fn encoded(frame: &Frame) -> BytesMut {
+        let mut b = BytesMut::new();
+        encode(frame, &mut b);
+        b
+    }
+
+    /// Decodes everything in `buf`; panics on an error or a leftover partial frame.
+    fn decode_all(buf: &mut BytesMut) -> Vec<Frame> {
+        let mut d = Decoder::default();
+        let mut out = Vec::new();
+        while let Some(f) = d.decode(buf).expect("valid frames") {
+            out.push(f);
+        }
+        assert!(buf.is_empty(), "{} bytes left", buf.len());
+        out
+    }
+
+    #[test]
+    fn every_kind_round_trips() {
+        for f in every_kind() {
+            let mut b = encoded(&f);
+            assert_eq!(decode_all(&mut b), vec![f]);
+        }
+    }
+
+    #[test]
+    fn heartbeat_bytes_are_exact() {
+        let b = encoded(&Frame {
+            epoch: 0x0102_0304_0506_0708,
+            body: Body::Heartbeat,
+        });
+        assert_eq!(&b[..], &[9, 0, 0, 0, 7, 8, 7, 6, 5, 4, 3, 2, 1]);
+    }
+
+    #[test]
+    fn ack_bytes_are_exact() {
+        let b = encoded(&Frame {
+            epoch: 2,
+            body: Body::Ack {
+                shard: 0x0103,
+                received: 0x10,
+                durable: 0x0f,
+            },
+        });
+        #[rustfmt::skip]
+        let want: &[u8] = &[
+            27, 0, 0, 0,             // len: 1 + 8 + 2 + 8 + 8
+            6,                       // kind
+            2, 0, 0, 0, 0, 0, 0, 0,  // epoch
+            3, 1,                    // shard
+            0x10, 0, 0, 0, 0, 0, 0, 0, // received
+            0x0f, 0, 0, 0, 0, 0, 0, 0, // durable
+        ];
+        assert_eq!(&b[..], want);
+    }
+
+    #[test]
+    fn hello_magic_sits_where_sniffing_looks() {
+        let b = encoded(&hello());
+        assert_eq!(b[4], 1);
+        assert_eq!(&b[13..21], MAGIC);
+        for n in 0..21 {
+            assert_eq!(looks_like_replication(&b[..n]), None, "{n} bytes");
+        }
+        assert_eq!(looks_like_replication(&b[..21]), Some(true));
+        assert_eq!(looks_like_replication(&b), Some(true));
+    }
+
+    #[test]
+    fn sniffing_rules_out_other_protocols_early() {
+        assert_eq!(looks_like_replication(b"CONNECT\n"), Some(false));
+        assert_eq!(looks_like_replication(b"STOMP\n"), Some(false));
+        // OpenWire WireFormatInfo: size (BE), type 1, "ActiveMQ", version...
+        let mut ow = vec![0, 0, 1, 0, 1];
+        ow.extend_from_slice(b"ActiveMQ");
+        assert_eq!(looks_like_replication(&ow), None);
+        ow.extend_from_slice(&[0, 0, 0, 12]);
+        assert_eq!(looks_like_replication(&ow), Some(false));
+        assert_eq!(
+            looks_like_replication(&encoded(&every_kind()[2])),
+            Some(false)
+        );
+    }
+
+    #[test]
+    fn one_byte_at_a_time() {
+        let frames = every_kind();
+        let mut all = BytesMut::new();
+        for f in &frames {
+            encode(f, &mut all);
+        }
+        let mut d = Decoder::default();
+        let mut buf = BytesMut::new();
+        let mut got = Vec::new();
+        for &byte in all.iter() {
+            buf.put_u8(byte);
+            if let Some(f) = d.decode(&mut buf).expect("valid") {
+                got.push(f);
+            }
+            assert_eq!(d.decode(&mut buf), Ok(None));
+        }
+        assert_eq!(got, frames);
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn batch_bytes_are_not_copied() {
+        let mut buf = encoded(&every_kind()[5]);
+        let base = buf.as_ptr() as usize;
+        let Some(Frame {
+            body: Body::Batch { bytes, .. },
+            ..
+        }) = Decoder::default().decode(&mut buf).expect("valid")
+        else {
+            panic!("not a batch");
+        };
+        assert_eq!(bytes.as_ptr() as usize, base + HEADER_BYTES + 10);
+    }
+
+    #[test]
+    fn truncated_frame_waits_and_consumes_nothing() {
+        for f in every_kind() {
+            let b = encoded(&f);
+            for cut in 0..b.len() {
+                let mut part = BytesMut::from(&b[..cut]);
+                assert_eq!(Decoder::default().decode(&mut part), Ok(None));
+                assert_eq!(part.len(), cut);
+            }
+        }
+    }
+
+    /// A frame whose `len` ends it inside a field.
+    #[test]
+    fn len_cutting_a_field_is_an_error() {
+        for f in every_kind() {
+            let full = encoded(&f);
+            for body_len in 0..full.len() - HEADER_BYTES {
+                let mut b = BytesMut::from(&full[..HEADER_BYTES + body_len]);
+                let len = (b.len() - 4) as u32;
+                b[..4].copy_from_slice(&len.to_le_bytes());
+                match Decoder::default().decode(&mut b) {
+                    Err(_) => {}
+                    // Batch and Volatile payloads may legitimately be shorter.
+                    Ok(Some(Frame {
+                        body: Body::Batch { .. } | Body::Volatile { .. },
+                        ..
+                    })) if body_len >= 10 => {}
+                    // Lists carry no count, so a prefix can be another valid frame
+                    // (address bytes read as positions): only `len` delimits them.
+                    Ok(Some(Frame {
+                        body: Body::Welcome { .. } | Body::Hello { .. },
+                        ..
+                    })) => {}
+                    other => panic!("{f:?} cut to {body_len}: {other:?}"),
+                }
+            }
+        }
+        let mut b = BytesMut::from(&[20u8, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0][..]);
+        b.extend_from_slice(&[0; 11]);
+        assert_eq!(
+            Decoder::default().decode(&mut b),
+            Err(FrameError::Truncated { kind: 6 })
+        );
+    }
+
+    #[test]
+    fn oversized_len_is_refused_from_four_bytes() {
+        let mut d = Decoder::new(1024);
+        let mut b = BytesMut::from(&u32::MAX.to_le_bytes()[..]);
+        let err = FrameError::TooLarge {
+            bytes: 4 + u64::from(u32::MAX),
+            max_frame_bytes: 1024,
+        };
+        assert_eq!(d.decode(&mut b), Err(err.clone()));
+        // The stream is lost: the decoder stays failed, whatever follows.
+        let mut ok = encoded(&Frame {
+            epoch: 0,
+            body: Body::Heartbeat,
+        });
+        assert_eq!(d.decode(&mut ok), Err(err));
+
+        // Exactly at the limit is fine; one byte over is not.
+        let batch = |n: usize| Frame {
+            epoch: 0,
+            body: Body::Batch {
+                shard: 0,
+                start: 0,
+                bytes: Bytes::from(vec![7; n]),
+            },
+        };
+        let at_limit = 1024 - HEADER_BYTES - 10;
+        let mut b = encoded(&batch(at_limit));
+        assert_eq!(b.len(), 1024);
+        assert_eq!(Decoder::new(1024).decode(&mut b), Ok(Some(batch(at_limit))));
+        let b = encoded(&batch(at_limit + 1));
+        assert!(matches!(
+            Decoder::new(1024).decode(&mut b[..4].into()),
+            Err(FrameError::TooLarge { bytes: 1025, .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_headers_and_bodies_are_errors() {
+        let dec = |bytes: &[u8]| Decoder::default().decode(&mut BytesMut::from(bytes));
+        assert_eq!(dec(&[8, 0, 0, 0]), Err(FrameError::TooShort { len: 8 }));
+        assert_eq!(dec(&[9, 0, 0, 0, 0]), Err(FrameError::UnknownKind(0)));
+        assert_eq!(dec(&[9, 0, 0, 0, 9]), Err(FrameError::UnknownKind(9)));
+        assert_eq!(
+            dec(&[10, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            Err(FrameError::TrailingBytes { kind: 7, extra: 1 })
+        );
+        // Goodbye whose string is not UTF-8.
+        assert_eq!(
+            dec(&[14, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0xff]),
+            Err(FrameError::Utf8)
+        );
+        // Welcome whose positions are not whole u64s.
+        let mut w = encoded(&every_kind()[2]);
+        w.put_u8(0);
+        let len = (w.len() - 4) as u32;
+        w[..4].copy_from_slice(&len.to_le_bytes());
+        assert_eq!(dec(&w), Err(FrameError::Positions { kind: 2 }));
+    }
+
+    #[test]
+    fn hello_without_magic_is_refused() {
+        let mut b = encoded(&hello());
+        b[13] = b'X';
+        // Refused as soon as the magic is in, before the rest of the frame.
+        assert_eq!(
+            Decoder::default().decode(&mut BytesMut::from(&b[..21])),
+            Err(FrameError::BadMagic)
+        );
+        assert_eq!(Decoder::default().decode(&mut b), Err(FrameError::BadMagic));
+    }
+
+    #[test]
+    fn refuse_codes_map_both_ways() {
+        for c in 0..=u8::MAX {
+            assert_eq!(RefuseCode::from_u8(c).to_u8(), c);
+        }
+        assert_eq!(RefuseCode::from_u8(3), RefuseCode::StaleEpoch);
+        assert_eq!(RefuseCode::from_u8(0), RefuseCode::Other(0));
+    }
+
+    fn arb_str() -> impl Strategy<Value = String> {
+        proptest::string::string_regex("\\PC{0,8}").expect("regex")
+    }
+
+    fn arb_bytes() -> impl Strategy<Value = Bytes> {
+        proptest::collection::vec(any::<u8>(), 0..40).prop_map(Bytes::from)
+    }
+
+    fn arb_body() -> impl Strategy<Value = Body> {
+        prop_oneof![
+            (
+                any::<u16>(),
+                arb_str(),
+                arb_str(),
+                arb_str(),
+                proptest::collection::vec(arb_str(), 0..4),
+                proptest::collection::vec(any::<u64>(), 0..5),
+            )
+                .prop_map(
+                    |(version, user, password, node_id, client_addrs, positions)| {
+                        Body::Hello {
+                            version,
+                            user,
+                            password,
+                            node_id,
+                            client_addrs,
+                            positions,
+                        }
+                    }
+                ),
+            (arb_str(), proptest::collection::vec(any::<u64>(), 0..5)).prop_map(
+                |(master_node_id, oldest)| Body::Welcome {
+                    master_node_id,
+                    oldest
+                }
+            ),
+            (any::<u8>(), arb_str()).prop_map(|(c, reason)| Body::Refuse {
+                code: RefuseCode::from_u8(c),
+                reason
+            }),
+            (any::<u16>(), any::<u64>(), arb_bytes()).prop_map(|(shard, start, bytes)| {
+                Body::Batch {
+                    shard,
+                    start,
+                    bytes,
+                }
+            }),
+            (any::<u16>(), any::<u64>(), arb_bytes())
+                .prop_map(|(shard, seq, record)| { Body::Volatile { shard, seq, record } }),
+            (any::<u16>(), any::<u64>(), any::<u64>()).prop_map(|(shard, a, b)| Body::Ack {
+                shard,
+                received: a.max(b),
+                durable: a.min(b),
+            }),
+            Just(Body::Heartbeat),
+            arb_str().prop_map(|reason| Body::Goodbye { reason }),
+        ]
+    }
+
+    fn arb_frame() -> impl Strategy<Value = Frame> {
+        (any::<u64>(), arb_body()).prop_map(|(epoch, body)| Frame { epoch, body })
+    }
+
+    /// Feeds `input` in pieces cut at `cuts`; returns the frames, or the first error.
+    fn feed(
+        d: &mut Decoder,
+        input: &[u8],
+        cuts: &[usize],
+    ) -> (Vec<Frame>, Option<FrameError>, BytesMut) {
+        let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+        cuts.push(input.len());
+        cuts.sort_unstable();
+        let (mut buf, mut frames, mut from) = (BytesMut::new(), Vec::new(), 0);
+        for cut in cuts {
+            buf.extend_from_slice(&input[from..cut]);
+            from = cut;
+            loop {
+                match d.decode(&mut buf) {
+                    Ok(Some(f)) => frames.push(f),
+                    Ok(None) => break,
+                    Err(e) => return (frames, Some(e), buf),
+                }
+            }
+        }
+        (frames, None, buf)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_bytes_never_panic(
+            input in proptest::collection::vec(any::<u8>(), 0..512),
+            cuts in proptest::collection::vec(0usize..512, 0..8),
+            max in 0usize..600,
+        ) {
+            let _ = feed(&mut Decoder::new(max), &input, &cuts);
+            let _ = looks_like_replication(&input);
+        }
+
+        #[test]
+        fn random_bodies_behind_a_valid_header_never_panic(
+            kind in 1u8..=8,
+            body in proptest::collection::vec(any::<u8>(), 0..200),
+        ) {
+            let mut input = ((body.len() + 9) as u32).to_le_bytes().to_vec();
+            input.push(kind);
+            input.extend_from_slice(&[0; 8]);
+            if kind == 1 {
+                input.extend_from_slice(MAGIC);
+            }
+            input.extend_from_slice(&body);
+            let _ = feed(&mut Decoder::default(), &input, &[]);
+        }
+
+        #[test]
+        fn valid_frames_round_trip_whatever_the_split(
+            frames in proptest::collection::vec(arb_frame(), 1..5),
+            cuts in proptest::collection::vec(0usize..2048, 0..10),
+        ) {
+            let mut input = BytesMut::new();
+            for f in &frames {
+                encode(f, &mut input);
+            }
+            let (got, err, rest) = feed(&mut Decoder::default(), &input, &cuts);
+            prop_assert_eq!(err, None);
+            prop_assert!(rest.is_empty());
+            prop_assert_eq!(got, frames);
+        }
+    }
+}
