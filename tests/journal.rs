@@ -339,3 +339,174 @@ fn batch_tap_sees_exactly_the_written_bytes() {
         assert_eq!(first, locs[0].position());
     });
 }
+
+/// Log shipping: every batch a master's tap gives is written verbatim into a second
+/// journal with `write_shipped`; both then replay the same records at the same
+/// locations and their segment files are byte-identical. Gaps and damaged batches
+/// are refused and leave the slave unchanged.
+#[test]
+fn shipped_batches_make_a_byte_identical_mirror() {
+    let master_dir = tempfile::tempdir_in(".").unwrap();
+    let slave_dir = tempfile::tempdir_in(".").unwrap();
+    let mut rng = Rng(0x5EED_1234_5678_9ABD);
+    rt::run_local(async {
+        let (master, _) = Journal::open(cfg(master_dir.path())).await.unwrap();
+        let (slave, _) = Journal::open(cfg(slave_dir.path())).await.unwrap();
+        let slave = Rc::new(slave);
+        let shipped: Rc<RefCell<Vec<(Position, bytes::Bytes)>>> = Rc::default();
+        {
+            let (slave, shipped) = (slave.clone(), shipped.clone());
+            master.set_batch_tap(Box::new(move |pos, bytes| {
+                slave.write_shipped(pos, &bytes).unwrap();
+                shipped.borrow_mut().push((pos, bytes));
+            }));
+        }
+        // A few hundred random-size records in random bursts (so batches vary), with
+        // two records larger than a segment (they get segments of their own).
+        let mut payloads = Vec::new();
+        let mut end = Position(0);
+        for i in 0..400u64 {
+            let len = match i {
+                150 | 290 => SMALL_SEGMENT as usize + 5000,
+                _ => 1 + rng.below(2500) as usize,
+            };
+            let p: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            end = master.append(&p).unwrap().end;
+            payloads.push(p);
+            if rng.below(8) == 0 {
+                master.wait_durable(end).await.unwrap();
+            }
+        }
+        master.wait_durable(end).await.unwrap();
+        assert!(master.segments().len() >= 10, "{:?}", master.segments());
+        let slave_end = slave.appended_position();
+        assert_eq!(slave_end, master.appended_position());
+        assert_eq!(slave.next_position(), master.next_position());
+        slave.wait_durable(slave_end).await.unwrap();
+
+        // The shipped batches decode to the master's records, in order.
+        let decoded: Vec<_> = shipped
+            .borrow()
+            .iter()
+            .flat_map(|(pos, b)| Journal::decode_shipped(*pos, b).unwrap())
+            .collect();
+        assert_eq!(decoded.len(), payloads.len());
+        let ends_with_roll =
+            |b: &bytes::Bytes| b.len() >= 8 && b[b.len() - 8..b.len() - 4] == [0xff; 4];
+        assert!(
+            shipped
+                .borrow()
+                .iter()
+                .filter(|(_, b)| ends_with_roll(b))
+                .count()
+                >= 5,
+            "batches closing a segment were shipped"
+        );
+        for (r, p) in decoded.iter().zip(&payloads) {
+            assert_eq!(&r.payload[..], &p[..]);
+            assert_eq!(&slave.read(r.location).await.unwrap()[..], &p[..]);
+        }
+
+        // One more batch, kept from the slave, to try bad deliveries with.
+        let held: Rc<RefCell<Vec<(Position, bytes::Bytes)>>> = Rc::default();
+        {
+            let held = held.clone();
+            master.set_batch_tap(Box::new(move |pos, bytes| {
+                held.borrow_mut().push((pos, bytes))
+            }));
+        }
+        let last = master.append(b"the last record").unwrap();
+        master.wait_durable(last.end).await.unwrap();
+        // (If the record rolled to a new segment, the roll marker came first.)
+        let (pos, good) = {
+            let held = held.borrow();
+            for (p, b) in &held[..held.len() - 1] {
+                slave.write_shipped(*p, b).unwrap();
+            }
+            held.last().unwrap().clone()
+        };
+        assert_eq!(pos, slave.next_position());
+        let slave_end = slave.appended_position();
+        let before = slave.stats();
+        // A gap (and a repeat of an old batch) is refused.
+        let later = Position::new(pos.segment(), pos.offset() + 8);
+        match slave.write_shipped(later, &good) {
+            Err(StoreError::ShippedGap { expected, got }) => {
+                assert_eq!((expected, got), (pos, later))
+            }
+            r => panic!("gap accepted: {r:?}"),
+        }
+        let (old_pos, old) = shipped.borrow()[0].clone();
+        assert!(matches!(
+            slave.write_shipped(old_pos, &old),
+            Err(StoreError::ShippedGap { .. })
+        ));
+        // A flipped payload bit, a flipped length, a truncated frame: refused.
+        for damage in 0..3 {
+            let mut bad = good.to_vec();
+            match damage {
+                0 => bad[10] ^= 0x40,
+                1 => bad[0] ^= 1,
+                _ => bad.truncate(good.len() - 3),
+            }
+            assert!(
+                matches!(
+                    slave.write_shipped(pos, &bad),
+                    Err(StoreError::ShippedCorrupt { .. })
+                ),
+                "damage {damage} accepted"
+            );
+            assert!(Journal::decode_shipped(pos, &bad.into()).is_err());
+        }
+        // Nothing of the refused batches went in.
+        assert_eq!(slave.appended_position(), slave_end);
+        assert_eq!(slave.next_position(), pos);
+        assert_eq!(slave.stats().records_appended, before.records_appended);
+        let e = slave.write_shipped(pos, &good).unwrap();
+        assert_eq!(e, last.end);
+        slave.wait_durable(e).await.unwrap();
+        payloads.push(b"the last record".to_vec());
+
+        master.close().await.unwrap();
+        Rc::try_unwrap(slave)
+            .ok()
+            .expect("the tap holding the slave is gone")
+            .close()
+            .await
+            .unwrap();
+
+        // Both replay the same records at the same locations.
+        let (m, m_replay) = Journal::open(cfg(master_dir.path())).await.unwrap();
+        let (s, s_replay) = Journal::open(cfg(slave_dir.path())).await.unwrap();
+        assert_eq!(m_replay.len(), payloads.len());
+        assert_eq!(m_replay, s_replay);
+        for (r, p) in m_replay.iter().zip(&payloads) {
+            assert_eq!(&r.payload[..], &p[..]);
+        }
+        m.close().await.unwrap();
+        s.close().await.unwrap();
+    });
+    // The segment files are byte-identical.
+    let files = |dir: &Path| {
+        let mut v: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().ends_with(".log"))
+            .collect();
+        v.sort();
+        v
+    };
+    let names = files(master_dir.path());
+    assert_eq!(names, files(slave_dir.path()));
+    assert!(names.len() >= 10);
+    let oversized = names
+        .iter()
+        .filter(|n| std::fs::metadata(slave_dir.path().join(n)).unwrap().len() > SMALL_SEGMENT)
+        .count();
+    assert!(oversized >= 2, "segments sized for the large records");
+    for n in &names {
+        let a = std::fs::read(master_dir.path().join(n)).unwrap();
+        let b = std::fs::read(slave_dir.path().join(n)).unwrap();
+        assert!(a == b, "segment {n:?} differs");
+    }
+}

@@ -472,6 +472,146 @@ impl Journal {
         self.inner.state.borrow_mut().tap = Some(tap);
     }
 
+    /// Slave side of log shipping: appends `bytes`, exactly as a master's batch tap
+    /// (see [`Journal::set_batch_tap`]) produced them, at `start`, so this journal
+    /// becomes byte-identical to the master's at the same positions. Synchronous like
+    /// [`Journal::append`]; returns the end of the last frame, which
+    /// [`Journal::wait_durable`] takes.
+    ///
+    /// * `start` must be [`Journal::next_position`] (the appended end, or offset 4096
+    ///   of the next segment after a roll marker), else [`StoreError::ShippedGap`].
+    /// * Every frame is checked first (record checksums, zero padding, room in its
+    ///   segment, no end marker, no truncated frame); on any fault the batch is
+    ///   refused with [`StoreError::ShippedCorrupt`] and the journal is unchanged.
+    /// * A roll marker closes its segment and the following bytes, if any, go to
+    ///   offset 4096 of the next one. The master's writer never puts two segments in
+    ///   one tapped batch (a `Batch` has one segment, and a roll marker is the last
+    ///   frame of its segment), but a batch spanning segments is accepted too.
+    /// * Segments are created as the bytes say, with the size the master's `append`
+    ///   would choose: `segment_bytes` of the config, or a size fitted to a record
+    ///   that opens a segment and does not fit a standard one. So the slave must be
+    ///   configured with the master's `segment_bytes` for the files (whose header
+    ///   records the size) to be byte-identical.
+    ///
+    /// The bytes go through the ordinary pending batches and group-commit writer
+    /// (this journal's own tap, if any, sees them too).
+    pub fn write_shipped(&self, start: Position, bytes: &[u8]) -> Result<Position, StoreError> {
+        let mut guard = self.inner.state.borrow_mut();
+        let st = &mut *guard;
+        if let Some(why) = &st.failed {
+            return Err(StoreError::Failed(why.clone()));
+        }
+        if st.closing {
+            return Err(StoreError::Closed);
+        }
+        let expected = Position::new(st.cursor_segment, st.cursor_offset);
+        if start != expected {
+            return Err(StoreError::ShippedGap {
+                expected,
+                got: start,
+            });
+        }
+        // Check everything before touching the state.
+        let mut sizes: Vec<(u64, u64)> = Vec::new();
+        let frames = walk_shipped(start, bytes, |seg, off, first_len| {
+            let size = shipped_segment_bytes(
+                st,
+                self.inner.precreate_started_for.get(),
+                seg,
+                off,
+                first_len,
+            );
+            sizes.push((seg, size));
+            size
+        })?;
+        let size_of = |seg: u64| {
+            sizes
+                .iter()
+                .find(|(s, _)| *s == seg)
+                .map(|(_, b)| *b)
+                .expect("the walk sized every segment it entered")
+        };
+
+        // Split at roll markers: one piece per segment.
+        let mut from = 0usize;
+        let mut records = 0u64;
+        let mut record_bytes = 0u64;
+        for (i, f) in frames.iter().enumerate() {
+            if f.payload.is_some() {
+                records += 1;
+                record_bytes += (f.range.end - f.range.start) as u64;
+            }
+            let last = i + 1 == frames.len();
+            if !(f.payload.is_none() || last) {
+                continue;
+            }
+            let seg = f.at.segment();
+            debug_assert_eq!(
+                Position::new(st.cursor_segment, st.cursor_offset),
+                Position::new(seg, f.at.offset() - (f.range.start - from) as u32)
+            );
+            let size = size_of(seg);
+            if !st.segments.contains_key(&seg) && size != st.cfg.segment_bytes {
+                st.planned_sizes.insert(seg, size);
+            }
+            st.cursor_segment_bytes = size;
+            let piece = &bytes[from..f.range.end];
+            let batch = batch_for(st, piece.len() as u32);
+            batch.buf.extend_from_slice(piece);
+            let end = batch.end();
+            st.cursor_offset = end;
+            st.appended = Position::new(seg, end);
+            from = f.range.end;
+            if f.payload.is_none() {
+                st.cursor_segment = seg + 1;
+                st.cursor_offset = HEADER_BYTES;
+                st.cursor_segment_bytes = st
+                    .segments
+                    .get(&(seg + 1))
+                    .map_or(st.cfg.segment_bytes, |s| s.bytes);
+            }
+        }
+        debug_assert_eq!(from, bytes.len());
+        st.stats.records_appended += records;
+        st.stats.bytes_appended += record_bytes;
+        if let Some(w) = st.writer_waker.take() {
+            w.wake();
+        }
+        Ok(st.appended)
+    }
+
+    /// Decodes the records of a shipped batch (bytes a batch tap produced, starting at
+    /// `start`) so a slave can apply them; roll markers move to the next segment. Any
+    /// invalid frame refuses the whole batch with [`StoreError::ShippedCorrupt`].
+    /// Payloads share `bytes`' buffer.
+    pub fn decode_shipped(
+        start: Position,
+        bytes: &Bytes,
+    ) -> Result<Vec<ReplayedRecord>, StoreError> {
+        let frames = walk_shipped(start, bytes, |_, _, _| SEGMENT_BYTES_MAX)?;
+        Ok(frames
+            .into_iter()
+            .filter_map(|f| {
+                let payload = f.payload?;
+                Some(ReplayedRecord {
+                    location: Location {
+                        segment: f.at.segment(),
+                        offset: f.at.offset(),
+                        len: payload.len() as u32,
+                    },
+                    payload: bytes.slice(payload),
+                })
+            })
+            .collect())
+    }
+
+    /// Where the next byte goes: the appended end, or offset 4096 of the next segment
+    /// when the log ends with a roll marker. A shipped batch must start here.
+    pub fn next_position(&self) -> Position {
+        let st = self.inner.state.borrow();
+        Position::new(st.cursor_segment, st.cursor_offset)
+    }
+
     /// Installs a callback told the duration of every write+fdatasync (one group
     /// commit), after it completed and before its waiters are woken.
     pub fn set_sync_observer(&self, observer: Rc<dyn Fn(std::time::Duration)>) {
@@ -558,6 +698,103 @@ fn batch_for(st: &mut State, framed: u32) -> &mut Batch {
     let b = st.pending.back_mut().expect("a batch was just ensured");
     debug_assert_eq!(b.end(), off);
     b
+}
+
+/// One frame of a shipped batch.
+struct ShippedFrame {
+    /// Position of the frame's first byte.
+    at: Position,
+    /// The whole frame (header, payload, padding) in the batch.
+    range: std::ops::Range<usize>,
+    /// The payload in the batch; `None` for a roll marker.
+    payload: Option<std::ops::Range<usize>>,
+}
+
+/// Checks and splits shipped bytes into frames. `segment_bytes(segment, offset,
+/// first_len)` gives the size of each segment the bytes enter, asked at its first
+/// frame in the batch with that frame's raw `len` field.
+fn walk_shipped(
+    start: Position,
+    bytes: &[u8],
+    mut segment_bytes: impl FnMut(u64, u32, u32) -> u64,
+) -> Result<Vec<ShippedFrame>, StoreError> {
+    let mut seg = start.segment();
+    let mut off = start.offset();
+    if seg == 0 || off < HEADER_BYTES || !off.is_multiple_of(format::RECORD_ALIGN) {
+        return Err(StoreError::shipped(start, "not a record position"));
+    }
+    let mut size = None;
+    let mut pos = 0usize;
+    let mut frames = Vec::new();
+    while pos < bytes.len() {
+        let at = Position::new(seg, off);
+        let rest = &bytes[pos..];
+        let Some(hdr) = rest.get(..FRAME_HEADER_BYTES as usize) else {
+            return Err(StoreError::shipped(at, "truncated frame header"));
+        };
+        let len = u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
+        let seg_bytes = *size.get_or_insert_with(|| segment_bytes(seg, off, len));
+        let room = seg_bytes.saturating_sub(u64::from(off));
+        match format::decode_frame(rest, room) {
+            Frame::Record { payload, framed } => {
+                let Some(frame) = rest.get(..framed as usize) else {
+                    return Err(StoreError::shipped(at, "truncated padding"));
+                };
+                let body = FRAME_HEADER_BYTES as usize + payload.len();
+                if frame[body..].iter().any(|b| *b != 0) {
+                    return Err(StoreError::shipped(at, "non-zero padding"));
+                }
+                frames.push(ShippedFrame {
+                    at,
+                    range: pos..pos + framed as usize,
+                    payload: Some(pos + FRAME_HEADER_BYTES as usize..pos + body),
+                });
+                pos += framed as usize;
+                off += framed;
+            }
+            Frame::Roll => {
+                if room < u64::from(FRAME_HEADER_BYTES) {
+                    return Err(StoreError::shipped(at, "roll marker past the segment end"));
+                }
+                frames.push(ShippedFrame {
+                    at,
+                    range: pos..pos + FRAME_HEADER_BYTES as usize,
+                    payload: None,
+                });
+                pos += FRAME_HEADER_BYTES as usize;
+                seg += 1;
+                off = HEADER_BYTES;
+                size = None;
+            }
+            Frame::End => return Err(StoreError::shipped(at, "end marker inside a batch")),
+            Frame::Invalid { why } => return Err(StoreError::shipped(at, why)),
+        }
+    }
+    Ok(frames)
+}
+
+/// The size of segment `seg` for shipped bytes whose first frame there is at `off`
+/// with `len` field `first_len`: what it is if it exists or is decided, else what the
+/// master's [`Journal::append`] chose (the configured size, or one fitted to an
+/// oversized record that opens the segment).
+fn shipped_segment_bytes(st: &State, precreating: u64, seg: u64, off: u32, first_len: u32) -> u64 {
+    if let Some(s) = st.segments.get(&seg) {
+        return s.bytes;
+    }
+    if let Some(b) = st.planned_sizes.get(&seg) {
+        return *b;
+    }
+    if seg == st.cursor_segment && (off > HEADER_BYTES || precreating >= seg) {
+        // Holds pending bytes already, or is being created at the cursor's size.
+        return st.cursor_segment_bytes;
+    }
+    if off != HEADER_BYTES || first_len == 0 || first_len == format::ROLL_LEN {
+        return st.cfg.segment_bytes;
+    }
+    let own = crate::rt::file::align_up(
+        u64::from(HEADER_BYTES) + format::framed_len_u64(first_len) + u64::from(FRAME_HEADER_BYTES),
+    );
+    st.cfg.segment_bytes.max(own.min(SEGMENT_BYTES_MAX))
 }
 
 /// Checks a framed record read back against its location.

@@ -137,9 +137,34 @@ pub enum StoreError {
         /// What is wrong.
         what: String,
     },
+    /// A shipped batch does not start where this journal's log continues (the
+    /// slave missed or repeated bytes); nothing was written.
+    #[error("shipped batch starts at {got}, but the log continues at {expected}")]
+    ShippedGap {
+        /// Where the next shipped byte must go.
+        expected: Position,
+        /// Where the batch said it starts.
+        got: Position,
+    },
+    /// A shipped batch is not a valid run of frames (bad checksum, truncated frame,
+    /// non-zero padding, a frame that does not fit its segment); nothing was written.
+    #[error("invalid shipped batch at {at}: {why}")]
+    ShippedCorrupt {
+        /// Position of the offending frame.
+        at: Position,
+        /// What is wrong.
+        why: String,
+    },
 }
 
 impl StoreError {
+    pub(crate) fn shipped(at: Position, why: impl Into<String>) -> Self {
+        StoreError::ShippedCorrupt {
+            at,
+            why: why.into(),
+        }
+    }
+
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         StoreError::Io {
             op,
