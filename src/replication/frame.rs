@@ -5,8 +5,8 @@
 //! ```text
 //! frame     := len:u32 kind:u8 epoch:u64 body          (len counts kind..end)
 //! kind 1 Hello      magic:"TANDEMRP" version:u16 shards:u16 user:str password:str
-//!                   node_id:str client_addrs:str* positions:(u64 per shard)
-//! kind 2 Welcome    master_node_id:str oldest:(u64 per shard)
+//!                   node_id:str addrs:(count:u32 str*) positions:(u64 per shard)
+//! kind 2 Welcome    master_node_id:str shards:u16 oldest:(u64 per shard)
 //! kind 3 Refuse     reason_code:u8 reason:str
 //! kind 4 Batch      shard:u16 start:u64 bytes          (journal bytes, verbatim)
 //! kind 5 Volatile   shard:u16 seq:u64 record
@@ -18,9 +18,8 @@
 //!
 //! Where the design leaves the layout implicit, this codec reads it as follows:
 //!
-//! * Lists carry no count. Hello's `client_addrs` run until exactly `8 * shards` bytes
-//!   are left (the positions); Welcome's `oldest` is the rest of the frame, a whole
-//!   number of u64s. Batch `bytes` and Volatile `record` are the rest of the frame.
+//! * Lists carry their count, so a cut-short frame can never read as another valid one.
+//!   Batch `bytes` and Volatile `record` are the rest of the frame.
 //! * `reason_code`: 1 bad credentials, 2 second slave, 3 stale epoch, 4 shard mismatch;
 //!   any other value is carried as [`RefuseCode::Other`].
 //! * Every body is read to its exact end: bytes left over are an error.
@@ -165,8 +164,6 @@ pub enum FrameError {
     Truncated { kind: u8 },
     #[error("frame of kind {kind} has {extra} bytes after its last field")]
     TrailingBytes { kind: u8, extra: usize },
-    #[error("per-shard positions do not fill the end of the frame of kind {kind}")]
-    Positions { kind: u8 },
     #[error("string is not UTF-8")]
     Utf8,
 }
@@ -190,17 +187,19 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) {
             client_addrs,
             positions,
         } => {
-            let shards = u16::try_from(positions.len()).expect("Hello with over u16::MAX shards");
+            // Shard counts are small (one per core); a u16 is the format's limit.
+            let shards = positions.len().min(usize::from(u16::MAX)) as u16;
             out.put_slice(MAGIC);
             out.put_u16_le(*version);
             out.put_u16_le(shards);
             put_str(out, user);
             put_str(out, password);
             put_str(out, node_id);
+            out.put_u32_le(client_addrs.len() as u32);
             for a in client_addrs {
                 put_str(out, a);
             }
-            for p in positions {
+            for p in positions.iter().take(usize::from(shards)) {
                 out.put_u64_le(*p);
             }
         }
@@ -209,7 +208,9 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) {
             oldest,
         } => {
             put_str(out, master_node_id);
-            for p in oldest {
+            let shards = oldest.len().min(usize::from(u16::MAX)) as u16;
+            out.put_u16_le(shards);
+            for p in oldest.iter().take(usize::from(shards)) {
                 out.put_u64_le(*p);
             }
         }
@@ -401,16 +402,12 @@ fn parse(frame: &Bytes) -> Result<Frame, FrameError> {
             let user = r.str()?;
             let password = r.str()?;
             let node_id = r.str()?;
-            let positions_bytes = 8 * shards;
-            if r.remaining() < positions_bytes {
-                return Err(FrameError::Positions { kind: r.kind });
-            }
-            let mut client_addrs = Vec::new();
-            while r.remaining() > positions_bytes {
+            let count = r.u32()? as usize;
+            // Each address takes at least its 4-byte length: bound the allocation by
+            // what the frame can hold.
+            let mut client_addrs = Vec::with_capacity(count.min(r.remaining() / 4));
+            for _ in 0..count {
                 client_addrs.push(r.str()?);
-                if r.remaining() < positions_bytes {
-                    return Err(FrameError::Positions { kind: r.kind });
-                }
             }
             Body::Hello {
                 version,
@@ -423,12 +420,10 @@ fn parse(frame: &Bytes) -> Result<Frame, FrameError> {
         }
         KIND_WELCOME => {
             let master_node_id = r.str()?;
-            if !r.remaining().is_multiple_of(8) {
-                return Err(FrameError::Positions { kind: r.kind });
-            }
+            let shards = usize::from(r.u16()?);
             Body::Welcome {
                 master_node_id,
-                oldest: r.u64s(r.remaining() / 8)?,
+                oldest: r.u64s(shards)?,
             }
         }
         KIND_REFUSE => Body::Refuse {
@@ -845,12 +840,15 @@ mod tests {
             dec(&[14, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0xff]),
             Err(FrameError::Utf8)
         );
-        // Welcome whose positions are not whole u64s.
+        // Welcome with a stray byte after its counted positions.
         let mut w = encoded(&every_kind()[2]);
         w.put_u8(0);
         let len = (w.len() - 4) as u32;
         w[..4].copy_from_slice(&len.to_le_bytes());
-        assert_eq!(dec(&w), Err(FrameError::Positions { kind: 2 }));
+        assert_eq!(
+            dec(&w),
+            Err(FrameError::TrailingBytes { kind: 2, extra: 1 })
+        );
     }
 
     #[test]
