@@ -75,36 +75,14 @@ fn to_location(l: Loc) -> Location {
     }
 }
 
-/// Work that needs a body that may have to be read back from the journal. Done in
-/// order, so a consumer never sees its deliveries reordered by a disk read.
-enum Pending {
-    Deliver {
-        sub: super::ops::SubKey,
-        destination: Destination,
-        seq: u64,
-        body: Body,
-        redeliveries: u32,
-    },
-    DeadLetter {
-        destination: Destination,
-        body: Body,
-        seq: u64,
-        token: u64,
-        reason: &'static str,
-    },
-    PageIn {
-        destination: Destination,
-        seq: u64,
-        loc: Loc,
-        token: u64,
-    },
-}
-
 struct Shared {
     core: RefCell<ShardCore>,
     journal: Journal,
     router: RefCell<Option<Router>>,
-    pending: RefCell<VecDeque<Pending>>,
+    /// Outputs that need a body that may have to be read back from the journal
+    /// (deliveries, dead-letter moves, page-ins), done in order so a consumer never
+    /// sees its deliveries reordered by a disk read.
+    pending: RefCell<VecDeque<Output>>,
     pending_wake: RefCell<Option<Oneshot<()>>>,
     /// The pump is working on an item it already took off `pending`: later
     /// deliveries must queue behind it to keep their order.
@@ -258,69 +236,38 @@ fn process_outputs(shared: &Rc<Shared>) {
                 sub,
                 destination,
                 seq,
-                body,
+                body: Body::Memory(msg),
                 redeliveries,
-            } => {
-                let in_order = shared.pending.borrow().is_empty() && !shared.pump_busy.get();
-                match body {
-                    Body::Memory(msg) if in_order => {
-                        router.post_event(Event::Deliver(Delivery {
-                            sub,
-                            msg,
-                            seq,
-                            destination,
-                            redelivered: redeliveries > 0,
-                            redelivery_count: redeliveries,
-                        }));
-                    }
-                    body => push_pending(
-                        shared,
-                        Pending::Deliver {
-                            sub,
-                            destination,
-                            seq,
-                            body,
-                            redeliveries,
-                        },
-                    ),
-                }
+            } if shared.pending.borrow().is_empty() && !shared.pump_busy.get() => {
+                router.post_event(delivery(sub, msg, seq, destination, redeliveries));
             }
-            Output::DeadLetter {
-                destination,
-                body,
-                seq,
-                token,
-                reason,
-            } => push_pending(
-                shared,
-                Pending::DeadLetter {
-                    destination,
-                    body,
-                    seq,
-                    token,
-                    reason,
-                },
-            ),
             Output::Post { shard, request } => router.post(shard, request),
-            Output::PageIn {
-                destination,
-                seq,
-                loc,
-                token,
-            } => push_pending(
-                shared,
-                Pending::PageIn {
-                    destination,
-                    seq,
-                    loc,
-                    token,
-                },
-            ),
+            other
+            @ (Output::Deliver { .. } | Output::DeadLetter { .. } | Output::PageIn { .. }) => {
+                push_pending(shared, other)
+            }
         }
     }
 }
 
-fn push_pending(shared: &Rc<Shared>, p: Pending) {
+fn delivery(
+    sub: super::ops::SubKey,
+    msg: MessageRef,
+    seq: u64,
+    destination: Destination,
+    redeliveries: u32,
+) -> Event {
+    Event::Deliver(Delivery {
+        sub,
+        msg,
+        seq,
+        destination,
+        redelivered: redeliveries > 0,
+        redelivery_count: redeliveries,
+    })
+}
+
+fn push_pending(shared: &Rc<Shared>, p: Output) {
     shared.pending.borrow_mut().push_back(p);
     if let Some(wake) = shared.pending_wake.borrow_mut().take() {
         wake.set(());
@@ -387,7 +334,7 @@ async fn pending_pump(shared: Rc<Shared>) {
             continue;
         };
         match p {
-            Pending::Deliver {
+            Output::Deliver {
                 sub,
                 destination,
                 seq,
@@ -395,17 +342,10 @@ async fn pending_pump(shared: Rc<Shared>) {
                 redeliveries,
             } => {
                 if let Some(msg) = resolve(&shared, body, &destination, seq).await {
-                    router.post_event(Event::Deliver(Delivery {
-                        sub,
-                        msg,
-                        seq,
-                        destination,
-                        redelivered: redeliveries > 0,
-                        redelivery_count: redeliveries,
-                    }));
+                    router.post_event(delivery(sub, msg, seq, destination, redeliveries));
                 }
             }
-            Pending::PageIn {
+            Output::PageIn {
                 destination,
                 seq,
                 loc,
@@ -414,7 +354,7 @@ async fn pending_pump(shared: Rc<Shared>) {
                 let msg = resolve(&shared, Body::Disk(loc), &destination, seq).await;
                 shared.core.borrow_mut().paged_in(token, msg);
             }
-            Pending::DeadLetter {
+            Output::DeadLetter {
                 destination,
                 body,
                 seq,
@@ -441,6 +381,9 @@ async fn pending_pump(shared: Rc<Shared>) {
                     }
                 }
             }
+            Output::Reply { .. } | Output::Post { .. } => {
+                unreachable!("only deliveries, dead-letter moves and page-ins are queued")
+            }
         }
         process_outputs(&shared);
     }
@@ -453,9 +396,9 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Periodic work: expiry, publishing status numbers, and journal reclamation (delete the oldest segments once
-/// nothing live is in them; re-journal the few live records of a sparse old segment
-/// so it can go too).
+/// Periodic work: expiry, publishing status numbers, and journal reclamation (delete
+/// the oldest segments once nothing live is in them; re-journal the few live records
+/// of a sparse old segment so it can go too).
 async fn ticker(shared: Rc<Shared>) {
     let mut ticks: u64 = 0;
     loop {

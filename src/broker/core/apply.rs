@@ -125,10 +125,7 @@ impl ShardCore {
                             durable,
                             seqs,
                         } => {
-                            let id = match durable {
-                                Some(n) => BacklogId::Durable(destination.clone(), n.clone()),
-                                None => BacklogId::Queue(destination.clone()),
-                            };
+                            let id = BacklogId::of_ack(destination, durable.as_ref());
                             if let Some(b) = self.backlog_mut(&id) {
                                 for s in seqs {
                                     if let Some(e) = b.entries.get_mut(s) {
@@ -260,10 +257,7 @@ impl ShardCore {
                 seqs,
             } = r
             {
-                let id = match durable {
-                    Some(n) => BacklogId::Durable(destination.clone(), n.clone()),
-                    None => BacklogId::Queue(destination.clone()),
-                };
+                let id = BacklogId::of_ack(destination, durable.as_ref());
                 let attached: Vec<SubKey> = self.attached.keys().copied().collect();
                 if let Some(b) = self.backlog_mut(&id) {
                     for s in seqs {

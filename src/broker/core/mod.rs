@@ -104,6 +104,14 @@ enum BacklogId {
 }
 
 impl BacklogId {
+    /// The backlog an `Ack` record names: a queue's, or a durable subscription's.
+    fn of_ack(destination: &Destination, durable: Option<&DurableName>) -> BacklogId {
+        match durable {
+            Some(n) => BacklogId::Durable(destination.clone(), n.clone()),
+            None => BacklogId::Queue(destination.clone()),
+        }
+    }
+
     /// The queue or topic the backlog belongs to.
     fn destination(&self) -> &Destination {
         match self {

@@ -48,10 +48,7 @@ impl ShardCore {
                     durable,
                     seqs,
                 } => {
-                    let id = match durable {
-                        Some(n) => BacklogId::Durable(destination.clone(), n.clone()),
-                        None => BacklogId::Queue(destination.clone()),
-                    };
+                    let id = BacklogId::of_ack(destination, durable.as_ref());
                     match self.backlog_ref(&id) {
                         Some(b) => seqs
                             .iter()
