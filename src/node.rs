@@ -302,7 +302,8 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
         Some(listener) => {
             let info = metrics::BrokerInfo {
                 broker: config.broker_name.clone(),
-                role: "standalone".into(),
+                // Standalone until the replication link is wired and publishes here.
+                replication: Arc::new(metrics::ReplicationStats::new()),
                 started: std::time::Instant::now(),
                 memory_limit_bytes: config.memory_limit_bytes,
             };

@@ -76,7 +76,30 @@ fn status_and_metrics_follow_the_broker() {
     assert_eq!(s["role"], "standalone");
     assert_eq!(s["shards"], 2);
     assert!(s["uptime_s"].is_u64(), "{s}");
-    assert!(s["replication"].is_null(), "{s}");
+    // Standalone until the replication link publishes: the object is always there.
+    let r = &s["replication"];
+    assert_eq!(r["role"], "standalone", "{s}");
+    assert_eq!(r["epoch"], 0, "{s}");
+    assert_eq!(r["peer"], "none", "{s}");
+    assert!(r["peer_address"].is_null(), "{s}");
+    assert_eq!(
+        r["lag"],
+        serde_json::json!({"records": 0, "bytes": 0, "ms": 0}),
+        "{s}"
+    );
+    assert_eq!(
+        r["shipped"],
+        serde_json::json!({"records": 0, "bytes": 0}),
+        "{s}"
+    );
+    assert_eq!(r["takeovers"], 0, "{s}");
+    assert_eq!(r["last_takeover_ms"], 0, "{s}");
+    assert_eq!(r["rtt"]["count"], 0, "{s}");
+    assert_eq!(
+        r["rtt"]["buckets"].as_array().map(Vec::len),
+        Some(13),
+        "{s}"
+    );
     assert!(s["memory"]["limit_bytes"].as_u64() == Some(8 << 20), "{s}");
 
     let mut producer = broker.client();
@@ -153,6 +176,28 @@ fn status_and_metrics_follow_the_broker() {
         "{text}"
     );
     assert!(text.contains("# TYPE tandem_connections gauge"), "{text}");
+    for line in [
+        "tandem_replication_role{role=\"standalone\"} 1",
+        "tandem_replication_role{role=\"master\"} 0",
+        "tandem_replication_role{role=\"slave\"} 0",
+        "tandem_replication_epoch 0",
+        "tandem_replication_peer_state{state=\"none\"} 1",
+        "tandem_replication_peer_state{state=\"in-sync\"} 0",
+        "tandem_replication_lag_records 0",
+        "tandem_replication_lag_bytes 0",
+        "tandem_replication_lag_seconds 0.0",
+        "tandem_replication_shipped_records_total 0",
+        "tandem_replication_shipped_bytes_total 0",
+        "tandem_replication_takeovers_total 0",
+        "tandem_replication_rtt_seconds_count 0",
+        "tandem_replication_rtt_seconds_bucket{le=\"+Inf\"} 0",
+        "# TYPE tandem_replication_rtt_seconds histogram",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in:\n{text}"
+        );
+    }
 
     for path in ["/", "/statusx", "/metrics/x", "/favicon.ico"] {
         assert_eq!(get(status_port, path).0, 404, "{path}");

@@ -9,12 +9,19 @@
 //!  Router::register/unregister ─ atomic ─┐
 //!  journal writer: each fsync ── atomic ─┤ ShardStats ──▶ Snapshot::collect ─▶ JSON
 //!  ticker (500 ms): core.destination_    │  (Arc, one         (per request)   ─▶ Prometheus
-//!    stats(), mem_used, JournalStats ────┘   per shard)
+//!    stats(), mem_used, JournalStats ────┘   per shard)        ▲
+//!                                                              │
+//!  replication link (any thread): role, ─ atomic ─▶ ReplicationStats
+//!    epoch, peer, lag, shipped, rtt                 (one Arc per broker)
 //! ```
 //!
 //! * [`stats`]    — [`ShardStats`]: what a shard publishes (atomics, a fixed-bucket
 //!   fsync histogram, a destination list swapped in by the ticker).
-//! * [`snapshot`] — [`Snapshot`]: all shards read once; the `/status` JSON shape.
+//! * [`replication`] — [`ReplicationStats`]: what the master/slave link publishes
+//!   (role, epoch, peer state and address, lag, shipped counters, takeovers, a
+//!   round-trip histogram with the fsync buckets).
+//! * [`snapshot`] — [`Snapshot`]: all shards and the replication state read once; the
+//!   `/status` JSON shape.
 //! * [`prom`]     — the Prometheus text, written by `prometheus-client`.
 //! * [`server`]   — [`StatusListener`]: binding and the HTTP thread (`tiny_http`).
 //!
@@ -26,15 +33,18 @@
 //! bound `std::net::TcpListener`, so the port is bound before the shards start and a
 //! port in use fails start-up like a connector's. hyper/axum would bring tokio.
 //!
-//! This module imports nothing from the rest of Tandem: `broker` writes into it, `node`
-//! wires it, `store` does not know it exists (the journal reports fsync latency
-//! through a plain callback).
+//! This module imports nothing from the rest of Tandem: `broker` writes into it (and
+//! the replication link will, through [`ReplicationStats`]), `node` wires it, `store`
+//! does not know it exists (the journal reports fsync latency through a plain
+//! callback).
 
 pub mod prom;
+pub mod replication;
 pub mod server;
 pub mod snapshot;
 pub mod stats;
 
+pub use replication::{PeerState, ReplicationSnapshot, ReplicationStats, Role};
 pub use server::StatusListener;
 pub use snapshot::{BrokerInfo, Memory, Snapshot};
 pub use stats::{DestinationStats, JournalCounters, ShardStats};

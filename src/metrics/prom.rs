@@ -21,12 +21,20 @@
 //! | `journal_appended_bytes_total`, `journal_written_bytes_total` | counter | |
 //! | `memory_used_bytes`, `memory_limit_bytes` | gauge | |
 //! | `uptime_seconds`, `shards` | gauge | |
+//! | `replication_role` | gauge (1 for the current role, 0 for the others) | `role` |
+//! | `replication_epoch` | gauge | |
+//! | `replication_peer_state` | gauge (1 for the current state, 0 for the others) | `state` |
+//! | `replication_lag_records`, `replication_lag_bytes`, `replication_lag_seconds` | gauge | |
+//! | `replication_shipped_records_total`, `replication_shipped_bytes_total` | counter | |
+//! | `replication_takeovers_total` | counter | |
+//! | `replication_rtt_seconds` | histogram (50 µs .. 102.4 ms) | |
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
+use super::replication::{PeerState, Role};
 use super::snapshot::Snapshot;
 
 /// The `Content-Type` of what [`encode`] writes.
@@ -146,8 +154,100 @@ impl Collector for SnapshotCollector {
             "tandem_shards",
             "Shards (executors)",
             s.shards as u64,
-        )
+        )?;
+        replication(&mut enc, s)
     }
+}
+
+fn replication(enc: &mut DescriptorEncoder, s: &Snapshot) -> Result<(), std::fmt::Error> {
+    let r = &s.replication;
+    one_hot(
+        enc,
+        "tandem_replication_role",
+        "This node's replication role (1 for the current one)",
+        "role",
+        Role::ALL.map(|x| (x.as_str(), x == r.role)),
+    )?;
+    gauge(
+        enc,
+        "tandem_replication_epoch",
+        "Replication epoch (incremented by each takeover)",
+        r.epoch,
+    )?;
+    one_hot(
+        enc,
+        "tandem_replication_peer_state",
+        "State of the link to the other node (1 for the current one)",
+        "state",
+        PeerState::ALL.map(|x| (x.as_str(), x == r.peer)),
+    )?;
+    gauge(
+        enc,
+        "tandem_replication_lag_records",
+        "Records shipped to the slave and not yet acknowledged",
+        r.lag.records,
+    )?;
+    gauge(
+        enc,
+        "tandem_replication_lag_bytes",
+        "Bytes shipped to the slave and not yet acknowledged",
+        r.lag.bytes,
+    )?;
+    enc.encode_descriptor(
+        "tandem_replication_lag_seconds",
+        "Age of the oldest record shipped to the slave and not yet acknowledged",
+        None,
+        MetricType::Gauge,
+    )?
+    .encode_gauge(&(r.lag.ms as f64 / 1e3))?;
+    counter(
+        enc,
+        "tandem_replication_shipped_records",
+        "Records shipped to the slave",
+        r.shipped.records,
+    )?;
+    counter(
+        enc,
+        "tandem_replication_shipped_bytes",
+        "Bytes shipped to the slave",
+        r.shipped.bytes,
+    )?;
+    counter(
+        enc,
+        "tandem_replication_takeovers",
+        "Takeovers done by this node (slave becoming master)",
+        r.takeovers,
+    )?;
+    enc.encode_descriptor(
+        "tandem_replication_rtt_seconds",
+        "Replication round trip, from shipping a batch to the slave's acknowledgement",
+        None,
+        MetricType::Histogram,
+    )?
+    .encode_histogram::<NoLabelSet>(
+        r.rtt.sum_seconds,
+        r.rtt.count,
+        &r.rtt.bounds_seconds(),
+        None,
+    )
+}
+
+/// A gauge family with one series per possible value of `label`: 1 for the current
+/// value, 0 for the others (so a change shows as a step on both series).
+fn one_hot<const N: usize>(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    label: &'static str,
+    values: [(&'static str, bool); N],
+) -> Result<(), std::fmt::Error> {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for (value, current) in values {
+        let labels: Labels = [(label, value)];
+        m.encode_family(&labels)?
+            .encode_gauge(&u64::from(current))?;
+    }
+    Ok(())
 }
 
 fn per_destination(
@@ -194,7 +294,8 @@ fn counter(
 mod tests {
     use super::*;
     use crate::metrics::stats::{HistogramSnapshot, JournalCounters, FSYNC_BUCKETS_US};
-    use crate::metrics::{DestinationStats, Memory};
+    use crate::metrics::{DestinationStats, Memory, ReplicationStats};
+    use std::time::Duration;
 
     fn synthetic() -> Snapshot {
         let mut buckets = vec![0; FSYNC_BUCKETS_US.len() + 1];
@@ -223,7 +324,7 @@ mod tests {
                 used_bytes: 123,
                 limit_bytes: 456,
             },
-            replication: None,
+            replication: ReplicationStats::new().snapshot(),
             fsync: HistogramSnapshot {
                 buckets,
                 sum_seconds: 0.2,
@@ -255,6 +356,15 @@ mod tests {
             "tandem_journal_written_bytes_total 40960",
             "tandem_memory_used_bytes 123",
             "tandem_memory_limit_bytes 456",
+            "tandem_replication_role{role=\"standalone\"} 1",
+            "tandem_replication_role{role=\"master\"} 0",
+            "tandem_replication_epoch 0",
+            "tandem_replication_peer_state{state=\"none\"} 1",
+            "tandem_replication_peer_state{state=\"in-sync\"} 0",
+            "tandem_replication_lag_records 0",
+            "tandem_replication_shipped_records_total 0",
+            "tandem_replication_takeovers_total 0",
+            "tandem_replication_rtt_seconds_count 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
@@ -266,6 +376,78 @@ mod tests {
                 .filter(|l| l.starts_with("tandem_journal_fsync_seconds_bucket"))
                 .count(),
             FSYNC_BUCKETS_US.len() + 1
+        );
+    }
+
+    #[test]
+    fn replication_families_follow_the_stats() {
+        let r = ReplicationStats::new();
+        r.set_role(Role::Slave);
+        r.set_epoch(4);
+        r.set_peer(PeerState::Degraded);
+        r.set_peer_address(Some("10.0.0.1:61617".into()));
+        r.set_lag(12, 3400, 1500);
+        r.add_shipped(100, 12_345);
+        r.add_shipped(1, 5);
+        r.add_takeover();
+        r.set_last_takeover_ms(80);
+        r.observe_rtt(Duration::from_micros(150));
+        r.observe_rtt(Duration::from_micros(180));
+        r.observe_rtt(Duration::from_millis(300));
+        let mut s = synthetic();
+        s.role = "slave".into();
+        s.replication = r.snapshot();
+        let text = encode(s).unwrap();
+        for line in [
+            "# HELP tandem_replication_role This node's replication role (1 for the current one)",
+            "# TYPE tandem_replication_role gauge",
+            "tandem_replication_role{role=\"standalone\"} 0",
+            "tandem_replication_role{role=\"master\"} 0",
+            "tandem_replication_role{role=\"slave\"} 1",
+            "# TYPE tandem_replication_epoch gauge",
+            "tandem_replication_epoch 4",
+            "# TYPE tandem_replication_peer_state gauge",
+            "tandem_replication_peer_state{state=\"none\"} 0",
+            "tandem_replication_peer_state{state=\"connecting\"} 0",
+            "tandem_replication_peer_state{state=\"syncing\"} 0",
+            "tandem_replication_peer_state{state=\"in-sync\"} 0",
+            "tandem_replication_peer_state{state=\"degraded\"} 1",
+            "tandem_replication_lag_records 12",
+            "tandem_replication_lag_bytes 3400",
+            "# TYPE tandem_replication_lag_seconds gauge",
+            "tandem_replication_lag_seconds 1.5",
+            "# TYPE tandem_replication_shipped_records_total counter",
+            "tandem_replication_shipped_records_total 101",
+            "tandem_replication_shipped_bytes_total 12350",
+            "# TYPE tandem_replication_takeovers_total counter",
+            "tandem_replication_takeovers_total 1",
+            "# TYPE tandem_replication_rtt_seconds histogram",
+            "tandem_replication_rtt_seconds_bucket{le=\"0.0001\"} 0",
+            "tandem_replication_rtt_seconds_bucket{le=\"0.0002\"} 2",
+            "tandem_replication_rtt_seconds_bucket{le=\"0.1024\"} 2",
+            "tandem_replication_rtt_seconds_bucket{le=\"+Inf\"} 3",
+            "tandem_replication_rtt_seconds_count 3",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in:\n{text}"
+            );
+        }
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("tandem_replication_rtt_seconds_bucket"))
+                .count(),
+            FSYNC_BUCKETS_US.len() + 1
+        );
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("tandem_replication_role{"))
+                .count(),
+            Role::ALL.len()
+        );
+        assert!(
+            !text.contains("10.0.0.1"),
+            "the peer address is JSON only: {text}"
         );
     }
 

@@ -1,5 +1,5 @@
-//! One consistent-enough reading of every shard's [`ShardStats`], and its JSON shape
-//! (`GET /status`).
+//! One consistent-enough reading of every shard's [`ShardStats`] and of the broker's
+//! [`ReplicationStats`], and its JSON shape (`GET /status`).
 //!
 //! ```json
 //! {"broker": "localhost", "role": "standalone", "uptime_s": 12, "shards": 2,
@@ -8,25 +8,35 @@
 //!                    "consumers": 1}],
 //!  "journal": {"fsyncs": 10, "appended_bytes": 5120, "records": 14, "written_bytes": 40960},
 //!  "memory": {"used_bytes": 1200, "limit_bytes": 67108864},
-//!  "replication": null}
+//!  "replication": {"role": "standalone", "epoch": 0, "peer": "none", "peer_address": null,
+//!                  "lag": {"records": 0, "bytes": 0, "ms": 0},
+//!                  "shipped": {"records": 0, "bytes": 0},
+//!                  "takeovers": 0, "last_takeover_ms": 0,
+//!                  "rtt": {"count": 0, "sum_seconds": 0.0,
+//!                          "buckets": [{"le_us": 50, "count": 0}, ...,
+//!                                      {"le_us": null, "count": 0}]}}}
 //! ```
 //!
-//! `replication` is `null` until the broker has a replication role to report (peer,
-//! epoch, lag); clients should accept both.
+//! `replication` is always an object (see [`ReplicationSnapshot`]); the top-level `role`
+//! repeats `replication.role`. `peer` is one of `none`, `connecting`, `syncing`,
+//! `in-sync`, `degraded`; `rtt` buckets are per bucket (not cumulative), `le_us: null`
+//! being `+Inf`.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
 
+use super::replication::{ReplicationSnapshot, ReplicationStats};
 use super::stats::{DestinationStats, HistogramSnapshot, JournalCounters, ShardStats};
 
 /// What the endpoint knows about the broker besides the shards' numbers.
 #[derive(Clone, Debug)]
 pub struct BrokerInfo {
     pub broker: String,
-    /// `standalone` today; `master` / `slave` once replication exists.
-    pub role: String,
+    /// The replication state (role, epoch, peer, lag...), written by the replication
+    /// link; the snapshot's `role` is read from it.
+    pub replication: Arc<ReplicationStats>,
     pub started: Instant,
     /// The configured `<memoryUsage limit>` (all shards together).
     pub memory_limit_bytes: u64,
@@ -42,6 +52,7 @@ pub struct Memory {
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Snapshot {
     pub broker: String,
+    /// `standalone`, `master` or `slave`: `replication.role`.
     pub role: String,
     pub uptime_s: u64,
     pub shards: usize,
@@ -50,19 +61,20 @@ pub struct Snapshot {
     pub destinations: Vec<DestinationStats>,
     pub journal: JournalCounters,
     pub memory: Memory,
-    /// Reserved for replication state (peer, epoch, lag); `null` for now.
-    pub replication: Option<serde_json::Value>,
+    pub replication: ReplicationSnapshot,
     /// Journal write+fdatasync latency, all shards merged (Prometheus only).
     #[serde(skip)]
     pub fsync: HistogramSnapshot,
 }
 
 impl Snapshot {
-    /// Reads every shard's published numbers.
+    /// Reads the replication state, then every shard's published numbers.
     pub fn collect(info: &BrokerInfo, shards: &[Arc<ShardStats>]) -> Snapshot {
+        let replication = info.replication.snapshot();
         let mut s = Snapshot {
             broker: info.broker.clone(),
-            role: info.role.clone(),
+            role: replication.role.as_str().to_string(),
+            replication,
             uptime_s: info.started.elapsed().as_secs(),
             shards: shards.len(),
             memory: Memory {
@@ -95,6 +107,7 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::replication::{PeerState, Role};
     use std::time::Duration;
 
     #[test]
@@ -127,7 +140,7 @@ mod tests {
         }]);
         let info = BrokerInfo {
             broker: "b1".into(),
-            role: "standalone".into(),
+            replication: Arc::new(ReplicationStats::new()),
             started: Instant::now(),
             memory_limit_bytes: 1 << 20,
         };
@@ -149,7 +162,57 @@ mod tests {
         assert_eq!(v["journal"]["appended_bytes"], 300);
         assert_eq!(v["memory"]["used_bytes"], 100);
         assert_eq!(v["memory"]["limit_bytes"], 1 << 20);
-        assert!(v.get("replication").is_some_and(|r| r.is_null()));
+        assert_eq!(v["replication"]["role"], "standalone");
+        assert_eq!(v["replication"]["epoch"], 0);
+        assert_eq!(v["replication"]["peer"], "none");
+        assert!(v["replication"]["peer_address"].is_null());
+        assert_eq!(v["replication"]["lag"]["records"], 0);
+        assert_eq!(v["replication"]["shipped"]["bytes"], 0);
+        assert_eq!(v["replication"]["takeovers"], 0);
+        assert_eq!(v["replication"]["rtt"]["count"], 0);
         assert!(v.get("fsync").is_none());
+        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "broker",
+                "connections",
+                "destinations",
+                "journal",
+                "memory",
+                "replication",
+                "role",
+                "shards",
+                "uptime_s"
+            ]
+        );
+    }
+
+    #[test]
+    fn role_and_replication_follow_the_stats() {
+        let info = BrokerInfo {
+            broker: "b1".into(),
+            replication: Arc::new(ReplicationStats::new()),
+            started: Instant::now(),
+            memory_limit_bytes: 0,
+        };
+        info.replication.set_role(Role::Slave);
+        info.replication.set_epoch(3);
+        info.replication.set_peer(PeerState::Syncing);
+        info.replication
+            .set_peer_address(Some("master.example:61617".into()));
+        info.replication.set_lag(1, 2, 3);
+        let v: serde_json::Value =
+            serde_json::from_str(&Snapshot::collect(&info, &[]).to_json()).unwrap();
+        assert_eq!(v["role"], "slave");
+        assert_eq!(v["replication"]["role"], "slave");
+        assert_eq!(v["replication"]["epoch"], 3);
+        assert_eq!(v["replication"]["peer"], "syncing");
+        assert_eq!(v["replication"]["peer_address"], "master.example:61617");
+        assert_eq!(
+            v["replication"]["lag"],
+            serde_json::json!({"records": 1, "bytes": 2, "ms": 3})
+        );
     }
 }

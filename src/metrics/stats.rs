@@ -36,9 +36,10 @@ pub const FSYNC_BUCKETS_US: [u64; 12] = [
     50, 100, 200, 400, 800, 1_600, 3_200, 6_400, 12_800, 25_600, 51_200, 102_400,
 ];
 
-/// A fixed-bucket latency histogram of atomics: one writer (the journal's writer
-/// task), any number of readers. Readers may see a bucket updated before `count`;
-/// scrapes are consistent to within one in-flight observation.
+/// A fixed-bucket latency histogram of atomics: any number of writers (the journal's
+/// writer task for fsyncs, the replication link for round trips) and readers. Readers
+/// may see a bucket updated before `count`; scrapes are consistent to within the
+/// observations in flight.
 #[derive(Debug, Default)]
 pub struct LatencyHistogram {
     /// Per-bucket (not cumulative) counts; the last slot is `+Inf`.
@@ -48,6 +49,16 @@ pub struct LatencyHistogram {
 }
 
 /// A copy of a [`LatencyHistogram`] (or the sum of several).
+///
+/// As JSON (where one is shown, e.g. the replication round trip) the buckets carry
+/// their bounds and are per bucket, not cumulative as in Prometheus; `le_us: null` is
+/// the `+Inf` bucket:
+///
+/// ```json
+/// {"count": 3, "sum_seconds": 0.0009,
+///  "buckets": [{"le_us": 50, "count": 0}, {"le_us": 100, "count": 2}, ...,
+///              {"le_us": 102400, "count": 0}, {"le_us": null, "count": 1}]}
+/// ```
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct HistogramSnapshot {
     /// Per-bucket counts; `buckets[i]` goes with `FSYNC_BUCKETS_US[i]`, the last is `+Inf`.
@@ -103,6 +114,33 @@ impl HistogramSnapshot {
                 (le, *n)
             })
             .collect()
+    }
+}
+
+impl Serialize for HistogramSnapshot {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+
+        #[derive(Serialize)]
+        struct Bucket {
+            /// `None` (JSON `null`) for `+Inf`.
+            le_us: Option<u64>,
+            count: u64,
+        }
+        let buckets: Vec<Bucket> = self
+            .buckets
+            .iter()
+            .enumerate()
+            .map(|(i, n)| Bucket {
+                le_us: FSYNC_BUCKETS_US.get(i).copied(),
+                count: *n,
+            })
+            .collect();
+        let mut s = serializer.serialize_struct("HistogramSnapshot", 3)?;
+        s.serialize_field("count", &self.count)?;
+        s.serialize_field("sum_seconds", &self.sum_seconds)?;
+        s.serialize_field("buckets", &buckets)?;
+        s.end()
     }
 }
 

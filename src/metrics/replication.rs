@@ -1,0 +1,344 @@
+//! What the replication link publishes for the status endpoint.
+//!
+//! One [`ReplicationStats`] per broker, shared as `Arc<ReplicationStats>` between
+//! whoever runs the link (any thread or executor) and the HTTP thread. Everything on
+//! the hot path (lag, shipped counters, round trips) is a relaxed atomic: writers store
+//! or add, the reader loads, nobody waits. Only the peer's address, which changes when
+//! the link (re)connects, sits behind a `Mutex`.
+//!
+//! A reading is not a transaction: [`ReplicationStats::snapshot`] loads each number on
+//! its own, so e.g. the three lag numbers may come from two neighbouring
+//! [`ReplicationStats::set_lag`] calls. That is the same contract as [`ShardStats`].
+//!
+//! [`ShardStats`]: super::ShardStats
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::stats::{HistogramSnapshot, LatencyHistogram};
+
+/// This node's part in the pair.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// No replication configured (or not running yet).
+    #[default]
+    Standalone,
+    Master,
+    Slave,
+}
+
+impl Role {
+    /// Every role, in the order the Prometheus `role` label lists them.
+    pub const ALL: [Role; 3] = [Role::Standalone, Role::Master, Role::Slave];
+
+    /// The JSON / Prometheus label spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Standalone => "standalone",
+            Role::Master => "master",
+            Role::Slave => "slave",
+        }
+    }
+
+    fn from_u8(v: u8) -> Role {
+        Role::ALL.get(usize::from(v)).copied().unwrap_or_default()
+    }
+}
+
+/// The state of the link to the other node, as this node sees it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PeerState {
+    /// No peer (standalone, or a master with no slave attached).
+    #[default]
+    None,
+    /// Connecting / handshaking.
+    Connecting,
+    /// Attached, catching up on the backlog.
+    Syncing,
+    /// Attached and caught up: operations are acknowledged by both sides.
+    InSync,
+    /// Attached but behind or unhealthy (e.g. the slave stopped acknowledging).
+    Degraded,
+}
+
+impl PeerState {
+    /// Every state, in the order the Prometheus `state` label lists them.
+    pub const ALL: [PeerState; 5] = [
+        PeerState::None,
+        PeerState::Connecting,
+        PeerState::Syncing,
+        PeerState::InSync,
+        PeerState::Degraded,
+    ];
+
+    /// The JSON / Prometheus label spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerState::None => "none",
+            PeerState::Connecting => "connecting",
+            PeerState::Syncing => "syncing",
+            PeerState::InSync => "in-sync",
+            PeerState::Degraded => "degraded",
+        }
+    }
+
+    fn from_u8(v: u8) -> PeerState {
+        PeerState::ALL
+            .get(usize::from(v))
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+/// Shipped but not yet acknowledged by the slave.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Lag {
+    pub records: u64,
+    pub bytes: u64,
+    /// Age of the oldest unacknowledged record, in milliseconds.
+    pub ms: u64,
+}
+
+/// Shipped to the slave since this process started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Shipped {
+    pub records: u64,
+    pub bytes: u64,
+}
+
+/// A copy of [`ReplicationStats`]; the `replication` object of `GET /status`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ReplicationSnapshot {
+    pub role: Role,
+    pub epoch: u64,
+    pub peer: PeerState,
+    /// The other node's address as text; `null` when there is none.
+    pub peer_address: Option<String>,
+    pub lag: Lag,
+    pub shipped: Shipped,
+    /// Takeovers this node did (slave becoming master) since start.
+    pub takeovers: u64,
+    /// Duration of the last takeover in ms; 0 until there was one.
+    pub last_takeover_ms: u64,
+    /// Replication round trip: batch shipped -> slave acknowledgement.
+    pub rtt: HistogramSnapshot,
+}
+
+/// The replication state one broker publishes. Every method takes `&self`.
+#[derive(Debug, Default)]
+pub struct ReplicationStats {
+    /// A [`Role`] as its index in [`Role::ALL`].
+    role: AtomicU8,
+    epoch: AtomicU64,
+    /// A [`PeerState`] as its index in [`PeerState::ALL`].
+    peer: AtomicU8,
+    peer_address: Mutex<Option<String>>,
+    lag_records: AtomicU64,
+    lag_bytes: AtomicU64,
+    lag_ms: AtomicU64,
+    shipped_records: AtomicU64,
+    shipped_bytes: AtomicU64,
+    takeovers: AtomicU64,
+    last_takeover_ms: AtomicU64,
+    /// Replication round trip (batch shipped -> slave ack); the fsync histogram's
+    /// buckets (50 µs .. 102.4 ms, then `+Inf`). Same as [`Self::observe_rtt`].
+    pub rtt: LatencyHistogram,
+}
+
+impl ReplicationStats {
+    /// A standalone node: epoch 0, no peer, every counter 0.
+    pub fn new() -> ReplicationStats {
+        ReplicationStats::default()
+    }
+
+    pub fn set_role(&self, role: Role) {
+        self.role.store(role as u8, Relaxed);
+    }
+    pub fn role(&self) -> Role {
+        Role::from_u8(self.role.load(Relaxed))
+    }
+
+    pub fn set_epoch(&self, epoch: u64) {
+        self.epoch.store(epoch, Relaxed);
+    }
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Relaxed)
+    }
+
+    pub fn set_peer(&self, state: PeerState) {
+        self.peer.store(state as u8, Relaxed);
+    }
+    pub fn peer(&self) -> PeerState {
+        PeerState::from_u8(self.peer.load(Relaxed))
+    }
+
+    /// The other node's address as text (`None`: no peer). Takes a lock: call it when
+    /// the link (re)connects, not per batch.
+    pub fn set_peer_address(&self, address: Option<String>) {
+        // A poisoned lock only means a holder panicked mid-store; the value is whole.
+        *self.peer_address.lock().unwrap_or_else(|p| p.into_inner()) = address;
+    }
+    pub fn peer_address(&self) -> Option<String> {
+        self.peer_address
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// What the master has shipped and the slave not yet acknowledged: `records`,
+    /// `bytes`, and `ms`, the age of the oldest such record.
+    pub fn set_lag(&self, records: u64, bytes: u64, ms: u64) {
+        self.lag_records.store(records, Relaxed);
+        self.lag_bytes.store(bytes, Relaxed);
+        self.lag_ms.store(ms, Relaxed);
+    }
+
+    /// One replication round trip (batch shipped -> slave acknowledgement).
+    pub fn observe_rtt(&self, d: Duration) {
+        self.rtt.observe(d);
+    }
+
+    /// Counts records and bytes shipped to the slave.
+    pub fn add_shipped(&self, records: u64, bytes: u64) {
+        self.shipped_records.fetch_add(records, Relaxed);
+        self.shipped_bytes.fetch_add(bytes, Relaxed);
+    }
+
+    /// Counts one takeover done by this node.
+    pub fn add_takeover(&self) {
+        self.takeovers.fetch_add(1, Relaxed);
+    }
+    /// How long the last takeover took, in ms.
+    pub fn set_last_takeover_ms(&self, ms: u64) {
+        self.last_takeover_ms.store(ms, Relaxed);
+    }
+
+    pub fn snapshot(&self) -> ReplicationSnapshot {
+        ReplicationSnapshot {
+            role: self.role(),
+            epoch: self.epoch(),
+            peer: self.peer(),
+            peer_address: self.peer_address(),
+            lag: Lag {
+                records: self.lag_records.load(Relaxed),
+                bytes: self.lag_bytes.load(Relaxed),
+                ms: self.lag_ms.load(Relaxed),
+            },
+            shipped: Shipped {
+                records: self.shipped_records.load(Relaxed),
+                bytes: self.shipped_bytes.load(Relaxed),
+            },
+            takeovers: self.takeovers.load(Relaxed),
+            last_takeover_ms: self.last_takeover_ms.load(Relaxed),
+            rtt: self.rtt.snapshot(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::stats::FSYNC_BUCKETS_US;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_new_node_is_standalone_with_no_peer() {
+        let s = ReplicationStats::new().snapshot();
+        assert_eq!(s.role, Role::Standalone);
+        assert_eq!(s.peer, PeerState::None);
+        assert_eq!(s.epoch, 0);
+        assert_eq!(s.peer_address, None);
+        assert_eq!(s.rtt.count, 0);
+        assert_eq!(s.rtt.buckets.len(), FSYNC_BUCKETS_US.len() + 1);
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["role"], "standalone");
+        assert_eq!(v["peer"], "none");
+        assert!(v["peer_address"].is_null());
+    }
+
+    #[test]
+    fn enums_round_trip_through_the_atomics_and_spell_like_json() {
+        let s = ReplicationStats::new();
+        for r in Role::ALL {
+            s.set_role(r);
+            assert_eq!(s.role(), r);
+            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
+        }
+        for p in PeerState::ALL {
+            s.set_peer(p);
+            assert_eq!(s.peer(), p);
+            assert_eq!(serde_json::to_value(p).unwrap(), p.as_str());
+        }
+        assert_eq!(PeerState::InSync.as_str(), "in-sync");
+    }
+
+    #[test]
+    fn snapshot_json_has_the_documented_shape() {
+        let s = Arc::new(ReplicationStats::new());
+        s.set_role(Role::Master);
+        s.set_epoch(7);
+        s.set_peer(PeerState::InSync);
+        s.set_peer_address(Some("10.0.0.2:61617".into()));
+        s.set_lag(3, 4096, 12);
+        s.add_shipped(10, 1000);
+        {
+            // Written from another thread through the shared Arc.
+            let s = Arc::clone(&s);
+            std::thread::spawn(move || s.add_shipped(5, 500))
+                .join()
+                .unwrap();
+        }
+        s.add_takeover();
+        s.add_takeover();
+        s.set_last_takeover_ms(250);
+        s.observe_rtt(Duration::from_micros(150));
+        s.rtt.observe(Duration::from_secs(1));
+
+        let snap = s.snapshot();
+        assert_eq!(
+            snap.shipped,
+            Shipped {
+                records: 15,
+                bytes: 1500
+            }
+        );
+        assert_eq!(snap.rtt.count, 2);
+
+        let v = serde_json::to_value(&snap).unwrap();
+        assert_eq!(v["role"], "master");
+        assert_eq!(v["epoch"], 7);
+        assert_eq!(v["peer"], "in-sync");
+        assert_eq!(v["peer_address"], "10.0.0.2:61617");
+        assert_eq!(v["lag"]["records"], 3);
+        assert_eq!(v["lag"]["bytes"], 4096);
+        assert_eq!(v["lag"]["ms"], 12);
+        assert_eq!(v["shipped"]["records"], 15);
+        assert_eq!(v["shipped"]["bytes"], 1500);
+        assert_eq!(v["takeovers"], 2);
+        assert_eq!(v["last_takeover_ms"], 250);
+        assert_eq!(v["rtt"]["count"], 2);
+        assert!((v["rtt"]["sum_seconds"].as_f64().unwrap() - 1.00015).abs() < 1e-9);
+        let buckets = v["rtt"]["buckets"].as_array().unwrap();
+        assert_eq!(buckets.len(), FSYNC_BUCKETS_US.len() + 1);
+        assert_eq!(buckets[0], serde_json::json!({"le_us": 50, "count": 0}));
+        assert_eq!(buckets[2], serde_json::json!({"le_us": 200, "count": 1}));
+        assert_eq!(
+            buckets[FSYNC_BUCKETS_US.len()],
+            serde_json::json!({"le_us": null, "count": 1})
+        );
+
+        s.set_peer_address(None);
+        s.set_lag(0, 0, 0);
+        let v = serde_json::to_value(s.snapshot()).unwrap();
+        assert!(v["peer_address"].is_null());
+        assert_eq!(
+            v["lag"],
+            serde_json::json!({"records": 0, "bytes": 0, "ms": 0})
+        );
+    }
+}
