@@ -3,12 +3,14 @@
 //! (wait for durability before replying, read paged-out bodies back, move messages to
 //! the dead-letter queue, reclaim journal segments).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
+
+use bytes::Bytes;
 
 use crate::metrics::{JournalCounters, ShardStats};
 use crate::rt;
@@ -36,6 +38,9 @@ pub struct ShardSetup {
     pub boot_id: String,
     /// Where this shard publishes its numbers for the status endpoint.
     pub stats: Arc<ShardStats>,
+    /// Receives each journal batch while a slave is attached (see
+    /// [`Shard::begin_shipping`]); the replication core's channel, wired by `node`.
+    pub ship: Box<dyn Fn(Position, Bytes) + Send>,
 }
 
 /// How long start-up waits for the outcomes of transactions prepared before a crash.
@@ -88,8 +93,65 @@ struct Shared {
     /// deliveries must queue behind it to keep their order.
     pump_busy: std::cell::Cell<bool>,
     shard: ShardId,
+    shard_count: usize,
+    settings: Arc<BrokerSettings>,
     segment_bytes: u64,
     stats: Arc<ShardStats>,
+    /// Serving clients (promoted): runs expiry and relocation, which journal records.
+    /// Until then (start-up, or as a slave) the shard only applies what it is given.
+    serving: Cell<bool>,
+    /// A slave is attached: the journal tap ships every batch.
+    shipping: Rc<Cell<bool>>,
+    /// While a catch-up reads old segments, reclamation keeps them from here on.
+    catch_up_from: Cell<Option<u64>>,
+    replica: ReplicaGate,
+}
+
+/// Holds replies back until the slave has acknowledged their records, while a slave
+/// is in sync ([`Shard::require_replica`]).
+#[derive(Default)]
+struct ReplicaGate {
+    required: Cell<bool>,
+    acked: Cell<Position>,
+    waiters: RefCell<Vec<(Position, Oneshot<()>)>>,
+}
+
+impl ReplicaGate {
+    fn covers(&self, end: Position) -> bool {
+        !self.required.get() || self.acked.get() >= end
+    }
+
+    async fn wait(&self, end: Position) {
+        if self.covers(end) {
+            return;
+        }
+        let slot = Oneshot::default();
+        self.waiters.borrow_mut().push((end, slot.clone()));
+        slot.wait().await;
+    }
+
+    fn acked(&self, pos: Position) {
+        if pos > self.acked.get() {
+            self.acked.set(pos);
+        }
+        let ready: Vec<Oneshot<()>> = {
+            let mut w = self.waiters.borrow_mut();
+            let (ready, keep): (Vec<_>, Vec<_>) = w.drain(..).partition(|(end, _)| *end <= pos);
+            *w = keep;
+            ready.into_iter().map(|(_, s)| s).collect()
+        };
+        for slot in ready {
+            slot.set(());
+        }
+    }
+
+    fn release_all(&self) {
+        self.required.set(false);
+        let all: Vec<_> = self.waiters.borrow_mut().drain(..).collect();
+        for (_, slot) in all {
+            slot.set(());
+        }
+    }
 }
 
 /// A running shard. Dropping it does not stop it (its tasks are detached); the
@@ -99,28 +161,31 @@ pub struct Shard {
 }
 
 impl Shard {
-    /// Opens the journal, replays it into a fresh core, connects the mesh and starts
-    /// the background tasks. Returns the router sessions use.
-    pub async fn start(setup: ShardSetup) -> Result<(Shard, Router), StoreError> {
+    /// Opens the journal, replays it into a fresh core and connects the mesh. The
+    /// shard then holds its state without serving: [`Shard::promote`] makes it serve,
+    /// or it follows a master ([`Shard::apply_shipped`]).
+    pub async fn open(setup: ShardSetup) -> Result<(Shard, Router), StoreError> {
         let mut cfg = JournalConfig::new(&setup.journal_dir);
         cfg.segment_bytes = setup.segment_bytes;
         let (journal, replayed) = Journal::open(cfg).await?;
         let fsync_stats = setup.stats.clone();
         journal.set_sync_observer(Rc::new(move |d| fsync_stats.fsync_latency.observe(d)));
+        let shipping = Rc::new(Cell::new(false));
+        {
+            let shipping = shipping.clone();
+            let ship = setup.ship;
+            journal.set_batch_tap(Box::new(move |start, bytes| {
+                if shipping.get() {
+                    ship(start, bytes);
+                }
+            }));
+        }
         let mut core = ShardCore::new(setup.shard, setup.shard_count, setup.settings.clone());
         let count = replayed.len();
         for r in replayed {
-            match Record::decode(&r.payload) {
-                Ok(rec) => core.apply(rec, Some(to_loc(r.location))),
-                Err(e) => {
-                    // The store's checksum matched, so this is a format bug, not a
-                    // torn write: keep going rather than refuse to start.
-                    tracing::error!(location = ?r.location, error = %e, "undecodable journal record skipped");
-                }
-            }
+            apply_payload(&mut core, &r.payload, r.location);
             rt::yield_if_needed().await;
         }
-        core.finish_recovery();
         tracing::info!(shard = setup.shard, records = count, "shard recovered");
         let shared = Rc::new(Shared {
             core: RefCell::new(core),
@@ -128,10 +193,16 @@ impl Shard {
             router: RefCell::new(None),
             pending: RefCell::new(VecDeque::new()),
             pending_wake: RefCell::new(None),
-            pump_busy: std::cell::Cell::new(false),
+            pump_busy: Cell::new(false),
             shard: setup.shard,
+            shard_count: setup.shard_count,
+            settings: setup.settings.clone(),
             segment_bytes: setup.segment_bytes,
             stats: setup.stats.clone(),
+            serving: Cell::new(false),
+            shipping,
+            catch_up_from: Cell::new(None),
+            replica: ReplicaGate::default(),
         });
         publish_stats(&shared);
         let handler_state = shared.clone();
@@ -145,17 +216,24 @@ impl Shard {
             setup.stats.clone(),
         );
         *shared.router.borrow_mut() = Some(router.clone());
-        // Outputs of recovery (outcome queries) go out now that the mesh is up.
-        process_outputs(&shared);
-        rt::spawn_local(pending_pump(shared.clone()));
         rt::spawn_local(ticker(shared.clone()));
-        // Transactions prepared before the crash are settled before anyone is served
-        // (the caller must also wait for every other shard; see `node`).
+        Ok((Shard { shared }, router))
+    }
+
+    /// Makes the shard serve: settles transactions prepared before (recovery or the
+    /// old master's stream left them in doubt; every shard must be promoted together,
+    /// see `node`), then runs expiry, reclamation and the delivery pump.
+    pub async fn promote(&self) {
+        let shared = &self.shared;
+        shared.core.borrow_mut().finish_recovery();
+        shared.serving.set(true);
+        process_outputs(shared);
+        rt::spawn_local(pending_pump(shared.clone()));
         let started = std::time::Instant::now();
         while shared.core.borrow().in_doubt() > 0 {
             if started.elapsed() > IN_DOUBT_WAIT {
                 tracing::error!(
-                    shard = setup.shard,
+                    shard = shared.shard,
                     in_doubt = shared.core.borrow().in_doubt(),
                     "prepared transactions still unresolved; serving anyway"
                 );
@@ -163,11 +241,121 @@ impl Shard {
             }
             rt::sleep(Duration::from_millis(1)).await;
         }
-        Ok((Shard { shared }, router))
     }
 
     pub fn shard(&self) -> ShardId {
         self.shared.shard
+    }
+
+    // ---- master side of replication ----
+
+    /// A slave attaches: from now on every journal batch is shipped. Returns where
+    /// the slave's copy must start (`slave_has` if this journal still holds it, else
+    /// the oldest retained segment) and where the catch-up stream ends and live
+    /// batches begin.
+    pub fn begin_shipping(&self, slave_has: Option<Position>) -> (Position, Position) {
+        let j = &self.shared.journal;
+        self.shared.shipping.set(true);
+        let until = j.tapped_end();
+        let oldest = j.oldest_position();
+        // The slave holds a prefix of this master's log (same epoch); it can resume
+        // if that prefix is still here. It may also be just past a roll marker that
+        // ends what was tapped.
+        let past_roll = |p: Position| p.offset() == 4096 && p.segment() == until.segment() + 1;
+        let start = match slave_has {
+            Some(p) if p >= oldest && (p <= until || past_roll(p)) => p,
+            _ => oldest,
+        };
+        self.shared.catch_up_from.set(Some(start.segment()));
+        (start, until)
+    }
+
+    /// Raw journal bytes for a catch-up (see `Journal::read_span`).
+    pub async fn read_span(
+        &self,
+        from: Position,
+        until: Position,
+        max_bytes: usize,
+    ) -> Result<(Bytes, Position), StoreError> {
+        self.shared.journal.read_span(from, until, max_bytes).await
+    }
+
+    pub async fn wait_durable(&self, end: Position) -> Result<(), StoreError> {
+        self.shared.journal.wait_durable(end).await
+    }
+
+    /// The catch-up has been read: old segments may be reclaimed again.
+    pub fn end_catch_up(&self) {
+        self.shared.catch_up_from.set(None);
+    }
+
+    /// From now on a reply waits for the slave as well as the local fsync. Returns
+    /// the journal's end: replies for records before it may have gone out without
+    /// the slave, so the slave is in sync once it holds everything up to there.
+    pub fn require_replica(&self) -> Position {
+        self.shared.replica.required.set(true);
+        self.shared.journal.appended_position()
+    }
+
+    /// The slave holds everything before `pos`.
+    pub fn replica_acked(&self, pos: Position) {
+        self.shared.replica.acked(pos);
+    }
+
+    /// The slave is gone: stop shipping and release every reply waiting for it.
+    pub fn stop_shipping(&self) {
+        self.shared.shipping.set(false);
+        self.shared.catch_up_from.set(None);
+        self.shared.replica.acked.set(Position(0));
+        self.shared.replica.release_all();
+    }
+
+    // ---- slave side ----
+
+    /// Where the next shipped batch must start.
+    pub fn next_position(&self) -> Position {
+        self.shared.journal.next_position()
+    }
+
+    /// Appends a batch the master shipped to this journal (byte for byte, at the
+    /// same position) and applies its records, as recovery would. Returns the end to
+    /// wait on for durability.
+    pub fn apply_shipped(&self, start: Position, bytes: &Bytes) -> Result<Position, String> {
+        let shared = &self.shared;
+        let records = Journal::decode_shipped(start, bytes).map_err(|e| e.to_string())?;
+        let end = shared
+            .journal
+            .write_shipped(start, bytes)
+            .map_err(|e| e.to_string())?;
+        let mut core = shared.core.borrow_mut();
+        for r in records {
+            apply_payload(&mut core, &r.payload, r.location);
+        }
+        // Applying produces nothing a slave acts on (nobody is connected here).
+        core.drain();
+        Ok(end)
+    }
+
+    /// Throws the journal and the state away; the next shipped batch starts at
+    /// `start` (the master's oldest retained segment).
+    pub async fn reset(&self, start: Position) -> Result<(), StoreError> {
+        let shared = &self.shared;
+        shared.journal.reset(start).await?;
+        *shared.core.borrow_mut() =
+            ShardCore::new(shared.shard, shared.shard_count, shared.settings.clone());
+        publish_stats(shared);
+        Ok(())
+    }
+}
+
+fn apply_payload(core: &mut ShardCore, payload: &Bytes, location: Location) {
+    match Record::decode(payload) {
+        Ok(rec) => core.apply(rec, Some(to_loc(location))),
+        Err(e) => {
+            // The store's checksum matched, so this is a format bug, not a torn
+            // write: keep going rather than refuse to start.
+            tracing::error!(location = ?location, error = %e, "undecodable journal record skipped");
+        }
     }
 }
 
@@ -219,14 +407,20 @@ fn process_outputs(shared: &Rc<Shared>) {
                 durable_at,
                 result,
             } => match durable_at {
-                Some(t) if shared.journal.durable_position() < Position(t) => {
-                    let journal_waiter = shared.clone();
+                Some(t)
+                    if shared.journal.durable_position() < Position(t)
+                        || !shared.replica.covers(Position(t)) =>
+                {
+                    // The local fsync and the slave's acknowledgement run in
+                    // parallel; the reply goes when both are in.
+                    let waiter = shared.clone();
                     let router = router.clone();
                     rt::spawn_local(async move {
-                        let result = match journal_waiter.journal.wait_durable(Position(t)).await {
+                        let result = match waiter.journal.wait_durable(Position(t)).await {
                             Ok(()) => result,
                             Err(e) => Err(BrokerError::Journal(e.to_string())),
                         };
+                        waiter.replica.wait(Position(t)).await;
                         router.post_event(Event::Done { reply, result });
                     });
                 }
@@ -403,6 +597,13 @@ async fn ticker(shared: Rc<Shared>) {
     let mut ticks: u64 = 0;
     loop {
         rt::sleep(TICK).await;
+        if !shared.serving.get() {
+            // Held or following a master: nothing here may journal on its own; old
+            // segments go once the shipped records no longer pin them.
+            publish_stats(&shared);
+            reclaim_unpinned(&shared).await;
+            continue;
+        }
         ticks += 1;
         {
             let mut sink = Sink(&shared.journal);
@@ -435,29 +636,39 @@ fn publish_stats(shared: &Shared) {
     }
 }
 
-async fn reclaim(shared: &Rc<Shared>) {
+/// Deletes the oldest segments that hold nothing live; true if it deleted any.
+async fn reclaim_unpinned(shared: &Rc<Shared>) -> bool {
     let segments = shared.journal.segments();
     let active = shared.journal.active_segment();
+    // A catch-up in progress reads from this segment on.
+    let keep_from = shared.catch_up_from.get().unwrap_or(u64::MAX);
     let mut cut = None;
     for &seg in &segments {
-        if seg >= active || shared.core.borrow().is_pinned(seg) {
+        if seg >= active || seg >= keep_from || shared.core.borrow().is_pinned(seg) {
             break;
         }
         cut = Some(seg + 1);
     }
-    if let Some(cut) = cut {
-        // Only up to the first segment that is still needed: later acknowledgements
-        // must not outlive the messages they remove.
-        let next_kept = segments
-            .iter()
-            .copied()
-            .find(|s| *s >= cut)
-            .unwrap_or(active);
-        if let Err(e) = shared.journal.remove_segments_before(next_kept).await {
-            tracing::error!(error = %e, "cannot remove old journal segments");
-        }
+    let Some(cut) = cut else { return false };
+    // Only up to the first segment that is still needed: later acknowledgements
+    // must not outlive the messages they remove.
+    let next_kept = segments
+        .iter()
+        .copied()
+        .find(|s| *s >= cut)
+        .unwrap_or(active);
+    if let Err(e) = shared.journal.remove_segments_before(next_kept).await {
+        tracing::error!(error = %e, "cannot remove old journal segments");
+    }
+    true
+}
+
+async fn reclaim(shared: &Rc<Shared>) {
+    if reclaim_unpinned(shared).await || shared.catch_up_from.get().is_some() {
         return;
     }
+    let segments = shared.journal.segments();
+    let active = shared.journal.active_segment();
     // The oldest segment is pinned. If it is mostly garbage and the journal keeps
     // more than a few segments, move its few live records forward so it can go;
     // a mostly live segment stays (moving it would only rewrite the backlog).

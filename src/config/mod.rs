@@ -186,6 +186,9 @@ pub struct ReplicationSettings {
     pub shutdown_on_slave_failure: bool,
     /// `<tandem replicationAck>`: `fsync` (default) or `received`.
     pub ack: ReplicationAck,
+    /// `<tandem replicationHeartbeat>`: ms between link heartbeats, both ways; the
+    /// peer is lost after 5 silent intervals. Default 100 (loss seen within 0.5 s).
+    pub heartbeat_ms: u64,
 }
 
 /// How a slave reaches its master.

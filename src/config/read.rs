@@ -59,6 +59,7 @@ struct TandemRaw {
     limits: ProtocolLimits,
     redelivery: RedeliverySettings,
     ack: ReplicationAck,
+    heartbeat_ms: u64,
     status_port: Option<u16>,
 }
 
@@ -366,6 +367,7 @@ impl<'a> Reader<'a> {
                 .typed(el, "shutdownOnSlaveFailure", parse_bool)?
                 .unwrap_or(false),
             ack: t.ack,
+            heartbeat_ms: t.heartbeat_ms,
         };
         Ok(BrokerConfig {
             source: self.source.to_path_buf(),
@@ -719,6 +721,7 @@ impl<'a> Reader<'a> {
                 "deadLetterQueue",
                 "statusPort",
                 "replicationAck",
+                "replicationHeartbeat",
             ],
         );
         for c in &el.children {
@@ -869,6 +872,14 @@ impl<'a> Reader<'a> {
                 }
             })?
             .unwrap_or(ReplicationAck::Fsync);
+        let heartbeat_ms = self
+            .typed(el, "replicationHeartbeat", |s| {
+                parse_u64(s)
+                    .ok()
+                    .filter(|n| (10..=60_000).contains(n))
+                    .ok_or("milliseconds in 10-60000")
+            })?
+            .unwrap_or(100);
         let status_port = self
             .typed(el, "statusPort", |s| {
                 parse_u64(s)
@@ -882,6 +893,7 @@ impl<'a> Reader<'a> {
             limits,
             redelivery,
             ack,
+            heartbeat_ms,
             status_port,
         })
     }

@@ -199,6 +199,7 @@ fn stock_activemq_5_17_loads() {
     assert!(!c.replication.wait_for_slave);
     assert_eq!(c.replication.wait_for_slave_timeout_ms, 600_000);
     assert_eq!(c.replication.ack, ReplicationAck::Fsync);
+    assert_eq!(c.replication.heartbeat_ms, 100);
     assert_eq!(c.status_port, None);
 }
 
@@ -452,7 +453,7 @@ fn tandem_element() {
         "",
         "<tandem shards=\"2\" cores=\"2,3\" ioMemory=\"1mb\" ringDepth=\"256\" replicationCore=\"1\" \
          maxFrameSize=\"8mb\" maxHeaderSize=\"4kb\" maxHeaders=\"64\" maximumRedeliveries=\"-1\" \
-         deadLetterQueue=\"DLQ\" statusPort=\"8161\" replicationAck=\"received\" color=\"blue\"/>",
+         deadLetterQueue=\"DLQ\" statusPort=\"8161\" replicationAck=\"received\" replicationHeartbeat=\"250\" color=\"blue\"/>",
     ));
     assert_eq!(
         c.shards,
@@ -478,6 +479,7 @@ fn tandem_element() {
     assert_eq!(c.redelivery.dead_letter_queue, "DLQ");
     assert_eq!(c.status_port, Some(8161));
     assert_eq!(c.replication.ack, ReplicationAck::Received);
+    assert_eq!(c.replication.heartbeat_ms, 250);
     assert_eq!(ignored[0].path, "broker/tandem@color");
 
     // Fewer shards than CPUs: unpinned by default.
@@ -529,6 +531,10 @@ fn tandem_element() {
             "expected \"fsync\" or \"received\"",
         ),
         ("statusPort=\"99999\"", "expected a port in 0-65535"),
+        (
+            "replicationHeartbeat=\"5\"",
+            "expected milliseconds in 10-60000",
+        ),
         ("maxHeaders=\"0\"", "expected a whole number >= 1"),
     ] {
         let e = error(&broker("", &format!("<tandem {attrs}/>")));

@@ -21,7 +21,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,7 +43,6 @@ const READ_CHUNK_BYTES: usize = 16 * 1024;
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// What one transport connector allows, shared by every shard that accepts on it.
-#[derive(Debug)]
 pub struct ConnectorPolicy {
     pub name: String,
     /// `?maximumConnections=N`: connections beyond it are closed at once.
@@ -52,6 +51,25 @@ pub struct ConnectorPolicy {
     pub max_frame_bytes: usize,
     /// Connections open on this connector, across shards.
     pub open: AtomicUsize,
+    /// Where a connection that opens with a replication Hello goes (the replication
+    /// core); `None`: such a connection is closed.
+    pub replication: Option<Arc<dyn Fn(std::net::TcpStream) + Send + Sync>>,
+    /// Clients are served only while this is set (`waitForSlave` holds them until a
+    /// slave is in sync); a client connecting meanwhile waits.
+    pub clients_open: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for ConnectorPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectorPolicy")
+            .field("name", &self.name)
+            .field("max_connections", &self.max_connections)
+            .field("max_frame_bytes", &self.max_frame_bytes)
+            .field("open", &self.open)
+            .field("replication", &self.replication.is_some())
+            .field("clients_open", &self.clients_open)
+            .finish()
+    }
 }
 
 impl ConnectorPolicy {
@@ -61,6 +79,8 @@ impl ConnectorPolicy {
             max_connections,
             max_frame_bytes,
             open: AtomicUsize::new(0),
+            replication: None,
+            clients_open: Arc::new(AtomicBool::new(true)),
         }
     }
 }
@@ -102,7 +122,33 @@ pub async fn serve_stomp(listener: Listener, router: Router, policy: Arc<Connect
                 };
                 let router = router.clone();
                 let frame_limit = policy.max_frame_bytes;
+                let policy = policy.clone();
                 spawn(async move {
+                    match sniff(&rd).await {
+                        Opening::Closed => return,
+                        Opening::Replication => {
+                            match (&policy.replication, rd.into_std(wr)) {
+                                (Some(hand_off), Ok(stream)) => hand_off(stream),
+                                (None, _) => {
+                                    tracing::warn!(%peer, "replication link refused: this node does not accept slaves now")
+                                }
+                                (_, Err(e)) => {
+                                    tracing::warn!(%peer, error = %e, "cannot hand the replication link over")
+                                }
+                            }
+                            return;
+                        }
+                        Opening::OpenWire => {
+                            tracing::warn!(connector = %policy.name, %peer, "OpenWire client refused: this version serves STOMP and replication only");
+                            wr.shutdown().await;
+                            return;
+                        }
+                        Opening::Other => {}
+                    }
+                    // `waitForSlave`: clients wait until the pair is in sync.
+                    while !policy.clients_open.load(Ordering::Acquire) {
+                        sleep(Duration::from_millis(10)).await;
+                    }
                     let run = AssertUnwindSafe(run_connection(
                         rd,
                         wr,
@@ -122,6 +168,52 @@ pub async fn serve_stomp(listener: Listener, router: Router, policy: Arc<Connect
                 sleep(ACCEPT_BACKOFF).await;
             }
         }
+    }
+}
+
+/// What a connection's first bytes say it is.
+enum Opening {
+    Replication,
+    OpenWire,
+    /// STOMP, or something the STOMP decoder will refuse with an ERROR.
+    Other,
+    Closed,
+}
+
+/// How long a connection may take to send enough bytes to tell what it is.
+const SNIFF_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Peeks at the first bytes (without consuming them) until they tell a replication
+/// Hello or an OpenWire WireFormatInfo from anything else. STOMP frames start with a
+/// command or an EOL, which the first five bytes already rule out as either.
+async fn sniff(rd: &ReadHalf) -> Opening {
+    let started = Instant::now();
+    let mut buf = [0u8; 21];
+    loop {
+        let n = match rd.peek(&mut buf).await {
+            Ok(0) | Err(_) => return Opening::Closed,
+            Ok(n) => n,
+        };
+        let first = &buf[..n];
+        if n >= 13 && first[4] == 1 && &first[5..13] == b"ActiveMQ" {
+            return Opening::OpenWire;
+        }
+        match crate::replication::frame::looks_like_replication(first) {
+            Some(true) => return Opening::Replication,
+            Some(false) => {
+                // A kind byte of 1 may still be OpenWire until the magic is in.
+                if !(first.len() > 4 && first[4] == 1 && n < 13) {
+                    return Opening::Other;
+                }
+            }
+            None => {}
+        }
+        if started.elapsed() > SNIFF_TIMEOUT {
+            return Opening::Other;
+        }
+        // Fewer bytes than it takes to tell: wait for more (rare: a client's first
+        // write is a whole frame).
+        sleep(Duration::from_millis(2)).await;
     }
 }
 

@@ -13,6 +13,8 @@
 //! kind 6 Ack        shard:u16 received:u64 durable:u64
 //! kind 7 Heartbeat  (empty)
 //! kind 8 Goodbye    reason:str
+//! kind 9 InSync     (empty; master -> slave: every confirmation now waits for this
+//!                   slave, so it holds everything confirmed and may take over)
 //! str := len:u32 utf8
 //! ```
 //!
@@ -60,6 +62,7 @@ const KIND_VOLATILE: u8 = 5;
 const KIND_ACK: u8 = 6;
 const KIND_HEARTBEAT: u8 = 7;
 const KIND_GOODBYE: u8 = 8;
+const KIND_IN_SYNC: u8 = 9;
 
 /// One frame of the link, either way.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -112,6 +115,9 @@ pub enum Body {
     Heartbeat,
     /// Either way: clean shutdown.
     Goodbye { reason: String },
+    /// Master -> slave: caught up, and every confirmation from here on waits for this
+    /// slave. Only a slave that has received it may take over.
+    InSync,
 }
 
 /// Why a master refused a slave.
@@ -245,7 +251,7 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) {
             out.put_u64_le(*received);
             out.put_u64_le(*durable);
         }
-        Body::Heartbeat => {}
+        Body::Heartbeat | Body::InSync => {}
         Body::Goodbye { reason } => put_str(out, reason),
     }
     let len = out.len() - start - 4;
@@ -263,6 +269,7 @@ fn kind_of(body: &Body) -> u8 {
         Body::Ack { .. } => KIND_ACK,
         Body::Heartbeat => KIND_HEARTBEAT,
         Body::Goodbye { .. } => KIND_GOODBYE,
+        Body::InSync => KIND_IN_SYNC,
     }
 }
 
@@ -366,7 +373,7 @@ impl Decoder {
             });
         }
         if let Some(&kind) = buf.get(4) {
-            if !(KIND_HELLO..=KIND_GOODBYE).contains(&kind) {
+            if !(KIND_HELLO..=KIND_IN_SYNC).contains(&kind) {
                 return Err(FrameError::UnknownKind(kind));
             }
             if kind == KIND_HELLO && looks_like_replication(buf) == Some(false) {
@@ -447,6 +454,7 @@ fn parse(frame: &Bytes) -> Result<Frame, FrameError> {
         },
         KIND_HEARTBEAT => Body::Heartbeat,
         KIND_GOODBYE => Body::Goodbye { reason: r.str()? },
+        KIND_IN_SYNC => Body::InSync,
         other => return Err(FrameError::UnknownKind(other)),
     };
     if r.remaining() != 0 {

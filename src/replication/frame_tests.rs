@@ -85,6 +85,7 @@ fn every_kind() -> Vec<Frame> {
             },
         ),
         f(0, Body::Heartbeat),
+        f(0, Body::InSync),
         f(
             1,
             Body::Goodbye {
@@ -300,7 +301,7 @@ fn malformed_headers_and_bodies_are_errors() {
     let dec = |bytes: &[u8]| Decoder::default().decode(&mut BytesMut::from(bytes));
     assert_eq!(dec(&[8, 0, 0, 0]), Err(FrameError::TooShort { len: 8 }));
     assert_eq!(dec(&[9, 0, 0, 0, 0]), Err(FrameError::UnknownKind(0)));
-    assert_eq!(dec(&[9, 0, 0, 0, 9]), Err(FrameError::UnknownKind(9)));
+    assert_eq!(dec(&[9, 0, 0, 0, 10]), Err(FrameError::UnknownKind(10)));
     assert_eq!(
         dec(&[10, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
         Err(FrameError::TrailingBytes { kind: 7, extra: 1 })
@@ -397,6 +398,7 @@ fn arb_body() -> impl Strategy<Value = Body> {
             durable: a.min(b),
         }),
         Just(Body::Heartbeat),
+        Just(Body::InSync),
         arb_str().prop_map(|reason| Body::Goodbye { reason }),
     ]
 }

@@ -1,9 +1,20 @@
 //! Master/slave replication: the link between a master and its one slave, over which the
-//! master ships every journal batch verbatim (and non-persistent traffic as volatile
-//! records) and the slave acknowledges what it has received and made durable, so that a
-//! persistent operation is answered only once both sides hold it. So far only the
-//! link's byte-level frame codec exists ([`frame`]).
+//! master ships every journal batch verbatim and the slave acknowledges what it has
+//! received and made durable, so that a persistent operation is answered only once both
+//! sides hold it. Design and failure handling: docs/REPLICATION.md.
 //!
-//! The link is not wired yet; see docs/REPLICATION.md.
+//! * [`frame`] — the link's byte format (documented there).
+//! * [`link`]  — one TCP link: coalescing writer, bounded frame reader.
+//! * [`port`]  — messages and channels between the shards and the core.
+//! * [`state`] — `<data>/node.state`: epoch, last role, peer (format documented there).
+//! * [`core`]  — the replication executor's logic: discovery, the slave loop, takeover,
+//!   the master loop (attach, catch-up, acknowledgements, heartbeats).
+//!
+//! This module imports nothing from `broker`: shards are reached through [`port`]
+//! only, and `node` wires the two.
 
+pub mod core;
 pub mod frame;
+pub mod link;
+pub mod port;
+pub mod state;

@@ -85,6 +85,16 @@ pub async fn connect(addr: SocketAddr) -> io::Result<(ReadHalf, WriteHalf)> {
     split(stream)
 }
 
+/// Adopts a connected stream handed over from another executor (see
+/// [`ReadHalf::into_std`]).
+pub fn from_std(stream: std::net::TcpStream) -> io::Result<(ReadHalf, WriteHalf)> {
+    stream.set_nonblocking(true)?;
+    let fd = stream.into_raw_fd();
+    // SAFETY: `fd` is a connected TCP socket whose ownership we just took.
+    let stream = unsafe { glommio::net::TcpStream::from_raw_fd(fd) };
+    split(stream)
+}
+
 fn split(stream: glommio::net::TcpStream) -> io::Result<(ReadHalf, WriteHalf)> {
     // SAFETY: dup() of a descriptor we own; each half then owns its descriptor.
     let dup = unsafe { libc::dup(stream.as_raw_fd()) };
@@ -103,6 +113,27 @@ impl ReadHalf {
     /// Reads some bytes into `buf`; 0 means the peer closed.
     pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.inner.read(buf).await
+    }
+
+    /// Copies what has arrived into `buf` without consuming it (waits for at least
+    /// one byte; 0 means the peer closed).
+    pub async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.peek(buf).await.map_err(io::Error::from)
+    }
+
+    /// Gives the connection up as a `Send` std stream (another descriptor of the same
+    /// socket), so another executor can adopt it with [`from_std`]. Both halves are
+    /// closed; the socket lives on in the returned stream.
+    pub fn into_std(self, write: WriteHalf) -> io::Result<std::net::TcpStream> {
+        // SAFETY: dup() of a descriptor we own.
+        let dup = unsafe { libc::dup(self.inner.as_raw_fd()) };
+        if dup < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        drop(write);
+        drop(self);
+        // SAFETY: `dup` is a fresh descriptor of a connected TCP socket, owned here.
+        Ok(unsafe { std::net::TcpStream::from_raw_fd(dup) })
     }
 }
 

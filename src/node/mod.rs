@@ -1,0 +1,563 @@
+//! The composition root: turns a [`BrokerConfig`] into running executors, shards, the
+//! replication core and listeners, and wires the channels between them.
+//!
+//! Start-up order matters: everything that can fail for a reason the operator must
+//! fix (data directory locked, port in use, journal unreadable) fails before the
+//! broker reports itself started, with a one-line reason.
+
+mod shard_glue;
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::broker::shard::{Shard, ShardSetup};
+use crate::broker::{BrokerSettings, User};
+use crate::config::{BrokerConfig, ReplicationAck, TransportConnector};
+use crate::metrics::replication::ReplicationStats;
+use crate::metrics::{self, ShardStats, StatusListener};
+use crate::replication;
+use crate::replication::core::{AckMode, CoreSettings, Event, MasterTarget, Request};
+use crate::replication::port;
+use crate::replication::state::NodeState;
+use crate::net;
+use crate::rt::channel;
+use crate::rt::exec::{self, ExecutorSpec};
+use crate::rt::net::BoundListener;
+use crate::store;
+use crate::uri::Wire;
+
+/// Why the node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Store(#[from] store::StoreError),
+    #[error("transport connector {name} cannot listen on {addr}: {source}")]
+    Bind {
+        name: String,
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("status endpoint (statusPort {port}) cannot listen on {addr}: {source}")]
+    StatusBind {
+        port: u16,
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    State(#[from] replication::state::StateError),
+    #[error("{0}")]
+    Replication(String),
+    #[error("waitForSlave: no slave was in sync within waitForSlaveTimeout ({0} ms)")]
+    WaitForSlave(u64),
+    #[error("no transport connector this version serves (stomp://) is configured")]
+    NoConnector,
+    #[error("cannot start executor: {0}")]
+    Executor(std::io::Error),
+    #[error("shard {shard} failed to start: {reason}")]
+    Shard { shard: usize, reason: String },
+}
+
+/// The settings the broker core and sessions use, from the configuration.
+pub fn broker_settings(config: &BrokerConfig, shard_count: usize) -> BrokerSettings {
+    let defaults = BrokerSettings::default();
+    BrokerSettings {
+        broker_name: config.broker_name.clone(),
+        users: config
+            .users
+            .iter()
+            .map(|u| User {
+                username: u.username.clone(),
+                password: u.password.clone(),
+                groups: u.groups.clone(),
+            })
+            .collect(),
+        auth_required: config.auth_enabled,
+        max_frame_bytes: config.limits.max_frame_bytes as usize,
+        max_header_bytes: config.limits.max_header_bytes as usize,
+        max_headers: config.limits.max_headers as usize,
+        shard_memory_limit_bytes: (config.memory_limit_bytes as usize / shard_count.max(1)).max(1),
+        maximum_redeliveries: config.redelivery.maximum_redeliveries.unwrap_or(u32::MAX),
+        ..defaults
+    }
+}
+
+/// How many shards the journal directory was written with: the destination-to-shard
+/// mapping depends on it, so an existing store keeps its count whatever the config
+/// says now.
+fn existing_shard_count(journal_dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(journal_dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name().to_str().is_some_and(|n| {
+                n.strip_prefix("shard-")
+                    .is_some_and(|i| i.parse::<usize>().is_ok())
+            })
+        })
+        .count()
+}
+
+/// Raises the open-file limit to its hard maximum: every client connection is a
+/// descriptor, and the usual soft limit (1024) is far below what a broker serves.
+fn raise_open_file_limit() {
+    // SAFETY: getrlimit/setrlimit on a local struct.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            let wanted = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0 {
+                tracing::info!(open_files = lim.rlim_max, "raised the open-file limit");
+            }
+        }
+    }
+}
+
+/// Blocks SIGTERM and SIGINT in this thread and every thread it starts later, so that
+/// [`wait_for_shutdown_signal`] receives them instead of the default handler killing
+/// the process midway.
+fn block_shutdown_signals() -> libc::sigset_t {
+    // SAFETY: plain libc calls on a local, initialised signal set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn wait_for_shutdown_signal(set: &libc::sigset_t) -> i32 {
+    let mut sig: libc::c_int = 0;
+    // SAFETY: `set` was initialised by `block_shutdown_signals`.
+    unsafe {
+        libc::sigwait(set, &mut sig);
+    }
+    sig
+}
+
+/// Runs the broker until SIGTERM or SIGINT (then returns `Ok`), until replication
+/// asks it to stop (`Ok` for a configured stop such as `shutdownOnMasterFailure`, an
+/// error otherwise), or fails to start.
+///
+/// Start-up: every shard opens and replays its journal, holding its state without
+/// serving; the replication core then decides the role (see
+/// `replication::core`): serve as master (shards promoted, connectors opened), or
+/// follow a master (connectors stay closed until a takeover).
+///
+/// Shutdown needs no flush to be safe: nothing was confirmed to a client before it
+/// was durable, so whatever is still in flight was never promised. The listeners are
+/// closed first so the port is free as soon as the process exits.
+pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
+    let signals = block_shutdown_signals();
+    raise_open_file_limit();
+    let data_dir = config.data_directory.clone();
+    std::fs::create_dir_all(&data_dir).map_err(|source| NodeError::DataDir {
+        path: data_dir.clone(),
+        source,
+    })?;
+    let _lock = store::lock_dir(&data_dir)?;
+    let journal_dir = config.journal.directory.clone();
+    std::fs::create_dir_all(&journal_dir).map_err(|source| NodeError::DataDir {
+        path: journal_dir.clone(),
+        source,
+    })?;
+    let node_state = NodeState::load(&data_dir)?;
+
+    let mut shard_count = config.shards.count.max(1);
+    let existing = existing_shard_count(&journal_dir);
+    if existing > 0 && existing != shard_count {
+        tracing::warn!(
+            configured = shard_count,
+            existing,
+            "the journal was written with a different shard count; keeping the existing one"
+        );
+        shard_count = existing;
+    }
+
+    let connectors: Vec<&TransportConnector> = config
+        .transport_connectors
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.uri.scheme.wire(),
+                Wire::Stomp | Wire::Auto | Wire::OpenWire
+            )
+        })
+        .collect();
+    if connectors.is_empty() {
+        return Err(NodeError::NoConnector);
+    }
+    let status = bind_status(&config)?;
+
+    let settings = Arc::new(broker_settings(&config, shard_count));
+    let io_memory = config.shards.io_memory_bytes as usize;
+    let ring_depth = config.shards.ring_depth as usize;
+    tracing::info!(
+        shards = shard_count,
+        pinned = config.shards.pin_cores,
+        io_memory_bytes = io_memory,
+        ring_depth,
+        memlock_estimate_bytes = (shard_count + 1) * 3 * (io_memory + ring_depth * 64 * 2),
+        "starting executors (RLIMIT_MEMLOCK is charged about 3 x io_memory + rings each)"
+    );
+    let boot_id = format!(
+        "{}-{}",
+        config.broker_name,
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0)
+    );
+
+    let replication_stats = Arc::new(ReplicationStats::new());
+    let shard_stats: Vec<Arc<ShardStats>> = (0..shard_count)
+        .map(|shard| Arc::new(ShardStats::new(shard, status.is_some())))
+        .collect();
+    let (shard_ports, core_port) = port::ports(shard_count);
+    let slave_sockets = shard_ports
+        .first()
+        .map(|p| p.live.clone())
+        .ok_or(NodeError::NoConnector)?;
+    let mut ends = channel::mesh(shard_count, 4096);
+    let (opened_tx, opened_rx) = mpsc::channel::<Result<usize, (usize, String)>>();
+    let (promoted_tx, promoted_rx) = mpsc::channel::<usize>();
+    let mut serve_txs = Vec::new();
+    let mut handles = Vec::new();
+    let mut shard_ports: Vec<Option<port::ShardPort>> = shard_ports.into_iter().map(Some).collect();
+    for shard in (0..shard_count).rev() {
+        let Some(mesh) = ends.pop() else { break };
+        let Some(shard_port) = shard_ports[shard].take() else { break };
+        let spec = ExecutorSpec {
+            name: format!("tandem-shard-{shard}"),
+            cpu: if config.shards.pin_cores {
+                config.shards.cores.get(shard).copied()
+            } else {
+                None
+            },
+            io_memory_bytes: io_memory,
+            ring_depth,
+        };
+        let live = shard_port.live.clone();
+        let setup = ShardSetup {
+            shard,
+            shard_count,
+            settings: settings.clone(),
+            journal_dir: journal_dir.join(format!("shard-{shard}")),
+            segment_bytes: config.journal.segment_bytes,
+            mesh,
+            boot_id: boot_id.clone(),
+            stats: shard_stats[shard].clone(),
+            ship: Box::new(move |start, bytes| {
+                let _ = live.try_send(port::Live::Batch {
+                    shard: shard as u16,
+                    start,
+                    bytes,
+                });
+            }),
+        };
+        let (serve_tx, serve_rx) = async_channel::bounded::<Listeners>(1);
+        serve_txs.push(serve_tx);
+        let opened = opened_tx.clone();
+        let promoted = promoted_tx.clone();
+        let handle = exec::start(&spec, move || async move {
+            let (shard_handle, router) = match Shard::open(setup).await {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = opened.send(Err((shard, e.to_string())));
+                    return;
+                }
+            };
+            let shard_handle = Rc::new(shard_handle);
+            crate::rt::spawn_local(shard_glue::run(shard_handle, shard_port, promoted));
+            let _ = opened.send(Ok(shard));
+            // Serve once the node hands over the listeners (as master).
+            if let Ok(listeners) = serve_rx.recv().await {
+                for (l, policy) in listeners {
+                    let router = router.clone();
+                    crate::rt::spawn_local(net::serve_stomp(l.into_listener(), router, policy));
+                }
+            }
+            // The shard lives until the process ends.
+            std::future::pending::<()>().await;
+        })
+        .map_err(NodeError::Executor)?;
+        handles.push(handle);
+    }
+    serve_txs.reverse();
+    drop(opened_tx);
+    drop(promoted_tx);
+    for _ in 0..shard_count {
+        match opened_rx.recv_timeout(Duration::from_secs(300)) {
+            Ok(Ok(_)) => {}
+            Ok(Err((shard, reason))) => return Err(NodeError::Shard { shard, reason }),
+            Err(_) => {
+                return Err(NodeError::Shard {
+                    shard: usize::MAX,
+                    reason: "a shard did not open within 300 s".into(),
+                })
+            }
+        }
+    }
+
+    // The replication core, on its own executor (pinned when a core is given).
+    let (requests_tx, requests_rx) = async_channel::unbounded::<Request>();
+    let (events_tx, events_rx) = mpsc::channel::<Event>();
+    let core_settings = core_settings(&config, shard_count, &connectors, replication_stats.clone());
+    let core_spec = ExecutorSpec {
+        name: "tandem-replication".into(),
+        cpu: config.shards.replication_core,
+        io_memory_bytes: io_memory,
+        ring_depth,
+    };
+    let core_handle = exec::start(&core_spec, move || async move {
+        replication::core::run(core_settings, node_state, core_port, requests_rx, events_tx).await;
+    })
+    .map_err(NodeError::Executor)?;
+
+    // Started after the executors (see GLOMMIO.md: threads that exist before them
+    // slow their first timers).
+    let _status_thread = match status {
+        Some(listener) => {
+            let info = metrics::BrokerInfo {
+                broker: config.broker_name.clone(),
+                replication: replication_stats.clone(),
+                started: std::time::Instant::now(),
+                memory_limit_bytes: config.memory_limit_bytes,
+            };
+            Some(
+                listener
+                    .serve(info, shard_stats)
+                    .map_err(NodeError::Executor)?,
+            )
+        }
+        None => None,
+    };
+
+    let stop_signal = Arc::new(std::sync::atomic::AtomicI32::new(0));
+    {
+        let stop_signal = stop_signal.clone();
+        std::thread::Builder::new()
+            .name("tandem-signals".into())
+            .spawn(move || {
+                let sig = wait_for_shutdown_signal(&signals);
+                stop_signal.store(sig, Ordering::Release);
+            })
+            .map_err(NodeError::Executor)?;
+    }
+
+    let clients_open = Arc::new(AtomicBool::new(true));
+    let mut open: Vec<BoundListener> = Vec::new();
+    let mut wait_for_slave_until: Option<std::time::Instant> = None;
+    let result = loop {
+        let sig = stop_signal.load(Ordering::Acquire);
+        if sig != 0 {
+            tracing::info!(signal = sig, "shutting down");
+            for l in &open {
+                l.shutdown();
+            }
+            let _ = requests_tx.try_send(Request::Shutdown);
+            let deadline = std::time::Instant::now() + Duration::from_secs(1);
+            while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+                match events_rx.recv_timeout(left) {
+                    Ok(Event::Stopped) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+            break Ok(());
+        }
+        if let Some(until) = wait_for_slave_until {
+            if std::time::Instant::now() >= until {
+                break Err(NodeError::WaitForSlave(config.replication.wait_for_slave_timeout_ms));
+            }
+        }
+        let event = match events_rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(e) => e,
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                break Err(NodeError::Shard {
+                    shard: usize::MAX,
+                    reason: "the replication core stopped".into(),
+                })
+            }
+        };
+        match event {
+            Event::Serve { epoch, takeover } => {
+                let started = std::time::Instant::now();
+                for _ in 0..shard_count {
+                    if promoted_rx.recv_timeout(Duration::from_secs(120)).is_err() {
+                        break;
+                    }
+                }
+                let wait = config.replication.wait_for_slave && !takeover;
+                clients_open.store(!wait, Ordering::Release);
+                let listeners = match bind_connectors(&connectors, &config, &clients_open, &slave_sockets) {
+                    Ok(l) => l,
+                    Err(e) => break Err(e),
+                };
+                for tx in &serve_txs {
+                    let mut mine = Vec::new();
+                    for (l, policy) in &listeners {
+                        match l.try_clone() {
+                            Ok(dup) => mine.push((dup, policy.clone())),
+                            Err(e) => tracing::error!(error = %e, "cannot share a listener with a shard"),
+                        }
+                    }
+                    let _ = tx.try_send(mine);
+                }
+                open = listeners.into_iter().map(|(l, _)| l).collect();
+                if takeover {
+                    replication_stats.set_last_takeover_ms(started.elapsed().as_millis() as u64);
+                    tracing::warn!(broker = %config.broker_name, epoch, "Tandem took over: serving clients as master");
+                } else if wait {
+                    let timeout = config.replication.wait_for_slave_timeout_ms;
+                    wait_for_slave_until = Some(std::time::Instant::now() + Duration::from_millis(timeout));
+                    tracing::info!(broker = %config.broker_name, epoch, timeout_ms = timeout, "Tandem started as master; waitForSlave: clients wait until a slave is in sync");
+                } else {
+                    tracing::info!(broker = %config.broker_name, epoch, data = %data_dir.display(), "Tandem started");
+                }
+            }
+            Event::SlaveInSync => {
+                if wait_for_slave_until.take().is_some() {
+                    tracing::info!("slave in sync: serving clients");
+                }
+                clients_open.store(true, Ordering::Release);
+            }
+            Event::Exit { code, reason } => {
+                for l in &open {
+                    l.shutdown();
+                }
+                if code == 0 {
+                    tracing::warn!("{reason}");
+                    break Ok(());
+                }
+                break Err(NodeError::Replication(reason));
+            }
+            Event::Stopped => {}
+        }
+    };
+    for l in &open {
+        l.shutdown();
+    }
+    // The executors are not joined: they serve until the process exits.
+    drop(handles);
+    drop(core_handle);
+    if result.is_ok() {
+        tracing::info!("Tandem stopped");
+    }
+    result
+}
+
+type Listeners = Vec<(BoundListener, Arc<net::ConnectorPolicy>)>;
+
+/// Binds every client connector; each accepts STOMP clients and replication links.
+fn bind_connectors(
+    connectors: &[&TransportConnector],
+    config: &BrokerConfig,
+    clients_open: &Arc<AtomicBool>,
+    slave_sockets: &async_channel::Sender<port::Live>,
+) -> Result<Listeners, NodeError> {
+    let _ = config;
+    let mut listeners = Vec::new();
+    for c in connectors {
+        let l = BoundListener::bind(c.uri.addr, 1024).map_err(|source| NodeError::Bind {
+            name: c.name.clone(),
+            addr: c.uri.addr,
+            source,
+        })?;
+        let addr = l.local_addr().unwrap_or(c.uri.addr);
+        tracing::info!(connector = %c.name, %addr, "listening (STOMP, replication)");
+        let mut policy = net::ConnectorPolicy::new(
+            &c.name,
+            c.max_connections.map(|n| n as usize),
+            c.max_frame_bytes as usize,
+        );
+        let to_core = slave_sockets.clone();
+        policy.replication = Some(Arc::new(move |stream| {
+            let _ = to_core.try_send(port::Live::SlaveSocket { stream });
+        }));
+        policy.clients_open = clients_open.clone();
+        listeners.push((l, Arc::new(policy)));
+    }
+    Ok(listeners)
+}
+
+/// The replication core's settings from the configuration.
+fn core_settings(
+    config: &BrokerConfig,
+    shards: usize,
+    connectors: &[&TransportConnector],
+    stats: Arc<ReplicationStats>,
+) -> CoreSettings {
+    let r = &config.replication;
+    let users: Vec<(String, String)> = config
+        .users
+        .iter()
+        .map(|u| (u.username.clone(), u.password.clone()))
+        .collect();
+    CoreSettings {
+        shards,
+        data_dir: config.data_directory.clone(),
+        master: r.master.as_ref().map(|m| MasterTarget {
+            addr: m.uri.addr,
+            user: m.user_name.clone().unwrap_or_default(),
+            password: m.password.clone().unwrap_or_default(),
+        }),
+        rejoin_login: users.first().cloned().unwrap_or_default(),
+        users,
+        auth_required: config.auth_enabled,
+        shutdown_on_master_failure: r.shutdown_on_master_failure,
+        shutdown_on_slave_failure: r.shutdown_on_slave_failure,
+        ack: match r.ack {
+            ReplicationAck::Fsync => AckMode::Fsync,
+            ReplicationAck::Received => AckMode::Received,
+        },
+        heartbeat: Duration::from_millis(r.heartbeat_ms),
+        // OpenWire (tcp://) first: it is where ActiveMQ slaves attach.
+        client_addrs: connectors
+            .iter()
+            .filter(|c| c.uri.scheme.wire() == Wire::OpenWire)
+            .chain(connectors.iter().filter(|c| c.uri.scheme.wire() != Wire::OpenWire))
+            .map(|c| c.uri.addr)
+            .collect(),
+        stats,
+    }
+}
+
+/// Binds the status endpoint if `statusPort` is set: on the host of the first transport
+/// connector (so a broker bound to one interface does not expose its status on all of
+/// them), or 127.0.0.1 when there is none.
+fn bind_status(config: &BrokerConfig) -> Result<Option<StatusListener>, NodeError> {
+    let Some(port) = config.status_port.filter(|p| *p != 0) else {
+        return Ok(None);
+    };
+    let ip = config
+        .transport_connectors
+        .first()
+        .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |c| c.uri.addr.ip());
+    let addr = std::net::SocketAddr::new(ip, port);
+    let listener = StatusListener::bind(addr).map_err(|source| NodeError::StatusBind {
+        port,
+        addr,
+        source,
+    })?;
+    tracing::info!(%addr, "status endpoint listening (GET /status, /metrics)");
+    Ok(Some(listener))
+}

@@ -1,0 +1,196 @@
+//! The task that connects one shard to the replication core: it runs on the shard's
+//! executor, takes the core's [`Command`]s in order and answers through the shard's
+//! [`ShardPort`]. It is the only code that knows both sides (`broker` and
+//! `replication` do not import each other).
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use crate::broker::shard::Shard;
+use crate::replication::port::{CatchUp, Command, Live, ShardPort, CATCH_UP_CHUNK_BYTES};
+use crate::rt;
+use crate::store::Position;
+
+/// Runs until the core goes away (process end).
+pub async fn run(shard: Rc<Shard>, port: ShardPort, promoted: std::sync::mpsc::Sender<usize>) {
+    let id = port.shard;
+    // The attach the current catch-up belongs to (0: none); a catch-up of an older
+    // attach stops at its next chunk.
+    let link = Rc::new(Cell::new(0u64));
+    // Slave side: after a failed apply nothing more is applied until the core has
+    // re-attached (it then sends Reset or Report).
+    let mut failed = false;
+    let received = Rc::new(Cell::new(shard.next_position()));
+    while let Ok(cmd) = port.commands.recv().await {
+        match cmd {
+            Command::Report => {
+                failed = false;
+                let next = shard.next_position();
+                let _ = port.live.try_send(Live::Applied {
+                    shard: id,
+                    received: next,
+                    durable: next,
+                    next,
+                });
+            }
+            Command::Reset { start } => {
+                failed = false;
+                match shard.reset(start).await {
+                    Ok(()) => {
+                        // An empty copy that holds everything before `start`: say so,
+                        // so a master with nothing to ship still sees this slave.
+                        received.set(start);
+                        let _ = port.live.try_send(Live::Applied {
+                            shard: id,
+                            received: start,
+                            durable: start,
+                            next: start,
+                        });
+                    }
+                    Err(e) => {
+                        failed = true;
+                        let _ = port.live.try_send(Live::ApplyFailed {
+                            shard: id,
+                            reason: format!("cannot reset the journal: {e}"),
+                        });
+                    }
+                }
+            }
+            Command::Apply { start, bytes } => {
+                if failed {
+                    continue;
+                }
+                match shard.apply_shipped(start, &bytes) {
+                    Ok(end) => {
+                        received.set(end);
+                        let next = shard.next_position();
+                        let shard = shard.clone();
+                        let live = port.live.clone();
+                        let received = received.clone();
+                        // Acknowledged twice: now as received, and once fsynced.
+                        rt::spawn_local(async move {
+                            match shard.wait_durable(end).await {
+                                Ok(()) => {
+                                    let _ = live.try_send(Live::Applied {
+                                        shard: id,
+                                        received: received.get().max(end),
+                                        durable: end,
+                                        next,
+                                    });
+                                }
+                                Err(e) => {
+                                    let _ = live.try_send(Live::ApplyFailed {
+                                        shard: id,
+                                        reason: format!("journal write failed: {e}"),
+                                    });
+                                }
+                            }
+                        });
+                    }
+                    Err(reason) => {
+                        failed = true;
+                        let _ = port.live.try_send(Live::ApplyFailed { shard: id, reason });
+                    }
+                }
+            }
+            Command::BeginSync {
+                link: attach,
+                slave_has,
+            } => {
+                let (start, until) = shard.begin_shipping(slave_has);
+                link.set(attach);
+                rt::spawn_local(catch_up(
+                    shard.clone(),
+                    port.catch_up.clone(),
+                    link.clone(),
+                    id,
+                    attach,
+                    start,
+                    until,
+                ));
+            }
+            Command::RequireReplica => {
+                let from = shard.require_replica();
+                let _ = port.live.try_send(Live::Requiring { shard: id, from });
+            }
+            Command::Acked(pos) => shard.replica_acked(pos),
+            Command::SlaveLost => {
+                link.set(0);
+                shard.stop_shipping();
+            }
+            Command::Promote => {
+                shard.promote().await;
+                let _ = promoted.send(usize::from(id));
+            }
+        }
+    }
+}
+
+/// Streams `[start, until)` of the shard's journal to the core, then says done.
+async fn catch_up(
+    shard: Rc<Shard>,
+    out: async_channel::Sender<CatchUp>,
+    current: Rc<Cell<u64>>,
+    id: u16,
+    link: u64,
+    start: Position,
+    until: Position,
+) {
+    let fail = |reason: String| CatchUp::Failed {
+        shard: id,
+        link,
+        reason,
+    };
+    if out
+        .send(CatchUp::Plan {
+            shard: id,
+            link,
+            start,
+            until,
+        })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut at = start;
+    if at < until {
+        if let Err(e) = shard.wait_durable(until).await {
+            let _ = out.send(fail(e.to_string())).await;
+            return;
+        }
+    }
+    while at < until {
+        if current.get() != link {
+            shard.end_catch_up();
+            return;
+        }
+        match shard.read_span(at, until, CATCH_UP_CHUNK_BYTES).await {
+            Ok((bytes, next)) => {
+                if bytes.is_empty() {
+                    break;
+                }
+                if out
+                    .send(CatchUp::Chunk {
+                        shard: id,
+                        link,
+                        start: at,
+                        bytes,
+                    })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                at = next;
+            }
+            Err(e) => {
+                shard.end_catch_up();
+                let _ = out.send(fail(e.to_string())).await;
+                return;
+            }
+        }
+    }
+    shard.end_catch_up();
+    let _ = out.send(CatchUp::Done { shard: id, link }).await;
+}

@@ -1,0 +1,148 @@
+//! The messages between the shards and the replication core, and the channels that
+//! carry them. The core never touches a shard's state: it asks, and the shard (its
+//! glue task, wired by `node`) answers on its own executor.
+//!
+//! ```text
+//!  shard i ── live ──────────▶ (unbounded: the journal tap must never wait)
+//!          ── catch-up ──────▶ (bounded: a late slave's backlog is read as it drains)  core
+//!          ◀─ commands ─────── (unbounded, in order: applies, resets, promote)
+//! ```
+//!
+//! Everything here is `Send`: the channels cross executors (async-channel wakes a
+//! glommio task from another thread through glommio's foreign-waker queue).
+
+use std::net::TcpStream;
+
+use bytes::Bytes;
+
+use crate::store::Position;
+
+/// From a shard to the core, unbounded (never waits).
+pub enum Live {
+    /// Master: a journal batch as the writer took it (see `Journal::set_batch_tap`).
+    Batch {
+        shard: u16,
+        start: Position,
+        bytes: Bytes,
+    },
+    /// Master: every reply for a record at or after `from` now waits for the slave
+    /// (answer to [`Command::RequireReplica`]).
+    Requiring { shard: u16, from: Position },
+    /// Slave: the shard appended a shipped batch up to `received`, and everything up to
+    /// `durable` is fsynced (`durable <= received`); the next batch must start at
+    /// `next` (after a roll marker: offset 4096 of the next segment).
+    Applied {
+        shard: u16,
+        received: Position,
+        durable: Position,
+        next: Position,
+    },
+    /// Slave: the shard cannot apply what it was sent (a gap, a corrupt batch, a
+    /// failed journal): the link must be dropped and resynchronised.
+    ApplyFailed { shard: u16, reason: String },
+    /// Master: a client connector accepted a connection that opened with a
+    /// replication Hello (nothing of it has been read yet).
+    SlaveSocket { stream: TcpStream },
+}
+
+/// From a shard to the core, bounded: the catch-up stream of one attach.
+pub enum CatchUp {
+    /// The shard will ship `[start, until)` from its journal, then live batches from
+    /// `until` on.
+    Plan {
+        shard: u16,
+        link: u64,
+        start: Position,
+        until: Position,
+    },
+    Chunk {
+        shard: u16,
+        link: u64,
+        start: Position,
+        bytes: Bytes,
+    },
+    Done {
+        shard: u16,
+        link: u64,
+    },
+    Failed {
+        shard: u16,
+        link: u64,
+        reason: String,
+    },
+}
+
+/// From the core to one shard, in order.
+#[derive(Debug)]
+pub enum Command {
+    /// Master: a slave attaches (link id `link`); it holds `slave_has` if it holds a
+    /// prefix of this master's log, else `None`. Start shipping live batches and
+    /// stream the catch-up ([`CatchUp`]).
+    BeginSync {
+        link: u64,
+        slave_has: Option<Position>,
+    },
+    /// Master: from now on replies wait for the slave's acknowledgement.
+    RequireReplica,
+    /// Master: the slave acknowledged everything before this position.
+    Acked(Position),
+    /// Master: the slave is gone: stop shipping, release every waiting reply.
+    SlaveLost,
+    /// Slave: throw the journal and state away; the next batch starts at `start`.
+    Reset { start: Position },
+    /// Slave: a shipped batch to append and apply.
+    Apply { start: Position, bytes: Bytes },
+    /// Slave: report where the journal ends (answered with `Applied`).
+    Report,
+    /// Slave -> master: stop applying, resolve what recovery resolves, and get ready to
+    /// serve (the node opens the connectors once every shard is promoted).
+    Promote,
+}
+
+/// One shard's ends, as the node hands them to that shard's glue task.
+pub struct ShardPort {
+    pub shard: u16,
+    pub live: async_channel::Sender<Live>,
+    pub catch_up: async_channel::Sender<CatchUp>,
+    pub commands: async_channel::Receiver<Command>,
+}
+
+/// The core's ends.
+pub struct CorePort {
+    pub live: async_channel::Receiver<Live>,
+    pub catch_up: async_channel::Receiver<CatchUp>,
+    pub commands: Vec<async_channel::Sender<Command>>,
+}
+
+/// Catch-up chunks in flight per attach before the readers wait (each up to
+/// [`CATCH_UP_CHUNK_BYTES`]).
+const CATCH_UP_QUEUE: usize = 16;
+
+/// Bytes of journal a catch-up chunk carries at most (one record may exceed it).
+pub const CATCH_UP_CHUNK_BYTES: usize = 1 << 20;
+
+/// Builds the channels for `shards` shards.
+pub fn ports(shards: usize) -> (Vec<ShardPort>, CorePort) {
+    let (live_tx, live_rx) = async_channel::unbounded();
+    let (catch_tx, catch_rx) = async_channel::bounded(CATCH_UP_QUEUE);
+    let mut shard_ports = Vec::with_capacity(shards);
+    let mut commands = Vec::with_capacity(shards);
+    for shard in 0..shards {
+        let (tx, rx) = async_channel::unbounded();
+        commands.push(tx);
+        shard_ports.push(ShardPort {
+            shard: shard as u16,
+            live: live_tx.clone(),
+            catch_up: catch_tx.clone(),
+            commands: rx,
+        });
+    }
+    (
+        shard_ports,
+        CorePort {
+            live: live_rx,
+            catch_up: catch_rx,
+            commands,
+        },
+    )
+}

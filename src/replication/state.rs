@@ -1,0 +1,224 @@
+//! `<data>/node.state`: what a node remembers about its pair across restarts, so that
+//! a restarted node can tell whether it may serve or must follow its peer.
+//!
+//! # File format
+//!
+//! UTF-8 text, one `key=value` per line, unknown keys ignored (forward compatible):
+//!
+//! ```text
+//! epoch=1245187          u64: the highest epoch this node has served or followed
+//! role=master            master | slave: what this node was when it last changed role
+//! node=1203              u16: this node's id (random at first start, never 0)
+//! peer=127.0.0.1:61626   the other node's addresses, comma separated (may be empty)
+//! ```
+//!
+//! Written whole to `node.state.tmp`, fsynced, renamed over `node.state`, and the
+//! directory fsynced: a crash leaves the old or the new file, never a mix. A node acts
+//! on a change (serves as master, tells a peer its epoch) only after it is on disk.
+//!
+//! # Epochs
+//!
+//! `epoch = counter << 16 | node id`. A node that starts serving as master (at start-up
+//! or by taking over) takes `(highest counter it knows + 1) << 16 | its id`: epochs
+//! only grow, and two nodes that both decided to serve (they could not reach each
+//! other) never share an epoch. One epoch is therefore one master's uninterrupted run,
+//! and a slave holding data of the master's current epoch holds a prefix of what that
+//! master shipped: it can resume from where it is. Any other slave starts over from
+//! the master's oldest retained segment.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// What the node was when it last changed role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LastRole {
+    /// Never served nor followed (fresh data directory).
+    None,
+    Master,
+    Slave,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeState {
+    pub epoch: u64,
+    pub role: LastRole,
+    pub node_id: u16,
+    pub peers: Vec<SocketAddr>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} line {line}: {why}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        why: String,
+    },
+}
+
+const FILE: &str = "node.state";
+
+impl NodeState {
+    /// A node that has never run: epoch 0, a fresh random id.
+    pub fn fresh() -> NodeState {
+        NodeState {
+            epoch: 0,
+            role: LastRole::None,
+            node_id: random_node_id(),
+            peers: Vec::new(),
+        }
+    }
+
+    /// Reads `<dir>/node.state`, or [`NodeState::fresh`] when there is none.
+    pub fn load(dir: &Path) -> Result<NodeState, StateError> {
+        let path = dir.join(FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(NodeState::fresh()),
+            Err(source) => return Err(StateError::Read { path, source }),
+        };
+        Self::parse(&text).map_err(|(line, why)| StateError::Invalid { path, line, why })
+    }
+
+    fn parse(text: &str) -> Result<NodeState, (usize, String)> {
+        let mut s = NodeState {
+            epoch: 0,
+            role: LastRole::None,
+            node_id: 0,
+            peers: Vec::new(),
+        };
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let bad = |why: &str| (i + 1, why.to_string());
+            let (key, value) = line.split_once('=').ok_or_else(|| bad("expected key=value"))?;
+            match key {
+                "epoch" => s.epoch = value.parse().map_err(|_| bad("epoch is not a u64"))?,
+                "role" => {
+                    s.role = match value {
+                        "master" => LastRole::Master,
+                        "slave" => LastRole::Slave,
+                        "none" => LastRole::None,
+                        _ => return Err(bad("role is not master, slave or none")),
+                    }
+                }
+                "node" => s.node_id = value.parse().map_err(|_| bad("node is not a u16"))?,
+                "peer" => {
+                    s.peers = value
+                        .split(',')
+                        .filter(|a| !a.trim().is_empty())
+                        .map(|a| a.trim().parse())
+                        .collect::<Result<_, _>>()
+                        .map_err(|_| bad("peer is not a list of host:port addresses"))?
+                }
+                _ => {}
+            }
+        }
+        if s.node_id == 0 {
+            s.node_id = random_node_id();
+        }
+        Ok(s)
+    }
+
+    fn render(&self) -> String {
+        let role = match self.role {
+            LastRole::None => "none",
+            LastRole::Master => "master",
+            LastRole::Slave => "slave",
+        };
+        let peers: Vec<String> = self.peers.iter().map(|a| a.to_string()).collect();
+        format!(
+            "epoch={}\nrole={role}\nnode={}\npeer={}\n",
+            self.epoch,
+            self.node_id,
+            peers.join(",")
+        )
+    }
+
+    /// Writes the state durably (see the module docs).
+    pub fn store(&self, dir: &Path) -> Result<(), StateError> {
+        let path = dir.join(FILE);
+        let tmp = dir.join("node.state.tmp");
+        let err = |source| StateError::Write {
+            path: path.clone(),
+            source,
+        };
+        let mut f = std::fs::File::create(&tmp).map_err(err)?;
+        f.write_all(self.render().as_bytes()).map_err(err)?;
+        f.sync_all().map_err(err)?;
+        drop(f);
+        std::fs::rename(&tmp, &path).map_err(err)?;
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(err)?;
+        Ok(())
+    }
+
+    /// The epoch this node takes when it starts serving as master.
+    pub fn next_epoch(&self) -> u64 {
+        (((self.epoch >> 16) + 1) << 16) | u64::from(self.node_id)
+    }
+}
+
+fn random_node_id() -> u16 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let mixed = (nanos ^ (u64::from(std::process::id()) << 20)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    ((mixed >> 48) as u16).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_epochs() {
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = NodeState::load(dir.path()).unwrap();
+        assert_eq!(fresh.epoch, 0);
+        assert_eq!(fresh.role, LastRole::None);
+        assert_ne!(fresh.node_id, 0);
+        let s = NodeState {
+            epoch: fresh.next_epoch(),
+            role: LastRole::Master,
+            node_id: fresh.node_id,
+            peers: vec!["127.0.0.1:61626".parse().unwrap(), "[::1]:1".parse().unwrap()],
+        };
+        assert_eq!(s.epoch >> 16, 1);
+        s.store(dir.path()).unwrap();
+        assert_eq!(NodeState::load(dir.path()).unwrap(), s);
+        // Another node's next epoch after this one is higher and different.
+        let other = NodeState {
+            epoch: s.epoch,
+            role: LastRole::Slave,
+            node_id: s.node_id.wrapping_add(1).max(1),
+            peers: vec![],
+        };
+        assert!(other.next_epoch() > s.epoch);
+        assert_ne!(other.next_epoch(), s.next_epoch());
+    }
+
+    #[test]
+    fn rejects_garbage_with_its_line() {
+        let e = NodeState::parse("epoch=1\nrole=boss\n").unwrap_err();
+        assert_eq!(e.0, 2);
+        assert!(NodeState::parse("peer=nonsense").is_err());
+        let s = NodeState::parse("future=1\nepoch=7\n").unwrap();
+        assert_eq!(s.epoch, 7);
+    }
+}
