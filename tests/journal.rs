@@ -1,13 +1,18 @@
 //! Journal behaviour through the public API: round trips across segments, group
-//! commit, read-back, torn and zero-filled tails, segment removal.
+//! commit, read-back, torn and zero-filled tails, segment removal, and the
+//! replication side (shipped batches, catch-up with `read_span`, `reset`).
 
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use std::future::Future;
 use tandem::rt;
-use tandem::store::{Journal, JournalConfig, Location, Position, StoreError};
+
+use tandem::store::{
+    format, Journal, JournalConfig, Location, Position, ReplayedRecord, StoreError,
+};
 
 /// 16 KiB segments: a header block and three blocks of records, so a few dozen
 /// records span several segments.
@@ -18,6 +23,7 @@ fn cfg(dir: &Path) -> JournalConfig {
         dir: dir.to_path_buf(),
         segment_bytes: SMALL_SEGMENT,
         max_batch_bytes: 1 << 20,
+        first_segment: 1,
     }
 }
 
@@ -509,4 +515,622 @@ fn shipped_batches_make_a_byte_identical_mirror() {
         let b = std::fs::read(slave_dir.path().join(n)).unwrap();
         assert!(a == b, "segment {n:?} differs");
     }
+}
+
+// ---- Catch-up (`read_span`), `tapped_end`, `oldest_position`, `reset` ----
+
+/// 64 KiB segments for the replication tests: a few dozen records each.
+const REPL_SEGMENT: u64 = 64 * 1024;
+
+/// A record larger than a segment and than `read_span`'s 256 KiB read window.
+const HUGE_RECORD: usize = 300 * 1024 + 123;
+
+fn repl_cfg(dir: &Path) -> JournalConfig {
+    JournalConfig {
+        segment_bytes: REPL_SEGMENT,
+        ..cfg(dir)
+    }
+}
+
+/// Appends `n` random records of 1..=6000 bytes (record `huge_at`, if any, of
+/// [`HUGE_RECORD`] bytes) in random bursts, waits until all are durable, and returns
+/// them with their locations.
+async fn append_random(
+    j: &Journal,
+    rng: &mut Rng,
+    n: usize,
+    huge_at: Option<usize>,
+) -> Vec<(Location, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut end = Position(0);
+    for i in 0..n {
+        let len = if Some(i) == huge_at {
+            HUGE_RECORD
+        } else {
+            1 + rng.below(6000) as usize
+        };
+        let p: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        let a = j.append(&p).unwrap();
+        end = a.end;
+        out.push((a.location, p));
+        if rng.below(6) == 0 {
+            j.wait_durable(end).await.unwrap();
+        }
+    }
+    if end != Position(0) {
+        j.wait_durable(end).await.unwrap();
+    }
+    out
+}
+
+/// Sends `slave` what `master`'s writer has taken and `slave` lacks, from the
+/// master's files with `read_span` (spans of at most `max_bytes`, or one frame) and
+/// `write_shipped`; returns the number of spans.
+async fn catch_up(master: &Journal, slave: &Journal, max_bytes: usize) -> usize {
+    let until = master.tapped_end();
+    master.wait_durable(until).await.unwrap();
+    let mut pos = slave.next_position();
+    let mut spans = 0;
+    while pos < until {
+        let (bytes, next) = master.read_span(pos, until, max_bytes).await.unwrap();
+        assert!(!bytes.is_empty() && next > pos, "no progress at {pos}");
+        if bytes.len() > max_bytes {
+            // Only a single frame may go over the bound.
+            let records = Journal::decode_shipped(pos, &bytes).unwrap();
+            let one_frame = match &records[..] {
+                [] => bytes.len() == 8,
+                [r] => format::framed_len(r.location.len) as usize == bytes.len(),
+                _ => false,
+            };
+            assert!(one_frame, "{} bytes > {max_bytes} at {pos}", bytes.len());
+        }
+        slave.write_shipped(pos, &bytes).unwrap();
+        assert_eq!(slave.next_position(), next);
+        pos = next;
+        spans += 1;
+    }
+    spans
+}
+
+fn segment_files(dir: &Path) -> Vec<std::ffi::OsString> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().ends_with(".log"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Asserts that two closed journals have the same, byte-identical segment files;
+/// returns how many.
+fn assert_same_segments(a: &Path, b: &Path) -> usize {
+    let names = segment_files(a);
+    assert_eq!(names, segment_files(b));
+    for n in &names {
+        let x = std::fs::read(a.join(n)).unwrap();
+        let y = std::fs::read(b.join(n)).unwrap();
+        assert!(x == y, "segment {n:?} differs");
+    }
+    names.len()
+}
+
+/// Reopens two closed journals (recovery drops a master's pre-created empty
+/// segment), checks that they replay the same records, closes them and checks their
+/// files are byte-identical. Returns the replay.
+async fn reopen_and_compare(a: &Path, b: &Path) -> Vec<ReplayedRecord> {
+    let (ja, ra) = Journal::open(repl_cfg(a)).await.unwrap();
+    let (jb, rb) = Journal::open(repl_cfg(b)).await.unwrap();
+    assert_eq!(ra.len(), rb.len());
+    assert!(ra == rb, "replays differ");
+    ja.close().await.unwrap();
+    jb.close().await.unwrap();
+    assert!(assert_same_segments(a, b) > 0);
+    ra
+}
+
+fn assert_replays(replay: &[ReplayedRecord], expected: &[(Location, Vec<u8>)]) {
+    assert_eq!(replay.len(), expected.len(), "replayed record count");
+    for (r, (loc, p)) in replay.iter().zip(expected) {
+        assert_eq!(r.location, *loc);
+        assert!(r.payload[..] == p[..], "payload at {loc:?}");
+    }
+}
+
+#[test]
+fn tapped_end_follows_the_writer_and_recovery() {
+    let dir = tempfile::tempdir_in(".").unwrap();
+    let mirror_dir = tempfile::tempdir_in(".").unwrap();
+    let mut rng = Rng(0x7A99_ED00_1234_0001);
+    rt::run_local(async {
+        let (j, _) = Journal::open(repl_cfg(dir.path())).await.unwrap();
+        assert_eq!(j.tapped_end(), Position::new(1, 4096));
+        assert_eq!(j.oldest_position(), Position::new(1, 4096));
+        let seen: Rc<RefCell<Vec<(Position, usize)>>> = Rc::default();
+        {
+            let seen = seen.clone();
+            j.set_batch_tap(Box::new(move |pos, bytes| {
+                seen.borrow_mut().push((pos, bytes.len()))
+            }));
+        }
+        let a = j.append(b"first").unwrap();
+        // Not taken by the writer yet (no await since the append).
+        assert_eq!(j.tapped_end(), Position::new(1, 4096));
+        j.wait_durable(a.end).await.unwrap();
+        assert_eq!(j.tapped_end(), a.end);
+        append_random(&j, &mut rng, 100, None).await;
+        let (pos, len) = *seen.borrow().last().unwrap();
+        assert_eq!(
+            j.tapped_end(),
+            Position::new(pos.segment(), pos.offset() + len as u32)
+        );
+        assert_eq!(j.tapped_end(), j.appended_position());
+        assert!(j.segments().len() >= 4);
+        j.close().await.unwrap();
+
+        // After a reopen: the recovered end; then it moves without any tap.
+        let (j, _) = Journal::open(repl_cfg(dir.path())).await.unwrap();
+        assert_eq!(j.tapped_end(), j.durable_position());
+        assert_eq!(j.tapped_end(), j.appended_position());
+        let b = j.append(b"after reopen").unwrap();
+        j.wait_durable(b.end).await.unwrap();
+        assert_eq!(j.tapped_end(), b.end);
+
+        // A log ending with a roll marker: `read_span` stops after the first roll
+        // marker, so one span closes segment 1 of a mirror.
+        let (m, _) = Journal::open(repl_cfg(mirror_dir.path())).await.unwrap();
+        let (bytes, next) = j
+            .read_span(Position::new(1, 4096), j.tapped_end(), usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(next, Position::new(2, 4096));
+        assert_eq!(bytes[bytes.len() - 8..bytes.len() - 4], [0xff; 4]);
+        let end = m.write_shipped(Position::new(1, 4096), &bytes).unwrap();
+        assert_eq!(end, Position::new(1, 4096 + bytes.len() as u32));
+        m.wait_durable(end).await.unwrap();
+        assert_eq!(m.tapped_end(), end);
+        m.close().await.unwrap();
+        let (m, _) = Journal::open(repl_cfg(mirror_dir.path())).await.unwrap();
+        assert_eq!(
+            m.tapped_end(),
+            end,
+            "recovered end includes the roll marker"
+        );
+        assert_eq!(m.durable_position(), end);
+        assert_eq!(m.next_position(), Position::new(2, 4096));
+        assert_eq!(m.oldest_position(), Position::new(1, 4096));
+        m.close().await.unwrap();
+        j.close().await.unwrap();
+    });
+}
+
+/// A second journal rebuilt from a master's files alone, span by span, for several
+/// span bounds (one smaller than any record, others smaller than the huge record).
+#[test]
+fn catch_up_with_read_span_makes_a_byte_identical_mirror() {
+    let master_dir = tempfile::tempdir_in(".").unwrap();
+    let maxes = [1usize, 3000, 20_000, 256 << 10];
+    let slave_dirs: Vec<_> = maxes
+        .iter()
+        .map(|_| tempfile::tempdir_in(".").unwrap())
+        .collect();
+    let mut rng = Rng(0xCA7C_0000_5EED_0003);
+    rt::run_local(async {
+        let (master, _) = Journal::open(repl_cfg(master_dir.path())).await.unwrap();
+        let mut records = append_random(&master, &mut rng, 150, Some(70)).await;
+        let mut slaves = Vec::new();
+        for d in &slave_dirs {
+            let (s, replay) = Journal::open(repl_cfg(d.path())).await.unwrap();
+            assert!(replay.is_empty());
+            assert_eq!(s.next_position(), master.oldest_position());
+            slaves.push(s);
+        }
+        for (s, max) in slaves.iter().zip(maxes) {
+            let spans = catch_up(&master, s, max).await;
+            if max == 1 {
+                assert!(spans > 150, "one frame per span: {spans}");
+            }
+            assert_eq!(s.next_position(), master.next_position());
+            assert_eq!(s.appended_position(), master.appended_position());
+        }
+        // More records; some are not even taken by the writer when a catch-up
+        // starts (it reads up to `tapped_end`, waiting for it to be durable).
+        records.extend(append_random(&master, &mut rng, 150, None).await);
+        for _ in 0..20 {
+            let len = 1 + rng.below(6000) as usize;
+            let p: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            records.push((master.append(&p).unwrap().location, p));
+        }
+        for (s, max) in slaves.iter().zip(maxes) {
+            catch_up(&master, s, max).await;
+        }
+        master
+            .wait_durable(master.appended_position())
+            .await
+            .unwrap();
+        assert!(master.segments().len() >= 10, "{:?}", master.segments());
+        for (s, max) in slaves.iter().zip(maxes) {
+            catch_up(&master, s, max).await;
+            assert_eq!(s.next_position(), master.next_position());
+            assert_eq!(s.appended_position(), master.appended_position());
+        }
+        for s in slaves {
+            s.wait_durable(s.appended_position()).await.unwrap();
+            s.close().await.unwrap();
+        }
+        master.close().await.unwrap();
+        for d in &slave_dirs {
+            let replay = reopen_and_compare(master_dir.path(), d.path()).await;
+            assert_replays(&replay, &records);
+        }
+    });
+    let oversized = segment_files(master_dir.path())
+        .iter()
+        .filter(|n| std::fs::metadata(master_dir.path().join(n)).unwrap().len() > REPL_SEGMENT)
+        .count();
+    assert_eq!(oversized, 1, "the huge record has a segment of its own");
+}
+
+/// What the mirror's copy of the master's tap does with each batch.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    Live,
+    Skip,
+    Buffer,
+}
+
+/// Live shipping, a gap (batches lost), the master reclaiming old segments, a reset
+/// of the mirror to the master's oldest segment, catch-up from the files while new
+/// batches are buffered, then live shipping again: byte-identical at the end.
+#[test]
+fn live_gap_reset_catch_up_and_live_again() {
+    let master_dir = tempfile::tempdir_in(".").unwrap();
+    let slave_dir = tempfile::tempdir_in(".").unwrap();
+    let mut rng = Rng(0x11FE_6A90_0000_0005);
+    rt::run_local(async {
+        let (master, _) = Journal::open(repl_cfg(master_dir.path())).await.unwrap();
+        let (slave, _) = Journal::open(repl_cfg(slave_dir.path())).await.unwrap();
+        let slave = Rc::new(slave);
+        let mode = Rc::new(Cell::new(Mode::Live));
+        let buffered: Rc<RefCell<Vec<(Position, bytes::Bytes)>>> = Rc::default();
+        {
+            let (slave, mode, buffered) = (slave.clone(), mode.clone(), buffered.clone());
+            master.set_batch_tap(Box::new(move |pos, bytes| match mode.get() {
+                Mode::Live => {
+                    slave.write_shipped(pos, &bytes).unwrap();
+                }
+                Mode::Skip => {}
+                Mode::Buffer => buffered.borrow_mut().push((pos, bytes)),
+            }));
+        }
+        let mut records = append_random(&master, &mut rng, 80, None).await;
+        assert_eq!(slave.next_position(), master.next_position());
+
+        // The mirror misses batches; the master moves on and reclaims old segments.
+        mode.set(Mode::Skip);
+        records.extend(append_random(&master, &mut rng, 150, Some(100)).await);
+        let behind = slave.next_position();
+        assert!(behind < master.next_position());
+        master
+            .remove_segments_before(master.active_segment() - 3)
+            .await
+            .unwrap();
+        let oldest = master.oldest_position();
+        assert_eq!(oldest, Position::new(master.segments()[0], 4096));
+        assert!(
+            oldest.segment() > behind.segment(),
+            "the mirror's next bytes are gone from the master"
+        );
+        records.retain(|(loc, _)| loc.segment >= oldest.segment());
+        assert!(matches!(
+            master.read_span(behind, master.tapped_end(), 1 << 20).await,
+            Err(StoreError::InvalidLocation(_))
+        ));
+
+        // Hand-off: new batches are buffered from this point, and everything before
+        // `until` is in the master's files once durable.
+        mode.set(Mode::Buffer);
+        let until = master.tapped_end();
+        // Appended now, tapped (into the buffer) while the reset and catch-up await.
+        for _ in 0..30 {
+            let len = 1 + rng.below(6000) as usize;
+            let p: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            records.push((master.append(&p).unwrap().location, p));
+        }
+        slave.reset(oldest).await.unwrap();
+        assert_eq!(slave.next_position(), oldest);
+        assert_eq!(slave.oldest_position(), oldest);
+        assert!(slave.segments().is_empty());
+        assert!(segment_files(slave_dir.path()).is_empty());
+        master.wait_durable(until).await.unwrap();
+        let mut pos = oldest;
+        while pos < until {
+            let (bytes, next) = master.read_span(pos, until, 40_000).await.unwrap();
+            slave.write_shipped(pos, &bytes).unwrap();
+            pos = next;
+        }
+        assert!(!buffered.borrow().is_empty(), "batches arrived meanwhile");
+        for (p, b) in buffered.borrow_mut().drain(..) {
+            assert_eq!(p, slave.next_position());
+            slave.write_shipped(p, &b).unwrap();
+        }
+        // (No await since the drain: nothing was tapped in between.)
+        mode.set(Mode::Live);
+        records.extend(append_random(&master, &mut rng, 100, None).await);
+        assert_eq!(slave.next_position(), master.next_position());
+        assert_eq!(slave.appended_position(), master.appended_position());
+        slave.wait_durable(slave.appended_position()).await.unwrap();
+
+        master.set_batch_tap(Box::new(|_, _| {}));
+        master.close().await.unwrap();
+        Rc::try_unwrap(slave)
+            .ok()
+            .expect("the tap holding the slave is gone")
+            .close()
+            .await
+            .unwrap();
+        let replay = reopen_and_compare(master_dir.path(), slave_dir.path()).await;
+        assert_replays(&replay, &records);
+    });
+}
+
+/// Flips one byte of a segment file.
+fn flip_byte(dir: &Path, segment: u64, at: u64) {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(segment_path(dir, segment))
+        .unwrap();
+    let mut b = [0u8; 1];
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.read_exact(&mut b).unwrap();
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.write_all(&[b[0] ^ 0x10]).unwrap();
+    f.sync_all().unwrap();
+}
+
+#[test]
+fn read_span_refuses_bad_arguments_removed_segments_and_damage() {
+    let dir = tempfile::tempdir_in(".").unwrap();
+    let mut rng = Rng(0xBAD5_9A40_0000_0007);
+    rt::run_local(async {
+        let (j, _) = Journal::open(repl_cfg(dir.path())).await.unwrap();
+        let records = append_random(&j, &mut rng, 150, None).await;
+        let until = j.tapped_end();
+        assert_eq!(until, j.durable_position());
+        let start = Position::new(1, 4096);
+        let invalid = |r: Result<(bytes::Bytes, Position), StoreError>| {
+            matches!(r, Err(StoreError::InvalidLocation(_)))
+        };
+        // Bad arguments.
+        assert!(invalid(
+            j.read_span(Position::new(1, 4000), until, 1 << 20).await
+        ));
+        assert!(invalid(
+            j.read_span(Position::new(1, 4100), until, 1 << 20).await
+        ));
+        assert!(invalid(
+            j.read_span(Position::new(0, 4096), until, 1 << 20).await
+        ));
+        assert!(invalid(j.read_span(until, start, 1 << 20).await));
+        let beyond = Position::new(until.segment(), until.offset() + 8);
+        assert!(invalid(j.read_span(start, beyond, 1 << 20).await));
+        let (first, _) = &records[0];
+        let inside = Position::new(1, first.offset + 8);
+        assert!(invalid(j.read_span(start, inside, 1 << 20).await));
+        let (b, p) = j.read_span(start, start, 1 << 20).await.unwrap();
+        assert!(b.is_empty() && p == start);
+        // A span up to a record boundary in the first segment stops exactly there.
+        let (second, _) = &records[1];
+        let (b, p) = j
+            .read_span(start, second.position(), 1 << 20)
+            .await
+            .unwrap();
+        assert_eq!(p, second.position());
+        assert_eq!(b.len() as u32, second.offset - 4096);
+
+        let in_segment = |s: u64| {
+            records
+                .iter()
+                .filter(move |(l, _)| l.segment == s)
+                .map(|(l, _)| *l)
+        };
+        let corrupt = |r: Result<(bytes::Bytes, Position), StoreError>| {
+            matches!(r, Err(StoreError::Corrupt { .. }))
+        };
+        // A flipped payload byte in segment 3: spans reaching it fail, spans before
+        // it do not.
+        let victim = in_segment(3).nth(2).unwrap();
+        flip_byte(
+            dir.path(),
+            3,
+            u64::from(victim.offset) + 8 + u64::from(victim.len / 2),
+        );
+        let seg3 = Position::new(3, 4096);
+        assert!(corrupt(j.read_span(seg3, until, 1 << 20).await));
+        assert!(corrupt(j.read_span(victim.position(), until, 1).await));
+        let (_, p) = j.read_span(seg3, victim.position(), 1 << 20).await.unwrap();
+        assert_eq!(p, victim.position());
+        // A flipped padding byte (not covered by the checksum) in segment 4.
+        let padded = in_segment(4).find(|l| l.len % 8 != 0).unwrap();
+        flip_byte(dir.path(), 4, u64::from(padded.end().offset()) - 1);
+        assert!(corrupt(j.read_span(padded.position(), until, 1).await));
+        // A flipped length: the frame no longer verifies.
+        let victim = in_segment(5).nth(1).unwrap();
+        flip_byte(dir.path(), 5, u64::from(victim.offset) + 1);
+        assert!(corrupt(
+            j.read_span(Position::new(5, 4096), until, 1 << 20).await
+        ));
+        // A zeroed frame (the end of the log) before the roll marker of segment 6.
+        let victim = in_segment(6).nth(1).unwrap();
+        {
+            use std::io::{Seek, SeekFrom, Write};
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(segment_path(dir.path(), 6))
+                .unwrap();
+            f.seek(SeekFrom::Start(u64::from(victim.offset))).unwrap();
+            f.write_all(&[0u8; 8]).unwrap();
+            f.sync_all().unwrap();
+        }
+        assert!(corrupt(
+            j.read_span(Position::new(6, 4096), until, 1 << 20).await
+        ));
+
+        // Removed segments.
+        j.remove_segments_before(3).await.unwrap();
+        assert_eq!(j.oldest_position(), seg3);
+        assert!(invalid(j.read_span(start, until, 1 << 20).await));
+        assert!(invalid(
+            j.read_span(Position::new(2, 4096), until, 1 << 20).await
+        ));
+        // Undamaged segments still read.
+        let seg7 = Position::new(7, 4096);
+        let (b, _) = j.read_span(seg7, until, 1 << 20).await.unwrap();
+        assert!(!b.is_empty());
+        j.close().await.unwrap();
+    });
+}
+
+#[test]
+fn reset_refuses_bad_positions_and_writes_while_running() {
+    let dir = tempfile::tempdir_in(".").unwrap();
+    rt::run_local(async {
+        let (j, _) = Journal::open(repl_cfg(dir.path())).await.unwrap();
+        for bad in [
+            Position::new(3, 4104),
+            Position::new(3, 0),
+            Position::new(0, 4096),
+        ] {
+            assert!(matches!(j.reset(bad).await, Err(StoreError::Config(_))));
+        }
+        for i in 0..50 {
+            j.append(&payload(i)).unwrap();
+        }
+        {
+            // The first poll marks the reset; it then waits for the writer to drain.
+            let mut reset = std::pin::pin!(j.reset(Position::new(9, 4096)));
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            assert!(reset.as_mut().poll(&mut cx).is_pending());
+            assert!(matches!(j.append(b"x"), Err(StoreError::Resetting)));
+            assert!(matches!(
+                j.write_shipped(j.next_position(), &[]),
+                Err(StoreError::Resetting)
+            ));
+            reset.await.unwrap();
+        }
+        assert_eq!(j.next_position(), Position::new(9, 4096));
+        assert_eq!(j.durable_position(), Position::new(9, 4096));
+        assert_eq!(j.tapped_end(), Position::new(9, 4096));
+        assert!(segment_files(dir.path()).is_empty());
+        // Appends work again, in the new segment.
+        let a = j.append(b"after the reset").unwrap();
+        assert_eq!(a.location.position(), Position::new(9, 4096));
+        j.wait_durable(a.end).await.unwrap();
+        assert_eq!(j.segments()[0], 9);
+        j.close().await.unwrap();
+        let (j, replay) = Journal::open(repl_cfg(dir.path())).await.unwrap();
+        assert_eq!(replay.len(), 1);
+        assert_eq!(&replay[0].payload[..], b"after the reset");
+        j.close().await.unwrap();
+    });
+}
+
+/// A slave with its own (diverged) history resets to a master's oldest segment,
+/// catches up, and crashes (dropped without close): reopening recovers exactly what
+/// was shipped after the reset. A reset followed by a crash before anything reached
+/// the disk leaves an empty directory, which opens at `first_segment`.
+#[test]
+fn reset_then_crash_recovers_only_what_was_shipped_after_it() {
+    let master_dir = tempfile::tempdir_in(".").unwrap();
+    let slave_dir = tempfile::tempdir_in(".").unwrap();
+    let mut rng = Rng(0x4E5E_7C4A_5800_0009);
+    let oldest = rt::run_local(async {
+        let (master, _) = Journal::open(repl_cfg(master_dir.path())).await.unwrap();
+        append_random(&master, &mut rng, 200, None).await;
+        master
+            .remove_segments_before(master.active_segment() - 3)
+            .await
+            .unwrap();
+        let oldest = master.oldest_position();
+        assert!(oldest.segment() > 2);
+        let (slave, _) = Journal::open(repl_cfg(slave_dir.path())).await.unwrap();
+        // The slave's own records, in segments whose ids the master's log reuses.
+        let own = append_random(&slave, &mut rng, 150, None).await;
+        assert!(own.last().unwrap().0.segment > oldest.segment());
+        slave.reset(oldest).await.unwrap();
+        catch_up(&master, &slave, 50_000).await;
+        assert_eq!(slave.next_position(), master.next_position());
+        slave.wait_durable(slave.appended_position()).await.unwrap();
+        master.close().await.unwrap();
+        drop(slave);
+        oldest
+    });
+    rt::run_local(async {
+        let (m, m_replay) = Journal::open(repl_cfg(master_dir.path())).await.unwrap();
+        let (s, s_replay) = Journal::open(repl_cfg(slave_dir.path())).await.unwrap();
+        assert!(!s_replay.is_empty());
+        assert_eq!(s_replay[0].location.position(), oldest);
+        assert!(s_replay == m_replay, "the slave recovered the master's log");
+        m.close().await.unwrap();
+        s.close().await.unwrap();
+    });
+    assert_same_segments(master_dir.path(), slave_dir.path());
+
+    // Reset, then crash before any batch: nothing is left.
+    let again = Position::new(oldest.segment() + 40, 4096);
+    rt::run_local(async {
+        let (s, _) = Journal::open(repl_cfg(slave_dir.path())).await.unwrap();
+        s.reset(again).await.unwrap();
+        drop(s);
+    });
+    assert!(segment_files(slave_dir.path()).is_empty());
+    rt::run_local(async {
+        let mut c = repl_cfg(slave_dir.path());
+        c.first_segment = again.segment();
+        let (s, replay) = Journal::open(c).await.unwrap();
+        assert!(replay.is_empty());
+        assert_eq!(s.next_position(), again);
+        assert_eq!(s.tapped_end(), again);
+        assert_eq!(s.oldest_position(), again);
+        s.close().await.unwrap();
+    });
+}
+
+/// An empty directory opened with `first_segment` mirrors a master whose oldest
+/// segment is not 1 (here the segment sized for a huge record) straight away.
+#[test]
+fn empty_journal_mirrors_from_a_later_first_segment() {
+    let master_dir = tempfile::tempdir_in(".").unwrap();
+    let slave_dir = tempfile::tempdir_in(".").unwrap();
+    let mut rng = Rng(0xE4B7_1000_0000_000B);
+    rt::run_local(async {
+        let (master, _) = Journal::open(repl_cfg(master_dir.path())).await.unwrap();
+        let mut records = append_random(&master, &mut rng, 120, Some(60)).await;
+        let huge = records[60].0;
+        assert_eq!(huge.offset, 4096, "the huge record opens its segment");
+        master.remove_segments_before(huge.segment).await.unwrap();
+        assert_eq!(master.oldest_position(), huge.position());
+        records.retain(|(l, _)| l.segment >= huge.segment);
+
+        // Without `first_segment` the mirror would start at segment 1.
+        let mut c = repl_cfg(slave_dir.path());
+        c.first_segment = huge.segment;
+        let (slave, replay) = Journal::open(c).await.unwrap();
+        assert!(replay.is_empty());
+        assert!(
+            segment_files(slave_dir.path()).is_empty(),
+            "created on first use"
+        );
+        assert_eq!(slave.next_position(), master.oldest_position());
+        assert_eq!(slave.oldest_position(), master.oldest_position());
+        catch_up(&master, &slave, 1 << 20).await;
+        assert_eq!(slave.next_position(), master.next_position());
+        slave.wait_durable(slave.appended_position()).await.unwrap();
+        slave.close().await.unwrap();
+        master.close().await.unwrap();
+        let replay = reopen_and_compare(master_dir.path(), slave_dir.path()).await;
+        assert_replays(&replay, &records);
+    });
 }

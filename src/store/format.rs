@@ -1,9 +1,12 @@
 //! The journal's on-disk format. This is the only description of it.
 //!
 //! A journal is a directory of segment files named `NNNNNNNNNNNNNNNN.log` (the
-//! segment id in 16 lowercase hex digits). Ids start at 1 and are consecutive;
-//! old segments are only ever removed from the front. Each file is preallocated to
-//! its `segment_bytes` (a multiple of 4096, at most 4 GiB so offsets fit in a u32).
+//! segment id in 16 lowercase hex digits). Ids are consecutive and at least 1; a
+//! new journal starts at 1 (`JournalConfig::first_segment`), but the oldest segment
+//! present may have any id: old segments are only ever removed from the front, and
+//! a slave reset to mirror a master (`Journal::reset`) starts at the master's oldest
+//! segment. Each file is preallocated to its `segment_bytes` (a multiple of 4096, at
+//! most 4 GiB so offsets fit in a u32).
 //!
 //! ## Segment header: the first 4096-byte block
 //!

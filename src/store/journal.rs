@@ -9,7 +9,19 @@
 //! ```
 //!
 //! `append` only touches the pending side and never awaits, so a record's position
-//! is fixed before any `.await` and two tasks can never get the same offset.
+//! is fixed before any `.await` and two tasks can never get the same offset. The
+//! writer hands each batch it takes to the batch tap just before writing it, which
+//! moves [`Journal::tapped_end`] to the end of the in-flight batch
+//! (`durable <= tapped_end <= appended`).
+//!
+//! Replication works on the bytes exactly as written (frames as laid out in
+//! `format`): a master's batch tap ([`Journal::set_batch_tap`]) ships each batch's new
+//! frames, and a slave appends them verbatim with [`Journal::write_shipped`], so the
+//! two logs are byte-identical at the same positions. A slave that connects late is
+//! sent what it missed from the master's segment files with [`Journal::read_span`]
+//! up to [`Journal::tapped_end`] (everything after comes from the tap); a slave whose
+//! log diverged, or is older than the master's oldest segment, throws it away with
+//! [`Journal::reset`] and mirrors again from [`Journal::oldest_position`].
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
@@ -25,7 +37,7 @@ use crate::rt;
 use crate::rt::file::align_down;
 
 use super::format::{self, Frame, FRAME_HEADER_BYTES, HEADER_BYTES, SEGMENT_BYTES_MAX};
-use super::segment::Segment;
+use super::segment::{Scanner, Segment};
 use super::waiters::{DurableWaiters, WakerList};
 use super::{recovery, writer, Location, Position, StoreError};
 
@@ -40,6 +52,11 @@ pub struct JournalConfig {
     /// Upper bound on the record bytes of one write+fdatasync batch (one record larger
     /// than this still goes out, alone).
     pub max_batch_bytes: usize,
+    /// Segment id the log starts at when the directory holds no segment at all
+    /// (default 1). A slave mirroring a master whose oldest retained segment is `n`
+    /// opens its empty directory with `n` so that `write_shipped` at `n:4096` fits.
+    /// Ignored when segments exist.
+    pub first_segment: u64,
 }
 
 impl JournalConfig {
@@ -54,6 +71,7 @@ impl JournalConfig {
             dir: dir.into(),
             segment_bytes: Self::DEFAULT_SEGMENT_BYTES,
             max_batch_bytes: Self::DEFAULT_MAX_BATCH_BYTES,
+            first_segment: 1,
         }
     }
 
@@ -67,6 +85,7 @@ impl JournalConfig {
         if self.max_batch_bytes == 0 {
             return Err(StoreError::Config("max_batch_bytes must be > 0".into()));
         }
+        check_segment_id(self.first_segment)?;
         Ok(())
     }
 
@@ -76,6 +95,18 @@ impl JournalConfig {
         let room = self.segment_bytes - u64::from(HEADER_BYTES) - u64::from(FRAME_HEADER_BYTES);
         (align_down_8(room) - u64::from(FRAME_HEADER_BYTES)) as usize
     }
+}
+
+/// Segment ids are at least 1 (so `Position(0)` is before every record) and small
+/// enough that `id << 32` keeps every bit.
+fn check_segment_id(id: u64) -> Result<(), StoreError> {
+    if id == 0 || id > u64::from(u32::MAX) - 1 {
+        return Err(StoreError::Config(format!(
+            "segment id {id}: must be between 1 and {}",
+            u32::MAX - 1
+        )));
+    }
+    Ok(())
 }
 
 fn align_down_8(v: u64) -> u64 {
@@ -160,16 +191,25 @@ pub(crate) struct State {
     pub(crate) in_flight: Option<InFlight>,
     /// Everything before this is written and fdatasync'ed. Never exceeds `appended`.
     pub(crate) durable: Position,
+    /// End of the bytes the writer has taken (handed to the tap, if any): see
+    /// [`Journal::tapped_end`]. Between `durable` and `appended`.
+    pub(crate) tapped: Position,
     /// Set on the first write/sync error: the journal stops (see `StoreError::Failed`).
     pub(crate) failed: Option<String>,
     /// The handle asked the writer to drain and stop.
     pub(crate) closing: bool,
+    /// [`Journal::reset`] is running: appends and shipped batches are refused.
+    pub(crate) resetting: bool,
+    /// `remove_segments_before` calls deleting files right now (`reset` waits for
+    /// them: a late removal by name must not hit a segment created after the reset).
+    pub(crate) removing: u32,
     pub(crate) writer_done: bool,
     /// Segment being created (by the pre-creation task or the writer).
     pub(crate) creating: Option<u64>,
     pub(crate) waiters: DurableWaiters,
     pub(crate) writer_waker: Option<Waker>,
-    /// Segment created, creation failed, writer exited.
+    /// Segment created, creation failed, pre-creation task finished, batch durable,
+    /// segment removal finished, writer exited.
     pub(crate) events: WakerList,
     /// Receives each batch's new framed bytes and their start position, before the
     /// local write (replication ships them in parallel with the fsync).
@@ -185,6 +225,9 @@ pub(crate) struct Inner {
     pub(crate) dir: PathBuf,
     /// Guards against starting pre-creation twice from `append`.
     pub(crate) precreate_started_for: Cell<u64>,
+    /// Pre-creation tasks spawned and not finished (`reset` waits for them, so that
+    /// none creates a segment of the old log after it).
+    pub(crate) precreates: Cell<u32>,
 }
 
 /// An open journal. Dropping it lets the writer flush what is pending and stop;
@@ -210,8 +253,11 @@ impl Journal {
             tail: rec.tail,
             in_flight: None,
             durable: rec.durable,
+            tapped: rec.durable,
             failed: None,
             closing: false,
+            resetting: false,
+            removing: 0,
             writer_done: false,
             creating: None,
             waiters: DurableWaiters::default(),
@@ -234,6 +280,7 @@ impl Journal {
             state: RefCell::new(state),
             dir,
             precreate_started_for: Cell::new(0),
+            precreates: Cell::new(0),
         });
         rt::spawn_local(writer::run(inner.clone()));
         Ok((Journal { inner }, rec.records))
@@ -250,6 +297,9 @@ impl Journal {
         }
         if st.closing {
             return Err(StoreError::Closed);
+        }
+        if st.resetting {
+            return Err(StoreError::Resetting);
         }
         if payload.is_empty() {
             return Err(StoreError::EmptyRecord);
@@ -335,6 +385,7 @@ impl Journal {
         drop(guard);
         if let Some(id) = precreate {
             self.inner.precreate_started_for.set(id);
+            self.inner.precreates.set(self.inner.precreates.get() + 1);
             rt::spawn_local(writer::precreate(self.inner.clone(), id));
         }
         Ok(Appended {
@@ -445,6 +496,10 @@ impl Journal {
     pub async fn remove_segments_before(&self, segment: u64) -> Result<(), StoreError> {
         let doomed: Vec<Rc<Segment>> = {
             let mut st = self.inner.state.borrow_mut();
+            if st.resetting {
+                // `reset` deletes every segment anyway.
+                return Ok(());
+            }
             let limit = segment.min(st.cursor_segment).min(st.durable.segment());
             let keep = st.segments.split_off(&limit);
             let doomed = std::mem::replace(&mut st.segments, keep);
@@ -453,6 +508,7 @@ impl Journal {
         if doomed.is_empty() {
             return Ok(());
         }
+        let _removing = Removing::start(&self.inner);
         for seg in &doomed {
             seg.file
                 .remove()
@@ -503,6 +559,9 @@ impl Journal {
         }
         if st.closing {
             return Err(StoreError::Closed);
+        }
+        if st.resetting {
+            return Err(StoreError::Resetting);
         }
         let expected = Position::new(st.cursor_segment, st.cursor_offset);
         if start != expected {
@@ -612,6 +671,296 @@ impl Journal {
         Position::new(st.cursor_segment, st.cursor_offset)
     }
 
+    /// End of the bytes the writer has taken: the position just after the last byte
+    /// handed to the batch tap (whether or not a tap is installed). Before the first
+    /// batch since open (or since [`Journal::reset`]) it is the recovered end of the
+    /// log (the end of the last valid frame, a final roll marker included; offset
+    /// 4096 of the first segment for an empty log; `next` after a reset).
+    ///
+    /// Every byte before it has been or is being written, and every byte appended
+    /// later is tapped later: a master serves a late slave the bytes before this
+    /// position with [`Journal::read_span`] (once [`Journal::durable_position`] has
+    /// reached it) and everything after from the tap. If it is just after a roll
+    /// marker, the next tapped batch starts at offset 4096 of the next segment.
+    pub fn tapped_end(&self) -> Position {
+        self.inner.state.borrow().tapped
+    }
+
+    /// `Position::new(oldest segment still present, 4096)`: where a slave that must
+    /// start over mirrors from (see [`Journal::reset`]). With no segment file yet
+    /// (an empty log, or just after a reset), the segment the log starts at.
+    pub fn oldest_position(&self) -> Position {
+        let st = self.inner.state.borrow();
+        let oldest = st
+            .segments
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(st.cursor_segment)
+            .min(st.cursor_segment);
+        Position::new(oldest, HEADER_BYTES)
+    }
+
+    /// Reads whole frames back from the segment files, verbatim (records with their
+    /// padding, and roll markers), starting at the frame at `from`: the catch-up a
+    /// master sends a late slave. Returns the bytes and the position right after them
+    /// (the `from` of the next call); another journal whose
+    /// [`Journal::next_position`] is `from` accepts them with
+    /// [`Journal::write_shipped`]`(from, &bytes)`.
+    ///
+    /// Only the disk is read (O_DIRECT, in windows of at most 256 KiB plus the frame
+    /// that needs more), so `until` must not be beyond
+    /// [`Journal::durable_position`]. It stops
+    ///
+    /// * at `until` when `until` is in `from`'s segment (no byte at or after `until`
+    ///   is returned; a frame straddling `until` is an error);
+    /// * after a roll marker, which is included (8 bytes); the next position is then
+    ///   offset 4096 of the next segment, even if `until` was just after the marker;
+    /// * before the frame that would take the bytes over `max_bytes`, but it always
+    ///   returns at least one whole frame, however large (a record larger than a
+    ///   standard segment lives alone in a segment sized for it).
+    ///
+    /// `from == until` returns no bytes and `from`. Errors: `from` not a record
+    /// position (below 4096 or not 8-aligned), `until` before `from` or beyond the
+    /// durable end, `from`'s segment removed ([`StoreError::InvalidLocation`]); a
+    /// frame failing its checksum or with non-zero padding, the end of the log (a
+    /// zero `len`) before `until` in `until`'s segment or before the roll marker in
+    /// an earlier one ([`StoreError::Corrupt`]); I/O errors.
+    pub async fn read_span(
+        &self,
+        from: Position,
+        until: Position,
+        max_bytes: usize,
+    ) -> Result<(Bytes, Position), StoreError> {
+        let bad = |why: String| StoreError::InvalidLocation(format!("span {from}..{until}: {why}"));
+        if from.segment() == 0
+            || from.offset() < HEADER_BYTES
+            || !from.offset().is_multiple_of(format::RECORD_ALIGN)
+        {
+            return Err(bad("`from` is not a record position".into()));
+        }
+        if until < from {
+            return Err(bad("`until` is before `from`".into()));
+        }
+        if from == until {
+            return Ok((Bytes::new(), from));
+        }
+        let seg = {
+            let st = self.inner.state.borrow();
+            if until > st.durable {
+                return Err(bad(format!(
+                    "`until` is beyond the durable end {}",
+                    st.durable
+                )));
+            }
+            match st.segments.get(&from.segment()) {
+                Some(seg) => seg.clone(),
+                None => return Err(bad(format!("segment {} removed", from.segment()))),
+            }
+        };
+        let id = seg.id;
+        // In `until`'s segment the span ends at `until`; before it, at the roll marker.
+        let stop = (id == until.segment()).then_some(until.offset());
+        let corrupt = |off: u32, what: String| StoreError::Corrupt {
+            path: seg.path.clone(),
+            what: format!("at {}: {what}", Position::new(id, off)),
+        };
+        // Nothing at or after `until`, or past `max_bytes` (at least one frame header),
+        // is needed unless the first frame is larger: don't read ahead past that.
+        let want = u64::from(from.offset())
+            .saturating_add(max_bytes.max(FRAME_HEADER_BYTES as usize) as u64);
+        let limit = stop.map_or(want, |s| want.min(u64::from(s)));
+        let mut scanner = Scanner::with_read_limit(seg.clone(), limit);
+        let mut out: Vec<u8> = Vec::new();
+        let mut off = from.offset();
+        let full =
+            |out: &Vec<u8>, framed: u32| !out.is_empty() && out.len() + framed as usize > max_bytes;
+        loop {
+            if stop == Some(off) {
+                return Ok((Bytes::from(out), Position::new(id, off)));
+            }
+            // Every frame is at least a frame header: no need to read the next one.
+            if full(&out, FRAME_HEADER_BYTES) {
+                return Ok((Bytes::from(out), Position::new(id, off)));
+            }
+            if u64::from(off) + u64::from(FRAME_HEADER_BYTES) > seg.bytes {
+                return Err(corrupt(off, "no roll marker before the segment end".into()));
+            }
+            let framed = match scanner.frame_at(off).await? {
+                Frame::Record { framed, .. } => framed,
+                Frame::Roll => {
+                    let end = off + FRAME_HEADER_BYTES;
+                    if stop.is_some_and(|s| s > end) {
+                        return Err(bad(format!(
+                            "the segment ends at {} before `until`",
+                            Position::new(id, end)
+                        )));
+                    }
+                    format::encode_roll(&mut out);
+                    return Ok((Bytes::from(out), Position::new(id + 1, HEADER_BYTES)));
+                }
+                Frame::End => {
+                    return Err(corrupt(
+                        off,
+                        format!("the log ends (zero length) before {until}"),
+                    ))
+                }
+                Frame::Invalid { why } => {
+                    return Err(corrupt(off, format!("no valid frame: {why}")));
+                }
+            };
+            let end = off + framed;
+            if stop.is_some_and(|s| s < end) {
+                return Err(bad(format!(
+                    "`until` is inside the frame at {}",
+                    Position::new(id, off)
+                )));
+            }
+            if full(&out, framed) {
+                return Ok((Bytes::from(out), Position::new(id, off)));
+            }
+            let raw = scanner.ensure(u64::from(off), u64::from(framed)).await?;
+            // The checksum does not cover the padding, but `write_shipped` checks it.
+            let body = FRAME_HEADER_BYTES as usize
+                + u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]) as usize;
+            if raw.len() != framed as usize || raw[body..].iter().any(|b| *b != 0) {
+                return Err(corrupt(off, "non-zero record padding".into()));
+            }
+            out.extend_from_slice(raw);
+            off = end;
+        }
+    }
+
+    /// Throws the whole log away and restarts it empty at `next` (offset 4096 of some
+    /// segment): for a slave whose journal diverged from its master's, before it
+    /// mirrors the master again from [`Journal::oldest_position`] on.
+    ///
+    /// Appends and shipped batches are refused ([`StoreError::Resetting`]) from the
+    /// call on. It waits until the writer is idle (nothing pending or in flight,
+    /// durable == appended, no segment being created), deletes every segment file,
+    /// fsyncs the directory, and returns with `next_position() == next` (and
+    /// `appended`, `durable` and `tapped_end` there too). No segment file exists
+    /// then: the next batch creates `next.segment()` with the usual size rules, so
+    /// `write_shipped(next, ..)` lays it out like the master's.
+    ///
+    /// After a crash, reopening recovers exactly what was written after the reset.
+    /// A crash before the first batch reached the disk leaves an empty directory,
+    /// which opens as an empty log at [`JournalConfig::first_segment`].
+    ///
+    /// If deleting fails (or this future is dropped while deleting), the journal is
+    /// marked failed ([`StoreError::Failed`]): what is left on disk is unknown until
+    /// it is reopened.
+    pub async fn reset(&self, next: Position) -> Result<(), StoreError> {
+        if next.offset() != HEADER_BYTES {
+            return Err(StoreError::Config(format!(
+                "reset to {next}: the log must restart at offset {HEADER_BYTES} of a segment"
+            )));
+        }
+        check_segment_id(next.segment())?;
+        {
+            let mut st = self.inner.state.borrow_mut();
+            if let Some(why) = &st.failed {
+                return Err(StoreError::Failed(why.clone()));
+            }
+            if st.closing {
+                return Err(StoreError::Closed);
+            }
+            if st.resetting {
+                return Err(StoreError::Resetting);
+            }
+            st.resetting = true;
+        }
+        let mut guard = Resetting {
+            inner: &self.inner,
+            deleting: false,
+        };
+        // Appends are refused from here on, so the writer drains and goes idle.
+        std::future::poll_fn(|cx| {
+            let mut st = self.inner.state.borrow_mut();
+            if let Some(why) = &st.failed {
+                return Poll::Ready(Err(StoreError::Failed(why.clone())));
+            }
+            if st.writer_done {
+                return Poll::Ready(Err(StoreError::Closed));
+            }
+            let idle = st.pending.is_empty()
+                && st.in_flight.is_none()
+                && st.durable == st.appended
+                && st.creating.is_none()
+                && st.removing == 0
+                && self.inner.precreates.get() == 0;
+            if idle {
+                return Poll::Ready(Ok(()));
+            }
+            st.events.register(cx.waker());
+            Poll::Pending
+        })
+        .await?;
+
+        // The new, empty log; from here a failure leaves the disk unknown.
+        guard.deleting = true;
+        let doomed: Vec<Rc<Segment>> = {
+            let mut st = self.inner.state.borrow_mut();
+            let doomed = std::mem::take(&mut st.segments);
+            st.planned_sizes.clear();
+            st.cursor_segment = next.segment();
+            st.cursor_segment_bytes = st.cfg.segment_bytes;
+            st.cursor_offset = HEADER_BYTES;
+            st.appended = next;
+            st.durable = next;
+            st.tapped = next;
+            st.tail = (next.segment(), HEADER_BYTES, Vec::new());
+            // Pre-creation of `next.segment()` has not started.
+            self.inner.precreate_started_for.set(next.segment() - 1);
+            doomed.into_values().collect()
+        };
+        let dir = self.inner.dir.clone();
+        let removed = async {
+            for seg in &doomed {
+                seg.file
+                    .remove()
+                    .await
+                    .map_err(|e| StoreError::io("remove segment", &seg.path, e))?;
+            }
+            drop(doomed);
+            // Segment files no handle knew (an interrupted creation).
+            let sweep_dir = dir.clone();
+            rt::exec::blocking(move || -> Result<(), StoreError> {
+                let read_dir_err = |e| StoreError::io("read_dir", &sweep_dir, e);
+                for entry in std::fs::read_dir(&sweep_dir).map_err(read_dir_err)? {
+                    let entry = entry.map_err(read_dir_err)?;
+                    let name = entry.file_name();
+                    if name
+                        .to_str()
+                        .and_then(format::parse_segment_file_name)
+                        .is_some()
+                    {
+                        let path = entry.path();
+                        std::fs::remove_file(&path)
+                            .map_err(|e| StoreError::io("remove segment", &path, e))?;
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+            rt::file::sync_dir(&dir)
+                .await
+                .map_err(|e| StoreError::io("fsync directory", &dir, e))
+        }
+        .await;
+        if let Err(e) = removed {
+            let mut st = self.inner.state.borrow_mut();
+            tracing::error!(dir = %self.inner.dir.display(), error = %e, "journal reset failed; journal stopped");
+            st.failed = Some(format!("reset failed: {e}"));
+            st.waiters.wake_all();
+            guard.deleting = false;
+            return Err(e);
+        }
+        guard.deleting = false;
+        tracing::info!(dir = %self.inner.dir.display(), next = %next, "journal reset: every segment deleted");
+        Ok(())
+    }
+
     /// Installs a callback told the duration of every write+fdatasync (one group
     /// commit), after it completed and before its waiters are woken.
     pub fn set_sync_observer(&self, observer: Rc<dyn Fn(std::time::Duration)>) {
@@ -651,6 +1000,44 @@ impl Drop for Journal {
             st.closing = true;
         }
         wake_writer(&self.inner);
+    }
+}
+
+/// Clears `State::resetting` when [`Journal::reset`] returns or is dropped; dropped
+/// while deleting, it fails the journal (the disk holds an unknown mix).
+struct Resetting<'a> {
+    inner: &'a Inner,
+    deleting: bool,
+}
+
+impl Drop for Resetting<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut st) = self.inner.state.try_borrow_mut() {
+            st.resetting = false;
+            if self.deleting && st.failed.is_none() {
+                st.failed = Some("reset interrupted while deleting segments".into());
+                st.waiters.wake_all();
+            }
+        }
+    }
+}
+
+/// Counts a `remove_segments_before` deleting files, in `State::removing`.
+struct Removing<'a>(&'a Inner);
+
+impl<'a> Removing<'a> {
+    fn start(inner: &'a Inner) -> Removing<'a> {
+        inner.state.borrow_mut().removing += 1;
+        Removing(inner)
+    }
+}
+
+impl Drop for Removing<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut st) = self.0.state.try_borrow_mut() {
+            st.removing -= 1;
+            st.events.wake_all();
+        }
     }
 }
 

@@ -3,7 +3,8 @@
 //! durable by group commit. The store knows nothing about what the records mean.
 //!
 //! * [`format`]   — the on-disk layout (segment header, record framing, positions).
-//! * `journal`    — [`Journal`]: append, wait for durability, read back, reclaim.
+//! * `journal`    — [`Journal`]: append, wait for durability, read back, reclaim,
+//!   and the replication side: mirror writes, raw span reads, reset.
 //! * `writer`     — the background group-commit task (one per journal).
 //! * `recovery`   — replay at open: stops cleanly at a torn or zero-filled tail.
 //! * `segment`    — creating, opening and reading segment files.
@@ -106,6 +107,10 @@ pub enum StoreError {
     /// The journal was closed.
     #[error("journal is closed")]
     Closed,
+    /// [`Journal::reset`] is in progress: appends and shipped batches are refused
+    /// until it returns.
+    #[error("journal is being reset")]
+    Resetting,
     /// Another process (or handle) holds the data directory lock.
     #[error("data directory is locked by another process: {0}")]
     Locked(PathBuf),

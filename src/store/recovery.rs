@@ -1,7 +1,9 @@
 //! Replay at open, and the rules for what counts as the end of the log.
 //!
-//! Segments are scanned oldest first. A segment that ends with the roll marker
-//! continues in the next one. The log ends at the first of:
+//! Segments are scanned oldest first, whatever the first id is (old segments are
+//! removed from the front, and a slave reset by `Journal::reset` starts at its
+//! master's oldest segment). A segment that ends with the roll marker continues in
+//! the next one. The log ends at the first of:
 //!
 //! * a zero `len` (the zero-filled, preallocated tail): the normal end;
 //! * an invalid frame (checksum mismatch, truncated length or payload, a length
@@ -19,6 +21,9 @@
 //! A bad segment *header* is different: on the last segment it is an interrupted
 //! creation and the file is removed; anywhere else, and for gaps in segment ids,
 //! open fails with [`StoreError::Corrupt`] rather than guess.
+//!
+//! An empty directory opens as an empty log at `JournalConfig::first_segment`
+//! without creating a file: the first batch creates it.
 //!
 //! Before appends resume, everything after the end in the last segment is zeroed
 //! (the tail block rewritten, the rest hole-punched and preallocated again), so stale
@@ -138,16 +143,23 @@ pub(crate) async fn recover(cfg: &JournalConfig) -> Result<Recovered, StoreError
     }
 
     let Some(stop) = stop else {
-        // Every segment was complete (or there were none): start a fresh one.
         let (id, durable) = match rolled {
-            Some((last, end)) => (last + 1, Position::new(last, end)),
+            Some((last, end)) => {
+                // Every segment was complete: start a fresh one.
+                let id = last + 1;
+                let seg = Rc::new(segment::create(dir, id, cfg.segment_bytes).await?);
+                segments.insert(id, seg);
+                (id, Position::new(last, end))
+            }
             None => {
-                let id = ids.first().copied().unwrap_or(1);
+                // No segment at all (a new journal, or one whose only segment was an
+                // interrupted creation): the log starts at `first_segment`, or at the
+                // removed segment's id. Its file is created on first use, with the
+                // size the first frame needs (see `Journal::write_shipped`).
+                let id = ids.first().copied().unwrap_or(cfg.first_segment);
                 (id, Position::new(id, HEADER_BYTES))
             }
         };
-        let seg = Rc::new(segment::create(dir, id, cfg.segment_bytes).await?);
-        segments.insert(id, seg);
         tracing::info!(dir = %dir.display(), records = records.len(), "journal replayed; starting segment {id}");
         return Ok(Recovered {
             segments,

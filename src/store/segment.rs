@@ -1,5 +1,6 @@
 //! Segment files: creation (preallocated, header written and synced), opening, and
-//! the windowed reader that recovery scans records with.
+//! the windowed reader that recovery scans records with (and `Journal::read_span`
+//! reads raw frames with).
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -92,26 +93,36 @@ pub(crate) struct Scanner {
     /// File offset of `win[0]`.
     win_start: u64,
     win: Option<ReadBuf>,
+    /// Windows stop at this (block-aligned) offset unless the bytes asked for need more.
+    read_limit: u64,
 }
 
 impl Scanner {
     pub(crate) fn new(seg: Rc<Segment>) -> Scanner {
+        Scanner::with_read_limit(seg, u64::MAX)
+    }
+
+    /// A scanner whose read-ahead stops at `limit` (rounded up to a block): for
+    /// callers that know they need nothing after it.
+    pub(crate) fn with_read_limit(seg: Rc<Segment>, limit: u64) -> Scanner {
         Scanner {
             seg,
             win_start: 0,
             win: None,
+            read_limit: align_up(limit.min(u64::MAX - BLOCK_BYTES as u64)),
         }
     }
 
-    /// Makes `[off, off + len)` available in the window (or as much as the file has).
-    async fn ensure(&mut self, off: u64, len: u64) -> Result<&[u8], StoreError> {
+    /// Makes `[off, off + len)` available in the window and returns it (shorter only
+    /// where the file is).
+    pub(crate) async fn ensure(&mut self, off: u64, len: u64) -> Result<&[u8], StoreError> {
         let have = self.win.as_ref().map_or(0, |w| w.len() as u64);
         let covered = off >= self.win_start && off + len <= self.win_start + have;
         if !covered {
             rt::yield_if_needed().await;
             let start = align_down(off);
             let end = (align_up(off + len))
-                .max(start + SCAN_WINDOW_BYTES as u64)
+                .max((start + SCAN_WINDOW_BYTES as u64).min(self.read_limit))
                 .min(align_up(self.seg.bytes));
             let read_len = end.saturating_sub(start).max(BLOCK_BYTES as u64);
             let buf = self

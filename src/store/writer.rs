@@ -97,8 +97,14 @@ async fn write_batch(inner: &Rc<Inner>, t: Taken) -> Result<(), StoreError> {
     let end = t.base + t.bytes.len() as u32;
     assert!(u64::from(end) <= seg.bytes, "batch runs past its segment");
 
-    // Take the tap out while calling it, so it may call back into the journal.
-    let tap = inner.state.borrow_mut().tap.take();
+    // The writer has taken these bytes: `tapped_end` moves here whether or not a tap
+    // is installed, in the same borrow that takes the tap out. (Take the tap out while
+    // calling it, so it may call back into the journal.)
+    let tap = {
+        let mut st = inner.state.borrow_mut();
+        st.tapped = Position::new(t.segment, end);
+        st.tap.take()
+    };
     if let Some(tap) = tap {
         let new = t.bytes.slice((t.new_from - t.base) as usize..);
         tap(Position::new(t.segment, t.new_from), new);
@@ -134,6 +140,8 @@ async fn write_batch(inner: &Rc<Inner>, t: Taken) -> Result<(), StoreError> {
     st.stats.fsyncs += 1;
     st.stats.bytes_written += padded as u64;
     st.waiters.wake_up_to(durable);
+    // (`reset` waits on `events` for the writer to be idle.)
+    st.events.wake_all();
     Ok(())
 }
 
@@ -182,10 +190,13 @@ pub(crate) async fn ensure_segment(inner: &Rc<Inner>, id: u64) -> Result<Rc<Segm
     }
 }
 
-/// Background creation of the next segment (started by `append`).
+/// Background creation of the next segment (started by `append`, which counted it in
+/// `Inner::precreates`).
 pub(crate) async fn precreate(inner: Rc<Inner>, id: u64) {
     if let Err(e) = ensure_segment(&inner, id).await {
         // The writer retries when it needs the segment and fails the journal then.
         tracing::warn!(segment = id, error = %e, "journal segment pre-creation failed");
     }
+    inner.precreates.set(inner.precreates.get() - 1);
+    inner.state.borrow_mut().events.wake_all();
 }
