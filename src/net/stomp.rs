@@ -200,12 +200,8 @@ async fn sniff(rd: &ReadHalf) -> Opening {
         }
         match crate::replication::frame::looks_like_replication(first) {
             Some(true) => return Opening::Replication,
-            Some(false) => {
-                // A kind byte of 1 may still be OpenWire until the magic is in.
-                if !(first.len() > 4 && first[4] == 1 && n < 13) {
-                    return Opening::Other;
-                }
-            }
+            Some(false) => return Opening::Other,
+            // Kind 1 and too few bytes for either magic: OpenWire or replication.
             None => {}
         }
         if started.elapsed() > SNIFF_TIMEOUT {

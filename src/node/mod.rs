@@ -19,11 +19,11 @@ use crate::broker::{BrokerSettings, User};
 use crate::config::{BrokerConfig, ReplicationAck, TransportConnector};
 use crate::metrics::replication::ReplicationStats;
 use crate::metrics::{self, ShardStats, StatusListener};
+use crate::net;
 use crate::replication;
 use crate::replication::core::{AckMode, CoreSettings, Event, MasterTarget, Request};
 use crate::replication::port;
 use crate::replication::state::NodeState;
-use crate::net;
 use crate::rt::channel;
 use crate::rt::exec::{self, ExecutorSpec};
 use crate::rt::net::BoundListener;
@@ -244,7 +244,9 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
     let mut shard_ports: Vec<Option<port::ShardPort>> = shard_ports.into_iter().map(Some).collect();
     for shard in (0..shard_count).rev() {
         let Some(mesh) = ends.pop() else { break };
-        let Some(shard_port) = shard_ports[shard].take() else { break };
+        let Some(shard_port) = shard_ports[shard].take() else {
+            break;
+        };
         let spec = ExecutorSpec {
             name: format!("tandem-shard-{shard}"),
             cpu: if config.shards.pin_cores {
@@ -385,7 +387,9 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
         }
         if let Some(until) = wait_for_slave_until {
             if std::time::Instant::now() >= until {
-                break Err(NodeError::WaitForSlave(config.replication.wait_for_slave_timeout_ms));
+                break Err(NodeError::WaitForSlave(
+                    config.replication.wait_for_slave_timeout_ms,
+                ));
             }
         }
         let event = match events_rx.recv_timeout(Duration::from_millis(20)) {
@@ -408,16 +412,19 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
                 }
                 let wait = config.replication.wait_for_slave && !takeover;
                 clients_open.store(!wait, Ordering::Release);
-                let listeners = match bind_connectors(&connectors, &config, &clients_open, &slave_sockets) {
-                    Ok(l) => l,
-                    Err(e) => break Err(e),
-                };
+                let listeners =
+                    match bind_connectors(&connectors, &config, &clients_open, &slave_sockets) {
+                        Ok(l) => l,
+                        Err(e) => break Err(e),
+                    };
                 for tx in &serve_txs {
                     let mut mine = Vec::new();
                     for (l, policy) in &listeners {
                         match l.try_clone() {
                             Ok(dup) => mine.push((dup, policy.clone())),
-                            Err(e) => tracing::error!(error = %e, "cannot share a listener with a shard"),
+                            Err(e) => {
+                                tracing::error!(error = %e, "cannot share a listener with a shard")
+                            }
                         }
                     }
                     let _ = tx.try_send(mine);
@@ -428,7 +435,8 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
                     tracing::warn!(broker = %config.broker_name, epoch, "Tandem took over: serving clients as master");
                 } else if wait {
                     let timeout = config.replication.wait_for_slave_timeout_ms;
-                    wait_for_slave_until = Some(std::time::Instant::now() + Duration::from_millis(timeout));
+                    wait_for_slave_until =
+                        Some(std::time::Instant::now() + Duration::from_millis(timeout));
                     tracing::info!(broker = %config.broker_name, epoch, timeout_ms = timeout, "Tandem started as master; waitForSlave: clients wait until a slave is in sync");
                 } else {
                     tracing::info!(broker = %config.broker_name, epoch, data = %data_dir.display(), "Tandem started");
@@ -534,7 +542,11 @@ fn core_settings(
         client_addrs: connectors
             .iter()
             .filter(|c| c.uri.scheme.wire() == Wire::OpenWire)
-            .chain(connectors.iter().filter(|c| c.uri.scheme.wire() != Wire::OpenWire))
+            .chain(
+                connectors
+                    .iter()
+                    .filter(|c| c.uri.scheme.wire() != Wire::OpenWire),
+            )
             .map(|c| c.uri.addr)
             .collect(),
         stats,

@@ -777,7 +777,12 @@ impl Core {
         rt::spawn_local(async move { link.close(Duration::from_millis(500)).await });
     }
 
-    fn on_hello(&self, current: &Option<Attached>, link: Rc<Link>, hello: Frame) -> Option<Attached> {
+    fn on_hello(
+        &self,
+        current: &Option<Attached>,
+        link: Rc<Link>,
+        hello: Frame,
+    ) -> Option<Attached> {
         let Body::Hello {
             version,
             user,
@@ -843,10 +848,7 @@ impl Core {
             self.emit(Event::Exit { code: 1, reason });
             return None;
         }
-        let peers: Vec<SocketAddr> = client_addrs
-            .iter()
-            .filter_map(|a| a.parse().ok())
-            .collect();
+        let peers: Vec<SocketAddr> = client_addrs.iter().filter_map(|a| a.parse().ok()).collect();
         if !peers.is_empty() {
             self.state.borrow_mut().peers = peers;
             if self.store_state().is_err() {
@@ -976,7 +978,11 @@ impl Attached {
                 self.shards[s].catching_up = start < until;
                 tracing::debug!(shard, start = start.0, until = until.0, "catch-up planned");
                 if self.starts.iter().all(Option::is_some) {
-                    let oldest = self.starts.iter().map(|p| p.unwrap_or_default().0).collect();
+                    let oldest = self
+                        .starts
+                        .iter()
+                        .map(|p| p.unwrap_or_default().0)
+                        .collect();
                     self.link.send(&Frame {
                         epoch: core.state.borrow().epoch,
                         body: Body::Welcome {
@@ -1013,7 +1019,9 @@ impl Attached {
                 shard,
                 link,
                 reason,
-            } if link == self.link_id => Some(format!("catch-up of shard {shard} failed: {reason}")),
+            } if link == self.link_id => {
+                Some(format!("catch-up of shard {shard} failed: {reason}"))
+            }
             _ => None,
         }
     }

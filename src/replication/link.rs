@@ -178,11 +178,8 @@ impl Link {
                 }
                 let filled = buf.len();
                 buf.resize(filled + READ_CHUNK_BYTES, 0);
-                let read_once = async {
-                    read.read(&mut buf[filled..])
-                        .await
-                        .map_err(LinkError::Io)
-                };
+                let read_once =
+                    async { read.read(&mut buf[filled..]).await.map_err(LinkError::Io) };
                 let expire = async {
                     rt::sleep(timeout).await;
                     Err(LinkError::Timeout(timeout))

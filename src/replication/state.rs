@@ -104,7 +104,9 @@ impl NodeState {
                 continue;
             }
             let bad = |why: &str| (i + 1, why.to_string());
-            let (key, value) = line.split_once('=').ok_or_else(|| bad("expected key=value"))?;
+            let (key, value) = line
+                .split_once('=')
+                .ok_or_else(|| bad("expected key=value"))?;
             match key {
                 "epoch" => s.epoch = value.parse().map_err(|_| bad("epoch is not a u64"))?,
                 "role" => {
@@ -197,7 +199,10 @@ mod tests {
             epoch: fresh.next_epoch(),
             role: LastRole::Master,
             node_id: fresh.node_id,
-            peers: vec!["127.0.0.1:61626".parse().unwrap(), "[::1]:1".parse().unwrap()],
+            peers: vec![
+                "127.0.0.1:61626".parse().unwrap(),
+                "[::1]:1".parse().unwrap(),
+            ],
         };
         assert_eq!(s.epoch >> 16, 1);
         s.store(dir.path()).unwrap();
