@@ -182,6 +182,9 @@ enum Opening {
 
 /// How long a connection may take to send enough bytes to tell what it is.
 const SNIFF_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long to wait for a connection's first bytes before treating it as STOMP (a
+/// slave's Hello, like a client's CONNECT, is its first write).
+const FIRST_BYTES_WAIT: Duration = Duration::from_millis(500);
 
 /// Peeks at the first bytes (without consuming them) until they tell a replication
 /// Hello or an OpenWire WireFormatInfo from anything else. STOMP frames start with a
@@ -190,9 +193,16 @@ async fn sniff(rd: &ReadHalf) -> Opening {
     let started = Instant::now();
     let mut buf = [0u8; 21];
     loop {
-        let n = match rd.peek(&mut buf).await {
-            Ok(0) | Err(_) => return Opening::Closed,
-            Ok(n) => n,
+        // A silent peer goes to the STOMP loop, whose CONNECT timeout applies.
+        let peek = async { Some(rd.peek(&mut buf).await) };
+        let quiet = async {
+            sleep(FIRST_BYTES_WAIT).await;
+            None
+        };
+        let n = match peek.or(quiet).await {
+            None => return Opening::Other,
+            Some(Ok(0) | Err(_)) => return Opening::Closed,
+            Some(Ok(n)) => n,
         };
         let first = &buf[..n];
         if n >= 13 && first[4] == 1 && &first[5..13] == b"ActiveMQ" {
