@@ -41,6 +41,9 @@ pub struct ShardSetup {
     /// Receives each journal batch while a slave is attached (see
     /// [`Shard::begin_shipping`]); the replication core's channel, wired by `node`.
     pub ship: Box<dyn Fn(Position, Bytes) + Send>,
+    /// Receives, while a slave is attached, each change that is not journaled but
+    /// that the slave holds in memory (an encoded record; see `JournalSink::volatile`).
+    pub ship_volatile: Box<dyn Fn(Bytes) + Send>,
 }
 
 /// How long start-up waits for the outcomes of transactions prepared before a crash.
@@ -49,18 +52,24 @@ const IN_DOUBT_WAIT: Duration = Duration::from_secs(60);
 /// How often the shard expires messages and reclaims journal segments.
 const TICK: Duration = Duration::from_millis(500);
 
-struct Sink<'a>(&'a Journal);
+struct Sink<'a>(&'a Shared);
 
 impl JournalSink for Sink<'_> {
     fn append(&mut self, payload: &[u8]) -> Result<(Loc, u64), BrokerError> {
         let a = self
             .0
+            .journal
             .append(payload)
             .map_err(|e| BrokerError::Journal(e.to_string()))?;
         Ok((to_loc(a.location), a.end.0))
     }
     fn end(&self) -> u64 {
-        self.0.appended_position().0
+        self.0.journal.appended_position().0
+    }
+    fn volatile(&mut self, payload: &[u8]) {
+        if self.0.shipping.get() {
+            (self.0.ship_volatile)(Bytes::copy_from_slice(payload));
+        }
     }
 }
 
@@ -105,6 +114,7 @@ struct Shared {
     /// While a catch-up reads old segments, reclamation keeps them from here on.
     catch_up_from: Cell<Option<u64>>,
     replica: ReplicaGate,
+    ship_volatile: Box<dyn Fn(Bytes)>,
 }
 
 /// Holds replies back until the slave has acknowledged their records, while a slave
@@ -203,6 +213,7 @@ impl Shard {
             shipping,
             catch_up_from: Cell::new(None),
             replica: ReplicaGate::default(),
+            ship_volatile: setup.ship_volatile,
         });
         publish_stats(&shared);
         let handler_state = shared.clone();
@@ -336,6 +347,16 @@ impl Shard {
         Ok(end)
     }
 
+    /// Applies a change the master did not journal (a non-persistent message or its
+    /// removal): held in memory only, as on the master.
+    pub fn apply_volatile(&self, record: &Bytes) -> Result<(), String> {
+        let rec = Record::decode(record).map_err(|e| e.to_string())?;
+        let mut core = self.shared.core.borrow_mut();
+        core.apply(rec, None);
+        core.drain();
+        Ok(())
+    }
+
     /// Throws the journal and the state away; the next shipped batch starts at
     /// `start` (the master's oldest retained segment).
     pub async fn reset(&self, start: Position) -> Result<(), StoreError> {
@@ -362,13 +383,13 @@ fn apply_payload(core: &mut ShardCore, payload: &Bytes, location: Location) {
 fn on_mesh_message(shared: &Rc<Shared>, msg: MeshMsg) {
     match msg {
         MeshMsg::Request(req) => {
-            let mut sink = Sink(&shared.journal);
+            let mut sink = Sink(shared);
             shared.core.borrow_mut().handle(req, &mut sink);
         }
         MeshMsg::Event(Event::Done { reply, result })
             if reply.to == ReplyTo::Shard(shared.shard) =>
         {
-            let mut sink = Sink(&shared.journal);
+            let mut sink = Sink(shared);
             shared
                 .core
                 .borrow_mut()
@@ -606,7 +627,7 @@ async fn ticker(shared: Rc<Shared>) {
         }
         ticks += 1;
         {
-            let mut sink = Sink(&shared.journal);
+            let mut sink = Sink(&shared);
             shared.core.borrow_mut().tick(now_ms(), &mut sink);
         }
         if ticks == 120 {
@@ -686,12 +707,12 @@ async fn reclaim(shared: &Rc<Shared>) {
         let Some(msg) = resolve(shared, r.body.clone(), &r.destination, r.seq).await else {
             continue;
         };
-        let mut sink = Sink(&shared.journal);
+        let mut sink = Sink(shared);
         shared.core.borrow_mut().relocate(r, msg, &mut sink);
         rt::yield_if_needed().await;
     }
     {
-        let mut sink = Sink(&shared.journal);
+        let mut sink = Sink(shared);
         shared
             .core
             .borrow_mut()

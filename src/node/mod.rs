@@ -258,6 +258,7 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
             ring_depth,
         };
         let live = shard_port.live.clone();
+        let live_volatile = shard_port.live.clone();
         let setup = ShardSetup {
             shard,
             shard_count,
@@ -272,6 +273,12 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
                     shard: shard as u16,
                     start,
                     bytes,
+                });
+            }),
+            ship_volatile: Box::new(move |record| {
+                let _ = live_volatile.try_send(port::Live::Volatile {
+                    shard: shard as u16,
+                    record,
                 });
             }),
         };

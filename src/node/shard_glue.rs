@@ -93,6 +93,14 @@ pub async fn run(shard: Rc<Shard>, port: ShardPort, promoted: std::sync::mpsc::S
                     }
                 }
             }
+            Command::ApplyVolatile { record } => {
+                if !failed {
+                    if let Err(reason) = shard.apply_volatile(&record) {
+                        // A format bug, not a divergence of the log: log and go on.
+                        tracing::error!(shard = id, %reason, "undecodable volatile record skipped");
+                    }
+                }
+            }
             Command::BeginSync {
                 link: attach,
                 slave_has,

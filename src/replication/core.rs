@@ -481,6 +481,12 @@ impl Core {
                                 bytes,
                             });
                         }
+                        Body::Volatile { shard, record, .. }
+                            if usize::from(shard) < self.s.shards =>
+                        {
+                            let _ = self.commands[usize::from(shard)]
+                                .try_send(Command::ApplyVolatile { record });
+                        }
                         Body::InSync => {
                             in_sync = true;
                             self.s.stats.set_peer(PeerState::InSync);
@@ -651,6 +657,11 @@ impl Core {
                 }) => {
                     if let Some(a) = slave.as_mut() {
                         a.ship_live(self, usize::from(shard), start, bytes);
+                    }
+                }
+                Ev::Live(Live::Volatile { shard, record }) => {
+                    if let Some(a) = slave.as_mut() {
+                        a.send_volatile(self, shard, record);
                     }
                 }
                 Ev::Live(Live::Requiring { shard, from }) => {
@@ -879,6 +890,7 @@ impl Core {
             all_done: false,
             in_sync: false,
             last_heard: Instant::now(),
+            volatile_seq: 0,
         })
     }
 
@@ -931,6 +943,8 @@ struct Attached {
     all_done: bool,
     in_sync: bool,
     last_heard: Instant,
+    /// Numbers Volatile frames (for logs; the slave applies them in order).
+    volatile_seq: u64,
 }
 
 impl Attached {
@@ -947,6 +961,23 @@ impl Attached {
                 shard: shard as u16,
                 start: start.0,
                 bytes,
+            },
+        };
+        if self.welcomed {
+            self.link.send(&frame);
+        } else {
+            self.pending.push(frame);
+        }
+    }
+
+    fn send_volatile(&mut self, core: &Core, shard: u16, record: Bytes) {
+        self.volatile_seq += 1;
+        let frame = Frame {
+            epoch: core.state.borrow().epoch,
+            body: Body::Volatile {
+                shard,
+                seq: self.volatile_seq,
+                record,
             },
         };
         if self.welcomed {

@@ -25,6 +25,9 @@ pub enum Live {
         start: Position,
         bytes: Bytes,
     },
+    /// Master: a change that is not journaled but that the slave holds in memory (an
+    /// encoded record: a non-persistent message or its removal).
+    Volatile { shard: u16, record: Bytes },
     /// Master: every reply for a record at or after `from` now waits for the slave
     /// (answer to [`Command::RequireReplica`]).
     Requiring { shard: u16, from: Position },
@@ -92,6 +95,8 @@ pub enum Command {
     Reset { start: Position },
     /// Slave: a shipped batch to append and apply.
     Apply { start: Position, bytes: Bytes },
+    /// Slave: a volatile record to apply in memory.
+    ApplyVolatile { record: Bytes },
     /// Slave: report where the journal ends (answered with `Applied`).
     Report,
     /// Slave -> master: stop applying, resolve what recovery resolves, and get ready to

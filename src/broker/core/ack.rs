@@ -84,6 +84,12 @@ impl ShardCore {
                     }
                 }
             } else {
+                if let Record::Ack { destination, .. } = &rec {
+                    if !destination.kind.is_temporary() {
+                        // Only non-persistent messages: a slave holds them too.
+                        sink.volatile(&rec.encode());
+                    }
+                }
                 None
             };
             if result.is_ok() {
@@ -138,6 +144,21 @@ impl ShardCore {
             };
             if let Err(e) = self.journal(sink, &rec) {
                 tracing::error!(error = %e, "cannot journal a removal");
+            }
+        } else if !id.destination().kind.is_temporary() {
+            // A non-persistent message a slave may hold (see `JournalSink::volatile`).
+            let durable = match &id {
+                BacklogId::Queue(_) => Some(None),
+                BacklogId::Durable(_, n) => Some(Some(n.clone())),
+                BacklogId::TopicSub(..) => None,
+            };
+            if let Some(durable) = durable {
+                let rec = Record::Ack {
+                    destination: id.destination().clone(),
+                    durable,
+                    seqs: vec![seq],
+                };
+                sink.volatile(&rec.encode());
             }
         }
         let removed = self.backlog_mut(&id).and_then(|b| b.remove(seq));

@@ -47,6 +47,11 @@ pub trait JournalSink {
     fn append(&mut self, payload: &[u8]) -> Result<(Loc, u64), BrokerError>;
     /// The ticket of everything appended so far.
     fn end(&self) -> u64;
+    /// A change that is not journaled but that a slave should hold in memory: a
+    /// non-persistent message stored on a queue or for a durable subscription, and its
+    /// removal. `payload` is an encoded [`Record`], applied on the slave with no
+    /// location. No-op unless a slave is attached.
+    fn volatile(&mut self, _payload: &[u8]) {}
 }
 
 /// A message body: in memory, or only in the journal (read it back before use).

@@ -41,6 +41,9 @@ impl ShardCore {
         } else {
             None
         };
+        if !journaled && Self::is_volatile_state(&rec) {
+            sink.volatile(&rec.encode());
+        }
         if !d.kind.is_queue() {
             self.fan_out_to_subscribers(&rec);
         }
@@ -104,6 +107,22 @@ impl ShardCore {
             }
             Record::Ack { .. } => true,
             _ => true,
+        }
+    }
+
+    /// A message that is stored but not journaled (non-persistent, on a queue or for a
+    /// durable subscription): a slave keeps it in memory (see [`JournalSink::volatile`]).
+    /// Temporary destinations live and die with their connection on the master.
+    fn is_volatile_state(rec: &Record) -> bool {
+        match rec {
+            Record::Enqueue {
+                message, targets, ..
+            } => match message.destination.kind {
+                DestKind::Queue => true,
+                DestKind::Topic => !targets.is_empty(),
+                _ => false,
+            },
+            _ => false,
         }
     }
 
