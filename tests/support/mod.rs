@@ -7,10 +7,13 @@
 //! * [`Stomp`] — a blocking raw STOMP client over `std::net::TcpStream`: tests speak
 //!   protocol bytes and assert on exact replies.
 //! * [`poll_until`] — the only way to wait: bounded in time and in attempts.
+//! * [`pair`] — master/slave nodes and pairs (`tests/pair.rs`).
 //!
 //! No bare sleeps: every wait is a bounded poll on something observable.
 
 #![allow(dead_code)]
+
+pub mod pair;
 
 use std::collections::HashSet;
 use std::fs;
