@@ -234,8 +234,14 @@ impl Shard {
     /// Makes the shard serve: settles transactions prepared before (recovery or the
     /// old master's stream left them in doubt; every shard must be promoted together,
     /// see `node`), then runs expiry, reclamation and the delivery pump.
-    pub async fn promote(&self) {
+    ///
+    /// `takeover`: this node followed a master until now; every stored message is
+    /// flagged as possibly delivered (see `ShardCore::mark_possibly_delivered`).
+    pub async fn promote(&self, takeover: bool) {
         let shared = &self.shared;
+        if takeover {
+            shared.core.borrow_mut().mark_possibly_delivered();
+        }
         shared.core.borrow_mut().finish_recovery();
         shared.serving.set(true);
         process_outputs(shared);

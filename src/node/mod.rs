@@ -282,7 +282,7 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
                 });
             }),
         };
-        let (serve_tx, serve_rx) = async_channel::bounded::<Listeners>(1);
+        let (serve_tx, serve_rx) = async_channel::unbounded::<Listeners>();
         serve_txs.push(serve_tx);
         let opened = opened_tx.clone();
         let promoted = promoted_tx.clone();
@@ -297,8 +297,9 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
             let shard_handle = Rc::new(shard_handle);
             crate::rt::spawn_local(shard_glue::run(shard_handle, shard_port, promoted));
             let _ = opened.send(Ok(shard));
-            // Serve once the node hands over the listeners (as master).
-            if let Ok(listeners) = serve_rx.recv().await {
+            // Serve what the node hands over (as master; `waitForSlave` opens the
+            // client-only connectors later).
+            while let Ok(listeners) = serve_rx.recv().await {
                 for (l, policy) in listeners {
                     let router = router.clone();
                     crate::rt::spawn_local(net::serve_stomp(l.into_listener(), router, policy));
@@ -374,6 +375,7 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
 
     let clients_open = Arc::new(AtomicBool::new(true));
     let mut open: Vec<BoundListener> = Vec::new();
+    let mut deferred: Vec<&TransportConnector> = Vec::new();
     let mut wait_for_slave_until: Option<std::time::Instant> = None;
     let result = loop {
         let sig = stop_signal.load(Ordering::Acquire);
@@ -419,24 +421,25 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
                 }
                 let wait = config.replication.wait_for_slave && !takeover;
                 clients_open.store(!wait, Ordering::Release);
-                let listeners =
-                    match bind_connectors(&connectors, &config, &clients_open, &slave_sockets) {
-                        Ok(l) => l,
-                        Err(e) => break Err(e),
-                    };
-                for tx in &serve_txs {
-                    let mut mine = Vec::new();
-                    for (l, policy) in &listeners {
-                        match l.try_clone() {
-                            Ok(dup) => mine.push((dup, policy.clone())),
-                            Err(e) => {
-                                tracing::error!(error = %e, "cannot share a listener with a shard")
-                            }
-                        }
-                    }
-                    let _ = tx.try_send(mine);
+                // `waitForSlave`: only the connectors a slave attaches to (tcp://) open
+                // now, holding clients; the others open once a slave is in sync, so
+                // clients meanwhile see a refused connection.
+                let (now, later): (Vec<&TransportConnector>, Vec<&TransportConnector>) = if wait
+                    && connectors
+                        .iter()
+                        .any(|c| c.uri.scheme.wire() == Wire::OpenWire)
+                {
+                    connectors
+                        .iter()
+                        .partition(|c| c.uri.scheme.wire() == Wire::OpenWire)
+                } else {
+                    (connectors.clone(), Vec::new())
+                };
+                deferred = later;
+                match bind_connectors(&now, &clients_open, &slave_sockets) {
+                    Ok(l) => open.extend(hand_to_shards(l, &serve_txs)),
+                    Err(e) => break Err(e),
                 }
-                open = listeners.into_iter().map(|(l, _)| l).collect();
                 if takeover {
                     replication_stats.set_last_takeover_ms(started.elapsed().as_millis() as u64);
                     tracing::warn!(broker = %config.broker_name, epoch, "Tandem took over: serving clients as master");
@@ -454,6 +457,13 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
                     tracing::info!("slave in sync: serving clients");
                 }
                 clients_open.store(true, Ordering::Release);
+                let later = std::mem::take(&mut deferred);
+                if !later.is_empty() {
+                    match bind_connectors(&later, &clients_open, &slave_sockets) {
+                        Ok(l) => open.extend(hand_to_shards(l, &serve_txs)),
+                        Err(e) => break Err(e),
+                    }
+                }
             }
             Event::Exit { code, reason } => {
                 for l in &open {
@@ -482,14 +492,31 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
 
 type Listeners = Vec<(BoundListener, Arc<net::ConnectorPolicy>)>;
 
-/// Binds every client connector; each accepts STOMP clients and replication links.
+/// Gives every shard a descriptor of each listener; returns the listeners (to shut
+/// them down at exit).
+fn hand_to_shards(
+    listeners: Listeners,
+    serve_txs: &[async_channel::Sender<Listeners>],
+) -> Vec<BoundListener> {
+    for tx in serve_txs {
+        let mut mine = Vec::new();
+        for (l, policy) in &listeners {
+            match l.try_clone() {
+                Ok(dup) => mine.push((dup, policy.clone())),
+                Err(e) => tracing::error!(error = %e, "cannot share a listener with a shard"),
+            }
+        }
+        let _ = tx.try_send(mine);
+    }
+    listeners.into_iter().map(|(l, _)| l).collect()
+}
+
+/// Binds client connectors; each accepts STOMP clients and replication links.
 fn bind_connectors(
     connectors: &[&TransportConnector],
-    config: &BrokerConfig,
     clients_open: &Arc<AtomicBool>,
     slave_sockets: &async_channel::Sender<port::Live>,
 ) -> Result<Listeners, NodeError> {
-    let _ = config;
     let mut listeners = Vec::new();
     for c in connectors {
         let l = BoundListener::bind(c.uri.addr, 1024).map_err(|source| NodeError::Bind {

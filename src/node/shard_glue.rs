@@ -126,8 +126,8 @@ pub async fn run(shard: Rc<Shard>, port: ShardPort, promoted: std::sync::mpsc::S
                 link.set(0);
                 shard.stop_shipping();
             }
-            Command::Promote => {
-                shard.promote().await;
+            Command::Promote { takeover } => {
+                shard.promote(takeover).await;
                 let _ = promoted.send(usize::from(id));
             }
         }

@@ -313,6 +313,10 @@ impl Core {
             if peers.is_empty() {
                 return Discovered::Serve;
             }
+            if self.s.master.is_some() || !self.may_serve_alone() {
+                // Following a master (or waiting for it): not serving.
+                self.s.stats.set_role(Role::Slave);
+            }
             self.s.stats.set_peer(PeerState::Connecting);
             self.s
                 .stats
@@ -613,7 +617,7 @@ impl Core {
         };
         self.store_state()?;
         for c in &self.commands {
-            let _ = c.try_send(Command::Promote);
+            let _ = c.try_send(Command::Promote { takeover });
         }
         let stats = &self.s.stats;
         stats.set_epoch(epoch);

@@ -99,9 +99,9 @@ pub enum Command {
     ApplyVolatile { record: Bytes },
     /// Slave: report where the journal ends (answered with `Applied`).
     Report,
-    /// Slave -> master: stop applying, resolve what recovery resolves, and get ready to
-    /// serve (the node opens the connectors once every shard is promoted).
-    Promote,
+    /// Serve: resolve what recovery resolves and get ready (the node opens the
+    /// connectors once every shard is promoted). `takeover`: this node was a slave.
+    Promote { takeover: bool },
 }
 
 /// One shard's ends, as the node hands them to that shard's glue task.

@@ -238,6 +238,23 @@ impl ShardCore {
         std::mem::take(&mut self.out)
     }
 
+    /// After a takeover: the old master may have delivered any stored message (delivery
+    /// is not replicated), so each one is flagged redelivered on its next delivery, as
+    /// JMS requires of a message that may have been delivered before. Counts as one
+    /// redelivery.
+    pub fn mark_possibly_delivered(&mut self) {
+        let backlogs = self.queues.values_mut().map(|q| &mut q.backlog).chain(
+            self.topics
+                .values_mut()
+                .flat_map(|t| t.durables.values_mut().map(|d| &mut d.backlog)),
+        );
+        for b in backlogs {
+            for e in b.entries.values_mut() {
+                e.redeliveries = e.redeliveries.saturating_add(1);
+            }
+        }
+    }
+
     pub fn mem_used(&self) -> usize {
         self.mem_used
     }
