@@ -15,7 +15,7 @@
 //! Files: `xml.rs` (element tree with line numbers), `value.rs` (sizes, booleans,
 //! placeholders), `read.rs` (tree -> settings), `cpus.rs` (allowed CPUs).
 
-mod cpus;
+pub mod cpus;
 mod read;
 mod value;
 mod xml;

@@ -333,7 +333,7 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
     let core_settings = core_settings(&config, shard_count, &connectors, replication_stats.clone());
     let core_spec = ExecutorSpec {
         name: "tandem-replication".into(),
-        cpu: config.shards.replication_core,
+        cpu: replication_cpu(&config),
         io_memory_bytes: io_memory,
         ring_depth,
     };
@@ -539,6 +539,21 @@ fn bind_connectors(
         listeners.push((l, Arc::new(policy)));
     }
     Ok(listeners)
+}
+
+/// The CPU the replication executor is pinned to: `<tandem replicationCore>`, else,
+/// when the shards are pinned and an allowed CPU is left over, the first such CPU;
+/// else none (it shares the CPUs, as on a small host).
+fn replication_cpu(config: &BrokerConfig) -> Option<usize> {
+    if let Some(cpu) = config.shards.replication_core {
+        return Some(cpu);
+    }
+    if !config.shards.pin_cores {
+        return None;
+    }
+    crate::config::cpus::allowed_cpus()
+        .into_iter()
+        .find(|c| !config.shards.cores.contains(c))
 }
 
 /// The replication core's settings from the configuration.
