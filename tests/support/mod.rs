@@ -128,22 +128,7 @@ pub fn config_xml(opts: &BrokerOpts, port: u16, data_dir: &Path) -> String {
     if let Some(v) = opts.status_port {
         tandem.push_str(&format!(r#" statusPort="{v}""#));
     }
-    let plugins = if opts.users.is_empty() {
-        String::new()
-    } else {
-        let users: String = opts
-            .users
-            .iter()
-            .map(|(u, p)| {
-                format!(
-                    r#"        <authenticationUser username="{u}" password="{p}" groups="users"/>"#
-                ) + "\n"
-            })
-            .collect();
-        format!(
-            "  <plugins>\n    <simpleAuthenticationPlugin>\n      <users>\n{users}      </users>\n    </simpleAuthenticationPlugin>\n  </plugins>\n"
-        )
-    };
+    let plugins = auth_plugin_xml(&opts.users);
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <broker xmlns="http://activemq.apache.org/schema/core" brokerName="itest" dataDirectory="{data}" persistent="true">
@@ -166,6 +151,23 @@ pub fn config_xml(opts: &BrokerOpts, port: u16, data_dir: &Path) -> String {
         data = data_dir.display(),
         segment = opts.segment_size,
         memory = opts.memory_limit,
+    )
+}
+
+/// The `<plugins>` element for `users` (simple authentication), or nothing when empty.
+pub fn auth_plugin_xml(users: &[(String, String)]) -> String {
+    if users.is_empty() {
+        return String::new();
+    }
+    let users: String = users
+        .iter()
+        .map(|(u, p)| {
+            format!(r#"        <authenticationUser username="{u}" password="{p}" groups="users"/>"#)
+                + "\n"
+        })
+        .collect();
+    format!(
+        "  <plugins>\n    <simpleAuthenticationPlugin>\n      <users>\n{users}      </users>\n    </simpleAuthenticationPlugin>\n  </plugins>\n"
     )
 }
 

@@ -144,22 +144,7 @@ pub fn node_config_xml(
     if let Some(v) = opts.heartbeat_ms {
         tandem.push_str(&format!(r#" replicationHeartbeat="{v}""#));
     }
-    let plugins = if opts.users.is_empty() {
-        String::new()
-    } else {
-        let users: String = opts
-            .users
-            .iter()
-            .map(|(u, p)| {
-                format!(
-                    r#"        <authenticationUser username="{u}" password="{p}" groups="users"/>"#
-                ) + "\n"
-            })
-            .collect();
-        format!(
-            "  <plugins>\n    <simpleAuthenticationPlugin>\n      <users>\n{users}      </users>\n    </simpleAuthenticationPlugin>\n  </plugins>\n"
-        )
-    };
+    let plugins = super::auth_plugin_xml(&opts.users);
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <broker xmlns="http://activemq.apache.org/schema/core" brokerName="{name}" dataDirectory="{data}" persistent="true"{broker_attrs}>
