@@ -1,15 +1,19 @@
 //! Tandem: an ActiveMQ-compatible message broker built on thread-per-core shards.
 //!
-//! Module map (imports point down only: `node -> net -> protocol -> broker -> store -> rt`):
+//! Module map (imports point down only: `node -> net -> protocol -> broker -> store -> rt`,
+//! and `node -> replication -> store, rt`; `broker` and `replication` never import each
+//! other):
 //!
 //! * [`config`]   — `activemq.xml`-style configuration, parsed and validated into typed settings.
 //! * [`uri`]      — transport URIs (`stomp://host:port`, `tcp://…`, `failover:(…)?opts`).
-//! * [`node`]     — composition root: executors, shards, listeners; wires the channels.
+//! * [`node`]     — composition root: executors, shards, the replication core, listeners;
+//!   wires the channels and carries out role changes (serve, take over, stop).
 //! * [`net`]      — listeners (socket2) and the per-connection read/write loop.
 //! * [`protocol`] — wire protocols (STOMP) turned into protocol-neutral broker operations.
 //! * [`broker`]   — destinations, subscriptions, dispatch, transactions, and `apply(record)`.
 //! * [`store`]    — the per-shard journal: record framing, segments, group commit, replay.
-//! * [`replication`] — master/slave link; so far only its frame codec (not wired yet).
+//! * [`replication`] — master/slave: role discovery, the link, log shipping, catch-up,
+//!   takeover, epochs (docs/REPLICATION.md).
 //! * [`metrics`]  — per-shard counters and the HTTP `/status` and `/metrics` endpoint.
 //! * [`rt`]       — the only module that imports glommio: executors, channels, files, sockets.
 //! * [`client`]   — blocking STOMP client with ActiveMQ-style failover, for tools and tests.

@@ -452,8 +452,8 @@ impl Core {
             if !resumable || positions[shard] != start {
                 tracing::info!(
                     shard,
-                    ours = positions[shard].0,
-                    master = start.0,
+                    ours = %positions[shard],
+                    master = %start,
                     "journal does not continue the master's: starting over from the master's oldest segment"
                 );
                 positions[shard] = start;
@@ -864,6 +864,8 @@ impl Core {
             return None;
         }
         let peers: Vec<SocketAddr> = client_addrs.iter().filter_map(|a| a.parse().ok()).collect();
+        // Shown as the slave's address: where it will serve if it takes over.
+        let shown = peers.first().map_or(link.peer, |a| *a);
         if !peers.is_empty() {
             self.state.borrow_mut().peers = peers;
             if self.store_state().is_err() {
@@ -882,8 +884,8 @@ impl Core {
         let stats = &self.s.stats;
         stats.set_role(Role::Master);
         stats.set_peer(PeerState::Syncing);
-        stats.set_peer_address(Some(link.peer.to_string()));
-        tracing::info!(slave = %link.peer, node = %node_id, resume, "slave attached; catching it up");
+        stats.set_peer_address(Some(shown.to_string()));
+        tracing::info!(slave = %shown, link = %link.peer, node = %node_id, resume, "slave attached; catching it up");
         Some(Attached {
             link,
             link_id,
@@ -1011,7 +1013,7 @@ impl Attached {
                 let s = usize::from(shard);
                 self.starts[s] = Some(start);
                 self.shards[s].catching_up = start < until;
-                tracing::debug!(shard, start = start.0, until = until.0, "catch-up planned");
+                tracing::debug!(shard, start = %start, until = %until, "catch-up planned");
                 if self.starts.iter().all(Option::is_some) {
                     let oldest = self
                         .starts
@@ -1135,24 +1137,54 @@ impl Attached {
     }
 }
 
-/// Counts the records in a shipped batch and finds where it ends (after a closing
-/// roll marker: offset 4096 of the next segment). The bytes were framed by our own
-/// journal; a malformed frame just ends the count.
+/// Counts the records in a shipped batch and finds its end (where the slave's
+/// acknowledgement of all of it will point: batches never span segments, so a closing
+/// roll marker is just its last 8 bytes). The bytes were framed by our own journal; a
+/// malformed frame just ends the count.
 fn scan_batch(start: Position, bytes: &[u8]) -> (u64, Position) {
     let mut at = 0usize;
     let mut records = 0;
-    let mut end = Position(start.0 + bytes.len() as u64);
-    while at + FRAME_HEADER_BYTES as usize <= bytes.len() {
-        let len = u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
-        if len == ROLL_LEN {
-            end = Position::new(start.segment() + 1, crate::store::format::HEADER_BYTES);
-            break;
-        }
-        if len == 0 {
+    while let Some(len) = bytes.get(at..at + 4) {
+        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]);
+        if len == ROLL_LEN || len == 0 || at + FRAME_HEADER_BYTES as usize > bytes.len() {
             break;
         }
         records += 1;
         at += framed_len_u64(len) as usize;
     }
-    (records, end)
+    (records, Position(start.0 + bytes.len() as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(len: u32) -> Vec<u8> {
+        let mut v = len.to_le_bytes().to_vec();
+        v.extend_from_slice(&[0; 4]); // crc: not checked here
+        v.resize(framed_len_u64(len) as usize, 0xAB);
+        v
+    }
+
+    #[test]
+    fn scan_batch_counts_records_up_to_a_roll_marker() {
+        let start = Position::new(3, 4096);
+        let mut bytes = frame(5);
+        bytes.extend(frame(100));
+        assert_eq!(
+            scan_batch(start, &bytes),
+            (2, Position(start.0 + bytes.len() as u64))
+        );
+        // A roll marker ends the count; the batch still ends where its bytes end.
+        let mut rolled = bytes.clone();
+        rolled.extend(ROLL_LEN.to_le_bytes());
+        rolled.extend([0; 4]);
+        assert_eq!(
+            scan_batch(start, &rolled),
+            (2, Position(start.0 + rolled.len() as u64))
+        );
+        // Garbage never panics: a cut frame or a zero length ends the count.
+        assert_eq!(scan_batch(start, &bytes[..3]).0, 0);
+        assert_eq!(scan_batch(start, &[0; 16]).0, 0);
+    }
 }
