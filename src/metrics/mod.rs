@@ -24,6 +24,8 @@
 //!   `/status` JSON shape.
 //! * [`prom`]     — the Prometheus text, written by `prometheus-client`.
 //! * [`server`]   — [`StatusListener`]: binding and the HTTP thread (`tiny_http`).
+//! * [`admin`]    — `POST /admin/purge` and `/admin/delete`: the [`Admin`] operations
+//!   `node` implements, HTTP Basic access ([`AdminAuth`]), destination parsing.
 //!
 //! Why `tiny_http` on its own thread: the shards run glommio executors (no tokio), and
 //! the endpoint must never steal time from them. A blocking server on a plain std
@@ -38,12 +40,14 @@
 //! does not know it exists (the journal reports fsync latency through a plain
 //! callback).
 
+pub mod admin;
 pub mod prom;
 pub mod replication;
 pub mod server;
 pub mod snapshot;
 pub mod stats;
 
+pub use admin::{Admin, AdminAuth, AdminError};
 pub use replication::{PeerState, ReplicationSnapshot, ReplicationStats, Role};
 pub use server::StatusListener;
 pub use snapshot::{BrokerInfo, Memory, Snapshot};
