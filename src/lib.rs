@@ -10,7 +10,7 @@
 //! * [`broker`]   — destinations, subscriptions, dispatch, transactions, and `apply(record)`.
 //! * [`store`]    — the per-shard journal: record framing, segments, group commit, replay.
 //! * [`replication`] — master/slave link; so far only its frame codec (not wired yet).
-//! * [`metrics`]  — per-shard counters and the HTTP `/status` and `/metrics` endpoint.
+//! * [`metrics`]  — per-shard counters and the HTTP `/status`, `/metrics` and `/admin/*` endpoint.
 //! * [`rt`]       — the only module that imports glommio: executors, channels, files, sockets.
 //! * [`client`]   — blocking STOMP client with ActiveMQ-style failover, for tools and tests.
 

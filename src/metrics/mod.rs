@@ -36,9 +36,9 @@
 //! port in use fails start-up like a connector's. hyper/axum would bring tokio.
 //!
 //! This module imports nothing from the rest of Tandem: `broker` writes into it (and
-//! the replication link will, through [`ReplicationStats`]), `node` wires it, `store`
-//! does not know it exists (the journal reports fsync latency through a plain
-//! callback).
+//! the replication link will, through [`ReplicationStats`]), `node` wires it (and
+//! implements [`Admin`], the operations behind `/admin/*`), `store` does not know it
+//! exists (the journal reports fsync latency through a plain callback).
 
 pub mod admin;
 pub mod prom;
