@@ -14,7 +14,7 @@
 //! * [`store`]    — the per-shard journal: record framing, segments, group commit, replay.
 //! * [`replication`] — master/slave: role discovery, the link, log shipping, catch-up,
 //!   takeover, epochs (docs/REPLICATION.md).
-//! * [`metrics`]  — per-shard counters and the HTTP `/status` and `/metrics` endpoint.
+//! * [`metrics`]  — per-shard counters and the HTTP `/status`, `/metrics` and `/admin/*` endpoint.
 //! * [`rt`]       — the only module that imports glommio: executors, channels, files, sockets.
 //! * [`client`]   — blocking STOMP client with ActiveMQ-style failover, for tools and tests.
 

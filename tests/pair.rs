@@ -22,9 +22,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::pair::{
-    assert_took_over, depth, epoch, is_master_in_sync, is_slave_in_sync, peer, refuses, role,
-    scenario_delay, takeover_time, takeovers, test_slot, LinkStyle, Node, NodeOpts, Pair, PairOpts,
-    NODE_START_TIMEOUT, SYNC_TIMEOUT,
+    assert_took_over, depth, destination, epoch, http_post, is_master_in_sync, is_slave_in_sync,
+    peer, refuses, role, scenario_delay, takeover_time, takeovers, test_slot, LinkStyle, Node,
+    NodeOpts, Pair, PairOpts, NODE_START_TIMEOUT, SYNC_TIMEOUT,
 };
 use support::{poll_until, Frame, ReadEnd, Stomp, REPLY_TIMEOUT};
 use tandem::client::{AckMode, Client, ClientError, ClientOptions};
@@ -1062,8 +1062,8 @@ fn g10_second_slave_is_refused_and_the_first_stays_in_sync() {
 }
 
 // ---------------------------------------------------------------------------------
-// G13: consumption is replicated (there is no STOMP purge or destination delete to
-// exercise; acknowledged consumption is what empties a queue)
+// G13: what empties a queue is replicated: acknowledged consumption, and the status
+// endpoint's purge and delete (`POST /admin/purge`, `/admin/delete` on the master)
 
 #[test]
 fn g13_consumed_on_master_is_gone_on_slave_and_after_takeover() {
@@ -1098,6 +1098,99 @@ fn g13_consumed_on_master_is_gone_on_slave_and_after_takeover() {
         "acknowledged messages came back: {:?}",
         back.iter().map(seq_of).collect::<Vec<_>>()
     );
+}
+
+/// `POST /admin/{op}?destination={dest}` on `node`'s status port: (code, JSON body).
+fn admin(node: &Node, op: &str, dest: &str) -> (u16, serde_json::Value) {
+    let path = format!("/admin/{op}?destination={dest}");
+    let (code, body) = http_post(node.status_port, &path).unwrap_or_else(|| {
+        panic!(
+            "{}: POST {path} not answered; log tail:\n{}",
+            node.name(),
+            node.log_tail(60)
+        )
+    });
+    let json = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    (code, json)
+}
+
+#[test]
+fn g13_purge_and_delete_on_master_are_replicated_and_hold_after_takeover() {
+    const PURGED: &str = "/queue/g13-purged";
+    const DELETED: &str = "/queue/g13-deleted";
+    let _slot = test_slot();
+    let pair = Pair::start(PairOpts::default());
+    let mut p = pair.master.client();
+    send_range(&mut p, PURGED, 0..150, 10);
+    send_range(&mut p, DELETED, 0..120, 10);
+    drop(p);
+    pair.slave.wait_status(
+        |s| depth(s, PURGED) == 150 && depth(s, DELETED) == 120,
+        REPLY_TIMEOUT,
+    );
+
+    // A slave does not take admin operations: they would fork its copy.
+    for op in ["purge", "delete"] {
+        let (code, body) = admin(&pair.slave, op, PURGED);
+        assert_eq!(code, 503, "{op} on the slave: {body}");
+    }
+
+    let (code, body) = admin(&pair.master, "purge", PURGED);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        body,
+        serde_json::json!({"destination": PURGED, "removed": 150})
+    );
+    let (code, body) = admin(&pair.master, "delete", DELETED);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        body,
+        serde_json::json!({"destination": DELETED, "removed": 120})
+    );
+
+    let gone = |s: &serde_json::Value| {
+        destination(s, PURGED).is_some_and(|d| d["depth"] == 0) && destination(s, DELETED).is_none()
+    };
+    pair.master.wait_status(gone, REPLY_TIMEOUT);
+    let s = pair.slave.wait_status(gone, REPLY_TIMEOUT);
+    assert_eq!(role(&s), "slave", "{s}");
+    pair.master.assert_running();
+    pair.slave.assert_running();
+
+    let epoch0 = epoch_of(&pair.slave);
+    pair.takeover_time();
+    assert_took_over(&pair.slave, epoch0, Some(1));
+    let s = pair.slave.status();
+    assert!(gone(&s), "after the takeover: {s}");
+    for dest in [PURGED, DELETED] {
+        let back = drain(pair.slave.stomp_port, None, dest, 0);
+        assert!(
+            back.is_empty(),
+            "{dest}: removed messages came back after the takeover: {:?}",
+            back.iter().map(seq_of).collect::<Vec<_>>()
+        );
+    }
+
+    // The new master takes admin operations.
+    let (code, body) = admin(&pair.slave, "purge", PURGED);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        body,
+        serde_json::json!({"destination": PURGED, "removed": 0})
+    );
+    // `drain` recreated the deleted queue with its sentinel; once its consumer is
+    // gone (the connection closes asynchronously), it can be deleted again.
+    let mut last = None;
+    let deleted = poll_until(REPLY_TIMEOUT, || {
+        let r = admin(&pair.slave, "delete", DELETED);
+        let done = r.0 == 200;
+        last = Some(r);
+        done
+    });
+    assert!(deleted, "delete on the new master: {last:?}");
+    assert_eq!(last.unwrap().1["removed"], 0);
+    pair.slave
+        .wait_status(|s| destination(s, DELETED).is_none(), REPLY_TIMEOUT);
 }
 
 // ---------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 //! The status endpoint against a real broker: `/status` JSON follows sends and acks,
 //! `/metrics` carries the Prometheus families, other paths are 404, and a status port
-//! in use stops start-up with a reason naming it.
+//! in use stops start-up with a reason naming it. `POST /admin/purge` and
+//! `/admin/delete` empty and remove queues for good (across a restart), with their
+//! error statuses and HTTP Basic access when the broker has users.
 
 mod support;
 
@@ -247,4 +249,356 @@ fn status_port_in_use_stops_start_up_naming_it() {
     // The first broker still answers.
     assert_eq!(status(status_port)["broker"], "itest");
     drop(first);
+}
+
+// ---------------------------------------------------------------------------------
+// /admin/purge and /admin/delete
+
+/// An HTTP/1.1 response: status code, header lines, body.
+struct HttpReply {
+    code: u16,
+    head: String,
+    body: String,
+}
+
+impl HttpReply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+/// A minimal HTTP/1.1 request with an empty body, HTTP Basic credentials if given.
+fn http(port: u16, method: &str, path: &str, login: Option<(&str, &str)>) -> HttpReply {
+    use base64::Engine;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to status port");
+    // An admin request waits for the journal: generous, but bounded.
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let auth = login
+        .map(|(u, p)| {
+            format!(
+                "Authorization: Basic {}\r\n",
+                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+            )
+        })
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read HTTP response");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("HTTP head and body");
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line: {head}"));
+    HttpReply {
+        code,
+        head: head.to_string(),
+        body: body.to_string(),
+    }
+}
+
+fn admin(port: u16, op: &str, destination: &str) -> HttpReply {
+    http(
+        port,
+        "POST",
+        &format!("/admin/{op}?destination={destination}"),
+        None,
+    )
+}
+
+/// Polls `/status` until `check` holds for the destination list; returns that status.
+fn wait_status(
+    port: u16,
+    what: &str,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    let ok = poll_until(PUBLISH_TIMEOUT, || {
+        last = status(port);
+        check(&last)
+    });
+    assert!(ok, "/status never showed {what}; last: {last}");
+    last
+}
+
+fn depth_of(s: &serde_json::Value, name: &str) -> Option<u64> {
+    queue(s, name).and_then(|q| q["depth"].as_u64())
+}
+
+/// Sends `n` persistent messages to `dest`, each confirmed.
+fn send_n(c: &mut support::Stomp, dest: &str, n: usize) {
+    for i in 0..n {
+        c.send_receipted(
+            dest,
+            format!("{dest} {i}").as_bytes(),
+            &format!("{dest}-{i}"),
+        );
+    }
+}
+
+/// Subscribes to `dest`, sends a sentinel and returns the bodies of every message
+/// that arrived before it (auto ack).
+fn delivered_before_sentinel(broker: &Broker, dest: &str) -> Vec<String> {
+    let mut c = broker.client();
+    c.subscribe("s", dest, "auto");
+    c.send_frame(
+        "SEND",
+        &[
+            ("destination", dest),
+            ("x-sentinel", "1"),
+            ("receipt", "sentinel"),
+        ],
+        b"sentinel",
+    );
+    let mut got = Vec::new();
+    for _ in 0..10_000 {
+        let f = c
+            .read_frame(support::REPLY_TIMEOUT)
+            .unwrap_or_else(|e| panic!("{dest}: waiting for the sentinel: {e:?}"));
+        match f.command.as_str() {
+            "RECEIPT" => {}
+            "MESSAGE" if f.header("x-sentinel").is_some() => return got,
+            "MESSAGE" => got.push(f.body_str()),
+            _ => panic!("{dest}: unexpected frame {f:?}"),
+        }
+    }
+    panic!("{dest}: sentinel never arrived");
+}
+
+#[test]
+fn admin_purge_empties_a_queue_for_good_even_after_a_restart() {
+    let status_port = support::free_port();
+    let mut broker = Broker::start(BrokerOpts {
+        status_port: Some(status_port),
+        ..BrokerOpts::default()
+    });
+    let mut p = broker.client();
+    send_n(&mut p, "/queue/purged", 25);
+    send_n(&mut p, "/queue/kept", 3);
+    drop(p);
+    wait_status(status_port, "depths 25 and 3", |s| {
+        depth_of(s, "/queue/purged") == Some(25) && depth_of(s, "/queue/kept") == Some(3)
+    });
+
+    let r = admin(status_port, "purge", "/queue/purged");
+    assert_eq!(r.code, 200, "{}", r.body);
+    assert_eq!(r.header("Content-Type"), Some("application/json"));
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"destination": "/queue/purged", "removed": 25})
+    );
+    let s = wait_status(status_port, "depth 0 after the purge", |s| {
+        depth_of(s, "/queue/purged") == Some(0)
+    });
+    assert_eq!(depth_of(&s, "/queue/kept"), Some(3), "{s}");
+    let q = queue(&s, "/queue/purged").unwrap();
+    assert_eq!(q["dequeued"], 25, "a purge counts as dequeued: {q}");
+    // The other spelling, URL-encoded; the queue is empty now.
+    let r = admin(status_port, "purge", "queue%3A%2F%2Fpurged");
+    assert_eq!(r.code, 200, "{}", r.body);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"destination": "/queue/purged", "removed": 0})
+    );
+    assert!(
+        delivered_before_sentinel(&broker, "/queue/purged").is_empty(),
+        "purged messages were delivered"
+    );
+
+    broker.restart();
+    let s = wait_status(status_port, "the kept queue after the restart", |s| {
+        depth_of(s, "/queue/kept") == Some(3)
+    });
+    assert_eq!(depth_of(&s, "/queue/purged").unwrap_or(0), 0, "{s}");
+    assert!(
+        delivered_before_sentinel(&broker, "/queue/purged").is_empty(),
+        "purged messages came back after the restart"
+    );
+    assert_eq!(delivered_before_sentinel(&broker, "/queue/kept").len(), 3);
+}
+
+#[test]
+fn admin_delete_removes_a_queue_for_good_even_after_a_restart() {
+    let status_port = support::free_port();
+    let mut broker = Broker::start(BrokerOpts {
+        status_port: Some(status_port),
+        ..BrokerOpts::default()
+    });
+    let mut p = broker.client();
+    send_n(&mut p, "/queue/doomed", 7);
+    send_n(&mut p, "/queue/other", 2);
+    wait_status(status_port, "depth 7", |s| {
+        depth_of(s, "/queue/doomed") == Some(7)
+    });
+
+    // A queue with a consumer is not deleted (ActiveMQ would close the consumer).
+    let mut c = broker.client();
+    c.send_frame(
+        "SUBSCRIBE",
+        &[
+            ("id", "c"),
+            ("destination", "/queue/doomed"),
+            ("ack", "client-individual"),
+            ("activemq.prefetchSize", "1"),
+            ("receipt", "sub"),
+        ],
+        b"",
+    );
+    c.expect_receipt("sub");
+    let r = admin(status_port, "delete", "/queue/doomed");
+    assert_eq!(r.code, 409, "{}", r.body);
+    assert!(
+        r.json()["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("1 consumer")),
+        "{}",
+        r.body
+    );
+    c.send_frame("UNSUBSCRIBE", &[("id", "c"), ("receipt", "unsub")], b"");
+    let unsubscribed = poll_until(support::REPLY_TIMEOUT, || {
+        matches!(c.read_frame(support::REPLY_TIMEOUT),
+            Ok(f) if f.command == "RECEIPT" && f.header("receipt-id") == Some("unsub"))
+    });
+    assert!(unsubscribed, "no RECEIPT for UNSUBSCRIBE");
+
+    let r = admin(status_port, "delete", "/queue/doomed");
+    assert_eq!(r.code, 200, "{}", r.body);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"destination": "/queue/doomed", "removed": 7})
+    );
+    let s = wait_status(status_port, "/queue/doomed gone", |s| {
+        queue(s, "/queue/doomed").is_none()
+    });
+    assert_eq!(depth_of(&s, "/queue/other"), Some(2), "{s}");
+    for op in ["purge", "delete"] {
+        let r = admin(status_port, op, "/queue/doomed");
+        assert_eq!(r.code, 404, "{op} of a deleted queue: {}", r.body);
+    }
+
+    broker.restart();
+    let s = wait_status(status_port, "/queue/other after the restart", |s| {
+        depth_of(s, "/queue/other") == Some(2)
+    });
+    assert!(
+        queue(&s, "/queue/doomed").is_none(),
+        "deleted queue back: {s}"
+    );
+    assert_eq!(admin(status_port, "purge", "/queue/doomed").code, 404);
+
+    // A send creates it afresh, empty but for the new message.
+    let mut p = broker.client();
+    send_n(&mut p, "/queue/doomed", 1);
+    let s = wait_status(status_port, "/queue/doomed recreated", |s| {
+        depth_of(s, "/queue/doomed") == Some(1)
+    });
+    assert_eq!(queue(&s, "/queue/doomed").unwrap()["enqueued"], 1, "{s}");
+    assert_eq!(
+        delivered_before_sentinel(&broker, "/queue/doomed"),
+        vec!["/queue/doomed 0".to_string()]
+    );
+}
+
+#[test]
+fn admin_answers_errors_with_their_status() {
+    let status_port = support::free_port();
+    let broker = Broker::start(BrokerOpts {
+        status_port: Some(status_port),
+        ..BrokerOpts::default()
+    });
+    let mut p = broker.client();
+    send_n(&mut p, "/queue/here", 1);
+    p.send_frame(
+        "SUBSCRIBE",
+        &[("id", "t"), ("destination", "/topic/t"), ("receipt", "t")],
+        b"",
+    );
+    p.expect_receipt("t");
+
+    for op in ["purge", "delete"] {
+        let r = admin(status_port, op, "/queue/nowhere");
+        assert_eq!(r.code, 404, "{op}: {}", r.body);
+        assert!(r.json()["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("/queue/nowhere")));
+        for bad in [
+            "/admin/{op}",
+            "/admin/{op}?destination=",
+            "/admin/{op}?destination=/topic/t",
+            "/admin/{op}?destination=topic://t",
+            "/admin/{op}?destination=/queue/",
+            "/admin/{op}?destination=here",
+            "/admin/{op}?destination=/temp-queue/x",
+            "/admin/{op}?destination=%ZZ",
+        ] {
+            let path = bad.replace("{op}", op);
+            let r = http(status_port, "POST", &path, None);
+            assert_eq!(r.code, 400, "{path}: {}", r.body);
+            assert!(r.json()["error"].is_string(), "{path}: {}", r.body);
+        }
+        let path = format!("/admin/{op}?destination=/queue/here");
+        for method in ["GET", "PUT", "DELETE"] {
+            let r = http(status_port, method, &path, None);
+            assert_eq!(r.code, 405, "{method} {path}: {}", r.body);
+            assert_eq!(r.header("Allow"), Some("POST"), "{}", r.head);
+        }
+    }
+    assert_eq!(http(status_port, "POST", "/admin/other", None).code, 404);
+    // Nothing above touched the queue.
+    wait_status(status_port, "/queue/here still holding its message", |s| {
+        depth_of(s, "/queue/here") == Some(1)
+    });
+}
+
+#[test]
+fn admin_needs_basic_auth_when_the_broker_has_users() {
+    let status_port = support::free_port();
+    let broker = Broker::start(BrokerOpts {
+        status_port: Some(status_port),
+        users: vec![
+            ("admin".into(), "s3cret".into()),
+            ("app".into(), "pw".into()),
+        ],
+        ..BrokerOpts::default()
+    });
+    let mut p = support::Stomp::connect_login(broker.port, Some(("app", "pw")));
+    send_n(&mut p, "/queue/locked", 4);
+    let path = "/admin/purge?destination=/queue/locked";
+    for login in [None, Some(("admin", "wrong")), Some(("nobody", "s3cret"))] {
+        let r = http(status_port, "POST", path, login);
+        assert_eq!(r.code, 401, "{login:?}: {}", r.body);
+        assert_eq!(
+            r.header("WWW-Authenticate"),
+            Some(r#"Basic realm="tandem""#),
+            "{}",
+            r.head
+        );
+    }
+    // /status and /metrics stay open.
+    wait_status(status_port, "depth 4 without logging in", |s| {
+        depth_of(s, "/queue/locked") == Some(4)
+    });
+    assert_eq!(get(status_port, "/metrics").0, 200);
+
+    let r = http(status_port, "POST", path, Some(("admin", "s3cret")));
+    assert_eq!(r.code, 200, "{}", r.body);
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"destination": "/queue/locked", "removed": 4})
+    );
+    // Any of the broker's users may.
+    let r = http(status_port, "POST", path, Some(("app", "pw")));
+    assert_eq!(r.code, 200, "{}", r.body);
+    assert_eq!(r.json()["removed"], 0);
 }

@@ -617,3 +617,200 @@ fn destination_stats_count_accepted_and_removed_messages() {
         .expect("the queue is recovered");
     assert_eq!((s.depth, s.enqueued, s.dequeued), (0, 0, 0));
 }
+
+fn send(c: &mut ShardCore, j: &mut MemJournal, dest: &Destination, body: &str, persistent: bool) {
+    c.handle(
+        Request::Send {
+            msg: msg(dest.clone(), body, persistent),
+            reply: reply(0),
+        },
+        j,
+    );
+}
+
+fn stats_of(c: &ShardCore, name: &str) -> Option<crate::metrics::DestinationStats> {
+    c.destination_stats().into_iter().find(|s| s.name == name)
+}
+
+#[test]
+fn purge_removes_every_message_once_journaled_and_replay_agrees() {
+    let mut c = core();
+    let mut j = MemJournal::default();
+    let q = Destination::queue("p");
+    let other = Destination::queue("kept");
+    subscribe(&mut c, &mut j, sub(1, 1), q.clone(), 2);
+    for i in 0..5 {
+        send(&mut c, &mut j, &q, &format!("m{i}"), true);
+    }
+    send(&mut c, &mut j, &q, "np", false);
+    send(&mut c, &mut j, &other, "k", true);
+    assert_eq!(deliveries(&c.drain()).len(), 2, "prefetch 2: two in flight");
+    let before = j.records.len();
+
+    let (removed, ticket) = c.purge_queue(&q, &mut j).expect("purge");
+    assert_eq!(
+        removed, 6,
+        "ready, in-flight and non-persistent messages all go"
+    );
+    assert_eq!(j.records.len(), before + 1, "one record");
+    assert_eq!(
+        Record::decode(&j.records[before].1).unwrap(),
+        Record::Purge {
+            destination: q.clone()
+        }
+    );
+    assert_eq!(ticket, Some(j.end), "the caller waits for the record");
+    assert_eq!(c.depth(&q), 0);
+    assert_eq!(c.depth(&other), 1, "other queues are untouched");
+    let s = stats_of(&c, "/queue/p").expect("a purged queue still exists");
+    assert_eq!((s.depth, s.dequeued, s.consumers), (0, 6, 1));
+    // The consumer's prefetch slots were freed by the purge: a new message goes out,
+    // and the purged ones never do.
+    send(&mut c, &mut j, &q, "after", true);
+    assert_eq!(deliveries(&c.drain()), vec![(sub(1, 1), 7, "after".into())]);
+    // An acknowledgement of a purged delivery is ignored.
+    c.handle(
+        Request::Ack {
+            sub: sub(1, 1),
+            destination: q.clone(),
+            seqs: vec![1],
+            reply: None,
+        },
+        &mut j,
+    );
+    c.drain();
+    assert_eq!(c.depth(&q), 1);
+
+    let r = replay(&j);
+    assert_eq!(r.depth(&q), 1, "only the message sent after the purge");
+    assert_eq!(r.depth(&other), 1);
+    // A purged queue's memory is given back.
+    let mut empty = core();
+    let mut ej = MemJournal::default();
+    send(&mut empty, &mut ej, &q, "x", false);
+    assert!(empty.mem_used() > 0);
+    empty.purge_queue(&q, &mut ej).unwrap();
+    assert_eq!(empty.mem_used(), 0);
+}
+
+#[test]
+fn purge_and_delete_refuse_unknown_queues_and_topics_without_journaling() {
+    let mut c = core();
+    let mut j = MemJournal::default();
+    let t = Destination::topic("t");
+    send(&mut c, &mut j, &t, "x", true);
+    let before = j.records.len();
+    let missing = Destination::queue("missing");
+    assert_eq!(
+        c.purge_queue(&missing, &mut j),
+        Err(BrokerError::NoSuchDestination("/queue/missing".into()))
+    );
+    assert_eq!(
+        c.delete_queue(&missing, &mut j),
+        Err(BrokerError::NoSuchDestination("/queue/missing".into()))
+    );
+    assert_eq!(
+        c.purge_queue(&t, &mut j),
+        Err(BrokerError::NotAQueue("/topic/t".into()))
+    );
+    assert_eq!(
+        c.delete_queue(&t, &mut j),
+        Err(BrokerError::NotAQueue("/topic/t".into()))
+    );
+    assert_eq!(j.records.len(), before, "nothing journaled");
+}
+
+#[test]
+fn delete_removes_the_queue_refuses_while_consumed_and_replay_agrees() {
+    let mut c = core();
+    let mut j = MemJournal::default();
+    let q = Destination::queue("d");
+    subscribe(&mut c, &mut j, sub(1, 1), q.clone(), 1);
+    for i in 0..4 {
+        send(&mut c, &mut j, &q, &format!("m{i}"), true);
+    }
+    c.drain();
+    let before = j.records.len();
+    match c.delete_queue(&q, &mut j) {
+        Err(BrokerError::QueueInUse(why)) => {
+            assert_eq!(why, "queue /queue/d has 1 consumer; close it first")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(j.records.len(), before);
+    assert_eq!(c.depth(&q), 4);
+
+    c.handle(Request::ConnectionClosed { conn: conn(1) }, &mut j);
+    c.drain();
+    let (removed, ticket) = c.delete_queue(&q, &mut j).expect("delete");
+    assert_eq!(removed, 4);
+    assert_eq!(ticket, Some(j.end));
+    assert_eq!(
+        Record::decode(&j.records.last().unwrap().1).unwrap(),
+        Record::DeleteQueue {
+            destination: q.clone()
+        }
+    );
+    assert!(stats_of(&c, "/queue/d").is_none(), "no longer listed");
+    assert_eq!(c.mem_used(), 0);
+    assert_eq!(
+        c.purge_queue(&q, &mut j),
+        Err(BrokerError::NoSuchDestination("/queue/d".into())),
+        "gone"
+    );
+    let r = replay(&j);
+    assert!(
+        stats_of(&r, "/queue/d").is_none(),
+        "gone after a restart too"
+    );
+    assert_eq!(r.depth(&q), 0);
+
+    // A later send creates it afresh, as ActiveMQ does; replay agrees.
+    send(&mut c, &mut j, &q, "new", true);
+    c.drain();
+    let s = stats_of(&c, "/queue/d").expect("recreated");
+    assert_eq!((s.depth, s.enqueued), (1, 1));
+    let mut r = replay(&j);
+    assert_eq!(r.depth(&q), 1);
+    subscribe(&mut r, &mut j, sub(2, 1), q.clone(), 10);
+    let got: Vec<String> = deliveries(&r.drain()).into_iter().map(|d| d.2).collect();
+    assert_eq!(got, vec!["new".to_string()], "none of the deleted messages");
+}
+
+#[test]
+fn delete_is_refused_while_a_prepared_transaction_holds_the_queue() {
+    let mut c = core();
+    let mut j = MemJournal::default();
+    let q = Destination::queue("tx");
+    send(&mut c, &mut j, &q, "m", true);
+    c.handle(
+        Request::Prepare {
+            gtx: 9,
+            ops: vec![TxOp::Send(msg(q.clone(), "p", true))],
+            reply: reply(1),
+        },
+        &mut j,
+    );
+    c.drain();
+    match c.delete_queue(&q, &mut j) {
+        Err(BrokerError::QueueInUse(why)) => {
+            assert!(why.contains("1 prepared transaction"), "{why}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // Purging is allowed: the prepared send arrives after it.
+    assert_eq!(c.purge_queue(&q, &mut j).unwrap().0, 1);
+    c.handle(
+        Request::Resolve {
+            gtx: 9,
+            commit: true,
+            reply: reply(2),
+        },
+        &mut j,
+    );
+    c.drain();
+    assert_eq!(c.depth(&q), 1);
+    assert_eq!(replay(&j).depth(&q), 1);
+    assert_eq!(c.delete_queue(&q, &mut j).unwrap().0, 1);
+    assert!(stats_of(&replay(&j), "/queue/tx").is_none());
+}

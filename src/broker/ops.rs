@@ -170,6 +170,19 @@ pub enum BrokerError {
     InvalidSelector(String),
     #[error("shard {0} is gone")]
     ShardGone(usize),
+    /// An administrative operation named a queue this broker does not have.
+    #[error("no such destination: {0}")]
+    NoSuchDestination(String),
+    /// An administrative operation that only applies to (non-temporary) queues.
+    #[error("not a queue: {0}")]
+    NotAQueue(String),
+    /// A queue delete refused because the queue is in use (it has consumers, or
+    /// prepared transactions hold its messages); the text says which.
+    #[error("{0}")]
+    QueueInUse(String),
+    /// The shard does not serve clients (a slave, or a master still starting).
+    #[error("this broker is not serving (slave, or still starting)")]
+    NotServing,
 }
 
 /// A message delivered to a consumer.

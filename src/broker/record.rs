@@ -14,7 +14,8 @@
 //! kind 6  Prepare   gtx:u128 count:u32 record*      (phase one, spanning shards)
 //! kind 7  Outcome   gtx:u128 commit:u8              (coordinator's decision)
 //! kind 8  Resolved  gtx:u128 commit:u8              (participant applied/dropped)
-//! kind 9  Purge     dest
+//! kind 9  Purge     dest                           (every message of a queue removed)
+//! kind 10 DeleteQueue dest                         (queue purged and removed)
 //!
 //! dest      := kind:u8 str
 //! durable?  := 0:u8 | 1:u8 name
@@ -73,6 +74,11 @@ pub enum Record {
         commit: bool,
     },
     Purge {
+        destination: Destination,
+    },
+    /// The queue is purged and forgotten (it no longer exists; a later send creates
+    /// it afresh, as in ActiveMQ).
+    DeleteQueue {
         destination: Destination,
     },
 }
@@ -184,6 +190,10 @@ impl Record {
             }
             Record::Purge { destination } => {
                 out.put_u8(9);
+                put_dest(out, destination);
+            }
+            Record::DeleteQueue { destination } => {
+                out.put_u8(10);
                 put_dest(out, destination);
             }
         }
@@ -409,6 +419,9 @@ impl Reader<'_> {
             9 => Record::Purge {
                 destination: self.dest()?,
             },
+            10 => Record::DeleteQueue {
+                destination: self.dest()?,
+            },
             other => return Err(DecodeError::UnknownKind(other)),
         })
     }
@@ -477,9 +490,24 @@ mod tests {
             Record::Purge {
                 destination: Destination::queue("q"),
             },
+            Record::DeleteQueue {
+                destination: Destination::queue("gone"),
+            },
         ];
         for r in all {
             assert_eq!(Record::decode(&r.encode()).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn delete_queue_layout_is_kind_10_then_the_destination() {
+        let bytes = Record::DeleteQueue {
+            destination: Destination::queue("ab"),
+        }
+        .encode();
+        assert_eq!(&bytes[..], &[10, 0, 2, 0, 0, 0, b'a', b'b']);
+        for cut in 0..bytes.len() {
+            assert!(Record::decode(&bytes.slice(..cut)).is_err());
         }
     }
 

@@ -264,6 +264,43 @@ impl Shard {
         self.shared.shard
     }
 
+    // ---- administration (the status endpoint's /admin/*) ----
+
+    /// Removes every message of queue `dest` (see `ShardCore::purge_queue`); returns
+    /// how many. Answers once the `Purge` record is durable and, while a slave is in
+    /// sync, held by the slave: the same condition a client's receipt waits for.
+    pub async fn purge_queue(&self, dest: &Destination) -> Result<u64, BrokerError> {
+        self.admin(|core, sink| core.purge_queue(dest, sink)).await
+    }
+
+    /// Purges and removes queue `dest` (see `ShardCore::delete_queue`): refused while
+    /// it has consumers. Answers as [`Shard::purge_queue`] does.
+    pub async fn delete_queue(&self, dest: &Destination) -> Result<u64, BrokerError> {
+        self.admin(|core, sink| core.delete_queue(dest, sink)).await
+    }
+
+    async fn admin(
+        &self,
+        op: impl FnOnce(&mut ShardCore, &mut Sink<'_>) -> Result<(u64, Option<u64>), BrokerError>,
+    ) -> Result<u64, BrokerError> {
+        let shared = &self.shared;
+        if !shared.serving.get() {
+            return Err(BrokerError::NotServing);
+        }
+        let (removed, durable_at) = {
+            let mut sink = Sink(shared);
+            let mut core = shared.core.borrow_mut();
+            op(&mut core, &mut sink)?
+        };
+        // What the change released (blocked producers) need not wait for it: their
+        // replies carry their own tickets.
+        process_outputs(shared);
+        if let Some(t) = durable_at {
+            settle(shared, Position(t)).await?;
+        }
+        Ok(removed)
+    }
+
     // ---- master side of replication ----
 
     /// A slave attaches: from now on every journal batch is shipped. Returns where
@@ -434,20 +471,11 @@ fn process_outputs(shared: &Rc<Shared>) {
                 durable_at,
                 result,
             } => match durable_at {
-                Some(t)
-                    if shared.journal.durable_position() < Position(t)
-                        || !shared.replica.covers(Position(t)) =>
-                {
-                    // The local fsync and the slave's acknowledgement run in
-                    // parallel; the reply goes when both are in.
+                Some(t) if !settled(shared, Position(t)) => {
                     let waiter = shared.clone();
                     let router = router.clone();
                     rt::spawn_local(async move {
-                        let result = match waiter.journal.wait_durable(Position(t)).await {
-                            Ok(()) => result,
-                            Err(e) => Err(BrokerError::Journal(e.to_string())),
-                        };
-                        waiter.replica.wait(Position(t)).await;
+                        let result = settle(&waiter, Position(t)).await.and(result);
                         router.post_event(Event::Done { reply, result });
                     });
                 }
@@ -469,6 +497,25 @@ fn process_outputs(shared: &Rc<Shared>) {
             }
         }
     }
+}
+
+/// Whether everything up to `end` is durable here and, while a slave is in sync, held
+/// by the slave: what a reply waiting for a journal position needs.
+fn settled(shared: &Shared, end: Position) -> bool {
+    shared.journal.durable_position() >= end && shared.replica.covers(end)
+}
+
+/// Waits until [`settled`]`(end)`. The local fsync and the slave's acknowledgement run
+/// in parallel; this returns when both are in. A failed journal write is an error (the
+/// slave is still waited for: the journal's failure says nothing about it).
+async fn settle(shared: &Shared, end: Position) -> Result<(), BrokerError> {
+    let local = shared
+        .journal
+        .wait_durable(end)
+        .await
+        .map_err(|e| BrokerError::Journal(e.to_string()));
+    shared.replica.wait(end).await;
+    local
 }
 
 fn delivery(

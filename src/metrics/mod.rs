@@ -24,6 +24,8 @@
 //!   `/status` JSON shape.
 //! * [`prom`]     — the Prometheus text, written by `prometheus-client`.
 //! * [`server`]   — [`StatusListener`]: binding and the HTTP thread (`tiny_http`).
+//! * [`admin`]    — `POST /admin/purge` and `/admin/delete`: the [`Admin`] operations
+//!   `node` implements, HTTP Basic access ([`AdminAuth`]), destination parsing.
 //!
 //! Why `tiny_http` on its own thread: the shards run glommio executors (no tokio), and
 //! the endpoint must never steal time from them. A blocking server on a plain std
@@ -34,16 +36,18 @@
 //! port in use fails start-up like a connector's. hyper/axum would bring tokio.
 //!
 //! This module imports nothing from the rest of Tandem: `broker` writes into it (and
-//! the replication link will, through [`ReplicationStats`]), `node` wires it, `store`
-//! does not know it exists (the journal reports fsync latency through a plain
-//! callback).
+//! the replication link will, through [`ReplicationStats`]), `node` wires it (and
+//! implements [`Admin`], the operations behind `/admin/*`), `store` does not know it
+//! exists (the journal reports fsync latency through a plain callback).
 
+pub mod admin;
 pub mod prom;
 pub mod replication;
 pub mod server;
 pub mod snapshot;
 pub mod stats;
 
+pub use admin::{Admin, AdminAuth, AdminError};
 pub use replication::{PeerState, ReplicationSnapshot, ReplicationStats, Role};
 pub use server::StatusListener;
 pub use snapshot::{BrokerInfo, Memory, Snapshot};

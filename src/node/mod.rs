@@ -5,6 +5,7 @@
 //! fix (data directory locked, port in use, journal unreadable) fails before the
 //! broker reports itself started, with a one-line reason.
 
+mod admin;
 mod shard_glue;
 
 use std::path::{Path, PathBuf};
@@ -240,6 +241,10 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
     let (opened_tx, opened_rx) = mpsc::channel::<Result<usize, (usize, String)>>();
     let (promoted_tx, promoted_rx) = mpsc::channel::<usize>();
     let mut serve_txs = Vec::new();
+    // `/admin/*` commands, one channel per shard (pushed in reverse, like `serve_txs`).
+    let mut admin_txs = Vec::new();
+    // Set once the node serves clients as master: `/admin/*` answers 503 until then.
+    let admin_open = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::new();
     let mut shard_ports: Vec<Option<port::ShardPort>> = shard_ports.into_iter().map(Some).collect();
     for shard in (0..shard_count).rev() {
@@ -284,6 +289,8 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
         };
         let (serve_tx, serve_rx) = async_channel::unbounded::<Listeners>();
         serve_txs.push(serve_tx);
+        let (admin_tx, admin_rx) = async_channel::unbounded::<admin::AdminCommand>();
+        admin_txs.push(admin_tx);
         let opened = opened_tx.clone();
         let promoted = promoted_tx.clone();
         let handle = exec::start(&spec, move || async move {
@@ -295,6 +302,7 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
                 }
             };
             let shard_handle = Rc::new(shard_handle);
+            crate::rt::spawn_local(admin::serve(shard_handle.clone(), admin_rx));
             crate::rt::spawn_local(shard_glue::run(shard_handle, shard_port, promoted));
             let _ = opened.send(Ok(shard));
             // Serve what the node hands over (as master; `waitForSlave` opens the
@@ -312,6 +320,7 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
         handles.push(handle);
     }
     serve_txs.reverse();
+    admin_txs.reverse();
     drop(opened_tx);
     drop(promoted_tx);
     for _ in 0..shard_count {
@@ -352,9 +361,22 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
                 started: std::time::Instant::now(),
                 memory_limit_bytes: config.memory_limit_bytes,
             };
+            let admin: Arc<dyn metrics::Admin> =
+                Arc::new(admin::NodeAdmin::new(admin_txs, admin_open.clone()));
+            let auth = if config.auth_enabled {
+                metrics::AdminAuth::Basic(
+                    config
+                        .users
+                        .iter()
+                        .map(|u| (u.username.clone(), u.password.clone()))
+                        .collect(),
+                )
+            } else {
+                metrics::AdminAuth::Open
+            };
             Some(
                 listener
-                    .serve(info, shard_stats)
+                    .serve(info, shard_stats, Some(admin), auth)
                     .map_err(NodeError::Executor)?,
             )
         }
@@ -421,6 +443,7 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
                 }
                 let wait = config.replication.wait_for_slave && !takeover;
                 clients_open.store(!wait, Ordering::Release);
+                admin_open.store(!wait, Ordering::Release);
                 // `waitForSlave`: only the connectors a slave attaches to (tcp://) open
                 // now, holding clients; the others open once a slave is in sync, so
                 // clients meanwhile see a refused connection.
@@ -457,6 +480,7 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
                     tracing::info!("slave in sync: serving clients");
                 }
                 clients_open.store(true, Ordering::Release);
+                admin_open.store(true, Ordering::Release);
                 let later = std::mem::take(&mut deferred);
                 if !later.is_empty() {
                     match bind_connectors(&later, &clients_open, &slave_sockets) {
@@ -619,6 +643,6 @@ fn bind_status(config: &BrokerConfig) -> Result<Option<StatusListener>, NodeErro
         addr,
         source,
     })?;
-    tracing::info!(%addr, "status endpoint listening (GET /status, /metrics)");
+    tracing::info!(%addr, "status endpoint listening (GET /status, /metrics; POST /admin/purge, /admin/delete)");
     Ok(Some(listener))
 }

@@ -2,12 +2,13 @@
 //! apply), recovery (replay) and, later, a slave (shipped records): enqueues into queue
 //! and durable backlogs (or moving the pin of a relocated copy), acknowledgements,
 //! durable subscriptions created and removed, one-shard transactions, prepared
-//! transactions held until resolved (their acks locked meanwhile), and purges.
+//! transactions held until resolved (their acks locked meanwhile), purges and queue
+//! deletes (`admin`).
 
 use std::sync::Arc;
 
 use super::{BacklogId, Durable, Prepared, ShardCore};
-use crate::broker::backlog::{Backlog, Entry, EntryState, Loc};
+use crate::broker::backlog::{Backlog, EntryState, Loc};
 use crate::broker::message::MessageRef;
 use crate::broker::ops::{DurableName, SubKey};
 use crate::broker::record::Record;
@@ -161,22 +162,8 @@ impl ShardCore {
                     }
                 }
             }
-            Record::Purge { destination } => {
-                let entries: Vec<Entry> = match self.queues.get_mut(&destination) {
-                    Some(q) => {
-                        let seqs: Vec<u64> = q.backlog.entries.keys().copied().collect();
-                        seqs.into_iter()
-                            .filter_map(|s| q.backlog.remove(s))
-                            .collect()
-                    }
-                    None => Vec::new(),
-                };
-                for e in &entries {
-                    self.forget_entry(e);
-                }
-                self.count_dequeued(&destination, entries.len());
-                self.release_blocked();
-            }
+            Record::Purge { destination } => self.apply_purge(&destination),
+            Record::DeleteQueue { destination } => self.apply_delete_queue(&destination),
         }
     }
 

@@ -18,8 +18,10 @@
 //! * `dispatch`  — handing ready messages to consumers, reading bodies back (page-in).
 //! * `reclaim`   — segment liveness pins and relocation of live records.
 //! * `stats`     — per-destination counters and depth for the status endpoint.
+//! * `admin`     — purging and deleting queues (the status endpoint's `/admin/*`).
 
 mod ack;
+mod admin;
 mod apply;
 mod dispatch;
 mod reclaim;
