@@ -7,33 +7,18 @@
 mod support;
 
 use std::ffi::OsStr;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
-use support::{poll_until, Broker, BrokerOpts};
+use support::{poll_until, Broker, BrokerOpts, HttpReply};
 
 /// Status numbers are published by each shard's ticker (every 500 ms).
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// A minimal HTTP/1.1 GET: (status code, body).
+/// GET on the status port: (status code, body).
 fn get(port: u16, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to status port");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).expect("read HTTP response");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("HTTP head and body");
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line: {head}"));
-    (code, body.to_string())
+    let r = support::http_request(port, "GET", path, None, Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no HTTP answer to GET {path}"));
+    (r.code, r.body)
 }
 
 fn status(port: u16) -> serde_json::Value {
@@ -255,57 +240,11 @@ fn status_port_in_use_stops_start_up_naming_it() {
 // /admin/purge and /admin/delete
 
 /// An HTTP/1.1 response: status code, header lines, body.
-struct HttpReply {
-    code: u16,
-    head: String,
-    body: String,
-}
-
-impl HttpReply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().skip(1).find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-        })
-    }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-}
-
-/// A minimal HTTP/1.1 request with an empty body, HTTP Basic credentials if given.
+/// A request on the status port; an admin request waits for the journal: generous,
+/// but bounded.
 fn http(port: u16, method: &str, path: &str, login: Option<(&str, &str)>) -> HttpReply {
-    use base64::Engine;
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to status port");
-    // An admin request waits for the journal: generous, but bounded.
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let auth = login
-        .map(|(u, p)| {
-            format!(
-                "Authorization: Basic {}\r\n",
-                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
-            )
-        })
-        .unwrap_or_default();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).expect("read HTTP response");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("HTTP head and body");
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line: {head}"));
-    HttpReply {
-        code,
-        head: head.to_string(),
-        body: body.to_string(),
-    }
+    support::http_request(port, method, path, login, Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("no HTTP answer to {method} {path}"))
 }
 
 fn admin(port: u16, op: &str, destination: &str) -> HttpReply {

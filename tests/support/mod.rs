@@ -171,6 +171,65 @@ pub fn auth_plugin_xml(users: &[(String, String)]) -> String {
     )
 }
 
+/// A reply of [`http_request`].
+pub struct HttpReply {
+    pub code: u16,
+    /// Status line and headers.
+    pub head: String,
+    pub body: String,
+}
+
+impl HttpReply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+/// A minimal HTTP/1.1 request with an empty body to 127.0.0.1:`port` (the status
+/// endpoint), with HTTP Basic credentials if given; `None` if the port does not answer
+/// or the reply is not HTTP.
+pub fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    login: Option<(&str, &str)>,
+    timeout: Duration,
+) -> Option<HttpReply> {
+    use base64::Engine;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(timeout)).ok()?;
+    let auth = login
+        .map(|(u, p)| {
+            format!(
+                "Authorization: Basic {}\r\n",
+                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+            )
+        })
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).ok()?;
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some(HttpReply {
+        code,
+        head: head.to_string(),
+        body: body.to_string(),
+    })
+}
+
 /// Path of the binary under test.
 pub fn tandem_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_tandem"))

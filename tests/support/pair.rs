@@ -18,7 +18,7 @@
 //! `/status` JSON.
 
 use std::fs;
-use std::io::{ErrorKind, Read, Write};
+use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -248,30 +248,14 @@ pub fn refuses(port: u16) -> bool {
 /// A minimal HTTP/1.1 GET on 127.0.0.1:`port`: (status code, body), or None if the
 /// port does not answer.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    http_request(port, "GET", path, Duration::from_secs(10))
+    super::http_request(port, "GET", path, None, Duration::from_secs(10)).map(|r| (r.code, r.body))
 }
 
 /// A minimal HTTP/1.1 POST with an empty body (the status endpoint's `/admin/*`):
 /// (status code, body), or None if the port does not answer. An admin operation waits
 /// for the journal and the slave, hence the longer read timeout.
 pub fn http_post(port: u16, path: &str) -> Option<(u16, String)> {
-    http_request(port, "POST", path, Duration::from_secs(60))
-}
-
-fn http_request(port: u16, method: &str, path: &str, timeout: Duration) -> Option<(u16, String)> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(timeout)).ok()?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    let (head, body) = raw.split_once("\r\n\r\n")?;
-    let code = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((code, body.to_string()))
+    super::http_request(port, "POST", path, None, Duration::from_secs(60)).map(|r| (r.code, r.body))
 }
 
 // ---------------------------------------------------------------------------------
