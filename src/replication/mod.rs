@@ -7,8 +7,9 @@
 //! * [`link`]  — one TCP link: coalescing writer, bounded frame reader.
 //! * [`port`]  — messages and channels between the shards and the core.
 //! * [`state`] — `<data>/node.state`: epoch, last role, peer (format documented there).
-//! * [`core`]  — the replication executor's logic: discovery, the slave loop, takeover,
-//!   the master loop (attach, catch-up, acknowledgements, heartbeats).
+//! * [`core`]  — the replication executor's logic: discovery and takeover
+//!   (`core/mod.rs`), the slave loop (`core/slave.rs`), the master loop: attach,
+//!   catch-up, acknowledgements, heartbeats (`core/master.rs`).
 //!
 //! This module imports nothing from `broker`: shards are reached through [`port`]
 //! only, and `node` wires the two.

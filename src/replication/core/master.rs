@@ -1,0 +1,564 @@
+//! The master side: accept one slave, catch it up, ship live batches, route its
+//! acknowledgements to the shards, and notice when it is gone.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::{AckMode, Core, Ev, Event, Request, HANDSHAKE_TIMEOUT, MISSED_HEARTBEATS};
+use crate::metrics::replication::{PeerState, Role};
+use crate::replication::frame::{Body, Frame, RefuseCode, VERSION};
+use crate::replication::link::Link;
+use crate::replication::port::{CatchUp, Command, Live};
+use crate::rt;
+use crate::store::format::{framed_len_u64, FRAME_HEADER_BYTES, ROLL_LEN};
+use crate::store::Position;
+
+impl Core {
+    pub(super) async fn run_master(&self) {
+        let mut slave: Option<Attached> = None;
+        loop {
+            match self.next().await {
+                Ev::Live(Live::SlaveSocket { stream }) => self.handshake(stream),
+                Ev::Hello(link, hello) => {
+                    if let Some(a) = self.on_hello(&slave, link, hello) {
+                        slave = Some(a);
+                    }
+                }
+                Ev::Live(Live::Batch {
+                    shard,
+                    start,
+                    bytes,
+                }) => {
+                    if let Some(a) = slave.as_mut() {
+                        a.ship_live(self, usize::from(shard), start, bytes);
+                    }
+                }
+                Ev::Live(Live::Volatile { shard, record }) => {
+                    if let Some(a) = slave.as_mut() {
+                        a.send_volatile(self, shard, record);
+                    }
+                }
+                Ev::Live(Live::Requiring { shard, from }) => {
+                    if let Some(a) = slave.as_mut() {
+                        a.shards[usize::from(shard)].requiring_from = Some(from);
+                        a.check_in_sync(self);
+                    }
+                }
+                Ev::Live(Live::Applied { .. } | Live::ApplyFailed { .. }) => {}
+                Ev::CatchUp(c) => {
+                    let failed = match slave.as_mut() {
+                        Some(a) => a.on_catch_up(self, c),
+                        None => None,
+                    };
+                    if let Some(why) = failed {
+                        self.slave_lost(&mut slave, &why, false);
+                    }
+                }
+                Ev::Frame(id, f) => {
+                    let Some(a) = slave.as_mut().filter(|a| a.link_id == id) else {
+                        continue;
+                    };
+                    a.last_heard = Instant::now();
+                    match f.body {
+                        Body::Ack {
+                            shard,
+                            received,
+                            durable,
+                        } if usize::from(shard) < self.s.shards => {
+                            let held = match self.s.ack {
+                                AckMode::Fsync => durable,
+                                AckMode::Received => received,
+                            };
+                            a.on_ack(self, usize::from(shard), Position(held));
+                        }
+                        Body::Heartbeat => {}
+                        Body::Goodbye { reason } => {
+                            let why = format!("the slave shut down cleanly ({reason})");
+                            self.slave_lost(&mut slave, &why, true);
+                        }
+                        other => {
+                            let why = format!(
+                                "protocol error: unexpected frame {:?}",
+                                std::mem::discriminant(&other)
+                            );
+                            self.slave_lost(&mut slave, &why, false);
+                        }
+                    }
+                }
+                Ev::LinkLost(id, why) => {
+                    if slave.as_ref().is_some_and(|a| a.link_id == id) {
+                        self.slave_lost(&mut slave, &why, false);
+                    }
+                }
+                Ev::Tick => {
+                    let limit = self.s.heartbeat * MISSED_HEARTBEATS;
+                    if let Some(a) = slave.as_ref() {
+                        a.link.send(&Frame {
+                            epoch: self.state.borrow().epoch,
+                            body: Body::Heartbeat,
+                        });
+                        a.publish_lag(self);
+                        if a.last_heard.elapsed() > limit {
+                            let why = format!("no heartbeat for {limit:?}");
+                            self.slave_lost(&mut slave, &why, false);
+                        }
+                    }
+                }
+                Ev::Request(Request::Shutdown) => {
+                    if let Some(a) = slave.take() {
+                        a.link.send(&Frame {
+                            epoch: self.state.borrow().epoch,
+                            body: Body::Goodbye {
+                                reason: "master shutting down".into(),
+                            },
+                        });
+                        a.link.close(Duration::from_millis(300)).await;
+                    }
+                    self.emit(Event::Stopped);
+                }
+            }
+        }
+    }
+
+    /// Reads a new connection's Hello off the event loop.
+    fn handshake(&self, stream: std::net::TcpStream) {
+        let tx = self.queue_tx.clone();
+        rt::spawn_local(async move {
+            let peer = match stream.peer_addr() {
+                Ok(p) => p,
+                Err(_) => return,
+            };
+            let (r, w) = match rt::net::from_std(stream) {
+                Ok(halves) => halves,
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "cannot adopt the replication connection");
+                    return;
+                }
+            };
+            let link = Link::new(r, w, peer);
+            match link.recv(HANDSHAKE_TIMEOUT).await {
+                Ok(f) if matches!(f.body, Body::Hello { .. }) => {
+                    let _ = tx.try_send(Ev::Hello(link, f));
+                }
+                Ok(_) => {
+                    tracing::warn!(%peer, "replication connection did not start with Hello");
+                    link.close(Duration::from_millis(10)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "replication handshake failed");
+                    link.close(Duration::from_millis(10)).await;
+                }
+            }
+        });
+    }
+
+    fn refuse(&self, link: &Rc<Link>, code: RefuseCode, reason: String) {
+        tracing::warn!(peer = %link.peer, %reason, "slave refused");
+        link.send(&Frame {
+            epoch: self.state.borrow().epoch,
+            body: Body::Refuse { code, reason },
+        });
+        let link = link.clone();
+        rt::spawn_local(async move { link.close(Duration::from_millis(500)).await });
+    }
+
+    fn on_hello(
+        &self,
+        current: &Option<Attached>,
+        link: Rc<Link>,
+        hello: Frame,
+    ) -> Option<Attached> {
+        let Body::Hello {
+            version,
+            user,
+            password,
+            node_id,
+            client_addrs,
+            positions,
+        } = hello.body
+        else {
+            return None;
+        };
+        let ours = self.state.borrow().epoch;
+        if let Some(a) = current {
+            self.refuse(
+                &link,
+                RefuseCode::SecondSlave,
+                format!("this master already has a slave ({})", a.link.peer),
+            );
+            return None;
+        }
+        if version != VERSION {
+            self.refuse(
+                &link,
+                RefuseCode::Other(5),
+                format!("link version {version} is not supported (this master speaks {VERSION})"),
+            );
+            return None;
+        }
+        if positions.len() != self.s.shards {
+            self.refuse(
+                &link,
+                RefuseCode::ShardMismatch,
+                format!(
+                    "the slave has {} shards and this master {}: configure the same <tandem shards>",
+                    positions.len(),
+                    self.s.shards
+                ),
+            );
+            return None;
+        }
+        if self.s.auth_required
+            && !self
+                .s
+                .users
+                .iter()
+                .any(|(u, p)| *u == user && *p == password)
+        {
+            self.refuse(
+                &link,
+                RefuseCode::BadCredentials,
+                format!("bad credentials for user '{user}'"),
+            );
+            return None;
+        }
+        if hello.epoch > ours {
+            // The peer served after this node did: this node's data is stale.
+            let reason = format!(
+                "the peer at {} holds a newer epoch ({} > {ours}): this node must not serve; restart it to rejoin as slave",
+                link.peer, hello.epoch
+            );
+            self.refuse(&link, RefuseCode::StaleEpoch, reason.clone());
+            tracing::error!("{reason}");
+            self.emit(Event::Exit { code: 1, reason });
+            return None;
+        }
+        let peers: Vec<SocketAddr> = client_addrs.iter().filter_map(|a| a.parse().ok()).collect();
+        // Shown as the slave's address: where it will serve if it takes over.
+        let shown = peers.first().map_or(link.peer, |a| *a);
+        if !peers.is_empty() {
+            self.state.borrow_mut().peers = peers;
+            if self.store_state().is_err() {
+                return None;
+            }
+        }
+        let link_id = self.spawn_reader(&link);
+        let resume = hello.epoch == ours;
+        for (shard, c) in self.commands.iter().enumerate() {
+            let _ = c.try_send(Command::BeginSync {
+                link: link_id,
+                slave_has: resume.then(|| Position(positions[shard])),
+            });
+        }
+        *self.catch_up_link.borrow_mut() = Some(link.clone());
+        let stats = &self.s.stats;
+        stats.set_role(Role::Master);
+        stats.set_peer(PeerState::Syncing);
+        stats.set_peer_address(Some(shown.to_string()));
+        tracing::info!(slave = %shown, link = %link.peer, node = %node_id, resume, "slave attached; catching it up");
+        Some(Attached {
+            link,
+            link_id,
+            welcomed: false,
+            pending: Vec::new(),
+            starts: vec![None; self.s.shards],
+            shards: (0..self.s.shards).map(|_| ShardSync::default()).collect(),
+            all_done: false,
+            in_sync: false,
+            last_heard: Instant::now(),
+            volatile_seq: 0,
+        })
+    }
+
+    fn slave_lost(&self, slave: &mut Option<Attached>, why: &str, clean: bool) {
+        let Some(a) = slave.take() else { return };
+        let link = a.link.clone();
+        rt::spawn_local(async move { link.close(Duration::from_millis(10)).await });
+        *self.catch_up_link.borrow_mut() = None;
+        for c in &self.commands {
+            let _ = c.try_send(Command::SlaveLost);
+        }
+        self.s.stats.set_peer(PeerState::Degraded);
+        self.s.stats.set_lag(0, 0, 0);
+        if clean {
+            tracing::warn!(slave = %a.link.peer, "{why}; serving alone (degraded)");
+        } else {
+            tracing::error!(slave = %a.link.peer, reason = %why, "slave lost; serving alone (degraded)");
+        }
+        if self.s.shutdown_on_slave_failure {
+            self.emit(Event::Exit {
+                code: 0,
+                reason: format!("slave lost ({why}); shutdownOnSlaveFailure is set: stopping"),
+            });
+        }
+    }
+}
+
+/// One shard's side of an attached slave.
+#[derive(Default)]
+struct ShardSync {
+    catching_up: bool,
+    /// Live batches that arrived while the catch-up stream was still going.
+    queued: VecDeque<(Position, Bytes)>,
+    acked: Position,
+    requiring_from: Option<Position>,
+    /// Shipped and not yet acknowledged: (end, records, bytes, when shipped).
+    unacked: VecDeque<(Position, u64, u64, Instant)>,
+}
+
+/// The master's view of its attached slave.
+struct Attached {
+    link: Rc<Link>,
+    link_id: u64,
+    /// Welcome goes out once every shard has planned its catch-up; frames before it
+    /// wait in `pending`.
+    welcomed: bool,
+    pending: Vec<Frame>,
+    starts: Vec<Option<Position>>,
+    shards: Vec<ShardSync>,
+    all_done: bool,
+    in_sync: bool,
+    last_heard: Instant,
+    /// Numbers Volatile frames (for logs; the slave applies them in order).
+    volatile_seq: u64,
+}
+
+impl Attached {
+    fn send(&mut self, core: &Core, shard: usize, start: Position, bytes: Bytes) {
+        let (records, end) = scan_batch(start, &bytes);
+        let len = bytes.len() as u64;
+        core.s.stats.add_shipped(records, len);
+        self.shards[shard]
+            .unacked
+            .push_back((end, records, len, Instant::now()));
+        let frame = Frame {
+            epoch: core.state.borrow().epoch,
+            body: Body::Batch {
+                shard: shard as u16,
+                start: start.0,
+                bytes,
+            },
+        };
+        if self.welcomed {
+            self.link.send(&frame);
+        } else {
+            self.pending.push(frame);
+        }
+    }
+
+    fn send_volatile(&mut self, core: &Core, shard: u16, record: Bytes) {
+        self.volatile_seq += 1;
+        let frame = Frame {
+            epoch: core.state.borrow().epoch,
+            body: Body::Volatile {
+                shard,
+                seq: self.volatile_seq,
+                record,
+            },
+        };
+        if self.welcomed {
+            self.link.send(&frame);
+        } else {
+            self.pending.push(frame);
+        }
+    }
+
+    fn ship_live(&mut self, core: &Core, shard: usize, start: Position, bytes: Bytes) {
+        if self.shards[shard].catching_up || self.starts[shard].is_none() {
+            self.shards[shard].queued.push_back((start, bytes));
+        } else {
+            self.send(core, shard, start, bytes);
+        }
+    }
+
+    /// Returns why the slave must be dropped, if it must.
+    fn on_catch_up(&mut self, core: &Core, c: CatchUp) -> Option<String> {
+        match c {
+            CatchUp::Plan {
+                shard,
+                link,
+                start,
+                until,
+            } if link == self.link_id => {
+                let s = usize::from(shard);
+                self.starts[s] = Some(start);
+                self.shards[s].catching_up = start < until;
+                tracing::debug!(shard, start = %start, until = %until, "catch-up planned");
+                if self.starts.iter().all(Option::is_some) {
+                    let oldest = self
+                        .starts
+                        .iter()
+                        .map(|p| p.unwrap_or_default().0)
+                        .collect();
+                    self.link.send(&Frame {
+                        epoch: core.state.borrow().epoch,
+                        body: Body::Welcome {
+                            master_node_id: core.state.borrow().node_id.to_string(),
+                            oldest,
+                        },
+                    });
+                    self.welcomed = true;
+                    for f in self.pending.drain(..) {
+                        self.link.send(&f);
+                    }
+                }
+                if !self.shards[s].catching_up {
+                    self.flush_queued(core, s);
+                }
+                None
+            }
+            CatchUp::Chunk {
+                shard,
+                link,
+                start,
+                bytes,
+            } if link == self.link_id => {
+                self.send(core, usize::from(shard), start, bytes);
+                None
+            }
+            CatchUp::Done { shard, link } if link == self.link_id => {
+                let s = usize::from(shard);
+                self.shards[s].catching_up = false;
+                self.flush_queued(core, s);
+                None
+            }
+            CatchUp::Failed {
+                shard,
+                link,
+                reason,
+            } if link == self.link_id => {
+                Some(format!("catch-up of shard {shard} failed: {reason}"))
+            }
+            _ => None,
+        }
+    }
+
+    fn flush_queued(&mut self, core: &Core, shard: usize) {
+        while let Some((start, bytes)) = self.shards[shard].queued.pop_front() {
+            self.send(core, shard, start, bytes);
+        }
+        let done = self.welcomed
+            && self
+                .shards
+                .iter()
+                .zip(&self.starts)
+                .all(|(s, st)| st.is_some() && !s.catching_up);
+        if done && !self.all_done {
+            self.all_done = true;
+            tracing::info!(slave = %self.link.peer, "catch-up streamed; waiting for the slave to confirm it");
+            for c in &core.commands {
+                let _ = c.try_send(Command::RequireReplica);
+            }
+        }
+    }
+
+    fn on_ack(&mut self, core: &Core, shard: usize, held: Position) {
+        let s = &mut self.shards[shard];
+        if held <= s.acked {
+            return;
+        }
+        s.acked = held;
+        let now = Instant::now();
+        while let Some(&(end, _, _, at)) = s.unacked.front() {
+            if end > held {
+                break;
+            }
+            core.s.stats.observe_rtt(now.duration_since(at));
+            s.unacked.pop_front();
+        }
+        let _ = core.commands[shard].try_send(Command::Acked(held));
+        self.check_in_sync(core);
+    }
+
+    fn check_in_sync(&mut self, core: &Core) {
+        if self.in_sync || !self.all_done {
+            return;
+        }
+        let caught_up = self
+            .shards
+            .iter()
+            .all(|s| s.requiring_from.is_some_and(|from| s.acked >= from));
+        if !caught_up {
+            return;
+        }
+        self.in_sync = true;
+        self.link.send(&Frame {
+            epoch: core.state.borrow().epoch,
+            body: Body::InSync,
+        });
+        core.s.stats.set_peer(PeerState::InSync);
+        tracing::info!(slave = %self.link.peer, "slave in sync");
+        core.emit(Event::SlaveInSync);
+    }
+
+    fn publish_lag(&self, core: &Core) {
+        let mut records = 0;
+        let mut bytes = 0;
+        let mut oldest: Option<Instant> = None;
+        for s in &self.shards {
+            for &(_, r, b, at) in &s.unacked {
+                records += r;
+                bytes += b;
+                oldest = Some(oldest.map_or(at, |o| o.min(at)));
+            }
+        }
+        let ms = oldest.map_or(0, |at| at.elapsed().as_millis() as u64);
+        core.s.stats.set_lag(records, bytes, ms);
+    }
+}
+
+/// Counts the records in a shipped batch and finds its end (where the slave's
+/// acknowledgement of all of it will point: batches never span segments, so a closing
+/// roll marker is just its last 8 bytes). The bytes were framed by our own journal; a
+/// malformed frame just ends the count.
+fn scan_batch(start: Position, bytes: &[u8]) -> (u64, Position) {
+    let mut at = 0usize;
+    let mut records = 0;
+    while let Some(len) = bytes.get(at..at + 4) {
+        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]);
+        if len == ROLL_LEN || len == 0 || at + FRAME_HEADER_BYTES as usize > bytes.len() {
+            break;
+        }
+        records += 1;
+        at += framed_len_u64(len) as usize;
+    }
+    (records, Position(start.0 + bytes.len() as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(len: u32) -> Vec<u8> {
+        let mut v = len.to_le_bytes().to_vec();
+        v.extend_from_slice(&[0; 4]); // crc: not checked here
+        v.resize(framed_len_u64(len) as usize, 0xAB);
+        v
+    }
+
+    #[test]
+    fn scan_batch_counts_records_up_to_a_roll_marker() {
+        let start = Position::new(3, 4096);
+        let mut bytes = frame(5);
+        bytes.extend(frame(100));
+        assert_eq!(
+            scan_batch(start, &bytes),
+            (2, Position(start.0 + bytes.len() as u64))
+        );
+        // A roll marker ends the count; the batch still ends where its bytes end.
+        let mut rolled = bytes.clone();
+        rolled.extend(ROLL_LEN.to_le_bytes());
+        rolled.extend([0; 4]);
+        assert_eq!(
+            scan_batch(start, &rolled),
+            (2, Position(start.0 + rolled.len() as u64))
+        );
+        // Garbage never panics: a cut frame or a zero length ends the count.
+        assert_eq!(scan_batch(start, &bytes[..3]).0, 0);
+        assert_eq!(scan_batch(start, &[0; 16]).0, 0);
+    }
+}
