@@ -9,7 +9,8 @@
 //! * [`node`]     — composition root: executors, shards, the replication core, listeners;
 //!   wires the channels and carries out role changes (serve, take over, stop).
 //! * [`net`]      — listeners (socket2) and the per-connection read/write loop.
-//! * [`protocol`] — wire protocols (STOMP) turned into protocol-neutral broker operations.
+//! * [`protocol`] — wire protocols (STOMP; the OpenWire v12 codec, not wired yet) turned into
+//!   protocol-neutral broker operations.
 //! * [`broker`]   — destinations, subscriptions, dispatch, transactions, and `apply(record)`.
 //! * [`store`]    — the per-shard journal: record framing, segments, group commit, replay.
 //! * [`replication`] — master/slave: role discovery, the link, log shipping, catch-up,
