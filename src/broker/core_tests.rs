@@ -69,6 +69,8 @@ fn msg(dest: Destination, body: &str, persistent: bool) -> MessageRef {
         reply_to: None,
         headers: vec![],
         body: Bytes::copy_from_slice(body.as_bytes()),
+        body_type: Default::default(),
+        properties: Vec::new(),
     })
 }
 fn subscribe(c: &mut ShardCore, j: &mut MemJournal, key: SubKey, dest: Destination, prefetch: u32) {

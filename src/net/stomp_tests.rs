@@ -16,7 +16,7 @@ use crate::rt::exec::{self, ExecutorSpec};
 use crate::rt::net::{connect, BoundListener, ReadHalf, WriteHalf};
 use crate::rt::{sleep, spawn_local as spawn};
 
-use super::serve_stomp;
+use super::super::serve_connector as serve_stomp;
 
 /// What the fake core saw.
 #[derive(Default)]
@@ -120,7 +120,11 @@ where
         let _ = cell.set(router.clone());
         let bound = BoundListener::bind("127.0.0.1:0".parse().expect("addr"), 16).expect("bind");
         let addr = bound.local_addr().expect("local addr");
-        let policy = Arc::new(super::ConnectorPolicy::new("test", None, 64 * 1024 * 1024));
+        let policy = Arc::new(super::super::ConnectorPolicy::new(
+            "test",
+            None,
+            64 * 1024 * 1024,
+        ));
         spawn(serve_stomp(bound.into_listener(), router, policy));
         test(addr, core).await;
     })

@@ -228,6 +228,7 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
             .unwrap_or(0)
     );
 
+    let client_ids = Arc::new(crate::broker::ClientIds::default());
     let replication_stats = Arc::new(ReplicationStats::new());
     let shard_stats: Vec<Arc<ShardStats>> = (0..shard_count)
         .map(|shard| Arc::new(ShardStats::new(shard, status.is_some())))
@@ -273,6 +274,7 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
             mesh,
             boot_id: boot_id.clone(),
             stats: shard_stats[shard].clone(),
+            client_ids: client_ids.clone(),
             ship: Box::new(move |start, bytes| {
                 let _ = live.try_send(port::Live::Batch {
                     shard: shard as u16,
@@ -310,7 +312,7 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
             while let Ok(listeners) = serve_rx.recv().await {
                 for (l, policy) in listeners {
                     let router = router.clone();
-                    crate::rt::spawn_local(net::serve_stomp(l.into_listener(), router, policy));
+                    crate::rt::spawn_local(net::serve_connector(l.into_listener(), router, policy));
                 }
             }
             // The shard lives until the process ends.

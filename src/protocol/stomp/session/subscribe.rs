@@ -250,6 +250,12 @@ impl<E: SessionEnv> Session<E> {
         for (k, v) in &msg.headers {
             f.push_header(k.clone(), v.clone());
         }
+        // Typed properties of a JMS producer, as text (ActiveMQ does the same).
+        for (k, v) in &msg.properties {
+            if let Some(text) = v.to_java_string() {
+                f.push_header(k.clone(), text);
+            }
+        }
         // `content-length` is the encoder's job (it always writes it for MESSAGE).
         f.body = msg.body.clone();
         match ack_no {

@@ -149,6 +149,8 @@ fn delivery(sub: SubKey, dest: Destination, seq: u64, msg_id: &str) -> Event {
             reply_to: None,
             headers: vec![("color".into(), "red".into())],
             body: Bytes::from_static(b"hello"),
+            body_type: Default::default(),
+            properties: Vec::new(),
         }),
         seq,
         destination: dest,

@@ -1,0 +1,80 @@
+//! Producing: ProducerInfo, message sends (sync ones answered once the broker stored
+//! the message; one send per member of a composite destination; transacted ones
+//! buffered until COMMIT), producer flow control, and temporary destinations
+//! (DestinationInfo).
+
+use std::sync::Arc;
+
+use super::super::{DestinationInfo, DestinationOperation, Message as OwMessage, ProducerInfo};
+use super::convert::{to_broker_destination, to_broker_destinations, to_broker_message};
+use super::{Action, Refusal, Session, Then, JAVA_INVALID_DESTINATION};
+use crate::broker::{Request, TxOp};
+use crate::protocol::SessionEnv;
+
+impl<E: SessionEnv> Session<E> {
+    pub(super) fn producer_info(&mut self, info: ProducerInfo) -> Result<(), Refusal> {
+        if let Some(d) = &info.destination {
+            to_broker_destinations(d)?;
+        }
+        if let Some(id) = info.producer_id {
+            self.producers.insert(id, info.destination);
+        }
+        self.respond_ok(info.header)
+    }
+
+    pub(super) fn send(&mut self, m: OwMessage) -> Result<(), Refusal> {
+        let header = m.header;
+        let Some(destination) = &m.destination else {
+            return Err(Refusal::new(
+                JAVA_INVALID_DESTINATION,
+                "message without a destination",
+            ));
+        };
+        let members = to_broker_destinations(destination)?;
+        let now_ms = self.env.now_ms();
+        let mut msgs = Vec::with_capacity(members.len());
+        for d in members {
+            let msg = to_broker_message(&m, d, || self.env.next_message_id(), now_ms)?;
+            msgs.push(Arc::new(msg));
+        }
+        if let Some(txid) = m.transaction_id {
+            // A transacted send waits for the COMMIT; the client sends it async. A
+            // transaction the client did not BEGIN here (a failover replay) starts now.
+            let tx = self.transactions.entry(txid).or_default();
+            tx.ops.extend(msgs.into_iter().map(TxOp::Send));
+            return self.respond_ok(header);
+        }
+        let correlation = header.response_required.then_some(header.command_id);
+        self.pending_sends += 1;
+        self.group(Then::Send { correlation }, |s, g| {
+            for msg in msgs {
+                let shard = s.shard_of(&msg.destination);
+                s.post_in(g, shard, |reply| Request::Send { msg, reply });
+            }
+        });
+        if self.pending_sends >= self.ctx.settings.max_pending_sends.max(1) && !self.reading_paused
+        {
+            self.reading_paused = true;
+            self.out.push(Action::PauseReading);
+        }
+        Ok(())
+    }
+
+    /// DestinationInfo: a temporary destination created or deleted by the client. The
+    /// broker creates a temporary destination when its first consumer subscribes and
+    /// deletes it with its connection, so this only keeps track.
+    pub(super) fn destination_info(&mut self, info: DestinationInfo) -> Result<(), Refusal> {
+        if let Some(d) = &info.destination {
+            let d = to_broker_destination(d)?;
+            match info.operation {
+                DestinationOperation::Add => {
+                    self.temp_destinations.insert(d);
+                }
+                DestinationOperation::Remove => {
+                    self.temp_destinations.remove(&d);
+                }
+            }
+        }
+        self.respond_ok(info.header)
+    }
+}
