@@ -551,7 +551,7 @@ fn bind_connectors(
             source,
         })?;
         let addr = l.local_addr().unwrap_or(c.uri.addr);
-        tracing::info!(connector = %c.name, %addr, "listening (STOMP, replication)");
+        tracing::info!(connector = %c.name, %addr, "listening (STOMP, OpenWire, replication)");
         let mut policy = net::ConnectorPolicy::new(
             &c.name,
             c.max_connections.map(|n| n as usize),

@@ -96,6 +96,9 @@ pub struct BrokerOpts {
     pub users: Vec<(String, String)>,
     /// `<tandem statusPort>`: the HTTP status/metrics endpoint; `None`: off.
     pub status_port: Option<u16>,
+    /// A second connector, `tcp://127.0.0.1:<port>` (ActiveMQ's OpenWire port; it
+    /// serves every protocol, like the STOMP one); `None`: only the STOMP connector.
+    pub tcp_port: Option<u16>,
 }
 
 impl Default for BrokerOpts {
@@ -109,6 +112,7 @@ impl Default for BrokerOpts {
             max_headers: None,
             users: Vec::new(),
             status_port: None,
+            tcp_port: None,
         }
     }
 }
@@ -129,11 +133,17 @@ pub fn config_xml(opts: &BrokerOpts, port: u16, data_dir: &Path) -> String {
         tandem.push_str(&format!(r#" statusPort="{v}""#));
     }
     let plugins = auth_plugin_xml(&opts.users);
+    let tcp = opts
+        .tcp_port
+        .map(|p| {
+            format!("\n    <transportConnector name=\"openwire\" uri=\"tcp://127.0.0.1:{p}\"/>")
+        })
+        .unwrap_or_default();
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <broker xmlns="http://activemq.apache.org/schema/core" brokerName="itest" dataDirectory="{data}" persistent="true">
   <transportConnectors>
-    <transportConnector name="stomp" uri="stomp://127.0.0.1:{port}"/>
+    <transportConnector name="stomp" uri="stomp://127.0.0.1:{port}"/>{tcp}
   </transportConnectors>
   <persistenceAdapter>
     <kahaDB journalMaxFileLength="{segment}"/>
