@@ -573,7 +573,7 @@ mod openwire {
         let broker = broker(None);
         let mut by = Bystander::new(&broker);
         let mut bad = open(&broker);
-        let mut rng = Rng(0x5eed_0f_0f);
+        let mut rng = Rng(0x5eed_0f0f);
         let mut garbage: Vec<u8> = vec![0x00, 0x00, 0x00, 0x40, 0x1c];
         garbage.extend((0..64).map(|_| rng.next() as u8));
         let _ = bad.write_all(&garbage);

@@ -166,12 +166,11 @@ impl<E: SessionEnv> Session<E> {
     /// Responds once everything this connection posted is processed (acks included),
     /// so that a closed connection's last acks are in before the client moves on.
     fn respond_after_barrier(&mut self, correlation: Option<i32>) {
-        match correlation {
-            Some(_) => self.after_barrier(Then::Respond {
+        if correlation.is_some() {
+            self.after_barrier(Then::Respond {
                 correlation,
                 report: false,
-            }),
-            None => {}
+            });
         }
     }
 

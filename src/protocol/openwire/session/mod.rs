@@ -73,7 +73,11 @@ use consume::Consumer;
 use tx::{Transaction, TwoPhase};
 
 /// What the connection loop must do, in order.
+///
+/// Commands are large (a ConsumerInfo is ~400 bytes) but actions live only until the
+/// loop drains them, right after each input: not worth a box per write.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Action {
     /// Encode this command and write it.
     Write(Command),
