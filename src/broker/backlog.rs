@@ -212,7 +212,7 @@ impl Backlog {
             for i in 0..n {
                 let idx = (self.next_consumer + i) % n;
                 let c = &self.consumers[idx];
-                if c.in_flight < c.prefetch.max(1) {
+                if c.in_flight < c.prefetch {
                     any_room = true;
                     match c.accepts(entry) {
                         Verdict::Yes => {

@@ -64,7 +64,10 @@ fn handle(router: &Router, core: &RefCell<FakeCore>, msg: MeshMsg) {
                     core.borrow_mut().closed.push(conn);
                     None
                 }
-                Request::ForgetOutcome { .. } => None,
+                Request::ForgetOutcome { .. } | Request::SetPrefetch { .. } => None,
+                Request::CreateTemp { reply, .. } | Request::DeleteTemp { reply, .. } => {
+                    Some(reply)
+                }
                 Request::QueryOutcome { reply, .. } => Some(reply),
                 Request::Barrier { reply }
                 | Request::Unsubscribe { reply, .. }

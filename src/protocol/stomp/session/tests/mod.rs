@@ -100,7 +100,10 @@ fn reply_of(r: &Request) -> Reply {
         }
         Request::ConnectionClosed { .. }
         | Request::ForgetOutcome { .. }
-        | Request::QueryOutcome { .. } => panic!("no reply"),
+        | Request::QueryOutcome { .. }
+        | Request::SetPrefetch { .. }
+        | Request::CreateTemp { .. }
+        | Request::DeleteTemp { .. } => panic!("not a STOMP request"),
     }
 }
 
