@@ -137,6 +137,15 @@ fn jms_client_round_trips_a_queue_and_a_topic() {
     eprintln!("smoke with 50 messages took {:?}", started.elapsed());
 }
 
+/// Pull consumers (prefetch 0: receive(t) and receiveNoWait on an empty queue answer
+/// null), CLIENT_ACKNOWLEDGE past the prefetch, local transactions with rollback,
+/// temporary queues, durable subscriptions and selectors on typed properties.
+#[test]
+fn jms_client_features() {
+    let broker = broker_with_tcp();
+    run_java(&["features", &tcp_url(&broker)]);
+}
+
 /// The STOMP connector serves JMS clients too (connections are sniffed).
 #[test]
 fn jms_client_works_on_the_stomp_port() {

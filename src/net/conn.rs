@@ -55,6 +55,8 @@ pub(crate) enum LoopAction {
     },
     PauseReading,
     ResumeReading,
+    /// [`Wire::deadline`] changed.
+    DeadlineChanged,
     /// Flush what is queued, then close.
     Close,
 }
@@ -91,6 +93,12 @@ pub(crate) trait Wire: 'static {
     fn drain(&mut self, out: &mut BytesMut, actions: &mut Vec<LoopAction>);
     /// Appends what keeps an idle connection alive (a STOMP EOL, a KeepAliveInfo).
     fn encode_keep_alive(&self, out: &mut BytesMut);
+    /// How long until the session wants [`Wire::on_deadline`] (an OpenWire pull's
+    /// timeout); `None`: no deadline.
+    fn deadline(&self) -> Option<Duration> {
+        None
+    }
+    fn on_deadline(&mut self) {}
 }
 
 /// Connection state the tasks share.
@@ -150,6 +158,7 @@ impl<W: Wire> Shared<W> {
                     self.timer.notify();
                 }
                 LoopAction::PauseReading => c.reading_paused = true,
+                LoopAction::DeadlineChanged => self.timer.notify(),
                 LoopAction::ResumeReading => {
                     c.reading_paused = false;
                     // Time spent paused is ours, not the client's silence.
@@ -381,6 +390,14 @@ async fn timer_loop<W: Wire>(shared: Rc<Shared<W>>, connect_timeout: Duration) {
                         continue;
                     }
                     earliest(due);
+                }
+                if let Some(wait) = c.wire.deadline() {
+                    if wait.is_zero() {
+                        drop(guard);
+                        shared.feed(|w| w.on_deadline());
+                        continue;
+                    }
+                    earliest(now + wait);
                 }
             }
             wake_at

@@ -5,12 +5,14 @@
 //! timeout runs until the client's WireFormatInfo arrives.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::BytesMut;
 
 use crate::broker::{Event, Router};
 use crate::protocol::openwire::session::{Action, Session, SessionContext};
 use crate::protocol::openwire::{Command, Decoder, Encoder, KeepAliveInfo, OpenWireError};
+use crate::protocol::unix_now_ms;
 use crate::rt::net::{ReadHalf, WriteHalf};
 
 use super::conn::{self, LoopAction, Wire};
@@ -85,11 +87,21 @@ impl Wire for OpenWire {
                     send_every,
                     receive_timeout,
                 }),
+                Action::DeadlineChanged => actions.push(LoopAction::DeadlineChanged),
                 Action::PauseReading => actions.push(LoopAction::PauseReading),
                 Action::ResumeReading => actions.push(LoopAction::ResumeReading),
                 Action::Close => actions.push(LoopAction::Close),
             }
         }
+    }
+
+    fn deadline(&self) -> Option<Duration> {
+        let at = self.session.next_deadline_ms()?;
+        Some(Duration::from_millis(at.saturating_sub(unix_now_ms())))
+    }
+
+    fn on_deadline(&mut self) {
+        self.session.on_tick();
     }
 
     fn encode_keep_alive(&self, out: &mut BytesMut) {

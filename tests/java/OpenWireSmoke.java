@@ -5,6 +5,10 @@
 //   java OpenWireSmoke smoke   <brokerUrl> <n>            queue and topic round trips
 //   java OpenWireSmoke receive <brokerUrl> <queue> <n>    prints n messages, one a line:
 //                                                         MSG <class> <body> <props>
+//   java OpenWireSmoke features <brokerUrl>               pull consumers, CLIENT_ACKNOWLEDGE
+//                                                         beyond the prefetch, local
+//                                                         transactions, temporary queues,
+//                                                         durable subscriptions, selectors
 //
 // smoke: n persistent text messages with properties to a fresh queue, received with
 // AUTO_ACKNOWLEDGE (bodies, typed properties, headers, order); then the same on a
@@ -24,7 +28,9 @@ import javax.jms.Message;
 import javax.jms.MessageConsumer;
 import javax.jms.MessageProducer;
 import javax.jms.Session;
+import javax.jms.TemporaryQueue;
 import javax.jms.TextMessage;
+import javax.jms.Topic;
 
 import org.apache.activemq.ActiveMQConnectionFactory;
 
@@ -44,6 +50,9 @@ public class OpenWireSmoke {
                     break;
                 case "receive":
                     receive(args[1], args[2], Integer.parseInt(args[3]));
+                    break;
+                case "features":
+                    features(args[1]);
                     break;
                 default:
                     check(false, "unknown mode " + args[0]);
@@ -160,6 +169,118 @@ public class OpenWireSmoke {
                     + " type=" + m.getJMSType());
         }
         check(cons.receive(300) == null, "more messages than expected");
+        c.close();
+    }
+
+    static void features(String url) throws Exception {
+        String suffix = Long.toString(System.nanoTime());
+        ActiveMQConnectionFactory f = new ActiveMQConnectionFactory(url);
+        Connection c = f.createConnection();
+        c.setClientID("features-" + suffix);
+        c.start();
+        Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+
+        // Pull consumer (prefetch 0): an empty queue answers receive(t) and
+        // receiveNoWait() with null, then a message that is there.
+        Destination pq = s.createQueue("features.pull." + suffix + "?consumer.prefetchSize=0");
+        MessageConsumer pull = s.createConsumer(pq);
+        long t0 = System.currentTimeMillis();
+        check(pull.receive(300) == null, "pull: message from an empty queue");
+        long waited = System.currentTimeMillis() - t0;
+        check(waited >= 250 && waited < 5000, "pull: receive(300) returned after " + waited + " ms");
+        check(pull.receiveNoWait() == null, "pull: receiveNoWait on an empty queue");
+        MessageProducer pp = s.createProducer(pq);
+        pp.send(s.createTextMessage("pulled"));
+        Message pm = pull.receive(5000);
+        check(pm instanceof TextMessage && ((TextMessage) pm).getText().equals("pulled"), "pull: got " + pm);
+        pull.close();
+
+        // CLIENT_ACKNOWLEDGE with prefetch 10: 30 messages received before one
+        // acknowledge (the DELIVERED window extension lets them through).
+        Session cs = c.createSession(false, Session.CLIENT_ACKNOWLEDGE);
+        Destination cq = cs.createQueue("features.client." + suffix + "?consumer.prefetchSize=10");
+        MessageProducer cp = cs.createProducer(cq);
+        for (int i = 0; i < 30; i++) {
+            cp.send(cs.createTextMessage("c" + i));
+        }
+        MessageConsumer cc = cs.createConsumer(cq);
+        Message last = null;
+        for (int i = 0; i < 30; i++) {
+            last = cc.receive(5000);
+            check(last != null, "client ack: message " + i + " not received");
+            check(("c" + i).equals(((TextMessage) last).getText()), "client ack: order at " + i);
+        }
+        last.acknowledge();
+        cc.close();
+        MessageConsumer cc2 = cs.createConsumer(cq);
+        check(cc2.receive(300) == null, "client ack: acknowledged messages came back");
+        cc2.close();
+
+        // Local transaction: sends commit together; a rolled back receive comes back
+        // redelivered; a committed one is gone.
+        Session ts = c.createSession(true, Session.SESSION_TRANSACTED);
+        Destination tq = ts.createQueue("features.tx." + suffix);
+        MessageProducer tp = ts.createProducer(tq);
+        MessageConsumer tc = ts.createConsumer(tq);
+        tp.send(ts.createTextMessage("t1"));
+        tp.send(ts.createTextMessage("t2"));
+        check(tc.receive(300) == null, "tx: uncommitted send visible");
+        ts.commit();
+        Message t1 = tc.receive(5000);
+        check(t1 != null && "t1".equals(((TextMessage) t1).getText()), "tx: t1 " + t1);
+        ts.rollback();
+        Message again = tc.receive(5000);
+        check(again != null && "t1".equals(((TextMessage) again).getText()) && again.getJMSRedelivered(),
+                "tx: t1 not redelivered after rollback: " + again);
+        Message t2 = tc.receive(5000);
+        check(t2 != null && "t2".equals(((TextMessage) t2).getText()), "tx: t2 " + t2);
+        ts.commit();
+        check(tc.receive(300) == null, "tx: committed messages came back");
+        tc.close();
+
+        // Temporary queue: a reply sent before its consumer exists waits there.
+        TemporaryQueue tmp = s.createTemporaryQueue();
+        MessageProducer rp = s.createProducer(tmp);
+        rp.send(s.createTextMessage("reply"));
+        MessageConsumer rc = s.createConsumer(tmp);
+        Message reply = rc.receive(5000);
+        check(reply != null && "reply".equals(((TextMessage) reply).getText()), "temp queue: " + reply);
+        rc.close();
+        tmp.delete();
+
+        // Durable subscription: messages published while it is inactive wait for it.
+        Topic dt = s.createTopic("features.durable." + suffix);
+        MessageConsumer d1 = s.createDurableSubscriber(dt, "sub1");
+        d1.close();
+        MessageProducer dp = s.createProducer(dt);
+        dp.setDeliveryMode(DeliveryMode.PERSISTENT);
+        dp.send(s.createTextMessage("while away"));
+        MessageConsumer d2 = s.createDurableSubscriber(dt, "sub1");
+        Message dm = d2.receive(5000);
+        check(dm != null && "while away".equals(((TextMessage) dm).getText()), "durable: " + dm);
+        d2.close();
+        s.unsubscribe("sub1");
+
+        // Selector on a typed property.
+        Destination sq = s.createQueue("features.selector." + suffix);
+        MessageProducer sp = s.createProducer(sq);
+        for (int i = 0; i < 5; i++) {
+            Message m = s.createTextMessage("s" + i);
+            m.setIntProperty("n", i);
+            sp.send(m);
+        }
+        MessageConsumer sc = s.createConsumer(sq, "n > 2");
+        Message s3 = sc.receive(5000);
+        Message s4 = sc.receive(5000);
+        check(s3 != null && s4 != null && "s3".equals(((TextMessage) s3).getText())
+                && "s4".equals(((TextMessage) s4).getText()), "selector: " + s3 + " " + s4);
+        check(sc.receive(300) == null, "selector: an unselected message came");
+        try {
+            s.createConsumer(sq, "n >");
+            check(false, "invalid selector accepted");
+        } catch (javax.jms.InvalidSelectorException expected) {
+            // as ActiveMQ
+        }
         c.close();
     }
 }

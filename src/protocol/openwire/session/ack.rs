@@ -68,6 +68,8 @@ impl<E: SessionEnv> Session<E> {
                 for o in c.outstanding.range_mut(first_idx..=last_idx) {
                     o.delivered = true;
                 }
+                let cid = cid.clone();
+                self.update_window(&cid);
                 return self.respond_ok(header);
             }
             AckType::Standard | AckType::Individual | AckType::Unmatched => {}
@@ -108,6 +110,7 @@ impl<E: SessionEnv> Session<E> {
                 by_dest.entry(o.destination).or_default().push(o.seq);
             }
         }
+        let cid = cid.clone();
         let make = move |destination: Destination, mut seqs: Vec<u64>, reply| {
             seqs.sort_unstable();
             if refuse {
@@ -145,6 +148,8 @@ impl<E: SessionEnv> Session<E> {
                 self.post(shard, make(destination, seqs, None));
             }
         }
+        // After the acks, so the broker sees them first.
+        self.update_window(&cid);
         Ok(())
     }
 }

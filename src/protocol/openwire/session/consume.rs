@@ -3,6 +3,15 @@
 //! outstanding until acknowledged, consumers removed (RemoveInfo) and durable
 //! subscriptions removed (RemoveSubscriptionInfo).
 //!
+//! Prefetch: the broker dispatches at most `window` unacknowledged messages to a
+//! consumer. The window is the consumer's prefetch plus the messages a DELIVERED ack
+//! marked (handed to the application, not acknowledged yet: ActiveMQ's prefetch
+//! extension, so a CLIENT_ACKNOWLEDGE consumer can receive more than its prefetch
+//! before acknowledging). A prefetch-0 consumer pulls: each MessagePull opens the
+//! window by one until a message arrives or the pull's timeout passes, which is
+//! answered with an empty MessageDispatch (at once for `receiveNoWait`, after a
+//! barrier proves nothing is on its way). ConsumerControl (failover) sets the prefetch.
+//!
 //! The advisory consumer (`ActiveMQ.Advisory.TempQueue,ActiveMQ.Advisory.TempTopic`,
 //! session -1, sent by every JMS connection) must get a Response or the client cannot
 //! create a session; it gets one and no broker subscription: Tandem publishes no
@@ -15,7 +24,7 @@ use super::super::{
     MessagePull, RemoveSubscriptionInfo,
 };
 use super::convert::{to_broker_destination, to_openwire_destination, to_openwire_message};
-use super::{Refusal, Session, Then, JAVA_INVALID_SELECTOR, JAVA_JMS};
+use super::{Action, Refusal, Session, State, Then, JAVA_INVALID_SELECTOR, JAVA_JMS};
 use crate::broker::selector::Selector;
 use crate::broker::{
     AckMode, Delivery, DestKind, Destination, Request, ShardId, SubKey, SubscribeSpec,
@@ -44,6 +53,35 @@ pub(super) struct Consumer {
     pub(super) destination: Destination,
     /// In dispatch order: range acks take a prefix.
     pub(super) outstanding: VecDeque<Dispatched>,
+    /// The client's prefetch; 0: a pull consumer.
+    pub(super) prefetch: u32,
+    /// The prefetch the broker has for it (see the module doc).
+    pub(super) window: u32,
+    /// A pull waiting for a message.
+    pub(super) pull: Option<Pull>,
+    /// Numbers pulls, so a barrier's answer knows whether its pull is still open.
+    pub(super) pulls: u64,
+}
+
+/// An open MessagePull.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Pull {
+    /// When to answer "nothing" (env ms); `None`: wait for a message.
+    pub(super) deadline_ms: Option<u64>,
+}
+
+impl Consumer {
+    /// The window the broker should have (see the module doc).
+    fn wanted_window(&self) -> u32 {
+        let outstanding = u32::try_from(self.outstanding.len()).unwrap_or(u32::MAX);
+        if self.prefetch == 0 {
+            outstanding.saturating_add(u32::from(self.pull.is_some()))
+        } else {
+            let delivered = self.outstanding.iter().filter(|o| o.delivered).count();
+            self.prefetch
+                .saturating_add(u32::try_from(delivered).unwrap_or(u32::MAX))
+        }
+    }
 }
 
 impl<E: SessionEnv> Session<E> {
@@ -85,8 +123,7 @@ impl<E: SessionEnv> Session<E> {
             }
             _ => None,
         };
-        // Prefetch 0 (a pull consumer) is served as prefetch 1 (see `pull`).
-        let prefetch = u32::try_from(info.prefetch_size).unwrap_or(0).max(1);
+        let prefetch = u32::try_from(info.prefetch_size).unwrap_or(0);
         let temp_owner = (destination.kind.is_temporary()
             && self.temp_destinations.contains(&destination))
         .then_some(self.ctx.conn);
@@ -98,6 +135,10 @@ impl<E: SessionEnv> Session<E> {
                 sub: num,
                 destination: destination.clone(),
                 outstanding: VecDeque::new(),
+                prefetch,
+                window: prefetch,
+                pull: None,
+                pulls: 0,
             },
         );
         self.consumer_of.insert(num, id.clone());
@@ -200,18 +241,132 @@ impl<E: SessionEnv> Session<E> {
         Ok(())
     }
 
-    /// MessagePull (a prefetch-0 consumer's `receive`). Such consumers are served as
-    /// prefetch 1, so a message that is there is already on its way; an empty
-    /// destination is not answered with the "nothing" dispatch yet.
+    /// MessagePull: a prefetch-0 consumer's `receive(timeout)` (timeout -1:
+    /// `receiveNoWait`, 0: wait for ever). See the module doc.
     pub(super) fn pull(&mut self, p: MessagePull) -> Result<(), Refusal> {
-        tracing::debug!(conn = ?self.ctx.conn, consumer = ?p.consumer_id, timeout = p.timeout, "MessagePull (served as prefetch 1)");
-        self.respond_ok(p.header)
+        let header = p.header;
+        let Some(cid) = p.consumer_id else {
+            return self.respond_ok(header);
+        };
+        let now = self.env.now_ms();
+        let Some(c) = self.consumers.get_mut(&cid) else {
+            return self.respond_ok(header);
+        };
+        if c.prefetch > 0 {
+            // Messages are pushed to this consumer anyway.
+            return self.respond_ok(header);
+        }
+        c.pulls += 1;
+        let serial = c.pulls;
+        let shard = c.destination.shard(self.ctx.shard_count);
+        c.pull = Some(Pull {
+            deadline_ms: u64::try_from(p.timeout)
+                .ok()
+                .filter(|&t| t > 0)
+                .map(|t| now.saturating_add(t)),
+        });
+        self.update_window(&cid);
+        if p.timeout < 0 {
+            // receiveNoWait: once the broker processed the credit, whatever it had is
+            // on its way (events from a shard arrive in order); then say "nothing".
+            self.post_one(
+                Then::PullCheck {
+                    consumer: cid,
+                    serial,
+                },
+                shard,
+                |reply| Request::Barrier { reply },
+            );
+        } else if p.timeout > 0 {
+            self.out.push(Action::DeadlineChanged);
+        }
+        self.respond_ok(header)
+    }
+
+    /// A pull that is still open after its barrier (receiveNoWait) gets "nothing".
+    pub(super) fn pull_checked(&mut self, cid: &ConsumerId, serial: u64) {
+        let open = self
+            .consumers
+            .get(cid)
+            .is_some_and(|c| c.pull.is_some() && c.pulls == serial);
+        if open {
+            self.end_pull(cid);
+        }
+    }
+
+    /// Closes `cid`'s open pull with the empty MessageDispatch.
+    fn end_pull(&mut self, cid: &ConsumerId) {
+        if let Some(c) = self.consumers.get_mut(cid) {
+            c.pull = None;
+        }
+        self.update_window(cid);
+        self.write(Command::MessageDispatch(MessageDispatch {
+            header: Header::default(),
+            consumer_id: Some(cid.clone()),
+            destination: None,
+            message: None,
+            redelivery_counter: 0,
+        }));
+    }
+
+    /// The earliest open pull deadline (env ms).
+    pub fn next_deadline_ms(&self) -> Option<u64> {
+        self.consumers
+            .values()
+            .filter_map(|c| c.pull.and_then(|p| p.deadline_ms))
+            .min()
+    }
+
+    /// Time passed: pulls past their deadline get "nothing".
+    pub fn on_tick(&mut self) {
+        if self.state == State::Closing {
+            return;
+        }
+        let now = self.env.now_ms();
+        let expired: Vec<ConsumerId> = self
+            .consumers
+            .iter()
+            .filter(|(_, c)| c.pull.and_then(|p| p.deadline_ms).is_some_and(|d| d <= now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for cid in expired {
+            self.end_pull(&cid);
+        }
     }
 
     /// ConsumerControl from a failover client restoring a consumer's prefetch.
     pub(super) fn consumer_control(&mut self, c: ConsumerControl) -> Result<(), Refusal> {
-        tracing::debug!(conn = ?self.ctx.conn, consumer = ?c.consumer_id, prefetch = c.prefetch, "ConsumerControl ignored");
+        if let Some(cid) = c.consumer_id {
+            if let Some(consumer) = self.consumers.get_mut(&cid) {
+                consumer.prefetch = u32::try_from(c.prefetch).unwrap_or(0);
+                self.update_window(&cid);
+            }
+        }
         self.respond_ok(c.header)
+    }
+
+    /// Tells the broker the consumer's window if it changed (see the module doc).
+    pub(super) fn update_window(&mut self, cid: &ConsumerId) {
+        let Some(c) = self.consumers.get_mut(cid) else {
+            return;
+        };
+        let wanted = c.wanted_window();
+        if wanted == c.window {
+            return;
+        }
+        c.window = wanted;
+        let sub = SubKey {
+            conn: self.ctx.conn,
+            sub: c.sub,
+        };
+        let shard = c.destination.shard(self.ctx.shard_count);
+        self.post(
+            shard,
+            Request::SetPrefetch {
+                sub,
+                prefetch: wanted,
+            },
+        );
     }
 
     // ----- deliveries -----
@@ -232,13 +387,18 @@ impl<E: SessionEnv> Session<E> {
             delivered: false,
             in_tx: None,
         });
+        // A pull is answered by this message; the window closes behind it.
+        let pulled = c.pull.take().is_some();
         self.write(Command::MessageDispatch(MessageDispatch {
             header: Header::default(),
-            consumer_id: Some(id),
+            consumer_id: Some(id.clone()),
             destination: Some(to_openwire_destination(&d.destination)),
             message: Some(Box::new(message)),
             redelivery_counter: i32::try_from(d.redelivery_count).unwrap_or(i32::MAX),
         }));
+        if pulled {
+            self.update_window(&id);
+        }
     }
 
     pub(super) fn sub_key(&self, sub: u64) -> SubKey {

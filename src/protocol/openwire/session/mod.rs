@@ -93,6 +93,9 @@ pub enum Action {
         /// Close the connection when nothing arrives for this long.
         receive_timeout: Option<Duration>,
     },
+    /// A pull's deadline was set: [`Session::next_deadline_ms`] changed, call
+    /// [`Session::on_tick`] then.
+    DeadlineChanged,
     /// Producer flow control: too many sends unconfirmed, stop reading the socket.
     PauseReading,
     ResumeReading,
@@ -162,6 +165,8 @@ enum Then {
     },
     /// One step of a commit (see `tx.rs`).
     Commit { key: u64 },
+    /// A receiveNoWait pull's barrier (see `consume.rs`).
+    PullCheck { consumer: ConsumerId, serial: u64 },
 }
 
 #[derive(Debug)]
@@ -436,6 +441,7 @@ impl<E: SessionEnv> Session<E> {
                 self.respond(correlation, result, true);
             }
             Then::Commit { key } => self.commit_step(key, result),
+            Then::PullCheck { consumer, serial } => self.pull_checked(&consumer, serial),
         }
     }
 

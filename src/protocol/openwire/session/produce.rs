@@ -60,21 +60,44 @@ impl<E: SessionEnv> Session<E> {
         Ok(())
     }
 
-    /// DestinationInfo: a temporary destination created or deleted by the client. The
-    /// broker creates a temporary destination when its first consumer subscribes and
-    /// deletes it with its connection, so this only keeps track.
+    /// DestinationInfo: the client creates or deletes one of its temporary
+    /// destinations (`session.createTemporaryQueue()`, `TemporaryQueue.delete()`). The
+    /// broker holds it for this connection (it dies with the connection); the
+    /// Response follows once it exists or is gone. Other destinations exist when used.
     pub(super) fn destination_info(&mut self, info: DestinationInfo) -> Result<(), Refusal> {
-        if let Some(d) = &info.destination {
-            let d = to_broker_destination(d)?;
-            match info.operation {
-                DestinationOperation::Add => {
-                    self.temp_destinations.insert(d);
-                }
-                DestinationOperation::Remove => {
-                    self.temp_destinations.remove(&d);
-                }
+        let header = info.header;
+        let Some(d) = &info.destination else {
+            return self.respond_ok(header);
+        };
+        let destination = to_broker_destination(d)?;
+        if !destination.kind.is_temporary() {
+            return self.respond_ok(header);
+        }
+        let owner = self.ctx.conn;
+        let shard = self.shard_of(&destination);
+        let correlation = header.response_required.then_some(header.command_id);
+        let then = Then::Respond {
+            correlation,
+            report: true,
+        };
+        match info.operation {
+            DestinationOperation::Add => {
+                self.temp_destinations.insert(destination.clone());
+                self.post_one(then, shard, |reply| Request::CreateTemp {
+                    destination,
+                    owner,
+                    reply,
+                });
+            }
+            DestinationOperation::Remove => {
+                self.temp_destinations.remove(&destination);
+                self.post_one(then, shard, |reply| Request::DeleteTemp {
+                    destination,
+                    owner,
+                    reply,
+                });
             }
         }
-        self.respond_ok(info.header)
+        Ok(())
     }
 }

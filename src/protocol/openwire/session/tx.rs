@@ -218,10 +218,17 @@ impl<E: SessionEnv> Session<E> {
     }
 
     fn forget_acked(&mut self, acked: &[(ConsumerId, u64)]) {
+        let mut touched: Vec<ConsumerId> = Vec::new();
         for (cid, seq) in acked {
             if let Some(c) = self.consumers.get_mut(cid) {
                 c.outstanding.retain(|o| o.seq != *seq);
+                if !touched.contains(cid) {
+                    touched.push(cid.clone());
+                }
             }
+        }
+        for cid in touched {
+            self.update_window(&cid);
         }
     }
 }

@@ -144,7 +144,7 @@ fn a_client_id_in_use_is_refused_until_released() {
             },
             ..context(1, BrokerSettings::default(), ids.clone())
         },
-        TestEnv { next: Cell::new(1) },
+        env(),
     );
     second.on_command(client_wfi());
     second.take_actions();

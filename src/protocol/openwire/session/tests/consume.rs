@@ -185,3 +185,157 @@ fn unsubscribing_a_durable_subscription_asks_every_shard() {
     let (corr, class, _) = exception(&s.take_actions());
     assert_eq!((corr, class.as_str()), (12, "javax.jms.JMSException"));
 }
+
+/// The prefetch the session last asked of the broker, if it asked.
+fn set_prefetch(actions: Vec<Action>) -> Option<u32> {
+    posts(actions).into_iter().rev().find_map(|(_, r)| match r {
+        Request::SetPrefetch { prefetch, .. } => Some(prefetch),
+        _ => None,
+    })
+}
+
+fn pull_consumer(s: &mut Session<TestEnv>) -> SubKey {
+    let mut info = consumer_info(10, 1, OwDestination::queue("q"));
+    info.prefetch_size = 0;
+    s.on_command(Command::ConsumerInfo(info));
+    let mut p = posts(s.take_actions());
+    let (_, Request::Subscribe { sub, spec, reply }) = p.remove(0) else {
+        panic!()
+    };
+    assert_eq!(spec.prefetch, 0, "a pull consumer gets nothing unasked");
+    s.on_event(ok(reply));
+    s.take_actions();
+    sub
+}
+
+fn pull(cmd: i32, timeout: i64) -> Command {
+    Command::MessagePull(crate::protocol::openwire::MessagePull {
+        header: Header::new(cmd, false),
+        consumer_id: Some(consumer_id(1)),
+        destination: Some(OwDestination::queue("q")),
+        timeout,
+        correlation_id: None,
+        message_id: None,
+    })
+}
+
+fn is_null_dispatch(c: &Command) -> bool {
+    matches!(c, Command::MessageDispatch(d) if d.message.is_none() && d.consumer_id == Some(consumer_id(1)))
+}
+
+#[test]
+fn a_pull_opens_the_window_by_one_until_a_message_comes() {
+    let mut s = open(1);
+    let sub = pull_consumer(&mut s);
+    s.on_command(pull(11, 0));
+    assert_eq!(set_prefetch(s.take_actions()), Some(1));
+    s.on_event(delivery(
+        sub,
+        stomp_message(Destination::queue("q"), "m"),
+        3,
+        0,
+    ));
+    let a = s.take_actions();
+    assert_eq!(dispatched(&a), vec![3]);
+    // Still 1: the delivered message is in flight, nothing more may come.
+    assert_eq!(set_prefetch(a), None);
+    // Acknowledged: the window closes to 0.
+    s.on_command(Command::MessageAck(crate::protocol::openwire::MessageAck {
+        header: Header::new(12, false),
+        destination: Some(OwDestination::queue("q")),
+        transaction_id: None,
+        consumer_id: Some(consumer_id(1)),
+        ack_type: crate::protocol::openwire::AckType::Standard,
+        first_message_id: None,
+        last_message_id: Some(super::super::convert::message_id("ID:stomp-1", 3)),
+        message_count: 1,
+        poison_cause: None,
+    }));
+    assert_eq!(set_prefetch(s.take_actions()), Some(0));
+}
+
+#[test]
+fn receive_no_wait_answers_nothing_after_a_barrier() {
+    let mut s = open(1);
+    pull_consumer(&mut s);
+    s.on_command(pull(11, -1));
+    let p = posts(s.take_actions());
+    assert!(
+        matches!(p[0].1, Request::SetPrefetch { prefetch: 1, .. }),
+        "{p:?}"
+    );
+    let Request::Barrier { reply } = &p[1].1 else {
+        panic!("{p:?}")
+    };
+    s.on_event(ok(*reply));
+    let a = s.take_actions();
+    assert!(is_null_dispatch(writes(&a)[0]), "{a:?}");
+    assert_eq!(set_prefetch(a), Some(0));
+}
+
+#[test]
+fn a_timed_pull_answers_nothing_at_its_deadline() {
+    let mut s = open(1);
+    pull_consumer(&mut s);
+    s.on_command(pull(11, 500));
+    let a = s.take_actions();
+    assert!(a.iter().any(|a| matches!(a, Action::DeadlineChanged)));
+    assert_eq!(s.next_deadline_ms(), Some(1_500));
+    s.env.now.set(1_499);
+    s.on_tick();
+    assert!(s.take_actions().is_empty());
+    s.env.now.set(1_500);
+    s.on_tick();
+    let a = s.take_actions();
+    assert!(is_null_dispatch(writes(&a)[0]), "{a:?}");
+    assert_eq!(s.next_deadline_ms(), None);
+}
+
+#[test]
+fn delivered_acks_extend_the_window_and_consumer_control_sets_it() {
+    let mut s = open(1);
+    let mut info = consumer_info(10, 1, OwDestination::queue("q"));
+    info.prefetch_size = 2;
+    s.on_command(Command::ConsumerInfo(info));
+    let mut p = posts(s.take_actions());
+    let (_, Request::Subscribe { sub, reply, .. }) = p.remove(0) else {
+        panic!()
+    };
+    s.on_event(ok(reply));
+    s.take_actions();
+    for seq in [1, 2] {
+        s.on_event(delivery(
+            sub,
+            stomp_message(Destination::queue("q"), "m"),
+            seq,
+            0,
+        ));
+    }
+    s.take_actions();
+    let ack = |cmd, t, last: u64| {
+        Command::MessageAck(crate::protocol::openwire::MessageAck {
+            header: Header::new(cmd, false),
+            destination: Some(OwDestination::queue("q")),
+            transaction_id: None,
+            consumer_id: Some(consumer_id(1)),
+            ack_type: t,
+            first_message_id: None,
+            last_message_id: Some(super::super::convert::message_id("ID:stomp-1", last)),
+            message_count: 2,
+            poison_cause: None,
+        })
+    };
+    use crate::protocol::openwire::AckType;
+    s.on_command(ack(11, AckType::Delivered, 2));
+    assert_eq!(set_prefetch(s.take_actions()), Some(4));
+    s.on_command(ack(12, AckType::Standard, 2));
+    assert_eq!(set_prefetch(s.take_actions()), Some(2));
+    s.on_command(Command::ConsumerControl(
+        crate::protocol::openwire::ConsumerControl {
+            consumer_id: Some(consumer_id(1)),
+            prefetch: 50,
+            ..Default::default()
+        },
+    ));
+    assert_eq!(set_prefetch(s.take_actions()), Some(50));
+}

@@ -11,6 +11,7 @@ mod produce;
 mod tx;
 
 use std::cell::Cell;
+use std::rc::Rc;
 
 use super::*;
 use crate::broker::{Delivery, Message as BrokerMessage, SubKey};
@@ -21,6 +22,8 @@ use crate::protocol::openwire::{
 
 struct TestEnv {
     next: Cell<u64>,
+    /// The clock (ms); tests move it.
+    now: Rc<Cell<u64>>,
 }
 
 impl SessionEnv for TestEnv {
@@ -30,7 +33,7 @@ impl SessionEnv for TestEnv {
         format!("ID:m-{n}")
     }
     fn now_ms(&self) -> u64 {
-        1_000
+        self.now.get()
     }
 }
 
@@ -65,10 +68,14 @@ fn fresh_with_ids(
     settings: BrokerSettings,
     ids: Arc<ClientIds>,
 ) -> Session<TestEnv> {
-    Session::new(
-        context(shards, settings, ids),
-        TestEnv { next: Cell::new(1) },
-    )
+    Session::new(context(shards, settings, ids), env())
+}
+
+fn env() -> TestEnv {
+    TestEnv {
+        next: Cell::new(1),
+        now: Rc::new(Cell::new(1_000)),
+    }
 }
 
 /// What the 5.17 Java client sends (OPENWIRE.md §7.4).

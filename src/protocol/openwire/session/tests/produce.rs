@@ -168,20 +168,46 @@ fn temporary_destinations_are_tracked_and_answered() {
         crate::protocol::openwire::DestinationKind::TempQueue,
         format!("{CID}:1"),
     );
-    s.on_command(Command::DestinationInfo(DestinationInfo {
-        header: Header::new(5, true),
-        connection_id: Some(connection_id()),
-        destination: Some(temp.clone()),
-        operation: DestinationOperation::Add,
-        timeout: 0,
-        broker_path: None,
-    }));
+    let info = |cmd, operation| {
+        Command::DestinationInfo(DestinationInfo {
+            header: Header::new(cmd, true),
+            connection_id: Some(connection_id()),
+            destination: Some(temp.clone()),
+            operation,
+            timeout: 0,
+            broker_path: None,
+        })
+    };
+    s.on_command(info(5, DestinationOperation::Add));
+    let p = posts(s.take_actions());
+    let [(
+        _,
+        Request::CreateTemp {
+            destination,
+            owner,
+            reply,
+        },
+    )] = &p[..]
+    else {
+        panic!("{p:?}")
+    };
+    assert_eq!(destination.kind, crate::broker::DestKind::TempQueue);
+    assert_eq!(*owner, CONN);
+    s.on_event(ok(*reply));
     assert_eq!(response(&s.take_actions()), 5);
     // A consumer on it makes this connection its owner.
-    s.on_command(Command::ConsumerInfo(consumer_info(6, 1, temp)));
+    s.on_command(Command::ConsumerInfo(consumer_info(6, 1, temp.clone())));
     let p = posts(s.take_actions());
     let Request::Subscribe { spec, .. } = &p[0].1 else {
         panic!()
     };
     assert_eq!(spec.temp_owner, Some(CONN));
+    // Deleting it.
+    s.on_command(info(7, DestinationOperation::Remove));
+    let p = posts(s.take_actions());
+    let [(_, Request::DeleteTemp { reply, .. })] = &p[..] else {
+        panic!("{p:?}")
+    };
+    s.on_event(ok(*reply));
+    assert_eq!(response(&s.take_actions()), 7);
 }
