@@ -146,6 +146,15 @@ fn jms_client_features() {
     run_java(&["features", &tcp_url(&broker)]);
 }
 
+/// Request/reply across connections: the responder learns the requester's temporary
+/// queue from the broker's advisories (also when it connects after the queue was
+/// made), without which the JMS client refuses to send to a JMSReplyTo.
+#[test]
+fn jms_request_reply_through_a_temporary_queue() {
+    let broker = broker_with_tcp();
+    run_java(&["requestreply", &tcp_url(&broker)]);
+}
+
 /// The STOMP connector serves JMS clients too (connections are sniffed).
 #[test]
 fn jms_client_works_on_the_stomp_port() {

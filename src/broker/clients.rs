@@ -1,10 +1,19 @@
-//! The broker-wide registry of JMS client ids: ActiveMQ lets one connection at a time
-//! hold a client id (it keys durable subscriptions), whatever shard the connections
-//! live on. A mutex, not a shard message: claims happen once per connection.
+//! Broker-wide registries JMS connections share, whatever shard they live on:
+//!
+//! * [`ClientIds`]: ActiveMQ lets one connection at a time hold a client id (it keys
+//!   durable subscriptions);
+//! * [`TempDestinations`]: the live temporary destinations and the client connection
+//!   that created each, replayed to a JMS connection's advisory consumer when it
+//!   subscribes (a JMS client refuses to send to a temporary destination it has not
+//!   heard of).
+//!
+//! Mutexes, not shard messages: they change once per connection or temporary
+//! destination, never per message.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
+use super::destination::Destination;
 use super::ops::ConnId;
 
 /// Who holds a client id.
@@ -51,6 +60,44 @@ impl ClientIds {
     }
 }
 
+/// Both registries, shared by every shard's router.
+#[derive(Debug, Default)]
+pub struct Registries {
+    pub client_ids: ClientIds,
+    pub temp_destinations: TempDestinations,
+}
+
+/// The live temporary destinations created by JMS clients.
+#[derive(Debug, Default)]
+pub struct TempDestinations {
+    /// Destination -> (owning connection, the client's connection id).
+    live: Mutex<BTreeMap<Destination, (ConnId, String)>>,
+}
+
+impl TempDestinations {
+    pub fn add(&self, destination: Destination, owner: ConnId, connection_id: &str) {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.insert(destination, (owner, connection_id.to_owned()));
+    }
+
+    /// Removes `owner`'s `destination`; false if it was not there (or not `owner`'s).
+    pub fn remove(&self, destination: &Destination, owner: ConnId) -> bool {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        match live.get(destination) {
+            Some((o, _)) if *o == owner => live.remove(destination).is_some(),
+            _ => false,
+        }
+    }
+
+    /// Every live temporary destination with its client connection id.
+    pub fn snapshot(&self) -> Vec<(Destination, String)> {
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.iter()
+            .map(|(d, (_, c))| (d.clone(), c.clone()))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,5 +119,19 @@ mod tests {
         assert_eq!(ids.claim("c", conn(2), "ID:b"), Err(conn(3)));
         ids.release("c", conn(3));
         assert_eq!(ids.claim("c", conn(2), "ID:b"), Ok(()));
+    }
+
+    #[test]
+    fn temporary_destinations_are_removed_by_their_owner_only() {
+        let temps = TempDestinations::default();
+        let d = Destination {
+            kind: crate::broker::DestKind::TempQueue,
+            name: "ID:a:1".into(),
+        };
+        temps.add(d.clone(), conn(1), "ID:a");
+        assert!(!temps.remove(&d, conn(2)));
+        assert_eq!(temps.snapshot(), vec![(d.clone(), "ID:a".to_string())]);
+        assert!(temps.remove(&d, conn(1)));
+        assert!(temps.snapshot().is_empty());
     }
 }

@@ -4,7 +4,7 @@
 //! * [`message`]     — the immutable message shared between destinations and consumers.
 //! * [`ops`]         — requests and events that cross shards.
 //! * [`router`]      — the per-shard handle sessions use to reach destinations.
-//! * [`clients`]     — the broker-wide registry of JMS client ids.
+//! * [`clients`]     — broker-wide registries of JMS client ids and temporary destinations.
 //! * [`settings`]    — runtime settings distilled from the configuration.
 
 pub mod backlog;
@@ -21,7 +21,7 @@ pub mod selector;
 pub mod settings;
 pub mod shard;
 
-pub use clients::ClientIds;
+pub use clients::{ClientIds, Registries, TempDestinations};
 pub use destination::{DestKind, Destination};
 pub use message::{BodyKind, BodyType, Message, MessageRef, PropValue};
 pub use ops::*;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::metrics::ShardStats;
 use crate::rt::channel::{local_unbounded, LocalReceiver, LocalSender, Outbox};
 
-use super::clients::ClientIds;
+use super::clients::Registries;
 use super::destination::Destination;
 use super::ops::{ConnId, Event, MeshMsg, Request, ShardId};
 use super::settings::BrokerSettings;
@@ -32,7 +32,7 @@ struct RouterInner {
     /// Where the open-connections gauge is published.
     stats: Arc<ShardStats>,
     /// Broker-wide (shared by every shard's router).
-    client_ids: Arc<ClientIds>,
+    registries: Arc<Registries>,
 }
 
 /// The events addressed to one connection, in the order its shard received them.
@@ -57,13 +57,13 @@ impl Router {
     }
 
     /// Like [`Router::new`], publishing the connection count into `stats`, with the
-    /// broker-wide client id registry every shard shares.
+    /// broker-wide registries every shard shares.
     pub fn with_stats(
         outbox: Rc<Outbox<MeshMsg>>,
         settings: Arc<BrokerSettings>,
         boot_id: String,
         stats: Arc<ShardStats>,
-        client_ids: Arc<ClientIds>,
+        registries: Arc<Registries>,
     ) -> Router {
         Router {
             inner: Rc::new(RouterInner {
@@ -75,7 +75,7 @@ impl Router {
                 boot_id,
                 next_message: Cell::new(1),
                 stats,
-                client_ids,
+                registries,
             }),
         }
     }
@@ -92,9 +92,9 @@ impl Router {
     pub fn settings(&self) -> &Arc<BrokerSettings> {
         &self.inner.settings
     }
-    /// Which connection holds which JMS client id, broker-wide.
-    pub fn client_ids(&self) -> &Arc<ClientIds> {
-        &self.inner.client_ids
+    /// The broker-wide registries: JMS client ids, live temporary destinations.
+    pub fn registries(&self) -> &Arc<Registries> {
+        &self.inner.registries
     }
     /// What makes this process's ids unique (broker name and start time).
     pub fn boot_id(&self) -> &str {

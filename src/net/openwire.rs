@@ -21,6 +21,8 @@ use super::conn::{self, LoopAction, Wire};
 struct OpenWire {
     session: Session<Router>,
     encoder: Encoder,
+    /// Posts what the session still has to say once closed (advisories).
+    router: Router,
 }
 
 impl Wire for OpenWire {
@@ -57,6 +59,11 @@ impl Wire for OpenWire {
 
     fn on_closed(&mut self) {
         self.session.on_closed();
+        for action in self.session.take_actions() {
+            if let Action::Post { shard, request } = action {
+                self.router.post(shard, request);
+            }
+        }
     }
 
     fn is_established(&self) -> bool {
@@ -127,7 +134,7 @@ pub(super) async fn run_connection(
         conn: conn_id,
         shard_count: router.shard_count(),
         settings: settings.clone(),
-        client_ids: router.client_ids().clone(),
+        registries: router.registries().clone(),
         boot_id: router.boot_id().to_owned(),
         boot_nanos,
         peer: peer.to_string(),
@@ -136,6 +143,7 @@ pub(super) async fn run_connection(
     let wire = OpenWire {
         session: Session::new(ctx, router.clone()),
         encoder: Encoder::default(),
+        router: router.clone(),
     };
     conn::run(
         rd,

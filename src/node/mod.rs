@@ -228,7 +228,7 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
             .unwrap_or(0)
     );
 
-    let client_ids = Arc::new(crate::broker::ClientIds::default());
+    let registries = Arc::new(crate::broker::Registries::default());
     let replication_stats = Arc::new(ReplicationStats::new());
     let shard_stats: Vec<Arc<ShardStats>> = (0..shard_count)
         .map(|shard| Arc::new(ShardStats::new(shard, status.is_some())))
@@ -274,7 +274,7 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
             mesh,
             boot_id: boot_id.clone(),
             stats: shard_stats[shard].clone(),
-            client_ids: client_ids.clone(),
+            registries: registries.clone(),
             ship: Box::new(move |start, bytes| {
                 let _ = live.try_send(port::Live::Batch {
                     shard: shard as u16,

@@ -9,6 +9,8 @@
 //                                                         beyond the prefetch, local
 //                                                         transactions, temporary queues,
 //                                                         durable subscriptions, selectors
+//   java OpenWireSmoke requestreply <brokerUrl>           a reply to JMSReplyTo (a temporary
+//                                                         queue) from another connection
 //
 // smoke: n persistent text messages with properties to a fresh queue, received with
 // AUTO_ACKNOWLEDGE (bodies, typed properties, headers, order); then the same on a
@@ -53,6 +55,9 @@ public class OpenWireSmoke {
                     break;
                 case "features":
                     features(args[1]);
+                    break;
+                case "requestreply":
+                    requestReply(args[1]);
                     break;
                 default:
                     check(false, "unknown mode " + args[0]);
@@ -282,5 +287,50 @@ public class OpenWireSmoke {
             // as ActiveMQ
         }
         c.close();
+    }
+
+    static void requestReply(String url) throws Exception {
+        String suffix = Long.toString(System.nanoTime());
+        ActiveMQConnectionFactory f = new ActiveMQConnectionFactory(url);
+        // The responder connects first and knows temporary queues only from the
+        // broker's advisories (the client refuses to send to one it does not know).
+        Connection rc = f.createConnection();
+        rc.start();
+        Session rs = rc.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        MessageConsumer requests = rs.createConsumer(rs.createQueue("rr.requests." + suffix));
+        MessageProducer replies = rs.createProducer(null);
+
+        Connection qc = f.createConnection();
+        qc.start();
+        Session qs = qc.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        TemporaryQueue replyTo = qs.createTemporaryQueue();
+        MessageConsumer answers = qs.createConsumer(replyTo);
+        for (int i = 0; i < 3; i++) {
+            TextMessage req = qs.createTextMessage("question " + i);
+            req.setJMSReplyTo(replyTo);
+            req.setJMSCorrelationID("q" + i);
+            qs.createProducer(qs.createQueue("rr.requests." + suffix)).send(req);
+
+            Message got = requests.receive(5000);
+            check(got != null, "request " + i + " not received");
+            check(replyTo.equals(got.getJMSReplyTo()), "JMSReplyTo " + got.getJMSReplyTo() + " != " + replyTo);
+            TextMessage answer = rs.createTextMessage("answer " + i);
+            answer.setJMSCorrelationID(got.getJMSCorrelationID());
+            replies.send(got.getJMSReplyTo(), answer);
+
+            Message back = answers.receive(5000);
+            check(back instanceof TextMessage && ("answer " + i).equals(((TextMessage) back).getText())
+                    && ("q" + i).equals(back.getJMSCorrelationID()), "reply " + i + ": " + back);
+        }
+        // A responder connected after the temporary queue was created learns it too.
+        Connection late = f.createConnection();
+        late.start();
+        Session ls = late.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        ls.createProducer(replyTo).send(ls.createTextMessage("late"));
+        Message lateReply = answers.receive(5000);
+        check(lateReply instanceof TextMessage && "late".equals(((TextMessage) lateReply).getText()), "late reply: " + lateReply);
+        late.close();
+        qc.close();
+        rc.close();
     }
 }

@@ -30,9 +30,7 @@ impl<E: SessionEnv> Session<E> {
             return self.respond_ok(header);
         };
         let Some(c) = self.consumers.get_mut(cid) else {
-            if !self.advisory.contains(cid) {
-                tracing::debug!(consumer = %cid, "ack for an unknown consumer ignored");
-            }
+            tracing::debug!(consumer = %cid, "ack for an unknown consumer ignored");
             return self.respond_ok(header);
         };
         let Some(last) = a.last_message_id.as_ref() else {
@@ -61,7 +59,6 @@ impl<E: SessionEnv> Session<E> {
                 .filter(|&f| f <= last_idx)
                 .unwrap_or(0),
         };
-        let sub = c.sub;
         match a.ack_type {
             AckType::Redelivered => return self.respond_ok(header),
             AckType::Delivered => {
@@ -79,50 +76,61 @@ impl<E: SessionEnv> Session<E> {
             .filter(|&i| c.outstanding[i].in_tx.is_none())
             .collect();
         let refuse = matches!(a.ack_type, AckType::Poison | AckType::Expired);
-        let mut by_dest: BTreeMap<Destination, Vec<u64>> = BTreeMap::new();
-        let key = SubKey {
-            conn: self.ctx.conn,
-            sub,
-        };
-        if let (Some(txid), false) = (a.transaction_id.clone(), refuse) {
-            for &i in &chosen {
-                let o = &mut c.outstanding[i];
-                o.in_tx = Some(txid.clone());
+        let conn = self.ctx.conn;
+        let key_of = |d: &Destination| c.sub_of(d).map(|sub| SubKey { conn, sub });
+        // Per destination: the member's subscription and the sequence numbers.
+        let mut by_dest: BTreeMap<Destination, (SubKey, Vec<u64>)> = BTreeMap::new();
+        let in_tx = a.transaction_id.clone().filter(|_| !refuse);
+        for &i in &chosen {
+            let o = &c.outstanding[i];
+            if o.replayed {
+                continue;
+            }
+            if let Some(key) = key_of(&o.destination) {
                 by_dest
                     .entry(o.destination.clone())
-                    .or_default()
+                    .or_insert_with(|| (key, Vec::new()))
+                    .1
                     .push(o.seq);
             }
+        }
+        // Remove back to front so earlier indices stay valid; inside a transaction
+        // only replayed advisories (which the broker never saw) go now.
+        for &i in chosen.iter().rev() {
+            match &in_tx {
+                Some(txid) if !c.outstanding[i].replayed => {
+                    c.outstanding[i].in_tx = Some(txid.clone());
+                }
+                _ => {
+                    c.outstanding.remove(i);
+                }
+            }
+        }
+        let cid = cid.clone();
+        if let Some(txid) = in_tx {
             let tx = self.transactions.entry(txid).or_default();
-            for (destination, seqs) in by_dest {
+            for (destination, (sub, seqs)) in by_dest {
                 tx.acked.extend(seqs.iter().map(|&s| (cid.clone(), s)));
                 tx.ops.push(TxOp::Ack {
-                    sub: key,
+                    sub,
                     destination,
                     seqs,
                 });
             }
             return self.respond_ok(header);
         }
-        // Remove back to front so earlier indices stay valid.
-        for &i in chosen.iter().rev() {
-            if let Some(o) = c.outstanding.remove(i) {
-                by_dest.entry(o.destination).or_default().push(o.seq);
-            }
-        }
-        let cid = cid.clone();
-        let make = move |destination: Destination, mut seqs: Vec<u64>, reply| {
+        let make = move |destination: Destination, sub: SubKey, mut seqs: Vec<u64>, reply| {
             seqs.sort_unstable();
             if refuse {
                 Request::Nack {
-                    sub: key,
+                    sub,
                     destination,
                     seqs,
                     reply,
                 }
             } else {
                 Request::Ack {
-                    sub: key,
+                    sub,
                     destination,
                     seqs,
                     reply,
@@ -136,16 +144,16 @@ impl<E: SessionEnv> Session<E> {
                     report: false,
                 },
                 |s, g| {
-                    for (destination, seqs) in by_dest {
+                    for (destination, (sub, seqs)) in by_dest {
                         let shard = s.shard_of(&destination);
-                        s.post_in(g, shard, |reply| make(destination, seqs, Some(reply)));
+                        s.post_in(g, shard, |reply| make(destination, sub, seqs, Some(reply)));
                     }
                 },
             );
         } else {
-            for (destination, seqs) in by_dest {
+            for (destination, (sub, seqs)) in by_dest {
                 let shard = self.shard_of(&destination);
-                self.post(shard, make(destination, seqs, None));
+                self.post(shard, make(destination, sub, seqs, None));
             }
         }
         // After the acks, so the broker sees them first.

@@ -88,10 +88,11 @@ impl<E: SessionEnv> Session<E> {
             .fatal());
         }
         let client_id = info.client_id.unwrap_or_else(|| id.value.clone());
-        if let Err(holder) = self
-            .ctx
-            .client_ids
-            .claim(&client_id, self.ctx.conn, &id.value)
+        if let Err(holder) =
+            self.ctx
+                .registries
+                .client_ids
+                .claim(&client_id, self.ctx.conn, &id.value)
         {
             tracing::debug!(conn = ?self.ctx.conn, ?holder, client_id, "client id in use");
             return Err(Refusal::new(
@@ -115,7 +116,10 @@ impl<E: SessionEnv> Session<E> {
         if let Some(c) = self.connection.as_mut() {
             if c.claimed {
                 c.claimed = false;
-                self.ctx.client_ids.release(&c.client_id, self.ctx.conn);
+                self.ctx
+                    .registries
+                    .client_ids
+                    .release(&c.client_id, self.ctx.conn);
             }
         }
     }
@@ -186,7 +190,6 @@ impl<E: SessionEnv> Session<E> {
         for c in consumers {
             self.remove_consumer(&c, None);
         }
-        self.advisory.retain(|c| c.session_id != id.value);
         self.producers
             .retain(|p, _| !(p.session_id == id.value && p.connection_id == id.connection_id));
     }
@@ -199,8 +202,8 @@ impl<E: SessionEnv> Session<E> {
         for c in consumers {
             self.remove_consumer(&c, None);
         }
-        self.advisory.clear();
         self.producers.clear();
+        self.forget_temp_destinations();
         self.sessions.clear();
         self.transactions.clear();
         self.release_client_id();

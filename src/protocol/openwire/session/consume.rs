@@ -12,10 +12,17 @@
 //! answered with an empty MessageDispatch (at once for `receiveNoWait`, after a
 //! barrier proves nothing is on its way). ConsumerControl (failover) sets the prefetch.
 //!
+//! A consumer on a composite destination (`A,B`) is one broker subscription per
+//! member; acks go to the member the message came from.
+//!
 //! The advisory consumer (`ActiveMQ.Advisory.TempQueue,ActiveMQ.Advisory.TempTopic`,
-//! session -1, sent by every JMS connection) must get a Response or the client cannot
-//! create a session; it gets one and no broker subscription: Tandem publishes no
-//! advisories yet, so a client only learns about its own temporary destinations.
+//! session -1, sent by every JMS connection; it must get a Response or the client
+//! cannot create a session) is such a consumer on the two advisory topics. Sessions
+//! publish an advisory there when a JMS client creates or deletes a temporary
+//! destination (`produce.rs`), and a new advisory consumer first gets one for each live
+//! temporary destination (from the broker-wide registry, after its subscriptions are in
+//! place so none falls between): a JMS client sends to another connection's temporary
+//! destination (a JMSReplyTo) only if it heard of it this way.
 
 use std::collections::VecDeque;
 
@@ -23,7 +30,10 @@ use super::super::{
     Command, ConsumerControl, ConsumerId, ConsumerInfo, DestinationKind, Header, MessageDispatch,
     MessagePull, RemoveSubscriptionInfo,
 };
-use super::convert::{to_broker_destination, to_openwire_destination, to_openwire_message};
+use super::convert::{
+    advisory_message, advisory_topic, to_broker_destinations, to_openwire_destination,
+    to_openwire_message,
+};
 use super::{Action, Refusal, Session, State, Then, JAVA_INVALID_SELECTOR, JAVA_JMS};
 use crate::broker::selector::Selector;
 use crate::broker::{
@@ -32,7 +42,7 @@ use crate::broker::{
 use crate::protocol::SessionEnv;
 
 /// Topics whose consumers are ActiveMQ advisory consumers.
-const ADVISORY_PREFIX: &str = "ActiveMQ.Advisory.";
+pub(super) const ADVISORY_PREFIX: &str = "ActiveMQ.Advisory.";
 
 /// A message dispatched to a consumer and not yet acknowledged.
 #[derive(Debug, Clone)]
@@ -44,13 +54,21 @@ pub(super) struct Dispatched {
     pub(super) delivered: bool,
     /// Acknowledged inside this (still open) transaction.
     pub(super) in_tx: Option<super::super::TransactionId>,
+    /// An advisory this session made up for a new advisory consumer (`subscribed`):
+    /// the broker never saw it, so its acknowledgement stays here.
+    pub(super) replayed: bool,
 }
+
+/// Sequence numbers of replayed advisories: far above any topic's own.
+const REPLAYED_SEQ_BASE: u64 = 1 << 62;
 
 #[derive(Debug)]
 pub(super) struct Consumer {
-    /// The broker subscription number (`SubKey::sub`).
-    pub(super) sub: u64,
-    pub(super) destination: Destination,
+    /// The broker subscriptions (`SubKey::sub`), one per destination (several for a
+    /// composite one).
+    pub(super) subs: Vec<(u64, Destination)>,
+    /// On the advisory topics: live temporary destinations are replayed to it.
+    pub(super) advisory: bool,
     /// In dispatch order: range acks take a prefix.
     pub(super) outstanding: VecDeque<Dispatched>,
     /// The client's prefetch; 0: a pull consumer.
@@ -71,6 +89,11 @@ pub(super) struct Pull {
 }
 
 impl Consumer {
+    /// The subscription number of member `d`.
+    pub(super) fn sub_of(&self, d: &Destination) -> Option<u64> {
+        self.subs.iter().find(|(_, m)| m == d).map(|(n, _)| *n)
+    }
+
     /// The window the broker should have (see the module doc).
     fn wanted_window(&self) -> u32 {
         let outstanding = u32::try_from(self.outstanding.len()).unwrap_or(u32::MAX);
@@ -94,12 +117,6 @@ impl<E: SessionEnv> Session<E> {
                 "ConsumerInfo without a consumer id or destination",
             ));
         };
-        if ow_dest.kind == DestinationKind::Topic
-            && ow_dest.physical_name.starts_with(ADVISORY_PREFIX)
-        {
-            self.advisory.insert(id);
-            return self.respond_ok(header);
-        }
         if self.consumers.contains_key(&id) {
             // A replay (failover) of a consumer this socket already has.
             return self.respond_ok(header);
@@ -110,30 +127,41 @@ impl<E: SessionEnv> Session<E> {
                 "queue browsers are not supported by Tandem yet",
             ));
         }
-        let destination = to_broker_destination(ow_dest)?;
+        let members = to_broker_destinations(ow_dest)?;
+        let advisory = ow_dest.kind == DestinationKind::Topic
+            && members
+                .iter()
+                .all(|m| m.kind == DestKind::Topic && m.name.starts_with(ADVISORY_PREFIX));
         let selector = info.selector.filter(|s| !s.trim().is_empty());
         if let Some(text) = &selector {
             if let Err(e) = Selector::parse(text) {
                 return Err(Refusal::new(JAVA_INVALID_SELECTOR, format!("{e}: {text}")));
             }
         }
-        let durable = match &info.subscription_name {
-            Some(name) if destination.kind == DestKind::Topic => {
+        let durable = match (&info.subscription_name, members.as_slice()) {
+            (Some(name), [one]) if one.kind == DestKind::Topic => {
                 Some(self.durable_name(info.client_id.as_deref(), name))
+            }
+            (Some(_), [_, _, ..]) => {
+                return Err(Refusal::new(
+                    JAVA_JMS,
+                    "a durable subscription on a composite destination is not supported",
+                ))
             }
             _ => None,
         };
         let prefetch = u32::try_from(info.prefetch_size).unwrap_or(0);
-        let temp_owner = (destination.kind.is_temporary()
-            && self.temp_destinations.contains(&destination))
-        .then_some(self.ctx.conn);
-        let num = self.next_sub;
-        self.next_sub += 1;
+        let mut subs = Vec::with_capacity(members.len());
+        for m in &members {
+            subs.push((self.next_sub, m.clone()));
+            self.consumer_of.insert(self.next_sub, id.clone());
+            self.next_sub += 1;
+        }
         self.consumers.insert(
             id.clone(),
             Consumer {
-                sub: num,
-                destination: destination.clone(),
+                subs: subs.clone(),
+                advisory,
                 outstanding: VecDeque::new(),
                 prefetch,
                 window: prefetch,
@@ -141,63 +169,121 @@ impl<E: SessionEnv> Session<E> {
                 pulls: 0,
             },
         );
-        self.consumer_of.insert(num, id.clone());
-        let spec = SubscribeSpec {
-            destination: destination.clone(),
-            ack: AckMode::ClientIndividual,
-            prefetch,
-            durable,
-            selector,
-            temp_owner,
-        };
-        let shard = self.shard_of(&destination);
-        let sub = self.sub_key(num);
         let correlation = header.response_required.then_some(header.command_id);
-        self.post_one(
+        let conn = self.ctx.conn;
+        self.group(
             Then::Subscribe {
                 correlation,
                 consumer: id,
             },
-            shard,
-            |reply| Request::Subscribe { sub, spec, reply },
+            |s, g| {
+                for (num, destination) in subs {
+                    let temp_owner = (destination.kind.is_temporary()
+                        && s.temp_destinations.contains(&destination))
+                    .then_some(conn);
+                    let spec = SubscribeSpec {
+                        destination: destination.clone(),
+                        ack: AckMode::ClientIndividual,
+                        prefetch,
+                        durable: durable.clone(),
+                        selector: selector.clone(),
+                        temp_owner,
+                    };
+                    let shard = s.shard_of(&destination);
+                    let sub = s.sub_key(num);
+                    s.post_in(g, shard, |reply| Request::Subscribe { sub, spec, reply });
+                }
+            },
         );
         Ok(())
+    }
+
+    /// The subscriptions are in place: an advisory consumer learns the live temporary
+    /// destinations (advisories published from now on reach it by itself).
+    pub(super) fn subscribed(&mut self, cid: &ConsumerId) {
+        let Some(c) = self.consumers.get(cid) else {
+            return;
+        };
+        if !c.advisory {
+            return;
+        }
+        let live = self.ctx.registries.temp_destinations.snapshot();
+        for (destination, connection_id) in live {
+            let topic = advisory_topic(&destination);
+            let Some(c) = self.consumers.get_mut(cid) else {
+                return;
+            };
+            if c.sub_of(&topic).is_none() {
+                continue;
+            }
+            // Acknowledged like the others, but never by the broker: these are
+            // this session's own copies (`Dispatched::replayed`).
+            self.next_replayed += 1;
+            let seq = REPLAYED_SEQ_BASE + self.next_replayed;
+            c.outstanding.push_back(Dispatched {
+                seq,
+                destination: topic.clone(),
+                delivered: false,
+                in_tx: None,
+                replayed: true,
+            });
+            let msg = advisory_message(
+                self.env.next_message_id(),
+                &destination,
+                &connection_id,
+                true,
+                &self.ctx.settings.broker_name,
+            );
+            let message = to_openwire_message(&msg, &topic, seq, 0);
+            self.write(Command::MessageDispatch(MessageDispatch {
+                header: Header::default(),
+                consumer_id: Some(cid.clone()),
+                destination: Some(to_openwire_destination(&topic)),
+                message: Some(Box::new(message)),
+                redelivery_counter: 0,
+            }));
+        }
     }
 
     /// Removes a consumer: the broker takes its unacknowledged messages back (they
     /// are redelivered, flagged). Responds to `correlation` once done.
     pub(super) fn remove_consumer(&mut self, id: &ConsumerId, correlation: Option<i32>) {
-        if self.advisory.remove(id) {
-            self.respond(correlation, Ok(()), false);
-            return;
-        }
         let Some(c) = self.consumers.remove(id) else {
             self.respond(correlation, Ok(()), false);
             return;
         };
-        self.consumer_of.remove(&c.sub);
-        let shard = self.shard_of(&c.destination);
-        let sub = self.sub_key(c.sub);
-        let destination = c.destination;
-        self.post_one(
+        self.unsubscribe_all(c, correlation);
+    }
+
+    fn unsubscribe_all(&mut self, c: Consumer, correlation: Option<i32>) {
+        for (num, _) in &c.subs {
+            self.consumer_of.remove(num);
+        }
+        self.group(
             Then::Respond {
                 correlation,
                 report: false,
             },
-            shard,
-            |reply| Request::Unsubscribe {
-                sub,
-                destination,
-                remove_durable: None,
-                reply,
+            |s, g| {
+                for (num, destination) in c.subs {
+                    let shard = s.shard_of(&destination);
+                    let sub = s.sub_key(num);
+                    s.post_in(g, shard, |reply| Request::Unsubscribe {
+                        sub,
+                        destination,
+                        remove_durable: None,
+                        reply,
+                    });
+                }
             },
         );
     }
 
-    /// Forgets a consumer whose subscription the broker refused.
+    /// Forgets a consumer whose subscription the broker refused (a composite one may
+    /// have been taken by some members: those are removed again).
     pub(super) fn drop_consumer(&mut self, id: &ConsumerId) {
         if let Some(c) = self.consumers.remove(id) {
-            self.consumer_of.remove(&c.sub);
+            self.unsubscribe_all(c, None);
         }
     }
 
@@ -258,7 +344,13 @@ impl<E: SessionEnv> Session<E> {
         }
         c.pulls += 1;
         let serial = c.pulls;
-        let shard = c.destination.shard(self.ctx.shard_count);
+        let mut shards: Vec<ShardId> = c
+            .subs
+            .iter()
+            .map(|(_, d)| d.shard(self.ctx.shard_count))
+            .collect();
+        shards.sort_unstable();
+        shards.dedup();
         c.pull = Some(Pull {
             deadline_ms: u64::try_from(p.timeout)
                 .ok()
@@ -269,13 +361,16 @@ impl<E: SessionEnv> Session<E> {
         if p.timeout < 0 {
             // receiveNoWait: once the broker processed the credit, whatever it had is
             // on its way (events from a shard arrive in order); then say "nothing".
-            self.post_one(
+            self.group(
                 Then::PullCheck {
                     consumer: cid,
                     serial,
                 },
-                shard,
-                |reply| Request::Barrier { reply },
+                |s, g| {
+                    for shard in shards {
+                        s.post_in(g, shard, |reply| Request::Barrier { reply });
+                    }
+                },
             );
         } else if p.timeout > 0 {
             self.out.push(Action::DeadlineChanged);
@@ -355,18 +450,21 @@ impl<E: SessionEnv> Session<E> {
             return;
         }
         c.window = wanted;
-        let sub = SubKey {
-            conn: self.ctx.conn,
-            sub: c.sub,
-        };
-        let shard = c.destination.shard(self.ctx.shard_count);
-        self.post(
-            shard,
-            Request::SetPrefetch {
-                sub,
-                prefetch: wanted,
-            },
-        );
+        let subs: Vec<(u64, ShardId)> = c
+            .subs
+            .iter()
+            .map(|(n, d)| (*n, d.shard(self.ctx.shard_count)))
+            .collect();
+        for (num, shard) in subs {
+            let sub = self.sub_key(num);
+            self.post(
+                shard,
+                Request::SetPrefetch {
+                    sub,
+                    prefetch: wanted,
+                },
+            );
+        }
     }
 
     // ----- deliveries -----
@@ -386,6 +484,7 @@ impl<E: SessionEnv> Session<E> {
             destination: d.destination.clone(),
             delivered: false,
             in_tx: None,
+            replayed: false,
         });
         // A pull is answered by this message; the window closes behind it.
         let pulled = c.pull.take().is_some();

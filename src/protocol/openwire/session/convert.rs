@@ -20,7 +20,8 @@
 use bytes::Bytes;
 
 use super::super::{
-    Destination as OwDestination, DestinationKind, Message as OwMessage, MessageId, MessageKind,
+    Command, ConnectionId, DataStructure, Destination as OwDestination, DestinationInfo,
+    DestinationKind, DestinationOperation, Header, Message as OwMessage, MessageId, MessageKind,
     PrimitiveMap, PrimitiveValue, ProducerId,
 };
 use super::{Refusal, JAVA_INVALID_DESTINATION, JAVA_JMS};
@@ -36,6 +37,15 @@ const GROUP_ID: &str = "JMSXGroupID";
 const GROUP_SEQ: &str = "JMSXGroupSeq";
 /// Set on dead-letter copies (`broker::core::dead_letter_copy`), in STOMP spelling.
 const ORIGINAL_DESTINATION: &str = "originalDestination";
+
+/// A temporary-destination advisory travels through the broker as a message on its
+/// advisory topic with these headers; a JMS consumer gets them back as the
+/// DestinationInfo in the message's `dataStructure` (what the client reads).
+const ADVISORY_OPERATION: &str = "tandemAdvisoryOperation";
+const ADVISORY_DESTINATION: &str = "tandemAdvisoryDestination";
+const ADVISORY_CONNECTION: &str = "tandemAdvisoryConnectionId";
+/// JMSType of advisories, as ActiveMQ sets it.
+const ADVISORY_TYPE: &str = "Advisory";
 
 // ----- destinations -----
 
@@ -133,6 +143,71 @@ pub fn stomp_to_openwire(name: &str) -> Option<OwDestination> {
     .find_map(|(prefix, kind)| name.strip_prefix(prefix).map(|r| (*kind, r)))
     .unwrap_or((DestinationKind::Queue, name));
     (!rest.is_empty()).then(|| OwDestination::new(kind, rest))
+}
+
+// ----- advisories -----
+
+/// The advisory topic for temporary destination `d`: `ActiveMQ.Advisory.TempQueue` or
+/// `ActiveMQ.Advisory.TempTopic`.
+pub fn advisory_topic(d: &Destination) -> Destination {
+    Destination::topic(if d.kind.is_queue() {
+        "ActiveMQ.Advisory.TempQueue"
+    } else {
+        "ActiveMQ.Advisory.TempTopic"
+    })
+}
+
+/// The advisory saying client connection `connection_id` created (`added`) or
+/// deleted temporary destination `d`: a non-persistent message on its advisory topic.
+pub fn advisory_message(
+    id: String,
+    d: &Destination,
+    connection_id: &str,
+    added: bool,
+    broker_name: &str,
+) -> Message {
+    Message {
+        id,
+        destination: advisory_topic(d),
+        persistent: false,
+        priority: 4,
+        timestamp_ms: 0,
+        expires_ms: 0,
+        reply_to: None,
+        headers: vec![
+            (JMS_TYPE.to_owned(), ADVISORY_TYPE.to_owned()),
+            ("originBrokerName".to_owned(), broker_name.to_owned()),
+            (
+                ADVISORY_OPERATION.to_owned(),
+                if added { "add" } else { "remove" }.to_owned(),
+            ),
+            (ADVISORY_DESTINATION.to_owned(), d.stomp_name()),
+            (ADVISORY_CONNECTION.to_owned(), connection_id.to_owned()),
+        ],
+        body: Bytes::new(),
+        body_type: BodyType {
+            kind: BodyKind::Plain,
+            compressed: false,
+        },
+        properties: Vec::new(),
+    }
+}
+
+/// The DestinationInfo an advisory carries, if `msg` is one.
+fn advisory_info(msg: &Message) -> Option<DestinationInfo> {
+    let operation = match msg.header(ADVISORY_OPERATION)? {
+        "add" => DestinationOperation::Add,
+        _ => DestinationOperation::Remove,
+    };
+    let destination = stomp_to_openwire(msg.header(ADVISORY_DESTINATION)?)?;
+    Some(DestinationInfo {
+        header: Header::default(),
+        connection_id: msg.header(ADVISORY_CONNECTION).map(ConnectionId::new),
+        destination: Some(destination),
+        operation,
+        timeout: 0,
+        broker_path: None,
+    })
 }
 
 // ----- message ids -----
@@ -304,8 +379,14 @@ pub fn to_openwire_message(
         ..OwMessage::default()
     };
     let mut props = PrimitiveMap::new();
+    if let Some(info) = advisory_info(msg) {
+        out.data_structure = Some(Box::new(DataStructure::Command(Box::new(
+            Command::DestinationInfo(info),
+        ))));
+    }
     for (k, v) in &msg.headers {
         match k.as_str() {
+            ADVISORY_OPERATION | ADVISORY_DESTINATION | ADVISORY_CONNECTION => {}
             CORRELATION_ID if out.correlation_id.is_none() => out.correlation_id = Some(v.clone()),
             JMS_TYPE if out.jms_type.is_none() => out.jms_type = Some(v.clone()),
             GROUP_ID if out.group_id.is_none() => out.group_id = Some(v.clone()),

@@ -64,7 +64,7 @@ use super::{
     OpenWireError, ProducerId, Response, Throwable, TransactionId,
 };
 use crate::broker::{
-    BrokerError, BrokerSettings, ClientIds, ConnId, Destination, DurableName, Event, Reply,
+    BrokerError, BrokerSettings, ConnId, Destination, DurableName, Event, Registries, Reply,
     ReplyTo, Request, ShardId,
 };
 use crate::protocol::SessionEnv;
@@ -109,8 +109,9 @@ pub struct SessionContext {
     pub conn: ConnId,
     pub shard_count: usize,
     pub settings: Arc<BrokerSettings>,
-    /// Broker-wide: which connection holds which client id.
-    pub client_ids: Arc<ClientIds>,
+    /// Broker-wide: which connection holds which client id, the live temporary
+    /// destinations.
+    pub registries: Arc<Registries>,
     /// Unique per process start (broker name and start time): the BrokerInfo's id.
     pub boot_id: String,
     /// Differs between process runs (start time in ns): keeps transaction ids unique
@@ -197,8 +198,8 @@ pub struct Session<E: SessionEnv> {
     /// Broker subscription number -> consumer (deliveries name the number).
     consumer_of: HashMap<u64, ConsumerId>,
     next_sub: u64,
-    /// The advisory consumers (no broker subscription; see `consume.rs`).
-    advisory: HashSet<ConsumerId>,
+    /// Numbers the advisories replayed to new advisory consumers (`consume.rs`).
+    next_replayed: u64,
 
     next_token: u64,
     /// Reply token -> (shard it went to, group it completes).
@@ -238,7 +239,7 @@ impl<E: SessionEnv> Session<E> {
             consumers: HashMap::new(),
             consumer_of: HashMap::new(),
             next_sub: 1,
-            advisory: HashSet::new(),
+            next_replayed: 0,
             next_token: 1,
             pending: HashMap::new(),
             groups: HashMap::new(),
@@ -370,12 +371,15 @@ impl<E: SessionEnv> Session<E> {
     /// The socket is gone (EOF, error, or our own close). Open transactions are
     /// dropped (rolled back) and the client id released; the caller unregisters the
     /// connection, which returns unacknowledged deliveries and deletes temporary
-    /// destinations in the core.
+    /// destinations in the core. What remains queued afterwards are the advisories
+    /// saying this connection's temporary destinations are gone: post them.
     pub fn on_closed(&mut self) {
         self.state = State::Closing;
         self.transactions.clear();
         self.release_client_id();
         self.out.clear();
+        self.forget_temp_destinations();
+        self.out.retain(|a| matches!(a, Action::Post { .. }));
     }
 
     pub fn on_event(&mut self, event: Event) {
@@ -437,8 +441,11 @@ impl<E: SessionEnv> Session<E> {
             } => {
                 if result.is_err() {
                     self.drop_consumer(&consumer);
+                    self.respond(correlation, result, true);
+                } else {
+                    self.respond(correlation, result, true);
+                    self.subscribed(&consumer);
                 }
-                self.respond(correlation, result, true);
             }
             Then::Commit { key } => self.commit_step(key, result),
             Then::PullCheck { consumer, serial } => self.pull_checked(&consumer, serial),

@@ -6,9 +6,11 @@
 use std::sync::Arc;
 
 use super::super::{DestinationInfo, DestinationOperation, Message as OwMessage, ProducerInfo};
-use super::convert::{to_broker_destination, to_broker_destinations, to_broker_message};
+use super::convert::{
+    advisory_message, to_broker_destination, to_broker_destinations, to_broker_message,
+};
 use super::{Action, Refusal, Session, Then, JAVA_INVALID_DESTINATION};
-use crate::broker::{Request, TxOp};
+use crate::broker::{Destination, MessageRef, Request, TxOp};
 use crate::protocol::SessionEnv;
 
 impl<E: SessionEnv> Session<E> {
@@ -62,8 +64,10 @@ impl<E: SessionEnv> Session<E> {
 
     /// DestinationInfo: the client creates or deletes one of its temporary
     /// destinations (`session.createTemporaryQueue()`, `TemporaryQueue.delete()`). The
-    /// broker holds it for this connection (it dies with the connection); the
-    /// Response follows once it exists or is gone. Other destinations exist when used.
+    /// broker holds it for this connection (it dies with the connection), the
+    /// broker-wide registry lists it, and an advisory tells the other JMS connections
+    /// (see `consume.rs`); the Response follows once all that is done. Other
+    /// destinations exist when used.
     pub(super) fn destination_info(&mut self, info: DestinationInfo) -> Result<(), Refusal> {
         let header = info.header;
         let Some(d) = &info.destination else {
@@ -80,24 +84,77 @@ impl<E: SessionEnv> Session<E> {
             correlation,
             report: true,
         };
-        match info.operation {
-            DestinationOperation::Add => {
-                self.temp_destinations.insert(destination.clone());
-                self.post_one(then, shard, |reply| Request::CreateTemp {
+        let added = info.operation == DestinationOperation::Add;
+        let connection_id = self.client_connection_id();
+        let registry = &self.ctx.registries.temp_destinations;
+        let announce = if added {
+            self.temp_destinations.insert(destination.clone());
+            registry.add(destination.clone(), owner, &connection_id);
+            true
+        } else {
+            self.temp_destinations.remove(&destination);
+            registry.remove(&destination, owner)
+        };
+        let advisory = announce.then(|| self.advisory(&destination, &connection_id, added));
+        self.group(then, |s, g| {
+            if added {
+                s.post_in(g, shard, |reply| Request::CreateTemp {
+                    destination,
+                    owner,
+                    reply,
+                });
+            } else {
+                s.post_in(g, shard, |reply| Request::DeleteTemp {
                     destination,
                     owner,
                     reply,
                 });
             }
-            DestinationOperation::Remove => {
-                self.temp_destinations.remove(&destination);
-                self.post_one(then, shard, |reply| Request::DeleteTemp {
-                    destination,
-                    owner,
-                    reply,
-                });
+            if let Some(msg) = advisory {
+                let shard = s.shard_of(&msg.destination);
+                s.post_in(g, shard, |reply| Request::Send { msg, reply });
+            }
+        });
+        Ok(())
+    }
+
+    /// The advisory that `destination` was created (`added`) or deleted.
+    fn advisory(&self, destination: &Destination, connection_id: &str, added: bool) -> MessageRef {
+        Arc::new(advisory_message(
+            self.env.next_message_id(),
+            destination,
+            connection_id,
+            added,
+            &self.ctx.settings.broker_name,
+        ))
+    }
+
+    fn client_connection_id(&self) -> String {
+        self.connection
+            .as_ref()
+            .map(|c| c.id.value.clone())
+            .unwrap_or_default()
+    }
+
+    /// This connection's temporary destinations are going (the connection closes):
+    /// off the registry, and an advisory for each. The broker deletes them itself.
+    pub(super) fn forget_temp_destinations(&mut self) {
+        let connection_id = self.client_connection_id();
+        let owner = self.ctx.conn;
+        let temps: Vec<Destination> = self.temp_destinations.drain().collect();
+        for d in temps {
+            if self.ctx.registries.temp_destinations.remove(&d, owner) {
+                let msg = self.advisory(&d, &connection_id, false);
+                let shard = self.shard_of(&msg.destination);
+                self.post_one(
+                    Then::Respond {
+                        correlation: None,
+                        report: false,
+                    },
+                    shard,
+                    |reply| Request::Send { msg, reply },
+                );
             }
         }
-        Ok(())
     }
 }

@@ -129,7 +129,7 @@ fn a_wrong_login_gets_a_security_exception_and_a_close() {
 
 #[test]
 fn a_client_id_in_use_is_refused_until_released() {
-    let ids: Arc<ClientIds> = Arc::default();
+    let ids: Arc<Registries> = Arc::default();
     let mut first = fresh_with_ids(1, BrokerSettings::default(), ids.clone());
     first.on_command(client_wfi());
     first.take_actions();

@@ -3,21 +3,108 @@
 use super::*;
 use crate::protocol::openwire::{RemoveInfo, RemoveSubscriptionInfo, RemoveTarget};
 
+/// The advisory consumer subscribes to both advisory topics; once both are in place
+/// it hears of every live temporary destination, and acknowledges those copies
+/// without the broker.
 #[test]
-fn the_advisory_consumer_is_answered_at_once() {
-    let mut s = open(1);
+fn the_advisory_consumer_learns_the_live_temporary_destinations() {
+    let regs: Arc<Registries> = Arc::default();
+    let other = Destination {
+        kind: crate::broker::DestKind::TempQueue,
+        name: "ID:other:1:1".into(),
+    };
+    regs.temp_destinations.add(
+        other.clone(),
+        ConnId {
+            shard: 1,
+            serial: 3,
+        },
+        "ID:other:1",
+    );
+    let mut s = fresh_with_ids(2, BrokerSettings::default(), regs);
+    s.on_command(client_wfi());
+    s.on_command(Command::ConnectionInfo(connection_info(1, "cid")));
+    s.take_actions();
     let mut info = consumer_info(
         2,
         1,
         OwDestination::topic("ActiveMQ.Advisory.TempQueue,ActiveMQ.Advisory.TempTopic"),
     );
-    info.consumer_id = Some(ConsumerId {
-        connection_id: CID.into(),
-        session_id: -1,
-        value: 1,
-    });
+    info.consumer_id = Some(consumer_id(1));
     s.on_command(Command::ConsumerInfo(info));
-    assert_eq!(response(&s.take_actions()), 2);
+    let p = posts(s.take_actions());
+    let topics: Vec<Destination> = p
+        .iter()
+        .map(|(_, r)| match r {
+            Request::Subscribe { spec, .. } => spec.destination.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        topics,
+        vec![
+            Destination::topic("ActiveMQ.Advisory.TempQueue"),
+            Destination::topic("ActiveMQ.Advisory.TempTopic")
+        ]
+    );
+    s.on_event(ok(reply_of(&p[0].1)));
+    assert!(s.take_actions().is_empty());
+    s.on_event(ok(reply_of(&p[1].1)));
+    let a = s.take_actions();
+    let w = writes(&a);
+    assert!(
+        matches!(w[0], Command::Response(r) if r.correlation_id == 2),
+        "{w:?}"
+    );
+    let Command::MessageDispatch(d) = w[1] else {
+        panic!("{w:?}")
+    };
+    let m = d.message.as_ref().unwrap();
+    assert_eq!(m.kind, MessageKind::Plain);
+    assert_eq!(m.jms_type.as_deref(), Some("Advisory"));
+    let Some(ds) = m.data_structure.as_deref() else {
+        panic!("no DestinationInfo: {m:?}")
+    };
+    let crate::protocol::openwire::DataStructure::Command(c) = ds else {
+        panic!("{ds:?}")
+    };
+    let Command::DestinationInfo(info) = c.as_ref() else {
+        panic!("{c:?}")
+    };
+    assert_eq!(
+        info.destination,
+        Some(OwDestination::new(
+            crate::protocol::openwire::DestinationKind::TempQueue,
+            "ID:other:1:1"
+        ))
+    );
+    assert_eq!(
+        info.operation,
+        crate::protocol::openwire::DestinationOperation::Add
+    );
+    assert_eq!(info.connection_id, Some(ConnectionId::new("ID:other:1")));
+    assert!(m
+        .properties()
+        .unwrap()
+        .get("tandemAdvisoryOperation")
+        .is_none());
+    // The client's ack of it stays here.
+    let seq = m.message_id.as_ref().unwrap().broker_sequence_id;
+    s.on_command(Command::MessageAck(crate::protocol::openwire::MessageAck {
+        header: Header::new(3, false),
+        destination: d.destination.clone(),
+        transaction_id: None,
+        consumer_id: Some(consumer_id(1)),
+        ack_type: crate::protocol::openwire::AckType::Standard,
+        first_message_id: None,
+        last_message_id: m.message_id.clone(),
+        message_count: 1,
+        poison_cause: None,
+    }));
+    assert!(seq > 1 << 60);
+    assert!(posts(s.take_actions())
+        .iter()
+        .all(|(_, r)| !matches!(r, Request::Ack { .. })));
 }
 
 #[test]

@@ -45,12 +45,12 @@ const CONN: ConnId = ConnId {
 /// The client's connection id in these tests.
 const CID: &str = "ID:client-1:1";
 
-fn context(shards: usize, settings: BrokerSettings, ids: Arc<ClientIds>) -> SessionContext {
+fn context(shards: usize, settings: BrokerSettings, ids: Arc<Registries>) -> SessionContext {
     SessionContext {
         conn: CONN,
         shard_count: shards,
         settings: Arc::new(settings),
-        client_ids: ids,
+        registries: ids,
         boot_id: "test-1".into(),
         boot_nanos: 0xabc,
         peer: "127.0.0.1:5555".into(),
@@ -66,7 +66,7 @@ fn fresh(shards: usize, settings: BrokerSettings) -> Session<TestEnv> {
 fn fresh_with_ids(
     shards: usize,
     settings: BrokerSettings,
-    ids: Arc<ClientIds>,
+    ids: Arc<Registries>,
 ) -> Session<TestEnv> {
     Session::new(context(shards, settings, ids), env())
 }

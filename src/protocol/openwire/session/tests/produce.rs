@@ -162,7 +162,7 @@ fn too_many_unconfirmed_sends_pause_reading() {
 }
 
 #[test]
-fn temporary_destinations_are_tracked_and_answered() {
+fn temporary_destinations_are_created_announced_and_deleted() {
     let mut s = open(1);
     let temp = OwDestination::new(
         crate::protocol::openwire::DestinationKind::TempQueue,
@@ -185,15 +185,24 @@ fn temporary_destinations_are_tracked_and_answered() {
         Request::CreateTemp {
             destination,
             owner,
-            reply,
+            reply: created,
         },
-    )] = &p[..]
+    ), (_, Request::Send { msg, reply: sent })] = &p[..]
     else {
         panic!("{p:?}")
     };
     assert_eq!(destination.kind, crate::broker::DestKind::TempQueue);
     assert_eq!(*owner, CONN);
-    s.on_event(ok(*reply));
+    // The advisory for the other connections.
+    assert_eq!(
+        msg.destination,
+        Destination::topic("ActiveMQ.Advisory.TempQueue")
+    );
+    assert_eq!(msg.header("tandemAdvisoryOperation"), Some("add"));
+    assert!(!msg.persistent);
+    s.on_event(ok(*created));
+    assert!(s.take_actions().is_empty());
+    s.on_event(ok(*sent));
     assert_eq!(response(&s.take_actions()), 5);
     // A consumer on it makes this connection its owner.
     s.on_command(Command::ConsumerInfo(consumer_info(6, 1, temp.clone())));
@@ -205,9 +214,42 @@ fn temporary_destinations_are_tracked_and_answered() {
     // Deleting it.
     s.on_command(info(7, DestinationOperation::Remove));
     let p = posts(s.take_actions());
-    let [(_, Request::DeleteTemp { reply, .. })] = &p[..] else {
+    let [(_, Request::DeleteTemp { reply, .. }), (_, Request::Send { msg, reply: sent })] = &p[..]
+    else {
         panic!("{p:?}")
     };
+    assert_eq!(msg.header("tandemAdvisoryOperation"), Some("remove"));
     s.on_event(ok(*reply));
+    s.on_event(ok(*sent));
     assert_eq!(response(&s.take_actions()), 7);
+}
+
+#[test]
+fn a_closed_connections_temporary_destinations_are_announced_gone() {
+    let mut s = open(1);
+    let temp = OwDestination::new(
+        crate::protocol::openwire::DestinationKind::TempTopic,
+        format!("{CID}:2"),
+    );
+    s.on_command(Command::DestinationInfo(DestinationInfo {
+        header: Header::new(5, true),
+        connection_id: Some(connection_id()),
+        destination: Some(temp),
+        operation: DestinationOperation::Add,
+        timeout: 0,
+        broker_path: None,
+    }));
+    s.take_actions();
+    assert_eq!(s.ctx.registries.temp_destinations.snapshot().len(), 1);
+    s.on_closed();
+    let p = posts(s.take_actions());
+    let [(_, Request::Send { msg, .. })] = &p[..] else {
+        panic!("{p:?}")
+    };
+    assert_eq!(
+        msg.destination,
+        Destination::topic("ActiveMQ.Advisory.TempTopic")
+    );
+    assert_eq!(msg.header("tandemAdvisoryOperation"), Some("remove"));
+    assert!(s.ctx.registries.temp_destinations.snapshot().is_empty());
 }
