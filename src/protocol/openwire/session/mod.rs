@@ -61,7 +61,7 @@ use std::time::Duration;
 
 use super::{
     Command, ConnectionError, ConnectionId, ConsumerId, ExceptionResponse, Header, Negotiated,
-    OpenWireError, ProducerId, Response, Throwable, TransactionId,
+    OpenWireError, ProducerAck, ProducerId, Response, Throwable, TransactionId,
 };
 use crate::broker::{
     BrokerError, BrokerSettings, ConnId, Destination, DurableName, Event, Registries, Reply,
@@ -157,8 +157,12 @@ enum Then {
         correlation: Option<i32>,
         report: bool,
     },
-    /// A send: as `Respond`, and it no longer counts against flow control.
-    Send { correlation: Option<i32> },
+    /// A send: as `Respond`, and it no longer counts against flow control; an async
+    /// send of a producer with a window gives the window `size` bytes back.
+    Send {
+        correlation: Option<i32>,
+        producer_ack: Option<(ProducerId, i32)>,
+    },
     /// A subscription: as `Respond`; on failure the local consumer is dropped.
     Subscribe {
         correlation: Option<i32>,
@@ -192,8 +196,9 @@ pub struct Session<E: SessionEnv> {
     connection: Option<Connection>,
     /// Sessions announced by SessionInfo (session -1 never is).
     sessions: HashSet<i64>,
-    /// Producers and their destination (`None`: anonymous).
-    producers: HashMap<ProducerId, Option<super::Destination>>,
+    /// Producers and their window size (> 0: the client counts its async sends'
+    /// bytes against it and waits for ProducerAcks).
+    producers: HashMap<ProducerId, i32>,
     consumers: HashMap<ConsumerId, Consumer>,
     /// Broker subscription number -> consumer (deliveries name the number).
     consumer_of: HashMap<u64, ConsumerId>,
@@ -427,13 +432,23 @@ impl<E: SessionEnv> Session<E> {
                 correlation,
                 report,
             } => self.respond(correlation, result, report),
-            Then::Send { correlation } => {
+            Then::Send {
+                correlation,
+                producer_ack,
+            } => {
                 self.pending_sends = self.pending_sends.saturating_sub(1);
                 if self.reading_paused && self.pending_sends < self.ctx.settings.max_pending_sends {
                     self.reading_paused = false;
                     self.out.push(Action::ResumeReading);
                 }
                 self.respond(correlation, result, true);
+                if let Some((producer_id, size)) = producer_ack {
+                    self.write(Command::ProducerAck(ProducerAck {
+                        header: Header::default(),
+                        producer_id: Some(producer_id),
+                        size,
+                    }));
+                }
             }
             Then::Subscribe {
                 correlation,

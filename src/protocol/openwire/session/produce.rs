@@ -19,7 +19,7 @@ impl<E: SessionEnv> Session<E> {
             to_broker_destinations(d)?;
         }
         if let Some(id) = info.producer_id {
-            self.producers.insert(id, info.destination);
+            self.producers.insert(id, info.window_size);
         }
         self.respond_ok(info.header)
     }
@@ -47,13 +47,27 @@ impl<E: SessionEnv> Session<E> {
             return self.respond_ok(header);
         }
         let correlation = header.response_required.then_some(header.command_id);
-        self.pending_sends += 1;
-        self.group(Then::Send { correlation }, |s, g| {
-            for msg in msgs {
-                let shard = s.shard_of(&msg.destination);
-                s.post_in(g, shard, |reply| Request::Send { msg, reply });
+        // ActiveMQ's producer window: the client counted `jms_size` bytes of this async
+        // send against it.
+        let producer_ack = match (&m.producer_id, correlation) {
+            (Some(p), None) if self.producers.get(p).is_some_and(|&w| w > 0) => {
+                Some((p.clone(), jms_size(&m)))
             }
-        });
+            _ => None,
+        };
+        self.pending_sends += 1;
+        self.group(
+            Then::Send {
+                correlation,
+                producer_ack,
+            },
+            |s, g| {
+                for msg in msgs {
+                    let shard = s.shard_of(&msg.destination);
+                    s.post_in(g, shard, |reply| Request::Send { msg, reply });
+                }
+            },
+        );
         if self.pending_sends >= self.ctx.settings.max_pending_sends.max(1) && !self.reading_paused
         {
             self.reading_paused = true;
@@ -157,4 +171,14 @@ impl<E: SessionEnv> Session<E> {
             }
         }
     }
+}
+
+/// Java's `Message.getSize()` for a message as sent: at least 1024 bytes, plus the
+/// marshalled properties and the content.
+fn jms_size(m: &OwMessage) -> i32 {
+    const MINIMUM_MESSAGE_SIZE: usize = 1024;
+    let size = MINIMUM_MESSAGE_SIZE
+        + m.marshalled_properties.as_ref().map_or(0, |p| p.len())
+        + m.content.as_ref().map_or(0, |c| c.len());
+    i32::try_from(size).unwrap_or(i32::MAX)
 }

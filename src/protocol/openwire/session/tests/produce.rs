@@ -253,3 +253,29 @@ fn a_closed_connections_temporary_destinations_are_announced_gone() {
     assert_eq!(msg.header("tandemAdvisoryOperation"), Some("remove"));
     assert!(s.ctx.registries.temp_destinations.snapshot().is_empty());
 }
+
+#[test]
+fn async_sends_of_a_producer_with_a_window_are_acknowledged() {
+    let mut s = open(1);
+    let mut info = producer_info(3);
+    info.window_size = 1 << 20;
+    s.on_command(Command::ProducerInfo(info));
+    assert_eq!(response(&s.take_actions()), 3);
+    s.on_command(text_message(4, false, OwDestination::queue("q"), 1, "abc"));
+    let reply = reply_of(&posts(s.take_actions())[0].1);
+    s.on_event(ok(reply));
+    let a = s.take_actions();
+    match writes(&a).as_slice() {
+        // 1024 + the content: i32 length + "abc".
+        [Command::ProducerAck(p)] => {
+            assert_eq!(p.producer_id, Some(producer_id()));
+            assert_eq!(p.size, 1024 + 4 + 3);
+        }
+        other => panic!("{other:?}"),
+    }
+    // A sync send is answered with its Response only.
+    s.on_command(text_message(5, true, OwDestination::queue("q"), 2, "abc"));
+    let reply = reply_of(&posts(s.take_actions())[0].1);
+    s.on_event(ok(reply));
+    assert_eq!(response(&s.take_actions()), 5);
+}
