@@ -508,7 +508,7 @@ mod openwire {
 
     /// Connects to the broker's `tcp://` connector and sends a valid WireFormatInfo.
     fn open(broker: &Broker) -> TcpStream {
-        let mut s = TcpStream::connect(("127.0.0.1", broker.opts.tcp_port.unwrap())).unwrap();
+        let mut s = TcpStream::connect(("127.0.0.1", broker.opts.openwire_port.unwrap())).unwrap();
         s.set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();
         let mut out = BytesMut::new();
@@ -552,7 +552,7 @@ mod openwire {
 
     fn broker(max_frame_size: Option<&str>) -> Broker {
         Broker::start(BrokerOpts {
-            tcp_port: Some(free_port()),
+            openwire_port: Some(free_port()),
             max_frame_size: max_frame_size.map(str::to_owned),
             ..BrokerOpts::default()
         })
@@ -610,7 +610,8 @@ mod openwire {
     fn an_unsupported_wire_format_version_closes_the_connection() {
         let broker = broker(None);
         let mut by = Bystander::new(&broker);
-        let mut bad = TcpStream::connect(("127.0.0.1", broker.opts.tcp_port.unwrap())).unwrap();
+        let mut bad =
+            TcpStream::connect(("127.0.0.1", broker.opts.openwire_port.unwrap())).unwrap();
         bad.set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();
         // A WireFormatInfo with version 1: too old to serve.

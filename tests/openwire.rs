@@ -112,7 +112,7 @@ fn run_java(args: &[&str]) -> String {
 
 fn broker_with_tcp() -> Broker {
     Broker::start(BrokerOpts {
-        tcp_port: Some(free_port()),
+        openwire_port: Some(free_port()),
         ..BrokerOpts::default()
     })
 }
@@ -120,7 +120,7 @@ fn broker_with_tcp() -> Broker {
 fn tcp_url(broker: &Broker) -> String {
     format!(
         "tcp://127.0.0.1:{}",
-        broker.opts.tcp_port.expect("tcp connector")
+        broker.opts.openwire_port.expect("tcp connector")
     )
 }
 
@@ -215,7 +215,7 @@ fn jms_producer_to_stomp_consumer() {
     let mut stomp = broker.client();
     // The smoke program's queue name is its own; drive a JMS send by hand instead:
     // a raw OpenWire producer is enough to check the mapping.
-    let mut ow = RawOpenWire::connect(broker.opts.tcp_port.unwrap());
+    let mut ow = RawOpenWire::connect(broker.opts.openwire_port.unwrap());
     ow.handshake();
     ow.connection_info("jms-to-stomp", None);
     let mut msg = tandem::protocol::openwire::Message {
@@ -369,10 +369,10 @@ impl RawOpenWire {
 fn wrong_password_gets_a_security_exception_and_a_close() {
     let broker = Broker::start(BrokerOpts {
         users: vec![("alice".into(), "secret".into())],
-        tcp_port: Some(free_port()),
+        openwire_port: Some(free_port()),
         ..BrokerOpts::default()
     });
-    let port = broker.opts.tcp_port.unwrap();
+    let port = broker.opts.openwire_port.unwrap();
     let mut ow = RawOpenWire::connect(port);
     ow.handshake();
     let reply = ow.connection_info("c1", Some(("alice", "wrong")));
@@ -400,7 +400,7 @@ fn wrong_password_gets_a_security_exception_and_a_close() {
 #[test]
 fn a_client_id_is_held_by_one_connection_at_a_time() {
     let broker = broker_with_tcp();
-    let port = broker.opts.tcp_port.unwrap();
+    let port = broker.opts.openwire_port.unwrap();
     let mut first = RawOpenWire::connect(port);
     first.handshake();
     assert!(matches!(
@@ -437,7 +437,7 @@ fn a_client_id_is_held_by_one_connection_at_a_time() {
 #[test]
 fn keep_alive_is_answered_when_asked_for() {
     let broker = broker_with_tcp();
-    let mut ow = RawOpenWire::connect(broker.opts.tcp_port.unwrap());
+    let mut ow = RawOpenWire::connect(broker.opts.openwire_port.unwrap());
     ow.handshake();
     ow.send(&Command::KeepAliveInfo(
         tandem::protocol::openwire::KeepAliveInfo {

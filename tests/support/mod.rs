@@ -8,11 +8,16 @@
 //!   protocol bytes and assert on exact replies.
 //! * [`poll_until`] — the only way to wait: bounded in time and in attempts.
 //! * [`pair`] — master/slave nodes and pairs (`tests/pair.rs`).
+//! * [`jms`] — the real ActiveMQ JMS client (Java probes in `tests/java`) and a real
+//!   ActiveMQ Classic broker; [`jms_cases`] — the JMS tests both brokers must pass
+//!   (`tests/jms_activemq.rs`, `tests/jms_tandem.rs`).
 //!
 //! No bare sleeps: every wait is a bounded poll on something observable.
 
 #![allow(dead_code)]
 
+pub mod jms;
+pub mod jms_cases;
 pub mod pair;
 
 use std::collections::HashSet;
@@ -96,9 +101,9 @@ pub struct BrokerOpts {
     pub users: Vec<(String, String)>,
     /// `<tandem statusPort>`: the HTTP status/metrics endpoint; `None`: off.
     pub status_port: Option<u16>,
-    /// A second connector, `tcp://127.0.0.1:<port>` (ActiveMQ's OpenWire port; it
-    /// serves every protocol, like the STOMP one); `None`: only the STOMP connector.
-    pub tcp_port: Option<u16>,
+    /// A `tcp://127.0.0.1:P` transport connector (OpenWire, for JMS clients) besides
+    /// the STOMP one; `None`: none.
+    pub openwire_port: Option<u16>,
 }
 
 impl Default for BrokerOpts {
@@ -112,7 +117,7 @@ impl Default for BrokerOpts {
             max_headers: None,
             users: Vec::new(),
             status_port: None,
-            tcp_port: None,
+            openwire_port: None,
         }
     }
 }
@@ -133,18 +138,18 @@ pub fn config_xml(opts: &BrokerOpts, port: u16, data_dir: &Path) -> String {
         tandem.push_str(&format!(r#" statusPort="{v}""#));
     }
     let plugins = auth_plugin_xml(&opts.users);
-    let tcp = opts
-        .tcp_port
+    let openwire = opts
+        .openwire_port
         .map(|p| {
-            format!("\n    <transportConnector name=\"openwire\" uri=\"tcp://127.0.0.1:{p}\"/>")
+            format!("    <transportConnector name=\"openwire\" uri=\"tcp://127.0.0.1:{p}\"/>\n")
         })
         .unwrap_or_default();
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <broker xmlns="http://activemq.apache.org/schema/core" brokerName="itest" dataDirectory="{data}" persistent="true">
   <transportConnectors>
-    <transportConnector name="stomp" uri="stomp://127.0.0.1:{port}"/>{tcp}
-  </transportConnectors>
+    <transportConnector name="stomp" uri="stomp://127.0.0.1:{port}"/>
+{openwire}  </transportConnectors>
   <persistenceAdapter>
     <kahaDB journalMaxFileLength="{segment}"/>
   </persistenceAdapter>

@@ -1,0 +1,131 @@
+import java.io.File;
+import java.util.ArrayList;
+import java.util.List;
+
+import org.apache.activemq.broker.BrokerService;
+import org.apache.activemq.broker.TransportConnector;
+import org.apache.activemq.store.SharedFileLocker;
+import org.apache.activemq.store.kahadb.KahaDBPersistenceAdapter;
+
+/**
+ * A real ActiveMQ Classic broker (the Debian 5.17 jars) for tests and benchmarks:
+ * an embedded {@link BrokerService} with an OpenWire ({@code tcp://}) connector and,
+ * optionally, a STOMP connector. Started by {@code tools/activemq}.
+ *
+ * <pre>
+ * java EmbeddedActiveMq --port P [--stomp-port S] --data DIR [--kahadb]
+ *                       [--name NAME] [--lock-interval-ms MS] [--exit-with-parent]
+ * </pre>
+ *
+ * <ul>
+ *   <li>{@code --kahadb}: KahaDB persistence in DIR/kahadb with ActiveMQ's default sync
+ *       (every persistent send and every ack is fsynced before the reply). Without it the
+ *       broker keeps messages in memory ({@code persistent=false}).</li>
+ *   <li>Two brokers started with {@code --kahadb} on the same DIR form ActiveMQ's
+ *       shared-store master/slave: the second waits for the store lock (polled every
+ *       {@code --lock-interval-ms}, default 500) and opens its connectors only when the
+ *       first dies.</li>
+ *   <li>{@code --exit-with-parent}: exit when the parent process goes away (a test
+ *       harness killed with SIGKILL must not leave brokers behind).</li>
+ * </ul>
+ *
+ * Prints {@code STARTED openwire=P stomp=S} on stdout once the connectors accept.
+ * JMX is off; advisories are on (the JMS client relies on them for temporary
+ * destinations).
+ */
+public final class EmbeddedActiveMq {
+    public static void main(String[] argv) throws Exception {
+        int port = -1;
+        int stompPort = -1;
+        String data = null;
+        boolean kahadb = false;
+        String name = null;
+        long lockIntervalMs = 500;
+        boolean exitWithParent = false;
+        for (int i = 0; i < argv.length; i++) {
+            String a = argv[i];
+            switch (a) {
+                case "--port": port = Integer.parseInt(argv[++i]); break;
+                case "--stomp-port": stompPort = Integer.parseInt(argv[++i]); break;
+                case "--data": data = argv[++i]; break;
+                case "--kahadb": kahadb = true; break;
+                case "--name": name = argv[++i]; break;
+                case "--lock-interval-ms": lockIntervalMs = Long.parseLong(argv[++i]); break;
+                case "--exit-with-parent": exitWithParent = true; break;
+                default:
+                    System.err.println("EmbeddedActiveMq: unknown argument " + a);
+                    System.exit(2);
+            }
+        }
+        if (port <= 0 || data == null) {
+            System.err.println("usage: EmbeddedActiveMq --port P [--stomp-port S] --data DIR [--kahadb]"
+                    + " [--name NAME] [--lock-interval-ms MS] [--exit-with-parent]");
+            System.exit(2);
+        }
+        if (exitWithParent) {
+            watchParent();
+        }
+
+        File dataDir = new File(data).getAbsoluteFile();
+        BrokerService broker = new BrokerService();
+        broker.setBrokerName(name != null ? name : "activemq-" + port);
+        broker.setUseJmx(false);
+        broker.setSchedulerSupport(false);
+        broker.setAdvisorySupport(true);
+        broker.setUseShutdownHook(true);
+        broker.setDataDirectoryFile(dataDir);
+        broker.setTmpDataDirectory(new File(dataDir, "tmp-" + port));
+        // Keep the limits below the JVM heap and the free disk of a small test machine, so
+        // the broker does not spend its start-up warning about them.
+        broker.getSystemUsage().getMemoryUsage().setLimit(256L << 20);
+        broker.getSystemUsage().getStoreUsage().setLimit(1L << 30);
+        broker.getSystemUsage().getTempUsage().setLimit(1L << 30);
+        if (kahadb) {
+            broker.setPersistent(true);
+            KahaDBPersistenceAdapter store = new KahaDBPersistenceAdapter();
+            store.setDirectory(new File(dataDir, "kahadb"));
+            SharedFileLocker locker = new SharedFileLocker();
+            locker.setLockAcquireSleepInterval(lockIntervalMs);
+            store.setLocker(locker);
+            broker.setPersistenceAdapter(store);
+        } else {
+            broker.setPersistent(false);
+        }
+        List<String> uris = new ArrayList<>();
+        TransportConnector openwire = broker.addConnector("tcp://127.0.0.1:" + port);
+        openwire.setName("openwire");
+        uris.add("openwire=" + port);
+        if (stompPort > 0) {
+            TransportConnector stomp = broker.addConnector("stomp://127.0.0.1:" + stompPort);
+            stomp.setName("stomp");
+            uris.add("stomp=" + stompPort);
+        }
+        broker.start();
+        broker.waitUntilStarted();
+        System.out.println("STARTED " + String.join(" ", uris));
+        System.out.flush();
+        broker.waitUntilStopped();
+    }
+
+    /** Exits the JVM once our parent process is gone (re-parented to init or a subreaper). */
+    private static void watchParent() {
+        final long parent = ProcessHandle.current().parent().map(ProcessHandle::pid).orElse(-1L);
+        Thread t = new Thread(() -> {
+            while (true) {
+                try {
+                    Thread.sleep(500);
+                } catch (InterruptedException e) {
+                    return;
+                }
+                long now = ProcessHandle.current().parent().map(ProcessHandle::pid).orElse(-1L);
+                boolean alive = ProcessHandle.of(parent).map(ProcessHandle::isAlive).orElse(false);
+                if (now != parent || !alive) {
+                    System.err.println("EmbeddedActiveMq: parent " + parent + " is gone; exiting");
+                    Runtime.getRuntime().halt(3);
+                }
+            }
+        }, "parent-watch");
+        t.setDaemon(true);
+        t.start();
+    }
+}

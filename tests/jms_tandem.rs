@@ -1,0 +1,224 @@
+//! The JMS cases of `tests/support/jms_cases.rs` against Tandem: the real ActiveMQ 5.17
+//! JMS client (the probes in `tests/java`) on Tandem's `tcp://` (OpenWire) connector.
+//! `tests/jms_activemq.rs` runs the very same cases against real ActiveMQ, so every
+//! expectation here is ActiveMQ's own behaviour.
+//!
+//! Single-broker cases: a [`Broker`] with a STOMP and an OpenWire connector. Failover
+//! cases (SCENARIOS S1, S2, S3, S7, G7): a [`Pair`] reached through
+//! `failover:(tcp://master,tcp://slave)?randomize=false`.
+//!
+//! All ignored until Tandem's OpenWire server lands (issue 4); run them with
+//! `cargo test --release --test jms_tandem -- --ignored`.
+
+mod support;
+
+use support::jms::{JmsPairTarget, JmsTarget};
+use support::jms_cases as cases;
+use support::pair::{test_slot, Pair, PairOpts, TestSlot};
+use support::{free_port, Broker, BrokerOpts};
+
+impl JmsTarget for Broker {
+    fn url(&self) -> String {
+        let port = self
+            .opts
+            .openwire_port
+            .expect("a broker for JMS tests needs an openwire_port");
+        format!("tcp://127.0.0.1:{port}")
+    }
+
+    fn stomp_port(&self) -> u16 {
+        self.port
+    }
+}
+
+/// A broker with an OpenWire connector.
+fn broker() -> Broker {
+    Broker::start(BrokerOpts {
+        openwire_port: Some(free_port()),
+        ..BrokerOpts::default()
+    })
+}
+
+/// A Tandem pair for the failover cases; holds a pair-test slot while it lives.
+struct TandemPair {
+    pair: Pair,
+    login: Option<(String, String)>,
+    _slot: TestSlot,
+}
+
+impl TandemPair {
+    fn start(opts: PairOpts, login: Option<(&str, &str)>) -> TandemPair {
+        let slot = test_slot();
+        TandemPair {
+            pair: Pair::start(opts),
+            login: login.map(|(u, p)| (u.to_string(), p.to_string())),
+            _slot: slot,
+        }
+    }
+}
+
+impl JmsPairTarget for TandemPair {
+    fn failover_url(&self) -> String {
+        format!(
+            "failover:(tcp://127.0.0.1:{},tcp://127.0.0.1:{})?randomize=false",
+            self.pair.master.tcp_port, self.pair.slave.tcp_port
+        )
+    }
+
+    fn kill_master(&self) {
+        self.pair.master.kill9();
+    }
+
+    fn login(&self) -> Option<(String, String)> {
+        self.login.clone()
+    }
+}
+
+#[test]
+#[ignore = "OpenWire server not implemented yet (issue 4)"]
+fn connect() {
+    cases::connect(&broker());
+}
+
+#[test]
+#[ignore = "OpenWire server not implemented yet (issue 4)"]
+fn queue_send_receive_in_order() {
+    cases::queue_send_receive_in_order(&broker());
+}
+
+#[test]
+#[ignore = "OpenWire server not implemented yet (issue 4)"]
+fn topic_fan_out() {
+    cases::topic_fan_out(&broker());
+}
+
+#[test]
+#[ignore = "OpenWire server not implemented yet (issue 4)"]
+fn ack_auto_and_dups_ok() {
+    cases::ack_auto_and_dups_ok(&broker());
+}
+
+#[test]
+#[ignore = "OpenWire server not implemented yet (issue 4)"]
+fn ack_client() {
+    cases::ack_client(&broker());
+}
+
+#[test]
+#[ignore = "OpenWire server not implemented yet (issue 4)"]
+fn ack_client_recover() {
+    cases::ack_client_recover(&broker());
+}
+
+#[test]
+#[ignore = "OpenWire server not implemented yet (issue 4)"]
+fn ack_individual() {
+    cases::ack_individual(&broker());
+}
+
+#[test]
+#[ignore = "OpenWire server not implemented yet (issue 4)"]
+fn transacted_consumer() {
+    cases::transacted_consumer(&broker());
+}
+
+#[test]
+#[ignore = "OpenWire server not implemented yet (issue 4)"]
+fn transacted_producer() {
+    cases::transacted_producer(&broker());
+}
+
+#[test]
+#[ignore = "OpenWire server not implemented yet (issue 4)"]
+fn redelivery_exhausted_goes_to_dlq() {
+    cases::redelivery_exhausted_goes_to_dlq(&broker());
+}
+
+#[test]
+#[ignore = "OpenWire server not implemented yet (issue 4)"]
+fn durable_subscriber() {
+    cases::durable_subscriber(&broker());
+}
+
+#[test]
+#[ignore = "OpenWire server not implemented yet (issue 4)"]
+fn client_id_in_use() {
+    cases::client_id_in_use(&broker());
+}
+
+#[test]
+#[ignore = "OpenWire server not implemented yet (issue 4)"]
+fn temp_queue_request_reply() {
+    cases::temp_queue_request_reply(&broker());
+}
+
+#[test]
+#[ignore = "OpenWire server not implemented yet (issue 4)"]
+fn transacted_request_reply_several_consumers() {
+    cases::transacted_request_reply_several_consumers(&broker());
+}
+
+#[test]
+#[ignore = "OpenWire server not implemented yet (issue 4)"]
+fn prefetch_zero_and_one() {
+    cases::prefetch_zero_and_one(&broker());
+}
+
+#[test]
+#[ignore = "OpenWire server not implemented yet (issue 4)"]
+fn selectors() {
+    cases::selectors(&broker());
+}
+
+#[test]
+#[ignore = "OpenWire server not implemented yet (issue 4)"]
+fn message_types_and_properties() {
+    cases::message_types_and_properties(&broker());
+}
+
+#[test]
+#[ignore = "OpenWire server not implemented yet (issue 4)"]
+fn expiry_large_and_non_persistent() {
+    cases::expiry_large_and_non_persistent(&broker());
+}
+
+#[test]
+#[ignore = "OpenWire server not implemented yet (issue 4)"]
+fn stomp_jms_exchange() {
+    cases::stomp_jms_exchange(&broker());
+}
+
+#[test]
+#[ignore = "OpenWire server not implemented yet (issue 4)"]
+fn s1_queue_failover() {
+    cases::queue_failover(&TandemPair::start(PairOpts::default(), None));
+}
+
+#[test]
+#[ignore = "OpenWire server not implemented yet (issue 4)"]
+fn s2_durable_subscriber_failover() {
+    cases::durable_failover(&TandemPair::start(PairOpts::default(), None));
+}
+
+#[test]
+#[ignore = "OpenWire server not implemented yet (issue 4)"]
+fn s3_queue_failover_with_master_connector_credentials() {
+    let users = [("admin", "admin-pw"), ("app", "app-pw")];
+    let opts = PairOpts::with_auth(&users, "admin", "admin-pw");
+    cases::queue_failover(&TandemPair::start(opts, Some(("app", "app-pw"))));
+}
+
+#[test]
+#[ignore = "OpenWire server not implemented yet (issue 4)"]
+fn s7_transacted_batches_failover() {
+    cases::transacted_failover(&TandemPair::start(PairOpts::default(), None));
+}
+
+#[test]
+#[ignore = "OpenWire server not implemented yet (issue 4)"]
+fn g7_load_failover() {
+    cases::load_failover(
+        &TandemPair::start(PairOpts::default(), None),
+        cases::UnflaggedDuplicates::Forbidden,
+    );
+}
