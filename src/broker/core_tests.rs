@@ -934,3 +934,44 @@ fn temporary_destinations_are_created_and_deleted_by_their_owner() {
         "temporary destinations are never journaled"
     );
 }
+
+#[test]
+fn unsubscribing_returns_undelivered_messages_without_a_redelivery() {
+    let mut c = core();
+    let mut j = MemJournal::default();
+    let q = Destination::queue("back");
+    subscribe(&mut c, &mut j, sub(1, 1), q.clone(), 10);
+    for i in 0..3 {
+        c.handle(
+            Request::Send {
+                msg: msg(q.clone(), &format!("m{i}"), false),
+                reply: reply(i),
+            },
+            &mut j,
+        );
+    }
+    assert_eq!(deliveries(&c.drain()).len(), 3);
+    c.handle(
+        Request::Unsubscribe {
+            sub: sub(1, 1),
+            destination: q.clone(),
+            remove_durable: None,
+            undelivered: vec![3, 2],
+            reply: reply(9),
+        },
+        &mut j,
+    );
+    c.drain();
+    subscribe(&mut c, &mut j, sub(2, 1), q.clone(), 10);
+    let redeliveries: Vec<(u64, u32)> = c
+        .drain()
+        .iter()
+        .filter_map(|o| match o {
+            Output::Deliver {
+                seq, redeliveries, ..
+            } => Some((*seq, *redeliveries)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(redeliveries, vec![(1, 1), (2, 0), (3, 0)]);
+}

@@ -81,16 +81,21 @@ pub struct BodyType {
     /// The JMS client compressed the body (`jms.useCompression`): it is a zlib stream
     /// that only a JMS client unpacks; passed through as is.
     pub compressed: bool,
+    /// The JMS body is null, not empty (a TextMessage whose text is null); `body` is
+    /// then empty.
+    pub null: bool,
 }
 
 impl BodyType {
     pub const TEXT: BodyType = BodyType {
         kind: BodyKind::Text,
         compressed: false,
+        null: false,
     };
     pub const BYTES: BodyType = BodyType {
         kind: BodyKind::Bytes,
         compressed: false,
+        null: false,
     };
 }
 

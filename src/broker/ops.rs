@@ -101,11 +101,15 @@ pub enum Request {
         spec: SubscribeSpec,
         reply: Reply,
     },
-    /// Remove a consumer. `remove_durable` also deletes its durable subscription.
+    /// Remove a consumer. `remove_durable` also deletes its durable subscription. Its
+    /// unacknowledged deliveries go back flagged redelivered, except `undelivered`: the
+    /// ones its client never handed to the application (a JMS consumer's prefetched
+    /// messages past RemoveInfo's lastDeliveredSequenceId), which go back as they were.
     Unsubscribe {
         sub: SubKey,
         destination: Destination,
         remove_durable: Option<DurableName>,
+        undelivered: Vec<u64>,
         reply: Reply,
     },
     /// Acknowledge deliveries (by the per-destination sequence numbers the deliveries

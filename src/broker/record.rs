@@ -29,7 +29,8 @@
 //!              (present iff bit 31 of the headers count is set; the count is the low
 //!              31 bits. Written only for a message that is not a plain text message
 //!              without typed properties, so older records read unchanged.)
-//! body_type := kind (0 text, 1 bytes, 2 map, 3 object, 4 stream, 5 plain) | 0x80 if compressed
+//! body_type := kind (0 text, 1 bytes, 2 map, 3 object, 4 stream, 5 plain)
+//!              | 0x80 if compressed | 0x40 if the JMS body is null
 //! prop      := 1:u8 bool:u8 | 2:u8 i8 | 4:u8 i16 | 5:u8 i32 | 6:u8 i64
 //!            | 7:u8 f64-bits:u64 | 8:u8 f32-bits:u32 | 255:u8 opaque:bytes
 //! str       := len:u32 utf8
@@ -269,7 +270,9 @@ fn put_message(out: &mut BytesMut, m: &Message) {
             BodyKind::Stream => 4,
             BodyKind::Plain => 5,
         };
-        out.put_u8(kind | if m.body_type.compressed { 0x80 } else { 0 });
+        let flags =
+            if m.body_type.compressed { 0x80 } else { 0 } | if m.body_type.null { 0x40 } else { 0 };
+        out.put_u8(kind | flags);
         out.put_u32_le(m.properties.len() as u32);
         for (k, v) in &m.properties {
             put_str(out, k);
@@ -426,7 +429,7 @@ impl Reader<'_> {
     }
     fn jms(&mut self) -> Result<(BodyType, Vec<(String, PropValue)>), DecodeError> {
         let code = self.u8()?;
-        let kind = match code & 0x7f {
+        let kind = match code & 0x3f {
             0 => BodyKind::Text,
             1 => BodyKind::Bytes,
             2 => BodyKind::Map,
@@ -438,6 +441,7 @@ impl Reader<'_> {
         let body_type = BodyType {
             kind,
             compressed: code & 0x80 != 0,
+            null: code & 0x40 != 0,
         };
         let n = self.u32()? as usize;
         let mut props = Vec::with_capacity(n.min(self.buf.len() / 8));
@@ -565,6 +569,7 @@ mod tests {
             body_type: BodyType {
                 kind: BodyKind::Map,
                 compressed: true,
+                null: true,
             },
             properties: vec![
                 ("b".into(), PropValue::Bool(true)),

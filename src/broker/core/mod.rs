@@ -297,8 +297,9 @@ impl ShardCore {
                 sub,
                 destination,
                 remove_durable,
+                undelivered,
                 reply,
-            } => self.on_unsubscribe(sub, destination, remove_durable, reply, sink),
+            } => self.on_unsubscribe(sub, destination, remove_durable, &undelivered, reply, sink),
             Request::Ack {
                 sub,
                 destination,

@@ -119,8 +119,9 @@ impl ShardCore {
         self.reply(reply, durable_at, Ok(()));
     }
 
-    /// Detaches a consumer; its unacknowledged deliveries go back, flagged.
-    fn detach(&mut self, sub: SubKey) {
+    /// Detaches a consumer; its unacknowledged deliveries go back, flagged, except
+    /// `undelivered` (see `Request::Unsubscribe`).
+    fn detach(&mut self, sub: SubKey, undelivered: &[u64]) {
         let Some(id) = self.attached.remove(&sub) else {
             return;
         };
@@ -145,7 +146,7 @@ impl ShardCore {
         let max = self.settings.maximum_redeliveries;
         let returned = self
             .backlog_mut(&id)
-            .map(|b| b.remove_consumer(sub))
+            .map(|b| b.remove_consumer(sub, undelivered))
             .unwrap_or_default();
         for seq in returned {
             let exhausted = self
@@ -164,10 +165,13 @@ impl ShardCore {
         sub: SubKey,
         destination: Destination,
         remove_durable: Option<DurableName>,
+        undelivered: &[u64],
         reply: Reply,
         sink: &mut dyn JournalSink,
     ) {
-        self.detach(sub);
+        let mut undelivered = undelivered.to_vec();
+        undelivered.sort_unstable();
+        self.detach(sub, &undelivered);
         let Some(name) = remove_durable else {
             self.reply(reply, None, Ok(()));
             return;
@@ -225,7 +229,7 @@ impl ShardCore {
             .copied()
             .collect();
         for sub in subs {
-            self.detach(sub);
+            self.detach(sub, &[]);
         }
         let temps: Vec<Destination> = self
             .queues

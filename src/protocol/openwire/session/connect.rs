@@ -138,6 +138,7 @@ impl<E: SessionEnv> Session<E> {
     pub(super) fn remove_info(&mut self, info: RemoveInfo) -> Result<(), Refusal> {
         let header = info.header;
         let correlation = header.response_required.then_some(header.command_id);
+        let last = info.last_delivered_sequence_id;
         match info.object_id {
             None => self.respond_ok(header),
             Some(RemoveTarget::Producer(id)) => {
@@ -145,11 +146,11 @@ impl<E: SessionEnv> Session<E> {
                 self.respond_ok(header)
             }
             Some(RemoveTarget::Consumer(id)) => {
-                self.remove_consumer(&id, correlation);
+                self.remove_consumer(&id, correlation, last);
                 Ok(())
             }
             Some(RemoveTarget::Session(id)) => {
-                self.remove_session(&id);
+                self.remove_session(&id, last);
                 self.respond_after_barrier(correlation);
                 Ok(())
             }
@@ -160,7 +161,7 @@ impl<E: SessionEnv> Session<E> {
                         format!("connection {id} is not this socket's"),
                     ));
                 }
-                self.remove_connection();
+                self.remove_connection(last);
                 self.respond_after_barrier(correlation);
                 Ok(())
             }
@@ -179,7 +180,7 @@ impl<E: SessionEnv> Session<E> {
     }
 
     /// A session's consumers and producers go with it.
-    fn remove_session(&mut self, id: &SessionId) {
+    fn remove_session(&mut self, id: &SessionId, last_delivered: i64) {
         self.sessions.remove(&id.value);
         let consumers: Vec<_> = self
             .consumers
@@ -188,7 +189,7 @@ impl<E: SessionEnv> Session<E> {
             .cloned()
             .collect();
         for c in consumers {
-            self.remove_consumer(&c, None);
+            self.remove_consumer(&c, None, last_delivered);
         }
         self.producers
             .retain(|p, _| !(p.session_id == id.value && p.connection_id == id.connection_id));
@@ -197,10 +198,10 @@ impl<E: SessionEnv> Session<E> {
     /// The client closes its connection (sync RemoveInfo, then ShutdownInfo): every
     /// consumer goes (their unacknowledged messages return to their queues), open
     /// transactions roll back, the client id is free again. The socket may stay.
-    fn remove_connection(&mut self) {
+    fn remove_connection(&mut self, last_delivered: i64) {
         let consumers: Vec<_> = self.consumers.keys().cloned().collect();
         for c in consumers {
-            self.remove_consumer(&c, None);
+            self.remove_consumer(&c, None, last_delivered);
         }
         self.producers.clear();
         self.forget_temp_destinations();

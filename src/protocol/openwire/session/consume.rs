@@ -28,7 +28,7 @@ use std::collections::VecDeque;
 
 use super::super::{
     Command, ConsumerControl, ConsumerId, ConsumerInfo, DestinationKind, Header, MessageDispatch,
-    MessagePull, RemoveSubscriptionInfo,
+    MessagePull, RemoveInfo, RemoveSubscriptionInfo,
 };
 use super::convert::{
     advisory_message, advisory_topic, to_broker_destinations, to_openwire_destination,
@@ -245,33 +245,58 @@ impl<E: SessionEnv> Session<E> {
         }
     }
 
-    /// Removes a consumer: the broker takes its unacknowledged messages back (they
-    /// are redelivered, flagged). Responds to `correlation` once done.
-    pub(super) fn remove_consumer(&mut self, id: &ConsumerId, correlation: Option<i32>) {
+    /// Removes a consumer: the broker takes its unacknowledged messages back, flagged
+    /// redelivered up to `last_delivered` (RemoveInfo's lastDeliveredSequenceId: the
+    /// last one handed to the application; -1 none, -2 unknown, i.e. all). Responds to
+    /// `correlation` once done.
+    pub(super) fn remove_consumer(
+        &mut self,
+        id: &ConsumerId,
+        correlation: Option<i32>,
+        last_delivered: i64,
+    ) {
         let Some(c) = self.consumers.remove(id) else {
             self.respond(correlation, Ok(()), false);
             return;
         };
-        self.unsubscribe_all(c, correlation);
+        self.unsubscribe_all(c, correlation, last_delivered);
     }
 
-    fn unsubscribe_all(&mut self, c: Consumer, correlation: Option<i32>) {
+    fn unsubscribe_all(&mut self, c: Consumer, correlation: Option<i32>, last_delivered: i64) {
         for (num, _) in &c.subs {
             self.consumer_of.remove(num);
         }
+        let handed = |seq: u64| match last_delivered {
+            RemoveInfo::NOTHING_DELIVERED => false,
+            last if last >= 0 => i64::try_from(seq).is_ok_and(|s| s <= last),
+            _ => true,
+        };
+        let undelivered = |member: &Destination| -> Vec<u64> {
+            c.outstanding
+                .iter()
+                .filter(|o| !o.replayed && o.destination == *member && !handed(o.seq))
+                .map(|o| o.seq)
+                .collect()
+        };
+        let subs: Vec<(u64, Destination, Vec<u64>)> = c
+            .subs
+            .iter()
+            .map(|(n, d)| (*n, d.clone(), undelivered(d)))
+            .collect();
         self.group(
             Then::Respond {
                 correlation,
                 report: false,
             },
             |s, g| {
-                for (num, destination) in c.subs {
+                for (num, destination, undelivered) in subs {
                     let shard = s.shard_of(&destination);
                     let sub = s.sub_key(num);
                     s.post_in(g, shard, |reply| Request::Unsubscribe {
                         sub,
                         destination,
                         remove_durable: None,
+                        undelivered,
                         reply,
                     });
                 }
@@ -283,7 +308,7 @@ impl<E: SessionEnv> Session<E> {
     /// have been taken by some members: those are removed again).
     pub(super) fn drop_consumer(&mut self, id: &ConsumerId) {
         if let Some(c) = self.consumers.remove(id) {
-            self.unsubscribe_all(c, None);
+            self.unsubscribe_all(c, None, RemoveInfo::NOTHING_DELIVERED);
         }
     }
 
@@ -319,6 +344,7 @@ impl<E: SessionEnv> Session<E> {
                         sub,
                         destination: Destination::topic(""),
                         remove_durable,
+                        undelivered: Vec::new(),
                         reply,
                     });
                 }

@@ -188,6 +188,7 @@ pub fn advisory_message(
         body_type: BodyType {
             kind: BodyKind::Plain,
             compressed: false,
+            null: true,
         },
         properties: Vec::new(),
     }
@@ -343,6 +344,7 @@ pub fn to_broker_message(
         body_type: BodyType {
             kind,
             compressed: m.compressed,
+            null: m.content.is_none(),
         },
         properties,
     })
@@ -420,7 +422,9 @@ pub fn to_openwire_message(
     if out.set_properties(&props).is_err() {
         out.marshalled_properties = None;
     }
-    if msg.body_type.kind == BodyKind::Text && !msg.body_type.compressed {
+    if msg.body_type.null {
+        out.content = None;
+    } else if msg.body_type.kind == BodyKind::Text && !msg.body_type.compressed {
         let text = String::from_utf8_lossy(&msg.body);
         if out.set_text(Some(&text)).is_err() {
             out.content = None;

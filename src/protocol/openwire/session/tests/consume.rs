@@ -426,3 +426,38 @@ fn delivered_acks_extend_the_window_and_consumer_control_sets_it() {
     ));
     assert_eq!(set_prefetch(s.take_actions()), Some(50));
 }
+
+/// Prefetched messages the application never saw go back without counting a
+/// redelivery: RemoveInfo says up to which brokerSequenceId it saw them.
+#[test]
+fn removing_a_consumer_returns_unseen_messages_unflagged() {
+    for (last, undelivered) in [(2, vec![3]), (-1, vec![1, 2, 3]), (-2, vec![])] {
+        let mut s = open(1);
+        let sub = subscribe(&mut s, 1, OwDestination::queue("q"));
+        for seq in 1..=3 {
+            s.on_event(delivery(
+                sub,
+                stomp_message(Destination::queue("q"), "m"),
+                seq,
+                0,
+            ));
+        }
+        s.take_actions();
+        s.on_command(Command::RemoveInfo(RemoveInfo {
+            header: Header::new(11, false),
+            object_id: Some(RemoveTarget::Consumer(consumer_id(1))),
+            last_delivered_sequence_id: last,
+        }));
+        let p = posts(s.take_actions());
+        let [(
+            _,
+            Request::Unsubscribe {
+                undelivered: got, ..
+            },
+        )] = &p[..]
+        else {
+            panic!("{p:?}")
+        };
+        assert_eq!(got, &undelivered, "lastDeliveredSequenceId {last}");
+    }
+}

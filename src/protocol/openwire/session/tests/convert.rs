@@ -123,6 +123,7 @@ fn stomp_messages_become_text_or_bytes_messages_with_string_properties() {
     m.body_type = BodyType {
         kind: BodyKind::Plain,
         compressed: false,
+        null: true,
     };
     m.body = bytes::Bytes::new();
     assert_eq!(
