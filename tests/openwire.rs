@@ -453,3 +453,48 @@ fn keep_alive_is_answered_when_asked_for() {
     let mut stomp = Stomp::connect(broker.port);
     stomp.send_receipted("/queue/after", b"x", "r");
 }
+
+/// The broker writes a KeepAliveInfo when it has been idle for 10 s (the client drops a
+/// broker it has not heard from in about 70 s).
+#[test]
+fn an_idle_connection_gets_keep_alives() {
+    let broker = broker_with_tcp();
+    let mut ow = RawOpenWire::connect(broker.opts.openwire_port.unwrap());
+    ow.handshake();
+    let started = Instant::now();
+    let first = ow.read_command();
+    let waited = started.elapsed();
+    assert!(matches!(first, Command::KeepAliveInfo(_)), "{first:?}");
+    assert!(
+        waited > Duration::from_secs(8) && waited < Duration::from_secs(15),
+        "first keep-alive after {waited:?}"
+    );
+}
+
+/// A client that negotiated a 1 s inactivity period and then says nothing is dropped
+/// after two of them (30 s negotiated: 60 s).
+#[test]
+fn a_silent_client_is_dropped() {
+    let broker = broker_with_tcp();
+    let mut ow = RawOpenWire::connect(broker.opts.openwire_port.unwrap());
+    let mut wfi = WireFormatInfo::tandem(1 << 20);
+    wfi.options.insert(
+        "MaxInactivityDuration",
+        tandem::protocol::openwire::PrimitiveValue::Long(1_000),
+    );
+    ow.send(&Command::WireFormatInfo(wfi));
+    let started = Instant::now();
+    let seen = ow.until_closed();
+    let waited = started.elapsed();
+    assert!(
+        matches!(
+            seen.as_slice(),
+            [Command::WireFormatInfo(_), Command::BrokerInfo(_)]
+        ),
+        "{seen:?}"
+    );
+    assert!(
+        waited >= Duration::from_millis(1_900) && waited < Duration::from_secs(10),
+        "dropped after {waited:?}"
+    );
+}
