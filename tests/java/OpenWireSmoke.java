@@ -8,7 +8,8 @@
 //   java OpenWireSmoke features <brokerUrl>               pull consumers, CLIENT_ACKNOWLEDGE
 //                                                         beyond the prefetch, local
 //                                                         transactions, temporary queues,
-//                                                         durable subscriptions, selectors
+//                                                         durable subscriptions, selectors,
+//                                                         noLocal
 //   java OpenWireSmoke requestreply <brokerUrl>           a reply to JMSReplyTo (a temporary
 //                                                         queue) from another connection
 //
@@ -286,6 +287,19 @@ public class OpenWireSmoke {
         } catch (javax.jms.InvalidSelectorException expected) {
             // as ActiveMQ
         }
+
+        // noLocal: a topic subscriber does not get its own connection's messages.
+        Topic nt = s.createTopic("features.nolocal." + suffix);
+        MessageConsumer nl = s.createConsumer(nt, null, true);
+        s.createProducer(nt).send(s.createTextMessage("own"));
+        Connection other = f.createConnection();
+        other.start();
+        Session os = other.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        os.createProducer(os.createTopic("features.nolocal." + suffix)).send(os.createTextMessage("other"));
+        Message nm = nl.receive(5000);
+        check(nm instanceof TextMessage && "other".equals(((TextMessage) nm).getText()), "noLocal: " + nm);
+        check(nl.receive(300) == null, "noLocal: got its own message");
+        other.close();
         c.close();
     }
 

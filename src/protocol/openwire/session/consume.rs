@@ -79,6 +79,9 @@ pub(super) struct Consumer {
     pub(super) pull: Option<Pull>,
     /// Numbers pulls, so a barrier's answer knows whether its pull is still open.
     pub(super) pulls: u64,
+    /// A topic consumer that does not want this connection's own messages (JMS
+    /// `noLocal`): those are acknowledged here instead of dispatched.
+    pub(super) no_local: bool,
 }
 
 /// An open MessagePull.
@@ -167,6 +170,7 @@ impl<E: SessionEnv> Session<E> {
                 window: prefetch,
                 pull: None,
                 pulls: 0,
+                no_local: info.no_local && members.iter().all(|m| !m.kind.is_queue()),
             },
         );
         let correlation = header.response_required.then_some(header.command_id);
@@ -504,6 +508,24 @@ impl<E: SessionEnv> Session<E> {
         let Some(c) = self.consumers.get_mut(&id) else {
             return;
         };
+        if c.no_local
+            && self
+                .connection
+                .as_ref()
+                .is_some_and(|conn| sent_by(&d, &conn.id))
+        {
+            let shard = d.destination.shard(self.ctx.shard_count);
+            self.post(
+                shard,
+                Request::Ack {
+                    sub: d.sub,
+                    destination: d.destination,
+                    seqs: vec![d.seq],
+                    reply: None,
+                },
+            );
+            return;
+        }
         let message = to_openwire_message(&d.msg, &d.destination, d.seq, d.redelivery_count);
         c.outstanding.push_back(Dispatched {
             seq: d.seq,
@@ -532,4 +554,12 @@ impl<E: SessionEnv> Session<E> {
             sub,
         }
     }
+}
+
+/// Whether the delivered message came from a producer of client connection `id` (its
+/// JMSMessageID starts with the producer id, which starts with the connection id).
+fn sent_by(d: &Delivery, id: &super::super::ConnectionId) -> bool {
+    super::convert::message_id(&d.msg.id, d.seq)
+        .producer_id
+        .is_some_and(|p| p.connection_id == id.value)
 }

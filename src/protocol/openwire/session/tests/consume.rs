@@ -461,3 +461,34 @@ fn removing_a_consumer_returns_unseen_messages_unflagged() {
         assert_eq!(got, &undelivered, "lastDeliveredSequenceId {last}");
     }
 }
+
+#[test]
+fn a_no_local_topic_consumer_skips_its_own_connections_messages() {
+    let mut s = open(1);
+    let mut info = consumer_info(10, 1, OwDestination::topic("t"));
+    info.no_local = true;
+    s.on_command(Command::ConsumerInfo(info));
+    let mut p = posts(s.take_actions());
+    let (_, Request::Subscribe { sub, reply, .. }) = p.remove(0) else {
+        panic!()
+    };
+    s.on_event(ok(reply));
+    s.take_actions();
+    let mut own = stomp_message(Destination::topic("t"), "mine");
+    own.id = format!("{CID}:1:1:5");
+    s.on_event(delivery(sub, own, 1, 0));
+    let a = s.take_actions();
+    assert!(dispatched(&a).is_empty());
+    let p = posts(a);
+    assert!(
+        matches!(&p[..], [(_, Request::Ack { seqs, .. })] if seqs == &vec![1]),
+        "{p:?}"
+    );
+    s.on_event(delivery(
+        sub,
+        stomp_message(Destination::topic("t"), "theirs"),
+        2,
+        0,
+    ));
+    assert_eq!(dispatched(&s.take_actions()), vec![2]);
+}
