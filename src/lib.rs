@@ -8,9 +8,10 @@
 //! * [`uri`]      — transport URIs (`stomp://host:port`, `tcp://…`, `failover:(…)?opts`).
 //! * [`node`]     — composition root: executors, shards, the replication core, listeners;
 //!   wires the channels and carries out role changes (serve, take over, stop).
-//! * [`net`]      — listeners (socket2) and the per-connection read/write loop.
-//! * [`protocol`] — wire protocols (STOMP; the OpenWire v12 codec, not wired yet) turned into
-//!   protocol-neutral broker operations.
+//! * [`net`]      — listeners, protocol sniffing, and the per-connection read/write loop
+//!   shared by every protocol.
+//! * [`protocol`] — wire protocols (STOMP 1.0–1.2, OpenWire v12 for JMS clients), each a
+//!   codec plus a session state machine, turned into protocol-neutral broker operations.
 //! * [`broker`]   — destinations, subscriptions, dispatch, transactions, and `apply(record)`.
 //! * [`store`]    — the per-shard journal: record framing, segments, group commit, replay.
 //! * [`replication`] — master/slave: role discovery, the link, log shipping, catch-up,

@@ -1,4 +1,5 @@
-//! Hostile and broken clients: each gets an ERROR frame (where STOMP allows one) and is
+//! Hostile and broken clients: each gets an ERROR frame (where STOMP allows one; an
+//! OpenWire client gets a ConnectionError) and is
 //! disconnected, while a well-behaved client connected the whole time keeps working.
 //! Also the start-up refusals: a locked data directory, a port in use, a bad config.
 
@@ -488,5 +489,139 @@ fn non_fatal_refusals_get_error_and_keep_the_connection() {
         assert_eq!(f.command, "ERROR", "{what}: {f:?}");
         assert!(f.header("message").is_some(), "{what}: {f:?}");
         c.send_receipted("/queue/still-open", b"ok", &format!("ok-{i}"));
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// OpenWire (JMS clients): a malformed stream closes that connection only.
+
+mod openwire {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+
+    use bytes::BytesMut;
+    use tandem::protocol::openwire::{encode, Command, Decoder, WireFormatInfo};
+
+    use super::support::{free_port, Broker, BrokerOpts, Rng};
+    use super::{Bystander, CLOSE_TIMEOUT};
+
+    /// Connects to the broker's `tcp://` connector and sends a valid WireFormatInfo.
+    fn open(broker: &Broker) -> TcpStream {
+        let mut s = TcpStream::connect(("127.0.0.1", broker.opts.openwire_port.unwrap())).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut out = BytesMut::new();
+        encode(
+            &Command::WireFormatInfo(WireFormatInfo::tandem(1 << 20)),
+            &mut out,
+        )
+        .unwrap();
+        s.write_all(&out).unwrap();
+        s
+    }
+
+    /// Reads until the broker closes; returns the command types it sent. Panics if the
+    /// connection is still open after [`CLOSE_TIMEOUT`].
+    fn until_closed(s: &mut TcpStream, what: &str) -> Vec<&'static str> {
+        let deadline = Instant::now() + CLOSE_TIMEOUT;
+        let mut buf = BytesMut::new();
+        let mut seen = Vec::new();
+        let mut decoder = Decoder::default();
+        loop {
+            while let Ok(Some(c)) = decoder.decode(&mut buf) {
+                seen.push(c.name());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: connection still open after {CLOSE_TIMEOUT:?}; seen {seen:?}"
+            );
+            let mut chunk = [0u8; 4096];
+            match s.read(&mut chunk) {
+                Ok(0) => return seen,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => return seen,
+            }
+        }
+    }
+
+    fn broker(max_frame_size: Option<&str>) -> Broker {
+        Broker::start(BrokerOpts {
+            openwire_port: Some(free_port()),
+            max_frame_size: max_frame_size.map(str::to_owned),
+            ..BrokerOpts::default()
+        })
+    }
+
+    /// The broker's handshake, then (because the stream is lost) a ConnectionError
+    /// saying why, then EOF.
+    fn assert_handshake_error_close(seen: &[&str], what: &str) {
+        assert_eq!(
+            seen,
+            ["WireFormatInfo", "BrokerInfo", "ConnectionError"],
+            "{what}"
+        );
+    }
+
+    #[test]
+    fn garbage_after_the_wire_format_closes_the_connection() {
+        let broker = broker(None);
+        let mut by = Bystander::new(&broker);
+        let mut bad = open(&broker);
+        let mut rng = Rng(0x5eed_0f0f);
+        let mut garbage: Vec<u8> = vec![0x00, 0x00, 0x00, 0x40, 0x1c];
+        garbage.extend((0..64).map(|_| rng.next() as u8));
+        let _ = bad.write_all(&garbage);
+        let seen = until_closed(&mut bad, "garbage");
+        assert_handshake_error_close(&seen, "garbage");
+        by.round_trip();
+    }
+
+    #[test]
+    fn frame_over_max_frame_size_closes_the_connection() {
+        let broker = broker(Some("64kb"));
+        let mut by = Bystander::new(&broker);
+        let mut bad = open(&broker);
+        // The size prefix alone is enough: refused before any body is buffered.
+        let _ = bad.write_all(&[0x00, 0x02, 0x00, 0x00, 0x1c, 0x00, 0x00]);
+        let seen = until_closed(&mut bad, "oversized frame");
+        assert_handshake_error_close(&seen, "oversized frame");
+        by.round_trip();
+    }
+
+    #[test]
+    fn unknown_command_type_closes_the_connection() {
+        let broker = broker(None);
+        let mut by = Bystander::new(&broker);
+        let mut bad = open(&broker);
+        // Type 13 does not exist (Java skipped it).
+        let _ = bad.write_all(&[0x00, 0x00, 0x00, 0x06, 0x0d, 0x00, 0x00, 0x00, 0x01, 0x00]);
+        let seen = until_closed(&mut bad, "unknown type");
+        assert_handshake_error_close(&seen, "unknown type");
+        by.round_trip();
+    }
+
+    #[test]
+    fn an_unsupported_wire_format_version_closes_the_connection() {
+        let broker = broker(None);
+        let mut by = Bystander::new(&broker);
+        let mut bad =
+            TcpStream::connect(("127.0.0.1", broker.opts.openwire_port.unwrap())).unwrap();
+        bad.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        // A WireFormatInfo with version 1: too old to serve.
+        let mut wfi = WireFormatInfo::tandem(1 << 20);
+        wfi.version = 1;
+        let mut out = BytesMut::new();
+        encode(&Command::WireFormatInfo(wfi), &mut out).unwrap();
+        let _ = bad.write_all(&out);
+        let seen = until_closed(&mut bad, "version 1");
+        assert_eq!(seen, ["WireFormatInfo"], "version 1");
+        by.round_trip();
     }
 }

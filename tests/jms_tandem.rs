@@ -6,9 +6,6 @@
 //! Single-broker cases: a [`Broker`] with a STOMP and an OpenWire connector. Failover
 //! cases (SCENARIOS S1, S2, S3, S7, G7): a [`Pair`] reached through
 //! `failover:(tcp://master,tcp://slave)?randomize=false`.
-//!
-//! All ignored until Tandem's OpenWire server lands (issue 4); run them with
-//! `cargo test --release --test jms_tandem -- --ignored`.
 
 mod support;
 
@@ -75,133 +72,111 @@ impl JmsPairTarget for TandemPair {
 }
 
 #[test]
-#[ignore = "OpenWire server not implemented yet (issue 4)"]
 fn connect() {
     cases::connect(&broker());
 }
 
 #[test]
-#[ignore = "OpenWire server not implemented yet (issue 4)"]
 fn queue_send_receive_in_order() {
     cases::queue_send_receive_in_order(&broker());
 }
 
 #[test]
-#[ignore = "OpenWire server not implemented yet (issue 4)"]
 fn topic_fan_out() {
     cases::topic_fan_out(&broker());
 }
 
 #[test]
-#[ignore = "OpenWire server not implemented yet (issue 4)"]
 fn ack_auto_and_dups_ok() {
     cases::ack_auto_and_dups_ok(&broker());
 }
 
 #[test]
-#[ignore = "OpenWire server not implemented yet (issue 4)"]
 fn ack_client() {
     cases::ack_client(&broker());
 }
 
 #[test]
-#[ignore = "OpenWire server not implemented yet (issue 4)"]
 fn ack_client_recover() {
     cases::ack_client_recover(&broker());
 }
 
 #[test]
-#[ignore = "OpenWire server not implemented yet (issue 4)"]
 fn ack_individual() {
     cases::ack_individual(&broker());
 }
 
 #[test]
-#[ignore = "OpenWire server not implemented yet (issue 4)"]
 fn transacted_consumer() {
     cases::transacted_consumer(&broker());
 }
 
 #[test]
-#[ignore = "OpenWire server not implemented yet (issue 4)"]
 fn transacted_producer() {
     cases::transacted_producer(&broker());
 }
 
 #[test]
-#[ignore = "OpenWire server not implemented yet (issue 4)"]
 fn redelivery_exhausted_goes_to_dlq() {
     cases::redelivery_exhausted_goes_to_dlq(&broker());
 }
 
 #[test]
-#[ignore = "OpenWire server not implemented yet (issue 4)"]
 fn durable_subscriber() {
     cases::durable_subscriber(&broker());
 }
 
 #[test]
-#[ignore = "OpenWire server not implemented yet (issue 4)"]
 fn client_id_in_use() {
     cases::client_id_in_use(&broker());
 }
 
 #[test]
-#[ignore = "OpenWire server not implemented yet (issue 4)"]
 fn temp_queue_request_reply() {
     cases::temp_queue_request_reply(&broker());
 }
 
 #[test]
-#[ignore = "OpenWire server not implemented yet (issue 4)"]
 fn transacted_request_reply_several_consumers() {
     cases::transacted_request_reply_several_consumers(&broker());
 }
 
 #[test]
-#[ignore = "OpenWire server not implemented yet (issue 4)"]
 fn prefetch_zero_and_one() {
     cases::prefetch_zero_and_one(&broker());
 }
 
 #[test]
-#[ignore = "OpenWire server not implemented yet (issue 4)"]
 fn selectors() {
     cases::selectors(&broker());
 }
 
 #[test]
-#[ignore = "OpenWire server not implemented yet (issue 4)"]
 fn message_types_and_properties() {
     cases::message_types_and_properties(&broker());
 }
 
 #[test]
-#[ignore = "OpenWire server not implemented yet (issue 4)"]
 fn expiry_large_and_non_persistent() {
     cases::expiry_large_and_non_persistent(&broker());
 }
 
 #[test]
-#[ignore = "OpenWire server not implemented yet (issue 4)"]
 fn stomp_jms_exchange() {
     cases::stomp_jms_exchange(&broker());
 }
 
 #[test]
-#[ignore = "OpenWire server not implemented yet (issue 4)"]
 fn s1_queue_failover() {
     cases::queue_failover(&TandemPair::start(PairOpts::default(), None));
 }
 
 #[test]
-#[ignore = "OpenWire server not implemented yet (issue 4)"]
 fn s2_durable_subscriber_failover() {
     cases::durable_failover(&TandemPair::start(PairOpts::default(), None));
 }
 
 #[test]
-#[ignore = "OpenWire server not implemented yet (issue 4)"]
 fn s3_queue_failover_with_master_connector_credentials() {
     let users = [("admin", "admin-pw"), ("app", "app-pw")];
     let opts = PairOpts::with_auth(&users, "admin", "admin-pw");
@@ -209,13 +184,11 @@ fn s3_queue_failover_with_master_connector_credentials() {
 }
 
 #[test]
-#[ignore = "OpenWire server not implemented yet (issue 4)"]
 fn s7_transacted_batches_failover() {
     cases::transacted_failover(&TandemPair::start(PairOpts::default(), None));
 }
 
 #[test]
-#[ignore = "OpenWire server not implemented yet (issue 4)"]
 fn g7_load_failover() {
     cases::load_failover(
         &TandemPair::start(PairOpts::default(), None),

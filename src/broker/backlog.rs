@@ -110,9 +110,10 @@ impl Backlog {
         self.consumers.push(consumer);
     }
 
-    /// Removes a consumer; its deliveries go back to `ready`, flagged redelivered.
-    /// Returns the sequence numbers returned.
-    pub fn remove_consumer(&mut self, key: SubKey) -> Vec<u64> {
+    /// Removes a consumer; its deliveries go back to `ready`, flagged redelivered
+    /// except those in `undelivered` (never handed to the application; sorted). Returns
+    /// the sequence numbers returned.
+    pub fn remove_consumer(&mut self, key: SubKey, undelivered: &[u64]) -> Vec<u64> {
         self.consumers.retain(|c| c.key != key);
         if self.next_consumer >= self.consumers.len() {
             self.next_consumer = 0;
@@ -121,7 +122,9 @@ impl Backlog {
         for (seq, e) in self.entries.iter_mut() {
             if e.state == EntryState::Delivered(key) && !e.tx_locked {
                 e.state = EntryState::Ready;
-                e.redeliveries += 1;
+                if undelivered.binary_search(seq).is_err() {
+                    e.redeliveries += 1;
+                }
                 self.ready.insert(*seq);
                 returned.push(*seq);
             }
@@ -212,7 +215,7 @@ impl Backlog {
             for i in 0..n {
                 let idx = (self.next_consumer + i) % n;
                 let c = &self.consumers[idx];
-                if c.in_flight < c.prefetch.max(1) {
+                if c.in_flight < c.prefetch {
                     any_room = true;
                     match c.accepts(entry) {
                         Verdict::Yes => {
@@ -321,7 +324,7 @@ mod tests {
             3
         );
         assert!(b.take_delivered(2, key(1)).is_some());
-        assert_eq!(b.remove_consumer(key(1)), vec![1, 3]);
+        assert_eq!(b.remove_consumer(key(1), &[]), vec![1, 3]);
         assert_eq!(b.entries[&1].redeliveries, 1);
         b.add_consumer(consumer(2, 10));
         let got: Vec<u64> = b

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::backlog::Loc;
 use super::core::{Body, JournalSink, Output, ShardCore};
-use super::destination::Destination;
+use super::destination::{DestKind, Destination};
 use super::message::{Message, MessageRef};
 use super::ops::*;
 use super::record::Record;
@@ -69,6 +69,8 @@ fn msg(dest: Destination, body: &str, persistent: bool) -> MessageRef {
         reply_to: None,
         headers: vec![],
         body: Bytes::copy_from_slice(body.as_bytes()),
+        body_type: Default::default(),
+        properties: Vec::new(),
     })
 }
 fn subscribe(c: &mut ShardCore, j: &mut MemJournal, key: SubKey, dest: Destination, prefetch: u32) {
@@ -813,4 +815,163 @@ fn delete_is_refused_while_a_prepared_transaction_holds_the_queue() {
     assert_eq!(replay(&j).depth(&q), 1);
     assert_eq!(c.delete_queue(&q, &mut j).unwrap().0, 1);
     assert!(stats_of(&replay(&j), "/queue/tx").is_none());
+}
+
+#[test]
+fn set_prefetch_opens_and_closes_a_consumers_window() {
+    let mut c = core();
+    let mut j = MemJournal::default();
+    let q = Destination::queue("pull");
+    // Prefetch 0: a pull consumer gets nothing until it asks.
+    subscribe(&mut c, &mut j, sub(1, 1), q.clone(), 0);
+    for i in 0..3 {
+        c.handle(
+            Request::Send {
+                msg: msg(q.clone(), &format!("m{i}"), false),
+                reply: reply(i),
+            },
+            &mut j,
+        );
+    }
+    assert!(deliveries(&c.drain()).is_empty());
+    c.handle(
+        Request::SetPrefetch {
+            sub: sub(1, 1),
+            prefetch: 1,
+        },
+        &mut j,
+    );
+    assert_eq!(deliveries(&c.drain()), vec![(sub(1, 1), 1, "m0".into())]);
+    // A window extended past what is in flight lets more through.
+    c.handle(
+        Request::SetPrefetch {
+            sub: sub(1, 1),
+            prefetch: 3,
+        },
+        &mut j,
+    );
+    let seqs: Vec<u64> = deliveries(&c.drain()).iter().map(|d| d.1).collect();
+    assert_eq!(seqs, vec![2, 3]);
+    // Unknown consumers are ignored.
+    c.handle(
+        Request::SetPrefetch {
+            sub: sub(9, 9),
+            prefetch: 3,
+        },
+        &mut j,
+    );
+    assert!(c.drain().is_empty());
+}
+
+#[test]
+fn temporary_destinations_are_created_and_deleted_by_their_owner() {
+    let mut c = core();
+    let mut j = MemJournal::default();
+    let t = Destination {
+        kind: DestKind::TempQueue,
+        name: "ID:c:1".into(),
+    };
+    // Sending before it exists fails.
+    c.handle(
+        Request::Send {
+            msg: msg(t.clone(), "early", false),
+            reply: reply(1),
+        },
+        &mut j,
+    );
+    let refused = |out: &[Output]| {
+        out.iter()
+            .any(|o| matches!(o, Output::Reply { result: Err(_), .. }))
+    };
+    assert!(refused(&c.drain()));
+    c.handle(
+        Request::CreateTemp {
+            destination: t.clone(),
+            owner: conn(1),
+            reply: reply(2),
+        },
+        &mut j,
+    );
+    c.handle(
+        Request::Send {
+            msg: msg(t.clone(), "kept", false),
+            reply: reply(3),
+        },
+        &mut j,
+    );
+    assert!(!refused(&c.drain()));
+    assert_eq!(c.depth(&t), 1);
+    // Only the owner deletes it.
+    c.handle(
+        Request::DeleteTemp {
+            destination: t.clone(),
+            owner: conn(2),
+            reply: reply(4),
+        },
+        &mut j,
+    );
+    assert_eq!(c.depth(&t), 1);
+    c.handle(
+        Request::DeleteTemp {
+            destination: t.clone(),
+            owner: conn(1),
+            reply: reply(5),
+        },
+        &mut j,
+    );
+    c.drain();
+    assert_eq!(c.depth(&t), 0);
+    c.handle(
+        Request::Send {
+            msg: msg(t.clone(), "late", false),
+            reply: reply(6),
+        },
+        &mut j,
+    );
+    assert!(refused(&c.drain()));
+    assert!(
+        j.records.is_empty(),
+        "temporary destinations are never journaled"
+    );
+}
+
+#[test]
+fn unsubscribing_returns_undelivered_messages_without_a_redelivery() {
+    let mut c = core();
+    let mut j = MemJournal::default();
+    let q = Destination::queue("back");
+    subscribe(&mut c, &mut j, sub(1, 1), q.clone(), 10);
+    for i in 0..3 {
+        c.handle(
+            Request::Send {
+                msg: msg(q.clone(), &format!("m{i}"), false),
+                reply: reply(i),
+            },
+            &mut j,
+        );
+    }
+    assert_eq!(deliveries(&c.drain()).len(), 3);
+    c.handle(
+        Request::Unsubscribe {
+            sub: sub(1, 1),
+            destination: q.clone(),
+            remove_durable: None,
+            undelivered: vec![3, 2],
+            reply: reply(9),
+        },
+        &mut j,
+    );
+    c.drain();
+    subscribe(&mut c, &mut j, sub(2, 1), q.clone(), 10);
+    let redeliveries: Vec<(u64, u32)> = c
+        .drain()
+        .iter()
+        .filter_map(|o| match o {
+            Output::Deliver {
+                seq, redeliveries, ..
+            } => Some((*seq, *redeliveries)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(redeliveries, vec![(1, 1), (2, 0), (3, 0)]);
 }

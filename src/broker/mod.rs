@@ -4,9 +4,11 @@
 //! * [`message`]     — the immutable message shared between destinations and consumers.
 //! * [`ops`]         — requests and events that cross shards.
 //! * [`router`]      — the per-shard handle sessions use to reach destinations.
+//! * [`clients`]     — broker-wide registries of JMS client ids and temporary destinations.
 //! * [`settings`]    — runtime settings distilled from the configuration.
 
 pub mod backlog;
+pub mod clients;
 pub mod core;
 #[cfg(test)]
 mod core_tests;
@@ -19,8 +21,9 @@ pub mod selector;
 pub mod settings;
 pub mod shard;
 
+pub use clients::{ClientIds, Registries, TempDestinations};
 pub use destination::{DestKind, Destination};
-pub use message::{Message, MessageRef};
+pub use message::{BodyKind, BodyType, Message, MessageRef, PropValue};
 pub use ops::*;
 pub use router::{ConnEvents, Router};
 pub use settings::{BrokerSettings, User};

@@ -65,7 +65,8 @@ pub struct DurableName {
 pub struct SubscribeSpec {
     pub destination: Destination,
     pub ack: AckMode,
-    /// Maximum unacknowledged deliveries in flight to this consumer (at least 1).
+    /// Maximum unacknowledged deliveries in flight to this consumer. 0: nothing is
+    /// dispatched until [`Request::SetPrefetch`] raises it (a JMS pull consumer).
     pub prefetch: u32,
     pub durable: Option<DurableName>,
     pub selector: Option<String>,
@@ -100,11 +101,15 @@ pub enum Request {
         spec: SubscribeSpec,
         reply: Reply,
     },
-    /// Remove a consumer. `remove_durable` also deletes its durable subscription.
+    /// Remove a consumer. `remove_durable` also deletes its durable subscription. Its
+    /// unacknowledged deliveries go back flagged redelivered, except `undelivered`: the
+    /// ones its client never handed to the application (a JMS consumer's prefetched
+    /// messages past RemoveInfo's lastDeliveredSequenceId), which go back as they were.
     Unsubscribe {
         sub: SubKey,
         destination: Destination,
         remove_durable: Option<DurableName>,
+        undelivered: Vec<u64>,
         reply: Reply,
     },
     /// Acknowledge deliveries (by the per-destination sequence numbers the deliveries
@@ -153,6 +158,24 @@ pub enum Request {
     /// The connection is gone: drop its consumers (their unacknowledged deliveries go
     /// back to their queues, flagged redelivered) and its temporary destinations.
     ConnectionClosed { conn: ConnId },
+    /// Change a consumer's prefetch: a JMS window extended by DELIVERED acks, a
+    /// failover client restoring it (ConsumerControl), a pull consumer's credit. 0
+    /// stops dispatch to it; deliveries already made stay.
+    SetPrefetch { sub: SubKey, prefetch: u32 },
+    /// Create temporary destination `destination` for connection `owner` (JMS creates
+    /// one before any consumer exists; it dies with `owner`). Replies once it exists.
+    CreateTemp {
+        destination: Destination,
+        owner: ConnId,
+        reply: Reply,
+    },
+    /// Delete `owner`'s temporary destination and its messages; its consumers (if
+    /// any) are detached.
+    DeleteTemp {
+        destination: Destination,
+        owner: ConnId,
+        reply: Reply,
+    },
 }
 
 /// Why a request failed, as the client will be told.

@@ -24,7 +24,15 @@
 //! seqs      := count:u32 seq:u64*
 //! targets   := count:u32 name*        (topics: the durable subscriptions it is for)
 //! message   := id:str dest persistent:u8 priority:u8 timestamp_ms:u64 expires_ms:u64
-//!              reply_to:(0:u8 | 1:u8 str) headers:(count:u32 (str str)*) body:bytes
+//!              reply_to:(0:u8 | 1:u8 str) headers:(count:u32 (str str)*) body:bytes [jms]
+//! jms       := body_type:u8 props:(count:u32 (str prop)*)
+//!              (present iff bit 31 of the headers count is set; the count is the low
+//!              31 bits. Written only for a message that is not a plain text message
+//!              without typed properties, so older records read unchanged.)
+//! body_type := kind (0 text, 1 bytes, 2 map, 3 object, 4 stream, 5 plain)
+//!              | 0x80 if compressed | 0x40 if the JMS body is null
+//! prop      := 1:u8 bool:u8 | 2:u8 i8 | 4:u8 i16 | 5:u8 i32 | 6:u8 i64
+//!            | 7:u8 f64-bits:u64 | 8:u8 f32-bits:u32 | 255:u8 opaque:bytes
 //! str       := len:u32 utf8
 //! bytes     := len:u32 raw
 //! ```
@@ -34,7 +42,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::destination::{DestKind, Destination};
-use super::message::{Message, MessageRef};
+use super::message::{BodyKind, BodyType, Message, MessageRef, PropValue};
 use super::ops::{DurableName, GlobalTxId};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,6 +103,10 @@ pub enum DecodeError {
     Utf8,
     #[error("nested record of kind {0} not allowed in a transaction")]
     BadNested(u8),
+    #[error("unknown message body type {0}")]
+    BadBodyType(u8),
+    #[error("unknown property type tag {0}")]
+    BadPropertyTag(u8),
 }
 
 impl Record {
@@ -240,14 +252,71 @@ fn put_message(out: &mut BytesMut, m: &Message) {
     out.put_u64_le(m.timestamp_ms);
     out.put_u64_le(m.expires_ms);
     put_opt_str(out, m.reply_to.as_deref());
-    out.put_u32_le(m.headers.len() as u32);
+    let jms = m.body_type != BodyType::TEXT || !m.properties.is_empty();
+    debug_assert!(m.headers.len() < JMS_FLAG as usize);
+    out.put_u32_le(m.headers.len() as u32 | if jms { JMS_FLAG } else { 0 });
     for (k, v) in &m.headers {
         put_str(out, k);
         put_str(out, v);
     }
     out.put_u32_le(m.body.len() as u32);
     out.put_slice(&m.body);
+    if jms {
+        let kind = match m.body_type.kind {
+            BodyKind::Text => 0,
+            BodyKind::Bytes => 1,
+            BodyKind::Map => 2,
+            BodyKind::Object => 3,
+            BodyKind::Stream => 4,
+            BodyKind::Plain => 5,
+        };
+        let flags =
+            if m.body_type.compressed { 0x80 } else { 0 } | if m.body_type.null { 0x40 } else { 0 };
+        out.put_u8(kind | flags);
+        out.put_u32_le(m.properties.len() as u32);
+        for (k, v) in &m.properties {
+            put_str(out, k);
+            match v {
+                PropValue::Bool(b) => {
+                    out.put_u8(1);
+                    out.put_u8(u8::from(*b));
+                }
+                PropValue::Byte(b) => {
+                    out.put_u8(2);
+                    out.put_i8(*b);
+                }
+                PropValue::Short(x) => {
+                    out.put_u8(4);
+                    out.put_i16_le(*x);
+                }
+                PropValue::Int(x) => {
+                    out.put_u8(5);
+                    out.put_i32_le(*x);
+                }
+                PropValue::Long(x) => {
+                    out.put_u8(6);
+                    out.put_i64_le(*x);
+                }
+                PropValue::Double(x) => {
+                    out.put_u8(7);
+                    out.put_u64_le(x.to_bits());
+                }
+                PropValue::Float(x) => {
+                    out.put_u8(8);
+                    out.put_u32_le(x.to_bits());
+                }
+                PropValue::Opaque(b) => {
+                    out.put_u8(255);
+                    out.put_u32_le(b.len() as u32);
+                    out.put_slice(b);
+                }
+            }
+        }
+    }
 }
+
+/// Bit 31 of a message's headers count: the JMS extension follows the body.
+const JMS_FLAG: u32 = 1 << 31;
 
 struct Reader<'a> {
     buf: &'a Bytes,
@@ -330,7 +399,8 @@ impl Reader<'_> {
         let timestamp_ms = self.u64()?;
         let expires_ms = self.u64()?;
         let reply_to = self.opt_str()?;
-        let n = self.u32()? as usize;
+        let count = self.u32()?;
+        let n = (count & !JMS_FLAG) as usize;
         let mut headers = Vec::with_capacity(n.min(self.buf.len() / 8));
         for _ in 0..n {
             let k = self.str()?;
@@ -338,6 +408,11 @@ impl Reader<'_> {
             headers.push((k, v));
         }
         let body = self.bytes()?;
+        let (body_type, properties) = if count & JMS_FLAG != 0 {
+            self.jms()?
+        } else {
+            (BodyType::TEXT, Vec::new())
+        };
         Ok(Message {
             id,
             destination,
@@ -348,7 +423,48 @@ impl Reader<'_> {
             reply_to,
             headers,
             body,
+            body_type,
+            properties,
         })
+    }
+    fn jms(&mut self) -> Result<(BodyType, Vec<(String, PropValue)>), DecodeError> {
+        let code = self.u8()?;
+        let kind = match code & 0x3f {
+            0 => BodyKind::Text,
+            1 => BodyKind::Bytes,
+            2 => BodyKind::Map,
+            3 => BodyKind::Object,
+            4 => BodyKind::Stream,
+            5 => BodyKind::Plain,
+            _ => return Err(DecodeError::BadBodyType(code)),
+        };
+        let body_type = BodyType {
+            kind,
+            compressed: code & 0x80 != 0,
+            null: code & 0x40 != 0,
+        };
+        let n = self.u32()? as usize;
+        let mut props = Vec::with_capacity(n.min(self.buf.len() / 8));
+        for _ in 0..n {
+            let k = self.str()?;
+            let tag = self.u8()?;
+            let v = match tag {
+                1 => PropValue::Bool(self.bool()?),
+                2 => PropValue::Byte(self.u8()? as i8),
+                4 => {
+                    let b = self.take(2)?;
+                    PropValue::Short(i16::from_le_bytes([b[0], b[1]]))
+                }
+                5 => PropValue::Int(self.u32()? as i32),
+                6 => PropValue::Long(self.u64()? as i64),
+                7 => PropValue::Double(f64::from_bits(self.u64()?)),
+                8 => PropValue::Float(f32::from_bits(self.u32()?)),
+                255 => PropValue::Opaque(self.bytes()?),
+                other => return Err(DecodeError::BadPropertyTag(other)),
+            };
+            props.push((k, v));
+        }
+        Ok((body_type, props))
     }
     fn nested(&mut self) -> Result<Vec<Record>, DecodeError> {
         let n = self.u32()? as usize;
@@ -442,7 +558,62 @@ mod tests {
             reply_to: Some("/queue/r".into()),
             headers: vec![("k".into(), "v".into())],
             body: Bytes::from_static(b"a\0b"),
+            body_type: BodyType::TEXT,
+            properties: Vec::new(),
         }
+    }
+
+    /// A JMS message: another body type, typed properties of every kind.
+    fn jms_msg() -> Message {
+        Message {
+            body_type: BodyType {
+                kind: BodyKind::Map,
+                compressed: true,
+                null: true,
+            },
+            properties: vec![
+                ("b".into(), PropValue::Bool(true)),
+                ("y".into(), PropValue::Byte(-1)),
+                ("s".into(), PropValue::Short(-300)),
+                ("i".into(), PropValue::Int(7)),
+                ("l".into(), PropValue::Long(1 << 40)),
+                ("f".into(), PropValue::Float(1.5)),
+                ("d".into(), PropValue::Double(-0.25)),
+                (
+                    "o".into(),
+                    PropValue::Opaque(Bytes::from_static(&[3, 0, 65])),
+                ),
+            ],
+            ..msg()
+        }
+    }
+
+    #[test]
+    fn jms_messages_round_trip_and_plain_text_keeps_the_old_layout() {
+        let rec = |m: Message| Record::Enqueue {
+            seq: 1,
+            redeliveries: 0,
+            message: MessageRef::new(m),
+            targets: vec![],
+        };
+        let jms = rec(jms_msg());
+        let bytes = jms.encode();
+        assert_eq!(Record::decode(&bytes).unwrap(), jms);
+        for cut in 0..bytes.len() {
+            assert!(Record::decode(&bytes.slice(..cut)).is_err());
+        }
+        // A plain text message has no extension: the headers count has bit 31 clear
+        // and the record ends with the body.
+        let plain = rec(msg()).encode();
+        assert!(plain.ends_with(b"\x03\0\0\0a\0b\0\0\0\0"));
+        let one_prop = Message {
+            properties: vec![("n".into(), PropValue::Int(1))],
+            ..msg()
+        };
+        assert_eq!(
+            Record::decode(&rec(one_prop.clone()).encode()).unwrap(),
+            rec(one_prop)
+        );
     }
 
     #[test]

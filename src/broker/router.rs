@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::metrics::ShardStats;
 use crate::rt::channel::{local_unbounded, LocalReceiver, LocalSender, Outbox};
 
+use super::clients::Registries;
 use super::destination::Destination;
 use super::ops::{ConnId, Event, MeshMsg, Request, ShardId};
 use super::settings::BrokerSettings;
@@ -30,6 +31,8 @@ struct RouterInner {
     next_message: Cell<u64>,
     /// Where the open-connections gauge is published.
     stats: Arc<ShardStats>,
+    /// Broker-wide (shared by every shard's router).
+    registries: Arc<Registries>,
 }
 
 /// The events addressed to one connection, in the order its shard received them.
@@ -50,15 +53,17 @@ impl Router {
         boot_id: String,
     ) -> Router {
         let stats = Arc::new(ShardStats::new(outbox.shard(), false));
-        Router::with_stats(outbox, settings, boot_id, stats)
+        Router::with_stats(outbox, settings, boot_id, stats, Arc::default())
     }
 
-    /// Like [`Router::new`], publishing the connection count into `stats`.
+    /// Like [`Router::new`], publishing the connection count into `stats`, with the
+    /// broker-wide registries every shard shares.
     pub fn with_stats(
         outbox: Rc<Outbox<MeshMsg>>,
         settings: Arc<BrokerSettings>,
         boot_id: String,
         stats: Arc<ShardStats>,
+        registries: Arc<Registries>,
     ) -> Router {
         Router {
             inner: Rc::new(RouterInner {
@@ -70,6 +75,7 @@ impl Router {
                 boot_id,
                 next_message: Cell::new(1),
                 stats,
+                registries,
             }),
         }
     }
@@ -85,6 +91,14 @@ impl Router {
     }
     pub fn settings(&self) -> &Arc<BrokerSettings> {
         &self.inner.settings
+    }
+    /// The broker-wide registries: JMS client ids, live temporary destinations.
+    pub fn registries(&self) -> &Arc<Registries> {
+        &self.inner.registries
+    }
+    /// What makes this process's ids unique (broker name and start time).
+    pub fn boot_id(&self) -> &str {
+        &self.inner.boot_id
     }
 
     /// A new broker-wide unique message id, in ActiveMQ's `ID:` style.

@@ -76,11 +76,11 @@
 //! parsed as one (FALSE if it does not parse).
 //!
 //! Values reach the evaluator through [`SelectorContext`], which returns a [`Value`]
-//! that is already typed. When messages gain typed properties (OpenWire carries
-//! byte/short/int/long/float/double/boolean/string), `impl SelectorContext for
-//! Message` looks them up first and maps integers to [`Value::Long`] and floats to
-//! [`Value::Double`] (a Java `float` widened with `f64::from`, which is exactly
-//! Java's promotion); nothing in the parser or evaluator changes.
+//! that is already typed. JMS (OpenWire) producers send typed properties
+//! (byte/short/int/long/float/double/boolean; strings are headers):
+//! `impl SelectorContext for Message` looks them up first and maps integers to
+//! [`Value::Long`] and floats to [`Value::Double`] (a Java `float` widened with
+//! `f64::from`, which is exactly Java's promotion).
 //!
 //! # Robustness
 //!
@@ -100,7 +100,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
-use super::message::Message;
+use super::message::{Message, PropValue};
 
 /// Longest selector text accepted, in bytes.
 pub const MAX_SELECTOR_LEN: usize = 64 * 1024;
@@ -320,19 +320,10 @@ impl fmt::Display for Selector {
     }
 }
 
-impl Message {
-    /// The first header of that name; STOMP says a repeated header's first value wins.
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
 /// JMS header fields map onto the message's own fields (or the STOMP header that
-/// carries them); every other identifier is a property, i.e. a header of that
-/// name, always a string (see the module doc).
+/// carries them); every other identifier is a property: a typed one (from a JMS
+/// producer) if the message has it, else a header of that name, always a string (see
+/// the module doc).
 impl SelectorContext for Message {
     fn value(&self, identifier: &str) -> Value<'_> {
         let ms = |v: u64| Value::Long(i64::try_from(v).unwrap_or(i64::MAX));
@@ -349,7 +340,25 @@ impl SelectorContext for Message {
             "JMSCorrelationID" => self.header("correlation-id").into(),
             "JMSType" => self.header("type").into(),
             "JMSReplyTo" => self.reply_to.as_deref().into(),
-            other => self.header(other).into(),
+            other => match self.property(other) {
+                Some(p) => typed(p),
+                None => self.header(other).into(),
+            },
         }
+    }
+}
+
+/// A typed JMS property as a selector value: integers widen to long, floats to double
+/// (Java's promotion), opaque values are NULL.
+fn typed(p: &PropValue) -> Value<'static> {
+    match *p {
+        PropValue::Bool(v) => Value::Bool(v),
+        PropValue::Byte(v) => Value::Long(v.into()),
+        PropValue::Short(v) => Value::Long(v.into()),
+        PropValue::Int(v) => Value::Long(v.into()),
+        PropValue::Long(v) => Value::Long(v),
+        PropValue::Float(v) => Value::Double(f64::from(v)),
+        PropValue::Double(v) => Value::Double(v),
+        PropValue::Opaque(_) => Value::Null,
     }
 }

@@ -38,6 +38,9 @@ pub struct ShardSetup {
     pub boot_id: String,
     /// Where this shard publishes its numbers for the status endpoint.
     pub stats: Arc<ShardStats>,
+    /// The broker-wide registries (one for all shards): JMS client ids, temporary
+    /// destinations.
+    pub registries: Arc<crate::broker::Registries>,
     /// Receives each journal batch while a slave is attached (see
     /// [`Shard::begin_shipping`]); the replication core's channel, wired by `node`.
     pub ship: Box<dyn Fn(Position, Bytes) + Send>,
@@ -225,6 +228,7 @@ impl Shard {
             setup.settings.clone(),
             setup.boot_id.clone(),
             setup.stats.clone(),
+            setup.registries.clone(),
         );
         *shared.router.borrow_mut() = Some(router.clone());
         rt::spawn_local(ticker(shared.clone()));

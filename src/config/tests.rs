@@ -740,11 +740,16 @@ fn shipped_configs_load() {
     assert_eq!(b.broker_name, "broker");
     assert_eq!(b.data_directory, PathBuf::from("data/broker"));
     assert_eq!(b.journal.directory, PathBuf::from("data/broker/journal"));
-    assert_eq!(b.transport_connectors.len(), 1);
+    assert_eq!(b.transport_connectors.len(), 2);
     assert_eq!(b.transport_connectors[0].uri.scheme, Scheme::Stomp);
     assert_eq!(
         b.transport_connectors[0].uri.addr,
         "127.0.0.1:61613".parse().unwrap()
+    );
+    assert_eq!(b.transport_connectors[1].uri.scheme, Scheme::Tcp);
+    assert_eq!(
+        b.transport_connectors[1].uri.addr,
+        "127.0.0.1:61616".parse().unwrap()
     );
     assert_eq!(b.memory_limit_bytes, 64 << 20);
     assert!(!b.auth_enabled);

@@ -228,6 +228,7 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
             .unwrap_or(0)
     );
 
+    let registries = Arc::new(crate::broker::Registries::default());
     let replication_stats = Arc::new(ReplicationStats::new());
     let shard_stats: Vec<Arc<ShardStats>> = (0..shard_count)
         .map(|shard| Arc::new(ShardStats::new(shard, status.is_some())))
@@ -273,6 +274,7 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
             mesh,
             boot_id: boot_id.clone(),
             stats: shard_stats[shard].clone(),
+            registries: registries.clone(),
             ship: Box::new(move |start, bytes| {
                 let _ = live.try_send(port::Live::Batch {
                     shard: shard as u16,
@@ -310,7 +312,7 @@ pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
             while let Ok(listeners) = serve_rx.recv().await {
                 for (l, policy) in listeners {
                     let router = router.clone();
-                    crate::rt::spawn_local(net::serve_stomp(l.into_listener(), router, policy));
+                    crate::rt::spawn_local(net::serve_connector(l.into_listener(), router, policy));
                 }
             }
             // The shard lives until the process ends.
@@ -549,7 +551,7 @@ fn bind_connectors(
             source,
         })?;
         let addr = l.local_addr().unwrap_or(c.uri.addr);
-        tracing::info!(connector = %c.name, %addr, "listening (STOMP, replication)");
+        tracing::info!(connector = %c.name, %addr, "listening (STOMP, OpenWire, replication)");
         let mut policy = net::ConnectorPolicy::new(
             &c.name,
             c.max_connections.map(|n| n as usize),

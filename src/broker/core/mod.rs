@@ -297,8 +297,9 @@ impl ShardCore {
                 sub,
                 destination,
                 remove_durable,
+                undelivered,
                 reply,
-            } => self.on_unsubscribe(sub, destination, remove_durable, reply, sink),
+            } => self.on_unsubscribe(sub, destination, remove_durable, &undelivered, reply, sink),
             Request::Ack {
                 sub,
                 destination,
@@ -324,6 +325,23 @@ impl ShardCore {
                 self.reply(reply, Some(end), Ok(()));
             }
             Request::ConnectionClosed { conn } => self.on_connection_closed(conn),
+            Request::SetPrefetch { sub, prefetch } => self.on_set_prefetch(sub, prefetch),
+            Request::CreateTemp {
+                destination,
+                owner,
+                reply,
+            } => {
+                self.on_create_temp(destination, owner);
+                self.reply(reply, None, Ok(()));
+            }
+            Request::DeleteTemp {
+                destination,
+                owner,
+                reply,
+            } => {
+                self.on_delete_temp(destination, owner);
+                self.reply(reply, None, Ok(()));
+            }
         }
     }
 

@@ -37,7 +37,7 @@ impl ShardCore {
         };
         let consumer = Consumer {
             key: sub,
-            prefetch: spec.prefetch.max(1),
+            prefetch: spec.prefetch,
             in_flight: 0,
             ack: spec.ack,
             // A durable subscription filters when messages are stored, not here.
@@ -119,8 +119,9 @@ impl ShardCore {
         self.reply(reply, durable_at, Ok(()));
     }
 
-    /// Detaches a consumer; its unacknowledged deliveries go back, flagged.
-    fn detach(&mut self, sub: SubKey) {
+    /// Detaches a consumer; its unacknowledged deliveries go back, flagged, except
+    /// `undelivered` (see `Request::Unsubscribe`).
+    fn detach(&mut self, sub: SubKey, undelivered: &[u64]) {
         let Some(id) = self.attached.remove(&sub) else {
             return;
         };
@@ -145,7 +146,7 @@ impl ShardCore {
         let max = self.settings.maximum_redeliveries;
         let returned = self
             .backlog_mut(&id)
-            .map(|b| b.remove_consumer(sub))
+            .map(|b| b.remove_consumer(sub, undelivered))
             .unwrap_or_default();
         for seq in returned {
             let exhausted = self
@@ -164,10 +165,13 @@ impl ShardCore {
         sub: SubKey,
         destination: Destination,
         remove_durable: Option<DurableName>,
+        undelivered: &[u64],
         reply: Reply,
         sink: &mut dyn JournalSink,
     ) {
-        self.detach(sub);
+        let mut undelivered = undelivered.to_vec();
+        undelivered.sort_unstable();
+        self.detach(sub, &undelivered);
         let Some(name) = remove_durable else {
             self.reply(reply, None, Ok(()));
             return;
@@ -225,16 +229,32 @@ impl ShardCore {
             .copied()
             .collect();
         for sub in subs {
-            self.detach(sub);
+            self.detach(sub, &[]);
         }
-        let temp_queues: Vec<Destination> = self
+        let temps: Vec<Destination> = self
             .queues
             .iter()
             .filter(|(_, q)| q.temp_owner == Some(conn))
             .map(|(d, _)| d.clone())
+            .chain(
+                self.topics
+                    .iter()
+                    .filter(|(_, t)| t.temp_owner == Some(conn))
+                    .map(|(d, _)| d.clone()),
+            )
             .collect();
-        for d in temp_queues {
-            if let Some(q) = self.queues.remove(&d) {
+        for d in temps {
+            self.drop_temp(&d);
+        }
+        self.release_blocked();
+    }
+
+    /// Forgets a temporary destination with its messages; its consumers are detached
+    /// (their deliveries simply vanish with it).
+    fn drop_temp(&mut self, d: &Destination) {
+        debug_assert!(d.kind.is_temporary());
+        if d.kind.is_queue() {
+            if let Some(q) = self.queues.remove(d) {
                 for c in &q.backlog.consumers {
                     self.attached.remove(&c.key);
                 }
@@ -242,23 +262,53 @@ impl ShardCore {
                     self.forget_entry(e);
                 }
             }
-        }
-        let temp_topics: Vec<Destination> = self
-            .topics
-            .iter()
-            .filter(|(_, t)| t.temp_owner == Some(conn))
-            .map(|(d, _)| d.clone())
-            .collect();
-        for d in temp_topics {
-            if let Some(t) = self.topics.remove(&d) {
-                for (k, b) in &t.subscribers {
-                    self.attached.remove(k);
-                    for e in b.entries.values() {
-                        self.forget_entry(e);
-                    }
+        } else if let Some(t) = self.topics.remove(d) {
+            for (k, b) in &t.subscribers {
+                self.attached.remove(k);
+                for e in b.entries.values() {
+                    self.forget_entry(e);
                 }
             }
         }
-        self.release_blocked();
+    }
+
+    pub(super) fn on_set_prefetch(&mut self, sub: SubKey, prefetch: u32) {
+        let Some(id) = self.attached.get(&sub).cloned() else {
+            return;
+        };
+        if let Some(c) = self
+            .backlog_mut(&id)
+            .and_then(|b| b.consumers.iter_mut().find(|c| c.key == sub))
+        {
+            c.prefetch = prefetch;
+        }
+        self.mark_dirty(id);
+    }
+
+    /// Creates a temporary destination for `owner` (nothing if it exists already).
+    pub(super) fn on_create_temp(&mut self, d: Destination, owner: ConnId) {
+        if !d.kind.is_temporary() {
+            return;
+        }
+        if d.kind.is_queue() {
+            let q = self.queue_mut(&d);
+            q.temp_owner.get_or_insert(owner);
+        } else {
+            let t = self.topic_mut(&d);
+            t.temp_owner.get_or_insert(owner);
+        }
+    }
+
+    /// Deletes `owner`'s temporary destination (another connection's is left alone).
+    pub(super) fn on_delete_temp(&mut self, d: Destination, owner: ConnId) {
+        let owned = if d.kind.is_queue() {
+            self.queues.get(&d).map(|q| q.temp_owner)
+        } else {
+            self.topics.get(&d).map(|t| t.temp_owner)
+        };
+        if d.kind.is_temporary() && owned == Some(Some(owner)) {
+            self.drop_temp(&d);
+            self.release_blocked();
+        }
     }
 }

@@ -707,6 +707,8 @@ fn message() -> Message {
             ("region".into(), "US".into()),
         ],
         body: Bytes::from_static(b"{}"),
+        body_type: Default::default(),
+        properties: Vec::new(),
     }
 }
 

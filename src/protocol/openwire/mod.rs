@@ -13,6 +13,8 @@
 //! * [`primitives`] — loose primitives: modified UTF-8, byte sequences, nested objects,
 //!   throwables, the primitive map.
 //! * [`error`]      — [`OpenWireError`].
+//! * [`session`]    — the per-connection state machine: commands in, broker requests and
+//!   commands out (what `net::openwire` drives).
 //!
 //! Pure code over `bytes`, no I/O. Only loose encoding is implemented: the broker's
 //! WireFormatInfo ([`WireFormatInfo::tandem`]) turns tight encoding and the cache off for
@@ -39,6 +41,7 @@ pub mod error;
 pub mod ids;
 pub mod message;
 pub mod primitives;
+pub mod session;
 pub mod wireformat;
 
 pub use codec::{encode, Decoder, Encoder, DEFAULT_MAX_FRAME_BYTES};

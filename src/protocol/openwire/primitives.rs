@@ -638,6 +638,27 @@ impl PrimitiveValue {
         }
     }
 
+    /// One value on its own (type tag, then payload): how the broker keeps a property
+    /// value it does not interpret.
+    pub fn to_bytes(&self) -> Result<Bytes> {
+        let mut out = BytesMut::new();
+        self.write(&mut Writer::new(&mut out, false))?;
+        Ok(out.freeze())
+    }
+
+    /// The inverse of [`PrimitiveValue::to_bytes`]; bytes after the value are an error.
+    pub fn from_bytes(bytes: &Bytes) -> Result<PrimitiveValue> {
+        let mut r = Reader::new(bytes.clone(), false);
+        let value = PrimitiveValue::read(&mut r)?;
+        match r.remaining() {
+            0 => Ok(value),
+            left => Err(OpenWireError::TrailingBytes {
+                what: "primitive value",
+                left,
+            }),
+        }
+    }
+
     fn read(r: &mut Reader) -> Result<PrimitiveValue> {
         let tag = r.u8()?;
         Ok(match tag {

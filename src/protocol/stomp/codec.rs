@@ -43,7 +43,8 @@
 //!
 //! The encoder owns `content-length`: any such header in the frame is dropped and the
 //! true length is written for every MESSAGE (a body may hold NUL; ActiveMQ does the same
-//! for bytes messages) and for any other frame with a non-empty body.
+//! for bytes messages) except a text message without NUL, which ActiveMQ sends without
+//! it (`Frame::without_content_length`), and for any other frame with a non-empty body.
 
 use std::mem;
 
@@ -229,6 +230,7 @@ impl Decoder {
                             command: body.command,
                             headers: body.headers,
                             body: frame_bytes.slice(body.body_start..nul),
+                            without_content_length: false,
                         })));
                     }
                     None => {
@@ -560,7 +562,13 @@ pub fn encode(frame: &Frame, version: Version, out: &mut BytesMut) {
         write_escaped(out, value.as_bytes(), value_table);
         out.put_u8(b'\n');
     }
-    if frame.command == Command::Message || !frame.body.is_empty() {
+    let with_length = if frame.command == Command::Message {
+        // A NUL in the body would end it early without the length.
+        !frame.without_content_length || frame.body.contains(&0)
+    } else {
+        !frame.body.is_empty()
+    };
+    if with_length {
         out.put_slice(CONTENT_LENGTH.as_bytes());
         out.put_u8(b':');
         write_decimal(out, frame.body.len() as u64);

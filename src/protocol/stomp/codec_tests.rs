@@ -438,10 +438,22 @@ fn encode_exact_bytes() {
           content-length:3\n\na\0b\0"
             .to_vec()
     );
-    // MESSAGE always carries content-length, even when empty.
+    // MESSAGE always carries content-length, even when empty...
     assert_eq!(
         encoded(&Frame::message("/q", "1"), Version::V1_2),
         b"MESSAGE\ndestination:/q\nmessage-id:1\ncontent-length:0\n\n\0".to_vec()
+    );
+    // ...except a text message (as ActiveMQ sends it), unless its body holds a NUL.
+    let mut text = Frame::message("/q", "1").with_body(&b"hi"[..]);
+    text.without_content_length = true;
+    assert_eq!(
+        encoded(&text, Version::V1_2),
+        b"MESSAGE\ndestination:/q\nmessage-id:1\n\nhi\0".to_vec()
+    );
+    text.body = bytes::Bytes::from_static(b"h\0i");
+    assert_eq!(
+        encoded(&text, Version::V1_2),
+        b"MESSAGE\ndestination:/q\nmessage-id:1\ncontent-length:3\n\nh\0i\0".to_vec()
     );
     assert_eq!(
         encoded(&Frame::receipt("r1"), Version::V1_1),
@@ -678,6 +690,7 @@ fn arb_frame() -> impl Strategy<Value = Frame> {
                 .filter(|(n, _)| n != "content-length")
                 .collect(),
             body: Bytes::from(body),
+            without_content_length: false,
         })
 }
 

@@ -112,6 +112,10 @@ pub struct Frame {
     /// The body as received: shares the read buffer's allocation, no copy. May contain NUL
     /// when the frame carried `content-length`.
     pub body: Bytes,
+    /// MESSAGE only: leave `content-length` out, as ActiveMQ does for a text message
+    /// (the body then ends at the NUL, so only for bodies without one). Decoded frames:
+    /// false.
+    pub without_content_length: bool,
 }
 
 impl Frame {
@@ -121,6 +125,7 @@ impl Frame {
             command,
             headers: Vec::new(),
             body: Bytes::new(),
+            without_content_length: false,
         }
     }
 

@@ -53,7 +53,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::broker::{
-    BrokerSettings, ConnId, DestKind, Destination, Event, Request, Router, ShardId, SubKey,
+    BrokerSettings, ConnId, DestKind, Destination, Event, Request, ShardId, SubKey,
 };
 
 use super::error::StompError;
@@ -89,31 +89,7 @@ pub enum Action {
     Close,
 }
 
-/// Ids and time the session needs from the broker; a trait so tests can make them
-/// deterministic.
-pub trait SessionEnv {
-    /// A new broker-wide unique message id.
-    fn next_message_id(&self) -> String;
-    /// Wall clock, milliseconds since the Unix epoch (message timestamps).
-    fn now_ms(&self) -> u64;
-}
-
-impl SessionEnv for Router {
-    fn next_message_id(&self) -> String {
-        Router::next_message_id(self)
-    }
-    fn now_ms(&self) -> u64 {
-        unix_now_ms()
-    }
-}
-
-/// Milliseconds since the Unix epoch (0 if the clock is before it).
-pub fn unix_now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub use crate::protocol::{unix_now_ms, SessionEnv};
 
 /// Fixed facts about the connection a session serves.
 #[derive(Clone, Debug)]

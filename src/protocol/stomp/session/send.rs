@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::super::frame::Frame;
 use super::receipts::Pending;
 use super::{invalid, required, Action, Session, SessionEnv, SessionError};
-use crate::broker::{DestKind, Destination, Message, Request, TxOp};
+use crate::broker::{BodyType, DestKind, Destination, Message, Request, TxOp};
 
 /// Headers that STOMP (or this session) interprets and therefore does not keep as a
 /// message property.
@@ -27,6 +27,7 @@ const NON_PROPERTY_HEADERS: &[&str] = &[
     "redelivered",
     "subscription",
     "ack",
+    "amq-msg-type",
 ];
 impl<E: SessionEnv> Session<E> {
     // ----- SEND -----
@@ -68,6 +69,8 @@ impl<E: SessionEnv> Session<E> {
             reply_to,
             headers,
             body: frame.body.clone(),
+            body_type: body_type(frame),
+            properties: Vec::new(),
         });
         if let Some(tx) = frame.header("transaction") {
             let t = self
@@ -154,5 +157,17 @@ impl<E: SessionEnv> Session<E> {
             }
         }
         d.stomp_name()
+    }
+}
+
+/// What a JMS consumer receives a SEND as (ActiveMQ's rule): `amq-msg-type: bytes` or
+/// `text` if given, else a bytes message when the frame has a `content-length`, else
+/// a text message.
+fn body_type(frame: &Frame) -> BodyType {
+    match frame.header("amq-msg-type") {
+        Some("bytes") => BodyType::BYTES,
+        Some("text") => BodyType::TEXT,
+        _ if frame.header("content-length").is_some() => BodyType::BYTES,
+        _ => BodyType::TEXT,
     }
 }

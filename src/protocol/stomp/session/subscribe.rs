@@ -157,6 +157,7 @@ impl<E: SessionEnv> Session<E> {
                 sub: key,
                 destination,
                 remove_durable,
+                undelivered: Vec::new(),
                 reply,
             }
         });
@@ -195,6 +196,7 @@ impl<E: SessionEnv> Session<E> {
                     sub: key,
                     destination,
                     remove_durable,
+                    undelivered: Vec::new(),
                     reply,
                 }
             });
@@ -250,8 +252,17 @@ impl<E: SessionEnv> Session<E> {
         for (k, v) in &msg.headers {
             f.push_header(k.clone(), v.clone());
         }
-        // `content-length` is the encoder's job (it always writes it for MESSAGE).
+        // Typed properties of a JMS producer, as text (ActiveMQ does the same).
+        for (k, v) in &msg.properties {
+            if let Some(text) = v.to_java_string() {
+                f.push_header(k.clone(), text);
+            }
+        }
+        // `content-length` is the encoder's job: always, except for a text message
+        // (ActiveMQ's rule; what a JMS consumer would get as a TextMessage).
         f.body = msg.body.clone();
+        f.without_content_length =
+            msg.body_type.kind == crate::broker::BodyKind::Text && !msg.body_type.compressed;
         match ack_no {
             Some(n) => {
                 sub.outstanding.push_back(Outstanding {

@@ -100,7 +100,10 @@ fn reply_of(r: &Request) -> Reply {
         }
         Request::ConnectionClosed { .. }
         | Request::ForgetOutcome { .. }
-        | Request::QueryOutcome { .. } => panic!("no reply"),
+        | Request::QueryOutcome { .. }
+        | Request::SetPrefetch { .. }
+        | Request::CreateTemp { .. }
+        | Request::DeleteTemp { .. } => panic!("not a STOMP request"),
     }
 }
 
@@ -149,6 +152,8 @@ fn delivery(sub: SubKey, dest: Destination, seq: u64, msg_id: &str) -> Event {
             reply_to: None,
             headers: vec![("color".into(), "red".into())],
             body: Bytes::from_static(b"hello"),
+            body_type: Default::default(),
+            properties: Vec::new(),
         }),
         seq,
         destination: dest,

@@ -1,0 +1,137 @@
+//! Broker-wide registries JMS connections share, whatever shard they live on:
+//!
+//! * [`ClientIds`]: ActiveMQ lets one connection at a time hold a client id (it keys
+//!   durable subscriptions);
+//! * [`TempDestinations`]: the live temporary destinations and the client connection
+//!   that created each, replayed to a JMS connection's advisory consumer when it
+//!   subscribes (a JMS client refuses to send to a temporary destination it has not
+//!   heard of).
+//!
+//! Mutexes, not shard messages: they change once per connection or temporary
+//! destination, never per message.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use super::destination::Destination;
+use super::ops::ConnId;
+
+/// Who holds a client id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Holder {
+    conn: ConnId,
+    /// The client's own connection id (OpenWire `ConnectionId`): a client that
+    /// reconnects (failover) with the same one takes the client id over.
+    connection_id: String,
+}
+
+#[derive(Debug, Default)]
+pub struct ClientIds {
+    held: Mutex<HashMap<String, Holder>>,
+}
+
+impl ClientIds {
+    /// Gives `client_id` to `conn`. Granted if free, already `conn`'s, or held under the
+    /// same client connection id (a failover client back before its old socket was
+    /// noticed dead: "last one in wins", as ActiveMQ does). `Err(holder)` otherwise.
+    pub fn claim(&self, client_id: &str, conn: ConnId, connection_id: &str) -> Result<(), ConnId> {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        match held.get(client_id) {
+            Some(h) if h.conn != conn && h.connection_id != connection_id => Err(h.conn),
+            _ => {
+                held.insert(
+                    client_id.to_owned(),
+                    Holder {
+                        conn,
+                        connection_id: connection_id.to_owned(),
+                    },
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// `conn` lets go of `client_id` (no-op if another connection took it over).
+    pub fn release(&self, client_id: &str, conn: ConnId) {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if held.get(client_id).is_some_and(|h| h.conn == conn) {
+            held.remove(client_id);
+        }
+    }
+}
+
+/// Both registries, shared by every shard's router.
+#[derive(Debug, Default)]
+pub struct Registries {
+    pub client_ids: ClientIds,
+    pub temp_destinations: TempDestinations,
+}
+
+/// The live temporary destinations created by JMS clients.
+#[derive(Debug, Default)]
+pub struct TempDestinations {
+    /// Destination -> (owning connection, the client's connection id).
+    live: Mutex<BTreeMap<Destination, (ConnId, String)>>,
+}
+
+impl TempDestinations {
+    pub fn add(&self, destination: Destination, owner: ConnId, connection_id: &str) {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.insert(destination, (owner, connection_id.to_owned()));
+    }
+
+    /// Removes `owner`'s `destination`; false if it was not there (or not `owner`'s).
+    pub fn remove(&self, destination: &Destination, owner: ConnId) -> bool {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        match live.get(destination) {
+            Some((o, _)) if *o == owner => live.remove(destination).is_some(),
+            _ => false,
+        }
+    }
+
+    /// Every live temporary destination with its client connection id.
+    pub fn snapshot(&self) -> Vec<(Destination, String)> {
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.iter()
+            .map(|(d, (_, c))| (d.clone(), c.clone()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(serial: u64) -> ConnId {
+        ConnId { shard: 0, serial }
+    }
+
+    #[test]
+    fn one_holder_at_a_time_and_failover_takes_over() {
+        let ids = ClientIds::default();
+        assert_eq!(ids.claim("c", conn(1), "ID:a"), Ok(()));
+        assert_eq!(ids.claim("c", conn(1), "ID:a"), Ok(()));
+        assert_eq!(ids.claim("c", conn(2), "ID:b"), Err(conn(1)));
+        // The same client connection on a new socket takes it over; the old one's
+        // release then changes nothing.
+        assert_eq!(ids.claim("c", conn(3), "ID:a"), Ok(()));
+        ids.release("c", conn(1));
+        assert_eq!(ids.claim("c", conn(2), "ID:b"), Err(conn(3)));
+        ids.release("c", conn(3));
+        assert_eq!(ids.claim("c", conn(2), "ID:b"), Ok(()));
+    }
+
+    #[test]
+    fn temporary_destinations_are_removed_by_their_owner_only() {
+        let temps = TempDestinations::default();
+        let d = Destination {
+            kind: crate::broker::DestKind::TempQueue,
+            name: "ID:a:1".into(),
+        };
+        temps.add(d.clone(), conn(1), "ID:a");
+        assert!(!temps.remove(&d, conn(2)));
+        assert_eq!(temps.snapshot(), vec![(d.clone(), "ID:a".to_string())]);
+        assert!(temps.remove(&d, conn(1)));
+        assert!(temps.snapshot().is_empty());
+    }
+}

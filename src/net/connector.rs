@@ -1,0 +1,221 @@
+//! Transport connectors: the accept loop every shard runs on each listening socket,
+//! the per-connector policy (`maximumConnections`, `maxFrameSize`, `waitForSlave`),
+//! and the sniffing of a connection's first bytes that sends it to the right loop: a
+//! replication Hello to the replication core, an OpenWire WireFormatInfo to
+//! [`super::openwire`], anything else to [`super::stomp`] (whose decoder answers
+//! garbage with an ERROR). So `tcp://` and `stomp://` connectors both serve both
+//! protocols, as ActiveMQ's `auto` transport would.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_lite::FutureExt;
+
+use crate::broker::Router;
+use crate::rt::net::{Listener, ReadHalf};
+use crate::rt::{sleep, spawn_local as spawn};
+
+/// Pause after a failed accept (e.g. EMFILE) so the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// What one transport connector allows, shared by every shard that accepts on it.
+pub struct ConnectorPolicy {
+    pub name: String,
+    /// `?maximumConnections=N`: connections beyond it are closed at once.
+    pub max_connections: Option<usize>,
+    /// `?wireFormat.maxFrameSize=` (or the broker-wide limit).
+    pub max_frame_bytes: usize,
+    /// Connections open on this connector, across shards.
+    pub open: AtomicUsize,
+    /// Where a connection that opens with a replication Hello goes (the replication
+    /// core); `None`: such a connection is closed.
+    pub replication: Option<Arc<dyn Fn(std::net::TcpStream) + Send + Sync>>,
+    /// Clients are served only while this is set (`waitForSlave` holds them until a
+    /// slave is in sync); a client connecting meanwhile waits.
+    pub clients_open: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for ConnectorPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectorPolicy")
+            .field("name", &self.name)
+            .field("max_connections", &self.max_connections)
+            .field("max_frame_bytes", &self.max_frame_bytes)
+            .field("open", &self.open)
+            .field("replication", &self.replication.is_some())
+            .field("clients_open", &self.clients_open)
+            .finish()
+    }
+}
+
+impl ConnectorPolicy {
+    pub fn new(name: &str, max_connections: Option<usize>, max_frame_bytes: usize) -> Self {
+        ConnectorPolicy {
+            name: name.to_owned(),
+            max_connections,
+            max_frame_bytes,
+            open: AtomicUsize::new(0),
+            replication: None,
+            clients_open: Arc::new(AtomicBool::new(true)),
+        }
+    }
+}
+
+/// Counts a connection against its connector for as long as it lives.
+struct Admitted(Arc<ConnectorPolicy>);
+
+impl Admitted {
+    fn try_new(policy: &Arc<ConnectorPolicy>) -> Option<Admitted> {
+        let before = policy.open.fetch_add(1, Ordering::AcqRel);
+        let admitted = Admitted(policy.clone());
+        match policy.max_connections {
+            Some(max) if before >= max => None, // dropping `admitted` gives the slot back
+            _ => Some(admitted),
+        }
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Accepts connections on this shard until the listener fails for good; each
+/// connection runs in its own tasks, so one connection's failure touches no other.
+pub async fn serve_connector(listener: Listener, router: Router, policy: Arc<ConnectorPolicy>) {
+    let boot_nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    loop {
+        match listener.accept().await {
+            Ok((rd, mut wr, peer)) => {
+                let Some(admitted) = Admitted::try_new(&policy) else {
+                    tracing::warn!(connector = %policy.name, %peer, "maximumConnections reached; connection refused");
+                    spawn(async move { wr.shutdown().await });
+                    continue;
+                };
+                let router = router.clone();
+                let frame_limit = policy.max_frame_bytes;
+                let policy = policy.clone();
+                spawn(async move {
+                    let protocol = match sniff(&rd).await {
+                        Opening::Closed => return,
+                        Opening::Replication => {
+                            match (&policy.replication, rd.into_std(wr)) {
+                                (Some(hand_off), Ok(stream)) => hand_off(stream),
+                                (None, _) => {
+                                    tracing::warn!(%peer, "replication link refused: this node does not accept slaves now")
+                                }
+                                (_, Err(e)) => {
+                                    tracing::warn!(%peer, error = %e, "cannot hand the replication link over")
+                                }
+                            }
+                            return;
+                        }
+                        Opening::OpenWire => Protocol::OpenWire,
+                        Opening::Other => Protocol::Stomp,
+                    };
+                    // `waitForSlave`: clients wait until the pair is in sync.
+                    while !policy.clients_open.load(Ordering::Acquire) {
+                        sleep(Duration::from_millis(10)).await;
+                    }
+                    let run = match protocol {
+                        Protocol::Stomp => AssertUnwindSafe(
+                            super::stomp::run_connection(
+                                rd,
+                                wr,
+                                peer,
+                                router,
+                                boot_nanos,
+                                frame_limit,
+                            )
+                            .boxed_local(),
+                        ),
+                        Protocol::OpenWire => AssertUnwindSafe(
+                            super::openwire::run_connection(
+                                rd,
+                                wr,
+                                peer,
+                                router,
+                                boot_nanos,
+                                frame_limit,
+                            )
+                            .boxed_local(),
+                        ),
+                    };
+                    if run.catch_unwind().await.is_err() {
+                        tracing::error!(%peer, ?protocol, "connection panicked; closed");
+                    }
+                    drop(admitted);
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                sleep(ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+}
+
+/// Which client protocol a connection speaks.
+#[derive(Clone, Copy, Debug)]
+enum Protocol {
+    Stomp,
+    OpenWire,
+}
+
+/// What a connection's first bytes say it is.
+enum Opening {
+    Replication,
+    OpenWire,
+    /// STOMP, or something the STOMP decoder will refuse with an ERROR.
+    Other,
+    Closed,
+}
+
+/// How long a connection may take to send enough bytes to tell what it is.
+const SNIFF_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long to wait for a connection's first bytes before treating it as STOMP (a
+/// slave's Hello, like a client's CONNECT, is its first write).
+const FIRST_BYTES_WAIT: Duration = Duration::from_millis(500);
+
+/// Peeks at the first bytes (without consuming them) until they tell a replication
+/// Hello or an OpenWire WireFormatInfo from anything else. STOMP frames start with a
+/// command or an EOL, which the first five bytes already rule out as either.
+async fn sniff(rd: &ReadHalf) -> Opening {
+    let started = Instant::now();
+    let mut buf = [0u8; 21];
+    loop {
+        // A silent peer goes to the STOMP loop, whose CONNECT timeout applies.
+        let peek = async { Some(rd.peek(&mut buf).await) };
+        let quiet = async {
+            sleep(FIRST_BYTES_WAIT).await;
+            None
+        };
+        let n = match peek.or(quiet).await {
+            None => return Opening::Other,
+            Some(Ok(0) | Err(_)) => return Opening::Closed,
+            Some(Ok(n)) => n,
+        };
+        let first = &buf[..n];
+        if n >= 13 && first[4] == 1 && &first[5..13] == b"ActiveMQ" {
+            return Opening::OpenWire;
+        }
+        match crate::replication::frame::looks_like_replication(first) {
+            Some(true) => return Opening::Replication,
+            Some(false) => return Opening::Other,
+            // Kind 1 and too few bytes for either magic: OpenWire or replication.
+            None => {}
+        }
+        if started.elapsed() > SNIFF_TIMEOUT {
+            return Opening::Other;
+        }
+        // Fewer bytes than it takes to tell: wait for more (rare: a client's first
+        // write is a whole frame).
+        sleep(Duration::from_millis(2)).await;
+    }
+}
