@@ -975,3 +975,85 @@ fn unsubscribing_returns_undelivered_messages_without_a_redelivery() {
         .collect();
     assert_eq!(redeliveries, vec![(1, 1), (2, 0), (3, 0)]);
 }
+
+/// A failover client replays an unanswered persistent send with its original
+/// `<producer>:<sequence>` id: the broker, or a core rebuilt from the same records (a
+/// restart, or a slave that took over), confirms it without storing it twice.
+#[test]
+fn replayed_persistent_sends_are_confirmed_once_stored_not_stored_twice() {
+    const PRODUCER: &str = "ID:client-40915-1732612345678-1:1:1:1";
+    let jms = |seq: u64, persistent: bool| -> MessageRef {
+        let mut m = (*msg(Destination::queue("a"), &format!("m{seq}"), persistent)).clone();
+        m.id = format!("{PRODUCER}:{seq}");
+        Arc::new(m)
+    };
+    let send = |c: &mut ShardCore, j: &mut MemJournal, m: MessageRef, token: u64| {
+        c.handle(
+            Request::Send {
+                msg: m,
+                reply: reply(token),
+            },
+            j,
+        );
+        c.drain()
+            .into_iter()
+            .find_map(|o| match o {
+                Output::Reply {
+                    reply,
+                    durable_at,
+                    result,
+                } if reply.token == token => Some((durable_at, result)),
+                _ => None,
+            })
+            .expect("every send is answered")
+    };
+    let q = Destination::queue("a");
+    let mut c = core();
+    let mut j = MemJournal::default();
+    for seq in 1..=3 {
+        let (durable_at, result) = send(&mut c, &mut j, jms(seq, true), seq);
+        assert!(result.is_ok() && durable_at.is_some());
+    }
+    let records = j.records.len();
+    // The replay of 2 and 3: answered after what is stored is durable, nothing added.
+    for seq in 2..=3 {
+        let (durable_at, result) = send(&mut c, &mut j, jms(seq, true), 10 + seq);
+        assert!(result.is_ok());
+        assert_eq!(
+            durable_at,
+            Some(j.end),
+            "waits for the original to be durable"
+        );
+    }
+    assert_eq!(j.records.len(), records, "a duplicate is not journaled");
+    assert_eq!(c.depth(&q), 3);
+
+    // Rebuilt from the journal (restart, or a slave applying shipped records).
+    let mut r = replay(&j);
+    let mut j2 = MemJournal::default();
+    assert!(send(&mut r, &mut j2, jms(3, true), 20).1.is_ok());
+    assert!(j2.records.is_empty(), "the rebuilt audit knows sequence 3");
+    assert_eq!(r.depth(&q), 3);
+    // The next sequence is new; a non-persistent message is not audited.
+    assert!(send(&mut r, &mut j2, jms(4, true), 21).1.is_ok());
+    assert_eq!(r.depth(&q), 4);
+    assert!(send(&mut r, &mut j2, jms(5, false), 22).1.is_ok());
+    assert!(send(&mut r, &mut j2, jms(5, false), 23).1.is_ok());
+    assert_eq!(r.depth(&q), 6);
+
+    // A dead-letter copy keeps its id but comes from a shard, not a producer: stored.
+    let mut dlq_copy = (*jms(1, true)).clone();
+    dlq_copy.destination = Destination::dead_letter_queue();
+    r.handle(
+        Request::Send {
+            msg: Arc::new(dlq_copy),
+            reply: Reply {
+                to: ReplyTo::Shard(0),
+                token: 30,
+            },
+        },
+        &mut j2,
+    );
+    r.drain();
+    assert_eq!(r.depth(&Destination::dead_letter_queue()), 1);
+}

@@ -4,6 +4,7 @@
 //! * [`message`]     — the immutable message shared between destinations and consumers.
 //! * [`ops`]         — requests and events that cross shards.
 //! * [`router`]      — the per-shard handle sessions use to reach destinations.
+//! * [`producer_audit`] — duplicate persistent sends (failover replays) by producer sequence.
 //! * [`clients`]     — broker-wide registries of JMS client ids and temporary destinations.
 //! * [`settings`]    — runtime settings distilled from the configuration.
 
@@ -15,6 +16,7 @@ mod core_tests;
 pub mod destination;
 pub mod message;
 pub mod ops;
+pub mod producer_audit;
 pub mod record;
 pub mod router;
 pub mod selector;

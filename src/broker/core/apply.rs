@@ -175,6 +175,9 @@ impl ShardCore {
         targets: &[DurableName],
         loc: Option<Loc>,
     ) {
+        if message.persistent {
+            self.audit.stored(&message.id);
+        }
         let d = message.destination.clone();
         if d.kind.is_queue() {
             let q = self.queue_mut(&d);

@@ -39,6 +39,7 @@ use super::message::{Message, MessageRef};
 use super::ops::{
     AckMode, BrokerError, ConnId, DurableName, GlobalTxId, Reply, Request, ShardId, SubKey,
 };
+use super::producer_audit::ProducerAudit;
 use super::record::Record;
 use super::selector::Selector;
 use super::settings::BrokerSettings;
@@ -187,6 +188,9 @@ pub struct ShardCore {
     next_token: u64,
     dirty: Vec<BacklogId>,
     out: Vec<Output>,
+    /// Persistent messages stored, by producer sequence: a failover client's replayed
+    /// send of one of them is confirmed, not stored twice.
+    audit: ProducerAudit,
 }
 
 fn now_ms() -> u64 {
@@ -231,6 +235,7 @@ impl ShardCore {
             next_token: 1,
             dirty: Vec::new(),
             out: Vec::new(),
+            audit: ProducerAudit::default(),
         }
     }
 

@@ -1,4 +1,5 @@
-//! Publishing: a SEND becomes an `Enqueue` record (its sequence number, and for a topic
+//! Publishing: a persistent send already stored (a failover replay, see
+//! `broker::producer_audit`) is confirmed without storing it again; a SEND becomes an `Enqueue` record (its sequence number, and for a topic
 //! the durable subscriptions whose selector takes it), journaled only if something must
 //! survive a crash; non-durable topic subscribers get their copy by fan-out. Also the
 //! shard's memory accounting: bodies stay in memory while there is room, and producers
@@ -9,7 +10,7 @@ use super::{now_ms, BacklogId, JournalSink, ShardCore};
 use crate::broker::backlog::{Entry, EntryState, Loc};
 use crate::broker::destination::DestKind;
 use crate::broker::message::MessageRef;
-use crate::broker::ops::{BrokerError, Reply, SubKey};
+use crate::broker::ops::{BrokerError, Reply, ReplyTo, SubKey};
 use crate::broker::record::Record;
 
 impl ShardCore {
@@ -17,6 +18,17 @@ impl ShardCore {
         if msg.is_expired(now_ms()) {
             // ActiveMQ discards a message that expired before it was stored.
             self.reply(reply, None, Ok(()));
+            return;
+        }
+        if msg.persistent
+            && matches!(reply.to, ReplyTo::Conn(_))
+            && self.audit.is_duplicate(&msg.id)
+        {
+            // A failover client replaying a send the broker (or the master before a
+            // takeover) already stored: confirm it once what is stored is durable,
+            // which includes the original.
+            tracing::info!(id = %msg.id, destination = %msg.destination, "duplicate send ignored");
+            self.reply(reply, Some(sink.end()), Ok(()));
             return;
         }
         let d = msg.destination.clone();
