@@ -498,3 +498,81 @@ fn a_silent_client_is_dropped() {
         "dropped after {waited:?}"
     );
 }
+
+/// A failover client back on a new socket before the broker noticed its old one died
+/// (same client connection id, same client id) takes over: the stale connection is
+/// closed (as ActiveMQ stops it) and the message its consumer held unacknowledged
+/// goes to the new connection's consumer, flagged redelivered.
+#[test]
+fn a_reconnected_client_takes_over_its_stale_twin() {
+    use tandem::protocol::openwire::{
+        ConsumerId, ConsumerInfo, Destination, SessionId, SessionInfo,
+    };
+
+    let broker = broker_with_tcp();
+    let port = broker.opts.openwire_port.unwrap();
+    let connection_id = "ID:raw-twin";
+    // Session, then a queue consumer (prefetch 10); every command wants a Response.
+    let open = |ow: &mut RawOpenWire| {
+        ow.handshake();
+        ow.send(&Command::ConnectionInfo(ConnectionInfo {
+            header: Header::new(1, true),
+            connection_id: Some(ConnectionId::new(connection_id)),
+            client_id: Some("twin".into()),
+            ..ConnectionInfo::default()
+        }));
+        ow.send(&Command::SessionInfo(SessionInfo {
+            header: Header::new(2, true),
+            session_id: Some(SessionId {
+                connection_id: connection_id.into(),
+                value: 1,
+            }),
+        }));
+        ow.send(&Command::ConsumerInfo(ConsumerInfo {
+            header: Header::new(3, true),
+            consumer_id: Some(ConsumerId {
+                connection_id: connection_id.into(),
+                session_id: 1,
+                value: 1,
+            }),
+            destination: Some(Destination::queue("twin")),
+            prefetch_size: 10,
+            ..ConsumerInfo::default()
+        }));
+        for id in 1..=3 {
+            match ow.read_command() {
+                Command::Response(r) if r.correlation_id == id => {}
+                other => panic!("command {id} answered with {other:?}"),
+            }
+        }
+    };
+    let next_dispatch = |ow: &mut RawOpenWire| loop {
+        match ow.read_command() {
+            Command::MessageDispatch(d) => return d,
+            Command::KeepAliveInfo(_) => {}
+            other => panic!("expected a MessageDispatch, got {other:?}"),
+        }
+    };
+
+    let mut stale = RawOpenWire::connect(port);
+    open(&mut stale);
+    let mut stomp = Stomp::connect(broker.port);
+    stomp.send_receipted("/queue/twin", b"held", "r1");
+    let first = next_dispatch(&mut stale);
+    assert_eq!(first.redelivery_counter, 0);
+    // Not acknowledged; the client "reconnects" on a new socket with the same ids.
+    let mut fresh = RawOpenWire::connect(port);
+    open(&mut fresh);
+    assert!(
+        stale.until_closed().is_empty(),
+        "the stale connection is closed without a word"
+    );
+    let again = next_dispatch(&mut fresh);
+    let body = again
+        .message
+        .as_ref()
+        .and_then(|m| m.content.clone())
+        .expect("a message with a body");
+    assert!(body.ends_with(b"held"), "{body:?}");
+    assert_eq!(again.redelivery_counter, 1, "flagged redelivered");
+}

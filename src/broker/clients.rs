@@ -33,22 +33,28 @@ pub struct ClientIds {
 impl ClientIds {
     /// Gives `client_id` to `conn`. Granted if free, already `conn`'s, or held under the
     /// same client connection id (a failover client back before its old socket was
-    /// noticed dead: "last one in wins", as ActiveMQ does). `Err(holder)` otherwise.
-    pub fn claim(&self, client_id: &str, conn: ConnId, connection_id: &str) -> Result<(), ConnId> {
+    /// noticed dead: "last one in wins", as ActiveMQ does). `Ok(Some(stale))` names the
+    /// connection taken over, which should be closed; `Err(holder)` if refused.
+    pub fn claim(
+        &self,
+        client_id: &str,
+        conn: ConnId,
+        connection_id: &str,
+    ) -> Result<Option<ConnId>, ConnId> {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        match held.get(client_id) {
-            Some(h) if h.conn != conn && h.connection_id != connection_id => Err(h.conn),
-            _ => {
-                held.insert(
-                    client_id.to_owned(),
-                    Holder {
-                        conn,
-                        connection_id: connection_id.to_owned(),
-                    },
-                );
-                Ok(())
-            }
-        }
+        let stale = match held.get(client_id) {
+            Some(h) if h.conn != conn && h.connection_id != connection_id => return Err(h.conn),
+            Some(h) if h.conn != conn => Some(h.conn),
+            _ => None,
+        };
+        held.insert(
+            client_id.to_owned(),
+            Holder {
+                conn,
+                connection_id: connection_id.to_owned(),
+            },
+        );
+        Ok(stale)
     }
 
     /// `conn` lets go of `client_id` (no-op if another connection took it over).
@@ -109,16 +115,16 @@ mod tests {
     #[test]
     fn one_holder_at_a_time_and_failover_takes_over() {
         let ids = ClientIds::default();
-        assert_eq!(ids.claim("c", conn(1), "ID:a"), Ok(()));
-        assert_eq!(ids.claim("c", conn(1), "ID:a"), Ok(()));
+        assert_eq!(ids.claim("c", conn(1), "ID:a"), Ok(None));
+        assert_eq!(ids.claim("c", conn(1), "ID:a"), Ok(None));
         assert_eq!(ids.claim("c", conn(2), "ID:b"), Err(conn(1)));
-        // The same client connection on a new socket takes it over; the old one's
-        // release then changes nothing.
-        assert_eq!(ids.claim("c", conn(3), "ID:a"), Ok(()));
+        // The same client connection on a new socket takes it over (the stale one is
+        // named, to be closed); the old one's release then changes nothing.
+        assert_eq!(ids.claim("c", conn(3), "ID:a"), Ok(Some(conn(1))));
         ids.release("c", conn(1));
         assert_eq!(ids.claim("c", conn(2), "ID:b"), Err(conn(3)));
         ids.release("c", conn(3));
-        assert_eq!(ids.claim("c", conn(2), "ID:b"), Ok(()));
+        assert_eq!(ids.claim("c", conn(2), "ID:b"), Ok(None));
     }
 
     #[test]

@@ -229,6 +229,12 @@ pub enum Event {
         reply: Reply,
         result: Result<(), BrokerError>,
     },
+    /// Close connection `conn`: its client reconnected (failover) on another socket
+    /// with the same client connection id, and the new one takes over (ActiveMQ stops
+    /// the stale twin the same way). Its consumers' messages go back to their queues.
+    Evict {
+        conn: ConnId,
+    },
 }
 
 impl Event {
@@ -236,6 +242,7 @@ impl Event {
     pub fn target_shard(&self) -> ShardId {
         let to = match self {
             Event::Deliver(d) => return d.sub.conn.shard,
+            Event::Evict { conn } => return conn.shard,
             Event::Done { reply, .. } => reply.to,
         };
         match to {

@@ -445,6 +445,7 @@ fn on_mesh_message(shared: &Rc<Shared>, msg: MeshMsg) {
         MeshMsg::Event(ev) => {
             let conn = match &ev {
                 Event::Deliver(d) => d.sub.conn,
+                Event::Evict { conn } => *conn,
                 Event::Done { reply, .. } => match reply.to {
                     ReplyTo::Conn(c) => c,
                     ReplyTo::Shard(_) => return,

@@ -98,6 +98,7 @@ impl Wire for OpenWire {
                 Action::PauseReading => actions.push(LoopAction::PauseReading),
                 Action::ResumeReading => actions.push(LoopAction::ResumeReading),
                 Action::Close => actions.push(LoopAction::Close),
+                Action::Evict(conn) => self.router.post_event(Event::Evict { conn }),
             }
         }
     }

@@ -88,20 +88,24 @@ impl<E: SessionEnv> Session<E> {
             .fatal());
         }
         let client_id = info.client_id.unwrap_or_else(|| id.value.clone());
-        if let Err(holder) =
-            self.ctx
-                .registries
-                .client_ids
-                .claim(&client_id, self.ctx.conn, &id.value)
+        match self
+            .ctx
+            .registries
+            .client_ids
+            .claim(&client_id, self.ctx.conn, &id.value)
         {
-            tracing::debug!(conn = ?self.ctx.conn, ?holder, client_id, "client id in use");
-            return Err(Refusal::new(
-                JAVA_INVALID_CLIENT_ID,
-                format!(
-                    "Broker: {} - Client: {client_id} already connected",
-                    self.ctx.settings.broker_name
-                ),
-            ));
+            Ok(None) => {}
+            Ok(Some(stale)) => self.out.push(Action::Evict(stale)),
+            Err(holder) => {
+                tracing::debug!(conn = ?self.ctx.conn, ?holder, client_id, "client id in use");
+                return Err(Refusal::new(
+                    JAVA_INVALID_CLIENT_ID,
+                    format!(
+                        "Broker: {} - Client: {client_id} already connected",
+                        self.ctx.settings.broker_name
+                    ),
+                ));
+            }
         }
         tracing::debug!(conn = ?self.ctx.conn, peer = %self.ctx.peer, client_id, "OpenWire connection");
         self.connection = Some(Connection {

@@ -101,6 +101,9 @@ pub enum Action {
     ResumeReading,
     /// Flush what is queued, then close. Nothing is queued after this.
     Close,
+    /// Close that other connection: this one is its client, reconnected (see
+    /// [`Event::Evict`]).
+    Evict(ConnId),
 }
 
 /// Fixed facts about the connection a session serves.
@@ -394,6 +397,10 @@ impl<E: SessionEnv> Session<E> {
         match event {
             Event::Deliver(d) => self.deliver(d),
             Event::Done { reply, result } => self.done(reply, result),
+            Event::Evict { .. } => {
+                tracing::info!(conn = ?self.ctx.conn, peer = %self.ctx.peer, "connection taken over by its reconnected client; closing the stale one");
+                self.out.push(Action::Close);
+            }
         }
     }
 

@@ -385,6 +385,8 @@ impl<E: SessionEnv> Session<E> {
         match event {
             Event::Deliver(d) => self.deliver(d),
             Event::Done { reply, result } => self.done(reply, result),
+            // Only JMS connections are taken over by a reconnecting twin.
+            Event::Evict { .. } => self.out.push(Action::Close),
         }
     }
 
