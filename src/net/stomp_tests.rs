@@ -87,6 +87,7 @@ fn handle(router: &Router, core: &RefCell<FakeCore>, msg: MeshMsg) {
         MeshMsg::Event(event) => {
             let conn = match &event {
                 Event::Deliver(d) => d.sub.conn,
+                Event::Evict { conn } => *conn,
                 Event::Done { reply, .. } => match reply.to {
                     ReplyTo::Conn(c) => c,
                     ReplyTo::Shard(_) => return,
