@@ -3,7 +3,9 @@
 //! Each protocol has a synchronous session state machine (`stomp::session`,
 //! `openwire::session`) that turns the client's frames into protocol-neutral broker
 //! [`Request`](crate::broker::Request)s and the broker's events back into frames; the
-//! connection loops in `net` carry out what they ask.
+//! connection loops in `net` carry out what they ask. `commit` is the transaction commit
+//! protocol both sessions run.
+pub mod commit;
 pub mod openwire;
 pub mod stomp;
 

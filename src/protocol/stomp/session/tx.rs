@@ -1,16 +1,13 @@
 //! Transactions: BEGIN, ABORT and COMMIT. Operations buffered in a transaction are
 //! grouped by their destination's shard at COMMIT: one shard takes a single `Commit`;
-//! several run a two-phase commit coordinated by this connection's own shard (`Prepare`
-//! to each participant, `RecordOutcome` on the coordinator, `Resolve` to each
-//! participant, then the RECEIPT or ERROR). Also what happens to deliveries acknowledged
+//! several run the two-phase commit of `protocol::commit`, then the RECEIPT or ERROR. Also what happens to deliveries acknowledged
 //! inside a transaction when it commits (forgotten) or aborts (outstanding again).
-
-use std::collections::BTreeMap;
 
 use super::super::frame::Frame;
 use super::receipts::Pending;
 use super::{required, Session, SessionEnv, SessionError};
-use crate::broker::{BrokerError, GlobalTxId, Request, ShardId, TxOp};
+use crate::broker::{BrokerError, Request, TxOp};
+use crate::protocol::commit::{global_tx_id, ops_by_shard, Coordinator, Next};
 
 #[derive(Debug, Default)]
 pub(super) struct Transaction {
@@ -19,25 +16,14 @@ pub(super) struct Transaction {
     pub(super) acked: Vec<(u64, u64)>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Phase {
-    Prepare,
-    Record,
-    Resolve,
-}
-
-/// A commit spanning shards.
+/// A commit spanning shards: the protocol's decisions, and whom to answer.
 #[derive(Debug)]
 pub(super) struct TwoPhase {
-    pub(super) gtx: GlobalTxId,
-    pub(super) receipt: Option<String>,
-    pub(super) participants: Vec<ShardId>,
-    pub(super) acked: Vec<(u64, u64)>,
-    pub(super) phase: Phase,
-    pub(super) remaining: usize,
-    /// The first failure; decides the outcome (abort) and the ERROR text.
-    pub(super) failure: Option<String>,
-    pub(super) commit: bool,
+    coordinator: Coordinator,
+    receipt: Option<String>,
+    acked: Vec<(u64, u64)>,
+    /// Replies the current phase still waits for.
+    remaining: usize,
 }
 
 impl<E: SessionEnv> Session<E> {
@@ -72,14 +58,7 @@ impl<E: SessionEnv> Session<E> {
             .remove(name)
             .ok_or_else(|| SessionError::UnknownTransaction(name.into()))?;
         let receipt = frame.header("receipt").map(str::to_owned);
-        let mut by_shard: BTreeMap<ShardId, Vec<TxOp>> = BTreeMap::new();
-        for op in tx.ops {
-            let shard = match &op {
-                TxOp::Send(m) => self.shard_of(&m.destination),
-                TxOp::Ack { destination, .. } => self.shard_of(destination),
-            };
-            by_shard.entry(shard).or_default().push(op);
-        }
+        let by_shard = ops_by_shard(tx.ops, |d| self.shard_of(d));
         let acked = tx.acked;
         match by_shard.len() {
             0 => {
@@ -95,22 +74,20 @@ impl<E: SessionEnv> Session<E> {
                 });
                 Ok(())
             }
-            n => {
-                let gtx = self.new_gtx();
+            _ => {
+                let n = self.next_gtx;
+                self.next_gtx = self.next_gtx.wrapping_add(1);
+                let gtx = global_tx_id(self.ctx.boot_nanos, self.ctx.conn, n);
+                let coordinator = Coordinator::new(gtx, by_shard.keys().copied().collect());
                 let key = self.next_commit;
                 self.next_commit += 1;
-                let participants: Vec<ShardId> = by_shard.keys().copied().collect();
                 self.commits.insert(
                     key,
                     TwoPhase {
-                        gtx,
+                        remaining: coordinator.replies_expected(),
+                        coordinator,
                         receipt,
-                        participants,
                         acked,
-                        phase: Phase::Prepare,
-                        remaining: n,
-                        failure: None,
-                        commit: false,
                     },
                 );
                 for (shard, ops) in by_shard {
@@ -121,16 +98,6 @@ impl<E: SessionEnv> Session<E> {
                 Ok(())
             }
         }
-    }
-
-    /// A global transaction id: the process start time's low 56 bits and the shard
-    /// (unique across runs and shards), then the connection serial and a counter.
-    pub(super) fn new_gtx(&mut self) -> GlobalTxId {
-        let n = self.next_gtx;
-        self.next_gtx = self.next_gtx.wrapping_add(1);
-        let hi = (self.ctx.boot_nanos & ((1u64 << 56) - 1)) | ((self.ctx.conn.shard as u64) << 56);
-        let lo = (self.ctx.conn.serial << 32) | u64::from(n);
-        (u128::from(hi) << 64) | u128::from(lo)
     }
 
     pub(super) fn release_tx_acks(&mut self, acked: &[(u64, u64)]) {
@@ -157,61 +124,52 @@ impl<E: SessionEnv> Session<E> {
         let Some(c) = self.commits.get_mut(&key) else {
             return;
         };
-        if let Err(e) = result {
-            // Errors while resolving an abort are expected (a participant whose prepare
-            // failed holds nothing) and change nothing.
-            if (c.commit || c.phase != Phase::Resolve) && c.failure.is_none() {
-                c.failure = Some(e.to_string());
-            }
-        }
+        c.coordinator.note(result);
         c.remaining = c.remaining.saturating_sub(1);
         if c.remaining > 0 {
             return;
         }
-        let gtx = c.gtx;
-        match c.phase {
-            Phase::Prepare => {
-                c.commit = c.failure.is_none();
-                c.phase = Phase::Record;
-                c.remaining = 1;
-                let commit = c.commit;
+        let gtx = c.coordinator.gtx();
+        let next = c.coordinator.advance();
+        c.remaining = c.coordinator.replies_expected();
+        match next {
+            Next::RecordOutcome { commit } => {
                 self.post_with_reply(own, Pending::TwoPhase { commit_key: key }, |reply| {
                     Request::RecordOutcome { gtx, commit, reply }
                 });
             }
-            Phase::Record => {
-                // An outcome that could not be journaled is no commit: abort.
-                if c.failure.is_some() {
-                    c.commit = false;
-                }
-                c.phase = Phase::Resolve;
-                c.remaining = c.participants.len();
-                let commit = c.commit;
-                let participants = c.participants.clone();
+            Next::Resolve { commit } => {
+                let participants = c.coordinator.participants().to_vec();
                 for shard in participants {
                     self.post_with_reply(shard, Pending::TwoPhase { commit_key: key }, |reply| {
                         Request::Resolve { gtx, commit, reply }
                     });
                 }
             }
-            Phase::Resolve => {
+            Next::Finished {
+                result,
+                forget_outcome,
+            } => {
                 let Some(c) = self.commits.remove(&key) else {
                     return;
                 };
-                // Every participant has journaled its resolution: the coordinator's
-                // outcome record is no longer needed for recovery.
-                self.post(own, Request::ForgetOutcome { gtx });
-                match (c.commit, c.failure) {
-                    (true, None) => {
+                if forget_outcome {
+                    self.post(own, Request::ForgetOutcome { gtx });
+                }
+                match result {
+                    Ok(()) => {
                         self.forget_acked(&c.acked);
                         if let Some(r) = c.receipt {
                             self.write(Frame::receipt(&r));
                         }
                     }
-                    (_, failure) => {
+                    Err(why) => {
                         self.release_tx_acks(&c.acked);
-                        let why = failure.unwrap_or_else(|| "transaction aborted".into());
-                        self.broker_error("Transaction failed", &why, c.receipt.as_deref());
+                        self.broker_error(
+                            "Transaction failed",
+                            &why.to_string(),
+                            c.receipt.as_deref(),
+                        );
                     }
                 }
             }
