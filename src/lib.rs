@@ -10,7 +10,7 @@
 //!   wires the channels and carries out role changes (serve, take over, stop).
 //! * [`net`]      — listeners, protocol sniffing, and the per-connection read/write loop
 //!   shared by every protocol.
-//! * [`protocol`] — wire protocols (STOMP 1.0–1.2, OpenWire v12 for JMS clients), each a
+//! * [`protocol`] — wire protocols (STOMP 1.0–1.2, OpenWire v1–v12 for JMS clients), each a
 //!   codec plus a session state machine, turned into protocol-neutral broker operations.
 //! * [`broker`]   — destinations, subscriptions, dispatch, transactions, and `apply(record)`.
 //! * [`store`]    — the per-shard journal: record framing, segments, group commit, replay.

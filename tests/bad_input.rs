@@ -606,22 +606,26 @@ mod openwire {
         by.round_trip();
     }
 
+    /// Every version from 1 up is served (negotiated down); 0 and below are not
+    /// versions.
     #[test]
     fn an_unsupported_wire_format_version_closes_the_connection() {
         let broker = broker(None);
         let mut by = Bystander::new(&broker);
-        let mut bad =
-            TcpStream::connect(("127.0.0.1", broker.opts.openwire_port.unwrap())).unwrap();
-        bad.set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        // A WireFormatInfo with version 1: too old to serve.
-        let mut wfi = WireFormatInfo::tandem(1 << 20);
-        wfi.version = 1;
-        let mut out = BytesMut::new();
-        encode(&Command::WireFormatInfo(wfi), &mut out).unwrap();
-        let _ = bad.write_all(&out);
-        let seen = until_closed(&mut bad, "version 1");
-        assert_eq!(seen, ["WireFormatInfo"], "version 1");
+        for version in [0, -7] {
+            let mut bad =
+                TcpStream::connect(("127.0.0.1", broker.opts.openwire_port.unwrap())).unwrap();
+            bad.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            let mut wfi = WireFormatInfo::tandem(1 << 20);
+            wfi.version = version;
+            let mut out = BytesMut::new();
+            encode(&Command::WireFormatInfo(wfi), &mut out).unwrap();
+            let _ = bad.write_all(&out);
+            let what = format!("version {version}");
+            let seen = until_closed(&mut bad, &what);
+            assert_eq!(seen, ["WireFormatInfo"], "{what}");
+        }
         by.round_trip();
     }
 }

@@ -24,6 +24,8 @@ const JAVA_TIMEOUT: Duration = Duration::from_secs(120);
 /// The client jars (Debian paths) the program needs.
 const JARS: &[&str] = &[
     "activemq-client.jar",
+    // The marshallers of OpenWire v2..v8 (v1 and v9..v12 are in the client jar).
+    "activemq-openwire-legacy.jar",
     "geronimo-jms_1.1_spec.jar",
     "geronimo-j2ee-management-1.1-spec.jar",
     "hawtbuf.jar",
@@ -153,6 +155,51 @@ fn jms_client_features() {
 fn jms_request_reply_through_a_temporary_queue() {
     let broker = broker_with_tcp();
     run_java(&["requestreply", &tcp_url(&broker)]);
+}
+
+/// JMS clients pinned to every older OpenWire version (`wireFormat.version=N`, N = 1..11)
+/// negotiate down to N with Tandem and then work with that version's layouts: persistent
+/// text and bytes messages with properties through a queue, a topic, a committed and a
+/// rolled-back transaction. The client checks its negotiated version is N, and the
+/// broker's log shows it negotiated N too.
+#[test]
+fn jms_clients_pinned_to_older_openwire_versions() {
+    let broker = Broker::start(BrokerOpts {
+        openwire_port: Some(free_port()),
+        rust_log: Some("info,tandem::protocol::openwire::session=debug".into()),
+        ..BrokerOpts::default()
+    });
+    let versions: Vec<i32> = (1..=11).collect();
+    let list: Vec<String> = versions.iter().map(i32::to_string).collect();
+    let out = run_java(&["versions", &tcp_url(&broker), &list.join(",")]);
+    let reported: Vec<&str> = out.lines().filter(|l| l.starts_with("VERSION ")).collect();
+    let expected: Vec<String> = versions
+        .iter()
+        .map(|v| format!("VERSION {v} negotiated={v}"))
+        .collect();
+    assert_eq!(reported, expected, "client side:\n{out}");
+    // Server side: one negotiation per connection, at the client's version.
+    let log = broker.log();
+    let negotiated: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("OpenWire version negotiated"))
+        .collect();
+    eprintln!("broker side:\n{}", negotiated.join("\n"));
+    for v in &versions {
+        assert!(
+            negotiated
+                .iter()
+                .any(|l| l.contains(&format!("client_version={v} version={v} "))
+                    || l.ends_with(&format!("client_version={v} version={v}"))),
+            "no negotiation at v{v} in the broker log:\n{}",
+            negotiated.join("\n")
+        );
+    }
+    assert!(
+        !negotiated.iter().any(|l| l.contains("version=12")),
+        "a connection negotiated v12:\n{}",
+        negotiated.join("\n")
+    );
 }
 
 /// The STOMP connector serves JMS clients too (connections are sniffed).

@@ -37,9 +37,11 @@ impl Wire for OpenWire {
 
     fn on_item(&mut self, command: Command, decoder: &mut Decoder) {
         self.session.on_command(command);
-        let stack_traces = self.session.stack_trace_enabled();
+        // The client's WireFormatInfo fixes both for the rest of the connection.
+        let (version, stack_traces) = (self.session.version(), self.session.stack_trace_enabled());
+        decoder.set_version(version);
         decoder.set_stack_trace_enabled(stack_traces);
-        self.encoder = Encoder::new(stack_traces);
+        self.encoder = Encoder::new(version, stack_traces);
     }
 
     fn on_decode_error(&mut self, e: OpenWireError) {
@@ -79,8 +81,9 @@ impl Wire for OpenWire {
             match action {
                 Action::Write(command) => {
                     if let Err(e) = self.encoder.encode(&command, out) {
-                        // Only a value the v12 layout cannot carry gets here (a string
-                        // over 64 KiB); the command is dropped, the stream stays sound.
+                        // Only a value the negotiated layout cannot carry gets here (a
+                        // string over 64 KiB, a type the version lacks); the command is
+                        // dropped, the stream stays sound.
                         tracing::warn!(conn = ?self.session.conn(), command = command.name(), error = %e, "OpenWire command not encodable; dropped");
                     }
                 }

@@ -1,4 +1,5 @@
-//! Wire protocols: STOMP 1.0–1.2 and OpenWire v12 (the ActiveMQ JMS client's protocol).
+//! Wire protocols: STOMP 1.0–1.2 and OpenWire v1–v12 (the ActiveMQ JMS client's
+//! protocol, negotiated down to the client's version).
 //!
 //! Each protocol has a synchronous session state machine (`stomp::session`,
 //! `openwire::session`) that turns the client's frames into protocol-neutral broker

@@ -12,6 +12,15 @@
 //                                                         noLocal
 //   java OpenWireSmoke requestreply <brokerUrl>           a reply to JMSReplyTo (a temporary
 //                                                         queue) from another connection
+//   java OpenWireSmoke versions <brokerUrl> <v1,v2,...>   for each version N, a client pinned
+//                                                         to wireFormat.version=N (v2..v8 need
+//                                                         activemq-openwire-legacy.jar): checks
+//                                                         its negotiated version is N, then
+//                                                         persistent text and bytes messages
+//                                                         with properties through a queue, a
+//                                                         topic, a transaction committed and
+//                                                         one rolled back; prints
+//                                                         "VERSION N negotiated=N" per version
 //
 // smoke: n persistent text messages with properties to a fresh queue, received with
 // AUTO_ACKNOWLEDGE (bodies, typed properties, headers, order); then the same on a
@@ -35,7 +44,10 @@ import javax.jms.TemporaryQueue;
 import javax.jms.TextMessage;
 import javax.jms.Topic;
 
+import org.apache.activemq.ActiveMQConnection;
 import org.apache.activemq.ActiveMQConnectionFactory;
+import org.apache.activemq.openwire.OpenWireFormat;
+import org.apache.activemq.transport.tcp.TcpTransport;
 
 public class OpenWireSmoke {
     static void check(boolean ok, String what) {
@@ -59,6 +71,11 @@ public class OpenWireSmoke {
                     break;
                 case "requestreply":
                     requestReply(args[1]);
+                    break;
+                case "versions":
+                    for (String v : args[2].split(",")) {
+                        pinnedVersion(args[1], Integer.parseInt(v));
+                    }
                     break;
                 default:
                     check(false, "unknown mode " + args[0]);
@@ -301,6 +318,114 @@ public class OpenWireSmoke {
         check(nl.receive(300) == null, "noLocal: got its own message");
         other.close();
         c.close();
+    }
+
+    /** One connection pinned to OpenWire {@code version}; every check names it. */
+    static void pinnedVersion(String baseUrl, int version) throws Exception {
+        String v = "v" + version + ": ";
+        String url = baseUrl + (baseUrl.contains("?") ? "&" : "?") + "wireFormat.version=" + version;
+        String suffix = version + "." + System.nanoTime();
+        Connection c = new ActiveMQConnectionFactory(url).createConnection();
+        c.setClientID("pinned-" + suffix);
+        c.start();
+        // The version the client's marshallers use after the WireFormatInfo exchange.
+        TcpTransport tcp = ((ActiveMQConnection) c).getTransport().narrow(TcpTransport.class);
+        check(tcp != null, v + "no TcpTransport in the chain");
+        int negotiated = ((OpenWireFormat) tcp.getWireFormat()).getVersion();
+        check(negotiated == version, v + "negotiated version " + negotiated);
+
+        // Queue: persistent text and bytes messages with properties and headers.
+        Session s = c.createSession(false, Session.AUTO_ACKNOWLEDGE);
+        Destination queue = s.createQueue("pinned.queue." + suffix);
+        MessageProducer p = s.createProducer(queue);
+        p.setDeliveryMode(DeliveryMode.PERSISTENT);
+        String text = "text " + version + " \u00e9\u20ac\ud83d\ude00";
+        TextMessage tm = s.createTextMessage(text);
+        tm.setIntProperty("n", version);
+        tm.setLongProperty("big", 1L << 40);
+        tm.setBooleanProperty("flag", true);
+        tm.setDoubleProperty("half", version / 2.0);
+        tm.setStringProperty("who", "pinned-" + version);
+        tm.setJMSCorrelationID("corr-" + version);
+        tm.setJMSType("pinned-type");
+        p.send(tm);
+        byte[] raw = {0, 1, 2, (byte) 0x7f, (byte) 0x80, (byte) 0xff, (byte) version};
+        BytesMessage bm = s.createBytesMessage();
+        bm.writeBytes(raw);
+        bm.setStringProperty("kind", "bytes");
+        bm.setShortProperty("short", (short) -7);
+        p.send(bm);
+        p.close();
+        MessageConsumer qc = s.createConsumer(queue);
+        Message m1 = qc.receive(10000);
+        check(m1 instanceof TextMessage, v + "queue: first message " + m1);
+        check(text.equals(((TextMessage) m1).getText()), v + "queue: text '" + ((TextMessage) m1).getText() + "'");
+        check(m1.getObjectProperty("n") instanceof Integer && m1.getIntProperty("n") == version, v + "property n");
+        check(m1.getObjectProperty("big") instanceof Long && m1.getLongProperty("big") == 1L << 40, v + "property big");
+        check(m1.getObjectProperty("flag") instanceof Boolean && m1.getBooleanProperty("flag"), v + "property flag");
+        check(m1.getDoubleProperty("half") == version / 2.0, v + "property half");
+        check(("pinned-" + version).equals(m1.getStringProperty("who")), v + "property who");
+        check(("corr-" + version).equals(m1.getJMSCorrelationID()), v + "correlation id " + m1.getJMSCorrelationID());
+        check("pinned-type".equals(m1.getJMSType()), v + "JMSType " + m1.getJMSType());
+        check(tm.getJMSMessageID().equals(m1.getJMSMessageID()), v + "message id " + m1.getJMSMessageID() + " != " + tm.getJMSMessageID());
+        check(m1.getJMSDeliveryMode() == DeliveryMode.PERSISTENT, v + "delivery mode");
+        check(!m1.getJMSRedelivered(), v + "redelivered");
+        check(queue.equals(m1.getJMSDestination()), v + "JMSDestination " + m1.getJMSDestination());
+        Message m2 = qc.receive(10000);
+        check(m2 instanceof BytesMessage, v + "queue: second message " + m2);
+        BytesMessage got = (BytesMessage) m2;
+        byte[] back = new byte[(int) got.getBodyLength()];
+        got.readBytes(back);
+        check(java.util.Arrays.equals(raw, back), v + "bytes body " + java.util.Arrays.toString(back));
+        check("bytes".equals(got.getStringProperty("kind")), v + "property kind");
+        check(got.getObjectProperty("short") instanceof Short && got.getShortProperty("short") == -7, v + "property short");
+        check(bm.getJMSMessageID().equals(got.getJMSMessageID()), v + "bytes message id");
+        check(qc.receive(300) == null, v + "queue: a third message");
+        qc.close();
+
+        // Topic: the subscriber exists before the publisher sends.
+        Topic topic = s.createTopic("pinned.topic." + suffix);
+        MessageConsumer sub = s.createConsumer(topic);
+        MessageProducer pub = s.createProducer(topic);
+        for (int i = 0; i < 3; i++) {
+            TextMessage m = s.createTextMessage("topic " + i);
+            m.setIntProperty("i", i);
+            pub.send(m);
+        }
+        for (int i = 0; i < 3; i++) {
+            Message m = sub.receive(10000);
+            check(m instanceof TextMessage && ("topic " + i).equals(((TextMessage) m).getText())
+                    && m.getIntProperty("i") == i, v + "topic: message " + i + " was " + m);
+            check(topic.equals(m.getJMSDestination()), v + "topic: JMSDestination " + m.getJMSDestination());
+        }
+        sub.close();
+        pub.close();
+
+        // Transaction: sends appear at commit; a rolled back receive comes back
+        // redelivered; what is committed is gone.
+        Session ts = c.createSession(true, Session.SESSION_TRANSACTED);
+        Destination tq = ts.createQueue("pinned.tx." + suffix);
+        MessageProducer tp = ts.createProducer(tq);
+        MessageConsumer tc = ts.createConsumer(tq);
+        tp.send(ts.createTextMessage("t1"));
+        tp.send(ts.createTextMessage("t2"));
+        check(tc.receive(300) == null, v + "tx: uncommitted send visible");
+        ts.commit();
+        Message t1 = tc.receive(10000);
+        check(t1 instanceof TextMessage && "t1".equals(((TextMessage) t1).getText()), v + "tx: t1 " + t1);
+        ts.rollback();
+        Message again = tc.receive(10000);
+        check(again instanceof TextMessage && "t1".equals(((TextMessage) again).getText()) && again.getJMSRedelivered(),
+                v + "tx: t1 not redelivered after rollback: " + again);
+        Message t2 = tc.receive(10000);
+        check(t2 instanceof TextMessage && "t2".equals(((TextMessage) t2).getText()), v + "tx: t2 " + t2);
+        ts.commit();
+        check(tc.receive(300) == null, v + "tx: committed messages came back");
+        tc.close();
+        ts.close();
+        s.close();
+        c.close();
+        System.out.println("VERSION " + version + " negotiated=" + negotiated);
     }
 
     static void requestReply(String url) throws Exception {

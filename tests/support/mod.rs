@@ -104,6 +104,9 @@ pub struct BrokerOpts {
     /// A `tcp://127.0.0.1:P` transport connector (OpenWire, for JMS clients) besides
     /// the STOMP one; `None`: none.
     pub openwire_port: Option<u16>,
+    /// `RUST_LOG` for the broker (e.g. to see a module's debug lines in [`Broker::log`]);
+    /// `None`: inherited.
+    pub rust_log: Option<String>,
 }
 
 impl Default for BrokerOpts {
@@ -118,6 +121,7 @@ impl Default for BrokerOpts {
             users: Vec::new(),
             status_port: None,
             openwire_port: None,
+            rust_log: None,
         }
     }
 }
@@ -348,12 +352,17 @@ impl Broker {
         assert!(self.child.is_none(), "broker already running");
         self.run += 1;
         let log = fs::File::create(self.log_path()).expect("create log");
-        let child = Command::new(tandem_bin())
+        let mut command = Command::new(tandem_bin());
+        command
             .arg("--config")
             .arg(self.config_path())
             .arg("--data-dir")
             .arg(self.data_dir())
-            .env("NO_COLOR", "1")
+            .env("NO_COLOR", "1");
+        if let Some(filter) = &self.opts.rust_log {
+            command.env("RUST_LOG", filter);
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log"))
             .stderr(log)

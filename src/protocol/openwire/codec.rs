@@ -1,4 +1,5 @@
-//! OpenWire frames <-> commands (loose encoding, cache disabled, size prefix on).
+//! OpenWire frames <-> commands (loose encoding, cache disabled, size prefix on), at any
+//! negotiated version from 1 to 12.
 //!
 //! # Frame
 //!
@@ -11,6 +12,54 @@
 //!
 //! The body layouts are documented next to their code: [`super::command`],
 //! [`super::message`], [`super::wireformat`]; the primitives in [`super::primitives`].
+//! Those are the v12 layouts; older versions lack some fields (below).
+//!
+//! # Versions
+//!
+//! Both sides use `min(12, client's version)` once the WireFormatInfos are exchanged
+//! ([`super::Negotiated::version`]); [`Decoder::set_version`] and [`Encoder::version`]
+//! take it. Later versions only *add* fields (three are inserted rather than appended,
+//! marked "first" or "after"), so a version reads and writes the v12 layout without the
+//! fields it lacks; a field absent from a frame decodes to Java's default for it, and
+//! is not written at all (whatever its value). Found by comparing the
+//! `looseMarshal`/`looseUnmarshal` of the marshallers of every version
+//! (`org.apache.activemq.openwire.vN`: v1, v9–v12 in activemq-client 5.17, v2–v8 in
+//! activemq-openwire-legacy), for every type below:
+//!
+//! | command (type)            | field (position if not appended)          | from | default |
+//! |---------------------------|-------------------------------------------|------|---------|
+//! | BrokerInfo (2)            | duplexConnection, networkConnection, connectionId | 2 | false, 0 |
+//! |                           | brokerUploadUrl, networkProperties         | 3    | null    |
+//! | ConnectionInfo (3)        | clientMaster                              | 2    | **true** |
+//! |                           | faultTolerant, failoverReconnect          | 6    | false   |
+//! |                           | clientIp                                  | 8    | null    |
+//! | ConsumerInfo (5)          | networkConsumerPath                       | 4    | null    |
+//! |                           | clientId (after selector)                 | 10   | null    |
+//! | ProducerInfo (6)          | dispatchAsync                             | 2    | false   |
+//! |                           | windowSize                                | 3    | 0       |
+//! | RemoveInfo (12)           | lastDeliveredSequenceId                   | 5    | **-2** (unknown) |
+//! | ConsumerControl (17)      | flush, start, stop                        | 2    | false   |
+//! |                           | destination (first)                       | 6    | null    |
+//! | ConnectionControl (18)    | connectedBrokers, reconnectTo, rebalanceConnection | 6 | **""**, **""**, false |
+//! |                           | token                                     | 8    | null    |
+//! | ProducerAck (19)          | the whole type                            | 3    | —       |
+//! | MessagePull (20)          | the whole type (consumerId, destination, timeout) | 2 | — |
+//! |                           | correlationId, messageId                  | 3    | null    |
+//! | MessageAck (22)           | poisonCause                               | 7    | null    |
+//! | Message (23–29)           | droppable                                 | 2    | false   |
+//! |                           | cluster, brokerInTime, brokerOutTime      | 3    | null, 0, 0 |
+//! |                           | jmsXGroupFirstForConsumer                 | 10   | false   |
+//! | BlobMessage (29)          | the whole type                            | 3    | —       |
+//! | MessageId (110)           | textView (first)                          | 10   | null    |
+//! | Throwable (T)             | message cut to 1021 units + "..." when over 1024, when *writing* at v1 and v10 only | | |
+//!
+//! Identical in every version: WireFormatInfo, SessionInfo, TransactionInfo,
+//! DestinationInfo, RemoveSubscriptionInfo, KeepAliveInfo, ShutdownInfo, ControlCommand,
+//! ConnectionError, MessageDispatch, the Response family, every id, transaction id and
+//! destination, and the primitives (strings, byte sequences, nested objects, arrays,
+//! primitive maps). v11 and v12 are identical for all of these (v12 only adds the
+//! broker-to-broker BrokerSubscriptionInfo, type 92). A type a version lacks is refused
+//! on decode and on encode ([`OpenWireError::NotInVersion`]).
 //!
 //! # Decoding
 //!
@@ -23,7 +72,7 @@
 //! # Encoding
 //!
 //! The Java client does *not* skip by the size, so one wrong byte desynchronises it for
-//! good: the encoder writes exactly the v12 loose layout. A value the layout cannot carry
+//! good: the encoder writes exactly the negotiated version's loose layout. A value the layout cannot carry
 //! fails the call and leaves the output buffer as it was.
 
 use bytes::{Buf, BufMut, BytesMut};
@@ -31,6 +80,7 @@ use bytes::{Buf, BufMut, BytesMut};
 use super::command::{type_name, Command};
 use super::error::OpenWireError;
 use super::primitives::{Reader, Writer};
+use super::wireformat::OPENWIRE_VERSION;
 
 /// Bytes of the size prefix.
 const SIZE_PREFIX_BYTES: usize = 4;
@@ -48,6 +98,9 @@ pub struct Decoder {
     max_frame_bytes: usize,
     /// Negotiated StackTraceEnabled: whether throwables carry traces and causes.
     stack_trace_enabled: bool,
+    /// Negotiated OpenWire version (12 until negotiated; the WireFormatInfo itself is
+    /// the same in every version).
+    version: i32,
     /// Set by the first error; every later call repeats it, since the stream is lost.
     failed: Option<OpenWireError>,
 }
@@ -59,13 +112,25 @@ impl Default for Decoder {
 }
 
 impl Decoder {
-    /// A decoder for a fresh connection: stack traces off until negotiated otherwise.
+    /// A decoder for a fresh connection: v12, stack traces off until negotiated
+    /// otherwise.
     pub fn new(max_frame_bytes: usize) -> Decoder {
         Decoder {
             max_frame_bytes,
             stack_trace_enabled: false,
+            version: OPENWIRE_VERSION,
             failed: None,
         }
+    }
+
+    /// Applies the negotiated version ([`super::wireformat::Negotiated::version`], 1 to
+    /// 12): the layouts of the frames after the WireFormatInfo.
+    pub fn set_version(&mut self, version: i32) {
+        self.version = version;
+    }
+
+    pub fn version(&self) -> i32 {
+        self.version
     }
 
     /// Applies the negotiated StackTraceEnabled (see
@@ -117,7 +182,7 @@ impl Decoder {
         if !Command::is_known_type(type_id) {
             return Err(OpenWireError::UnknownType(type_id));
         }
-        let mut r = Reader::new(frame, self.stack_trace_enabled);
+        let mut r = Reader::new(frame, self.version, self.stack_trace_enabled);
         let command = Command::read_body(type_id, &mut r)?;
         match r.remaining() {
             0 => Ok(Some(command)),
@@ -130,16 +195,26 @@ impl Decoder {
 }
 
 /// Encoder for one connection's negotiated format.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Encoder {
+    /// Negotiated OpenWire version, 1 to 12: which fields are written.
+    pub version: i32,
     /// Negotiated StackTraceEnabled; false (Tandem's choice) drops throwables' traces
     /// and causes.
     pub stack_trace_enabled: bool,
 }
 
+impl Default for Encoder {
+    /// v12 without stack traces: Tandem's side of every negotiation with a v12 client.
+    fn default() -> Encoder {
+        Encoder::new(OPENWIRE_VERSION, false)
+    }
+}
+
 impl Encoder {
-    pub fn new(stack_trace_enabled: bool) -> Encoder {
+    pub fn new(version: i32, stack_trace_enabled: bool) -> Encoder {
         Encoder {
+            version,
             stack_trace_enabled,
         }
     }
@@ -159,7 +234,11 @@ impl Encoder {
         let start = out.len();
         out.put_i32(0); // patched below
         out.put_u8(command.type_id());
-        command.write_body(&mut Writer::new(out, self.stack_trace_enabled))?;
+        command.write_body(&mut Writer::new(
+            out,
+            self.version,
+            self.stack_trace_enabled,
+        ))?;
         let size = out.len() - start - SIZE_PREFIX_BYTES;
         let size =
             i32::try_from(size).map_err(|_| OpenWireError::TooLargeToEncode { bytes: size })?;
@@ -168,7 +247,8 @@ impl Encoder {
     }
 }
 
-/// Appends one frame in Tandem's negotiated format (loose, no cache, no stack traces).
+/// Appends one frame in Tandem's format with a v12 client (loose, no cache, no stack
+/// traces).
 pub fn encode(command: &Command, out: &mut BytesMut) -> Result<(), OpenWireError> {
     Encoder::default().encode(command, out)
 }

@@ -43,21 +43,30 @@ fn wire(spec: &str) -> Vec<u8> {
     out
 }
 
+/// [`wire`] for a frame body (type byte first), with its size prefix computed.
+fn framed(spec: &str) -> Vec<u8> {
+    let body = wire(spec);
+    let mut out = (body.len() as i32).to_be_bytes().to_vec();
+    out.extend_from_slice(&body);
+    out
+}
+
 fn encoded_with(cmd: &Command, stack_trace_enabled: bool) -> Vec<u8> {
+    encoded_at(cmd, OPENWIRE_VERSION, stack_trace_enabled)
+}
+
+fn encoded_at(cmd: &Command, version: i32, stack_trace_enabled: bool) -> Vec<u8> {
     let mut out = BytesMut::new();
-    Encoder::new(stack_trace_enabled)
+    Encoder::new(version, stack_trace_enabled)
         .encode(cmd, &mut out)
         .expect("encodable");
     out.to_vec()
 }
 
-fn encoded(cmd: &Command) -> Vec<u8> {
-    encoded_with(cmd, false)
-}
-
-/// Decodes exactly one frame that fills `bytes`.
-fn decode_one_with(bytes: &[u8], stack_trace_enabled: bool) -> Command {
+/// Decodes exactly one frame that fills `bytes`, at `version`.
+fn decode_one_at(bytes: &[u8], version: i32, stack_trace_enabled: bool) -> Command {
     let mut d = Decoder::default();
+    d.set_version(version);
     d.set_stack_trace_enabled(stack_trace_enabled);
     let mut buf = BytesMut::from(bytes);
     let cmd = d
@@ -66,6 +75,15 @@ fn decode_one_with(bytes: &[u8], stack_trace_enabled: bool) -> Command {
         .expect("complete frame");
     assert!(buf.is_empty(), "{} bytes left over", buf.len());
     cmd
+}
+
+fn encoded(cmd: &Command) -> Vec<u8> {
+    encoded_with(cmd, false)
+}
+
+/// Decodes exactly one frame that fills `bytes`.
+fn decode_one_with(bytes: &[u8], stack_trace_enabled: bool) -> Command {
+    decode_one_at(bytes, OPENWIRE_VERSION, stack_trace_enabled)
 }
 
 fn decode_one(bytes: &[u8]) -> Command {
@@ -1603,6 +1621,483 @@ fn captured_property_types_round_trip() {
 }
 
 // ------------------------------------------------------------------------------------
+// Older versions (v1..v11): the layouts of the codec's version table
+// ------------------------------------------------------------------------------------
+
+/// What `cmd` becomes after a round trip at `version` (stack traces on): the fields the
+/// version lacks take Java's defaults, throwable messages are cut at v1 and v10. `None`
+/// if `cmd` holds a type the version does not have (encoding must then fail).
+fn at_version(cmd: &Command, version: i32) -> Option<Command> {
+    let mut cmd = cmd.clone();
+    normalize_command(&mut cmd, version).then_some(cmd)
+}
+
+fn normalize_command(cmd: &mut Command, v: i32) -> bool {
+    if v < Command::type_since(cmd.type_id()) {
+        return false;
+    }
+    match cmd {
+        Command::BrokerInfo(c) => return normalize_broker_info(c, v),
+        Command::ConnectionInfo(c) => {
+            if v < 2 {
+                c.client_master = true;
+            }
+            if v < 6 {
+                c.fault_tolerant = false;
+                c.failover_reconnect = false;
+            }
+            if v < 8 {
+                c.client_ip = None;
+            }
+        }
+        Command::ConsumerInfo(c) => {
+            if v < 4 {
+                c.network_consumer_path = None;
+            }
+            if v < 10 {
+                c.client_id = None;
+            }
+        }
+        Command::ProducerInfo(c) => {
+            if v < 2 {
+                c.dispatch_async = false;
+            }
+            if v < 3 {
+                c.window_size = 0;
+            }
+        }
+        Command::RemoveInfo(c) if v < 5 => {
+            c.last_delivered_sequence_id = RemoveInfo::UNKNOWN_DELIVERED;
+        }
+        Command::ConsumerControl(c) => {
+            if v < 2 {
+                (c.flush, c.start, c.stop) = (false, false, false);
+            }
+            if v < 6 {
+                c.destination = None;
+            }
+        }
+        Command::ConnectionControl(c) => {
+            if v < 6 {
+                c.connected_brokers = Some(String::new());
+                c.reconnect_to = Some(String::new());
+                c.rebalance_connection = false;
+            }
+            if v < 8 {
+                c.token = None;
+            }
+        }
+        Command::MessagePull(c) => {
+            if v < 3 {
+                c.correlation_id = None;
+                c.message_id = None;
+            }
+            if let Some(id) = &mut c.message_id {
+                normalize_message_id(id, v);
+            }
+        }
+        Command::MessageDispatch(c) => {
+            if let Some(m) = &mut c.message {
+                return normalize_message(m, v);
+            }
+        }
+        Command::MessageAck(c) => {
+            for id in [&mut c.first_message_id, &mut c.last_message_id]
+                .into_iter()
+                .flatten()
+            {
+                normalize_message_id(id, v);
+            }
+            if v < 7 {
+                c.poison_cause = None;
+            }
+            normalize_throwable(&mut c.poison_cause, v);
+        }
+        Command::Message(m) => return normalize_message(m, v),
+        Command::ConnectionError(c) => normalize_throwable(&mut c.exception, v),
+        Command::ExceptionResponse(c) => normalize_throwable(&mut c.exception, v),
+        Command::DataResponse(c) => {
+            if let Some(d) = &mut c.data {
+                return normalize_data(d, v);
+            }
+        }
+        Command::DataArrayResponse(c) => {
+            return c.data.iter_mut().flatten().all(|d| normalize_data(d, v));
+        }
+        _ => {}
+    }
+    true
+}
+
+fn normalize_broker_info(c: &mut BrokerInfo, v: i32) -> bool {
+    if v < 2 {
+        (c.duplex_connection, c.network_connection, c.connection_id) = (false, false, 0);
+    }
+    if v < 3 {
+        (c.broker_upload_url, c.network_properties) = (None, None);
+    }
+    c.peer_broker_infos
+        .iter_mut()
+        .flatten()
+        .all(|p| normalize_broker_info(p, v))
+}
+
+fn normalize_message(m: &mut Message, v: i32) -> bool {
+    if v < Command::type_since(m.kind.type_id()) {
+        return false;
+    }
+    if v < 2 {
+        m.droppable = false;
+    }
+    if v < 3 {
+        (m.cluster, m.broker_in_time, m.broker_out_time) = (None, 0, 0);
+    }
+    if v < 10 {
+        m.jmsx_group_first_for_consumer = false;
+    }
+    if let Some(id) = &mut m.message_id {
+        normalize_message_id(id, v);
+    }
+    match &mut m.data_structure {
+        Some(d) => normalize_data(d, v),
+        None => true,
+    }
+}
+
+fn normalize_message_id(id: &mut MessageId, v: i32) {
+    if v < 10 {
+        id.text_view = None;
+    }
+}
+
+fn normalize_data(d: &mut DataStructure, v: i32) -> bool {
+    match d {
+        DataStructure::Command(c) => normalize_command(c, v),
+        DataStructure::MessageId(id) => {
+            normalize_message_id(id, v);
+            true
+        }
+        _ => true,
+    }
+}
+
+fn normalize_throwable(t: &mut Option<Throwable>, v: i32) {
+    let mut t = t.as_mut();
+    while let Some(this) = t {
+        if matches!(v, 1 | 10) {
+            if let Some(m) = &mut this.message {
+                *m = super::primitives::cut_message(m).into_owned();
+            }
+        }
+        t = this.cause.as_deref_mut();
+    }
+}
+
+/// Every sample command at every version: what the version has survives, the rest
+/// decodes to Java's defaults; re-encoding gives the same bytes; a type the version
+/// lacks is refused both ways.
+#[test]
+fn every_command_type_round_trips_at_every_version() {
+    for version in 1..=OPENWIRE_VERSION {
+        for cmd in &sample_commands() {
+            let Some(expected) = at_version(cmd, version) else {
+                let mut out = BytesMut::from(&b"keep"[..]);
+                let err = Encoder::new(version, true)
+                    .encode(cmd, &mut out)
+                    .expect_err("a type the version lacks");
+                assert!(
+                    matches!(err, OpenWireError::NotInVersion { version: v, .. } if v == version),
+                    "v{version} {}: {err:?}",
+                    cmd.name()
+                );
+                assert_eq!(&out[..], b"keep", "nothing written");
+                continue;
+            };
+            let bytes = encoded_at(cmd, version, true);
+            let back = decode_one_at(&bytes, version, true);
+            assert_eq!(back, expected, "v{version} {}", cmd.name());
+            assert_eq!(encoded_at(&back, version, true), bytes, "v{version}");
+        }
+    }
+    // v11 writes exactly what v12 writes.
+    for cmd in &sample_commands() {
+        assert_eq!(encoded_at(cmd, 11, true), encoded_with(cmd, true));
+    }
+}
+
+/// The types that came later are refused on decode at the versions before them, as
+/// those versions' marshaller factories have no marshaller for them.
+#[test]
+fn types_a_version_lacks_are_refused() {
+    let pull = Command::MessagePull(MessagePull {
+        consumer_id: Some(consumer_id(1, 1)),
+        ..MessagePull::default()
+    });
+    let ack = Command::ProducerAck(ProducerAck {
+        producer_id: Some(producer_id(1, 1)),
+        size: 10,
+        ..ProducerAck::default()
+    });
+    let blob = Command::Message(Box::new(Message {
+        kind: MessageKind::Blob(BlobFields::default()),
+        ..Message::default()
+    }));
+    for (cmd, since) in [(&pull, 2), (&ack, 3), (&blob, 3)] {
+        let bytes = encoded_at(cmd, since, false);
+        for version in 1..since {
+            let mut d = Decoder::default();
+            d.set_version(version);
+            assert_eq!(
+                d.decode(&mut BytesMut::from(&bytes[..])),
+                Err(OpenWireError::NotInVersion {
+                    what: cmd.name(),
+                    version
+                })
+            );
+        }
+    }
+    // Inside a dispatch too.
+    let dispatch = Command::MessageDispatch(MessageDispatch {
+        message: Some(Box::new(Message {
+            kind: MessageKind::Blob(BlobFields::default()),
+            ..Message::default()
+        })),
+        ..MessageDispatch::default()
+    });
+    let mut out = BytesMut::new();
+    assert!(Encoder::new(2, false).encode(&dispatch, &mut out).is_err());
+    assert!(out.is_empty());
+}
+
+/// The BrokerInfo Tandem sends, at v1: the captured v12 vector without duplexConnection,
+/// networkConnection, connectionId (v2), brokerUploadUrl and networkProperties (v3).
+/// Source: `v1/BrokerInfoMarshaller.looseMarshal`.
+#[test]
+fn v1_broker_info_layout() {
+    let v1 = wire(
+        r#"00000049 02 00000000 00 | 01 7c 01 001d "ID:vm-39953-1795673528603-0:1"
+        | 01 0015 "tcp://localhost:63616" | 00 | 01 0002 "B1" | 00 00 00"#,
+    );
+    let v12 = decode_one(&broker_info_bytes());
+    assert_eq!(encoded_at(&v12, 1, false), v1);
+    assert_eq!(
+        decode_one_at(&v1, 1, false),
+        v12,
+        "the dropped fields were defaults"
+    );
+    // v2 has the first three back, not the two strings.
+    let v2 = encoded_at(&v12, 2, false);
+    assert_eq!(v2.len(), v1.len() + 10);
+    assert_eq!(&v2[v2.len() - 10..], &wire("00 00 0000000000000000")[..]);
+}
+
+/// The captured persistent TextMessage at v1 and v9 (`v1/MessageMarshaller`,
+/// `v9/MessageMarshaller`, `vN/MessageIdMarshaller`): no MessageId textView before v10;
+/// v1 ends after recievedByDFBridge (no droppable, cluster, brokerInTime, brokerOutTime,
+/// jmsXGroupFirstForConsumer); v9 lacks only jmsXGroupFirstForConsumer.
+#[test]
+fn v1_and_v9_text_message_layouts() {
+    let common = r#"1c | 00000005 01
+        | 01 7b 01 001d <connId> 0000000000000001 0000000000000001
+        | 01 64 01 0003 "FOO"
+        | 00 | 00
+        | 01 6e 01 7b 01 001d <connId> 0000000000000001 0000000000000001 0000000000000001 0000000000000000
+        | 00
+        | 00 | 00000000 | 00
+        | 01 | 0000000000000000 | 04 | 00
+        | 000001a2167bb849 | 00
+        | 01 00000009 0000000568656c6c6f
+        | 00 | 00 | 00 | 00 | 00000000 | 00 | 0000000000000000 | 00 | 00"#;
+    let v1 = wire(&format!("000000c2 {common}"));
+    let v9 = wire(&format!(
+        "000000d4 {common} | 00 | 00 | 0000000000000000 | 0000000000000000"
+    ));
+    let hello = Command::Message(Box::new(hello_message()));
+    assert_eq!(encoded_at(&hello, 1, false), v1);
+    assert_eq!(decode_one_at(&v1, 1, false), hello);
+    assert_eq!(encoded_at(&hello, 9, false), v9);
+    assert_eq!(decode_one_at(&v9, 9, false), hello);
+    // 218 bytes at v10..v12, the captured vector.
+    for version in 10..=12 {
+        assert_eq!(encoded_at(&hello, version, false), text_message_bytes());
+    }
+}
+
+/// ConnectionInfo at v1 ends after manageable (`v1/ConnectionInfoMarshaller`); a
+/// missing clientMaster reads as Java's default, true. At v9 it is v12's layout.
+#[test]
+fn v1_connection_info_layout() {
+    let info = connection_info(1, false, false);
+    let head = r#"03 00000001 01 | 01 78 01 001d <connId> | 01 001d "ID:vm-37003-1795673536119-0:1"
+        | 00 | 00 | 00 | 00 | 01"#;
+    let v1 = framed(head);
+    assert_eq!(v1.len(), 4 + 77);
+    assert_eq!(encoded_at(&info, 1, false), v1);
+    assert_eq!(decode_one_at(&v1, 1, false), info);
+    // v2 adds clientMaster, v6 faultTolerant and failoverReconnect, v8 clientIp.
+    let v9 = framed(&format!("{head} | 01 | 00 00 | 00"));
+    assert_eq!(encoded_at(&info, 9, false), v9);
+    assert_eq!(encoded_at(&info, 9, false), encoded(&info));
+}
+
+/// ConsumerInfo at v9: no clientId between selector and subscriptionName (it came in
+/// v10), but networkConsumerPath (v4) at the end; at v1 neither.
+/// Source: `v9/ConsumerInfoMarshaller`, `v1/ConsumerInfoMarshaller`.
+#[test]
+fn v1_and_v9_consumer_info_layouts() {
+    let consumer = queue_consumer(4, 1000);
+    let head = r#"05 00000004 01 | 01 7a 01 001d <connId> 0000000000000001 0000000000000001
+        | 00 | 01 64 01 0003 "FOO" | 000003e8 | 00000000 | 01 | 00"#;
+    // subscriptionName · noLocal exclusive retroactive · priority · brokerPath ·
+    // additionalPredicate · networkSubscription optimizedAcknowledge noRangeAcks
+    let tail = "| 00 | 00 00 00 | 00 | 00 | 00 | 00 00 00";
+    let v9 = framed(&format!("{head} {tail} | 00"));
+    let v1 = framed(&format!("{head} {tail}"));
+    let Command::ConsumerInfo(mut without_client_id) = consumer.clone() else {
+        unreachable!()
+    };
+    without_client_id.client_id = None;
+    let without_client_id = Command::ConsumerInfo(without_client_id);
+    assert_eq!(encoded_at(&consumer, 9, false), v9);
+    assert_eq!(decode_one_at(&v9, 9, false), without_client_id);
+    assert_eq!(encoded_at(&consumer, 1, false), v1);
+    assert_eq!(decode_one_at(&v1, 1, false), without_client_id);
+    // v10 carries the client id: 2 + 1 + 29 bytes more than v9.
+    assert_eq!(encoded_at(&consumer, 10, false).len(), v9.len() + 32);
+}
+
+/// Small layouts at v1 (`v1/RemoveInfoMarshaller`, `v1/MessageAckMarshaller`,
+/// `v1/ConsumerControlMarshaller`, `v1/ProducerInfoMarshaller`) and their v4/v6/v9
+/// neighbours.
+#[test]
+fn v1_small_command_layouts() {
+    // RemoveInfo: no lastDeliveredSequenceId before v5; it reads as UNKNOWN (-2).
+    let rm = remove(7, true, RemoveTarget::Connection(conn_id()), -1);
+    let v1 = framed("0c 00000007 01 | 01 78 01 001d <connId>");
+    assert_eq!(encoded_at(&rm, 1, false), v1);
+    assert_eq!(encoded_at(&rm, 4, false), v1);
+    assert_eq!(
+        decode_one_at(&v1, 4, false),
+        remove(7, true, RemoveTarget::Connection(conn_id()), -2)
+    );
+    assert_eq!(
+        encoded_at(&rm, 5, false),
+        framed("0c 00000007 01 | 01 78 01 001d <connId> | ffffffffffffffff")
+    );
+
+    // MessageAck: no poisonCause before v7.
+    let ack = Command::MessageAck(MessageAck {
+        header: h(5, false),
+        destination: Some(Destination::queue("FOO")),
+        transaction_id: None,
+        consumer_id: Some(consumer_id(1, 1)),
+        ack_type: AckType::Poison,
+        first_message_id: None,
+        last_message_id: None,
+        message_count: 1,
+        poison_cause: Some(Throwable::new("java.lang.Throwable", "bad")),
+    });
+    let v1 = framed(
+        r#"16 00000005 00 | 01 64 01 0003 "FOO" | 00
+        | 01 7a 01 001d <connId> 0000000000000001 0000000000000001 | 01 | 00 | 00 | 00000001"#,
+    );
+    assert_eq!(encoded_at(&ack, 1, false), v1);
+    assert_eq!(encoded_at(&ack, 6, false), v1);
+    let Command::MessageAck(mut no_cause) = ack.clone() else {
+        unreachable!()
+    };
+    no_cause.poison_cause = None;
+    assert_eq!(decode_one_at(&v1, 6, false), Command::MessageAck(no_cause));
+    let v7 = encoded_at(&ack, 7, false);
+    let cause = wire(r#"01 01 0013 "java.lang.Throwable" 01 0003 "bad""#);
+    assert_eq!(v7.len(), v1.len() + cause.len());
+    assert_eq!(&v7[v1.len()..], &cause[..]);
+
+    // ConsumerControl: v1 is close, consumerId, prefetch; v2 adds flush/start/stop at
+    // the end; v6 the destination at the front.
+    let cc = Command::ConsumerControl(ConsumerControl {
+        header: h(0, false),
+        destination: Some(Destination::queue("FOO")),
+        close: false,
+        consumer_id: Some(consumer_id(1, 1)),
+        prefetch: 10,
+        flush: false,
+        start: true,
+        stop: false,
+    });
+    let id = "01 7a 01 001d <connId> 0000000000000001 0000000000000001";
+    assert_eq!(
+        encoded_at(&cc, 1, false),
+        framed(&format!("11 00000000 00 | 00 | {id} | 0000000a"))
+    );
+    assert_eq!(
+        encoded_at(&cc, 5, false),
+        framed(&format!("11 00000000 00 | 00 | {id} | 0000000a | 00 01 00"))
+    );
+    assert_eq!(
+        encoded_at(&cc, 6, false),
+        framed(&format!(
+            r#"11 00000000 00 | 01 64 01 0003 "FOO" | 00 | {id} | 0000000a | 00 01 00"#
+        ))
+    );
+
+    // ProducerInfo: v1 ends after brokerPath; v2 adds dispatchAsync, v3 windowSize.
+    let info = Command::ProducerInfo(ProducerInfo {
+        header: h(4, true),
+        producer_id: Some(producer_id(2, 1)),
+        window_size: 1024,
+        ..ProducerInfo::default()
+    });
+    let v1 = "06 00000004 01 | 01 7b 01 001d <connId> 0000000000000001 0000000000000002 | 00 | 00";
+    assert_eq!(encoded_at(&info, 1, false), framed(v1));
+    assert_eq!(encoded_at(&info, 2, false), framed(&format!("{v1} | 00")));
+    assert_eq!(
+        encoded_at(&info, 3, false),
+        framed(&format!("{v1} | 00 | 00000400"))
+    );
+}
+
+/// v1 and v10 cut a throwable message longer than 1024 UTF-16 units to 1021 and "..."
+/// (`cutMessageIfNeeded`); the other versions write it whole. Decoding never cuts.
+#[test]
+fn throwable_messages_are_cut_at_v1_and_v10() {
+    let long = "x".repeat(1025);
+    let cut = format!("{}...", "x".repeat(1021));
+    let reply = |message: &str| {
+        Command::ExceptionResponse(ExceptionResponse::new(
+            3,
+            Throwable::new("javax.jms.JMSException", message),
+        ))
+    };
+    for version in 1..=OPENWIRE_VERSION {
+        let bytes = encoded_at(&reply(&long), version, false);
+        let expected = if matches!(version, 1 | 10) {
+            &cut
+        } else {
+            &long
+        };
+        assert_eq!(
+            decode_one_at(&bytes, version, false),
+            reply(expected),
+            "v{version}"
+        );
+        // Exactly 1024 is kept whole everywhere.
+        let edge = "y".repeat(1024);
+        let bytes = encoded_at(&reply(&edge), version, false);
+        assert_eq!(decode_one_at(&bytes, version, false), reply(&edge));
+    }
+    // Units, not bytes or chars: 1020 'z' and a surrogate pair (1022 units, kept), and
+    // a pair that would straddle the cut is left out whole.
+    let pair = format!("{}😀", "z".repeat(1020));
+    assert_eq!(super::primitives::cut_message(&pair), pair);
+    let straddle = format!("{}😀{}", "z".repeat(1020), "z".repeat(10));
+    assert_eq!(
+        super::primitives::cut_message(&straddle),
+        format!("{}...", "z".repeat(1020))
+    );
+}
+
+// ------------------------------------------------------------------------------------
 // Property tests
 // ------------------------------------------------------------------------------------
 
@@ -2281,14 +2776,20 @@ fn arb_command() -> impl Strategy<Value = Command> {
 /// Decodes everything in `bytes` (the decoder must return, never panic); every command
 /// that decodes must re-encode, and decoding that gives a command that encodes the same
 /// (bytes are compared, not values: a float may be NaN).
-fn decode_and_recheck(bytes: &[u8], max_frame_bytes: usize, stack_trace_enabled: bool) {
+fn decode_and_recheck(
+    bytes: &[u8],
+    max_frame_bytes: usize,
+    version: i32,
+    stack_trace_enabled: bool,
+) {
     let mut d = Decoder::new(max_frame_bytes);
+    d.set_version(version);
     d.set_stack_trace_enabled(stack_trace_enabled);
     let mut buf = BytesMut::from(bytes);
     while let Ok(Some(cmd)) = d.decode(&mut buf) {
-        let again = encoded_with(&cmd, stack_trace_enabled);
-        let back = decode_one_with(&again, stack_trace_enabled);
-        assert_eq!(encoded_with(&back, stack_trace_enabled), again);
+        let again = encoded_at(&cmd, version, stack_trace_enabled);
+        let back = decode_one_at(&again, version, stack_trace_enabled);
+        assert_eq!(encoded_at(&back, version, stack_trace_enabled), again);
     }
 }
 
@@ -2329,10 +2830,38 @@ proptest! {
         prop_assert_eq!(encoded_with(&back, stack_traces), bytes);
     }
 
+    /// Every version: the fields it has survive, the others decode to Java's defaults,
+    /// the bytes are stable; a type it lacks is refused and nothing is written.
+    #[test]
+    fn prop_command_round_trips_at_every_version(
+        cmd in arb_command(),
+        version in 1..=OPENWIRE_VERSION,
+        stack_traces in any::<bool>(),
+    ) {
+        let mut out = BytesMut::new();
+        let result = Encoder::new(version, stack_traces).encode(&cmd, &mut out);
+        match at_version(&cmd, version) {
+            None => {
+                prop_assert!(
+                    matches!(result, Err(OpenWireError::NotInVersion { .. })),
+                    "{:?}", result
+                );
+                prop_assert!(out.is_empty());
+            }
+            Some(expected) => {
+                prop_assert_eq!(result, Ok(()));
+                let back = decode_one_at(&out, version, stack_traces);
+                let expected = if stack_traces { expected } else { without_traces(&expected) };
+                prop_assert_eq!(&back, &expected);
+                prop_assert_eq!(encoded_at(&back, version, stack_traces), out.to_vec());
+            }
+        }
+    }
+
     #[test]
     fn prop_random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-        decode_and_recheck(&bytes, 4096, false);
-        decode_and_recheck(&bytes, 4096, true);
+        decode_and_recheck(&bytes, 4096, OPENWIRE_VERSION, false);
+        decode_and_recheck(&bytes, 4096, OPENWIRE_VERSION, true);
     }
 
     /// Random bodies under a well-formed size prefix and a known type: exercises every
@@ -2341,12 +2870,13 @@ proptest! {
     fn prop_random_bodies_never_panic(
         type_id in prop_oneof![1u8..=34, Just(0u8), 35u8..=255],
         body in proptest::collection::vec(any::<u8>(), 0..256),
+        version in 1..=OPENWIRE_VERSION,
         stack_traces in any::<bool>(),
     ) {
         let mut frame = ((body.len() + 1) as i32).to_be_bytes().to_vec();
         frame.push(type_id);
         frame.extend_from_slice(&body);
-        decode_and_recheck(&frame, 4096, stack_traces);
+        decode_and_recheck(&frame, 4096, version, stack_traces);
     }
 
     /// Valid frames with one byte changed or cut short.
@@ -2364,7 +2894,7 @@ proptest! {
         } else {
             bytes[i] = value;
         }
-        decode_and_recheck(&bytes, 1 << 20, true);
+        decode_and_recheck(&bytes, 1 << 20, OPENWIRE_VERSION, true);
     }
 
     #[test]

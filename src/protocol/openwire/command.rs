@@ -1,5 +1,7 @@
 //! Every OpenWire command a JMS 1.1 client sends or expects, with its exact v12 loose
 //! layout (Java `v12/*Marshaller.looseMarshal`, checked against captured 5.17.2 traffic).
+//! A field marked (vN+) is only on the wire from version N on; before, it is not
+//! written and decodes to Java's default (the table in [`super::codec`]).
 //!
 //! Notation: **H** = BaseCommand header (`i32 commandId ; bool responseRequired`),
 //! N(x) = nested object, S = nullable string, BS = nullable byte sequence, A(x) = object
@@ -45,6 +47,7 @@ pub(crate) const MESSAGE_PULL: u8 = 20;
 pub(crate) const MESSAGE_DISPATCH: u8 = 21;
 pub(crate) const MESSAGE_ACK: u8 = 22;
 // 23..=29: the message types, see super::message::MessageKind.
+pub(crate) const BLOB_MESSAGE: u8 = 29;
 pub(crate) const RESPONSE: u8 = 30;
 pub(crate) const EXCEPTION_RESPONSE: u8 = 31;
 pub(crate) const DATA_RESPONSE: u8 = 32;
@@ -157,8 +160,9 @@ byte_enum!(
 /// (the client's `getBrokerName()` and XA wait for it).
 ///
 /// H · N(BrokerId) brokerId · S brokerURL · A(BrokerInfo) peerBrokerInfos · S brokerName ·
-/// B slaveBroker · B masterBroker · B faultTolerantConfiguration · B duplexConnection ·
-/// B networkConnection · i64 connectionId · S brokerUploadUrl · S networkProperties
+/// B slaveBroker · B masterBroker · B faultTolerantConfiguration · B duplexConnection (v2+) ·
+/// B networkConnection (v2+) · i64 connectionId (v2+) · S brokerUploadUrl (v3+) ·
+/// S networkProperties (v3+)
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BrokerInfo {
     pub header: Header,
@@ -188,11 +192,11 @@ impl BrokerInfo {
             slave_broker: r.bool()?,
             master_broker: r.bool()?,
             fault_tolerant_configuration: r.bool()?,
-            duplex_connection: r.bool()?,
-            network_connection: r.bool()?,
-            connection_id: r.i64()?,
-            broker_upload_url: r.string()?,
-            network_properties: r.string()?,
+            duplex_connection: r.since(2, false, Reader::bool)?,
+            network_connection: r.since(2, false, Reader::bool)?,
+            connection_id: r.since(2, 0, Reader::i64)?,
+            broker_upload_url: r.since(3, None, Reader::string)?,
+            network_properties: r.since(3, None, Reader::string)?,
         })
     }
 
@@ -205,11 +209,16 @@ impl BrokerInfo {
         w.bool(self.slave_broker);
         w.bool(self.master_broker);
         w.bool(self.fault_tolerant_configuration);
-        w.bool(self.duplex_connection);
-        w.bool(self.network_connection);
-        w.i64(self.connection_id);
-        w.string(self.broker_upload_url.as_deref())?;
-        w.string(self.network_properties.as_deref())
+        if w.has(2) {
+            w.bool(self.duplex_connection);
+            w.bool(self.network_connection);
+            w.i64(self.connection_id);
+        }
+        if w.has(3) {
+            w.string(self.broker_upload_url.as_deref())?;
+            w.string(self.network_properties.as_deref())?;
+        }
+        Ok(())
     }
 }
 
@@ -233,8 +242,8 @@ impl Structure for BrokerInfo {
 /// `failover_reconnect`) when a failover client reconnects.
 ///
 /// H · N(ConnectionId) connectionId · S clientId · S password · S userName ·
-/// A(BrokerId) brokerPath · B brokerMasterConnector · B manageable · B clientMaster ·
-/// B faultTolerant · B failoverReconnect · S clientIp
+/// A(BrokerId) brokerPath · B brokerMasterConnector · B manageable · B clientMaster (v2+,
+/// else true) · B faultTolerant (v6+) · B failoverReconnect (v6+) · S clientIp (v8+)
 ///
 /// `Debug` does not print the password.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -287,10 +296,10 @@ impl ConnectionInfo {
             broker_path: r.array()?,
             broker_master_connector: r.bool()?,
             manageable: r.bool()?,
-            client_master: r.bool()?,
-            fault_tolerant: r.bool()?,
-            failover_reconnect: r.bool()?,
-            client_ip: r.string()?,
+            client_master: r.since(2, true, Reader::bool)?,
+            fault_tolerant: r.since(6, false, Reader::bool)?,
+            failover_reconnect: r.since(6, false, Reader::bool)?,
+            client_ip: r.since(8, None, Reader::string)?,
         })
     }
 
@@ -303,10 +312,17 @@ impl ConnectionInfo {
         w.array(self.broker_path.as_deref())?;
         w.bool(self.broker_master_connector);
         w.bool(self.manageable);
-        w.bool(self.client_master);
-        w.bool(self.fault_tolerant);
-        w.bool(self.failover_reconnect);
-        w.string(self.client_ip.as_deref())
+        if w.has(2) {
+            w.bool(self.client_master);
+        }
+        if w.has(6) {
+            w.bool(self.fault_tolerant);
+            w.bool(self.failover_reconnect);
+        }
+        if w.has(8) {
+            w.string(self.client_ip.as_deref())?;
+        }
+        Ok(())
     }
 }
 
@@ -340,7 +356,10 @@ impl SessionInfo {
 /// i32 maximumPendingMessageLimit · B dispatchAsync · S selector · S clientId ·
 /// S subscriptionName · B noLocal · B exclusive · B retroactive · Y priority ·
 /// A(BrokerId) brokerPath · N additionalPredicate · B networkSubscription ·
-/// B optimizedAcknowledge · B noRangeAcks · A(ConsumerId) networkConsumerPath
+/// B optimizedAcknowledge · B noRangeAcks · A(ConsumerId) networkConsumerPath (v4+)
+///
+/// `S clientId` (between selector and subscriptionName) is v10+; before, a durable
+/// subscription belongs to the connection's client id.
 ///
 /// `additionalPredicate` is a broker-network filter, always null from a client; it has
 /// no field here: a non-null one is refused on decode and null is always written.
@@ -402,7 +421,7 @@ impl ConsumerInfo {
             maximum_pending_message_limit: r.i32()?,
             dispatch_async: r.bool()?,
             selector: r.string()?,
-            client_id: r.string()?,
+            client_id: r.since(10, None, Reader::string)?,
             subscription_name: r.string()?,
             no_local: r.bool()?,
             exclusive: r.bool()?,
@@ -413,7 +432,7 @@ impl ConsumerInfo {
             network_subscription: r.nested::<NoPredicate>().and_then(|_| r.bool())?,
             optimized_acknowledge: r.bool()?,
             no_range_acks: r.bool()?,
-            network_consumer_path: r.array()?,
+            network_consumer_path: r.since(4, None, Reader::array)?,
         })
     }
 
@@ -426,7 +445,9 @@ impl ConsumerInfo {
         w.i32(self.maximum_pending_message_limit);
         w.bool(self.dispatch_async);
         w.string(self.selector.as_deref())?;
-        w.string(self.client_id.as_deref())?;
+        if w.has(10) {
+            w.string(self.client_id.as_deref())?;
+        }
         w.string(self.subscription_name.as_deref())?;
         w.bool(self.no_local);
         w.bool(self.exclusive);
@@ -437,14 +458,17 @@ impl ConsumerInfo {
         w.bool(self.network_subscription);
         w.bool(self.optimized_acknowledge);
         w.bool(self.no_range_acks);
-        w.array(self.network_consumer_path.as_deref())
+        if w.has(4) {
+            w.array(self.network_consumer_path.as_deref())?;
+        }
+        Ok(())
     }
 }
 
 /// ProducerInfo (6), C→B, sync.
 ///
 /// H · N(ProducerId) producerId · N(dest) destination (null: anonymous producer) ·
-/// A(BrokerId) brokerPath · B dispatchAsync · i32 windowSize
+/// A(BrokerId) brokerPath · B dispatchAsync (v2+) · i32 windowSize (v3+)
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ProducerInfo {
     pub header: Header,
@@ -463,8 +487,8 @@ impl ProducerInfo {
             producer_id: r.nested()?,
             destination: r.nested()?,
             broker_path: r.array()?,
-            dispatch_async: r.bool()?,
-            window_size: r.i32()?,
+            dispatch_async: r.since(2, false, Reader::bool)?,
+            window_size: r.since(3, 0, Reader::i32)?,
         })
     }
 
@@ -473,8 +497,12 @@ impl ProducerInfo {
         w.nested(self.producer_id.as_ref())?;
         w.nested(self.destination.as_ref())?;
         w.array(self.broker_path.as_deref())?;
-        w.bool(self.dispatch_async);
-        w.i32(self.window_size);
+        if w.has(2) {
+            w.bool(self.dispatch_async);
+        }
+        if w.has(3) {
+            w.i32(self.window_size);
+        }
         Ok(())
     }
 }
@@ -638,7 +666,8 @@ impl Structure for RemoveTarget {
 
 /// RemoveInfo (12), C→B. Connection: sync; session/consumer/producer: async.
 ///
-/// H · N(id) objectId · i64 lastDeliveredSequenceId
+/// H · N(id) objectId · i64 lastDeliveredSequenceId (v5+, else
+/// [`RemoveInfo::UNKNOWN_DELIVERED`])
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RemoveInfo {
     pub header: Header,
@@ -658,14 +687,16 @@ impl RemoveInfo {
         Ok(RemoveInfo {
             header: Header::read(r)?,
             object_id: r.nested()?,
-            last_delivered_sequence_id: r.i64()?,
+            last_delivered_sequence_id: r.since(5, RemoveInfo::UNKNOWN_DELIVERED, Reader::i64)?,
         })
     }
 
     fn write(&self, w: &mut Writer) -> Result<()> {
         self.header.write(w);
         w.nested(self.object_id.as_ref())?;
-        w.i64(self.last_delivered_sequence_id);
+        if w.has(5) {
+            w.i64(self.last_delivered_sequence_id);
+        }
         Ok(())
     }
 }
@@ -723,8 +754,8 @@ impl ConnectionError {
 /// ConsumerControl (17). C→B after failover (restore `prefetch`, which the broker must
 /// honour); B→C to change a consumer's prefetch or close it.
 ///
-/// H · N(dest) destination · B close · N(ConsumerId) consumerId · i32 prefetch ·
-/// B flush · B start · B stop
+/// H · N(dest) destination (v6+) · B close · N(ConsumerId) consumerId · i32 prefetch ·
+/// B flush (v2+) · B start (v2+) · B stop (v2+)
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ConsumerControl {
     pub header: Header,
@@ -741,25 +772,29 @@ impl ConsumerControl {
     fn read(r: &mut Reader) -> Result<Self> {
         Ok(ConsumerControl {
             header: Header::read(r)?,
-            destination: r.nested()?,
+            destination: r.since(6, None, Reader::nested)?,
             close: r.bool()?,
             consumer_id: r.nested()?,
             prefetch: r.i32()?,
-            flush: r.bool()?,
-            start: r.bool()?,
-            stop: r.bool()?,
+            flush: r.since(2, false, Reader::bool)?,
+            start: r.since(2, false, Reader::bool)?,
+            stop: r.since(2, false, Reader::bool)?,
         })
     }
 
     fn write(&self, w: &mut Writer) -> Result<()> {
         self.header.write(w);
-        w.nested(self.destination.as_ref())?;
+        if w.has(6) {
+            w.nested(self.destination.as_ref())?;
+        }
         w.bool(self.close);
         w.nested(self.consumer_id.as_ref())?;
         w.i32(self.prefetch);
-        w.bool(self.flush);
-        w.bool(self.start);
-        w.bool(self.stop);
+        if w.has(2) {
+            w.bool(self.flush);
+            w.bool(self.start);
+            w.bool(self.stop);
+        }
         Ok(())
     }
 }
@@ -767,8 +802,8 @@ impl ConsumerControl {
 /// ConnectionControl (18). C→B from failover (`fault_tolerant`, commandId 0); B→C after a
 /// ConnectionInfo (cluster hints; `connected_brokers`/`reconnect_to` steer failover).
 ///
-/// H · B close · B exit · B faultTolerant · B resume · B suspend · S connectedBrokers ·
-/// S reconnectTo · B rebalanceConnection · BS token
+/// H · B close · B exit · B faultTolerant · B resume · B suspend · S connectedBrokers (v6+,
+/// else "") · S reconnectTo (v6+, else "") · B rebalanceConnection (v6+) · BS token (v8+)
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ConnectionControl {
     pub header: Header,
@@ -794,10 +829,10 @@ impl ConnectionControl {
             fault_tolerant: r.bool()?,
             resume: r.bool()?,
             suspend: r.bool()?,
-            connected_brokers: r.string()?,
-            reconnect_to: r.string()?,
-            rebalance_connection: r.bool()?,
-            token: r.byte_seq()?,
+            connected_brokers: r.since(6, Some(String::new()), Reader::string)?,
+            reconnect_to: r.since(6, Some(String::new()), Reader::string)?,
+            rebalance_connection: r.since(6, false, Reader::bool)?,
+            token: r.since(8, None, Reader::byte_seq)?,
         })
     }
 
@@ -808,17 +843,23 @@ impl ConnectionControl {
         w.bool(self.fault_tolerant);
         w.bool(self.resume);
         w.bool(self.suspend);
-        w.string(self.connected_brokers.as_deref())?;
-        w.string(self.reconnect_to.as_deref())?;
-        w.bool(self.rebalance_connection);
-        w.byte_seq(self.token.as_deref())
+        if w.has(6) {
+            w.string(self.connected_brokers.as_deref())?;
+            w.string(self.reconnect_to.as_deref())?;
+            w.bool(self.rebalance_connection);
+        }
+        if w.has(8) {
+            w.byte_seq(self.token.as_deref())?;
+        }
+        Ok(())
     }
 }
 
 /// ProducerAck (19), B→C: returns `size` bytes of a producer's window (only when its
 /// ProducerInfo had `window_size > 0`).
 ///
-/// H · N(ProducerId) producerId · i32 size
+/// H · N(ProducerId) producerId · i32 size. The type is v3+ (a v1/v2 client has no
+/// producer window).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ProducerAck {
     pub header: Header,
@@ -846,8 +887,8 @@ impl ProducerAck {
 /// MessagePull (20), C→B, async: a prefetch-0 consumer asks for one message. Answer with
 /// a MessageDispatch, or a null one when `timeout` ≠ 0 expires (-1: at once; 0: wait).
 ///
-/// H · N(ConsumerId) consumerId · N(dest) destination · i64 timeout · S correlationId ·
-/// N(MessageId) messageId
+/// H · N(ConsumerId) consumerId · N(dest) destination · i64 timeout · S correlationId (v3+) ·
+/// N(MessageId) messageId (v3+). The type is v2+.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MessagePull {
     pub header: Header,
@@ -865,8 +906,8 @@ impl MessagePull {
             consumer_id: r.nested()?,
             destination: r.nested()?,
             timeout: r.i64()?,
-            correlation_id: r.string()?,
-            message_id: r.nested()?,
+            correlation_id: r.since(3, None, Reader::string)?,
+            message_id: r.since(3, None, Reader::nested)?,
         })
     }
 
@@ -875,8 +916,11 @@ impl MessagePull {
         w.nested(self.consumer_id.as_ref())?;
         w.nested(self.destination.as_ref())?;
         w.i64(self.timeout);
-        w.string(self.correlation_id.as_deref())?;
-        w.nested(self.message_id.as_ref())
+        if w.has(3) {
+            w.string(self.correlation_id.as_deref())?;
+            w.nested(self.message_id.as_ref())?;
+        }
+        Ok(())
     }
 }
 
@@ -922,7 +966,7 @@ impl MessageDispatch {
 ///
 /// H · N(dest) destination · N(TransactionId) transactionId · N(ConsumerId) consumerId ·
 /// Y ackType · N(MessageId) firstMessageId · N(MessageId) lastMessageId ·
-/// i32 messageCount · T poisonCause
+/// i32 messageCount · T poisonCause (v7+)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageAck {
     pub header: Header,
@@ -948,7 +992,7 @@ impl MessageAck {
             first_message_id: r.nested()?,
             last_message_id: r.nested()?,
             message_count: r.i32()?,
-            poison_cause: r.throwable()?,
+            poison_cause: r.since(7, None, Reader::throwable)?,
         })
     }
 
@@ -961,7 +1005,10 @@ impl MessageAck {
         w.nested(self.first_message_id.as_ref())?;
         w.nested(self.last_message_id.as_ref())?;
         w.i32(self.message_count);
-        w.throwable(self.poison_cause.as_ref())
+        if w.has(7) {
+            w.throwable(self.poison_cause.as_ref())?;
+        }
+        Ok(())
     }
 }
 
@@ -1151,8 +1198,31 @@ impl Command {
         matches!(type_id, 1..=12 | 14 | 16..=34)
     }
 
+    /// The first OpenWire version that has type `type_id` (1 for all but three).
+    pub(crate) fn type_since(type_id: u8) -> i32 {
+        match type_id {
+            MESSAGE_PULL => 2,
+            PRODUCER_ACK | BLOB_MESSAGE => 3,
+            _ => 1,
+        }
+    }
+
+    /// Refuses a type the negotiated `version` does not have (Java's marshaller
+    /// factory of that version has no marshaller for it).
+    pub(crate) fn check_type(type_id: u8, version: i32) -> Result<()> {
+        if version >= Command::type_since(type_id) {
+            Ok(())
+        } else {
+            Err(OpenWireError::NotInVersion {
+                what: type_name(type_id),
+                version,
+            })
+        }
+    }
+
     /// Reads the body of a command of type `type_id` (the type byte already consumed).
     pub(crate) fn read_body(type_id: u8, r: &mut Reader) -> Result<Command> {
+        Command::check_type(type_id, r.version())?;
         Ok(match type_id {
             WIRE_FORMAT_INFO => Command::WireFormatInfo(WireFormatInfo::read(r)?),
             BROKER_INFO => Command::BrokerInfo(BrokerInfo::read(r)?),
@@ -1211,6 +1281,7 @@ impl Command {
 
     /// Writes the body (everything after the type byte).
     pub(crate) fn write_body(&self, w: &mut Writer) -> Result<()> {
+        Command::check_type(self.type_id(), w.version())?;
         match self {
             Command::WireFormatInfo(c) => c.write(w),
             Command::BrokerInfo(c) => c.write(w),

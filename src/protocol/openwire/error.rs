@@ -3,8 +3,9 @@
 //! Decoding errors are fatal for the connection: the Java client parses field by field
 //! and never resynchronises, so a peer that sent one malformed frame cannot be trusted to
 //! send a well-formed next one. [`super::Decoder`] therefore repeats its first error.
-//! Encoding errors name a value that the v12 layout cannot carry (a string over 65535
-//! modified-UTF-8 bytes, an array over 32767 elements); nothing is written then.
+//! Encoding errors name a value that the negotiated layout cannot carry (a string over
+//! 65535 modified-UTF-8 bytes, an array over 32767 elements, a command type the version
+//! lacks); nothing is written then.
 
 /// An OpenWire protocol violation (decode) or an unencodable value (encode).
 /// `Clone` so a failed decoder can repeat its verdict.
@@ -22,6 +23,11 @@ pub enum OpenWireError {
     /// command).
     #[error("unknown command type {0}")]
     UnknownType(u8),
+    /// A command type that the negotiated OpenWire version does not have (MessagePull
+    /// before v2, ProducerAck and BlobMessage before v3): refused on decode, as Java's
+    /// marshaller factory of that version would, and never encoded.
+    #[error("{what} does not exist in OpenWire v{version}")]
+    NotInVersion { what: &'static str, version: i32 },
 
     // --- Frame bodies --------------------------------------------------------------------
     /// The body ended inside a field: the size prefix and the layout disagree.

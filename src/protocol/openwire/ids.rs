@@ -7,7 +7,7 @@
 //! | ActiveMQTopic      | 101 | S physicalName |
 //! | ActiveMQTempQueue  | 102 | S physicalName |
 //! | ActiveMQTempTopic  | 103 | S physicalName |
-//! | MessageId          | 110 | S textView ; N(ProducerId) producerId ; i64 producerSequenceId ; i64 brokerSequenceId |
+//! | MessageId          | 110 | S textView (v10+) ; N(ProducerId) producerId ; i64 producerSequenceId ; i64 brokerSequenceId |
 //! | LocalTransactionId | 111 | i64 value ; N(ConnectionId) connectionId |
 //! | XATransactionId    | 112 | i32 formatId ; BS globalTransactionId ; BS branchQualifier |
 //! | ConnectionId       | 120 | S value |
@@ -247,7 +247,7 @@ pub struct MessageId {
 impl MessageId {
     fn read(r: &mut Reader) -> Result<Self> {
         Ok(MessageId {
-            text_view: r.string()?,
+            text_view: r.since(10, None, Reader::string)?,
             producer_id: r.nested()?,
             producer_sequence_id: r.i64()?,
             broker_sequence_id: r.i64()?,
@@ -255,7 +255,9 @@ impl MessageId {
     }
 
     fn write(&self, w: &mut Writer) -> Result<()> {
-        w.string(self.text_view.as_deref())?;
+        if w.has(10) {
+            w.string(self.text_view.as_deref())?;
+        }
         w.nested(self.producer_id.as_ref())?;
         w.i64(self.producer_sequence_id);
         w.i64(self.broker_sequence_id);

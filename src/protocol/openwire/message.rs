@@ -1,5 +1,7 @@
 //! The JMS message: one layout shared by types 23–29 (Java `v12/MessageMarshaller`; the
 //! subclasses only change the type byte, except BlobMessage which appends three fields).
+//! Older versions lack fields 26 (before v2), 27–29 (before v3) and 30 (before v10), and
+//! BlobMessage before v3 (see [`super::codec`]).
 //!
 //! ```text
 //!  #  field                    enc               #  field                      enc
@@ -32,7 +34,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::command::{DataStructure, Header};
+use super::command::{Command, DataStructure, Header};
 use super::error::OpenWireError;
 use super::ids::{BrokerId, ConsumerId, Destination, MessageId, ProducerId, TransactionId};
 use super::primitives::{
@@ -183,7 +185,7 @@ impl Message {
         let Some(content) = &self.content else {
             return Ok(None);
         };
-        let mut r = Reader::new(content.clone(), false);
+        let mut r = Reader::plain(content.clone());
         let Ok(len) = usize::try_from(r.i32()?) else {
             return Ok(None);
         };
@@ -267,11 +269,11 @@ impl Message {
         m.arrival = r.i64()?;
         m.user_id = r.string()?;
         m.received_by_df_bridge = r.bool()?;
-        m.droppable = r.bool()?;
-        m.cluster = r.array()?;
-        m.broker_in_time = r.i64()?;
-        m.broker_out_time = r.i64()?;
-        m.jmsx_group_first_for_consumer = r.bool()?;
+        m.droppable = r.since(2, false, Reader::bool)?;
+        m.cluster = r.since(3, None, Reader::array)?;
+        m.broker_in_time = r.since(3, 0, Reader::i64)?;
+        m.broker_out_time = r.since(3, 0, Reader::i64)?;
+        m.jmsx_group_first_for_consumer = r.since(10, false, Reader::bool)?;
         if let MessageKind::Blob(blob) = &mut m.kind {
             blob.remote_blob_url = r.string()?;
             blob.mime_type = r.string()?;
@@ -307,11 +309,17 @@ impl Message {
         w.i64(self.arrival);
         w.string(self.user_id.as_deref())?;
         w.bool(self.received_by_df_bridge);
-        w.bool(self.droppable);
-        w.array(self.cluster.as_deref())?;
-        w.i64(self.broker_in_time);
-        w.i64(self.broker_out_time);
-        w.bool(self.jmsx_group_first_for_consumer);
+        if w.has(2) {
+            w.bool(self.droppable);
+        }
+        if w.has(3) {
+            w.array(self.cluster.as_deref())?;
+            w.i64(self.broker_in_time);
+            w.i64(self.broker_out_time);
+        }
+        if w.has(10) {
+            w.bool(self.jmsx_group_first_for_consumer);
+        }
         if let MessageKind::Blob(blob) = &self.kind {
             w.string(blob.remote_blob_url.as_deref())?;
             w.string(blob.mime_type.as_deref())?;
@@ -333,6 +341,7 @@ impl Structure for Message {
     }
 
     fn read_body(type_id: u8, r: &mut Reader) -> Result<Self> {
+        Command::check_type(type_id, r.version())?;
         let kind = match type_id {
             23 => MessageKind::Plain,
             24 => MessageKind::Bytes,
@@ -352,6 +361,7 @@ impl Structure for Message {
     }
 
     fn write_body(&self, w: &mut Writer) -> Result<()> {
+        Command::check_type(self.type_id(), w.version())?;
         self.write(w)
     }
 }

@@ -1,8 +1,11 @@
-//! OpenWire v12 codec: what ActiveMQ Classic's JMS clients (5.17, and v11 ones) speak,
-//! in loose encoding with the marshal cache off (OPENWIRE.md is the fact sheet).
+//! OpenWire codec: what ActiveMQ Classic's JMS clients speak, v12 (5.17's default) and
+//! every older version down to v1 (the version is negotiated down to the client's; the
+//! per-version field table is in [`codec`]), in loose encoding with the marshal cache
+//! off (OPENWIRE.md is the fact sheet).
 //!
 //! * [`codec`]      — frames <-> [`Command`]s: incremental, bounded [`Decoder`]; [`encode`] /
-//!   [`Encoder`]. The frame layout is documented there.
+//!   [`Encoder`], both at the negotiated version. The frame layout and what each version
+//!   lacks are documented there.
 //! * [`command`]    — [`Command`] and one struct per command type, each next to its exact
 //!   field order; [`DataStructure`] for "any object" fields.
 //! * [`message`]    — [`Message`], the layout shared by the six JMS message types (and

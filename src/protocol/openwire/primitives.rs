@@ -1,5 +1,6 @@
-//! Loose-encoding primitives of OpenWire v12 (Java's `BaseDataStreamMarshaller` and
-//! `MarshallingSupport`), plus the reader and writer every command body is built from.
+//! Loose-encoding primitives of OpenWire v1 to v12 (Java's `BaseDataStreamMarshaller`
+//! and `MarshallingSupport`), plus the reader and writer every command body is built
+//! from; they carry the negotiated version the layouts depend on.
 //!
 //! # Scalars, strings, byte sequences
 //!
@@ -41,6 +42,10 @@
 //!         T cause          (recursive, with its own notNull)
 //! ```
 //!
+//! Writing at v1 or v10, a message longer than 1024 UTF-16 units is cut to its first 1021
+//! and "..." (those two versions' `cutMessageIfNeeded`; the other versions write it
+//! whole). Nothing else here differs between versions 1 to 12.
+//!
 //! # Primitive map (`MarshallingSupport.marshalPrimitiveMap`)
 //!
 //! ```text
@@ -62,6 +67,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::error::OpenWireError;
+use super::wireformat::OPENWIRE_VERSION;
 
 type Result<T> = std::result::Result<T, OpenWireError>;
 
@@ -221,16 +227,44 @@ pub(crate) struct Reader {
     pos: usize,
     /// Current nesting depth; never above [`MAX_NESTING_DEPTH`].
     depth: usize,
+    /// Negotiated OpenWire version: which fields the layouts have (see [`super::codec`]).
+    version: i32,
     stack_trace_enabled: bool,
 }
 
 impl Reader {
-    pub(crate) fn new(buf: Bytes, stack_trace_enabled: bool) -> Reader {
+    pub(crate) fn new(buf: Bytes, version: i32, stack_trace_enabled: bool) -> Reader {
         Reader {
             buf,
             pos: 0,
             depth: 0,
+            version,
             stack_trace_enabled,
+        }
+    }
+
+    /// A reader for data whose layout no version changed (message bodies, primitive
+    /// maps).
+    pub(crate) fn plain(buf: Bytes) -> Reader {
+        Reader::new(buf, OPENWIRE_VERSION, false)
+    }
+
+    pub(crate) fn version(&self) -> i32 {
+        self.version
+    }
+
+    /// A field that OpenWire `since` introduced: read by `f` at that version or later,
+    /// `absent` (Java's default for it) before.
+    pub(crate) fn since<T>(
+        &mut self,
+        since: i32,
+        absent: T,
+        f: impl FnOnce(&mut Reader) -> Result<T>,
+    ) -> Result<T> {
+        if self.version >= since {
+            f(self)
+        } else {
+            Ok(absent)
         }
     }
 
@@ -415,15 +449,36 @@ impl Reader {
 /// carry (see [`OpenWireError`]'s encoding variants).
 pub(crate) struct Writer<'a> {
     out: &'a mut BytesMut,
+    /// Negotiated OpenWire version: which fields the layouts have (see [`super::codec`]).
+    version: i32,
     stack_trace_enabled: bool,
 }
 
 impl<'a> Writer<'a> {
-    pub(crate) fn new(out: &'a mut BytesMut, stack_trace_enabled: bool) -> Writer<'a> {
+    pub(crate) fn new(
+        out: &'a mut BytesMut,
+        version: i32,
+        stack_trace_enabled: bool,
+    ) -> Writer<'a> {
         Writer {
             out,
+            version,
             stack_trace_enabled,
         }
+    }
+
+    /// A writer for data whose layout no version changed (primitive maps).
+    pub(crate) fn plain(out: &'a mut BytesMut) -> Writer<'a> {
+        Writer::new(out, OPENWIRE_VERSION, false)
+    }
+
+    pub(crate) fn version(&self) -> i32 {
+        self.version
+    }
+
+    /// Whether the negotiated version has a field that OpenWire `since` introduced.
+    pub(crate) fn has(&self, since: i32) -> bool {
+        self.version >= since
     }
 
     pub(crate) fn raw(&mut self, bytes: &[u8]) {
@@ -518,7 +573,12 @@ impl<'a> Writer<'a> {
         self.bool(t.is_some());
         let Some(t) = t else { return Ok(()) };
         self.string(t.class_name.as_deref())?;
-        self.string(t.message.as_deref())?;
+        match t.message.as_deref() {
+            Some(m) if CUTS_THROWABLE_MESSAGES.contains(&self.version) => {
+                self.string(Some(&cut_message(m)))?
+            }
+            m => self.string(m)?,
+        }
         if self.stack_trace_enabled {
             self.i16(array_len(t.stack_trace.len())?);
             for e in &t.stack_trace {
@@ -531,6 +591,32 @@ impl<'a> Writer<'a> {
         }
         Ok(())
     }
+}
+
+/// The versions whose marshallers cut a throwable's message (`cutMessageIfNeeded`,
+/// only in the v1 and v10 `BaseDataStreamMarshaller`).
+const CUTS_THROWABLE_MESSAGES: [i32; 2] = [1, 10];
+/// Longest throwable message (UTF-16 units) those versions write whole.
+const THROWABLE_MESSAGE_MAX_UNITS: usize = 1024;
+
+/// Java's `cutMessageIfNeeded`: a message longer than 1024 UTF-16 units becomes its
+/// first 1021 units and "...". Where Java would cut a surrogate pair in two (and write
+/// a lone surrogate), this cuts before the pair.
+pub(crate) fn cut_message(message: &str) -> std::borrow::Cow<'_, str> {
+    if message.encode_utf16().count() <= THROWABLE_MESSAGE_MAX_UNITS {
+        return std::borrow::Cow::Borrowed(message);
+    }
+    let keep_units = THROWABLE_MESSAGE_MAX_UNITS - 3;
+    let mut units = 0;
+    let mut end = 0;
+    for (i, c) in message.char_indices() {
+        if units + c.len_utf16() > keep_units {
+            break;
+        }
+        units += c.len_utf16();
+        end = i + c.len_utf8();
+    }
+    std::borrow::Cow::Owned(format!("{}...", &message[..end]))
 }
 
 fn array_len(len: usize) -> Result<i16> {
@@ -642,13 +728,13 @@ impl PrimitiveValue {
     /// value it does not interpret.
     pub fn to_bytes(&self) -> Result<Bytes> {
         let mut out = BytesMut::new();
-        self.write(&mut Writer::new(&mut out, false))?;
+        self.write(&mut Writer::plain(&mut out))?;
         Ok(out.freeze())
     }
 
     /// The inverse of [`PrimitiveValue::to_bytes`]; bytes after the value are an error.
     pub fn from_bytes(bytes: &Bytes) -> Result<PrimitiveValue> {
-        let mut r = Reader::new(bytes.clone(), false);
+        let mut r = Reader::plain(bytes.clone());
         let value = PrimitiveValue::read(&mut r)?;
         match r.remaining() {
             0 => Ok(value),
@@ -815,7 +901,7 @@ impl PrimitiveMap {
     /// Decodes a whole marshalled map (a message's `marshalled_properties`, a MapMessage
     /// body). A null map (count < 0) reads as empty; bytes after the map are an error.
     pub fn decode(bytes: &Bytes) -> Result<PrimitiveMap> {
-        let mut r = Reader::new(bytes.clone(), false);
+        let mut r = Reader::plain(bytes.clone());
         let map = PrimitiveMap::read(&mut r)?.unwrap_or_default();
         match r.remaining() {
             0 => Ok(map),
@@ -829,7 +915,7 @@ impl PrimitiveMap {
     /// Appends the marshalled map.
     pub fn encode(&self, out: &mut BytesMut) -> Result<()> {
         let start = out.len();
-        let result = self.write(&mut Writer::new(out, false));
+        let result = self.write(&mut Writer::plain(out));
         if result.is_err() {
             out.truncate(start);
         }

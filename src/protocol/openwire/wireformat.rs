@@ -7,7 +7,7 @@
 //! ```
 //!
 //! Both peers start loose, uncached, with a size prefix and without stack traces, so this
-//! frame is always loose. Each option of the result is the AND (booleans) or the min
+//! frame is always loose; its layout is the same in every version (1 to 12). Each option of the result is the AND (booleans) or the min
 //! (numbers) of both sides, so a broker that sends `TightEncodingEnabled=false` and
 //! `CacheEnabled=false` keeps the whole connection loose and uncached: the only format
 //! this codec speaks. A missing boolean reads as false, a missing number as 0.
@@ -25,7 +25,8 @@ type Result<T> = std::result::Result<T, OpenWireError>;
 /// The 8 bytes every WireFormatInfo starts with.
 pub const MAGIC: [u8; 8] = *b"ActiveMQ";
 
-/// The OpenWire version this codec implements (v11 clients are wire-identical).
+/// The OpenWire version Tandem advertises, the newest this codec implements; a client
+/// of an older version (1 or later) gets its own (`min` of both, [`Negotiated::version`]).
 pub const OPENWIRE_VERSION: i32 = 12;
 
 pub const TIGHT_ENCODING_ENABLED: &str = "TightEncodingEnabled";

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use super::super::wireformat::OPENWIRE_VERSION;
 use super::super::{
     BrokerId, BrokerInfo, Command, ConnectionInfo, RemoveInfo, RemoveTarget, SessionId,
     SessionInfo, WireFormatInfo,
@@ -27,12 +28,14 @@ impl<E: SessionEnv> Session<E> {
             WireFormatInfo::tandem(i64::try_from(self.ctx.max_frame_bytes).unwrap_or(i64::MAX));
         let n = ours.negotiate(&peer);
         if peer.version < MIN_VERSION || !n.is_supported() {
-            // The client would switch to layouts this codec does not have.
+            // Not a version (or a format this codec does not have).
             tracing::warn!(conn = ?self.ctx.conn, peer = %self.ctx.peer, version = peer.version,
-                "OpenWire client refused: version {} is not supported (Tandem speaks {MIN_VERSION}..=12, loose encoding)", peer.version);
+                "OpenWire client refused: version {} is not supported (Tandem speaks {MIN_VERSION}..={OPENWIRE_VERSION}, loose encoding)", peer.version);
             self.close();
             return;
         }
+        tracing::debug!(conn = ?self.ctx.conn, peer = %self.ctx.peer, client_version = peer.version,
+            version = n.version, "OpenWire version negotiated");
         self.negotiated = Some(n);
         self.state = State::Open;
         let receive_timeout = (n.max_inactivity_duration_ms > 0).then(|| {

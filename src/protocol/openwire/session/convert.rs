@@ -214,6 +214,10 @@ fn advisory_info(msg: &Message) -> Option<DestinationInfo> {
 // ----- message ids -----
 
 /// The MessageId a consumer gets for broker message `id` stored under `seq`.
+///
+/// A message that no OpenWire producer sent carries its id as the `textView`, which
+/// only v10+ clients receive: an older client sees `ID:tandem-stomp:0:0:<seq>` as its
+/// JMSMessageID instead (acks match by the broker sequence either way).
 pub fn message_id(id: &str, seq: u64) -> MessageId {
     let broker_sequence_id = i64::try_from(seq).unwrap_or(i64::MAX);
     if let Some((producer, producer_sequence_id)) = parse_message_id(id) {

@@ -11,8 +11,9 @@
 //!
 //! ```text
 //!  new: our WireFormatInfo is queued at once
-//!  AwaitingWireFormat --client WFI (v10+)--> Open: BrokerInfo; keep-alives start
-//!        \--any other command, version < 10--> Closing
+//!  AwaitingWireFormat --client WFI (v1+)--> Open: BrokerInfo; keep-alives start;
+//!        |                                 the version is min(12, client's) from here on
+//!        \--any other command, version <= 0--> Closing
 //!  Open: ConnectionInfo (login, client id) -> Response | ExceptionResponse
 //!        SessionInfo, ProducerInfo, ConsumerInfo, messages, acks, transactions, ...
 //!        RemoveInfo(connection) -> cascade, Response; ShutdownInfo -> close
@@ -59,6 +60,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::wireformat::OPENWIRE_VERSION;
 use super::{
     Command, ConnectionError, ConnectionId, ConsumerId, ExceptionResponse, Header, Negotiated,
     OpenWireError, ProducerAck, ProducerId, Response, Throwable, TransactionId,
@@ -129,9 +131,10 @@ pub struct SessionContext {
 /// Keep-alive we send when the connection is otherwise idle (the client drops a
 /// broker silent for about 70 s; it sends its own every 10 s).
 pub const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(10);
-/// Oldest OpenWire version served: v10 and v11 are wire-identical to v12 for every
-/// command a client sends (OPENWIRE.md §9).
-pub const MIN_VERSION: i32 = 10;
+/// Oldest OpenWire version served. Every version from 1 to 12 is negotiated down to
+/// `min(12, client's)` and spoken with that version's layouts (the codec's version
+/// table, `super::codec`); 0 and below are not versions and are refused.
+pub const MIN_VERSION: i32 = 1;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -280,6 +283,13 @@ impl<E: SessionEnv> Session<E> {
     /// configure the decoder and encoder with it.
     pub fn stack_trace_enabled(&self) -> bool {
         self.negotiated.is_some_and(|n| n.stack_trace_enabled)
+    }
+
+    /// The negotiated OpenWire version, `min(12, client's)`; 12 until the client's
+    /// WireFormatInfo arrived (which reads the same in every version). Configure the
+    /// decoder and encoder with it.
+    pub fn version(&self) -> i32 {
+        self.negotiated.map_or(OPENWIRE_VERSION, |n| n.version)
     }
 
     /// The actions queued by the calls so far, in order.
@@ -449,7 +459,8 @@ impl<E: SessionEnv> Session<E> {
                     self.out.push(Action::ResumeReading);
                 }
                 self.respond(correlation, result, true);
-                if let Some((producer_id, size)) = producer_ack {
+                // A ProducerAck only answers a windowSize, which only v3+ clients have.
+                if let Some((producer_id, size)) = producer_ack.filter(|_| self.version() >= 3) {
                     self.write(Command::ProducerAck(ProducerAck {
                         header: Header::default(),
                         producer_id: Some(producer_id),

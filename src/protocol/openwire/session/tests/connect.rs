@@ -61,16 +61,42 @@ fn a_client_without_inactivity_monitoring_is_never_timed_out() {
 }
 
 #[test]
-fn an_old_version_or_another_command_first_closes() {
-    let mut s = fresh(1, BrokerSettings::default());
-    s.take_actions();
-    let Command::WireFormatInfo(mut w) = client_wfi() else {
-        unreachable!()
-    };
-    w.version = 9;
-    s.on_command(Command::WireFormatInfo(w));
-    let a = s.take_actions();
-    assert!(matches!(a.as_slice(), [Action::Close]), "{a:?}");
+fn every_version_negotiates_down_to_the_clients() {
+    for (client, negotiated) in [
+        (1, 1),
+        (2, 2),
+        (5, 5),
+        (9, 9),
+        (10, 10),
+        (11, 11),
+        (12, 12),
+        (13, 12),
+        (i32::MAX, 12),
+    ] {
+        let mut s = fresh(1, BrokerSettings::default());
+        s.take_actions();
+        assert_eq!(s.version(), 12, "before the client's WireFormatInfo");
+        s.on_command(client_wfi_at(client));
+        assert!(s.is_negotiated(), "v{client}");
+        assert_eq!(s.version(), negotiated, "v{client}");
+        let a = s.take_actions();
+        assert!(
+            matches!(writes(&a).as_slice(), [Command::BrokerInfo(_)]),
+            "v{client}: {a:?}"
+        );
+    }
+}
+
+#[test]
+fn a_version_below_one_or_another_command_first_closes() {
+    for version in [0, -1, i32::MIN] {
+        let mut s = fresh(1, BrokerSettings::default());
+        s.take_actions();
+        s.on_command(client_wfi_at(version));
+        let a = s.take_actions();
+        assert!(matches!(a.as_slice(), [Action::Close]), "v{version}: {a:?}");
+        assert!(!s.is_negotiated());
+    }
 
     let mut s = fresh(1, BrokerSettings::default());
     s.take_actions();

@@ -80,6 +80,11 @@ fn env() -> TestEnv {
 
 /// What the 5.17 Java client sends (OPENWIRE.md §7.4).
 fn client_wfi() -> Command {
+    client_wfi_at(12)
+}
+
+/// The same from a client pinned to `wireFormat.version=version`.
+fn client_wfi_at(version: i32) -> Command {
     let options = [
         ("TightEncodingEnabled", PrimitiveValue::Boolean(true)),
         ("CacheEnabled", PrimitiveValue::Boolean(true)),
@@ -95,7 +100,7 @@ fn client_wfi() -> Command {
         ("MaxFrameSize", PrimitiveValue::Long(i64::MAX)),
     ];
     Command::WireFormatInfo(WireFormatInfo {
-        version: 12,
+        version,
         options: options.into_iter().collect(),
     })
 }
@@ -121,8 +126,13 @@ fn open(shards: usize) -> Session<TestEnv> {
 }
 
 fn open_with(shards: usize, settings: BrokerSettings) -> Session<TestEnv> {
+    open_at(shards, settings, 12)
+}
+
+/// [`open_with`] for a client of OpenWire `version`.
+fn open_at(shards: usize, settings: BrokerSettings, version: i32) -> Session<TestEnv> {
     let mut s = fresh(shards, settings);
-    s.on_command(client_wfi());
+    s.on_command(client_wfi_at(version));
     s.on_command(Command::ConnectionInfo(connection_info(1, "cid")));
     let a = s.take_actions();
     assert!(

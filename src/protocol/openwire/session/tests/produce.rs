@@ -254,6 +254,23 @@ fn a_closed_connections_temporary_destinations_are_announced_gone() {
     assert!(s.ctx.registries.temp_destinations.snapshot().is_empty());
 }
 
+/// ProducerAck is v3+: a v1/v2 client cannot ask for a window (its ProducerInfo has no
+/// windowSize), and even a window set in memory gets no ProducerAck at v2.
+#[test]
+fn no_producer_ack_before_v3() {
+    let mut s = open_at(1, BrokerSettings::default(), 2);
+    assert_eq!(s.version(), 2);
+    let mut info = producer_info(3);
+    info.window_size = 1 << 20;
+    s.on_command(Command::ProducerInfo(info));
+    assert_eq!(response(&s.take_actions()), 3);
+    s.on_command(text_message(4, false, OwDestination::queue("q"), 1, "abc"));
+    let reply = reply_of(&posts(s.take_actions())[0].1);
+    s.on_event(ok(reply));
+    let a = s.take_actions();
+    assert!(writes(&a).is_empty(), "{a:?}");
+}
+
 #[test]
 fn async_sends_of_a_producer_with_a_window_are_acknowledged() {
     let mut s = open(1);
