@@ -393,6 +393,7 @@ impl<E: SessionEnv> Session<E> {
         }
         match event {
             Event::Deliver(d) => self.deliver(d),
+            Event::BrowseEnd { sub, .. } => self.browse_ended(sub),
             Event::Done { reply, result } => self.done(reply, result),
         }
     }
