@@ -677,7 +677,9 @@ async fn pending_pump(shared: Rc<Shared>) {
                 router.post_event(Event::BrowseEnd { sub, destination });
             }
             Output::Reply { .. } | Output::Post { .. } => {
-                unreachable!("only deliveries, browse ends, dead-letter moves and page-ins are queued")
+                unreachable!(
+                    "only deliveries, browse ends, dead-letter moves and page-ins are queued"
+                )
             }
         }
         process_outputs(&shared);

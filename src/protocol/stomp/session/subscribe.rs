@@ -10,8 +10,7 @@ use super::super::version::Version;
 use super::receipts::{AfterBarrier, Pending};
 use super::{invalid, missing, required, Session, SessionEnv, SessionError};
 use crate::broker::{
-    AckMode, Delivery, DestKind, Destination, DurableName, Request, ShardId, SubKey,
-    SubscribeSpec,
+    AckMode, Delivery, DestKind, Destination, DurableName, Request, ShardId, SubKey, SubscribeSpec,
 };
 
 /// ActiveMQ's `ActiveMQPrefetchPolicy.DEFAULT_QUEUE_BROWSER_PREFETCH`: a browser's
