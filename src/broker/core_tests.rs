@@ -1003,7 +1003,7 @@ fn browse(
 fn numbered(dest: &Destination, n: u64, body: &str) -> MessageRef {
     let mut m = (*msg(dest.clone(), body, true)).clone();
     m.headers.push(("n".into(), n.to_string()));
-    let color = if n % 2 == 0 { "red" } else { "blue" };
+    let color = if n.is_multiple_of(2) { "red" } else { "blue" };
     m.headers.push(("color".into(), color.into()));
     Arc::new(m)
 }

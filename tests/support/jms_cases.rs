@@ -666,7 +666,11 @@ pub fn browse(t: &dyn JmsTarget) {
         let out = browse_queue(&url, empty, &[]);
         assert!(out.recvs().is_empty(), "{}", out.dump());
         let ms = out.last().num("ms");
-        assert!(ms < 1500, "{empty}: the browse took {ms} ms: {}", out.dump());
+        assert!(
+            ms < 1500,
+            "{empty}: the browse took {ms} ms: {}",
+            out.dump()
+        );
     }
 }
 
