@@ -15,6 +15,11 @@
 //! A consumer on a composite destination (`A,B`) is one broker subscription per
 //! member; acks go to the member the message came from.
 //!
+//! A queue browser (ConsumerInfo `browser`, `session.createBrowser`) is one
+//! `Request::Browse` per member queue instead: its deliveries are dispatched and
+//! acknowledged like a consumer's (the acks only return credit), and when every member's
+//! browse has ended it gets ActiveMQ's end marker, a MessageDispatch with no message.
+//!
 //! The advisory consumer (`ActiveMQ.Advisory.TempQueue,ActiveMQ.Advisory.TempTopic`,
 //! session -1, sent by every JMS connection; it must get a Response or the client
 //! cannot create a session) is such a consumer on the two advisory topics. Sessions
