@@ -152,6 +152,11 @@ fn selectors() {
 }
 
 #[test]
+fn browse() {
+    cases::browse(&broker());
+}
+
+#[test]
 fn message_types_and_properties() {
     cases::message_types_and_properties(&broker());
 }

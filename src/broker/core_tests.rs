@@ -1056,4 +1056,400 @@ fn replayed_persistent_sends_are_confirmed_once_stored_not_stored_twice() {
     );
     r.drain();
     assert_eq!(r.depth(&Destination::dead_letter_queue()), 1);
+
+// ----- queue browsers -------------------------------------------------------------
+
+fn browse(
+    c: &mut ShardCore,
+    j: &mut MemJournal,
+    key: SubKey,
+    dest: Destination,
+    selector: Option<&str>,
+    prefetch: u32,
+) -> Vec<Output> {
+    c.handle(
+        Request::Browse {
+            sub: key,
+            destination: dest,
+            selector: selector.map(str::to_owned),
+            prefetch,
+            reply: reply(500),
+        },
+        j,
+    );
+    c.drain()
+}
+
+/// A message on `dest` with header `n` = `n` (and `color` red for even `n`).
+fn numbered(dest: &Destination, n: u64, body: &str) -> MessageRef {
+    let mut m = (*msg(dest.clone(), body, true)).clone();
+    m.headers.push(("n".into(), n.to_string()));
+    let color = if n.is_multiple_of(2) { "red" } else { "blue" };
+    m.headers.push(("color".into(), color.into()));
+    Arc::new(m)
+}
+
+fn send_numbered(
+    c: &mut ShardCore,
+    j: &mut MemJournal,
+    dest: &Destination,
+    ns: std::ops::Range<u64>,
+) {
+    for n in ns {
+        c.handle(
+            Request::Send {
+                msg: numbered(dest, n, &format!("m{n}")),
+                reply: reply(1000 + n),
+            },
+            j,
+        );
+    }
+    c.drain();
+}
+
+/// The browsers whose end marker is in `out`, and where it is.
+fn browse_ends(out: &[Output]) -> Vec<(usize, SubKey)> {
+    out.iter()
+        .enumerate()
+        .filter_map(|(i, o)| match o {
+            Output::BrowseEnd { sub, .. } => Some((i, *sub)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn ack(c: &mut ShardCore, j: &mut MemJournal, key: SubKey, dest: &Destination, seqs: Vec<u64>) {
+    c.handle(
+        Request::Ack {
+            sub: key,
+            destination: dest.clone(),
+            seqs,
+            reply: None,
+        },
+        j,
+    );
+}
+
+/// A browser sees every message on the queue when it starts, in order, including
+/// those delivered to a consumer and not yet acknowledged; then the end marker, after
+/// the last delivery. Nothing changes: no journal record, no state, the consumer's
+/// deliveries and later acks go on as before, and messages sent after the start are
+/// not part of the browse.
+#[test]
+fn a_browse_is_a_snapshot_in_order_that_changes_nothing() {
+    let mut c = core();
+    let mut j = MemJournal::default();
+    let q = Destination::queue("b");
+    send_numbered(&mut c, &mut j, &q, 0..5);
+    let consumer = sub(1, 1);
+    subscribe(&mut c, &mut j, consumer, q.clone(), 2);
+    let d = deliveries(&c.drain());
+    assert_eq!(d.iter().map(|x| x.1).collect::<Vec<_>>(), vec![1, 2]);
+    let records = j.records.len();
+
+    let browser = sub(2, 1);
+    let out = browse(&mut c, &mut j, browser, q.clone(), None, 100);
+    assert!(
+        matches!(&out[0], Output::Reply { reply, result: Ok(()), durable_at: None } if reply.token == 500),
+        "the reply comes first: {out:?}"
+    );
+    let d = deliveries(&out);
+    assert_eq!(
+        d,
+        (1..=5)
+            .map(|s| (browser, s, format!("m{}", s - 1)))
+            .collect::<Vec<_>>()
+    );
+    let ends = browse_ends(&out);
+    assert_eq!(ends.len(), 1);
+    assert_eq!(ends[0].1, browser);
+    assert_eq!(
+        ends[0].0,
+        out.len() - 1,
+        "the end marker follows the last delivery"
+    );
+
+    // Sent after the browse started: not part of it.
+    send_numbered(&mut c, &mut j, &q, 5..6);
+    let records_after_send = j.records.len();
+    // The browser acknowledges everything: nothing is removed or journaled.
+    ack(&mut c, &mut j, browser, &q, (1..=5).collect());
+    c.handle(
+        Request::Nack {
+            sub: browser,
+            destination: q.clone(),
+            seqs: vec![3],
+            reply: None,
+        },
+        &mut j,
+    );
+    let out = c.drain();
+    assert!(
+        deliveries(&out).is_empty() && browse_ends(&out).is_empty(),
+        "{out:?}"
+    );
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::DeadLetter { .. })),
+        "a browser's NACK moves nothing"
+    );
+    assert_eq!(j.records.len(), records_after_send);
+    assert_eq!(
+        records_after_send,
+        records + 1,
+        "only the send was journaled"
+    );
+    assert_eq!(c.depth(&q), 6);
+
+    // The consumer carries on as if nothing happened.
+    ack(&mut c, &mut j, consumer, &q, vec![1, 2]);
+    let d = deliveries(&c.drain());
+    assert_eq!(
+        d.iter().map(|x| (x.0, x.1)).collect::<Vec<_>>(),
+        vec![(consumer, 3), (consumer, 4)]
+    );
+    assert_eq!(c.depth(&q), 4);
+
+    // Closing the browser forgets it; a second browse sees what is left now.
+    c.handle(
+        Request::Unsubscribe {
+            sub: browser,
+            destination: q.clone(),
+            remove_durable: None,
+            undelivered: Vec::new(),
+            reply: reply(600),
+        },
+        &mut j,
+    );
+    let out = c.drain();
+    assert!(deliveries(&out).is_empty(), "{out:?}");
+    let again = sub(2, 2);
+    let out = browse(&mut c, &mut j, again, q.clone(), None, 100);
+    assert_eq!(
+        deliveries(&out).iter().map(|x| x.1).collect::<Vec<_>>(),
+        vec![3, 4, 5, 6]
+    );
+    assert_eq!(browse_ends(&out).len(), 1);
+}
+
+/// The prefetch bounds a browser's unacknowledged deliveries (its acks return credit,
+/// `SetPrefetch` changes the window); the selector and expiry choose what it sees;
+/// the end marker waits for the last selected message.
+#[test]
+fn a_browser_is_flowed_by_its_prefetch_and_filtered_by_selector_and_expiry() {
+    let mut c = core();
+    let mut j = MemJournal::default();
+    let q = Destination::queue("f");
+    send_numbered(&mut c, &mut j, &q, 0..8);
+    // A message that expires while stored (seq 9; the sweep has not run): a browse
+    // does not show it.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut old = (*numbered(&q, 8, "old")).clone();
+    old.expires_ms = now + 20;
+    c.handle(
+        Request::Send {
+            msg: Arc::new(old),
+            reply: reply(2000),
+        },
+        &mut j,
+    );
+    c.drain();
+    std::thread::sleep(std::time::Duration::from_millis(40));
+    let browser = sub(3, 1);
+    let out = browse(&mut c, &mut j, browser, q.clone(), Some("color = 'red'"), 2);
+    // Red: n = 0, 2, 4, 6 (seqs 1, 3, 5, 7); 8 (seq 9) expired.
+    assert_eq!(
+        deliveries(&out).iter().map(|x| x.1).collect::<Vec<_>>(),
+        vec![1, 3]
+    );
+    assert!(browse_ends(&out).is_empty());
+    ack(&mut c, &mut j, browser, &q, vec![1]);
+    let out = c.drain();
+    assert_eq!(
+        deliveries(&out).iter().map(|x| x.1).collect::<Vec<_>>(),
+        vec![5]
+    );
+    assert!(browse_ends(&out).is_empty());
+    // Acks for messages it does not hold return nothing.
+    ack(&mut c, &mut j, browser, &q, vec![2, 4]);
+    assert!(deliveries(&c.drain()).is_empty());
+    c.handle(
+        Request::SetPrefetch {
+            sub: browser,
+            prefetch: 3,
+        },
+        &mut j,
+    );
+    let out = c.drain();
+    assert_eq!(
+        deliveries(&out).iter().map(|x| x.1).collect::<Vec<_>>(),
+        vec![7]
+    );
+    assert_eq!(browse_ends(&out).len(), 1, "{out:?}");
+    assert_eq!(c.depth(&q), 9);
+}
+
+/// A browse of an empty queue, or of one this shard has never seen, ends at once and
+/// does not create the queue; a topic and a bad selector are refused.
+#[test]
+fn empty_browses_end_at_once_and_bad_ones_are_refused() {
+    let mut c = core();
+    let mut j = MemJournal::default();
+    let out = browse(
+        &mut c,
+        &mut j,
+        sub(1, 1),
+        Destination::queue("never"),
+        None,
+        10,
+    );
+    assert_eq!(
+        browse_ends(&out).iter().map(|e| e.1).collect::<Vec<_>>(),
+        vec![sub(1, 1)]
+    );
+    assert!(c
+        .destination_stats()
+        .iter()
+        .all(|s| s.name != "/queue/never"));
+
+    let q = Destination::queue("emptied");
+    send_numbered(&mut c, &mut j, &q, 0..2);
+    subscribe(&mut c, &mut j, sub(2, 1), q.clone(), 10);
+    c.drain();
+    ack(&mut c, &mut j, sub(2, 1), &q, vec![1, 2]);
+    c.drain();
+    let out = browse(&mut c, &mut j, sub(1, 2), q.clone(), None, 10);
+    assert!(deliveries(&out).is_empty());
+    assert_eq!(browse_ends(&out).len(), 1);
+
+    let out = browse(&mut c, &mut j, sub(1, 3), Destination::topic("t"), None, 10);
+    assert!(
+        matches!(
+            &out[..],
+            [Output::Reply {
+                result: Err(BrokerError::NotAQueue(_)),
+                ..
+            }]
+        ),
+        "{out:?}"
+    );
+    let out = browse(&mut c, &mut j, sub(1, 4), q, Some("color = "), 10);
+    assert!(
+        matches!(
+            &out[..],
+            [Output::Reply {
+                result: Err(BrokerError::InvalidSelector(_)),
+                ..
+            }]
+        ),
+        "{out:?}"
+    );
+}
+
+/// Bodies only the journal holds are read back for the browser (page-in) and
+/// delivered in queue order whatever order the reads finish in; they are not put back
+/// into the queue's entries (memory use does not grow), and the selector is tested on
+/// the read-back body.
+#[test]
+fn a_browse_reads_paged_out_bodies_back_in_order_without_keeping_them() {
+    let settings = BrokerSettings {
+        shard_memory_limit_bytes: 2048,
+        ..BrokerSettings::default()
+    };
+    let mut c = ShardCore::new(0, 1, Arc::new(settings));
+    let mut j = MemJournal::default();
+    let q = Destination::queue("paged");
+    let mut sent = Vec::new();
+    for n in 0..6 {
+        let m = numbered(&q, n, &format!("{n}{}", "y".repeat(900)));
+        sent.push(m.clone());
+        c.handle(
+            Request::Send {
+                msg: m,
+                reply: reply(n),
+            },
+            &mut j,
+        );
+    }
+    c.drain();
+    let mem = c.mem_used();
+    for (key, selector, want) in [
+        (sub(1, 1), None, vec![1, 2, 3, 4, 5, 6]),
+        (sub(1, 2), Some("n = '5' OR n = '0'"), vec![1, 6]),
+    ] {
+        let out = browse(&mut c, &mut j, key, q.clone(), selector, 100);
+        let mut page_ins: Vec<(u64, u64)> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::PageIn { seq, token, .. } => Some((*seq, *token)),
+                _ => None,
+            })
+            .collect();
+        assert!(!page_ins.is_empty(), "some bodies are on disk");
+        assert!(
+            browse_ends(&out).is_empty(),
+            "not before the bodies are back"
+        );
+        let mut got: Vec<u64> = deliveries(&out).iter().map(|x| x.1).collect();
+        // Answer the reads last first: the deliveries still come in order.
+        page_ins.reverse();
+        for (seq, token) in page_ins {
+            c.paged_in(token, Some(sent[seq as usize - 1].clone()));
+        }
+        let out = c.drain();
+        let d = deliveries(&out);
+        assert!(d.iter().all(|x| x.2 != "<disk>" && x.0 == key));
+        got.extend(d.iter().map(|x| x.1));
+        assert_eq!(got, want);
+        assert_eq!(browse_ends(&out).len(), 1);
+        assert_eq!(c.mem_used(), mem, "read-back bodies are not kept");
+    }
+}
+
+/// A browse step looks at a bounded number of entries: a selector that matches
+/// nothing on a long queue leaves work for the next drain (the driver drains again),
+/// and the browse still ends.
+#[test]
+fn a_long_unmatched_browse_is_done_in_bounded_steps() {
+    let mut c = core();
+    let mut j = MemJournal::default();
+    let q = Destination::queue("long");
+    send_numbered(&mut c, &mut j, &q, 0..10_000);
+    let out = browse(&mut c, &mut j, sub(1, 1), q.clone(), Some("n = 'none'"), 10);
+    assert!(browse_ends(&out).is_empty());
+    assert!(c.has_browse_work());
+    let mut drains = 1;
+    while c.has_browse_work() {
+        let out = c.drain();
+        drains += 1;
+        assert!(deliveries(&out).is_empty());
+        if !browse_ends(&out).is_empty() {
+            break;
+        }
+    }
+    assert!(!c.has_browse_work());
+    assert!(drains >= 3, "{drains}");
+}
+
+/// A closed connection takes its browsers with it; the queue is untouched.
+#[test]
+fn closing_the_connection_forgets_its_browsers() {
+    let mut c = core();
+    let mut j = MemJournal::default();
+    let q = Destination::queue("c");
+    send_numbered(&mut c, &mut j, &q, 0..3);
+    let out = browse(&mut c, &mut j, sub(4, 1), q.clone(), None, 1);
+    assert_eq!(deliveries(&out).len(), 1);
+    c.handle(Request::ConnectionClosed { conn: conn(4) }, &mut j);
+    assert!(c.drain().is_empty());
+    ack(&mut c, &mut j, sub(4, 1), &q, vec![1]);
+    assert!(c.drain().is_empty(), "no browser left to deliver to");
+    assert_eq!(c.depth(&q), 3);
+    subscribe(&mut c, &mut j, sub(5, 1), q.clone(), 10);
+    let d = deliveries(&c.drain());
+    assert_eq!(
+        d.iter().map(|x| (x.1, x.2.as_str())).collect::<Vec<_>>(),
+        vec![(1, "m0"), (2, "m1"), (3, "m2")]
+    );
 }

@@ -101,6 +101,22 @@ pub enum Request {
         spec: SubscribeSpec,
         reply: Reply,
     },
+    /// Browse queue `destination` (a JMS `QueueBrowser`, a STOMP `browser:true`
+    /// subscription): the messages on it now (sequence numbers already assigned), in
+    /// queue order, matching `selector`, not expired, including those delivered to other
+    /// consumers and not yet acknowledged, go to `sub` as deliveries that change nothing;
+    /// then [`Event::BrowseEnd`]. Nothing is journaled. At most `prefetch` deliveries are
+    /// unacknowledged at a time: `Ack` (and `Nack`) of a browsed message only return its
+    /// credit, `SetPrefetch` changes the window, `Unsubscribe` (or the connection
+    /// closing) ends the browse. The reply comes once the browse is set up (or refused:
+    /// a bad selector, not a queue).
+    Browse {
+        sub: SubKey,
+        destination: Destination,
+        selector: Option<String>,
+        prefetch: u32,
+        reply: Reply,
+    },
     /// Remove a consumer. `remove_durable` also deletes its durable subscription. Its
     /// unacknowledged deliveries go back flagged redelivered, except `undelivered`: the
     /// ones its client never handed to the application (a JMS consumer's prefetched
@@ -225,6 +241,12 @@ pub struct Delivery {
 #[derive(Debug)]
 pub enum Event {
     Deliver(Delivery),
+    /// Browser `sub` has had every message of its snapshot of `destination` (see
+    /// [`Request::Browse`]); it follows the last of them.
+    BrowseEnd {
+        sub: SubKey,
+        destination: Destination,
+    },
     Done {
         reply: Reply,
         result: Result<(), BrokerError>,
@@ -243,6 +265,7 @@ impl Event {
         let to = match self {
             Event::Deliver(d) => return d.sub.conn.shard,
             Event::Evict { conn } => return conn.shard,
+            Event::BrowseEnd { sub, .. } => return sub.conn.shard,
             Event::Done { reply, .. } => reply.to,
         };
         match to {

@@ -104,6 +104,8 @@ struct Shared {
     /// The pump is working on an item it already took off `pending`: later
     /// deliveries must queue behind it to keep their order.
     pump_busy: std::cell::Cell<bool>,
+    /// A task to continue unfinished browse steps is scheduled.
+    browse_kick: Cell<bool>,
     shard: ShardId,
     shard_count: usize,
     settings: Arc<BrokerSettings>,
@@ -207,6 +209,7 @@ impl Shard {
             pending: RefCell::new(VecDeque::new()),
             pending_wake: RefCell::new(None),
             pump_busy: Cell::new(false),
+            browse_kick: Cell::new(false),
             shard: setup.shard,
             shard_count: setup.shard_count,
             settings: setup.settings.clone(),
@@ -446,6 +449,7 @@ fn on_mesh_message(shared: &Rc<Shared>, msg: MeshMsg) {
             let conn = match &ev {
                 Event::Deliver(d) => d.sub.conn,
                 Event::Evict { conn } => *conn,
+                Event::BrowseEnd { sub, .. } => sub.conn,
                 Event::Done { reply, .. } => match reply.to {
                     ReplyTo::Conn(c) => c,
                     ReplyTo::Shard(_) => return,
@@ -463,6 +467,16 @@ fn on_mesh_message(shared: &Rc<Shared>, msg: MeshMsg) {
 
 fn process_outputs(shared: &Rc<Shared>) {
     let outputs = shared.core.borrow_mut().drain();
+    if shared.core.borrow().has_browse_work() && !shared.browse_kick.get() {
+        // A browse step stopped at its scan bound (so one browser cannot hold the
+        // shard): continue in a task of its own, after whatever else is queued.
+        shared.browse_kick.set(true);
+        let again = shared.clone();
+        rt::spawn_local(async move {
+            again.browse_kick.set(false);
+            process_outputs(&again);
+        });
+    }
     if outputs.is_empty() {
         return;
     }
@@ -495,11 +509,17 @@ fn process_outputs(shared: &Rc<Shared>) {
             } if shared.pending.borrow().is_empty() && !shared.pump_busy.get() => {
                 router.post_event(delivery(sub, msg, seq, destination, redeliveries));
             }
-            Output::Post { shard, request } => router.post(shard, request),
-            other
-            @ (Output::Deliver { .. } | Output::DeadLetter { .. } | Output::PageIn { .. }) => {
-                push_pending(shared, other)
+            // Behind the browser's last delivery, which may still be in `pending`.
+            Output::BrowseEnd { sub, destination }
+                if shared.pending.borrow().is_empty() && !shared.pump_busy.get() =>
+            {
+                router.post_event(Event::BrowseEnd { sub, destination });
             }
+            Output::Post { shard, request } => router.post(shard, request),
+            other @ (Output::Deliver { .. }
+            | Output::DeadLetter { .. }
+            | Output::PageIn { .. }
+            | Output::BrowseEnd { .. }) => push_pending(shared, other),
         }
     }
 }
@@ -654,8 +674,13 @@ async fn pending_pump(shared: Rc<Shared>) {
                     }
                 }
             }
+            Output::BrowseEnd { sub, destination } => {
+                router.post_event(Event::BrowseEnd { sub, destination });
+            }
             Output::Reply { .. } | Output::Post { .. } => {
-                unreachable!("only deliveries, dead-letter moves and page-ins are queued")
+                unreachable!(
+                    "only deliveries, browse ends, dead-letter moves and page-ins are queued"
+                )
             }
         }
         process_outputs(&shared);

@@ -70,6 +70,7 @@ fn handle(router: &Router, core: &RefCell<FakeCore>, msg: MeshMsg) {
                 }
                 Request::QueryOutcome { reply, .. } => Some(reply),
                 Request::Barrier { reply }
+                | Request::Browse { reply, .. }
                 | Request::Unsubscribe { reply, .. }
                 | Request::Commit { reply, .. }
                 | Request::Prepare { reply, .. }
@@ -88,6 +89,7 @@ fn handle(router: &Router, core: &RefCell<FakeCore>, msg: MeshMsg) {
             let conn = match &event {
                 Event::Deliver(d) => d.sub.conn,
                 Event::Evict { conn } => *conn,
+                Event::BrowseEnd { sub, .. } => sub.conn,
                 Event::Done { reply, .. } => match reply.to {
                     ReplyTo::Conn(c) => c,
                     ReplyTo::Shard(_) => return,

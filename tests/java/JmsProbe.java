@@ -48,7 +48,7 @@ import org.apache.activemq.command.ActiveMQTopic;
  * <p>Commands (one class each): {@code connect}, {@code send} ({@link ProbeSend}),
  * {@code recv} ({@link ProbeRecv}), {@code unsubscribe} ({@link ProbeRecv}), {@code rpc}
  * ({@link ProbeRpc}), {@code prefetch} ({@link ProbePrefetch}), {@code bodies}
- * ({@link ProbeBodies}), {@code stomp-send} and {@code stomp-recv} ({@link ProbeStomp}).
+ * ({@link ProbeBodies}), {@code browse} ({@link ProbeBrowse}), {@code stomp-send} and {@code stomp-recv} ({@link ProbeStomp}).
  * See tests/java/README.md for every option and line.
  */
 public final class JmsProbe {
@@ -87,6 +87,7 @@ public final class JmsProbe {
                 case "rpc": ProbeRpc.run(args); break;
                 case "prefetch": ProbePrefetch.run(args); break;
                 case "bodies": ProbeBodies.run(args); break;
+                case "browse": ProbeBrowse.run(args); break;
                 case "stomp-send": ProbeStomp.send(args); break;
                 case "stomp-recv": ProbeStomp.recv(args); break;
                 default: throw new Usage("unknown command " + cmd);

@@ -611,6 +611,70 @@ pub fn prefetch_zero_and_one(t: &dyn JmsTarget) {
 }
 
 // ---------------------------------------------------------------------------------
+// Queue browsers
+
+/// `browse` of `dest` with `extra` arguments on `url`; asserts it succeeded.
+#[track_caller]
+fn browse_queue(url: &str, dest: &str, extra: &[&str]) -> ProbeOutput {
+    let mut args = vec!["--dest", dest];
+    args.extend_from_slice(extra);
+    probe(url, "browse", &args).assert_ok()
+}
+
+/// `QueueBrowser`: it sees the queue's messages in order (bodies and properties
+/// intact, nothing flagged redelivered), only the matching ones with a selector, also
+/// with a small browser prefetch (flowed by its acks, AUTO or CLIENT), and also those
+/// another consumer holds unacknowledged; browsing removes nothing (a consumer then
+/// gets every message, the held ones flagged redelivered after their consumer
+/// closed); and a browse of an empty queue ends at once (the broker's end marker: the
+/// client would otherwise poll for ever).
+pub fn browse(t: &dyn JmsTarget) {
+    let url = t.url();
+    let q = "queue:browse";
+    send(&url, q, 10, &["--colors", "red,blue"]);
+    let all = browse_queue(&url, q, &[]);
+    assert_eq!(rdc(&all), fresh(0..10), "{}", all.dump());
+    for r in all.recvs() {
+        assert_eq!(r.body, format!("msg-{}", r.seq));
+        let color = if r.seq % 2 == 0 { "red" } else { "blue" };
+        assert_eq!(r.color.as_deref(), Some(color), "{r:?}");
+    }
+    assert_eq!(all.last().num("browsed"), 10, "{}", all.dump());
+
+    let red = browse_queue(&url, q, &["--selector", "color = 'red' AND seq > 1"]);
+    assert_eq!(rdc(&red), fresh([2, 4, 6, 8]), "{}", red.dump());
+
+    let small = with_options(&url, "jms.prefetchPolicy.queueBrowserPrefetch=3");
+    for ack in ["auto", "client"] {
+        let out = browse_queue(&small, q, &["--ack", ack]);
+        assert_eq!(rdc(&out), fresh(0..10), "{ack}: {}", out.dump());
+    }
+
+    let held = browse_queue(&url, q, &["--hold", "2"]);
+    let held_seqs: Vec<i64> = held.all("HELD").iter().map(|l| l.num("seq")).collect();
+    assert_eq!(held_seqs, vec![0, 1], "{}", held.dump());
+    assert_eq!(rdc(&held), fresh(0..10), "{}", held.dump());
+
+    // Nothing was taken: every message is still there, in order; the two the holder
+    // received and closed without acknowledging come back redelivered.
+    let rest = drain(&url, q, &[]);
+    let mut want = vec![(0, true, 2), (1, true, 2)];
+    want.extend(fresh(2..10));
+    assert_eq!(rdc(&rest), want, "{}", rest.dump());
+
+    for empty in [q, "queue:browse-never-used"] {
+        let out = browse_queue(&url, empty, &[]);
+        assert!(out.recvs().is_empty(), "{}", out.dump());
+        let ms = out.last().num("ms");
+        assert!(
+            ms < 1500,
+            "{empty}: the browse took {ms} ms: {}",
+            out.dump()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------
 // Selectors
 
 /// Valid selectors deliver exactly the matching messages, in order, and leave the

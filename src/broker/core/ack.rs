@@ -13,6 +13,11 @@ impl ShardCore {
     /// The acknowledgement record for `seqs` delivered to `sub`, keeping only the
     /// deliveries that really are that consumer's; `None` if there are none.
     pub(super) fn ack_record(&mut self, sub: SubKey, seqs: &[u64]) -> Option<(Record, bool)> {
+        if self.is_browser(sub) {
+            // Browsing removes nothing: the ack only returns the browser's credit.
+            self.browser_acked(sub, seqs);
+            return None;
+        }
         let id = self.attached.get(&sub)?.clone();
         let b = self.backlog_mut(&id)?;
         let mut valid = Vec::with_capacity(seqs.len());
@@ -104,6 +109,11 @@ impl ShardCore {
     /// NACK: every listed message still delivered to `sub` goes to the dead-letter
     /// queue.
     pub(super) fn on_nack(&mut self, sub: SubKey, seqs: Vec<u64>, reply: Option<Reply>) {
+        if self.is_browser(sub) {
+            // ActiveMQ's browser subscription ignores acks of every kind: a refused
+            // browsed message stays where it is (no dead-letter move).
+            self.browser_acked(sub, &seqs);
+        }
         if let Some(id) = self.attached.get(&sub).cloned() {
             for seq in seqs {
                 let delivered = self

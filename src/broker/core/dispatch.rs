@@ -83,8 +83,12 @@ impl ShardCore {
         }
     }
 
-    /// A body read back for a selective consumer (see [`Output::PageIn`]).
+    /// A body read back for a selective consumer or a browser (see [`Output::PageIn`]).
     pub fn paged_in(&mut self, token: u64, msg: Option<MessageRef>) {
+        if self.browse_loading.contains_key(&token) {
+            self.browse_loaded(token, msg);
+            return;
+        }
         let Some((id, seq)) = self.paging.remove(&token) else {
             return;
         };

@@ -13,6 +13,7 @@
 //! * `apply`     — the one path from a record to state (live, recovery, slave).
 //! * `send`      — publishing: enqueue records, topic fan-out, memory and flow control.
 //! * `subscribe` — consumers attaching and detaching, connections closing.
+//! * `browse`    — queue browsers: a snapshot of a queue streamed without changing it.
 //! * `ack`       — acknowledgements, NACKs, expiry, moves to the dead-letter queue.
 //! * `tx`        — commit, prepare, resolve, outcomes, in-doubt recovery.
 //! * `dispatch`  — handing ready messages to consumers, reading bodies back (page-in).
@@ -23,6 +24,7 @@
 mod ack;
 mod admin;
 mod apply;
+mod browse;
 mod dispatch;
 mod reclaim;
 mod send;
@@ -90,6 +92,12 @@ pub enum Output {
         token: u64,
         /// Why, as ActiveMQ's `dlqDeliveryFailureCause` says it.
         reason: &'static str,
+    },
+    /// Browser `sub` has had its whole snapshot of `destination`: send it
+    /// [`Event::BrowseEnd`](super::ops::Event::BrowseEnd), after the deliveries before it.
+    BrowseEnd {
+        sub: SubKey,
+        destination: Destination,
     },
     /// A request for another shard (or this one).
     Post { shard: ShardId, request: Request },
@@ -183,6 +191,12 @@ pub struct ShardCore {
     moving: HashMap<u64, (BacklogId, u64)>,
     /// Bodies being read back for selective consumers: token -> (backlog, seq).
     paging: HashMap<u64, (BacklogId, u64)>,
+    /// Queue browsers on this shard (see `browse.rs`).
+    browsers: HashMap<SubKey, browse::Browser>,
+    /// Browsers that may be able to make progress at the next drain.
+    browse_dirty: Vec<SubKey>,
+    /// Bodies being read back for browsers: token -> (browser, seq).
+    browse_loading: HashMap<u64, (SubKey, u64)>,
     /// Outcome queries after recovery: token -> transaction.
     querying: HashMap<u64, (GlobalTxId, usize)>,
     next_token: u64,
@@ -231,6 +245,9 @@ impl ShardCore {
             blocked: VecDeque::new(),
             moving: HashMap::new(),
             paging: HashMap::new(),
+            browsers: HashMap::new(),
+            browse_dirty: Vec::new(),
+            browse_loading: HashMap::new(),
             querying: HashMap::new(),
             next_token: 1,
             dirty: Vec::new(),
@@ -242,6 +259,7 @@ impl ShardCore {
     /// Takes the outputs produced so far.
     pub fn drain(&mut self) -> Vec<Output> {
         self.dispatch_dirty();
+        self.browse_dirty_browsers();
         std::mem::take(&mut self.out)
     }
 
@@ -298,6 +316,13 @@ impl ShardCore {
         match req {
             Request::Send { msg, reply } => self.on_send(msg, reply, sink),
             Request::Subscribe { sub, spec, reply } => self.on_subscribe(sub, spec, reply, sink),
+            Request::Browse {
+                sub,
+                destination,
+                selector,
+                prefetch,
+                reply,
+            } => self.on_browse(sub, destination, selector, prefetch, reply),
             Request::Unsubscribe {
                 sub,
                 destination,

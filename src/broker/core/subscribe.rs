@@ -122,6 +122,10 @@ impl ShardCore {
     /// Detaches a consumer; its unacknowledged deliveries go back, flagged, except
     /// `undelivered` (see `Request::Unsubscribe`).
     fn detach(&mut self, sub: SubKey, undelivered: &[u64]) {
+        if self.remove_browser(sub) {
+            // A browser took nothing off the queue: nothing goes back.
+            return;
+        }
         let Some(id) = self.attached.remove(&sub) else {
             return;
         };
@@ -231,6 +235,9 @@ impl ShardCore {
         for sub in subs {
             self.detach(sub, &[]);
         }
+        for sub in self.browsers_of(conn) {
+            self.remove_browser(sub);
+        }
         let temps: Vec<Destination> = self
             .queues
             .iter()
@@ -273,6 +280,10 @@ impl ShardCore {
     }
 
     pub(super) fn on_set_prefetch(&mut self, sub: SubKey, prefetch: u32) {
+        if self.is_browser(sub) {
+            self.browser_set_prefetch(sub, prefetch);
+            return;
+        }
         let Some(id) = self.attached.get(&sub).cloned() else {
             return;
         };

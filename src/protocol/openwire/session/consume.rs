@@ -15,6 +15,11 @@
 //! A consumer on a composite destination (`A,B`) is one broker subscription per
 //! member; acks go to the member the message came from.
 //!
+//! A queue browser (ConsumerInfo `browser`, `session.createBrowser`) is one
+//! `Request::Browse` per member queue instead: its deliveries are dispatched and
+//! acknowledged like a consumer's (the acks only return credit), and when every member's
+//! browse has ended it gets ActiveMQ's end marker, a MessageDispatch with no message.
+//!
 //! The advisory consumer (`ActiveMQ.Advisory.TempQueue,ActiveMQ.Advisory.TempTopic`,
 //! session -1, sent by every JMS connection; it must get a Response or the client
 //! cannot create a session) is such a consumer on the two advisory topics. Sessions
@@ -82,6 +87,9 @@ pub(super) struct Consumer {
     /// A topic consumer that does not want this connection's own messages (JMS
     /// `noLocal`): those are acknowledged here instead of dispatched.
     pub(super) no_local: bool,
+    /// A queue browser: the members whose browse has not ended yet. The end marker
+    /// (a MessageDispatch without a message) goes out when the last one ends.
+    pub(super) browsing: Option<usize>,
 }
 
 /// An open MessagePull.
@@ -124,13 +132,10 @@ impl<E: SessionEnv> Session<E> {
             // A replay (failover) of a consumer this socket already has.
             return self.respond_ok(header);
         }
-        if info.browser {
-            return Err(Refusal::new(
-                JAVA_JMS,
-                "queue browsers are not supported by Tandem yet",
-            ));
-        }
         let members = to_broker_destinations(ow_dest)?;
+        if info.browser {
+            return self.browser_info(id, info.selector, info.prefetch_size, members, header);
+        }
         let advisory = ow_dest.kind == DestinationKind::Topic
             && members
                 .iter()
@@ -171,6 +176,7 @@ impl<E: SessionEnv> Session<E> {
                 pull: None,
                 pulls: 0,
                 no_local: info.no_local && members.iter().all(|m| !m.kind.is_queue()),
+                browsing: None,
             },
         );
         let correlation = header.response_required.then_some(header.command_id);
@@ -200,6 +206,106 @@ impl<E: SessionEnv> Session<E> {
             },
         );
         Ok(())
+    }
+
+    /// ConsumerInfo with `browser`: a `QueueBrowser` (`session.createBrowser`). Each
+    /// member queue is browsed (`Request::Browse`); the deliveries are dispatched and
+    /// acknowledged like any consumer's (the acks remove nothing), and once every member
+    /// has ended the browser gets ActiveMQ's end marker, a MessageDispatch with no
+    /// message (`ActiveMQQueueBrowser` then reports no more elements).
+    fn browser_info(
+        &mut self,
+        id: ConsumerId,
+        selector: Option<String>,
+        prefetch_size: i32,
+        members: Vec<Destination>,
+        header: Header,
+    ) -> Result<(), Refusal> {
+        // `createBrowser` only takes a Queue; a topic in ConsumerInfo comes from a
+        // hand-made client. ActiveMQ would make it a plain topic subscription that never
+        // ends its "browse": refused here instead, so the mistake shows.
+        if let Some(t) = members.iter().find(|m| !m.kind.is_queue()) {
+            return Err(Refusal::new(
+                JAVA_JMS,
+                format!("a queue browser needs a queue, not topic {}", t.name),
+            ));
+        }
+        let selector = selector.filter(|s| !s.trim().is_empty());
+        if let Some(text) = &selector {
+            if let Err(e) = Selector::parse(text) {
+                return Err(Refusal::new(JAVA_INVALID_SELECTOR, format!("{e}: {text}")));
+            }
+        }
+        // A browser with prefetch 0 (`queueBrowserPrefetch=0`) still gets its messages
+        // pushed, one at a time: `ActiveMQQueueBrowser` waits for dispatches (its pulls
+        // only nudge), and ActiveMQ would end such a browse at the first pull that finds
+        // nothing dispatched yet.
+        let prefetch = u32::try_from(prefetch_size).unwrap_or(0).max(1);
+        let mut subs = Vec::with_capacity(members.len());
+        for m in &members {
+            subs.push((self.next_sub, m.clone()));
+            self.consumer_of.insert(self.next_sub, id.clone());
+            self.next_sub += 1;
+        }
+        self.consumers.insert(
+            id.clone(),
+            Consumer {
+                subs: subs.clone(),
+                advisory: false,
+                outstanding: VecDeque::new(),
+                prefetch,
+                window: prefetch,
+                pull: None,
+                pulls: 0,
+                no_local: false,
+                browsing: Some(subs.len()),
+            },
+        );
+        let correlation = header.response_required.then_some(header.command_id);
+        self.group(
+            Then::Subscribe {
+                correlation,
+                consumer: id,
+            },
+            |s, g| {
+                for (num, destination) in subs {
+                    let shard = s.shard_of(&destination);
+                    let sub = s.sub_key(num);
+                    let selector = selector.clone();
+                    s.post_in(g, shard, |reply| Request::Browse {
+                        sub,
+                        destination,
+                        selector,
+                        prefetch,
+                        reply,
+                    });
+                }
+            },
+        );
+        Ok(())
+    }
+
+    /// A member queue's browse ended (see [`Session::browser_info`]).
+    pub(super) fn browse_ended(&mut self, sub: SubKey) {
+        let Some(id) = self.consumer_of.get(&sub.sub).cloned() else {
+            return;
+        };
+        let Some(c) = self.consumers.get_mut(&id) else {
+            return;
+        };
+        let Some(open) = c.browsing.as_mut() else {
+            return;
+        };
+        *open = open.saturating_sub(1);
+        if *open == 0 {
+            self.write(Command::MessageDispatch(MessageDispatch {
+                header: Header::default(),
+                consumer_id: Some(id),
+                destination: None,
+                message: None,
+                redelivery_counter: 0,
+            }));
+        }
     }
 
     /// The subscriptions are in place: an advisory consumer learns the live temporary

@@ -406,6 +406,7 @@ impl<E: SessionEnv> Session<E> {
         }
         match event {
             Event::Deliver(d) => self.deliver(d),
+            Event::BrowseEnd { sub, .. } => self.browse_ended(sub),
             Event::Done { reply, result } => self.done(reply, result),
             Event::Evict { .. } => {
                 tracing::info!(conn = ?self.ctx.conn, peer = %self.ctx.peer, "connection taken over by its reconnected client; closing the stale one");

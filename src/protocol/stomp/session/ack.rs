@@ -29,6 +29,11 @@ impl<E: SessionEnv> Session<E> {
         let Some(sub) = self.subs.get_mut(&num) else {
             return Err(SessionError::UnknownAck(id));
         };
+        if nack && sub.browser {
+            return Err(SessionError::Browser(
+                "Cannot Nack a message on a Queue Browser Subscription.",
+            ));
+        }
         if sub.outstanding[idx].in_tx.is_some() {
             return Err(SessionError::UnknownAck(id));
         }

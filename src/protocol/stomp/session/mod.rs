@@ -143,6 +143,10 @@ pub enum SessionError {
     UnknownTransaction(String),
     #[error("Transaction already started")]
     DuplicateTransaction(String),
+    /// A queue browser refused (on STOMP 1.0, on a topic) or NACKed; the text is
+    /// ActiveMQ's (or says what ActiveMQ would silently get wrong).
+    #[error("{0}")]
+    Browser(&'static str),
 }
 
 impl SessionError {
@@ -155,6 +159,7 @@ impl SessionError {
                 | SessionError::UnknownAck(_)
                 | SessionError::UnknownTransaction(_)
                 | SessionError::DuplicateTransaction(_)
+                | SessionError::Browser(_)
         )
     }
 
@@ -194,6 +199,7 @@ impl SessionError {
             SessionError::DuplicateTransaction(tx) => {
                 format!("transaction '{tx}' is already active")
             }
+            SessionError::Browser(what) => (*what).to_owned(),
         }
     }
 }
@@ -384,6 +390,7 @@ impl<E: SessionEnv> Session<E> {
         }
         match event {
             Event::Deliver(d) => self.deliver(d),
+            Event::BrowseEnd { sub, .. } => self.browse_ended(sub),
             Event::Done { reply, result } => self.done(reply, result),
             // Only JMS connections are taken over by a reconnecting twin.
             Event::Evict { .. } => self.out.push(Action::Close),

@@ -10,8 +10,12 @@ use super::super::version::Version;
 use super::receipts::{AfterBarrier, Pending};
 use super::{invalid, missing, required, Session, SessionEnv, SessionError};
 use crate::broker::{
-    AckMode, Delivery, DestKind, Destination, DurableName, Request, ShardId, SubscribeSpec,
+    AckMode, Delivery, DestKind, Destination, DurableName, Request, ShardId, SubKey, SubscribeSpec,
 };
+
+/// ActiveMQ's `ActiveMQPrefetchPolicy.DEFAULT_QUEUE_BROWSER_PREFETCH`: a browser's
+/// prefetch unless `activemq.prefetchSize` says otherwise.
+const QUEUE_BROWSER_PREFETCH: u32 = 500;
 
 /// A delivery the client has yet to acknowledge.
 #[derive(Debug)]
@@ -36,6 +40,9 @@ pub(super) struct Subscription {
     pub(super) durable: Option<DurableName>,
     /// In delivery order; cumulative acks take a prefix. Bounded by the prefetch.
     pub(super) outstanding: VecDeque<Outstanding>,
+    /// A queue browser (`browser:true`): its acks only return credit, NACK is refused,
+    /// and after the last message comes the `browser:end` MESSAGE.
+    pub(super) browser: bool,
 }
 
 impl<E: SessionEnv> Session<E> {
@@ -52,6 +59,22 @@ impl<E: SessionEnv> Session<E> {
         if self.sub_by_client_id.contains_key(&client_id) {
             return Err(SessionError::DuplicateSubscription(client_id));
         }
+        let browser = frame.header("browser") == Some("true");
+        if browser {
+            // ActiveMQ's words and rule.
+            if self.version == Version::V1_0 {
+                return Err(SessionError::Browser(
+                    "Queue Browser feature only valid for Stomp v1.1+ clients!",
+                ));
+            }
+            // ActiveMQ would quietly make this a plain topic subscription whose browse
+            // never ends; refused instead, so the mistake shows.
+            if !destination.kind.is_queue() {
+                return Err(SessionError::Browser(
+                    "Queue Browser feature only valid for queues",
+                ));
+            }
+        }
         let ack = match frame.header("ack").unwrap_or("auto") {
             "auto" => AckMode::Auto,
             "client" => AckMode::Client,
@@ -59,6 +82,8 @@ impl<E: SessionEnv> Session<E> {
             other => return Err(SessionError::InvalidAckMode(other.into())),
         };
         let prefetch = match frame.header("activemq.prefetchSize") {
+            // ActiveMQ's DEFAULT_QUEUE_BROWSER_PREFETCH.
+            None if browser => QUEUE_BROWSER_PREFETCH,
             None => self.ctx.settings.default_prefetch,
             Some(v) => v
                 .trim()
@@ -100,8 +125,24 @@ impl<E: SessionEnv> Session<E> {
                 ack,
                 durable: durable.clone(),
                 outstanding: VecDeque::new(),
+                browser,
             },
         );
+        let shard = self.shard_of(&destination);
+        let receipt = frame.header("receipt").map(str::to_owned);
+        let sub = self.sub_key(num);
+        if browser {
+            self.post_with_reply(shard, Pending::Subscribe { receipt, sub: num }, |reply| {
+                Request::Browse {
+                    sub,
+                    destination,
+                    selector,
+                    prefetch,
+                    reply,
+                }
+            });
+            return Ok(());
+        }
         let spec = SubscribeSpec {
             destination: destination.clone(),
             ack,
@@ -110,9 +151,6 @@ impl<E: SessionEnv> Session<E> {
             selector,
             temp_owner,
         };
-        let shard = self.shard_of(&destination);
-        let receipt = frame.header("receipt").map(str::to_owned);
-        let sub = self.sub_key(num);
         self.post_with_reply(shard, Pending::Subscribe { receipt, sub: num }, |reply| {
             Request::Subscribe { sub, spec, reply }
         });
@@ -208,6 +246,20 @@ impl<E: SessionEnv> Session<E> {
     }
 
     // ----- deliveries -----
+
+    /// The browse of subscription `sub` ended: ActiveMQ's end marker, a MESSAGE with
+    /// `browser:end`, `message-id:0` and an empty body (StompQueueBrowserSubscription).
+    pub(super) fn browse_ended(&mut self, sub: SubKey) {
+        let Some(s) = self.subs.get(&sub.sub) else {
+            return;
+        };
+        let mut f = Frame::new(Command::Message);
+        f.push_header("subscription", s.client_id.clone());
+        f.push_header("browser", "end");
+        f.push_header("destination", self.display_destination(&s.destination));
+        f.push_header("message-id", "0");
+        self.write(f);
+    }
 
     pub(super) fn deliver(&mut self, d: Delivery) {
         let shown = self.display_destination(&d.destination);

@@ -207,14 +207,79 @@ fn a_refused_subscription_drops_the_consumer() {
     assert!(s.take_actions().is_empty());
 }
 
+/// A QueueBrowser: one Browse per member queue (prefetch and selector passed on, a
+/// prefetch of 0 raised to 1), the Response once every member is set up, deliveries
+/// dispatched as usual, and ActiveMQ's end marker (a MessageDispatch without a message)
+/// only after the last member's browse ended.
 #[test]
-fn browsers_are_refused_for_now() {
+fn a_browser_browses_every_member_then_gets_the_end_marker() {
+    let mut s = open(2);
+    let mut info = consumer_info(4, 1, OwDestination::queue("a,b"));
+    info.browser = true;
+    info.prefetch_size = 0;
+    info.selector = Some("color = 'red'".into());
+    s.on_command(Command::ConsumerInfo(info));
+    let p = posts(s.take_actions());
+    let mut subs = Vec::new();
+    for (_, r) in &p {
+        let Request::Browse {
+            sub,
+            destination,
+            selector,
+            prefetch,
+            ..
+        } = r
+        else {
+            panic!("{p:?}")
+        };
+        assert_eq!(selector.as_deref(), Some("color = 'red'"));
+        assert_eq!(*prefetch, 1);
+        subs.push((*sub, destination.clone()));
+    }
+    assert_eq!(
+        subs.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>(),
+        vec![Destination::queue("a"), Destination::queue("b")]
+    );
+    s.on_event(ok(reply_of(&p[0].1)));
+    assert!(s.take_actions().is_empty());
+    s.on_event(ok(reply_of(&p[1].1)));
+    assert_eq!(response(&s.take_actions()), 4);
+    s.on_event(delivery(
+        subs[0].0,
+        stomp_message(Destination::queue("a"), "x"),
+        7,
+        0,
+    ));
+    assert_eq!(dispatched(&s.take_actions()), vec![7]);
+    s.on_event(Event::BrowseEnd {
+        sub: subs[0].0,
+        destination: subs[0].1.clone(),
+    });
+    assert!(s.take_actions().is_empty(), "b has not ended yet");
+    s.on_event(Event::BrowseEnd {
+        sub: subs[1].0,
+        destination: subs[1].1.clone(),
+    });
+    let a = s.take_actions();
+    let w = writes(&a);
+    assert!(
+        matches!(w[..], [Command::MessageDispatch(d)] if d.message.is_none()
+            && d.destination.is_none()
+            && d.consumer_id == Some(consumer_id(1))),
+        "{w:?}"
+    );
+}
+
+/// `createBrowser` takes only a Queue; a browser on a topic is refused rather than
+/// turned into a subscription that never ends (what ActiveMQ would do).
+#[test]
+fn a_browser_on_a_topic_is_refused() {
     let mut s = open(1);
-    let mut info = consumer_info(4, 1, OwDestination::queue("q"));
+    let mut info = consumer_info(4, 1, OwDestination::topic("t"));
     info.browser = true;
     s.on_command(Command::ConsumerInfo(info));
-    let (_, class, _) = exception(&s.take_actions());
-    assert_eq!(class, "javax.jms.JMSException");
+    let (corr, class, _) = exception(&s.take_actions());
+    assert_eq!((corr, class.as_str()), (4, "javax.jms.JMSException"));
 }
 
 #[test]

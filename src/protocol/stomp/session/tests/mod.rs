@@ -89,6 +89,7 @@ fn reply_of(r: &Request) -> Reply {
     match r {
         Request::Send { reply, .. }
         | Request::Subscribe { reply, .. }
+        | Request::Browse { reply, .. }
         | Request::Unsubscribe { reply, .. }
         | Request::Commit { reply, .. }
         | Request::Prepare { reply, .. }

@@ -179,3 +179,117 @@ fn auto_ack_follows_the_socket_write() {
     };
     assert_eq!(seqs, &vec![12]);
 }
+
+/// `browser:true` (ActiveMQ's STOMP queue browser): a Browse request with ActiveMQ's
+/// browser prefetch (500) unless `activemq.prefetchSize` says otherwise; deliveries as
+/// usual; the end is a MESSAGE with `browser:end`, `message-id:0` and no body; a NACK
+/// is refused (not fatal), as are browsers on STOMP 1.0 and on topics.
+#[test]
+fn a_browser_subscription_browses_and_ends_with_browser_end() {
+    let mut s = connected("1.2", 1);
+    s.on_frame(frame(
+        Command::Subscribe,
+        &[
+            ("destination", "/queue/q"),
+            ("id", "b"),
+            ("browser", "true"),
+            ("ack", "client"),
+            ("selector", "color = 'red'"),
+            ("receipt", "r"),
+        ],
+    ));
+    let mut p = posts(s.take_actions());
+    let (
+        _,
+        Request::Browse {
+            sub,
+            destination,
+            selector,
+            prefetch,
+            reply,
+        },
+    ) = p.remove(0)
+    else {
+        panic!("{p:?}")
+    };
+    assert_eq!(destination, Destination::queue("q"));
+    assert_eq!(selector.as_deref(), Some("color = 'red'"));
+    assert_eq!(prefetch, 500);
+    s.on_event(ok(reply));
+    assert_eq!(writes(&s.take_actions())[0].header("receipt-id"), Some("r"));
+    s.on_event(delivery(sub, Destination::queue("q"), 3, "ID:m3"));
+    let a = s.take_actions();
+    let m = writes(&a)[0];
+    assert_eq!(m.header("message-id"), Some("ID:m3"));
+    let ack_id = m.header("ack").map(str::to_owned);
+
+    let mut nack = vec![("id", ack_id.as_deref().unwrap_or(""))];
+    nack.push(("receipt", "n"));
+    s.on_frame(frame(Command::Nack, &nack));
+    let a = s.take_actions();
+    let w = writes(&a);
+    assert_eq!(w[0].command, Command::Error);
+    assert_eq!(
+        w[0].header("message"),
+        Some("Cannot Nack a message on a Queue Browser Subscription.")
+    );
+    assert!(!a.iter().any(is_close), "not fatal");
+
+    s.on_event(Event::BrowseEnd {
+        sub,
+        destination: Destination::queue("q"),
+    });
+    let a = s.take_actions();
+    let end = writes(&a)[0];
+    assert_eq!(end.command, Command::Message);
+    assert_eq!(
+        headers(end),
+        vec![
+            ("subscription", "b"),
+            ("browser", "end"),
+            ("destination", "/queue/q"),
+            ("message-id", "0"),
+        ]
+    );
+    assert!(end.body.is_empty());
+
+    // An explicit prefetch is kept.
+    s.on_frame(frame(
+        Command::Subscribe,
+        &[
+            ("destination", "/queue/q"),
+            ("id", "b2"),
+            ("browser", "true"),
+            ("activemq.prefetchSize", "7"),
+        ],
+    ));
+    let p = posts(s.take_actions());
+    assert!(
+        matches!(&p[..], [(_, Request::Browse { prefetch: 7, .. })]),
+        "{p:?}"
+    );
+
+    for (version, dest, message) in [
+        (
+            "1.0",
+            "/queue/q",
+            "Queue Browser feature only valid for Stomp v1.1+ clients!",
+        ),
+        (
+            "1.2",
+            "/topic/t",
+            "Queue Browser feature only valid for queues",
+        ),
+    ] {
+        let mut s = connected(version, 1);
+        s.on_frame(frame(
+            Command::Subscribe,
+            &[("destination", dest), ("id", "b"), ("browser", "true")],
+        ));
+        let a = s.take_actions();
+        let w = writes(&a);
+        assert_eq!(w[0].command, Command::Error, "{version} {dest}");
+        assert_eq!(w[0].header("message"), Some(message));
+        assert!(posts(a).is_empty());
+    }
+}
