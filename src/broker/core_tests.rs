@@ -1056,6 +1056,7 @@ fn replayed_persistent_sends_are_confirmed_once_stored_not_stored_twice() {
     );
     r.drain();
     assert_eq!(r.depth(&Destination::dead_letter_queue()), 1);
+}
 
 // ----- queue browsers -------------------------------------------------------------
 
