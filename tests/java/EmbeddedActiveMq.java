@@ -15,6 +15,7 @@ import org.apache.activemq.store.kahadb.KahaDBPersistenceAdapter;
  * <pre>
  * java EmbeddedActiveMq --port P [--stomp-port S] --data DIR [--kahadb]
  *                       [--name NAME] [--lock-interval-ms MS] [--exit-with-parent]
+ *                       [--openwire-options QUERY]
  * </pre>
  *
  * <ul>
@@ -25,6 +26,10 @@ import org.apache.activemq.store.kahadb.KahaDBPersistenceAdapter;
  *       shared-store master/slave: the second waits for the store lock (polled every
  *       {@code --lock-interval-ms}, default 500) and opens its connectors only when the
  *       first dies.</li>
+ *   <li>{@code --openwire-options QUERY}: appended to the OpenWire connector URI after
+ *       {@code ?}, e.g. {@code wireFormat.tightEncodingEnabled=false&wireFormat.cacheEnabled=false}
+ *       to force loose encoding without the marshal cache, as Tandem does
+ *       ({@code tools/capture-openwire} uses it).</li>
  *   <li>{@code --exit-with-parent}: exit when the parent process goes away (a test
  *       harness killed with SIGKILL must not leave brokers behind).</li>
  * </ul>
@@ -42,6 +47,7 @@ public final class EmbeddedActiveMq {
         String name = null;
         long lockIntervalMs = 500;
         boolean exitWithParent = false;
+        String openwireOptions = null;
         for (int i = 0; i < argv.length; i++) {
             String a = argv[i];
             switch (a) {
@@ -52,6 +58,7 @@ public final class EmbeddedActiveMq {
                 case "--name": name = argv[++i]; break;
                 case "--lock-interval-ms": lockIntervalMs = Long.parseLong(argv[++i]); break;
                 case "--exit-with-parent": exitWithParent = true; break;
+                case "--openwire-options": openwireOptions = argv[++i]; break;
                 default:
                     System.err.println("EmbeddedActiveMq: unknown argument " + a);
                     System.exit(2);
@@ -59,7 +66,8 @@ public final class EmbeddedActiveMq {
         }
         if (port <= 0 || data == null) {
             System.err.println("usage: EmbeddedActiveMq --port P [--stomp-port S] --data DIR [--kahadb]"
-                    + " [--name NAME] [--lock-interval-ms MS] [--exit-with-parent]");
+                    + " [--name NAME] [--lock-interval-ms MS] [--exit-with-parent]"
+                    + " [--openwire-options QUERY]");
             System.exit(2);
         }
         if (exitWithParent) {
@@ -92,7 +100,8 @@ public final class EmbeddedActiveMq {
             broker.setPersistent(false);
         }
         List<String> uris = new ArrayList<>();
-        TransportConnector openwire = broker.addConnector("tcp://127.0.0.1:" + port);
+        TransportConnector openwire = broker.addConnector("tcp://127.0.0.1:" + port
+                + (openwireOptions != null && !openwireOptions.isEmpty() ? "?" + openwireOptions : ""));
         openwire.setName("openwire");
         uris.add("openwire=" + port);
         if (stompPort > 0) {

@@ -48,7 +48,8 @@ import org.apache.activemq.command.ActiveMQTopic;
  * <p>Commands (one class each): {@code connect}, {@code send} ({@link ProbeSend}),
  * {@code recv} ({@link ProbeRecv}), {@code unsubscribe} ({@link ProbeRecv}), {@code rpc}
  * ({@link ProbeRpc}), {@code prefetch} ({@link ProbePrefetch}), {@code bodies}
- * ({@link ProbeBodies}), {@code browse} ({@link ProbeBrowse}), {@code stomp-send} and {@code stomp-recv} ({@link ProbeStomp}).
+ * ({@link ProbeBodies}), {@code browse} ({@link ProbeBrowse}), {@code stomp-send} and
+ * {@code stomp-recv} ({@link ProbeStomp}), {@code wire-tour} ({@link ProbeWire}).
  * See tests/java/README.md for every option and line.
  */
 public final class JmsProbe {
@@ -90,6 +91,7 @@ public final class JmsProbe {
                 case "browse": ProbeBrowse.run(args); break;
                 case "stomp-send": ProbeStomp.send(args); break;
                 case "stomp-recv": ProbeStomp.recv(args); break;
+                case "wire-tour": ProbeWire.run(args); break;
                 default: throw new Usage("unknown command " + cmd);
             }
         } catch (Usage e) {
