@@ -877,7 +877,7 @@ impl Client {
                     Ok(Some((Command::MessageAck(ack), None)))
                 }
                 AckMode::Client | AckMode::ClientIndividual => {
-                    c.delivered.push(m.id.clone());
+                    c.delivered.push(m.clone());
                     let prefetch = usize::try_from(c.info.prefetch_size).unwrap_or(0);
                     let unreported = c.delivered.len() - c.reported;
                     if unreported == 0 || unreported < (prefetch / 2).max(1) {
@@ -885,7 +885,7 @@ impl Client {
                     }
                     // DELIVERED: not acked, but widen the broker's window (the real
                     // client does this at half the prefetch).
-                    let first = c.delivered[c.reported].clone();
+                    let first = c.delivered[c.reported].id.clone();
                     c.reported = c.delivered.len();
                     let h = header(st, false);
                     let mut ack = st.ack_for(&m, AckType::Delivered, Some(first), unreported, h);
@@ -916,26 +916,26 @@ impl Client {
             let Some(c) = st.consumers.get_mut(&msg.subscription.value) else {
                 return Ok(None);
             };
-            let Some(pos) = c.delivered.iter().position(|id| *id == msg.id) else {
+            let Some(pos) = c.delivered.iter().position(|m| m.id == msg.id) else {
                 // Auto mode, or already covered by a cumulative ack.
                 return Ok(None);
             };
-            let (ack_type, first, count) = match c.ack {
+            let (ack_type, acked) = match c.ack {
                 AckMode::Auto => return Ok(None),
-                AckMode::Client => {
-                    let first = c.delivered[0].clone();
-                    c.delivered.drain(..=pos);
-                    (AckType::Standard, first, pos + 1)
-                }
-                AckMode::ClientIndividual => {
-                    c.delivered.remove(pos);
-                    (AckType::Individual, msg.id.clone(), 1)
-                }
+                AckMode::Client => (AckType::Standard, c.delivered.drain(..=pos).collect()),
+                AckMode::ClientIndividual => (AckType::Individual, vec![c.delivered.remove(pos)]),
             };
-            c.reported = c.reported.min(c.delivered.len());
+            c.reported = c
+                .reported
+                .saturating_sub(acked.len())
+                .min(c.delivered.len());
+            let first = acked
+                .first()
+                .map_or_else(|| msg.id.clone(), |m: &Message| m.id.clone());
+            let count = acked.len();
             if in_tx {
                 if let Some(t) = st.transaction.as_mut() {
-                    t.acked.push(msg.clone());
+                    t.acked.extend(acked);
                 }
             }
             let h = header(st, !in_tx);
@@ -1072,11 +1072,18 @@ impl Client {
     pub fn close(mut self) -> Result<(), ClientError> {
         let conn = self.connection_id.clone();
         let result = match self.inner.submit(Urgency::Closing, |st| {
+            // The last message handed out (as the real client): the broker flags as
+            // redelivered only what we may have seen, not the rest of the prefetch.
+            let last = st
+                .consumers
+                .values()
+                .map(|c| c.last_delivered)
+                .max()
+                .unwrap_or(-1);
             let remove = RemoveInfo {
                 header: header(st, true),
                 object_id: Some(RemoveTarget::Connection(conn.clone())),
-                // Unknown: the broker counts every in-flight message as delivered.
-                last_delivered_sequence_id: -2,
+                last_delivered_sequence_id: last,
             };
             Ok(Some((Command::RemoveInfo(remove), Some(Kind::Close))))
         }) {

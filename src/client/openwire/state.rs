@@ -56,8 +56,9 @@ pub(super) struct Consumer {
     /// As first written (responseRequired, original commandId): replayed as is.
     pub info: ConsumerInfo,
     pub ack: AckMode,
-    /// Handed out by `recv`, not acked yet (client/individual), in delivery order.
-    pub delivered: Vec<MessageId>,
+    /// Handed out by `recv`, not acked yet (client/individual), in delivery order;
+    /// whole messages, so a rolled back transaction can hand them out again.
+    pub delivered: Vec<Message>,
     /// How many of `delivered` a DELIVERED ack has already reported (window extension).
     pub reported: usize,
     /// brokerSequenceId of the last message handed out (RemoveInfo's
