@@ -3,6 +3,7 @@
 //! `Clone` because one failure (failover exhausted, client closed) is handed to every
 //! thread waiting on the client; I/O errors are therefore carried as text.
 
+use crate::protocol::openwire::OpenWireError;
 use crate::protocol::stomp::StompError;
 use crate::uri::UriError;
 
@@ -12,8 +13,11 @@ pub enum ClientError {
     /// The URL does not parse (see [`crate::uri::FailoverUri::parse`]).
     #[error("bad URL: {0}")]
     Uri(#[from] UriError),
-    /// The URL names a transport this client does not speak (it speaks STOMP only).
-    #[error("unsupported transport {0}: this client speaks STOMP (stomp://host:port)")]
+    /// The URL names a transport this client does not speak: the STOMP client takes
+    /// `stomp://host:port`, the OpenWire one `tcp://host:port` (or `nio://`).
+    #[error(
+        "unsupported transport {0}: stomp:// is for the STOMP client, tcp:// for the OpenWire one"
+    )]
     Unsupported(String),
     /// A plain (non-failover) URL could not be connected.
     #[error("cannot connect to {addr}: {reason}")]
@@ -39,6 +43,18 @@ pub enum ClientError {
     /// The broker sent bytes that are not STOMP.
     #[error("protocol error from broker: {0}")]
     Protocol(#[from] StompError),
+    /// OpenWire: a frame from the broker does not decode, or a value given to the
+    /// client cannot be encoded (e.g. a property name over 65535 bytes).
+    #[error("OpenWire: {0}")]
+    OpenWire(#[from] OpenWireError),
+    /// OpenWire: no Response to command `command_id` within the wait; the command may
+    /// still take effect (a sync send stays in flight and is replayed after failover).
+    #[error("no response to command {command_id} after {waited_ms} ms")]
+    ResponseTimeout { command_id: i32, waited_ms: u64 },
+    /// An argument the client cannot use (a destination not `/queue/..` or `/topic/..`,
+    /// a text body that is not UTF-8, ...). Nothing was sent.
+    #[error("invalid argument: {0}")]
+    Invalid(String),
     /// `commit`/`abort`/a transactional send named a transaction that is not open, or
     /// `begin` named one that already is.
     #[error("transaction {0:?}: {1}")]

@@ -8,6 +8,8 @@
 //!   inbox) and how it is replayed on a new connection.
 //! * `io`     — the per-client I/O thread: reads frames, heart-beats, reconnects.
 //! * `policy` — reconnect order, back-off and give-up rules (pure, unit tested).
+//! * [`openwire`] — the same client for OpenWire (`tcp://`, `failover:(tcp://...)`),
+//!   with the same shape of API and failover rules; shares `policy` and [`ClientError`].
 //!
 //! # Threads and locks
 //!
@@ -54,6 +56,7 @@
 mod conn;
 mod error;
 mod io;
+pub mod openwire;
 mod policy;
 mod state;
 
