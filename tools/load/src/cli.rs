@@ -207,9 +207,7 @@ impl Settings {
             destination: a.destination,
             destination_kind,
             size: a.size,
-            persistent: a
-                .persistent
-                .unwrap_or(destination_kind == DestKind::Queue),
+            persistent: a.persistent.unwrap_or(destination_kind == DestKind::Queue),
             amount,
             warmup_s: a.warmup.as_secs_f64(),
             rate: a.rate,

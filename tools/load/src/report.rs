@@ -68,7 +68,11 @@ pub struct Machine {
 
 impl Machine {
     pub fn probe() -> Machine {
-        let read = |p: &str| std::fs::read_to_string(p).ok().map(|s| s.trim().to_string());
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .ok()
+                .map(|s| s.trim().to_string())
+        };
         let cpu_model = read("/proc/cpuinfo").and_then(|c| {
             c.lines()
                 .find(|l| l.starts_with("model name"))
@@ -266,11 +270,17 @@ pub fn print_text(rep: &Report, out: &mut impl Write) -> std::io::Result<()> {
         out,
         "tandem-load {} {} -> {} ({}, {} B, {}, {}p/{}c, {})",
         rep.version,
-        serde_json::to_string(&s.protocol).unwrap_or_default().trim_matches('"'),
+        serde_json::to_string(&s.protocol)
+            .unwrap_or_default()
+            .trim_matches('"'),
         s.url,
         s.destination,
         s.size,
-        if s.persistent { "persistent" } else { "non-persistent" },
+        if s.persistent {
+            "persistent"
+        } else {
+            "non-persistent"
+        },
         s.producers,
         s.consumers,
         match s.rate {

@@ -110,9 +110,7 @@ impl Shared {
     /// final quiet period is not a failover).
     fn event(&self, now_ns: u64) {
         let prev = self.last_event_ns.swap(now_ns, Relaxed);
-        if prev >= self.warmup_end_ns()
-            && now_ns > prev
-            && self.producers_running.load(Relaxed) > 0
+        if prev >= self.warmup_end_ns() && now_ns > prev && self.producers_running.load(Relaxed) > 0
         {
             self.max_gap_ns.fetch_max(now_ns - prev, Relaxed);
         }
@@ -188,10 +186,7 @@ impl Window {
     fn acquire(&self) {
         let mut free = lock(&self.free);
         while *free == 0 {
-            free = self
-                .changed
-                .wait(free)
-                .unwrap_or_else(|e| e.into_inner());
+            free = self.changed.wait(free).unwrap_or_else(|e| e.into_inner());
         }
         *free -= 1;
     }
@@ -401,9 +396,7 @@ fn produce<T: Transport>(
             }
             let now = Instant::now();
             if now >= shared.warmup_end {
-                if quota.is_some_and(|q| r.sent_counted >= q)
-                    || end_at.is_some_and(|e| now >= e)
-                {
+                if quota.is_some_and(|q| r.sent_counted >= q) || end_at.is_some_and(|e| now >= e) {
                     break;
                 }
             }

@@ -113,8 +113,12 @@ pub trait Transport: Send + Sync + Sized + 'static {
 
     fn connect(url: &str, opts: &ConnectOptions) -> Result<Self, TransportError>;
     /// Sends and waits for the broker's confirmation.
-    fn send(&self, dest: &Destination, body: &[u8], opts: SendOptions)
-        -> Result<(), TransportError>;
+    fn send(
+        &self,
+        dest: &Destination,
+        body: &[u8],
+        opts: SendOptions,
+    ) -> Result<(), TransportError>;
     /// Sends and returns once written; the confirmation is waited for later.
     fn send_async(
         &self,

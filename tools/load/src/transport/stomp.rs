@@ -30,10 +30,7 @@ impl Delivery for Message {
 }
 
 fn headers<'a>(opts: &SendOptions<'a>) -> Vec<(&'a str, &'a str)> {
-    let mut h = vec![(
-        "persistent",
-        if opts.persistent { "true" } else { "false" },
-    )];
+    let mut h = vec![("persistent", if opts.persistent { "true" } else { "false" })];
     if let Some(tx) = opts.transaction {
         h.push(("transaction", tx));
     }
@@ -71,9 +68,11 @@ impl Transport for Stomp {
         body: &[u8],
         opts: SendOptions,
     ) -> Result<StompPending, TransportError> {
-        Ok(StompPending(
-            self.client.send_async(&dest.full, body, &headers(&opts))?,
-        ))
+        Ok(StompPending(self.client.send_async(
+            &dest.full,
+            body,
+            &headers(&opts),
+        )?))
     }
 
     fn subscribe(
