@@ -395,10 +395,11 @@ fn produce<T: Transport>(
                 break;
             }
             let now = Instant::now();
-            if now >= shared.warmup_end {
-                if quota.is_some_and(|q| r.sent_counted >= q) || end_at.is_some_and(|e| now >= e) {
-                    break;
-                }
+            // Counted messages start after the warm-up; the amount counts only those.
+            let counted_done =
+                quota.is_some_and(|q| r.sent_counted >= q) || end_at.is_some_and(|e| now >= e);
+            if now >= shared.warmup_end && counted_done {
+                break;
             }
             if let Some(iv) = interval {
                 let intended = shared.base + iv.mul_f64(seq as f64);
