@@ -41,13 +41,7 @@ fn main() -> ExitCode {
 fn run(s: &Settings) -> Result<bool, LoadError> {
     let result = match s.protocol {
         Protocol::Stomp => workload::run::<transport::stomp::Stomp>(s)?,
-        // The place OpenWire plugs in: `workload::run::<transport::openwire::OpenWire>(s)?`.
-        Protocol::Openwire => {
-            return Err(LoadError::Setup {
-                what: "connect".into(),
-                source: transport::openwire::connect_error(),
-            })
-        }
+        Protocol::Openwire => workload::run::<transport::openwire::OpenWire>(s)?,
     };
     let (rep, hists) = report::build(s, &result);
     if let Some(path) = &s.json {

@@ -58,6 +58,47 @@ fn persistent_queue_run_loses_nothing() {
     );
 }
 
+/// The same check over OpenWire (Tandem sniffs the protocol, so the STOMP port
+/// serves it too): pipelined persistent sends, individual acks, a topic fan-out.
+#[test]
+fn openwire_runs_lose_nothing() {
+    let broker = Tandem::start();
+    let url = format!("tcp://127.0.0.1:{}", broker.port);
+    let mut args = SMALL.to_vec();
+    args.extend([
+        "--protocol",
+        "openwire",
+        "--producers",
+        "2",
+        "--consumers",
+        "2",
+        "--max-pending",
+        "16",
+        "--ack",
+        "individual",
+    ]);
+    let run = run_load(&url, &args);
+    assert_eq!(run.code, Some(0), "{}", run.dump());
+    assert_eq!(run.check("lost"), 0, "{}", run.dump());
+    assert_eq!(run.check("duplicates"), 0, "{}", run.dump());
+    assert_eq!(run.report["totals"]["confirmed"], 2000, "{}", run.dump());
+    assert_eq!(run.report["totals"]["received"], 2000, "{}", run.dump());
+
+    let mut args = SMALL.to_vec();
+    args.extend([
+        "--protocol",
+        "openwire",
+        "--destination",
+        "/topic/fan",
+        "--consumers",
+        "3",
+    ]);
+    let run = run_load(&url, &args);
+    assert_eq!(run.code, Some(0), "{}", run.dump());
+    assert_eq!(run.check("lost"), 0, "{}", run.dump());
+    assert_eq!(run.report["totals"]["received"], 6000, "{}", run.dump());
+}
+
 /// Tampers with the 500th delivery and returns the run.
 fn tampered(tamper: Tamper) -> support::Run {
     let broker = Tandem::start();

@@ -1,11 +1,8 @@
 //! The wire protocol behind a small trait, so the workload does not know which one it
-//! drives. STOMP is [`stomp`] (the `tandem` library's blocking client with failover).
-//!
-//! OpenWire goes in `openwire.rs` (see that file): implement [`Transport`] for
-//! `tandem::client::openwire::Client` and route `Protocol::Openwire` to it in
-//! `crate::run_with`. The trait is shaped like the two clients (blocking calls,
-//! pipelined sends that return a pending confirm, one inbox for every subscription),
-//! so each implementation is a few dozen lines of forwarding.
+//! drives: [`stomp`] and [`openwire`], the `tandem` library's two blocking clients
+//! with failover. The trait is shaped like them (blocking calls, pipelined sends that
+//! return a pending confirm, one inbox for every subscription), so each implementation
+//! is a few dozen lines of forwarding.
 
 pub mod openwire;
 pub mod stomp;
@@ -17,11 +14,9 @@ use crate::cli::{Ack, DestKind};
 /// Why a transport call failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum TransportError {
-    /// `--protocol` names a transport this build does not have yet.
-    #[error("--protocol {0}: not built yet (see tools/load/src/transport/openwire.rs)")]
-    NotBuilt(&'static str),
+    /// From either client (they share one error type).
     #[error(transparent)]
-    Stomp(#[from] tandem::client::ClientError),
+    Client(#[from] tandem::client::ClientError),
 }
 
 impl TransportError {
@@ -30,8 +25,7 @@ impl TransportError {
     pub fn is_fatal(&self) -> bool {
         use tandem::client::ClientError as E;
         match self {
-            TransportError::NotBuilt(_) => true,
-            TransportError::Stomp(e) => matches!(
+            TransportError::Client(e) => matches!(
                 e,
                 E::Closed
                     | E::ConnectionLost(_)
@@ -40,6 +34,7 @@ impl TransportError {
                     | E::Refused(_)
                     | E::Unsupported(_)
                     | E::Uri(_)
+                    | E::Invalid(_)
             ),
         }
     }
@@ -55,28 +50,18 @@ pub struct ConnectOptions {
 }
 
 /// Where messages go: the tool's `/queue/NAME` or `/topic/NAME` syntax, split.
-/// STOMP uses `full` as is; `kind` and `name` are there for OpenWire (queue or topic
-/// object), hence unused until that transport exists.
-#[allow(dead_code)]
+/// Both clients take `full` as is; `kind` picks OpenWire's default prefetch.
 #[derive(Debug, Clone)]
 pub struct Destination {
     pub kind: DestKind,
-    /// The name without the prefix (`load` for `/queue/load`).
-    pub name: String,
     /// As given (`/queue/load`): STOMP's own syntax.
     pub full: String,
 }
 
 impl Destination {
     pub fn parse(full: &str, kind: DestKind) -> Destination {
-        let name = full
-            .strip_prefix("/queue/")
-            .or_else(|| full.strip_prefix("/topic/"))
-            .unwrap_or(full)
-            .to_string();
         Destination {
             kind,
-            name,
             full: full.to_string(),
         }
     }
