@@ -227,6 +227,8 @@ fn run(case: &Case, persistent: bool) -> Run {
                     }),
                     selector: c.selector.map(String::from),
                     temp_owner: None,
+                    exclusive: false,
+                    priority: 0,
                 },
                 reply: reply(0),
             },

@@ -172,6 +172,11 @@ fn stomp_jms_exchange() {
 }
 
 #[test]
+fn exclusive_consumers_and_message_groups() {
+    cases::exclusive_consumers_and_message_groups(&broker());
+}
+
+#[test]
 fn s1_queue_failover() {
     cases::queue_failover(&TandemPair::start(PairOpts::default(), None));
 }

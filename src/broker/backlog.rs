@@ -3,11 +3,24 @@
 //! non-durable topic subscriber. Queues have many consumers (round robin, bounded by
 //! prefetch); subscriptions have at most one.
 //!
+//! ActiveMQ's queue dispatch rules, in order (each applies only to the consumers that
+//! have prefetch room and whose selector takes the message):
+//!
+//! * **exclusive consumers**: while one is attached, it alone receives the queue (the
+//!   highest priority one, the earliest attached among equals); the others wait as
+//!   standbys and one of them takes over when it leaves;
+//! * **message groups**: messages with the same `JMSXGroupID` go to one consumer, the
+//!   group's owner, chosen when the group's first message is dispatched and released
+//!   when that consumer leaves (at most [`GROUPS_MAX`] groups remembered per queue,
+//!   the least recently assigned forgotten first, as ActiveMQ's cached group map);
+//! * **consumer priority**: the highest priority consumer with room gets the message;
+//!   round robin among equals.
+//!
 //! Invariants: every entry is either in `ready` or delivered to exactly one consumer
 //! (`Delivered`), or held by a prepared transaction; a consumer's `in_flight` equals
 //! the number of entries delivered to it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use std::sync::Arc;
 
@@ -45,6 +58,8 @@ pub struct Entry {
     pub redeliveries: u32,
     /// Acknowledged inside a prepared (not yet resolved) transaction.
     pub tx_locked: bool,
+    /// The message's `JMSXGroupID`, kept here because the body may be on disk.
+    pub group: Option<Arc<str>>,
 }
 
 #[derive(Clone, Debug)]
@@ -56,6 +71,12 @@ pub struct Consumer {
     /// Only messages it selects go to this consumer. A message whose body is on disk
     /// cannot be tested, so it goes to consumers without a selector (see `dispatch`).
     pub selector: Option<Arc<Selector>>,
+    /// ActiveMQ's exclusive consumer (`consumer.exclusive`, STOMP
+    /// `activemq.exclusive`).
+    pub exclusive: bool,
+    /// ActiveMQ's consumer priority (`consumer.priority`, STOMP `activemq.priority`):
+    /// higher first.
+    pub priority: i8,
 }
 
 /// Whether a consumer takes an entry.
@@ -83,6 +104,8 @@ impl Consumer {
 const DISPATCH_SCAN_MAX: usize = 4096;
 /// Bodies one dispatch pass asks to read back for selective consumers.
 const PAGE_IN_MAX: usize = 64;
+/// Message groups remembered per queue (ActiveMQ's cached group map holds 1024).
+pub const GROUPS_MAX: usize = 1024;
 
 #[derive(Default, Debug)]
 pub struct Backlog {
@@ -91,6 +114,11 @@ pub struct Backlog {
     pub consumers: Vec<Consumer>,
     /// Round-robin cursor into `consumers`.
     next_consumer: usize,
+    /// Message group -> the consumer that owns it.
+    groups: HashMap<Arc<str>, SubKey>,
+    /// Groups in the order they were assigned (oldest first), to forget beyond
+    /// [`GROUPS_MAX`].
+    group_order: VecDeque<Arc<str>>,
 }
 
 /// One assignment made by [`Backlog::dispatch`].
@@ -118,6 +146,10 @@ impl Backlog {
         if self.next_consumer >= self.consumers.len() {
             self.next_consumer = 0;
         }
+        // Its groups get a new owner with their next message.
+        self.groups.retain(|_, owner| *owner != key);
+        let groups = &self.groups;
+        self.group_order.retain(|g| groups.contains_key(g));
         let mut returned = Vec::new();
         for (seq, e) in self.entries.iter_mut() {
             if e.state == EntryState::Delivered(key) && !e.tx_locked {
@@ -192,6 +224,11 @@ impl Backlog {
         if self.consumers.is_empty() || self.ready.is_empty() {
             return out;
         }
+        let exclusive = self.exclusive_owner();
+        let uniform_priority = self
+            .consumers
+            .windows(2)
+            .all(|w| w[0].priority == w[1].priority);
         let mut cursor = self.ready.iter().next().copied();
         let mut scanned = 0;
         while let Some(seq) = cursor {
@@ -208,27 +245,54 @@ impl Backlog {
                 skipped.push(seq);
                 continue;
             }
+            // Exclusive owner, else the group's owner, else any consumer (priority,
+            // then round robin).
+            let owner = exclusive.or_else(|| {
+                let g = entry.group.as_ref()?;
+                let key = self.groups.get(g)?;
+                self.consumers.iter().position(|c| c.key == *key)
+            });
             let n = self.consumers.len();
             let mut chosen = None;
-            let mut any_room = false;
             let mut needs_body = false;
-            for i in 0..n {
-                let idx = (self.next_consumer + i) % n;
-                let c = &self.consumers[idx];
-                if c.in_flight < c.prefetch {
+            if let Some(o) = owner {
+                let c = &self.consumers[o];
+                if c.in_flight >= c.prefetch {
+                    if exclusive.is_some() {
+                        break; // nobody else may take anything
+                    }
+                    continue; // this group waits; other messages may go
+                }
+                match c.accepts(entry) {
+                    Verdict::Yes => chosen = Some(o),
+                    Verdict::NeedsBody => needs_body = true,
+                    Verdict::No => {}
+                }
+            } else {
+                let mut any_room = false;
+                let mut best_priority = i8::MIN;
+                for i in 0..n {
+                    let idx = (self.next_consumer + i) % n;
+                    let c = &self.consumers[idx];
+                    if c.in_flight >= c.prefetch {
+                        continue;
+                    }
                     any_room = true;
                     match c.accepts(entry) {
-                        Verdict::Yes => {
+                        Verdict::Yes if chosen.is_none() || c.priority > best_priority => {
                             chosen = Some(idx);
-                            break;
+                            best_priority = c.priority;
+                            if uniform_priority {
+                                break;
+                            }
                         }
+                        Verdict::Yes | Verdict::No => {}
                         Verdict::NeedsBody => needs_body = true,
-                        Verdict::No => {}
                     }
                 }
-            }
-            if !any_room {
-                break;
+                if !any_room {
+                    break;
+                }
             }
             // No consumer with room selects this message: it waits, later ones may go.
             let Some(idx) = chosen else {
@@ -236,6 +300,11 @@ impl Backlog {
                     page_in.push(seq);
                 }
                 continue;
+            };
+            let group = if owner.is_none() && exclusive.is_none() {
+                entry.group.clone()
+            } else {
+                None
             };
             self.next_consumer = (idx + 1) % n;
             let c = &mut self.consumers[idx];
@@ -245,9 +314,35 @@ impl Backlog {
             if let Some(e) = self.entries.get_mut(&seq) {
                 e.state = EntryState::Delivered(key);
             }
+            if let Some(g) = group {
+                self.assign_group(g, key);
+            }
             out.push(Assignment { sub: key, seq });
         }
         out
+    }
+
+    /// The consumer that receives everything while it is attached: the highest
+    /// priority exclusive consumer, the earliest attached among equals.
+    fn exclusive_owner(&self) -> Option<usize> {
+        let mut owner: Option<usize> = None;
+        for (i, c) in self.consumers.iter().enumerate() {
+            if c.exclusive && owner.is_none_or(|o| c.priority > self.consumers[o].priority) {
+                owner = Some(i);
+            }
+        }
+        owner
+    }
+
+    fn assign_group(&mut self, group: Arc<str>, key: SubKey) {
+        if self.groups.insert(group.clone(), key).is_none() {
+            self.group_order.push_back(group);
+            while self.group_order.len() > GROUPS_MAX {
+                if let Some(oldest) = self.group_order.pop_front() {
+                    self.groups.remove(&oldest);
+                }
+            }
+        }
     }
 }
 
@@ -275,6 +370,7 @@ mod tests {
             state: EntryState::Ready,
             redeliveries: 0,
             tx_locked: false,
+            group: None,
         }
     }
     fn consumer(n: u64, prefetch: u32) -> Consumer {
@@ -284,6 +380,8 @@ mod tests {
             in_flight: 0,
             ack: AckMode::Client,
             selector: None,
+            exclusive: false,
+            priority: 0,
         }
     }
 
@@ -333,5 +431,90 @@ mod tests {
             .map(|a| a.seq)
             .collect();
         assert_eq!(got, vec![1, 3]);
+    }
+
+    /// (consumer serial, seq) of one dispatch pass.
+    fn pass(b: &mut Backlog) -> Vec<(u64, u64)> {
+        b.dispatch(|_| false, &mut Vec::new(), &mut Vec::new())
+            .iter()
+            .map(|a| (a.sub.conn.serial, a.seq))
+            .collect()
+    }
+
+    fn grouped(group: &str) -> Entry {
+        Entry {
+            group: Some(Arc::from(group)),
+            ..entry()
+        }
+    }
+
+    #[test]
+    fn an_exclusive_consumer_takes_everything_and_a_standby_follows_it() {
+        let mut b = Backlog::default();
+        b.add_consumer(consumer(1, 10));
+        b.add_consumer(Consumer {
+            exclusive: true,
+            ..consumer(2, 2)
+        });
+        b.add_consumer(Consumer {
+            exclusive: true,
+            ..consumer(3, 10)
+        });
+        for s in 1..=4 {
+            b.insert(s, entry());
+        }
+        // Consumer 2 is the owner; when its prefetch is full nobody else gets any.
+        assert_eq!(pass(&mut b), vec![(2, 1), (2, 2)]);
+        assert_eq!(pass(&mut b), vec![]);
+        // It leaves: its two come back and the standby exclusive (3) takes over.
+        b.remove_consumer(key(2), &[]);
+        assert_eq!(pass(&mut b), vec![(3, 1), (3, 2), (3, 3), (3, 4)]);
+    }
+
+    #[test]
+    fn higher_priority_consumers_are_served_first() {
+        let mut b = Backlog::default();
+        b.add_consumer(consumer(1, 10));
+        b.add_consumer(Consumer {
+            priority: 5,
+            ..consumer(2, 2)
+        });
+        for s in 1..=4 {
+            b.insert(s, entry());
+        }
+        assert_eq!(pass(&mut b), vec![(2, 1), (2, 2), (1, 3), (1, 4)]);
+    }
+
+    #[test]
+    fn a_group_sticks_to_its_consumer_until_that_consumer_leaves() {
+        let mut b = Backlog::default();
+        b.add_consumer(consumer(1, 10));
+        b.add_consumer(consumer(2, 10));
+        b.insert(1, grouped("A"));
+        b.insert(2, grouped("A"));
+        b.insert(3, grouped("B"));
+        b.insert(4, grouped("A"));
+        b.insert(5, entry());
+        assert_eq!(pass(&mut b), vec![(1, 1), (1, 2), (2, 3), (1, 4), (2, 5)]);
+        // Consumer 1 leaves: group A moves, as a whole, to the one left.
+        b.remove_consumer(key(1), &[]);
+        b.insert(6, grouped("A"));
+        assert_eq!(pass(&mut b), vec![(2, 1), (2, 2), (2, 4), (2, 6)]);
+    }
+
+    #[test]
+    fn groups_are_forgotten_beyond_the_bound() {
+        let mut b = Backlog::default();
+        b.add_consumer(consumer(1, u32::MAX));
+        for s in 0..(GROUPS_MAX as u64 + 10) {
+            b.insert(s, grouped(&format!("g{s}")));
+        }
+        pass(&mut b);
+        assert_eq!(b.groups.len(), GROUPS_MAX);
+        assert_eq!(b.group_order.len(), GROUPS_MAX);
+        assert!(!b.groups.contains_key("g0"));
+        assert!(b
+            .groups
+            .contains_key(format!("g{}", GROUPS_MAX + 9).as_str()));
     }
 }

@@ -84,6 +84,8 @@ fn subscribe(c: &mut ShardCore, j: &mut MemJournal, key: SubKey, dest: Destinati
                 durable: None,
                 selector: None,
                 temp_owner: None,
+                exclusive: false,
+                priority: 0,
             },
             reply: reply(0),
         },
@@ -320,6 +322,8 @@ fn durable_subscription_keeps_messages_while_away() {
         durable: Some(name.clone()),
         selector: None,
         temp_owner: None,
+        exclusive: false,
+        priority: 0,
     };
     c.handle(
         Request::Subscribe {
@@ -449,6 +453,8 @@ fn selectors_route_messages_and_bad_ones_are_refused() {
         durable: None,
         selector: Some(selector.into()),
         temp_owner: None,
+        exclusive: false,
+        priority: 0,
     };
     c.handle(
         Request::Subscribe {
@@ -536,6 +542,8 @@ fn selective_consumers_get_paged_out_messages_read_back() {
                 durable: None,
                 selector: Some("n = '5'".into()),
                 temp_owner: None,
+                exclusive: false,
+                priority: 0,
             },
             reply: reply(100),
         },

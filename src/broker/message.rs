@@ -28,6 +28,10 @@ use bytes::Bytes;
 
 use super::destination::Destination;
 
+/// The header naming a message's group (JMS `JMSXGroupID`, the same name in STOMP):
+/// messages of one group go to one consumer of a queue.
+pub const GROUP_ID: &str = "JMSXGroupID";
+
 /// A message. Immutable after the producer's connection built it; the body is a
 /// reference-counted [`Bytes`], so fan-out and cross-shard delivery never copy it.
 #[derive(Clone, Debug, PartialEq, Eq)]

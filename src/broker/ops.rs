@@ -72,6 +72,10 @@ pub struct SubscribeSpec {
     pub selector: Option<String>,
     /// The owner connection of a temporary destination, when subscribing creates it.
     pub temp_owner: Option<ConnId>,
+    /// ActiveMQ's exclusive consumer: alone receives the queue while attached.
+    pub exclusive: bool,
+    /// ActiveMQ's consumer priority (higher first; JMS clients send 0 by default).
+    pub priority: i8,
 }
 
 /// One operation inside a transaction; buffered by the session until COMMIT.

@@ -1192,3 +1192,67 @@ pub fn load_failover(p: &dyn JmsPairTarget, duplicates: UnflaggedDuplicates) {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------
+// Exclusive consumers and message groups
+
+/// Exclusive consumers (`queue:X?consumer.exclusive=true`): of two, the first attached
+/// receives everything while the other waits as a standby. Message groups
+/// (`JMSXGroupID`): every message of one group goes to one consumer.
+pub fn exclusive_consumers_and_message_groups(t: &dyn JmsTarget) {
+    let url = t.url();
+    let excl = "queue:excl?consumer.exclusive=true";
+    let mut first = spawn_probe(
+        &url,
+        "recv",
+        &["--dest", excl, "--drain", "--timeout-ms", "2000"],
+    );
+    first.wait_word("READY", READY_TIMEOUT);
+    let mut standby = spawn_probe(
+        &url,
+        "recv",
+        &["--dest", excl, "--drain", "--timeout-ms", "2000"],
+    );
+    standby.wait_word("READY", READY_TIMEOUT);
+    send(&url, "queue:excl", 20, &[]);
+    let first = first.finish(PROBE_TIMEOUT).assert_ok();
+    let standby = standby.finish(PROBE_TIMEOUT).assert_ok();
+    assert_eq!(rdc(&first), fresh(0..20), "{}", first.dump());
+    assert!(standby.recvs().is_empty(), "{}", standby.dump());
+
+    let mut consumers: Vec<_> = (0..2)
+        .map(|_| {
+            spawn_probe(
+                &url,
+                "recv",
+                &["--dest", "queue:groups", "--drain", "--timeout-ms", "2000"],
+            )
+        })
+        .collect();
+    for c in &mut consumers {
+        c.wait_word("READY", READY_TIMEOUT);
+    }
+    // Seq 0-9 in group A, then 100-109 in group B (round robin alone would split both).
+    send_from(&url, "queue:groups", 0, 10, &["--prop", "JMSXGroupID=A"]);
+    send_from(&url, "queue:groups", 100, 10, &["--prop", "JMSXGroupID=B"]);
+    let got: Vec<Vec<i64>> = consumers
+        .into_iter()
+        .map(|c| c.finish(PROBE_TIMEOUT).assert_ok().recv_seqs())
+        .collect();
+    let holder = |group: std::ops::Range<i64>| -> Vec<usize> {
+        (0..got.len())
+            .filter(|&i| got[i].iter().any(|s| group.contains(s)))
+            .collect()
+    };
+    assert_eq!(holder(0..10).len(), 1, "group A split: {got:?}");
+    assert_eq!(holder(100..110).len(), 1, "group B split: {got:?}");
+    let mut all: Vec<i64> = got.concat();
+    all.sort();
+    assert_eq!(all, (0..10).chain(100..110).collect::<Vec<_>>(), "{got:?}");
+    // Each group in order at its consumer.
+    for seqs in &got {
+        let a: Vec<i64> = seqs.iter().copied().filter(|s| *s < 100).collect();
+        let b: Vec<i64> = seqs.iter().copied().filter(|s| *s >= 100).collect();
+        assert!(a.windows(2).all(|w| w[0] < w[1]) && b.windows(2).all(|w| w[0] < w[1]));
+    }
+}

@@ -6,10 +6,13 @@
 //! of messages that are not journaled are held back (flow control) while the shard is
 //! over its limit.
 
+use std::sync::Arc;
+
 use super::{now_ms, BacklogId, JournalSink, ShardCore};
 use crate::broker::backlog::{Entry, EntryState, Loc};
 use crate::broker::destination::DestKind;
 use crate::broker::message::MessageRef;
+use crate::broker::message::GROUP_ID;
 use crate::broker::ops::{BrokerError, Reply, ReplyTo, SubKey};
 use crate::broker::record::Record;
 
@@ -199,6 +202,7 @@ impl ShardCore {
             state: EntryState::Ready,
             redeliveries,
             tx_locked: false,
+            group: msg.header(GROUP_ID).map(Arc::from),
         }
     }
 

@@ -46,6 +46,8 @@ impl ShardCore {
             } else {
                 selector
             },
+            exclusive: spec.exclusive,
+            priority: spec.priority,
         };
         if self.attached.contains_key(&sub) {
             self.reply(reply, None, Ok(()));

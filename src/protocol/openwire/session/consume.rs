@@ -198,6 +198,8 @@ impl<E: SessionEnv> Session<E> {
                         durable: durable.clone(),
                         selector: selector.clone(),
                         temp_owner,
+                        exclusive: info.exclusive,
+                        priority: info.priority,
                     };
                     let shard = s.shard_of(&destination);
                     let sub = s.sub_key(num);

@@ -110,6 +110,15 @@ impl<E: SessionEnv> Session<E> {
             _ => None,
         };
         let selector = frame.header("selector").map(str::to_owned);
+        // ActiveMQ's STOMP consumer options.
+        let exclusive = frame.header("activemq.exclusive") == Some("true");
+        let priority = match frame.header("activemq.priority") {
+            None => 0,
+            Some(v) => v
+                .trim()
+                .parse::<i8>()
+                .map_err(|_| invalid("activemq.priority", v))?,
+        };
         let temp_owner = (destination.kind.is_temporary()
             && self.temp_alias_of.contains_key(&destination.name))
         .then_some(self.ctx.conn);
@@ -150,6 +159,8 @@ impl<E: SessionEnv> Session<E> {
             durable,
             selector,
             temp_owner,
+            exclusive,
+            priority,
         };
         self.post_with_reply(shard, Pending::Subscribe { receipt, sub: num }, |reply| {
             Request::Subscribe { sub, spec, reply }
