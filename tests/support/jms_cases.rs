@@ -11,10 +11,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::jms::{
-    probe, spawn_probe, with_options, JmsPairTarget, JmsTarget, ProbeOutput, Recv,
+    probe, spawn_probe, with_options, JmsPairTarget, JmsTarget, ProbeOutput, Recv, RunningProbe,
     NO_REDELIVERY_DELAY, PROBE_TIMEOUT,
 };
-use super::{encode, Stomp};
+use super::{encode, poll_until, Stomp};
 
 /// How long a background probe may take to say READY (JVM start, connect).
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -1201,43 +1201,46 @@ pub fn load_failover(p: &dyn JmsPairTarget, duplicates: UnflaggedDuplicates) {
 /// (`JMSXGroupID`): every message of one group goes to one consumer.
 pub fn exclusive_consumers_and_message_groups(t: &dyn JmsTarget) {
     let url = t.url();
+    // Consumers that stay attached (a long drain) until every message has arrived
+    // somewhere; then they are stopped and what each got is compared.
+    let attached = |dest: &str| {
+        let mut p = spawn_probe(
+            &url,
+            "recv",
+            &["--dest", dest, "--drain", "--timeout-ms", "90000"],
+        );
+        p.wait_word("READY", READY_TIMEOUT);
+        p
+    };
+    let received = |ps: &[RunningProbe]| -> usize {
+        ps.iter()
+            .map(|p| p.lines().iter().filter(|l| l.starts_with("RECV ")).count())
+            .sum()
+    };
+
     let excl = "queue:excl?consumer.exclusive=true";
-    let mut first = spawn_probe(
-        &url,
-        "recv",
-        &["--dest", excl, "--drain", "--timeout-ms", "2000"],
-    );
-    first.wait_word("READY", READY_TIMEOUT);
-    let mut standby = spawn_probe(
-        &url,
-        "recv",
-        &["--dest", excl, "--drain", "--timeout-ms", "2000"],
-    );
-    standby.wait_word("READY", READY_TIMEOUT);
+    let pair = vec![attached(excl), attached(excl)];
     send(&url, "queue:excl", 20, &[]);
-    let first = first.finish(PROBE_TIMEOUT).assert_ok();
-    let standby = standby.finish(PROBE_TIMEOUT).assert_ok();
+    assert!(
+        poll_until(PROBE_TIMEOUT, || received(&pair) >= 20),
+        "20 messages never arrived"
+    );
+    let mut outs = pair.into_iter().map(RunningProbe::kill);
+    let (first, standby) = (outs.next().unwrap(), outs.next().unwrap());
     assert_eq!(rdc(&first), fresh(0..20), "{}", first.dump());
     assert!(standby.recvs().is_empty(), "{}", standby.dump());
 
-    let mut consumers: Vec<_> = (0..2)
-        .map(|_| {
-            spawn_probe(
-                &url,
-                "recv",
-                &["--dest", "queue:groups", "--drain", "--timeout-ms", "2000"],
-            )
-        })
-        .collect();
-    for c in &mut consumers {
-        c.wait_word("READY", READY_TIMEOUT);
-    }
+    let consumers = vec![attached("queue:groups"), attached("queue:groups")];
     // Seq 0-9 in group A, then 100-109 in group B (round robin alone would split both).
     send_from(&url, "queue:groups", 0, 10, &["--prop", "JMSXGroupID=A"]);
     send_from(&url, "queue:groups", 100, 10, &["--prop", "JMSXGroupID=B"]);
+    assert!(
+        poll_until(PROBE_TIMEOUT, || received(&consumers) >= 20),
+        "20 messages never arrived"
+    );
     let got: Vec<Vec<i64>> = consumers
         .into_iter()
-        .map(|c| c.finish(PROBE_TIMEOUT).assert_ok().recv_seqs())
+        .map(|c| c.kill().recv_seqs())
         .collect();
     let holder = |group: std::ops::Range<i64>| -> Vec<usize> {
         (0..got.len())
