@@ -25,7 +25,8 @@ const X_MAX: f64 = 4.0;
 /// Points per decade of the x axis.
 const STEPS_PER_DECADE: u32 = 40;
 
-const USAGE: &str = "usage: tandem-load plot --out FILE.svg [--title TEXT] [--width PX] [--height PX] \
+const USAGE: &str =
+    "usage: tandem-load plot --out FILE.svg [--title TEXT] [--width PX] [--height PX] \
      (--panel TITLE [--tag send_confirm|end_to_end|send_delay] LABEL=FILE.hdr...)...";
 
 struct Series {
@@ -226,6 +227,8 @@ fn draw(
             })
             .x_desc("percentile")
             .y_desc("latency (ms)")
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 15))
             .draw()?;
         for (label, points) in curves {
             let i = labels.iter().position(|l| *l == label).unwrap_or(0);
@@ -242,6 +245,7 @@ fn draw(
             .position(SeriesLabelPosition::UpperLeft)
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
+            .label_font(("sans-serif", 14))
             .draw()?;
     }
     root.present()?;
