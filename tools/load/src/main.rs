@@ -1,10 +1,12 @@
 //! `tandem-load`: the bundled load tool. Layers: `cli` (flags -> `Settings`),
 //! `transport` (the wire protocol behind a trait), `workload` (threads, pacing,
-//! measuring), `check` (lost / duplicate / order), `report` (text, JSON, HDR log).
+//! measuring), `check` (lost / duplicate / order), `report` (text, JSON, HDR log);
+//! `plot` (the `tandem-load plot` subcommand: latency curves from HDR logs as SVG).
 
 mod check;
 mod cli;
 mod error;
+mod plot;
 mod report;
 mod transport;
 mod workload;
@@ -20,6 +22,11 @@ use error::LoadError;
 const CHECK_FAILED: u8 = 2;
 
 fn main() -> ExitCode {
+    // `tandem-load plot ...`: latency curves from `--hdr` logs (see `plot`).
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("plot") {
+        return ExitCode::from(plot::main(&argv[2..]));
+    }
     let settings = match Settings::from_args(Args::parse()) {
         Ok(s) => s,
         Err(e) => {
