@@ -626,8 +626,8 @@ fn browse_queue(url: &str, dest: &str, extra: &[&str]) -> ProbeOutput {
 /// with a small browser prefetch (flowed by its acks, AUTO or CLIENT), and also those
 /// another consumer holds unacknowledged; browsing removes nothing (a consumer then
 /// gets every message, the held ones flagged redelivered after their consumer
-/// closed); and a browse of an empty queue ends at once (the broker's end marker: the
-/// client would otherwise poll for ever).
+/// closed); and a browse of an empty queue ends (the broker's end marker: the client
+/// would otherwise poll for ever).
 pub fn browse(t: &dyn JmsTarget) {
     let url = t.url();
     let q = "queue:browse";
@@ -662,15 +662,14 @@ pub fn browse(t: &dyn JmsTarget) {
     want.extend(fresh(2..10));
     assert_eq!(rdc(&rest), want, "{}", rest.dump());
 
+    // Without the end marker the client's `hasMoreElements` polls for ever, so a
+    // browse that finishes (within the probe's deadline) proves the marker came. No
+    // bound on how long: the client itself may sleep up to 2 s in its poll when the
+    // marker lands before it starts waiting (ActiveMQ shows this too).
     for empty in [q, "queue:browse-never-used"] {
         let out = browse_queue(&url, empty, &[]);
         assert!(out.recvs().is_empty(), "{}", out.dump());
-        let ms = out.last().num("ms");
-        assert!(
-            ms < 1500,
-            "{empty}: the browse took {ms} ms: {}",
-            out.dump()
-        );
+        assert_eq!(out.last().num("browsed"), 0, "{empty}: {}", out.dump());
     }
 }
 
