@@ -1263,3 +1263,63 @@ fn harness_standalone_node_lifecycle() {
     assert_eq!(exit_code(&node, status), 0);
     node.assert_ports_refused("after SIGTERM");
 }
+
+/// A persistent message reaches a consumer only once the slave holds it (as the
+/// producer's receipt does): had the master delivered it first and died before
+/// shipping it, the producer's failover replay would store it again on the slave and
+/// the consumer would get it twice, unflagged. Forcing the window: the slave is stopped
+/// (SIGSTOP), so its acknowledgement of the stored message cannot come.
+#[test]
+fn g7_a_message_is_delivered_only_once_the_slave_holds_it() {
+    const Q: &str = "/queue/g7-gated";
+    let _slot = test_slot();
+    let mut opts = PairOpts::default();
+    // Long enough that the stopped slave is not declared lost while stopped.
+    opts.master.heartbeat_ms = Some(2_000);
+    opts.slave.heartbeat_ms = Some(2_000);
+    let pair = Pair::start(opts);
+
+    let consumer = connect(&pair.master.stomp_url(), None);
+    consumer
+        .subscribe(Q, AckMode::Auto, &[])
+        .expect("subscribe");
+    pair.slave.signal(libc::SIGSTOP);
+    let mut producer = pair.master.client();
+    producer.send_frame(
+        "SEND",
+        &[
+            ("destination", Q),
+            PERSISTENT,
+            ("receipt", "r-gated"),
+            ("seq", "0"),
+        ],
+        b"gated",
+    );
+    let stored = poll_until(DETECT_TIMEOUT, || {
+        pair.master
+            .try_status()
+            .and_then(|s| destination(&s, Q))
+            .is_some_and(|d| d["enqueued"] == 1)
+    });
+    // The master has it (stored and journaled) but the slave does not acknowledge:
+    // neither the receipt nor the delivery may go out.
+    let early = consumer.recv(Duration::from_millis(1_000));
+    let early_receipt = producer.read_frame(Duration::from_millis(10));
+    pair.slave.signal(libc::SIGCONT);
+    assert!(stored, "the master never stored the message");
+    assert!(
+        matches!(early, Ok(None)),
+        "delivered before the slave held it: {early:?}"
+    );
+    assert!(early_receipt.is_err(), "receipted before the slave held it");
+
+    let receipt = producer.read_frame(REPLY_TIMEOUT).expect("receipt");
+    assert_eq!(receipt.command, "RECEIPT", "{receipt:?}");
+    let m = consumer
+        .recv(REPLY_TIMEOUT)
+        .expect("recv")
+        .expect("delivered once the slave acknowledged");
+    assert_eq!(m.body.as_ref(), b"gated");
+    assert!(!m.redelivered, "{m:?}");
+    consumer.close().expect("close");
+}

@@ -506,7 +506,11 @@ fn process_outputs(shared: &Rc<Shared>) {
                 seq,
                 body: Body::Memory(msg),
                 redeliveries,
-            } if shared.pending.borrow().is_empty() && !shared.pump_busy.get() => {
+                stored_at,
+            } if shared.pending.borrow().is_empty()
+                && !shared.pump_busy.get()
+                && stored_at.is_none_or(|l| settled(shared, to_location(l).end())) =>
+            {
                 router.post_event(delivery(sub, msg, seq, destination, redeliveries));
             }
             // Behind the browser's last delivery, which may still be in `pending`.
@@ -633,7 +637,18 @@ async fn pending_pump(shared: Rc<Shared>) {
                 seq,
                 body,
                 redeliveries,
+                stored_at,
             } => {
+                // Not before the message is durable here and on the slave (see
+                // `Output::Deliver`); the deliveries behind it wait in order, and with
+                // group commit they mostly settle in the same batch.
+                if let Some(l) = stored_at {
+                    if let Err(e) = settle(&shared, to_location(l).end()).await {
+                        tracing::error!(%destination, seq, error = %e, "message not delivered: its journal write failed");
+                        process_outputs(&shared);
+                        continue;
+                    }
+                }
                 if let Some(msg) = resolve(&shared, body, &destination, seq).await {
                     router.post_event(delivery(sub, msg, seq, destination, redeliveries));
                 }

@@ -244,12 +244,12 @@ impl ShardCore {
             };
             // Acknowledged (or moved) by its consumer since it was looked at: a browse
             // shows only what is still on the queue.
-            let still_there = entries
+            let Some(entry) = entries
                 .and_then(|m| m.get(&seq))
-                .is_some_and(|e| e.state != EntryState::Moving);
-            if !still_there {
+                .filter(|e| e.state != EntryState::Moving)
+            else {
                 continue;
-            }
+            };
             b.in_flight.insert(seq);
             delivered.push(Output::Deliver {
                 sub,
@@ -257,6 +257,7 @@ impl ShardCore {
                 seq,
                 body: Body::Memory(msg),
                 redeliveries,
+                stored_at: entry.loc,
             });
         }
         let more = scanned >= SCAN_MAX && b.cursor < b.end;

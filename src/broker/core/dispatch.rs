@@ -38,12 +38,14 @@ impl ShardCore {
                         (None, None) => continue,
                     };
                     let redeliveries = e.redeliveries;
+                    let stored_at = e.loc;
                     self.out.push(Output::Deliver {
                         sub: a.sub,
                         destination: destination.clone(),
                         seq: a.seq,
                         body,
                         redeliveries,
+                        stored_at,
                     });
                 }
                 for seq in skipped {

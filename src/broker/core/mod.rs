@@ -82,6 +82,13 @@ pub enum Output {
         seq: u64,
         body: Body,
         redeliveries: u32,
+        /// Where the message's record lives when it is journaled. The driver holds the
+        /// delivery until that record is durable (and held by an in-sync slave), in
+        /// order with the shard's other deliveries: a consumer never sees a message a
+        /// crash or a takeover could still lose, which a failover producer would then
+        /// replay and the new master store again (a duplicate without the
+        /// redelivered flag).
+        stored_at: Option<Loc>,
     },
     /// Send a dead-letter copy of `body` to the dead-letter queue's shard and report
     /// back to this shard with `token`.
