@@ -14,8 +14,9 @@ use crate::error::LoadError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
+    /// STOMP 1.2 (`stomp://host:port`).
     Stomp,
-    /// Not built yet: see `transport/openwire.rs`.
+    /// OpenWire, as the ActiveMQ JMS client speaks it (`tcp://host:port`).
     Openwire,
 }
 
@@ -43,7 +44,8 @@ pub enum Ack {
                   failed (a lost or an unflagged duplicate message)."
 )]
 pub struct Args {
-    /// Broker URL: stomp://host:port or failover:(stomp://a:p,stomp://b:p)?options.
+    /// Broker URL: stomp://host:port (STOMP), tcp://host:port (OpenWire), or
+    /// failover:(a,b)?options of either.
     #[arg(long, default_value = "stomp://127.0.0.1:61613")]
     pub url: String,
     /// Wire protocol.
