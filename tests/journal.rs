@@ -145,6 +145,56 @@ fn group_commit_many_concurrent_waiters() {
     });
 }
 
+/// A record nobody waits for (a consumer's fire-and-forget ack) is held briefly for
+/// one somebody does (a producer's next send): both share one flush. Held or not, it
+/// becomes durable by itself, without any waiter.
+#[test]
+fn unawaited_record_shares_the_next_awaited_flush() {
+    let dir = tempfile::tempdir_in(".").unwrap();
+    rt::run_local(async {
+        // One segment for all of it (a segment roll is a batch boundary).
+        let mut c = cfg(dir.path());
+        c.segment_bytes = 1 << 20;
+        let (j, _) = Journal::open(c).await.unwrap();
+        // The writer holds an unawaited batch for 500 µs. An attempt counts only if
+        // the awaited append came well within that (a preempted test thread can
+        // overshoot it); every counted attempt must share the flush.
+        let mut counted = 0;
+        for i in 0..20 {
+            let before = j.stats().fsyncs;
+            let started = Instant::now();
+            let ack = j.append(&payload(2 * i)).unwrap();
+            // Let the writer run: it sees a batch nobody waits for and holds it.
+            futures_lite::future::yield_now().await;
+            let send = j.append(&payload(2 * i + 1)).unwrap();
+            let in_time = started.elapsed() < Duration::from_micros(200);
+            j.wait_durable(send.end).await.unwrap();
+            assert!(j.durable_position() >= ack.end);
+            if in_time {
+                counted += 1;
+                assert_eq!(
+                    j.stats().fsyncs - before,
+                    1,
+                    "attempt {i}: the unawaited record was flushed on its own"
+                );
+            }
+        }
+        assert!(counted > 0, "no attempt ran within the hold time");
+
+        // Nobody waits: it is durable anyway, soon (bounded poll, no waiter).
+        let lone = j.append(&payload(99)).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while j.durable_position() < lone.end {
+            assert!(
+                Instant::now() < deadline,
+                "an unawaited record never became durable"
+            );
+            rt::sleep(Duration::from_millis(1)).await;
+        }
+        j.close().await.unwrap();
+    });
+}
+
 #[test]
 fn read_back_pending_and_written() {
     let dir = tempfile::tempdir_in(".").unwrap();

@@ -208,6 +208,9 @@ pub(crate) struct State {
     pub(crate) creating: Option<u64>,
     pub(crate) waiters: DurableWaiters,
     pub(crate) writer_waker: Option<Waker>,
+    /// The writer holds a batch nobody waits for yet (see `writer::LINGER`): a new
+    /// waiter wakes it.
+    pub(crate) lingering: bool,
     /// Segment created, creation failed, pre-creation task finished, batch durable,
     /// segment removal finished, writer exited.
     pub(crate) events: WakerList,
@@ -262,6 +265,7 @@ impl Journal {
             creating: None,
             waiters: DurableWaiters::default(),
             writer_waker: None,
+            lingering: false,
             events: WakerList::default(),
             tap: None,
             sync_observer: None,
@@ -1234,6 +1238,11 @@ impl Future for DurableWait<'_> {
             return Poll::Ready(r);
         }
         this.id = Some(st.waiters.register(this.end, this.id, cx.waker()));
+        if st.lingering {
+            if let Some(w) = st.writer_waker.take() {
+                w.wake();
+            }
+        }
         Poll::Pending
     }
 }

@@ -32,6 +32,12 @@ impl DurableWaiters {
         id
     }
 
+    /// Whether anyone waits (for a position not yet durable: the others were woken
+    /// and removed).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.by_target.is_empty()
+    }
+
     /// Forgets a waiter (its future completed or was dropped).
     pub(crate) fn remove(&mut self, target: Position, id: u64) {
         self.by_target.remove(&(target, id));

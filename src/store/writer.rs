@@ -7,6 +7,13 @@
 //! appended meanwhile pile up in the next batch, so under load one fdatasync covers
 //! many records.
 //!
+//! A batch that nobody waits for yet (typically a consumer's acknowledgement, which
+//! the client does not wait on) is held up to [`LINGER`] for one that someone does: a
+//! producer's next send, arriving a fraction of a millisecond later, then shares its
+//! flush instead of queueing behind it (the disk serializes flushes, so a send behind
+//! an unrelated flush waits for two). A waiter, a second batch, closing or a reset
+//! ends the hold at once.
+//!
 //! Batches of segment N are durable before any byte of segment N+1 is written, so
 //! recovery never finds a hole followed by data in a later segment unless the disk
 //! lost it.
@@ -18,13 +25,16 @@
 use std::future::poll_fn;
 use std::rc::Rc;
 use std::task::Poll;
+use std::time::Duration;
+
+use futures_lite::future;
 
 use bytes::Bytes;
 
 use crate::rt;
 use crate::rt::file::{align_down, align_up};
 
-use super::journal::{InFlight, Inner};
+use super::journal::{InFlight, Inner, State};
 use super::segment::{self, Segment};
 use super::{Position, StoreError};
 
@@ -36,8 +46,49 @@ struct Taken {
     bytes: Bytes,
 }
 
+/// How long a batch nobody waits for may wait for one somebody does (see the module
+/// comment). Bounds the extra time before such a record is durable (and shipped).
+pub(crate) const LINGER: Duration = Duration::from_micros(500);
+
+/// Whether the writer should take the oldest pending batch now rather than hold it.
+fn urgent(st: &State) -> bool {
+    !st.waiters.is_empty()
+        || st.pending.len() > 1
+        || st.closing
+        || st.resetting
+        || st.failed.is_some()
+}
+
+/// Waits until a batch is pending; holds it up to [`LINGER`] while nobody waits for it.
+async fn linger(inner: &Inner) {
+    let pending = poll_fn(|cx| {
+        let mut st = inner.state.borrow_mut();
+        if !st.pending.is_empty() || st.closing || st.failed.is_some() {
+            return Poll::Ready(());
+        }
+        st.writer_waker = Some(cx.waker().clone());
+        Poll::Pending
+    });
+    pending.await;
+    if urgent(&inner.state.borrow()) {
+        return;
+    }
+    inner.state.borrow_mut().lingering = true;
+    let wanted = poll_fn(|cx| {
+        let mut st = inner.state.borrow_mut();
+        if urgent(&st) {
+            return Poll::Ready(());
+        }
+        st.writer_waker = Some(cx.waker().clone());
+        Poll::Pending
+    });
+    future::or(wanted, rt::sleep(LINGER)).await;
+    inner.state.borrow_mut().lingering = false;
+}
+
 pub(crate) async fn run(inner: Rc<Inner>) {
     loop {
+        linger(&inner).await;
         let taken = poll_fn(|cx| {
             let mut guard = inner.state.borrow_mut();
             let st = &mut *guard;
