@@ -163,6 +163,7 @@ pub fn activemq_missing() -> Option<String> {
 pub struct ActiveMq {
     child: Child,
     dir: tempfile::TempDir,
+    pub port: u16,
     pub stomp_port: u16,
 }
 
@@ -189,6 +190,7 @@ impl ActiveMq {
         let mut b = ActiveMq {
             child,
             dir,
+            port,
             stomp_port,
         };
         // Compiling the Java side on a first run takes a while; STARTED means the
@@ -207,6 +209,11 @@ impl ActiveMq {
 
     pub fn url(&self) -> String {
         format!("stomp://127.0.0.1:{}", self.stomp_port)
+    }
+
+    /// Its OpenWire connector.
+    pub fn openwire_url(&self) -> String {
+        format!("tcp://127.0.0.1:{}", self.port)
     }
 
     pub fn log(&self) -> String {
