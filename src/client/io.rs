@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 
 use super::conn::{self, Opened};
-use super::policy::{connect_order, exhausted, first_delay_ms, next_delay_ms, XorShift};
+use super::policy::{connect_loop, pause_unless_closed, Attempt};
 use super::{lock, ClientError, Inner};
 use crate::protocol::stomp::{encode, DecodedItem};
 
@@ -131,56 +131,24 @@ fn serve(inner: &Inner, conn: &mut Opened) -> String {
 /// Connects as the policy says and rebuilds the session on the new connection.
 /// `first`: the initial connect (not counted as a reconnect).
 pub(super) fn establish(inner: &Inner, first: bool) -> Result<Opened, ClientError> {
-    let uri = &inner.uri;
-    let mut rng = XorShift::from_time();
-    let mut delay_ms = first_delay_ms(uri);
-    let mut failed_passes: u64 = 0;
-    let mut last_error = String::new();
-    loop {
-        for i in connect_order(uri.uris.len(), uri.randomize, &mut rng) {
+    connect_loop(
+        &inner.uri,
+        inner.failover,
+        |target| {
             if lock(&inner.state).closed {
-                return Err(ClientError::Closed);
+                return Attempt::Closed;
             }
-            let target = &uri.uris[i];
             match conn::open(target, &inner.opts) {
                 Ok(opened) => match install(inner, opened, first) {
-                    Ok(opened) => {
-                        tracing::info!("connected to {target}");
-                        return Ok(opened);
-                    }
-                    Err(reason) => last_error = reason,
+                    Ok(opened) => Attempt::Connected(opened),
+                    Err(reason) => Attempt::Failed(reason),
                 },
-                Err(e) if e.refused && !inner.failover => {
-                    return Err(ClientError::Refused(e.reason));
-                }
-                Err(e) => last_error = e.reason,
+                Err(e) if e.refused => Attempt::Refused(e.reason),
+                Err(e) => Attempt::Failed(e.reason),
             }
-        }
-        failed_passes += 1;
-        if !inner.failover {
-            return Err(ClientError::Connect {
-                addr: uri.uris[0].to_string(),
-                reason: last_error,
-            });
-        }
-        if exhausted(failed_passes, uri.max_reconnect_attempts) {
-            return Err(ClientError::FailoverExhausted {
-                attempts: failed_passes,
-                last_error,
-            });
-        }
-        tracing::debug!(
-            "reconnect pass {failed_passes} failed ({last_error}); next in {delay_ms} ms"
-        );
-        // Sleep on the condvar so close() cuts the wait short.
-        let st = lock(&inner.state);
-        let (st, _) = inner
-            .changed
-            .wait_timeout_while(st, Duration::from_millis(delay_ms), |s| !s.closed)
-            .unwrap_or_else(|e| e.into_inner());
-        drop(st);
-        delay_ms = next_delay_ms(delay_ms, uri);
-    }
+        },
+        |delay| pause_unless_closed(&inner.state, &inner.changed, delay, |s| s.closed),
+    )
 }
 
 /// Replays the session onto `opened` and makes it the current connection. The writer

@@ -1,8 +1,88 @@
-//! The failover transport's reconnect policy as pure functions: which broker to try in
-//! which order, how long to wait between passes, when to give up. Kept apart from the
-//! sockets so it is unit tested exactly.
+//! The failover transport's reconnect policy: which broker to try in which order, how
+//! long to wait between passes, when to give up, and [`connect_loop`], the loop both
+//! clients (STOMP and OpenWire) run with it. Kept apart from the sockets (the loop
+//! takes the connect attempt and the pause as closures) so it is unit tested exactly.
 
-use crate::uri::FailoverUri;
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use super::{lock, ClientError};
+use crate::uri::{FailoverUri, TransportUri};
+
+/// Sleeps `delay` on `changed` unless `closed(state)` says the client was closed,
+/// waking early when it is (close() notifies the condvar): the pause for
+/// [`connect_loop`].
+pub fn pause_unless_closed<S>(
+    state: &Mutex<S>,
+    changed: &Condvar,
+    delay: Duration,
+    closed: impl Fn(&S) -> bool,
+) {
+    let st = lock(state);
+    let _ = changed
+        .wait_timeout_while(st, delay, |s| !closed(s))
+        .unwrap_or_else(|e| e.into_inner());
+}
+
+/// What one connect attempt to one broker of the list gave.
+pub enum Attempt<T> {
+    Connected(T),
+    /// The broker turned the client away (e.g. bad credentials): final for a plain URL,
+    /// one more failed attempt under `failover:`.
+    Refused(String),
+    Failed(String),
+    /// The client was closed meanwhile.
+    Closed,
+}
+
+/// Passes over the URI list (in [`connect_order`]) calling `attempt` on each broker,
+/// with `pause` between failed passes (backing off as the URI says), until one
+/// connects, the policy gives up, or the client is closed. Without `failover` (a plain
+/// URL) one failed pass ends it. `pause` should return early when the client is closed
+/// (the next `attempt` then says [`Attempt::Closed`]).
+pub fn connect_loop<T>(
+    uri: &FailoverUri,
+    failover: bool,
+    mut attempt: impl FnMut(&TransportUri) -> Attempt<T>,
+    mut pause: impl FnMut(Duration),
+) -> Result<T, ClientError> {
+    let mut rng = XorShift::from_time();
+    let mut delay_ms = first_delay_ms(uri);
+    let mut failed_passes: u64 = 0;
+    let mut last_error = String::new();
+    loop {
+        for i in connect_order(uri.uris.len(), uri.randomize, &mut rng) {
+            let target = &uri.uris[i];
+            match attempt(target) {
+                Attempt::Connected(t) => {
+                    tracing::info!("connected to {target}");
+                    return Ok(t);
+                }
+                Attempt::Refused(reason) if !failover => return Err(ClientError::Refused(reason)),
+                Attempt::Refused(reason) | Attempt::Failed(reason) => last_error = reason,
+                Attempt::Closed => return Err(ClientError::Closed),
+            }
+        }
+        failed_passes += 1;
+        if !failover {
+            return Err(ClientError::Connect {
+                addr: uri.uris[0].to_string(),
+                reason: last_error,
+            });
+        }
+        if exhausted(failed_passes, uri.max_reconnect_attempts) {
+            return Err(ClientError::FailoverExhausted {
+                attempts: failed_passes,
+                last_error,
+            });
+        }
+        tracing::debug!(
+            "reconnect pass {failed_passes} failed ({last_error}); next in {delay_ms} ms"
+        );
+        pause(Duration::from_millis(delay_ms));
+        delay_ms = next_delay_ms(delay_ms, uri);
+    }
+}
 
 /// The order in which to try the URI list on one reconnect pass: as written when
 /// `randomize=false` (so a master/slave pair always tries the master first), else a fresh
@@ -89,6 +169,84 @@ mod tests {
 
     fn uri(text: &str) -> FailoverUri {
         FailoverUri::parse(text).expect("parse")
+    }
+
+    /// Runs `connect_loop` over `text` with scripted attempts: `outcome(n, uri)` for
+    /// the n-th attempt (0-based). Returns the result, the ports tried and the pauses.
+    fn scripted(
+        text: &str,
+        failover: bool,
+        outcome: impl Fn(usize, &TransportUri) -> Attempt<u16>,
+    ) -> (Result<u16, ClientError>, Vec<u16>, Vec<u64>) {
+        let u = uri(text);
+        let mut tried = Vec::new();
+        let mut pauses = Vec::new();
+        let result = connect_loop(
+            &u,
+            failover,
+            |t| {
+                tried.push(t.addr.port());
+                outcome(tried.len() - 1, t)
+            },
+            |d| pauses.push(d.as_millis() as u64),
+        );
+        (result, tried, pauses)
+    }
+
+    #[test]
+    fn connect_loop_passes_in_order_and_backs_off() {
+        let (result, tried, pauses) = scripted(
+            "failover:(tcp://127.0.0.1:1,tcp://127.0.0.1:2)?randomize=false&initialReconnectDelay=10",
+            true,
+            |n, t| match n {
+                5 => Attempt::Connected(t.addr.port()),
+                _ => Attempt::Failed(format!("attempt {n}")),
+            },
+        );
+        assert!(matches!(result, Ok(2)), "{result:?}");
+        assert_eq!(tried, vec![1, 2, 1, 2, 1, 2]);
+        assert_eq!(pauses, vec![10, 20]);
+    }
+
+    #[test]
+    fn connect_loop_gives_up_after_max_reconnect_attempts() {
+        let (result, tried, pauses) = scripted(
+            "failover:(tcp://127.0.0.1:1)?maxReconnectAttempts=3&initialReconnectDelay=5",
+            true,
+            |_, _| Attempt::Refused("bad credentials".into()),
+        );
+        match result {
+            Err(ClientError::FailoverExhausted {
+                attempts: 3,
+                last_error,
+            }) => assert_eq!(last_error, "bad credentials"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(tried.len(), 3);
+        assert_eq!(pauses, vec![5, 10]);
+    }
+
+    #[test]
+    fn connect_loop_without_failover_stops_after_one_pass() {
+        let (result, _, pauses) = scripted("tcp://127.0.0.1:1", false, |_, _| {
+            Attempt::Refused("no".into())
+        });
+        assert!(
+            matches!(result, Err(ClientError::Refused(ref r)) if r == "no"),
+            "{result:?}"
+        );
+        assert!(pauses.is_empty());
+        let (result, _, _) = scripted("tcp://127.0.0.1:1", false, |_, _| {
+            Attempt::Failed("connection refused".into())
+        });
+        assert!(
+            matches!(result, Err(ClientError::Connect { .. })),
+            "{result:?}"
+        );
+        let (result, tried, _) =
+            scripted("failover:(tcp://127.0.0.1:1)", true, |_, _| Attempt::Closed);
+        assert!(matches!(result, Err(ClientError::Closed)), "{result:?}");
+        assert_eq!(tried.len(), 1);
     }
 
     #[test]
