@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 
 use super::conn::{self, Opened};
-use super::policy::{connect_loop, pause_unless_closed, Attempt};
+use super::policy::{after_loss, connect_loop, pause_unless_closed, Attempt};
 use super::{lock, ClientError, Inner};
 use crate::protocol::stomp::{encode, DecodedItem};
 
@@ -37,16 +37,9 @@ pub(super) fn run(inner: Arc<Inner>, mut conn: Opened) {
             return;
         }
         tracing::info!("connection lost: {reason}");
-        let next = if !inner.failover {
-            Err(ClientError::ConnectionLost(reason))
-        } else if inner.uri.max_reconnect_attempts == 0 {
-            Err(ClientError::FailoverExhausted {
-                attempts: 0,
-                last_error: reason,
-            })
-        } else {
+        let next = after_loss(&inner.uri, inner.failover, reason, || {
             establish(&inner, false)
-        };
+        });
         match next {
             Ok(c) => conn = c,
             Err(e) => {

@@ -9,6 +9,27 @@ use std::time::Duration;
 use super::{lock, ClientError};
 use crate::uri::{FailoverUri, TransportUri};
 
+/// What a client does once its connection is lost (and it was not closed): a plain URL
+/// fails with [`ClientError::ConnectionLost`], `maxReconnectAttempts=0` gives up at
+/// once, otherwise `reconnect` (typically [`connect_loop`]) decides.
+pub fn after_loss<T>(
+    uri: &FailoverUri,
+    failover: bool,
+    reason: String,
+    reconnect: impl FnOnce() -> Result<T, ClientError>,
+) -> Result<T, ClientError> {
+    if !failover {
+        Err(ClientError::ConnectionLost(reason))
+    } else if uri.max_reconnect_attempts == 0 {
+        Err(ClientError::FailoverExhausted {
+            attempts: 0,
+            last_error: reason,
+        })
+    } else {
+        reconnect()
+    }
+}
+
 /// Sleeps `delay` on `changed` unless `closed(state)` says the client was closed,
 /// waking early when it is (close() notifies the condvar): the pause for
 /// [`connect_loop`].

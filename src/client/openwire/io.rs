@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 
 use super::super::lock;
-use super::super::policy::{connect_loop, pause_unless_closed, Attempt};
+use super::super::policy::{after_loss, connect_loop, pause_unless_closed, Attempt};
 use super::conn::{self, Opened};
 use super::{ClientError, Inner};
 use crate::protocol::openwire::Command;
@@ -38,16 +38,9 @@ pub(super) fn run(inner: Arc<Inner>, mut conn: Opened) {
             return;
         }
         tracing::info!("OpenWire connection lost: {reason}");
-        let next = if !inner.failover {
-            Err(ClientError::ConnectionLost(reason))
-        } else if inner.uri.max_reconnect_attempts == 0 {
-            Err(ClientError::FailoverExhausted {
-                attempts: 0,
-                last_error: reason,
-            })
-        } else {
+        let next = after_loss(&inner.uri, inner.failover, reason, || {
             establish(&inner, false)
-        };
+        });
         match next {
             Ok(c) => conn = c,
             Err(e) => {
