@@ -154,6 +154,22 @@ fn wait_for_shutdown_signal(set: &libc::sigset_t) -> i32 {
     sig
 }
 
+/// Creates `dir` if missing and returns its absolute path, symlinks resolved.
+///
+/// Resolved once at start-up, so that nothing below depends on the working directory:
+/// glommio opens a directory with `openat(-1, path)`, which fails with EBADF for a
+/// relative path, and a journal that cannot fsync its directory stops (the README's
+/// `dataDirectory="data/broker"` lost its first message that way). Resolving symlinks
+/// also makes the log name the directory the data really lives in.
+fn absolute_dir(dir: &Path) -> Result<PathBuf, NodeError> {
+    let failed = |source| NodeError::DataDir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(failed)?;
+    std::fs::canonicalize(dir).map_err(failed)
+}
+
 /// Runs the broker until SIGTERM or SIGINT (then returns `Ok`), until replication
 /// asks it to stop (`Ok` for a configured stop such as `shutdownOnMasterFailure`, an
 /// error otherwise), or fails to start.
@@ -166,20 +182,17 @@ fn wait_for_shutdown_signal(set: &libc::sigset_t) -> i32 {
 /// Shutdown needs no flush to be safe: nothing was confirmed to a client before it
 /// was durable, so whatever is still in flight was never promised. The listeners are
 /// closed first so the port is free as soon as the process exits.
-pub fn run(config: BrokerConfig) -> Result<(), NodeError> {
+pub fn run(mut config: BrokerConfig) -> Result<(), NodeError> {
     let signals = block_shutdown_signals();
     raise_open_file_limit();
+    // Every directory is absolute from here on, whatever the configuration or the
+    // command line said (see `absolute_dir`).
+    config.data_directory = absolute_dir(&config.data_directory)?;
     let data_dir = config.data_directory.clone();
-    std::fs::create_dir_all(&data_dir).map_err(|source| NodeError::DataDir {
-        path: data_dir.clone(),
-        source,
-    })?;
     let _lock = store::lock_dir(&data_dir)?;
+    config.journal.directory = absolute_dir(&config.journal.directory)?;
     let journal_dir = config.journal.directory.clone();
-    std::fs::create_dir_all(&journal_dir).map_err(|source| NodeError::DataDir {
-        path: journal_dir.clone(),
-        source,
-    })?;
+    tracing::info!(data = %data_dir.display(), journal = %journal_dir.display(), "data directories");
     let node_state = NodeState::load(&data_dir)?;
 
     let mut shard_count = config.shards.count.max(1);

@@ -156,8 +156,14 @@ impl DmaFile {
 }
 
 /// fsyncs a directory so that file creations and removals in it are durable.
+///
+/// glommio's `Directory::open` calls `openat(-1, path)`: a relative path fails there
+/// with EBADF (unlike its file opens, which resolve against the working directory), so
+/// the path is made absolute first. The node already passes absolute paths; this keeps
+/// every other caller (tools, tests) from meeting the same trap.
 pub async fn sync_dir(dir: &Path) -> io::Result<()> {
-    let d = glommio::io::Directory::open(dir).await?;
+    let dir = std::path::absolute(dir)?;
+    let d = glommio::io::Directory::open(&dir).await?;
     d.sync().await?;
     Ok(d.close().await?)
 }
