@@ -20,14 +20,14 @@
 //! (`tools/activemq compile` skips the work when the classes are newer than the sources).
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{free_port, poll_until};
+use super::{free_port, poll_until, read_all, run_bounded};
 
 /// Bound on one probe run (the probe's own `--deadline-ms` is set to the same).
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -87,41 +87,6 @@ fn java() -> &'static Java {
         Ok(j) => j,
         Err(e) => panic!("cannot build the JMS probes: {e}"),
     }
-}
-
-/// Runs `cmd` to completion within `timeout`: (status, stdout, stderr). Killed and Err
-/// if it takes longer.
-fn run_bounded(
-    cmd: &mut Command,
-    timeout: Duration,
-) -> Result<(ExitStatus, String, String), String> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("spawn {cmd:?}: {e}"))?;
-    let out = read_all(child.stdout.take().unwrap());
-    let err = read_all(child.stderr.take().unwrap());
-    let mut status = None;
-    poll_until(timeout, || {
-        status = child.try_wait().expect("try_wait");
-        status.is_some()
-    });
-    let Some(status) = status else {
-        let _ = child.kill();
-        let _ = child.wait();
-        return Err(format!("{cmd:?} still running after {timeout:?}"));
-    };
-    Ok((status, out.join().unwrap(), err.join().unwrap()))
-}
-
-fn read_all(mut r: impl Read + Send + 'static) -> JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = r.read_to_string(&mut s);
-        s
-    })
 }
 
 // ---------------------------------------------------------------------------------

@@ -18,7 +18,9 @@
 
 pub mod jms;
 pub mod jms_cases;
+pub mod netns;
 pub mod pair;
+pub mod stomp_py;
 
 use std::collections::HashSet;
 use std::fs;
@@ -27,6 +29,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// How long a broker may take to start answering.
@@ -53,6 +56,45 @@ pub fn poll_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
         pause = (pause * 2).min(Duration::from_millis(100));
     }
     false
+}
+
+// ---------------------------------------------------------------------------------
+// Child processes
+
+/// Runs `cmd` to completion within `timeout`: (status, stdout, stderr). Killed and Err
+/// if it takes longer.
+pub fn run_bounded(
+    cmd: &mut Command,
+    timeout: Duration,
+) -> Result<(ExitStatus, String, String), String> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("spawn {cmd:?}: {e}"))?;
+    let out = read_all(child.stdout.take().unwrap());
+    let err = read_all(child.stderr.take().unwrap());
+    let mut status = None;
+    poll_until(timeout, || {
+        status = child.try_wait().expect("try_wait");
+        status.is_some()
+    });
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(format!("{cmd:?} still running after {timeout:?}"));
+    };
+    Ok((status, out.join().unwrap(), err.join().unwrap()))
+}
+
+/// Reads `r` to the end on a thread of its own (so a full pipe never blocks the child).
+pub fn read_all(mut r: impl Read + Send + 'static) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = r.read_to_string(&mut s);
+        s
+    })
 }
 
 // ---------------------------------------------------------------------------------
