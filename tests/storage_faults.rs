@@ -82,8 +82,8 @@ impl Drop for FrozenJournal {
     }
 }
 
-/// A persistent SEND (receipted), a transaction's COMMIT (receipted) and a JMS
-/// persistent send, all on a broker whose journal cannot write: each gets an ERROR /
+/// A persistent SEND (receipted), a transaction's COMMIT (receipted), a JMS persistent
+/// send and a JMS commit, all on a broker whose journal cannot write: each gets an ERROR /
 /// JMSException naming the journal, none hangs; the broker keeps serving.
 #[test]
 fn failed_journal_write_is_answered_with_an_error_not_silence() {
@@ -115,18 +115,21 @@ fn failed_journal_write_is_answered_with_an_error_not_silence() {
         "the ERROR should say why: {f:?}"
     );
 
-    // STOMP: a transaction with a persistent SEND, committed with a receipt.
+    // STOMP: a transaction of persistent SENDs, committed with a receipt.
     let mut c = broker.client();
     c.send_frame("BEGIN", &[("transaction", "t1")], b"");
-    c.send_frame(
-        "SEND",
-        &[
-            ("destination", "/queue/faulty-tx"),
-            ("persistent", "true"),
-            ("transaction", "t1"),
-        ],
-        b"never committed",
-    );
+    // Several queues, so that the commit spans both shards (two-phase) too.
+    for q in ["a", "b", "c", "d"] {
+        c.send_frame(
+            "SEND",
+            &[
+                ("destination", &format!("/queue/faulty-tx-{q}")),
+                ("persistent", "true"),
+                ("transaction", "t1"),
+            ],
+            b"never committed",
+        );
+    }
     c.send_frame("COMMIT", &[("transaction", "t1"), ("receipt", "c1")], b"");
     let f = c
         .read_frame(REPLY_TIMEOUT)
@@ -147,6 +150,31 @@ fn failed_journal_write_is_answered_with_an_error_not_silence() {
     assert_eq!(
         out.expect_error(),
         "javax.jms.JMSException",
+        "{}",
+        out.dump()
+    );
+    let said = out.lines_without(&[]).join("\n");
+    assert!(
+        said.contains("journal"),
+        "the exception should say why: {}",
+        out.dump()
+    );
+
+    // JMS: a transacted session's commit throws.
+    let out = jms::probe(
+        &format!("tcp://127.0.0.1:{ow}"),
+        "send",
+        &[
+            "--dest",
+            "queue:faulty-jms-tx",
+            "--count",
+            "2",
+            "--tx",
+            "commit",
+        ],
+    );
+    assert!(
+        out.expect_error().contains("JMSException"),
         "{}",
         out.dump()
     );
