@@ -662,7 +662,11 @@ impl Journal {
                         offset: f.at.offset(),
                         len: payload.len() as u32,
                     },
-                    payload: bytes.slice(payload),
+                    // Copied out, as recovery does: a slice would pin the whole
+                    // received buffer for as long as the message lives in memory (a
+                    // 1 KiB body held ~100 KB on the slave), and the memory limit
+                    // counts only the record.
+                    payload: Bytes::copy_from_slice(&bytes[payload]),
                 })
             })
             .collect())
