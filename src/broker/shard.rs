@@ -182,7 +182,13 @@ impl Shard {
     pub async fn open(setup: ShardSetup) -> Result<(Shard, Router), StoreError> {
         let mut cfg = JournalConfig::new(&setup.journal_dir);
         cfg.segment_bytes = setup.segment_bytes;
-        let (journal, replayed) = Journal::open(cfg).await?;
+        // Records are applied as recovery reads them: a journal larger than memory
+        // replays in the memory limit (bodies beyond it stay on disk, as live).
+        let mut core = ShardCore::new(setup.shard, setup.shard_count, setup.settings.clone());
+        let (journal, count) = Journal::open_with(cfg, &mut |r| {
+            apply_payload(&mut core, &r.payload, r.location);
+        })
+        .await?;
         let fsync_stats = setup.stats.clone();
         journal.set_sync_observer(Rc::new(move |d| fsync_stats.fsync_latency.observe(d)));
         let shipping = Rc::new(Cell::new(false));
@@ -194,12 +200,6 @@ impl Shard {
                     ship(start, bytes);
                 }
             }));
-        }
-        let mut core = ShardCore::new(setup.shard, setup.shard_count, setup.settings.clone());
-        let count = replayed.len();
-        for r in replayed {
-            apply_payload(&mut core, &r.payload, r.location);
-            rt::yield_if_needed().await;
         }
         tracing::info!(shard = setup.shard, records = count, "shard recovered");
         let shared = Rc::new(Shared {

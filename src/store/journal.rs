@@ -240,12 +240,26 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Opens (creating if needed) the journal in `cfg.dir`, replays every valid record
-    /// in order, and positions the writer after the last one. Recovery rules are in
-    /// the `recovery` module.
+    /// Opens (creating if needed) the journal in `cfg.dir` and returns every valid
+    /// record in order, positioning the writer after the last one. Holds the whole
+    /// journal in memory: for tests and tools; the broker streams with
+    /// [`Journal::open_with`].
     pub async fn open(cfg: JournalConfig) -> Result<(Journal, Vec<ReplayedRecord>), StoreError> {
+        let mut records = Vec::new();
+        let (journal, _) = Journal::open_with(cfg, &mut |r| records.push(r)).await?;
+        Ok((journal, records))
+    }
+
+    /// Opens (creating if needed) the journal in `cfg.dir`, hands every valid record
+    /// to `replay` in order as it is read (memory bounded by the scan window, not the
+    /// journal), and positions the writer after the last one; returns how many
+    /// records were replayed. Recovery rules are in the `recovery` module.
+    pub async fn open_with(
+        cfg: JournalConfig,
+        replay: &mut dyn FnMut(ReplayedRecord),
+    ) -> Result<(Journal, u64), StoreError> {
         cfg.validate()?;
-        let rec = recovery::recover(&cfg).await?;
+        let rec = recovery::recover(&cfg, replay).await?;
         let dir = cfg.dir.clone();
         let state = State {
             cursor_segment: rec.cursor.segment(),
@@ -276,7 +290,7 @@ impl Journal {
         };
         tracing::info!(
             dir = %dir.display(),
-            records = rec.records.len(),
+            records = rec.records,
             durable = %state.durable,
             "journal opened"
         );

@@ -46,7 +46,8 @@ use super::{Location, Position, StoreError};
 /// What recovery hands to the journal.
 pub(crate) struct Recovered {
     pub(crate) segments: BTreeMap<u64, Rc<Segment>>,
-    pub(crate) records: Vec<ReplayedRecord>,
+    /// How many records were handed to `replay`.
+    pub(crate) records: u64,
     /// End of the last valid frame: durable, and where the appended position starts.
     pub(crate) durable: Position,
     /// Where the next record goes.
@@ -63,7 +64,15 @@ struct Stop {
     torn: Option<&'static str>,
 }
 
-pub(crate) async fn recover(cfg: &JournalConfig) -> Result<Recovered, StoreError> {
+/// Scans the log and hands every valid record, in order, to `replay` as it is read:
+/// memory stays bounded by one scan window whatever the journal's size (what `replay`
+/// keeps is its business). A record is handed over only once it has been found valid,
+/// and the scan stops at the first invalid one, so `replay` never sees a record after
+/// the end of the log.
+pub(crate) async fn recover(
+    cfg: &JournalConfig,
+    replay: &mut dyn FnMut(ReplayedRecord),
+) -> Result<Recovered, StoreError> {
     let dir = cfg.dir.as_path();
     // Startup only, so blocking std::fs here is acceptable.
     std::fs::create_dir_all(dir).map_err(|e| StoreError::io("create_dir_all", dir, e))?;
@@ -76,7 +85,7 @@ pub(crate) async fn recover(cfg: &JournalConfig) -> Result<Recovered, StoreError
     }
 
     let mut segments = BTreeMap::new();
-    let mut records = Vec::new();
+    let mut records = 0u64;
     let mut stop: Option<Stop> = None;
     // Last segment that ended with a roll marker, and where the marker ends.
     let mut rolled: Option<(u64, u32)> = None;
@@ -105,7 +114,7 @@ pub(crate) async fn recover(cfg: &JournalConfig) -> Result<Recovered, StoreError
         loop {
             match scanner.frame_at(off).await? {
                 Frame::Record { payload, framed } => {
-                    records.push(ReplayedRecord {
+                    replay(ReplayedRecord {
                         location: Location {
                             segment: id,
                             offset: off,
@@ -113,6 +122,7 @@ pub(crate) async fn recover(cfg: &JournalConfig) -> Result<Recovered, StoreError
                         },
                         payload: Bytes::copy_from_slice(payload),
                     });
+                    records += 1;
                     off += framed;
                 }
                 Frame::Roll => {
@@ -160,7 +170,7 @@ pub(crate) async fn recover(cfg: &JournalConfig) -> Result<Recovered, StoreError
                 (id, Position::new(id, HEADER_BYTES))
             }
         };
-        tracing::info!(dir = %dir.display(), records = records.len(), "journal replayed; starting segment {id}");
+        tracing::info!(dir = %dir.display(), records, "journal replayed; starting segment {id}");
         return Ok(Recovered {
             segments,
             records,
@@ -203,7 +213,7 @@ pub(crate) async fn recover(cfg: &JournalConfig) -> Result<Recovered, StoreError
             what: "stop segment not open".into(),
         })?;
     let tail = zero_after(&seg, stop.offset).await?;
-    tracing::info!(dir = %dir.display(), records = records.len(), position = %end, "journal replayed");
+    tracing::info!(dir = %dir.display(), records, position = %end, "journal replayed");
     Ok(Recovered {
         segments,
         records,
