@@ -311,7 +311,7 @@ fn a_forged_hello_with_a_huge_epoch_changes_nothing_and_a_restart_finds_the_node
             node.log_tail(30)
         );
         send_marked(node, "/queue/a", 5);
-        assert_eq!(depth(&node.status(), "/queue/a"), 10);
+        node.wait_status(|s| depth(s, "/queue/a") == 10, REPLY_TIMEOUT);
     }
     // The standalone says why in its log.
     assert!(log_has(
@@ -342,7 +342,7 @@ fn a_forged_hello_with_a_huge_epoch_changes_nothing_and_a_restart_finds_the_node
             .map(str::to_string)
             .collect();
         assert_eq!(peers1, peers0, "{}", node.name());
-        assert_eq!(depth(&s, "/queue/a"), 10, "{}: {s}", node.name());
+        node.wait_status(|s| depth(s, "/queue/a") == 10, REPLY_TIMEOUT);
     }
 }
 
@@ -449,7 +449,7 @@ fn a_silent_authenticated_slave_is_dropped_within_the_ack_timeout_and_receipts_f
         c.send_receipted("/queue/c", b"after", &format!("c{i}"));
     }
     master.assert_running();
-    assert_eq!(depth(&master.status(), "/queue/c"), 23);
+    master.wait_status(|s| depth(s, "/queue/c") == 23, REPLY_TIMEOUT);
 }
 
 #[test]
