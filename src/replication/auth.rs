@@ -92,7 +92,7 @@ impl Acceptor {
             if !user.is_empty() {
                 return users
                     .iter()
-                    .find(|u| u.name == user && u.groups.iter().any(|g| *g == self.group))
+                    .find(|u| u.name == user && u.groups.contains(&self.group))
                     .map(|u| &u.key);
             }
         }
