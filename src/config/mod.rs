@@ -189,6 +189,35 @@ pub struct ReplicationSettings {
     /// `<tandem replicationHeartbeat>`: ms between link heartbeats, both ways; the
     /// peer is lost after 5 silent intervals. Default 100 (loss seen within 0.5 s).
     pub heartbeat_ms: u64,
+    /// Who may be a slave, and for how long an in-sync slave may leave records
+    /// unacknowledged (`<tandem replicationGroup replicationSecret replicationAckTimeout>`).
+    pub link: ReplicationLink,
+}
+
+/// The replication link's authentication and acknowledgement deadline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicationLink {
+    /// `<tandem replicationGroup>`: with the authentication plugin, a slave logs in as a
+    /// user whose `groups` include this one. Default `admins`.
+    pub group: String,
+    /// `<tandem replicationSecret>`: the shared secret of a pair without the
+    /// authentication plugin (and of a slave with no `<masterConnector userName>`).
+    /// Never empty.
+    pub secret: Option<Secret>,
+    /// `<tandem replicationAckTimeout>` in ms: an in-sync slave whose oldest
+    /// unacknowledged record is older is dropped. Default 30 heartbeat intervals
+    /// (3 s with the default heartbeat).
+    pub ack_timeout_ms: u64,
+}
+
+/// A secret from the configuration: compared and hashed, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
 }
 
 /// How a slave reaches its master.

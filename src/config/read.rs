@@ -10,8 +10,9 @@ use super::value::{expand, parse_bool, parse_cpu_list, parse_size, parse_u64, Pl
 use super::xml::{Attr, Element};
 use super::{
     journal_directory, AuthUser, BrokerConfig, ConfigError, Ignored, JournalSettings, LoadEnv,
-    MasterConnector, ProtocolLimits, RedeliverySettings, ReplicationAck, ReplicationSettings,
-    ShardSettings, TransportConnector, DEFAULT_MEMORY_LIMIT_BYTES, DEFAULT_SEGMENT_BYTES,
+    MasterConnector, ProtocolLimits, RedeliverySettings, ReplicationAck, ReplicationLink,
+    ReplicationSettings, Secret, ShardSettings, TransportConnector, DEFAULT_MEMORY_LIMIT_BYTES,
+    DEFAULT_SEGMENT_BYTES,
 };
 use crate::uri::{TransportUri, UriError};
 
@@ -60,8 +61,16 @@ struct TandemRaw {
     redelivery: RedeliverySettings,
     ack: ReplicationAck,
     heartbeat_ms: u64,
+    link: ReplicationLink,
     status_port: Option<u16>,
 }
+
+/// `<tandem>` attributes of the replication link (read by [`Reader::replication_link`]).
+const REPLICATION_LINK_ATTRS: [&str; 3] = [
+    "replicationGroup",
+    "replicationSecret",
+    "replicationAckTimeout",
+];
 
 /// A connector as read, before the global frame limit is known.
 struct RawConnector {
@@ -368,6 +377,7 @@ impl<'a> Reader<'a> {
                 .unwrap_or(false),
             ack: t.ack,
             heartbeat_ms: t.heartbeat_ms,
+            link: t.link,
         };
         Ok(BrokerConfig {
             source: self.source.to_path_buf(),
@@ -722,7 +732,10 @@ impl<'a> Reader<'a> {
                 "statusPort",
                 "replicationAck",
                 "replicationHeartbeat",
-            ],
+            ]
+            .into_iter()
+            .chain(REPLICATION_LINK_ATTRS)
+            .collect::<Vec<_>>(),
         );
         for c in &el.children {
             self.ignore_element(c, path);
@@ -888,13 +901,51 @@ impl<'a> Reader<'a> {
                     .ok_or("a port in 0-65535")
             })?
             .filter(|p| *p != 0);
+        let link = self.replication_link(el, heartbeat_ms)?;
         Ok(TandemRaw {
             shards,
             limits,
             redelivery,
             ack,
             heartbeat_ms,
+            link,
             status_port,
+        })
+    }
+
+    /// `<tandem replicationGroup replicationSecret replicationAckTimeout>`.
+    fn replication_link(
+        &mut self,
+        el: &Element,
+        heartbeat_ms: u64,
+    ) -> Result<ReplicationLink, ConfigError> {
+        let group = self
+            .non_empty(el, "replicationGroup")?
+            .unwrap_or_else(|| "admins".to_string());
+        let secret = match self.value(el, "replicationSecret")? {
+            Some((s, a)) if s.is_empty() => {
+                return Err(self.attr_err(
+                    el,
+                    a,
+                    "an empty replication secret authenticates nobody; set a long random \
+                     string (or remove the attribute)",
+                ))
+            }
+            Some((s, _)) => Some(Secret(s)),
+            None => None,
+        };
+        let ack_timeout_ms = self
+            .typed(el, "replicationAckTimeout", |s| {
+                parse_u64(s)
+                    .ok()
+                    .filter(|n| (10..=3_600_000).contains(n))
+                    .ok_or("milliseconds in 10-3600000")
+            })?
+            .unwrap_or(heartbeat_ms.saturating_mul(30));
+        Ok(ReplicationLink {
+            group,
+            secret,
+            ack_timeout_ms,
         })
     }
 }

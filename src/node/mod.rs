@@ -22,6 +22,7 @@ use crate::metrics::replication::ReplicationStats;
 use crate::metrics::{self, ShardStats, StatusListener};
 use crate::net;
 use crate::replication;
+use crate::replication::auth::{Acceptor, Key, Login, PluginUser};
 use crate::replication::core::{AckMode, CoreSettings, Event, MasterTarget, Request};
 use crate::replication::port;
 use crate::replication::state::NodeState;
@@ -603,22 +604,15 @@ fn core_settings(
     stats: Arc<ReplicationStats>,
 ) -> CoreSettings {
     let r = &config.replication;
-    let users: Vec<(String, String)> = config
-        .users
-        .iter()
-        .map(|u| (u.username.clone(), u.password.clone()))
-        .collect();
+    let acceptor = replication_acceptor(config);
     CoreSettings {
         shards,
         data_dir: config.data_directory.clone(),
         master: r.master.as_ref().map(|m| MasterTarget {
             addr: m.uri.addr,
-            user: m.user_name.clone().unwrap_or_default(),
-            password: m.password.clone().unwrap_or_default(),
+            login: master_login(m, &acceptor),
         }),
-        rejoin_login: users.first().cloned().unwrap_or_default(),
-        users,
-        auth_required: config.auth_enabled,
+        acceptor,
         shutdown_on_master_failure: r.shutdown_on_master_failure,
         shutdown_on_slave_failure: r.shutdown_on_slave_failure,
         ack: match r.ack {
@@ -626,6 +620,7 @@ fn core_settings(
             ReplicationAck::Received => AckMode::Received,
         },
         heartbeat: Duration::from_millis(r.heartbeat_ms),
+        ack_timeout: Duration::from_millis(r.link.ack_timeout_ms),
         // OpenWire (tcp://) first: it is where ActiveMQ slaves attach.
         client_addrs: connectors
             .iter()
@@ -638,6 +633,42 @@ fn core_settings(
             .map(|c| c.uri.addr)
             .collect(),
         stats,
+    }
+}
+
+/// Who may attach as a slave: the plugin's users (when it is on) of the replication
+/// group, and the replication secret (see `replication::auth`).
+fn replication_acceptor(config: &BrokerConfig) -> Acceptor {
+    let link = &config.replication.link;
+    Acceptor {
+        plugin: config.auth_enabled.then(|| {
+            config
+                .users
+                .iter()
+                .map(|u| PluginUser {
+                    name: u.username.clone(),
+                    key: Key::new(&u.password),
+                    groups: u.groups.clone(),
+                })
+                .collect()
+        }),
+        group: link.group.clone(),
+        secret: link.secret.as_ref().map(|s| Key::new(&s.0)),
+    }
+}
+
+/// What a slave proves to its master: `<masterConnector userName password>` when the
+/// password is given, else the replication secret.
+fn master_login(m: &crate::config::MasterConnector, acceptor: &Acceptor) -> Option<Login> {
+    match &m.password {
+        Some(password) => Some(Login {
+            user: m.user_name.clone().unwrap_or_default(),
+            key: Key::new(password),
+        }),
+        None => acceptor.secret.clone().map(|key| Login {
+            user: String::new(),
+            key,
+        }),
     }
 }
 

@@ -4,10 +4,12 @@
 //!
 //! ```text
 //! frame     := len:u32 kind:u8 epoch:u64 body          (len counts kind..end)
-//! kind 1 Hello      magic:"TANDEMRP" version:u16 shards:u16 user:str password:str
-//!                   node_id:str addrs:(count:u32 str*) positions:(u64 per shard)
-//! kind 2 Welcome    master_node_id:str shards:u16 oldest:(u64 per shard)
-//! kind 3 Refuse     reason_code:u8 reason:str
+//! kind 1 Hello      magic:"TANDEMRP" version:u16 user:str nonce:[32]
+//! kind 10 Challenge nonce:[32]
+//! kind 11 Proof     proof:[32] shards:u16 node_id:str addrs:(count:u32 str*)
+//!                   positions:(u64 per shard)
+//! kind 2 Welcome    proof:[32] master_node_id:str shards:u16 oldest:(u64 per shard)
+//! kind 3 Refuse     proof:[32] reason_code:u8 reason:str
 //! kind 4 Batch      shard:u16 start:u64 bytes          (journal bytes, verbatim)
 //! kind 5 Volatile   shard:u16 seq:u64 record
 //! kind 6 Ack        shard:u16 received:u64 durable:u64
@@ -17,6 +19,15 @@
 //!                   slave, so it holds everything confirmed and may take over)
 //! str := len:u32 utf8
 //! ```
+//!
+//! Hello, Challenge, Proof and Welcome (or Refuse) are the handshake: a slave says who
+//! it is and sends its nonce, the master answers with its own nonce, the slave proves
+//! it holds the replication secret (an HMAC-SHA256 over both nonces and the Proof
+//! frame itself), and the master, having checked that, proves the same in its
+//! Welcome or Refuse. What the proofs cover, and why: [`super::auth`]. `proof` is
+//! all zeros in a Refuse the master sends to a peer it could not authenticate; such a
+//! Refuse carries epoch 0 and no detail. Hello and Challenge carry epoch 0: nothing
+//! said before the proofs is believed.
 //!
 //! Where the design leaves the layout implicit, this codec reads it as follows:
 //!
@@ -42,8 +53,18 @@ use bytes::{BufMut, Bytes, BytesMut};
 /// The first bytes of a Hello body; what tells a replication link from a client.
 pub const MAGIC: &[u8; 8] = b"TANDEMRP";
 
-/// The link version this codec speaks (sent in Hello).
-pub const VERSION: u16 = 1;
+/// The link version this codec speaks (sent in Hello). 2: the authenticated
+/// handshake (version 1 sent the password in the clear).
+pub const VERSION: u16 = 2;
+
+/// Bytes of a handshake nonce.
+pub const NONCE_BYTES: usize = 32;
+/// Bytes of a proof (an HMAC-SHA256 tag).
+pub const PROOF_BYTES: usize = 32;
+/// A handshake nonce, fresh from the OS random source for every connection.
+pub type Nonce = [u8; NONCE_BYTES];
+/// An HMAC-SHA256 proof; all zeros where none could be made.
+pub type Proof = [u8; PROOF_BYTES];
 
 /// Bytes before the body: len (4), kind (1), epoch (8).
 pub const HEADER_BYTES: usize = 13;
@@ -63,6 +84,9 @@ const KIND_ACK: u8 = 6;
 const KIND_HEARTBEAT: u8 = 7;
 const KIND_GOODBYE: u8 = 8;
 const KIND_IN_SYNC: u8 = 9;
+const KIND_CHALLENGE: u8 = 10;
+const KIND_PROOF: u8 = 11;
+const KIND_LAST: u8 = KIND_PROOF;
 
 /// One frame of the link, either way.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,11 +99,20 @@ pub struct Frame {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Body {
     /// Slave -> master, first frame on the link (the magic is implied, not stored).
+    /// Says nothing the master acts on: who the slave claims to be and its nonce.
     Hello {
         /// Link version the slave speaks ([`VERSION`]).
         version: u16,
+        /// Whose secret the slave proves (`<masterConnector userName>`; may be empty).
         user: String,
-        password: String,
+        nonce: Nonce,
+    },
+    /// Master -> slave: the master's nonce, and nothing else.
+    Challenge { nonce: Nonce },
+    /// Slave -> master: the slave's proof, and what the master believes only once the
+    /// proof checks out.
+    Proof {
+        proof: Proof,
         /// The slave's node id.
         node_id: String,
         /// The slave's client connector addresses.
@@ -88,14 +121,20 @@ pub enum Body {
         /// count on the wire, so it is at most `u16::MAX`.
         positions: Vec<u64>,
     },
-    /// Master -> slave: attached.
+    /// Master -> slave: attached (with the master's proof).
     Welcome {
+        proof: Proof,
         master_node_id: String,
         /// Per shard, the position catch-up starts from.
         oldest: Vec<u64>,
     },
-    /// Master -> slave: not attached; never followed by a takeover.
-    Refuse { code: RefuseCode, reason: String },
+    /// Master -> slave: not attached; never followed by a takeover. `proof` is all
+    /// zeros when the master could not authenticate the slave.
+    Refuse {
+        proof: Proof,
+        code: RefuseCode,
+        reason: String,
+    },
     /// Master -> slave: one journal batch of `shard`, verbatim, written at `start`.
     Batch {
         shard: u16,
@@ -188,18 +227,24 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) {
         Body::Hello {
             version,
             user,
-            password,
+            nonce,
+        } => {
+            out.put_slice(MAGIC);
+            out.put_u16_le(*version);
+            put_str(out, user);
+            out.put_slice(nonce);
+        }
+        Body::Challenge { nonce } => out.put_slice(nonce),
+        Body::Proof {
+            proof,
             node_id,
             client_addrs,
             positions,
         } => {
             // Shard counts are small (one per core); a u16 is the format's limit.
             let shards = positions.len().min(usize::from(u16::MAX)) as u16;
-            out.put_slice(MAGIC);
-            out.put_u16_le(*version);
+            out.put_slice(proof);
             out.put_u16_le(shards);
-            put_str(out, user);
-            put_str(out, password);
             put_str(out, node_id);
             out.put_u32_le(client_addrs.len() as u32);
             for a in client_addrs {
@@ -210,9 +255,11 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) {
             }
         }
         Body::Welcome {
+            proof,
             master_node_id,
             oldest,
         } => {
+            out.put_slice(proof);
             put_str(out, master_node_id);
             let shards = oldest.len().min(usize::from(u16::MAX)) as u16;
             out.put_u16_le(shards);
@@ -220,7 +267,12 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) {
                 out.put_u64_le(*p);
             }
         }
-        Body::Refuse { code, reason } => {
+        Body::Refuse {
+            proof,
+            code,
+            reason,
+        } => {
+            out.put_slice(proof);
             out.put_u8(code.to_u8());
             put_str(out, reason);
         }
@@ -270,6 +322,8 @@ fn kind_of(body: &Body) -> u8 {
         Body::Heartbeat => KIND_HEARTBEAT,
         Body::Goodbye { .. } => KIND_GOODBYE,
         Body::InSync => KIND_IN_SYNC,
+        Body::Challenge { .. } => KIND_CHALLENGE,
+        Body::Proof { .. } => KIND_PROOF,
     }
 }
 
@@ -278,7 +332,7 @@ fn body_len_hint(body: &Body) -> usize {
     match body {
         Body::Batch { bytes, .. } => 10 + bytes.len(),
         Body::Volatile { record, .. } => 10 + record.len(),
-        Body::Hello { positions, .. } => 64 + 8 * positions.len(),
+        Body::Proof { positions, .. } => 96 + 8 * positions.len(),
         Body::Welcome { oldest, .. } => 32 + 8 * oldest.len(),
         _ => 32,
     }
@@ -373,7 +427,7 @@ impl Decoder {
             });
         }
         if let Some(&kind) = buf.get(4) {
-            if !(KIND_HELLO..=KIND_IN_SYNC).contains(&kind) {
+            if !(KIND_HELLO..=KIND_LAST).contains(&kind) {
                 return Err(FrameError::UnknownKind(kind));
             }
             if kind == KIND_HELLO && looks_like_replication(buf) == Some(false) {
@@ -404,10 +458,16 @@ fn parse(frame: &Bytes) -> Result<Frame, FrameError> {
             if r.take(MAGIC.len())? != MAGIC {
                 return Err(FrameError::BadMagic);
             }
-            let version = r.u16()?;
+            Body::Hello {
+                version: r.u16()?,
+                user: r.str()?,
+                nonce: r.array()?,
+            }
+        }
+        KIND_CHALLENGE => Body::Challenge { nonce: r.array()? },
+        KIND_PROOF => {
+            let proof = r.array()?;
             let shards = usize::from(r.u16()?);
-            let user = r.str()?;
-            let password = r.str()?;
             let node_id = r.str()?;
             let count = r.u32()? as usize;
             // Each address takes at least its 4-byte length: bound the allocation by
@@ -416,24 +476,25 @@ fn parse(frame: &Bytes) -> Result<Frame, FrameError> {
             for _ in 0..count {
                 client_addrs.push(r.str()?);
             }
-            Body::Hello {
-                version,
-                user,
-                password,
+            Body::Proof {
+                proof,
                 node_id,
                 client_addrs,
                 positions: r.u64s(shards)?,
             }
         }
         KIND_WELCOME => {
+            let proof = r.array()?;
             let master_node_id = r.str()?;
             let shards = usize::from(r.u16()?);
             Body::Welcome {
+                proof,
                 master_node_id,
                 oldest: r.u64s(shards)?,
             }
         }
         KIND_REFUSE => Body::Refuse {
+            proof: r.array()?,
             code: RefuseCode::from_u8(r.u8()?),
             reason: r.str()?,
         },
@@ -537,4 +598,4 @@ impl Reader<'_> {
 
 #[cfg(test)]
 #[path = "frame_tests.rs"]
-mod tests;
+pub(crate) mod tests;

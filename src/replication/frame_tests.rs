@@ -7,11 +7,8 @@ fn hello() -> Frame {
         epoch: 3,
         body: Body::Hello {
             version: VERSION,
-            user: "admin".into(),
-            password: "pässword".into(),
-            node_id: "node-b".into(),
-            client_addrs: vec!["tcp://10.0.0.2:61616".into(), "".into()],
-            positions: vec![0, 1 << 40, u64::MAX],
+            user: "ädmin".into(),
+            nonce: [7; NONCE_BYTES],
         },
     }
 }
@@ -21,19 +18,9 @@ fn every_kind() -> Vec<Frame> {
     vec![
         hello(),
         f(
-            3,
-            Body::Hello {
-                version: 9,
-                user: String::new(),
-                password: String::new(),
-                node_id: String::new(),
-                client_addrs: vec![],
-                positions: vec![],
-            },
-        ),
-        f(
             4,
             Body::Welcome {
+                proof: [1; PROOF_BYTES],
                 master_node_id: "node-a".into(),
                 oldest: vec![7, 8],
             },
@@ -41,6 +28,7 @@ fn every_kind() -> Vec<Frame> {
         f(
             4,
             Body::Refuse {
+                proof: [2; PROOF_BYTES],
                 code: RefuseCode::SecondSlave,
                 reason: "already attached".into(),
             },
@@ -48,8 +36,33 @@ fn every_kind() -> Vec<Frame> {
         f(
             4,
             Body::Refuse {
+                proof: [0; PROOF_BYTES],
                 code: RefuseCode::Other(200),
                 reason: String::new(),
+            },
+        ),
+        f(
+            0,
+            Body::Challenge {
+                nonce: [9; NONCE_BYTES],
+            },
+        ),
+        f(
+            3,
+            Body::Proof {
+                proof: [3; PROOF_BYTES],
+                node_id: "node-b".into(),
+                client_addrs: vec!["tcp://10.0.0.2:61616".into(), "".into()],
+                positions: vec![0, 1 << 40, u64::MAX],
+            },
+        ),
+        f(
+            3,
+            Body::Proof {
+                proof: [0; PROOF_BYTES],
+                node_id: String::new(),
+                client_addrs: vec![],
+                positions: vec![],
             },
         ),
         f(
@@ -202,7 +215,7 @@ fn one_byte_at_a_time() {
 
 #[test]
 fn batch_bytes_are_not_copied() {
-    let mut buf = encoded(&every_kind()[5]);
+    let mut buf = encoded(&every_kind()[7]);
     let base = buf.as_ptr() as usize;
     let Some(Frame {
         body: Body::Batch { bytes, .. },
@@ -245,7 +258,7 @@ fn len_cutting_a_field_is_an_error() {
                 // Lists carry no count, so a prefix can be another valid frame
                 // (address bytes read as positions): only `len` delimits them.
                 Ok(Some(Frame {
-                    body: Body::Welcome { .. } | Body::Hello { .. },
+                    body: Body::Welcome { .. } | Body::Proof { .. },
                     ..
                 })) => {}
                 other => panic!("{f:?} cut to {body_len}: {other:?}"),
@@ -301,7 +314,7 @@ fn malformed_headers_and_bodies_are_errors() {
     let dec = |bytes: &[u8]| Decoder::default().decode(&mut BytesMut::from(bytes));
     assert_eq!(dec(&[8, 0, 0, 0]), Err(FrameError::TooShort { len: 8 }));
     assert_eq!(dec(&[9, 0, 0, 0, 0]), Err(FrameError::UnknownKind(0)));
-    assert_eq!(dec(&[9, 0, 0, 0, 10]), Err(FrameError::UnknownKind(10)));
+    assert_eq!(dec(&[9, 0, 0, 0, 12]), Err(FrameError::UnknownKind(12)));
     assert_eq!(
         dec(&[10, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
         Err(FrameError::TrailingBytes { kind: 7, extra: 1 })
@@ -312,7 +325,7 @@ fn malformed_headers_and_bodies_are_errors() {
         Err(FrameError::Utf8)
     );
     // Welcome with a stray byte after its counted positions.
-    let mut w = encoded(&every_kind()[2]);
+    let mut w = encoded(&every_kind()[1]);
     w.put_u8(0);
     let len = (w.len() - 4) as u32;
     w[..4].copy_from_slice(&len.to_le_bytes());
@@ -343,7 +356,7 @@ fn refuse_codes_map_both_ways() {
     assert_eq!(RefuseCode::from_u8(0), RefuseCode::Other(0));
 }
 
-fn arb_str() -> impl Strategy<Value = String> {
+pub(crate) fn arb_str() -> impl Strategy<Value = String> {
     proptest::string::string_regex("\\PC{0,8}").expect("regex")
 }
 
@@ -351,37 +364,44 @@ fn arb_bytes() -> impl Strategy<Value = Bytes> {
     proptest::collection::vec(any::<u8>(), 0..40).prop_map(Bytes::from)
 }
 
-fn arb_body() -> impl Strategy<Value = Body> {
+pub(crate) fn arb_body() -> impl Strategy<Value = Body> {
     prop_oneof![
+        (any::<u16>(), arb_str(), any::<[u8; NONCE_BYTES]>()).prop_map(|(version, user, nonce)| {
+            Body::Hello {
+                version,
+                user,
+                nonce,
+            }
+        }),
+        any::<[u8; NONCE_BYTES]>().prop_map(|nonce| Body::Challenge { nonce }),
         (
-            any::<u16>(),
-            arb_str(),
-            arb_str(),
+            any::<[u8; PROOF_BYTES]>(),
             arb_str(),
             proptest::collection::vec(arb_str(), 0..4),
             proptest::collection::vec(any::<u64>(), 0..5),
         )
-            .prop_map(
-                |(version, user, password, node_id, client_addrs, positions)| {
-                    Body::Hello {
-                        version,
-                        user,
-                        password,
-                        node_id,
-                        client_addrs,
-                        positions,
-                    }
-                }
-            ),
-        (arb_str(), proptest::collection::vec(any::<u64>(), 0..5)).prop_map(
-            |(master_node_id, oldest)| Body::Welcome {
+            .prop_map(|(proof, node_id, client_addrs, positions)| Body::Proof {
+                proof,
+                node_id,
+                client_addrs,
+                positions,
+            }),
+        (
+            any::<[u8; PROOF_BYTES]>(),
+            arb_str(),
+            proptest::collection::vec(any::<u64>(), 0..5)
+        )
+            .prop_map(|(proof, master_node_id, oldest)| Body::Welcome {
+                proof,
                 master_node_id,
                 oldest
+            }),
+        (any::<[u8; PROOF_BYTES]>(), any::<u8>(), arb_str()).prop_map(|(proof, c, reason)| {
+            Body::Refuse {
+                proof,
+                code: RefuseCode::from_u8(c),
+                reason,
             }
-        ),
-        (any::<u8>(), arb_str()).prop_map(|(c, reason)| Body::Refuse {
-            code: RefuseCode::from_u8(c),
-            reason
         }),
         (any::<u16>(), any::<u64>(), arb_bytes()).prop_map(|(shard, start, bytes)| {
             Body::Batch {
@@ -403,7 +423,7 @@ fn arb_body() -> impl Strategy<Value = Body> {
     ]
 }
 
-fn arb_frame() -> impl Strategy<Value = Frame> {
+pub(crate) fn arb_frame() -> impl Strategy<Value = Frame> {
     (any::<u64>(), arb_body()).prop_map(|(epoch, body)| Frame { epoch, body })
 }
 

@@ -53,6 +53,17 @@ const READ_CHUNK_BYTES: usize = 256 * 1024;
 
 impl Link {
     pub fn new(read: ReadHalf, write: WriteHalf, peer: SocketAddr) -> Rc<Link> {
+        Link::with_frame_limit(read, write, peer, Decoder::DEFAULT_MAX_FRAME_BYTES)
+    }
+
+    /// A link whose reader refuses frames over `max_frame_bytes` (the handshake reads
+    /// with a small limit: nothing large is buffered for a peer not yet authenticated).
+    pub fn with_frame_limit(
+        read: ReadHalf,
+        write: WriteHalf,
+        peer: SocketAddr,
+        max_frame_bytes: usize,
+    ) -> Rc<Link> {
         let link = Rc::new(Link {
             peer,
             out: RefCell::new(Out {
@@ -61,7 +72,7 @@ impl Link {
                 closed: false,
                 drained: Vec::new(),
             }),
-            reader: RefCell::new(Some((read, BytesMut::new(), Decoder::default()))),
+            reader: RefCell::new(Some((read, BytesMut::new(), Decoder::new(max_frame_bytes)))),
             writer_started: Cell::new(false),
         });
         link.start_writer(write);
@@ -127,6 +138,14 @@ impl Link {
         frame::encode(frame, &mut out.buf);
         if let Some(w) = out.waker.take() {
             w.wake();
+        }
+    }
+
+    /// Changes the largest frame the reader accepts from the next frame on (call
+    /// between reads, e.g. once the peer has authenticated).
+    pub fn set_frame_limit(&self, max_frame_bytes: usize) {
+        if let Some((_, _, decoder)) = self.reader.borrow_mut().as_mut() {
+            decoder.max_frame_bytes = max_frame_bytes;
         }
     }
 

@@ -3,6 +3,7 @@
 //! received and made durable, so that a persistent operation is answered only once both
 //! sides hold it. Design and failure handling: docs/REPLICATION.md.
 //!
+//! * [`auth`]  — the handshake's proofs and the decisions on each handshake frame.
 //! * [`frame`] — the link's byte format (documented there).
 //! * [`link`]  — one TCP link: coalescing writer, bounded frame reader.
 //! * [`port`]  — messages and channels between the shards and the core.
@@ -14,6 +15,7 @@
 //! This module imports nothing from `broker`: shards are reached through [`port`]
 //! only, and `node` wires the two.
 
+pub mod auth;
 pub mod core;
 pub mod frame;
 pub mod link;

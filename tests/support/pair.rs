@@ -78,7 +78,18 @@ pub struct NodeOpts {
     pub shutdown_on_slave_failure: Option<bool>,
     /// `<tandem replicationHeartbeat>` in ms.
     pub heartbeat_ms: Option<u64>,
+    /// `<tandem replicationSecret>`; [`TEST_REPLICATION_SECRET`] unless a test changes
+    /// it. `None`: not written (a node that cannot authenticate a slave).
+    pub replication_secret: Option<String>,
+    /// `<tandem replicationGroup>`; when `None` and `users` is set, "users" (the group
+    /// every test user is in, see `auth_plugin_xml`).
+    pub replication_group: Option<String>,
+    /// `<tandem replicationAckTimeout>` in ms.
+    pub replication_ack_timeout_ms: Option<u64>,
 }
+
+/// The replication secret both nodes of a test pair share.
+pub const TEST_REPLICATION_SECRET: &str = "test-pair-secret-4f1c9a";
 
 impl NodeOpts {
     pub fn named(name: &str) -> NodeOpts {
@@ -94,6 +105,9 @@ impl NodeOpts {
             wait_for_slave_timeout_ms: None,
             shutdown_on_slave_failure: None,
             heartbeat_ms: Some(HEARTBEAT_MS),
+            replication_secret: Some(TEST_REPLICATION_SECRET.to_string()),
+            replication_group: None,
+            replication_ack_timeout_ms: None,
         }
     }
 
@@ -143,6 +157,20 @@ pub fn node_config_xml(
     );
     if let Some(v) = opts.heartbeat_ms {
         tandem.push_str(&format!(r#" replicationHeartbeat="{v}""#));
+    }
+    if let Some(v) = &opts.replication_secret {
+        tandem.push_str(&format!(r#" replicationSecret="{v}""#));
+    }
+    let group = match (&opts.replication_group, opts.users.is_empty()) {
+        (Some(g), _) => Some(g.as_str()),
+        (None, false) => Some("users"),
+        (None, true) => None,
+    };
+    if let Some(g) = group {
+        tandem.push_str(&format!(r#" replicationGroup="{g}""#));
+    }
+    if let Some(v) = opts.replication_ack_timeout_ms {
+        tandem.push_str(&format!(r#" replicationAckTimeout="{v}""#));
     }
     let plugins = super::auth_plugin_xml(&opts.users);
     format!(

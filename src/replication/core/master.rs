@@ -8,9 +8,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::{AckMode, Core, Ev, Event, Request, HANDSHAKE_TIMEOUT, MISSED_HEARTBEATS};
+use super::{
+    AckMode, Core, Ev, Event, Request, HANDSHAKE_MAX_FRAME_BYTES, HANDSHAKE_TIMEOUT,
+    MISSED_HEARTBEATS,
+};
 use crate::metrics::replication::{PeerState, Role};
-use crate::replication::frame::{Body, Frame, RefuseCode, VERSION};
+use crate::replication::auth::{self, Acceptor, Key, MasterView, Nonces, OnHello, Verdict};
+use crate::replication::frame::{Body, Decoder, Frame, RefuseCode, PROOF_BYTES};
 use crate::replication::link::Link;
 use crate::replication::port::{CatchUp, Command, Live};
 use crate::rt;
@@ -23,8 +27,8 @@ impl Core {
         loop {
             match self.next().await {
                 Ev::Live(Live::SlaveSocket { stream }) => self.handshake(stream),
-                Ev::Hello(link, hello) => {
-                    if let Some(a) = self.on_hello(&slave, link, hello) {
+                Ev::Proof(link, nonces, proof) => {
+                    if let Some(a) = self.on_proof(&slave, link, nonces, proof) {
                         slave = Some(a);
                     }
                 }
@@ -63,17 +67,38 @@ impl Core {
                         continue;
                     };
                     a.last_heard = Instant::now();
+                    let ours = self.state.borrow().epoch;
+                    if f.epoch != ours {
+                        let why = format!(
+                            "protocol error: frame at epoch {} on a link at epoch {ours}",
+                            f.epoch
+                        );
+                        self.slave_lost(&mut slave, &why, false);
+                        continue;
+                    }
                     match f.body {
                         Body::Ack {
                             shard,
                             received,
                             durable,
                         } if usize::from(shard) < self.s.shards => {
+                            let shard = usize::from(shard);
+                            let bound = a.ack_bound(shard);
+                            if received > bound.0 || durable > received {
+                                let why = format!(
+                                    "protocol error: shard {shard} acknowledged received {} \
+                                     durable {} beyond what was shipped ({bound})",
+                                    Position(received),
+                                    Position(durable)
+                                );
+                                self.slave_lost(&mut slave, &why, false);
+                                continue;
+                            }
                             let held = match self.s.ack {
                                 AckMode::Fsync => durable,
                                 AckMode::Received => received,
                             };
-                            a.on_ack(self, usize::from(shard), Position(held));
+                            a.on_ack(self, shard, Position(held));
                         }
                         Body::Heartbeat => {}
                         Body::Goodbye { reason } => {
@@ -105,6 +130,12 @@ impl Core {
                         if a.last_heard.elapsed() > limit {
                             let why = format!("no heartbeat for {limit:?}");
                             self.slave_lost(&mut slave, &why, false);
+                        } else if let Some(age) = a.waited_too_long(self.s.ack_timeout) {
+                            let why = format!(
+                                "no acknowledgement for {age:?} (replicationAckTimeout {:?})",
+                                self.s.ack_timeout
+                            );
+                            self.slave_lost(&mut slave, &why, false);
                         }
                     }
                 }
@@ -124,119 +155,95 @@ impl Core {
         }
     }
 
-    /// Reads a new connection's Hello off the event loop.
+    /// Runs a new connection's Hello and Challenge off the event loop; only a Proof
+    /// (not yet checked) reaches the core, as [`Ev::Proof`]. Reads no node state: the
+    /// Challenge carries the nonce and nothing else.
     fn handshake(&self, stream: std::net::TcpStream) {
+        if self.handshakes.get() >= MAX_HANDSHAKES {
+            // Each is a task and a socket: bounded, so a flood of Hellos costs little.
+            tracing::warn!(
+                limit = MAX_HANDSHAKES,
+                "too many replication handshakes in progress; connection closed"
+            );
+            return;
+        }
+        self.handshakes.set(self.handshakes.get() + 1);
+        let counter = self.handshakes.clone();
         let tx = self.queue_tx.clone();
+        let acceptor = self.s.acceptor.clone();
         rt::spawn_local(async move {
-            let peer = match stream.peer_addr() {
-                Ok(p) => p,
-                Err(_) => return,
-            };
-            let (r, w) = match rt::net::from_std(stream) {
-                Ok(halves) => halves,
-                Err(e) => {
-                    tracing::warn!(%peer, error = %e, "cannot adopt the replication connection");
-                    return;
-                }
-            };
-            let link = Link::new(r, w, peer);
-            match link.recv(HANDSHAKE_TIMEOUT).await {
-                Ok(f) if matches!(f.body, Body::Hello { .. }) => {
-                    let _ = tx.try_send(Ev::Hello(link, f));
-                }
-                Ok(_) => {
-                    tracing::warn!(%peer, "replication connection did not start with Hello");
-                    link.close(Duration::from_millis(10)).await;
-                }
-                Err(e) => {
-                    tracing::warn!(%peer, error = %e, "replication handshake failed");
-                    link.close(Duration::from_millis(10)).await;
-                }
-            }
+            run_handshake(stream, &acceptor, &tx).await;
+            counter.set(counter.get().saturating_sub(1));
         });
     }
 
-    fn refuse(&self, link: &Rc<Link>, code: RefuseCode, reason: String) {
+    /// Refuses an authenticated peer: the Refuse carries this master's epoch and proof.
+    fn refuse(&self, link: &Rc<Link>, auth: &(Key, Nonces), code: RefuseCode, reason: String) {
         tracing::warn!(peer = %link.peer, %reason, "slave refused");
-        link.send(&Frame {
+        let mut f = Frame {
             epoch: self.state.borrow().epoch,
-            body: Body::Refuse { code, reason },
-        });
+            body: Body::Refuse {
+                proof: [0; PROOF_BYTES],
+                code,
+                reason,
+            },
+        };
+        auth::sign(&auth.0, auth::MASTER_LABEL, &auth.1, &mut f);
+        link.send(&f);
         let link = link.clone();
         rt::spawn_local(async move { link.close(Duration::from_millis(500)).await });
     }
 
-    fn on_hello(
+    fn on_proof(
         &self,
         current: &Option<Attached>,
         link: Rc<Link>,
-        hello: Frame,
+        nonces: Nonces,
+        proof: Frame,
     ) -> Option<Attached> {
-        let Body::Hello {
-            version,
-            user,
-            password,
-            node_id,
-            client_addrs,
-            positions,
-        } = hello.body
-        else {
-            return None;
-        };
         let ours = self.state.borrow().epoch;
-        if let Some(a) = current {
-            self.refuse(
-                &link,
-                RefuseCode::SecondSlave,
-                format!("this master already has a slave ({})", a.link.peer),
-            );
+        let view = MasterView {
+            epoch: ours,
+            shards: self.s.shards,
+            current_slave: current.as_ref().map(|a| a.link.peer.to_string()),
+        };
+        let verdict = auth::judge_proof(&self.s.acceptor, &nonces, &view, &proof);
+        if let Verdict::Unauthenticated(why) = &verdict {
+            refuse_unauthenticated(&link, why.clone());
             return None;
         }
-        if version != VERSION {
-            self.refuse(
-                &link,
-                RefuseCode::Other(5),
-                format!("link version {version} is not supported (this master speaks {VERSION})"),
-            );
-            return None;
-        }
-        if positions.len() != self.s.shards {
-            self.refuse(
-                &link,
-                RefuseCode::ShardMismatch,
-                format!(
-                    "the slave has {} shards and this master {}: configure the same <tandem shards>",
-                    positions.len(),
-                    self.s.shards
-                ),
-            );
-            return None;
-        }
-        if self.s.auth_required
-            && !self
-                .s
-                .users
-                .iter()
-                .any(|(u, p)| *u == user && *p == password)
-        {
-            self.refuse(
-                &link,
-                RefuseCode::BadCredentials,
-                format!("bad credentials for user '{user}'"),
-            );
-            return None;
-        }
-        if hello.epoch > ours {
-            // The peer served after this node did: this node's data is stale.
-            let reason = format!(
-                "the peer at {} holds a newer epoch ({} > {ours}): this node must not serve; restart it to rejoin as slave",
-                link.peer, hello.epoch
-            );
-            self.refuse(&link, RefuseCode::StaleEpoch, reason.clone());
-            tracing::error!("{reason}");
-            self.emit(Event::Exit { code: 1, reason });
-            return None;
-        }
+        // Present: the proof was checked against it.
+        let key = self.s.acceptor.key_for(&nonces.user)?.clone();
+        let auth = (key, nonces);
+        let (resume, positions, client_addrs, node_id) = match verdict {
+            Verdict::Unauthenticated(_) => return None,
+            Verdict::Refuse {
+                code,
+                reason,
+                stale,
+            } => {
+                let reason = if stale {
+                    format!("the peer at {}: {reason}", link.peer)
+                } else {
+                    reason
+                };
+                self.refuse(&link, &auth, code, reason.clone());
+                if stale {
+                    // An authenticated peer served after this node did: this node's
+                    // data is stale.
+                    tracing::error!("{reason}");
+                    self.emit(Event::Exit { code: 1, reason });
+                }
+                return None;
+            }
+            Verdict::Attach {
+                resume,
+                positions,
+                client_addrs,
+                node_id,
+            } => (resume, positions, client_addrs, node_id),
+        };
+        // Only an authenticated peer's addresses are remembered.
         let peers: Vec<SocketAddr> = client_addrs.iter().filter_map(|a| a.parse().ok()).collect();
         // Shown as the slave's address: where it will serve if it takes over.
         let shown = peers.first().map_or(link.peer, |a| *a);
@@ -247,7 +254,6 @@ impl Core {
             }
         }
         let link_id = self.spawn_reader(&link);
-        let resume = hello.epoch == ours;
         for (shard, c) in self.commands.iter().enumerate() {
             let _ = c.try_send(Command::BeginSync {
                 link: link_id,
@@ -259,15 +265,16 @@ impl Core {
         stats.set_role(Role::Master);
         stats.set_peer(PeerState::Syncing);
         stats.set_peer_address(Some(shown.to_string()));
-        tracing::info!(slave = %shown, link = %link.peer, node = %node_id, resume, "slave attached; catching it up");
+        tracing::info!(slave = %shown, link = %link.peer, node = %node_id, resume, "slave authenticated and attached; catching it up");
         Some(Attached {
             link,
             link_id,
+            auth,
             welcomed: false,
             pending: Vec::new(),
             starts: vec![None; self.s.shards],
             shards: (0..self.s.shards).map(|_| ShardSync::default()).collect(),
-            all_done: false,
+            all_done: None,
             in_sync: false,
             last_heard: Instant::now(),
             volatile_seq: 0,
@@ -298,6 +305,80 @@ impl Core {
     }
 }
 
+/// Concurrent replication handshakes (Hello to Proof) the core runs at most.
+const MAX_HANDSHAKES: usize = 8;
+
+/// Hello, Challenge, Proof on a fresh connection; hands the Proof to the core.
+async fn run_handshake(
+    stream: std::net::TcpStream,
+    acceptor: &Acceptor,
+    tx: &async_channel::Sender<Ev>,
+) {
+    let Ok(peer) = stream.peer_addr() else { return };
+    let (r, w) = match rt::net::from_std(stream) {
+        Ok(halves) => halves,
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "cannot adopt the replication connection");
+            return;
+        }
+    };
+    // Nothing before the proof is trusted, so nothing large is read either.
+    let link = Link::with_frame_limit(r, w, peer, HANDSHAKE_MAX_FRAME_BYTES);
+    let first = match link.recv(HANDSHAKE_TIMEOUT).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "replication handshake failed");
+            link.close(Duration::from_millis(10)).await;
+            return;
+        }
+    };
+    let (user, slave_nonce) = match auth::on_hello(acceptor, &first) {
+        OnHello::Refuse(why) => {
+            refuse_unauthenticated(&link, why);
+            return;
+        }
+        OnHello::Challenge { user, slave_nonce } => (user, slave_nonce),
+    };
+    let master_nonce = match auth::nonce() {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!(%peer, error = %e, "replication handshake abandoned");
+            link.close(Duration::from_millis(10)).await;
+            return;
+        }
+    };
+    link.send(&Frame {
+        epoch: 0,
+        body: Body::Challenge {
+            nonce: master_nonce,
+        },
+    });
+    match link.recv(HANDSHAKE_TIMEOUT).await {
+        Ok(proof) => {
+            let nonces = Nonces {
+                user,
+                slave: slave_nonce,
+                master: master_nonce,
+            };
+            link.set_frame_limit(Decoder::DEFAULT_MAX_FRAME_BYTES);
+            let _ = tx.try_send(Ev::Proof(link, nonces, proof));
+        }
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "replication handshake failed after the Challenge");
+            link.close(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// Refuses a peer that has not authenticated: logged here, told to the peer with no
+/// detail of this node (epoch 0, no proof), and nothing else happens.
+fn refuse_unauthenticated(link: &Rc<Link>, reason: String) {
+    tracing::warn!(peer = %link.peer, %reason, "replication handshake refused");
+    link.send(&auth::unauthenticated_refuse(reason));
+    let link = link.clone();
+    rt::spawn_local(async move { link.close(Duration::from_millis(500)).await });
+}
+
 /// One shard's side of an attached slave.
 #[derive(Default)]
 struct ShardSync {
@@ -306,6 +387,8 @@ struct ShardSync {
     queued: VecDeque<(Position, Bytes)>,
     acked: Position,
     requiring_from: Option<Position>,
+    /// Where the last batch shipped on this link ends.
+    shipped_end: Position,
     /// Shipped and not yet acknowledged: (end, records, bytes, when shipped).
     unacked: VecDeque<(Position, u64, u64, Instant)>,
 }
@@ -320,7 +403,10 @@ struct Attached {
     pending: Vec<Frame>,
     starts: Vec<Option<Position>>,
     shards: Vec<ShardSync>,
-    all_done: bool,
+    /// The key and nonces of this link's handshake (the Welcome is proven with them).
+    auth: (Key, Nonces),
+    /// When the catch-up was streamed and replies started to wait for this slave.
+    all_done: Option<Instant>,
     in_sync: bool,
     last_heard: Instant,
     /// Numbers Volatile frames (for logs; the slave applies them in order).
@@ -335,6 +421,7 @@ impl Attached {
         self.shards[shard]
             .unacked
             .push_back((end, records, len, Instant::now()));
+        self.shards[shard].shipped_end = self.shards[shard].shipped_end.max(end);
         let frame = Frame {
             epoch: core.state.borrow().epoch,
             body: Body::Batch {
@@ -394,13 +481,16 @@ impl Attached {
                         .iter()
                         .map(|p| p.unwrap_or_default().0)
                         .collect();
-                    self.link.send(&Frame {
+                    let mut welcome = Frame {
                         epoch: core.state.borrow().epoch,
                         body: Body::Welcome {
+                            proof: [0; PROOF_BYTES],
                             master_node_id: core.state.borrow().node_id.to_string(),
                             oldest,
                         },
-                    });
+                    };
+                    auth::sign(&self.auth.0, auth::MASTER_LABEL, &self.auth.1, &mut welcome);
+                    self.link.send(&welcome);
                     self.welcomed = true;
                     for f in self.pending.drain(..) {
                         self.link.send(&f);
@@ -447,13 +537,34 @@ impl Attached {
                 .iter()
                 .zip(&self.starts)
                 .all(|(s, st)| st.is_some() && !s.catching_up);
-        if done && !self.all_done {
-            self.all_done = true;
+        if done && self.all_done.is_none() {
+            self.all_done = Some(Instant::now());
             tracing::info!(slave = %self.link.peer, "catch-up streamed; waiting for the slave to confirm it");
             for c in &core.commands {
                 let _ = c.try_send(Command::RequireReplica);
             }
         }
+    }
+
+    /// The highest position the slave may acknowledge on `shard`: the end of what was
+    /// shipped, or where the catch-up started (what the slave already held).
+    fn ack_bound(&self, shard: usize) -> Position {
+        let start = self.starts[shard].unwrap_or_default();
+        self.shards[shard].shipped_end.max(start)
+    }
+
+    /// How long the oldest unacknowledged record has waited, if longer than
+    /// `timeout`. Counted only once replies wait for this slave (a catch-up may be
+    /// slow; nobody waits for it), and from that moment at the earliest.
+    fn waited_too_long(&self, timeout: Duration) -> Option<Duration> {
+        let since = self.all_done?;
+        let oldest = self
+            .shards
+            .iter()
+            .filter_map(|s| s.unacked.front().map(|u| u.3))
+            .min()?;
+        let age = oldest.max(since).elapsed();
+        (age > timeout).then_some(age)
     }
 
     fn on_ack(&mut self, core: &Core, shard: usize, held: Position) {
@@ -475,7 +586,7 @@ impl Attached {
     }
 
     fn check_in_sync(&mut self, core: &Core) {
-        if self.in_sync || !self.all_done {
+        if self.in_sync || self.all_done.is_none() {
             return;
         }
         let caught_up = self

@@ -29,7 +29,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use self::slave::SlaveEnd;
-use super::frame::{Body, Frame, RefuseCode, VERSION};
+use super::auth::{self, Acceptor, Answer, Login, Nonces};
+use super::frame::{Body, Decoder, Frame, Nonce, RefuseCode, PROOF_BYTES, VERSION};
 use super::link::Link;
 use super::port::{CatchUp, Command, CorePort, Live};
 use super::state::{LastRole, NodeState};
@@ -48,8 +49,9 @@ pub enum AckMode {
 #[derive(Clone, Debug)]
 pub struct MasterTarget {
     pub addr: SocketAddr,
-    pub user: String,
-    pub password: String,
+    /// What it proves: `<masterConnector userName password>`, else the replication
+    /// secret; `None`: nothing configured, so no master would accept it.
+    pub login: Option<Login>,
 }
 
 /// What the core needs from the configuration.
@@ -59,16 +61,16 @@ pub struct CoreSettings {
     pub data_dir: PathBuf,
     /// Set for a slave configuration (`masterConnectorURI` / `<masterConnector>`).
     pub master: Option<MasterTarget>,
-    /// Credentials a node without a configured master uses to rejoin the peer it
-    /// remembers as slave (the first user of its own authentication plugin).
-    pub rejoin_login: (String, String),
-    /// Who may attach as a slave when `auth_required`.
-    pub users: Vec<(String, String)>,
-    pub auth_required: bool,
+    /// Who may attach as a slave, and the login a node without a configured master
+    /// uses to rejoin the peer it remembers ([`Acceptor::rejoin_login`]).
+    pub acceptor: Acceptor,
     pub shutdown_on_master_failure: bool,
     pub shutdown_on_slave_failure: bool,
     pub ack: AckMode,
     pub heartbeat: Duration,
+    /// `replicationAckTimeout`: an in-sync slave whose oldest unacknowledged record is
+    /// older than this is dropped.
+    pub ack_timeout: Duration,
     /// This node's client connector addresses, told to the master so that it can find
     /// this node once it has taken over.
     pub client_addrs: Vec<SocketAddr>,
@@ -102,8 +104,9 @@ enum Ev {
     Request(Request),
     Frame(u64, Frame),
     LinkLost(u64, String),
-    /// A connection that said Hello, read by a handshake task.
-    Hello(Rc<Link>, Frame),
+    /// A connection that said Hello, was challenged and answered: its Proof, not yet
+    /// checked (read by a handshake task).
+    Proof(Rc<Link>, Nonces, Frame),
     Tick,
 }
 
@@ -114,6 +117,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Catch-up waits while more than this is queued on the link.
 const CATCH_UP_BACKLOG_BYTES: usize = 8 << 20;
+/// Largest frame read from a peer before it has proven the secret: a Hello, or a Proof
+/// with a few addresses and one position per shard (up to 1024 shards), fits easily.
+const HANDSHAKE_MAX_FRAME_BYTES: usize = 64 << 10;
 /// Pause between rounds of trying to reach an unreachable master.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
@@ -129,6 +135,8 @@ struct Core {
     next_link: Cell<u64>,
     /// The link catch-up chunks go out on, for backpressure.
     catch_up_link: RefCell<Option<Rc<Link>>>,
+    /// Handshake tasks running (master side), bounded by `master::MAX_HANDSHAKES`.
+    handshakes: Rc<Cell<usize>>,
 }
 
 /// Runs the core until the process ends. Call on the replication executor.
@@ -150,6 +158,7 @@ pub async fn run(
         queue_tx: queue_tx.clone(),
         next_link: Cell::new(1),
         catch_up_link: RefCell::new(None),
+        handshakes: Rc::new(Cell::new(0)),
     });
     forward(port.live, queue_tx.clone(), Ev::Live);
     forward(requests, queue_tx.clone(), Ev::Request);
@@ -227,8 +236,11 @@ enum Discovered {
 
 enum Attach {
     Welcomed(Rc<Link>, Frame),
-    Refused(SocketAddr, RefuseCode, String, u64),
+    /// Refused; the epoch is known only when the refusal was authenticated.
+    Refused(SocketAddr, RefuseCode, String, Option<u64>),
     Unreachable,
+    /// This node has nothing to prove (no secret, no user): it can never attach.
+    NoLogin(String),
 }
 
 impl Core {
@@ -317,13 +329,22 @@ impl Core {
                 .set_peer_address(peers.first().map(|a| a.to_string()));
             match self.try_attach(&peers).await {
                 Attach::Welcomed(link, welcome) => return Discovered::Slave(link, welcome),
+                Attach::NoLogin(reason) => {
+                    tracing::error!("{reason}");
+                    self.emit(Event::Exit { code: 1, reason });
+                    return Discovered::Stopped;
+                }
                 Attach::Refused(addr, code, reason, their_epoch) => {
                     let ours = self.state.borrow().epoch;
-                    if code == RefuseCode::StaleEpoch && their_epoch < ours {
-                        // The peer serves an older epoch than ours and steps down.
+                    if code == RefuseCode::StaleEpoch && their_epoch.is_some_and(|e| e < ours) {
+                        // The peer (authenticated) serves an older epoch than ours and
+                        // steps down.
                         tracing::warn!(%addr, %reason, "the peer holds an older epoch and steps down; retrying");
                     } else {
-                        let reason = format!("refused by master {addr}: {reason}");
+                        let reason = match their_epoch {
+                            Some(_) => format!("refused by master {addr}: {reason}"),
+                            None => format!("refused by master {addr}: {reason} (an unauthenticated refusal: check the replication secret on both nodes)"),
+                        };
                         tracing::error!("{reason}");
                         self.emit(Event::Exit { code: 1, reason });
                         return Discovered::Stopped;
@@ -364,54 +385,135 @@ impl Core {
     }
 
     async fn try_attach(&self, peers: &[SocketAddr]) -> Attach {
-        let (user, password) = match &self.s.master {
-            Some(m) => (m.user.clone(), m.password.clone()),
-            None => self.s.rejoin_login.clone(),
+        let login = match &self.s.master {
+            Some(m) => match &m.login {
+                Some(l) => l.clone(),
+                None => {
+                    return Attach::NoLogin(
+                        "this slave has nothing to prove to its master: set \
+                         <masterConnector userName password> or <tandem replicationSecret>"
+                            .into(),
+                    )
+                }
+            },
+            None => match self.s.acceptor.rejoin_login() {
+                Some(l) => l,
+                None => {
+                    // Nobody can be authenticated: the remembered peer is as good as
+                    // unreachable (its word would not be believed).
+                    tracing::warn!(peers = ?peers, "no replication secret to rejoin the remembered peer with");
+                    return Attach::Unreachable;
+                }
+            },
         };
         for &addr in peers {
-            let link = match Link::connect(addr, CONNECT_TIMEOUT).await {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::debug!(%addr, error = %e, "peer not reachable");
-                    continue;
-                }
-            };
-            let (epoch, node_id) = {
-                let st = self.state.borrow();
-                (st.epoch, st.node_id)
-            };
-            let positions = self.positions.borrow().iter().map(|p| p.0).collect();
-            link.send(&Frame {
-                epoch,
-                body: Body::Hello {
-                    version: VERSION,
-                    user: user.clone(),
-                    password: password.clone(),
-                    node_id: node_id.to_string(),
-                    client_addrs: self.advertised_addrs(),
-                    positions,
-                },
-            });
-            match link.recv(HANDSHAKE_TIMEOUT).await {
-                Ok(f) => match &f.body {
-                    Body::Welcome { oldest, .. } if oldest.len() == self.s.shards => {
-                        return Attach::Welcomed(link, f)
-                    }
-                    Body::Refuse { code, reason } => {
-                        return Attach::Refused(addr, *code, reason.clone(), f.epoch)
-                    }
-                    Body::Goodbye { reason } => {
-                        tracing::warn!(%addr, %reason, "peer said goodbye during the handshake");
-                    }
-                    other => {
-                        tracing::warn!(%addr, frame = ?std::mem::discriminant(other), "unexpected answer to Hello");
-                    }
-                },
-                Err(e) => tracing::debug!(%addr, error = %e, "no answer to Hello"),
+            match self.attach_once(addr, &login).await {
+                Attach::Unreachable => {}
+                other => return other,
             }
-            link.close(Duration::from_millis(10)).await;
         }
         Attach::Unreachable
+    }
+
+    /// One handshake with `addr` as the connecting side (see [`auth`]): nothing the
+    /// peer says is believed before its proof checks out.
+    async fn attach_once(&self, addr: SocketAddr, login: &Login) -> Attach {
+        let link = match Link::connect(addr, CONNECT_TIMEOUT).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::debug!(%addr, error = %e, "peer not reachable");
+                return Attach::Unreachable;
+            }
+        };
+        link.set_frame_limit(HANDSHAKE_MAX_FRAME_BYTES);
+        let slave_nonce = match auth::nonce() {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(%addr, error = %e, "replication handshake abandoned");
+                link.close(Duration::from_millis(10)).await;
+                return Attach::Unreachable;
+            }
+        };
+        link.send(&Frame {
+            epoch: 0,
+            body: Body::Hello {
+                version: VERSION,
+                user: login.user.clone(),
+                nonce: slave_nonce,
+            },
+        });
+        let outcome = self.finish_attach(&link, login, slave_nonce).await;
+        match outcome {
+            Attach::Welcomed(..) => link.set_frame_limit(Decoder::DEFAULT_MAX_FRAME_BYTES),
+            _ => link.close(Duration::from_millis(10)).await,
+        }
+        outcome
+    }
+
+    async fn finish_attach(&self, link: &Rc<Link>, login: &Login, slave_nonce: Nonce) -> Attach {
+        let addr = link.peer;
+        let master_nonce = match link.recv(HANDSHAKE_TIMEOUT).await {
+            Ok(Frame {
+                body: Body::Challenge { nonce },
+                ..
+            }) => nonce,
+            Ok(Frame {
+                body: Body::Refuse { code, reason, .. },
+                ..
+            }) => {
+                // Before any proof: shown, never believed (no epoch).
+                return Attach::Refused(addr, code, reason, None);
+            }
+            Ok(other) => {
+                tracing::warn!(%addr, frame = ?std::mem::discriminant(&other.body), "unexpected answer to Hello");
+                return Attach::Unreachable;
+            }
+            Err(e) => {
+                tracing::debug!(%addr, error = %e, "no answer to Hello");
+                return Attach::Unreachable;
+            }
+        };
+        let nonces = Nonces {
+            user: login.user.clone(),
+            slave: slave_nonce,
+            master: master_nonce,
+        };
+        let our_epoch = self.state.borrow().epoch;
+        let mut proof = Frame {
+            epoch: our_epoch,
+            body: Body::Proof {
+                proof: [0; PROOF_BYTES],
+                node_id: self.state.borrow().node_id.to_string(),
+                client_addrs: self.advertised_addrs(),
+                positions: self.positions.borrow().iter().map(|p| p.0).collect(),
+            },
+        };
+        auth::sign(&login.key, auth::SLAVE_LABEL, &nonces, &mut proof);
+        link.send(&proof);
+        // The master streams catch-up plans before it answers: its Welcome may take
+        // a while on a large journal, but it is the next frame.
+        let answer = match link.recv(HANDSHAKE_TIMEOUT).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::debug!(%addr, error = %e, "no answer to Proof");
+                return Attach::Unreachable;
+            }
+        };
+        match auth::judge_answer(&login.key, &nonces, our_epoch, self.s.shards, &answer) {
+            Answer::Welcomed => Attach::Welcomed(link.clone(), answer),
+            Answer::Refused {
+                code,
+                reason,
+                epoch,
+            } => Attach::Refused(addr, code, reason, Some(epoch)),
+            Answer::RefusedUnauthenticated { reason } => {
+                Attach::Refused(addr, RefuseCode::BadCredentials, reason, None)
+            }
+            Answer::Bogus(why) => {
+                tracing::error!(%addr, reason = %why, "the peer's answer is not believed; not following it");
+                Attach::Unreachable
+            }
+        }
     }
 
     fn advertised_addrs(&self) -> Vec<String> {

@@ -69,6 +69,13 @@ impl Core {
             match self.next().await {
                 Ev::Frame(id, f) if id == link_id => {
                     last_heard = Instant::now();
+                    if f.epoch != welcome.epoch {
+                        why = format!(
+                            "protocol error: frame at epoch {} on a link at epoch {}",
+                            f.epoch, welcome.epoch
+                        );
+                        break;
+                    }
                     match f.body {
                         Body::Batch {
                             shard,
