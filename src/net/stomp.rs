@@ -106,6 +106,7 @@ pub(super) async fn run_connection(
         conn: conn_id,
         shard_count: router.shard_count(),
         settings: settings.clone(),
+        registries: router.registries().clone(),
         boot_nanos,
     };
     let session = Stomp(Session::new(ctx, router.clone()));
