@@ -33,8 +33,6 @@ pub struct BrokerSettings {
     pub shard_memory_limit_bytes: usize,
     /// Deliveries after which a message goes to the dead-letter queue instead.
     pub maximum_redeliveries: u32,
-    /// How long a connection may take to send CONNECT.
-    pub connect_timeout: Duration,
 }
 
 impl Default for BrokerSettings {
@@ -51,7 +49,6 @@ impl Default for BrokerSettings {
             max_pending_sends: 256,
             shard_memory_limit_bytes: 64 * 1024 * 1024,
             maximum_redeliveries: 6,
-            connect_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -69,6 +69,7 @@ struct RawConnector {
     uri: TransportUri,
     max_connections: Option<u32>,
     max_frame_bytes: Option<u64>,
+    connect_attempt_timeout_ms: Option<u64>,
 }
 
 impl<'a> Reader<'a> {
@@ -352,6 +353,9 @@ impl<'a> Reader<'a> {
                 uri: c.uri,
                 max_connections: c.max_connections,
                 max_frame_bytes: c.max_frame_bytes.unwrap_or(t.limits.max_frame_bytes),
+                connect_attempt_timeout_ms: c
+                    .connect_attempt_timeout_ms
+                    .unwrap_or(t.limits.connect_attempt_timeout_ms),
             })
             .collect();
         let replication = ReplicationSettings {
@@ -437,6 +441,7 @@ impl<'a> Reader<'a> {
         };
         let mut max_connections = None;
         let mut max_frame_bytes = None;
+        let mut connect_attempt_timeout_ms = None;
         for (key, value) in &uri.options {
             let bad = |expected: &str| {
                 self.attr_err(
@@ -460,6 +465,11 @@ impl<'a> Reader<'a> {
                         .filter(|n| *n >= 1024)
                         .ok_or_else(|| bad("a size of at least 1 kb"))?;
                     max_frame_bytes = Some(n);
+                }
+                "transport.connectattempttimeout" => {
+                    let n = parse_connect_attempt_timeout(value)
+                        .map_err(|_| bad("milliseconds in 100-600000"))?;
+                    connect_attempt_timeout_ms = Some(n);
                 }
                 _ => self.ignore(
                     format!("{here}?{key}"),
@@ -492,6 +502,7 @@ impl<'a> Reader<'a> {
             uri,
             max_connections,
             max_frame_bytes,
+            connect_attempt_timeout_ms,
         });
         Ok(())
     }
@@ -717,6 +728,8 @@ impl<'a> Reader<'a> {
                 "maxFrameSize",
                 "maxHeaderSize",
                 "maxHeaders",
+                "connectAttemptTimeout",
+                "maxLoginFrameSize",
                 "maximumRedeliveries",
                 "deadLetterQueue",
                 "statusPort",
@@ -847,6 +860,16 @@ impl<'a> Reader<'a> {
                         .ok_or("a whole number >= 1")
                 })?
                 .unwrap_or(1000),
+            connect_attempt_timeout_ms: self
+                .typed(el, "connectAttemptTimeout", parse_connect_attempt_timeout)?
+                .unwrap_or(5_000),
+            max_login_frame_bytes: self
+                .typed(
+                    el,
+                    "maxLoginFrameSize",
+                    size_at_least(1024, "a size of at least 1 kb"),
+                )?
+                .unwrap_or(64 << 10),
         };
         let redelivery = RedeliverySettings {
             maximum_redeliveries: self
@@ -897,6 +920,15 @@ impl<'a> Reader<'a> {
             status_port,
         })
     }
+}
+
+/// `connectAttemptTimeout` in milliseconds: long enough for a real client on a busy
+/// host, short enough that a stranger cannot hold a connection slot for long.
+fn parse_connect_attempt_timeout(s: &str) -> Result<u64, &'static str> {
+    parse_u64(s)
+        .ok()
+        .filter(|n| (100..=600_000).contains(n))
+        .ok_or("milliseconds in 100-600000")
 }
 
 /// A size parser with a lower bound; `expected` completes "expected ..." for both a

@@ -474,7 +474,7 @@ pub fn run(mut config: BrokerConfig) -> Result<(), NodeError> {
                     (connectors.clone(), Vec::new())
                 };
                 deferred = later;
-                match bind_connectors(&now, &clients_open, &slave_sockets) {
+                match bind_connectors(&now, &config, &clients_open, &slave_sockets) {
                     Ok(l) => open.extend(hand_to_shards(l, &serve_txs)),
                     Err(e) => break Err(e),
                 }
@@ -498,7 +498,7 @@ pub fn run(mut config: BrokerConfig) -> Result<(), NodeError> {
                 admin_open.store(true, Ordering::Release);
                 let later = std::mem::take(&mut deferred);
                 if !later.is_empty() {
-                    match bind_connectors(&later, &clients_open, &slave_sockets) {
+                    match bind_connectors(&later, &config, &clients_open, &slave_sockets) {
                         Ok(l) => open.extend(hand_to_shards(l, &serve_txs)),
                         Err(e) => break Err(e),
                     }
@@ -553,6 +553,7 @@ fn hand_to_shards(
 /// Binds client connectors; each accepts STOMP clients and replication links.
 fn bind_connectors(
     connectors: &[&TransportConnector],
+    config: &BrokerConfig,
     clients_open: &Arc<AtomicBool>,
     slave_sockets: &async_channel::Sender<port::Live>,
 ) -> Result<Listeners, NodeError> {
@@ -570,6 +571,8 @@ fn bind_connectors(
             c.max_connections.map(|n| n as usize),
             c.max_frame_bytes as usize,
         );
+        policy.connect_attempt_timeout = Duration::from_millis(c.connect_attempt_timeout_ms);
+        policy.max_login_frame_bytes = config.limits.max_login_frame_bytes as usize;
         let to_core = slave_sockets.clone();
         policy.replication = Some(Arc::new(move |stream| {
             let _ = to_core.try_send(port::Live::SlaveSocket { stream });
