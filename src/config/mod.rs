@@ -63,6 +63,13 @@ pub struct BrokerConfig {
     /// `<tandem statusPort>`: HTTP status/metrics port; `None` (the default, or 0)
     /// means no status endpoint.
     pub status_port: Option<u16>,
+    /// `<tandem statusHost>`: the address the status/admin endpoint binds; default
+    /// 127.0.0.1 (the admin operations are reachable from this host only unless the
+    /// operator says otherwise). An IP address.
+    pub status_host: std::net::IpAddr,
+    /// `<tandem adminGroup>`: with the authentication plugin, only users whose groups
+    /// include it may call `/admin/*`; default `admins`. Non-empty.
+    pub admin_group: String,
 }
 
 /// One `<transportConnector>` Tandem listens on.

@@ -61,6 +61,8 @@ struct TandemRaw {
     ack: ReplicationAck,
     heartbeat_ms: u64,
     status_port: Option<u16>,
+    status_host: std::net::IpAddr,
+    admin_group: String,
 }
 
 /// A connector as read, before the global frame limit is known.
@@ -388,6 +390,8 @@ impl<'a> Reader<'a> {
             redelivery: t.redelivery,
             replication,
             status_port: t.status_port,
+            status_host: t.status_host,
+            admin_group: t.admin_group,
         })
     }
 
@@ -733,6 +737,8 @@ impl<'a> Reader<'a> {
                 "maximumRedeliveries",
                 "deadLetterQueue",
                 "statusPort",
+                "statusHost",
+                "adminGroup",
                 "replicationAck",
                 "replicationHeartbeat",
             ],
@@ -918,6 +924,16 @@ impl<'a> Reader<'a> {
             ack,
             heartbeat_ms,
             status_port,
+            status_host: self
+                .typed(el, "statusHost", |s| {
+                    s.trim()
+                        .parse::<std::net::IpAddr>()
+                        .map_err(|_| "an IP address (e.g. 127.0.0.1, 0.0.0.0, ::1)")
+                })?
+                .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1])),
+            admin_group: self
+                .non_empty(el, "adminGroup")?
+                .unwrap_or_else(|| "admins".to_string()),
         })
     }
 }

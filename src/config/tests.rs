@@ -203,6 +203,8 @@ fn stock_activemq_5_17_loads() {
     assert_eq!(c.replication.ack, ReplicationAck::Fsync);
     assert_eq!(c.replication.heartbeat_ms, 100);
     assert_eq!(c.status_port, None);
+    assert_eq!(c.status_host, std::net::IpAddr::from([127, 0, 0, 1]));
+    assert_eq!(c.admin_group, "admins");
 }
 
 #[test]
@@ -457,7 +459,7 @@ fn tandem_element() {
         "<tandem shards=\"2\" cores=\"2,3\" ioMemory=\"1mb\" ringDepth=\"256\" replicationCore=\"1\" \
          maxFrameSize=\"8mb\" maxHeaderSize=\"4kb\" maxHeaders=\"64\" maximumRedeliveries=\"-1\" \
          deadLetterQueue=\"DLQ\" statusPort=\"8161\" replicationAck=\"received\" replicationHeartbeat=\"250\" \
-         connectAttemptTimeout=\"2500\" maxLoginFrameSize=\"4kb\" color=\"blue\"/>",
+         connectAttemptTimeout=\"2500\" maxLoginFrameSize=\"4kb\" statusHost=\"::1\" adminGroup=\"ops\" color=\"blue\"/>",
     ));
     assert_eq!(
         c.shards,
@@ -484,6 +486,8 @@ fn tandem_element() {
     assert_eq!(c.redelivery.maximum_redeliveries, None);
     assert_eq!(c.redelivery.dead_letter_queue, "DLQ");
     assert_eq!(c.status_port, Some(8161));
+    assert_eq!(c.status_host, "::1".parse::<std::net::IpAddr>().unwrap());
+    assert_eq!(c.admin_group, "ops");
     assert_eq!(c.replication.ack, ReplicationAck::Received);
     assert_eq!(c.replication.heartbeat_ms, 250);
     assert_eq!(ignored[0].path, "broker/tandem@color");
@@ -537,6 +541,7 @@ fn tandem_element() {
             "expected \"fsync\" or \"received\"",
         ),
         ("statusPort=\"99999\"", "expected a port in 0-65535"),
+        ("statusHost=\"example.com\"", "expected an IP address"),
         (
             "replicationHeartbeat=\"5\"",
             "expected milliseconds in 10-60000",

@@ -379,19 +379,30 @@ pub fn run(mut config: BrokerConfig) -> Result<(), NodeError> {
             let admin: Arc<dyn metrics::Admin> =
                 Arc::new(admin::NodeAdmin::new(admin_txs, admin_open.clone()));
             let auth = if config.auth_enabled {
-                metrics::AdminAuth::Basic(
-                    config
+                metrics::AdminAuth::Basic {
+                    users: config
                         .users
                         .iter()
-                        .map(|u| (u.username.clone(), u.password.clone()))
+                        .map(|u| metrics::AdminUser {
+                            username: u.username.clone(),
+                            password: u.password.clone(),
+                            groups: u.groups.clone(),
+                        })
                         .collect(),
-                )
+                    group: config.admin_group.clone(),
+                }
             } else {
                 metrics::AdminAuth::Open
             };
             Some(
                 listener
-                    .serve(info, shard_stats, Some(admin), auth)
+                    .serve(
+                        info,
+                        shard_stats,
+                        Some(admin),
+                        auth,
+                        config.status_host.to_string(),
+                    )
                     .map_err(NodeError::Executor)?,
             )
         }
@@ -644,17 +655,14 @@ fn core_settings(
     }
 }
 
-/// Binds the status endpoint if `statusPort` is set: on the host of the first transport
-/// connector (so a broker bound to one interface does not expose its status on all of
-/// them), or 127.0.0.1 when there is none.
+/// Binds the status endpoint if `statusPort` is set, on `statusHost` (default
+/// 127.0.0.1: the admin operations are not reachable from other hosts unless the
+/// operator says so).
 fn bind_status(config: &BrokerConfig) -> Result<Option<StatusListener>, NodeError> {
     let Some(port) = config.status_port.filter(|p| *p != 0) else {
         return Ok(None);
     };
-    let ip = config
-        .transport_connectors
-        .first()
-        .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |c| c.uri.addr.ip());
+    let ip = config.status_host;
     let addr = std::net::SocketAddr::new(ip, port);
     let listener = StatusListener::bind(addr).map_err(|source| NodeError::StatusBind {
         port,

@@ -253,7 +253,30 @@ pub fn http_request(
     login: Option<(&str, &str)>,
     timeout: Duration,
 ) -> Option<HttpReply> {
+    // What a script or curl call to the admin endpoint sends: a header no browser
+    // form can, so the request is not taken for a cross-site one.
+    let headers: &[(&str, &str)] = if method == "POST" {
+        &[("X-Tandem-Admin", "1")]
+    } else {
+        &[]
+    };
+    http_request_with(port, method, path, login, headers, timeout)
+}
+
+/// [`http_request`] with exactly these extra `headers` (no `X-Tandem-Admin` added).
+pub fn http_request_with(
+    port: u16,
+    method: &str,
+    path: &str,
+    login: Option<(&str, &str)>,
+    headers: &[(&str, &str)],
+    timeout: Duration,
+) -> Option<HttpReply> {
     use base64::Engine;
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(timeout)).ok()?;
@@ -267,7 +290,7 @@ pub fn http_request(
         .unwrap_or_default();
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}{extra}Content-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
     let mut raw = String::new();
