@@ -279,7 +279,7 @@ fn client_asking_for_heart_beats_receives_them() {
 }
 
 /// A TCP connection that never sends CONNECT is closed after the connect timeout
-/// (30 s, not configurable).
+/// (`connectAttemptTimeout`, 5 s by default).
 #[test]
 fn connection_that_sends_nothing_is_closed() {
     let broker = Broker::start(BrokerOpts::default());
@@ -291,6 +291,74 @@ fn connection_that_sends_nothing_is_closed() {
             panic!("idle connection still open after 45 s; frames seen: {seen:?}")
         });
     assert!(frames.iter().all(|f| f.command == "ERROR"), "{frames:?}");
+    by.round_trip();
+}
+
+/// The pre-login deadline (`connectAttemptTimeout`, short here) closes a connection
+/// that sends nothing, half a CONNECT, or an opening too short to tell its protocol,
+/// while a logged-in client is served throughout.
+#[test]
+fn connections_that_do_not_log_in_in_time_are_closed() {
+    let broker = Broker::start(opts_with(|o| o.connect_attempt_timeout_ms = Some(1_000)));
+    let mut by = Bystander::new(&broker);
+    let mut silent = Stomp::tcp(broker.port);
+    let mut half = Stomp::tcp(broker.port);
+    half.try_send_raw(b"CONNECT\naccept-version:1.2\nhost:lo")
+        .expect("half a CONNECT written");
+    // Kind 1 but too few bytes to tell an OpenWire WireFormatInfo from a replication
+    // Hello: the sniffer waits for more, but only until the deadline.
+    let mut undecided = Stomp::tcp(broker.port);
+    undecided
+        .try_send_raw(&[0x00, 0x00, 0x01, 0x00, 0x01])
+        .expect("opening bytes written");
+    for (conn, what) in [
+        (&mut silent, "silent"),
+        (&mut half, "half a CONNECT"),
+        (&mut undecided, "undecided opening"),
+    ] {
+        let frames = conn
+            .frames_until_closed(CLOSE_TIMEOUT)
+            .unwrap_or_else(|seen| {
+                panic!("{what}: still open after {CLOSE_TIMEOUT:?}; frames seen: {seen:?}")
+            });
+        assert!(frames.is_empty(), "{what}: {frames:?}");
+        by.round_trip();
+    }
+    // A client that logs in in time stays.
+    let mut late = Stomp::connect(broker.port);
+    late.send_receipted("/queue/late", b"x", "r-late");
+    by.round_trip();
+}
+
+/// Before login, a frame is bounded by `maxLoginFrameSize` (64 KiB by default), not
+/// `maxFrameSize` (64 MiB here): refused with an ERROR as soon as its size is known.
+/// After login the same frame is fine.
+#[test]
+fn a_pre_login_frame_over_the_login_bound_gets_error_and_close() {
+    let broker = Broker::start(BrokerOpts::default());
+    let mut by = Bystander::new(&broker);
+    let body = vec![b'c'; 100 * 1024];
+    // Declared by content-length: refused before the body is buffered.
+    let mut declared = Stomp::tcp(broker.port);
+    let _ = declared.try_send_raw(&encode(
+        "CONNECT",
+        &[("accept-version", "1.2"), ("content-length", "102400")],
+        &body,
+    ));
+    assert_error_then_closed(&mut declared, "pre-login CONNECT with a 100 KiB body");
+    by.round_trip();
+    // No content-length: refused once 64 KiB arrived without the end of the frame.
+    let mut streamed = Stomp::tcp(broker.port);
+    let _ = streamed.try_send_raw(&encode(
+        "SEND",
+        &[("destination", "/queue/bystander")],
+        &body,
+    ));
+    assert_error_then_closed(&mut streamed, "pre-login SEND with a 100 KiB body");
+    by.round_trip();
+    // Logged in, 100 KiB is an ordinary message.
+    let mut ok = Stomp::connect(broker.port);
+    ok.send_receipted("/queue/big-after-login", &body, "big");
     by.round_trip();
 }
 
@@ -591,6 +659,35 @@ mod openwire {
         let _ = bad.write_all(&[0x00, 0x02, 0x00, 0x00, 0x1c, 0x00, 0x00]);
         let seen = until_closed(&mut bad, "oversized frame");
         assert_handshake_error_close(&seen, "oversized frame");
+        by.round_trip();
+    }
+
+    /// A JMS connection that negotiated its wire format but never sends ConnectionInfo
+    /// (never logs in) is closed at the pre-login deadline.
+    #[test]
+    fn a_connection_that_never_sends_connection_info_is_closed() {
+        let broker = Broker::start(BrokerOpts {
+            openwire_port: Some(free_port()),
+            connect_attempt_timeout_ms: Some(1_000),
+            ..BrokerOpts::default()
+        });
+        let mut by = Bystander::new(&broker);
+        let mut lurker = open(&broker);
+        let seen = until_closed(&mut lurker, "no ConnectionInfo");
+        assert_eq!(seen, ["WireFormatInfo", "BrokerInfo"], "no ConnectionInfo");
+        by.round_trip();
+    }
+
+    /// Before ConnectionInfo a frame is bounded by `maxLoginFrameSize` (64 KiB), not
+    /// the connector's `maxFrameSize` (64 MiB): a 1 MiB size prefix is refused at once.
+    #[test]
+    fn a_pre_login_frame_over_the_login_bound_closes_the_connection() {
+        let broker = broker(None);
+        let mut by = Bystander::new(&broker);
+        let mut bad = open(&broker);
+        let _ = bad.write_all(&[0x00, 0x10, 0x00, 0x00, 0x1c, 0x00, 0x00]);
+        let seen = until_closed(&mut bad, "1 MiB frame before login");
+        assert_handshake_error_close(&seen, "1 MiB frame before login");
         by.round_trip();
     }
 

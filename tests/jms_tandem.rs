@@ -268,3 +268,87 @@ fn replayed_send_after_takeover_is_stored_once() {
         pair.slave.log_tail(40)
     );
 }
+
+// ---------------------------------------------------------------------------------
+// Client ids: one namespace for STOMP `client-id` and JMS client ids
+
+/// CONNECT with `client-id: id`; the broker's reply.
+fn stomp_with_client_id(broker: &Broker, id: &str) -> (support::Stomp, support::Frame) {
+    let (s, reply) = support::Stomp::connect_with(broker.port, &[("client-id", id)]);
+    (
+        s,
+        reply.unwrap_or_else(|e| panic!("no reply to CONNECT: {e:?}")),
+    )
+}
+
+/// A refused CONNECT: ActiveMQ's InvalidClientIDException text as the ERROR message,
+/// then the connection is closed.
+fn assert_client_id_refused(mut s: support::Stomp, reply: support::Frame, id: &str) {
+    assert_eq!(reply.command, "ERROR", "{reply:?}");
+    assert_eq!(
+        reply.header("message"),
+        Some(format!("Broker: itest - Client: {id} already connected").as_str()),
+        "{reply:?}"
+    );
+    let after = s
+        .frames_until_closed(std::time::Duration::from_secs(20))
+        .unwrap_or_else(|seen| panic!("refused connection still open; frames seen: {seen:?}"));
+    assert!(after.is_empty(), "{after:?}");
+}
+
+/// A STOMP `client-id` is held like a JMS client id: a second live connection with
+/// the same id is refused (STOMP or JMS), and the id is free again once its holder
+/// has gone; a JMS client's id blocks a STOMP connection the same way.
+#[test]
+fn stomp_and_jms_clients_share_one_client_id_registry() {
+    use support::jms::{probe, spawn_probe, PROBE_TIMEOUT};
+    let broker = broker();
+    let url = broker.url();
+
+    // STOMP holds "shared": a second STOMP connection is refused...
+    let (mut holder, reply) = stomp_with_client_id(&broker, "shared");
+    assert_eq!(reply.command, "CONNECTED", "{reply:?}");
+    let (second, reply) = stomp_with_client_id(&broker, "shared");
+    assert_client_id_refused(second, reply, "shared");
+    // ...and so is a JMS client, with javax.jms.InvalidClientIDException.
+    let jms = probe(&url, "connect", &["--client-id", "shared"]);
+    assert_eq!(jms.expect_error(), "javax.jms.InvalidClientIDException");
+    // The holder was not disturbed.
+    holder.send_receipted("/queue/client-ids", b"still mine", "r1");
+
+    // Once the holder disconnects, the id is free (for JMS, then for STOMP again).
+    holder.send_frame("DISCONNECT", &[("receipt", "bye")], b"");
+    holder.expect_receipt("bye");
+    probe(&url, "connect", &["--client-id", "shared"]).assert_ok();
+    let (again, reply) = stomp_with_client_id(&broker, "shared");
+    assert_eq!(reply.command, "CONNECTED", "{reply:?}");
+    drop(again);
+
+    // A live JMS client holding "jms-held" blocks a STOMP connection with that id.
+    let mut consumer = spawn_probe(
+        &url,
+        "recv",
+        &[
+            "--dest",
+            "queue:client-ids-jms",
+            "--client-id",
+            "jms-held",
+            "--count",
+            "1",
+            "--timeout-ms",
+            "60000",
+        ],
+    );
+    consumer.wait_line(PROBE_TIMEOUT, |l| l.word == "READY");
+    let (refused, reply) = stomp_with_client_id(&broker, "jms-held");
+    assert_client_id_refused(refused, reply, "jms-held");
+    consumer.kill();
+    let freed = support::poll_until(std::time::Duration::from_secs(20), || {
+        let (_s, reply) = stomp_with_client_id(&broker, "jms-held");
+        reply.command == "CONNECTED"
+    });
+    assert!(
+        freed,
+        "client id still held after the JMS client was killed"
+    );
+}

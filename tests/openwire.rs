@@ -502,12 +502,15 @@ fn keep_alive_is_answered_when_asked_for() {
 }
 
 /// The broker writes a KeepAliveInfo when it has been idle for 10 s (the client drops a
-/// broker it has not heard from in about 70 s).
+/// broker it has not heard from in about 70 s). The client logs in first: a connection
+/// that never sends ConnectionInfo is closed at the pre-login deadline instead.
 #[test]
 fn an_idle_connection_gets_keep_alives() {
     let broker = broker_with_tcp();
     let mut ow = RawOpenWire::connect(broker.opts.openwire_port.unwrap());
     ow.handshake();
+    let answer = ow.connection_info("idle", None);
+    assert!(matches!(answer, Command::Response(_)), "{answer:?}");
     let started = Instant::now();
     let first = ow.read_command();
     let waited = started.elapsed();

@@ -2,7 +2,8 @@
 //! `/metrics` carries the Prometheus families, other paths are 404, and a status port
 //! in use stops start-up with a reason naming it. `POST /admin/purge` and
 //! `/admin/delete` empty and remove queues for good (across a restart), with their
-//! error statuses and HTTP Basic access when the broker has users.
+//! error statuses, HTTP Basic access for the admin group when the broker has users,
+//! refusal of cross-site requests, and the endpoint's own bind address and limits.
 
 mod support;
 
@@ -501,7 +502,7 @@ fn admin_answers_errors_with_their_status() {
 }
 
 #[test]
-fn admin_needs_basic_auth_when_the_broker_has_users() {
+fn admin_needs_basic_auth_of_an_admin_when_the_broker_has_users() {
     let status_port = support::free_port();
     let broker = Broker::start(BrokerOpts {
         status_port: Some(status_port),
@@ -509,6 +510,7 @@ fn admin_needs_basic_auth_when_the_broker_has_users() {
             ("admin".into(), "s3cret".into()),
             ("app".into(), "pw".into()),
         ],
+        admins: vec!["admin".into()],
         ..BrokerOpts::default()
     });
     let mut p = support::Stomp::connect_login(broker.port, Some(("app", "pw")));
@@ -524,7 +526,15 @@ fn admin_needs_basic_auth_when_the_broker_has_users() {
             r.head
         );
     }
-    // /status and /metrics stay open.
+    // A user who is not in the admin group may log in to the broker, not purge.
+    let r = http(status_port, "POST", path, Some(("app", "pw")));
+    assert_eq!(r.code, 403, "{}", r.body);
+    assert!(
+        r.json()["error"].as_str().unwrap().contains("admin group"),
+        "{}",
+        r.body
+    );
+    // /status and /metrics stay open; nothing was purged.
     wait_status(status_port, "depth 4 without logging in", |s| {
         depth_of(s, "/queue/locked") == Some(4)
     });
@@ -536,8 +546,150 @@ fn admin_needs_basic_auth_when_the_broker_has_users() {
         r.json(),
         serde_json::json!({"destination": "/queue/locked", "removed": 4})
     );
-    // Any of the broker's users may.
-    let r = http(status_port, "POST", path, Some(("app", "pw")));
+    // The broker's log says who did it (and who was refused).
+    let logged = poll_until(Duration::from_secs(10), || {
+        let log = broker.log();
+        log.lines().any(|l| {
+            l.contains("admin purge") && l.contains("user=admin") && l.contains("removed=4")
+        }) && log
+            .lines()
+            .any(|l| l.contains("not in the admin group") && l.contains("user=app"))
+    });
+    assert!(
+        logged,
+        "no admin log lines naming the users:\n{}",
+        broker.log()
+    );
+}
+
+/// A browser can be made to POST a form to 127.0.0.1 from any web page: an admin
+/// request without a header a form cannot send, or from a foreign Origin, or for a
+/// foreign Host (DNS rebinding), is refused even with valid credentials.
+#[test]
+fn admin_refuses_cross_site_requests() {
+    let status_port = support::free_port();
+    let broker = Broker::start(BrokerOpts {
+        status_port: Some(status_port),
+        users: vec![("admin".into(), "s3cret".into())],
+        admins: vec!["admin".into()],
+        ..BrokerOpts::default()
+    });
+    let mut p = support::Stomp::connect_login(broker.port, Some(("admin", "s3cret")));
+    send_n(&mut p, "/queue/csrf", 3);
+    let path = "/admin/purge?destination=/queue/csrf";
+    let login = Some(("admin", "s3cret"));
+    let post = |headers: &[(&str, &str)]| {
+        support::http_request_with(
+            status_port,
+            "POST",
+            path,
+            login,
+            headers,
+            Duration::from_secs(60),
+        )
+        .expect("an answer")
+    };
+    for headers in [
+        vec![("Content-Type", "application/x-www-form-urlencoded")],
+        vec![
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Origin", "http://evil.example"),
+        ],
+        vec![("Content-Type", "text/plain")],
+        vec![("X-Tandem-Admin", "1"), ("Origin", "http://evil.example")],
+        vec![("X-Tandem-Admin", "1"), ("Origin", "null")],
+    ] {
+        let r = post(&headers);
+        assert_eq!(r.code, 403, "{headers:?}: {}", r.body);
+    }
+    // A DNS-rebinding page reaches 127.0.0.1 under its own name.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", status_port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    use std::io::{Read, Write};
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: evil.example:{status_port}\r\nX-Tandem-Admin: 1\r\n\
+         Authorization: Basic YWRtaW46czNjcmV0\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    let _ = s.read_to_string(&mut raw);
+    assert!(raw.starts_with("HTTP/1.1 403"), "{raw}");
+    wait_status(status_port, "nothing purged", |s| {
+        depth_of(s, "/queue/csrf") == Some(3)
+    });
+    // A same-origin JSON request (what a script sends) works.
+    let r = post(&[
+        ("Content-Type", "application/json"),
+        ("Origin", &format!("http://127.0.0.1:{status_port}")),
+    ]);
     assert_eq!(r.code, 200, "{}", r.body);
-    assert_eq!(r.json()["removed"], 0);
+    assert_eq!(r.json()["removed"], 3);
+}
+
+/// `<tandem statusHost>` is where the endpoint listens (and only there).
+#[test]
+fn the_status_endpoint_binds_its_configured_host() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let status_port = support::free_port();
+    let _broker = Broker::start(BrokerOpts {
+        status_port: Some(status_port),
+        status_host: Some("127.0.0.2".into()),
+        ..BrokerOpts::default()
+    });
+    let mut s = TcpStream::connect(("127.0.0.2", status_port)).expect("status on 127.0.0.2");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET /status HTTP/1.1\r\nHost: 127.0.0.2\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    let _ = s.read_to_string(&mut raw);
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+    assert!(raw.contains("\"broker\":\"itest\""), "{raw}");
+    assert!(
+        TcpStream::connect(("127.0.0.1", status_port)).is_err(),
+        "the status port answers on 127.0.0.1 too"
+    );
+}
+
+/// Many connections that never finish a request (a slow-loris) neither stop a real
+/// request from being answered nor stay open past the read deadline.
+#[test]
+fn idle_connections_do_not_stop_the_status_endpoint() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let status_port = support::free_port();
+    let _broker = Broker::start(BrokerOpts {
+        status_port: Some(status_port),
+        ..BrokerOpts::default()
+    });
+    assert_eq!(get(status_port, "/status").0, 200);
+    let mut idle: Vec<TcpStream> = (0..100)
+        .map(|i| {
+            let mut s = TcpStream::connect(("127.0.0.1", status_port)).expect("connect");
+            if i % 2 == 0 {
+                s.write_all(b"GET /stat").expect("half a request line");
+            }
+            s
+        })
+        .collect();
+    for _ in 0..3 {
+        let (code, body) = get(status_port, "/status");
+        assert_eq!(code, 200, "{body}");
+    }
+    // Every idle connection is closed by the broker (cut for newer ones, or at the
+    // read deadline); none gets an answer.
+    for (i, s) in idle.iter_mut().enumerate() {
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut buf = [0u8; 64];
+        match s.read(&mut buf) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Ok(n) => panic!(
+                "idle connection {i} got an answer: {:?}",
+                String::from_utf8_lossy(&buf[..n])
+            ),
+            Err(e) => panic!("idle connection {i} still open after 30 s: {e}"),
+        }
+    }
+    assert_eq!(get(status_port, "/status").0, 200);
 }

@@ -1,7 +1,8 @@
-//! Broker-wide registries JMS connections share, whatever shard they live on:
+//! Broker-wide registries client connections share, whatever shard they live on:
 //!
 //! * [`ClientIds`]: ActiveMQ lets one connection at a time hold a client id (it keys
-//!   durable subscriptions);
+//!   durable subscriptions), whichever protocol claims it: a STOMP `client-id` and a JMS
+//!   client id are one namespace;
 //! * [`TempDestinations`]: the live temporary destinations and the client connection
 //!   that created each, replayed to a JMS connection's advisory consumer when it
 //!   subscribes (a JMS client refuses to send to a temporary destination it has not
@@ -21,8 +22,10 @@ use super::ops::ConnId;
 struct Holder {
     conn: ConnId,
     /// The client's own connection id (OpenWire `ConnectionId`): a client that
-    /// reconnects (failover) with the same one takes the client id over.
-    connection_id: String,
+    /// reconnects (failover) with the same one takes the client id over. `None` (a
+    /// STOMP connection, which has no such id): never taken over, so no client can
+    /// name its way into another's id.
+    connection_id: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -35,23 +38,28 @@ impl ClientIds {
     /// same client connection id (a failover client back before its old socket was
     /// noticed dead: "last one in wins", as ActiveMQ does). `Ok(Some(stale))` names the
     /// connection taken over, which should be closed; `Err(holder)` if refused.
+    /// `connection_id`: the OpenWire `ConnectionId`; `None` for STOMP, whose claims are
+    /// never taken over and never take over.
     pub fn claim(
         &self,
         client_id: &str,
         conn: ConnId,
-        connection_id: &str,
+        connection_id: Option<&str>,
     ) -> Result<Option<ConnId>, ConnId> {
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         let stale = match held.get(client_id) {
-            Some(h) if h.conn != conn && h.connection_id != connection_id => return Err(h.conn),
-            Some(h) if h.conn != conn => Some(h.conn),
-            _ => None,
+            Some(h) if h.conn == conn => None,
+            Some(h) if connection_id.is_some() && h.connection_id.as_deref() == connection_id => {
+                Some(h.conn)
+            }
+            Some(h) => return Err(h.conn),
+            None => None,
         };
         held.insert(
             client_id.to_owned(),
             Holder {
                 conn,
-                connection_id: connection_id.to_owned(),
+                connection_id: connection_id.map(str::to_owned),
             },
         );
         Ok(stale)
@@ -66,7 +74,7 @@ impl ClientIds {
     }
 }
 
-/// Both registries, shared by every shard's router.
+/// Both registries, shared by every shard's router (and so by every protocol).
 #[derive(Debug, Default)]
 pub struct Registries {
     pub client_ids: ClientIds,
@@ -115,16 +123,27 @@ mod tests {
     #[test]
     fn one_holder_at_a_time_and_failover_takes_over() {
         let ids = ClientIds::default();
-        assert_eq!(ids.claim("c", conn(1), "ID:a"), Ok(None));
-        assert_eq!(ids.claim("c", conn(1), "ID:a"), Ok(None));
-        assert_eq!(ids.claim("c", conn(2), "ID:b"), Err(conn(1)));
+        assert_eq!(ids.claim("c", conn(1), Some("ID:a")), Ok(None));
+        assert_eq!(ids.claim("c", conn(1), Some("ID:a")), Ok(None));
+        assert_eq!(ids.claim("c", conn(2), Some("ID:b")), Err(conn(1)));
         // The same client connection on a new socket takes it over (the stale one is
         // named, to be closed); the old one's release then changes nothing.
-        assert_eq!(ids.claim("c", conn(3), "ID:a"), Ok(Some(conn(1))));
+        assert_eq!(ids.claim("c", conn(3), Some("ID:a")), Ok(Some(conn(1))));
         ids.release("c", conn(1));
-        assert_eq!(ids.claim("c", conn(2), "ID:b"), Err(conn(3)));
+        assert_eq!(ids.claim("c", conn(2), Some("ID:b")), Err(conn(3)));
         ids.release("c", conn(3));
-        assert_eq!(ids.claim("c", conn(2), "ID:b"), Ok(None));
+        assert_eq!(ids.claim("c", conn(2), Some("ID:b")), Ok(None));
+    }
+
+    #[test]
+    fn stomp_claims_share_the_namespace_and_are_never_taken_over() {
+        let ids = ClientIds::default();
+        assert_eq!(ids.claim("s", conn(1), None), Ok(None));
+        assert_eq!(ids.claim("s", conn(2), None), Err(conn(1)));
+        assert_eq!(ids.claim("s", conn(3), Some("ID:x")), Err(conn(1)));
+        ids.release("s", conn(1));
+        assert_eq!(ids.claim("s", conn(3), Some("ID:x")), Ok(None));
+        assert_eq!(ids.claim("s", conn(4), None), Err(conn(3)));
     }
 
     #[test]

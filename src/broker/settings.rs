@@ -33,8 +33,6 @@ pub struct BrokerSettings {
     pub shard_memory_limit_bytes: usize,
     /// Deliveries after which a message goes to the dead-letter queue instead.
     pub maximum_redeliveries: u32,
-    /// How long a connection may take to send CONNECT.
-    pub connect_timeout: Duration,
 }
 
 impl Default for BrokerSettings {
@@ -51,7 +49,6 @@ impl Default for BrokerSettings {
             max_pending_sends: 256,
             shard_memory_limit_bytes: 64 * 1024 * 1024,
             maximum_redeliveries: 6,
-            connect_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -65,8 +62,71 @@ impl BrokerSettings {
         let (Some(login), Some(passcode)) = (login, passcode) else {
             return false;
         };
-        self.users
-            .iter()
-            .any(|u| u.username == login && u.password == passcode)
+        find_user(&self.users, login, passcode).is_some()
+    }
+}
+
+/// The user with this name and password, compared in constant time: every user is
+/// checked in full (no early return), so the time taken says nothing about which
+/// user name exists or how much of a password matched (only, as with any comparison
+/// of secrets of different lengths, whether the lengths differ).
+pub fn find_user<'u>(users: &'u [User], login: &str, password: &str) -> Option<&'u User> {
+    use subtle::{ConditionallySelectable, ConstantTimeEq};
+    let mut found = subtle::Choice::from(0);
+    let mut index = 0u32;
+    for (i, u) in users.iter().enumerate() {
+        let hit = u.username.as_bytes().ct_eq(login.as_bytes())
+            & u.password.as_bytes().ct_eq(password.as_bytes());
+        // Usernames are unique (the config reader checks), so at most one hit.
+        index.conditional_assign(&(i as u32), hit);
+        found |= hit;
+    }
+    bool::from(found)
+        .then(|| users.get(index as usize))
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(name: &str, password: &str) -> User {
+        User {
+            username: name.into(),
+            password: password.into(),
+            groups: vec!["g".into()],
+        }
+    }
+
+    #[test]
+    fn logins_match_name_and_password_exactly() {
+        let users = vec![user("a", "pw-a"), user("b", ""), user("c", "pw-c")];
+        assert_eq!(
+            find_user(&users, "a", "pw-a").map(|u| &*u.username),
+            Some("a")
+        );
+        assert_eq!(find_user(&users, "b", "").map(|u| &*u.username), Some("b"));
+        assert_eq!(
+            find_user(&users, "c", "pw-c").map(|u| &*u.username),
+            Some("c")
+        );
+        for (name, pw) in [
+            ("a", "pw-c"),
+            ("a", "pw-a2"),
+            ("a", "pw-"),
+            ("d", ""),
+            ("", ""),
+        ] {
+            assert!(find_user(&users, name, pw).is_none(), "{name}/{pw}");
+        }
+        let settings = BrokerSettings {
+            users,
+            auth_required: true,
+            ..BrokerSettings::default()
+        };
+        assert!(settings.authenticate(Some("a"), Some("pw-a")));
+        assert!(!settings.authenticate(Some("a"), None));
+        assert!(!settings.authenticate(None, Some("pw-a")));
+        assert!(BrokerSettings::default().authenticate(None, None));
     }
 }

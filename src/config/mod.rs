@@ -63,6 +63,13 @@ pub struct BrokerConfig {
     /// `<tandem statusPort>`: HTTP status/metrics port; `None` (the default, or 0)
     /// means no status endpoint.
     pub status_port: Option<u16>,
+    /// `<tandem statusHost>`: the address the status/admin endpoint binds; default
+    /// 127.0.0.1 (the admin operations are reachable from this host only unless the
+    /// operator says otherwise). An IP address.
+    pub status_host: std::net::IpAddr,
+    /// `<tandem adminGroup>`: with the authentication plugin, only users whose groups
+    /// include it may call `/admin/*`; default `admins`. Non-empty.
+    pub admin_group: String,
 }
 
 /// One `<transportConnector>` Tandem listens on.
@@ -77,6 +84,10 @@ pub struct TransportConnector {
     /// Largest frame accepted on this connector: `?wireFormat.maxFrameSize=` if given,
     /// else [`ProtocolLimits::max_frame_bytes`].
     pub max_frame_bytes: u64,
+    /// Milliseconds from accept to a completed login before the connection is closed:
+    /// `?transport.connectAttemptTimeout=` if given, else
+    /// [`ProtocolLimits::connect_attempt_timeout_ms`].
+    pub connect_attempt_timeout_ms: u64,
 }
 
 /// Where and how the journal is written.
@@ -148,6 +159,14 @@ pub struct ProtocolLimits {
     pub max_header_bytes: u32,
     /// `<tandem maxHeaders>`: headers per frame; default 1000 (ActiveMQ's), at least 1.
     pub max_headers: u32,
+    /// `<tandem connectAttemptTimeout>` (ms): a connection that has not completed its
+    /// handshake and login this long after it was accepted is closed. Default 5000,
+    /// 100-600000. A connector's `transport.connectAttemptTimeout` overrides it.
+    pub connect_attempt_timeout_ms: u64,
+    /// `<tandem maxLoginFrameSize>`: the largest frame accepted before login (STOMP
+    /// CONNECT, OpenWire WireFormatInfo/ConnectionInfo); default 64 KiB, at least
+    /// 1 KiB. Capped by the connector's `maxFrameSize`.
+    pub max_login_frame_bytes: u64,
 }
 
 /// What happens to a message that keeps coming back.

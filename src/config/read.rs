@@ -63,6 +63,8 @@ struct TandemRaw {
     heartbeat_ms: u64,
     link: ReplicationLink,
     status_port: Option<u16>,
+    status_host: std::net::IpAddr,
+    admin_group: String,
 }
 
 /// `<tandem>` attributes of the replication link (read by [`Reader::replication_link`]).
@@ -78,6 +80,7 @@ struct RawConnector {
     uri: TransportUri,
     max_connections: Option<u32>,
     max_frame_bytes: Option<u64>,
+    connect_attempt_timeout_ms: Option<u64>,
 }
 
 impl<'a> Reader<'a> {
@@ -361,6 +364,9 @@ impl<'a> Reader<'a> {
                 uri: c.uri,
                 max_connections: c.max_connections,
                 max_frame_bytes: c.max_frame_bytes.unwrap_or(t.limits.max_frame_bytes),
+                connect_attempt_timeout_ms: c
+                    .connect_attempt_timeout_ms
+                    .unwrap_or(t.limits.connect_attempt_timeout_ms),
             })
             .collect();
         let replication = ReplicationSettings {
@@ -394,6 +400,8 @@ impl<'a> Reader<'a> {
             redelivery: t.redelivery,
             replication,
             status_port: t.status_port,
+            status_host: t.status_host,
+            admin_group: t.admin_group,
         })
     }
 
@@ -447,6 +455,7 @@ impl<'a> Reader<'a> {
         };
         let mut max_connections = None;
         let mut max_frame_bytes = None;
+        let mut connect_attempt_timeout_ms = None;
         for (key, value) in &uri.options {
             let bad = |expected: &str| {
                 self.attr_err(
@@ -470,6 +479,11 @@ impl<'a> Reader<'a> {
                         .filter(|n| *n >= 1024)
                         .ok_or_else(|| bad("a size of at least 1 kb"))?;
                     max_frame_bytes = Some(n);
+                }
+                "transport.connectattempttimeout" => {
+                    let n = parse_connect_attempt_timeout(value)
+                        .map_err(|_| bad("milliseconds in 100-600000"))?;
+                    connect_attempt_timeout_ms = Some(n);
                 }
                 _ => self.ignore(
                     format!("{here}?{key}"),
@@ -502,6 +516,7 @@ impl<'a> Reader<'a> {
             uri,
             max_connections,
             max_frame_bytes,
+            connect_attempt_timeout_ms,
         });
         Ok(())
     }
@@ -727,9 +742,13 @@ impl<'a> Reader<'a> {
                 "maxFrameSize",
                 "maxHeaderSize",
                 "maxHeaders",
+                "connectAttemptTimeout",
+                "maxLoginFrameSize",
                 "maximumRedeliveries",
                 "deadLetterQueue",
                 "statusPort",
+                "statusHost",
+                "adminGroup",
                 "replicationAck",
                 "replicationHeartbeat",
             ]
@@ -860,6 +879,16 @@ impl<'a> Reader<'a> {
                         .ok_or("a whole number >= 1")
                 })?
                 .unwrap_or(1000),
+            connect_attempt_timeout_ms: self
+                .typed(el, "connectAttemptTimeout", parse_connect_attempt_timeout)?
+                .unwrap_or(5_000),
+            max_login_frame_bytes: self
+                .typed(
+                    el,
+                    "maxLoginFrameSize",
+                    size_at_least(1024, "a size of at least 1 kb"),
+                )?
+                .unwrap_or(64 << 10),
         };
         let redelivery = RedeliverySettings {
             maximum_redeliveries: self
@@ -910,6 +939,16 @@ impl<'a> Reader<'a> {
             heartbeat_ms,
             link,
             status_port,
+            status_host: self
+                .typed(el, "statusHost", |s| {
+                    s.trim()
+                        .parse::<std::net::IpAddr>()
+                        .map_err(|_| "an IP address (e.g. 127.0.0.1, 0.0.0.0, ::1)")
+                })?
+                .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1])),
+            admin_group: self
+                .non_empty(el, "adminGroup")?
+                .unwrap_or_else(|| "admins".to_string()),
         })
     }
 
@@ -948,6 +987,15 @@ impl<'a> Reader<'a> {
             ack_timeout_ms,
         })
     }
+}
+
+/// `connectAttemptTimeout` in milliseconds: long enough for a real client on a busy
+/// host, short enough that a stranger cannot hold a connection slot for long.
+fn parse_connect_attempt_timeout(s: &str) -> Result<u64, &'static str> {
+    parse_u64(s)
+        .ok()
+        .filter(|n| (100..=600_000).contains(n))
+        .ok_or("milliseconds in 100-600000")
 }
 
 /// A size parser with a lower bound; `expected` completes "expected ..." for both a

@@ -190,7 +190,9 @@ fn stock_activemq_5_17_loads() {
         ProtocolLimits {
             max_frame_bytes: 64 << 20,
             max_header_bytes: 10 << 10,
-            max_headers: 1000
+            max_headers: 1000,
+            connect_attempt_timeout_ms: 5_000,
+            max_login_frame_bytes: 64 << 10,
         }
     );
     assert_eq!(c.redelivery.maximum_redeliveries, Some(6));
@@ -201,6 +203,8 @@ fn stock_activemq_5_17_loads() {
     assert_eq!(c.replication.ack, ReplicationAck::Fsync);
     assert_eq!(c.replication.heartbeat_ms, 100);
     assert_eq!(c.status_port, None);
+    assert_eq!(c.status_host, std::net::IpAddr::from([127, 0, 0, 1]));
+    assert_eq!(c.admin_group, "admins");
 }
 
 #[test]
@@ -367,10 +371,11 @@ fn connector_validation() {
 
     // Unknown URI options are ignored per connector, known ones applied.
     let (c, ignored) = parse(&two(
-        r#"<transportConnector name="a" uri="stomp://127.0.0.1:1?transport.closeAsync=false&amp;wireFormat.maxFrameSize=1mb"/>"#,
+        r#"<transportConnector name="a" uri="stomp://127.0.0.1:1?transport.closeAsync=false&amp;wireFormat.maxFrameSize=1mb&amp;transport.connectAttemptTimeout=700"/>"#,
         "",
     ));
     assert_eq!(c.transport_connectors[0].max_frame_bytes, 1 << 20);
+    assert_eq!(c.transport_connectors[0].connect_attempt_timeout_ms, 700);
     assert_eq!(
         ignored[0].path,
         "broker/transportConnectors/transportConnector[a]?transport.closeAsync"
@@ -453,7 +458,8 @@ fn tandem_element() {
         "",
         "<tandem shards=\"2\" cores=\"2,3\" ioMemory=\"1mb\" ringDepth=\"256\" replicationCore=\"1\" \
          maxFrameSize=\"8mb\" maxHeaderSize=\"4kb\" maxHeaders=\"64\" maximumRedeliveries=\"-1\" \
-         deadLetterQueue=\"DLQ\" statusPort=\"8161\" replicationAck=\"received\" replicationHeartbeat=\"250\" color=\"blue\"/>",
+         deadLetterQueue=\"DLQ\" statusPort=\"8161\" replicationAck=\"received\" replicationHeartbeat=\"250\" \
+         connectAttemptTimeout=\"2500\" maxLoginFrameSize=\"4kb\" statusHost=\"::1\" adminGroup=\"ops\" color=\"blue\"/>",
     ));
     assert_eq!(
         c.shards,
@@ -471,13 +477,17 @@ fn tandem_element() {
         ProtocolLimits {
             max_frame_bytes: 8 << 20,
             max_header_bytes: 4096,
-            max_headers: 64
+            max_headers: 64,
+            connect_attempt_timeout_ms: 2_500,
+            max_login_frame_bytes: 4 << 10,
         }
     );
     assert_eq!(c.transport_connectors[0].max_frame_bytes, 8 << 20);
     assert_eq!(c.redelivery.maximum_redeliveries, None);
     assert_eq!(c.redelivery.dead_letter_queue, "DLQ");
     assert_eq!(c.status_port, Some(8161));
+    assert_eq!(c.status_host, "::1".parse::<std::net::IpAddr>().unwrap());
+    assert_eq!(c.admin_group, "ops");
     assert_eq!(c.replication.ack, ReplicationAck::Received);
     assert_eq!(c.replication.heartbeat_ms, 250);
     assert_eq!(ignored[0].path, "broker/tandem@color");
@@ -531,11 +541,20 @@ fn tandem_element() {
             "expected \"fsync\" or \"received\"",
         ),
         ("statusPort=\"99999\"", "expected a port in 0-65535"),
+        ("statusHost=\"example.com\"", "expected an IP address"),
         (
             "replicationHeartbeat=\"5\"",
             "expected milliseconds in 10-60000",
         ),
         ("maxHeaders=\"0\"", "expected a whole number >= 1"),
+        (
+            "connectAttemptTimeout=\"10\"",
+            "expected milliseconds in 100-600000",
+        ),
+        (
+            "maxLoginFrameSize=\"1\"",
+            "expected a size of at least 1 kb",
+        ),
     ] {
         let e = error(&broker("", &format!("<tandem {attrs}/>")));
         assert!(e.to_string().contains(want), "{attrs}: {e}");

@@ -4,8 +4,9 @@
 //!
 //! This module knows HTTP, not the broker: the operations are behind [`Admin`], which
 //! `node` implements (it routes to the shard that owns the queue). Access is HTTP
-//! Basic with the broker's `simpleAuthenticationPlugin` users when it has any
-//! ([`AdminAuth`]).
+//! Basic with a `simpleAuthenticationPlugin` user of the admin group when the broker
+//! has the plugin ([`AdminAuth`]), and only for requests a browser cannot send across
+//! sites ([`same_site`]).
 
 use base64::Engine;
 
@@ -49,14 +50,26 @@ impl AdminError {
     }
 }
 
+/// A user of the broker's authentication plugin, as the endpoint checks it.
+#[derive(Clone)]
+pub struct AdminUser {
+    pub username: String,
+    pub password: String,
+    pub groups: Vec<String>,
+}
+
 /// Who may call `/admin/*`.
 #[derive(Clone)]
 pub enum AdminAuth {
-    /// Anyone who reaches the port (the broker has no users).
+    /// Anyone who reaches the port (the broker has no authentication plugin; the
+    /// endpoint listens on 127.0.0.1 unless `statusHost` says otherwise).
     Open,
-    /// HTTP Basic with one of these (username, password) pairs: the broker's
-    /// `simpleAuthenticationPlugin` users.
-    Basic(Vec<(String, String)>),
+    /// HTTP Basic as one of `users` whose groups include `group` (`<tandem adminGroup>`,
+    /// default `admins`): the broker's `simpleAuthenticationPlugin` users.
+    Basic {
+        users: Vec<AdminUser>,
+        group: String,
+    },
 }
 
 impl std::fmt::Debug for AdminAuth {
@@ -64,27 +77,122 @@ impl std::fmt::Debug for AdminAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             AdminAuth::Open => f.write_str("Open"),
-            AdminAuth::Basic(users) => write!(f, "Basic({} users)", users.len()),
+            AdminAuth::Basic { users, group } => {
+                write!(f, "Basic({} users, group {group})", users.len())
+            }
         }
     }
 }
 
+/// Why an admin request was refused before the operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Denied {
+    /// 401: no credentials, or not a user's.
+    Unauthenticated,
+    /// 403: a user, but not in the admin group (the user's name).
+    NotAdmin(String),
+}
+
+/// Name shown in the admin log line when the broker has no authentication plugin.
+pub const ANONYMOUS: &str = "<anonymous>";
+
 impl AdminAuth {
-    /// Whether a request with this `Authorization` header value (if any) may proceed.
-    pub fn allows(&self, authorization: Option<&str>) -> bool {
-        let users = match self {
-            AdminAuth::Open => return true,
-            AdminAuth::Basic(users) => users,
+    /// Who makes a request with this `Authorization` header value (if any), if they may.
+    pub fn check(&self, authorization: Option<&str>) -> Result<String, Denied> {
+        let (users, group) = match self {
+            AdminAuth::Open => return Ok(ANONYMOUS.to_owned()),
+            AdminAuth::Basic { users, group } => (users, group),
         };
         let Some((user, pass)) = authorization.and_then(basic_credentials) else {
-            return false;
+            return Err(Denied::Unauthenticated);
         };
-        // Every entry is compared in full, so the time taken says nothing about which
-        // user or how much of a password matched.
-        users.iter().fold(false, |ok, (u, p)| {
-            ok | (same(u.as_bytes(), user.as_bytes()) & same(p.as_bytes(), pass.as_bytes()))
-        })
+        // Every entry is compared in full and in constant time, so the time taken says
+        // nothing about which user exists or how much of a password matched.
+        use subtle::ConstantTimeEq;
+        let mut found: Option<&AdminUser> = None;
+        for u in users {
+            let hit = u.username.as_bytes().ct_eq(user.as_bytes())
+                & u.password.as_bytes().ct_eq(pass.as_bytes());
+            if bool::from(hit) {
+                found = Some(u);
+            }
+        }
+        match found {
+            None => Err(Denied::Unauthenticated),
+            Some(u) if u.groups.iter().any(|g| g == group) => Ok(u.username.clone()),
+            Some(u) => Err(Denied::NotAdmin(u.username.clone())),
+        }
     }
+}
+
+/// Whether a request may be a browser's cross-site request, which must not reach an
+/// admin operation (a page on any site can make a browser POST a form to 127.0.0.1).
+///
+/// Required: a header no HTML form or "simple" cross-origin request can carry without a
+/// CORS preflight (which this endpoint never grants): `X-Tandem-Admin: 1`, or
+/// `Content-Type: application/json`. When present, `Origin` must be the endpoint
+/// itself (same host and port as `Host`), and `Host` must name the endpoint: an IP
+/// address, `localhost`, or `status_host` as configured (a DNS-rebinding page sends its
+/// own name). `Err` says what is wrong.
+pub fn same_site(header: impl Fn(&str) -> Option<String>, status_host: &str) -> Result<(), String> {
+    let custom = header("X-Tandem-Admin").is_some_and(|v| v.trim() == "1");
+    let json = header("Content-Type").is_some_and(|v| {
+        v.split(';')
+            .next()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+    });
+    if !custom && !json {
+        return Err(
+            "admin requests need the header X-Tandem-Admin: 1 (or Content-Type: application/json)"
+                .into(),
+        );
+    }
+    let host = header("Host");
+    if let Some(h) = &host {
+        let name = host_name(h);
+        let ok = name.parse::<std::net::IpAddr>().is_ok()
+            || name.eq_ignore_ascii_case("localhost")
+            || name.eq_ignore_ascii_case(status_host);
+        if !ok {
+            return Err(format!("Host {h} does not name this endpoint"));
+        }
+    }
+    if let Some(origin) = header("Origin") {
+        let authority = origin
+            .split_once("://")
+            .map(|(_, rest)| rest.trim_end_matches('/'));
+        // Same host name, and the same port when `Host` names one.
+        let same = match (authority, &host) {
+            (Some(a), Some(h)) => {
+                host_name(a).eq_ignore_ascii_case(host_name(h))
+                    && (port_of(h).is_none() || port_of(h) == port_of(a))
+            }
+            _ => false,
+        };
+        if !same {
+            return Err(format!("cross-site request from Origin {origin} refused"));
+        }
+    }
+    Ok(())
+}
+
+/// The host part of a `Host` value (`[::1]:8161`, `127.0.0.1:8161`, `name`).
+fn host_name(host: &str) -> &str {
+    let host = host.trim();
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    host.rsplit_once(':').map_or(host, |(h, _)| h)
+}
+
+/// The port part of a `Host` or Origin authority, if any.
+fn port_of(authority: &str) -> Option<&str> {
+    let authority = authority.trim();
+    let after_host = match authority.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').map_or("", |(_, p)| p),
+        None => authority,
+    };
+    after_host.rsplit_once(':').map(|(_, p)| p)
 }
 
 /// (user, password) from `Basic base64(user:password)`.
@@ -99,14 +207,6 @@ fn basic_credentials(value: &str) -> Option<(String, String)> {
     let text = String::from_utf8(raw).ok()?;
     let (user, pass) = text.split_once(':')?;
     Some((user.to_string(), pass.to_string()))
-}
-
-/// Byte equality in time that depends only on the lengths.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The `destination` parameter of a query string, normalised to `/queue/NAME`.
@@ -212,27 +312,109 @@ mod tests {
     }
 
     #[test]
-    fn basic_auth_checks_user_and_password() {
-        let auth = AdminAuth::Basic(vec![
-            ("admin".into(), "s3cret".into()),
-            ("ops".into(), "".into()),
-        ]);
+    fn basic_auth_checks_user_password_and_group() {
+        let user = |n: &str, p: &str, g: &[&str]| AdminUser {
+            username: n.into(),
+            password: p.into(),
+            groups: g.iter().map(|s| s.to_string()).collect(),
+        };
+        let auth = AdminAuth::Basic {
+            users: vec![
+                user("admin", "s3cret", &["admins", "users"]),
+                user("ops", "", &["admins"]),
+                user("app", "pw", &["users"]),
+            ],
+            group: "admins".into(),
+        };
         let header = |u: &str, p: &str| {
             format!(
                 "Basic {}",
                 base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
             )
         };
-        assert!(auth.allows(Some(&header("admin", "s3cret"))));
-        assert!(auth.allows(Some(&header("ops", ""))));
-        assert!(auth.allows(Some(&header("admin", "s3cret").replace("Basic", "basic"))));
-        assert!(!auth.allows(None));
-        assert!(!auth.allows(Some(&header("admin", "wrong"))));
-        assert!(!auth.allows(Some(&header("admin", "s3cret2"))));
-        assert!(!auth.allows(Some(&header("nobody", "s3cret"))));
-        assert!(!auth.allows(Some("Basic !!!")));
-        assert!(!auth.allows(Some("Bearer abc")));
-        assert!(AdminAuth::Open.allows(None));
+        assert_eq!(
+            auth.check(Some(&header("admin", "s3cret"))),
+            Ok("admin".into())
+        );
+        assert_eq!(auth.check(Some(&header("ops", ""))), Ok("ops".into()));
+        assert_eq!(
+            auth.check(Some(&header("admin", "s3cret").replace("Basic", "basic"))),
+            Ok("admin".into())
+        );
+        assert_eq!(
+            auth.check(Some(&header("app", "pw"))),
+            Err(Denied::NotAdmin("app".into()))
+        );
+        for bad in [
+            None,
+            Some(header("admin", "wrong")),
+            Some(header("admin", "s3cret2")),
+            Some(header("nobody", "s3cret")),
+            Some("Basic !!!".to_string()),
+            Some("Bearer abc".to_string()),
+        ] {
+            assert_eq!(
+                auth.check(bad.as_deref()),
+                Err(Denied::Unauthenticated),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(AdminAuth::Open.check(None), Ok(ANONYMOUS.into()));
         assert!(!format!("{auth:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn cross_site_requests_are_refused() {
+        let check = |headers: &[(&str, &str)]| {
+            let headers: Vec<(String, String)> = headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            same_site(
+                |name| {
+                    headers
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                        .map(|(_, v)| v.clone())
+                },
+                "broker1.internal",
+            )
+        };
+        assert!(check(&[("X-Tandem-Admin", "1"), ("Host", "127.0.0.1:8161")]).is_ok());
+        assert!(check(&[("Content-Type", "application/json; charset=utf-8")]).is_ok());
+        assert!(check(&[("X-Tandem-Admin", "1"), ("Host", "[::1]:8161")]).is_ok());
+        assert!(check(&[("X-Tandem-Admin", "1"), ("Host", "broker1.internal:8161")]).is_ok());
+        assert!(check(&[
+            ("X-Tandem-Admin", "1"),
+            ("Host", "localhost:8161"),
+            ("Origin", "http://localhost:8161")
+        ])
+        .is_ok());
+        assert!(check(&[
+            ("X-Tandem-Admin", "1"),
+            ("Host", "127.0.0.1"),
+            ("Origin", "http://127.0.0.1:8161")
+        ])
+        .is_ok());
+        for bad in [
+            vec![
+                ("X-Tandem-Admin", "1"),
+                ("Host", "127.0.0.1:8161"),
+                ("Origin", "http://127.0.0.1:9999"),
+            ],
+            vec![("Host", "127.0.0.1:8161")],
+            vec![("Content-Type", "application/x-www-form-urlencoded")],
+            vec![("Content-Type", "text/plain")],
+            vec![("X-Tandem-Admin", "0")],
+            vec![
+                ("X-Tandem-Admin", "1"),
+                ("Host", "127.0.0.1:8161"),
+                ("Origin", "http://evil.example"),
+            ],
+            vec![("X-Tandem-Admin", "1"), ("Origin", "null")],
+            vec![("X-Tandem-Admin", "1"), ("Host", "evil.example:8161")],
+        ] {
+            assert!(check(&bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -23,17 +23,19 @@
 //! * [`snapshot`] — [`Snapshot`]: all shards and the replication state read once; the
 //!   `/status` JSON shape.
 //! * [`prom`]     — the Prometheus text, written by `prometheus-client`.
-//! * [`server`]   — [`StatusListener`]: binding and the HTTP thread (`tiny_http`).
+//! * [`server`]   — [`StatusListener`]: binding, routing, the admin checks.
+//! * [`http`]     — the HTTP/1.1 server under it: bounded connections, read deadlines.
 //! * [`admin`]    — `POST /admin/purge` and `/admin/delete`: the [`Admin`] operations
-//!   `node` implements, HTTP Basic access ([`AdminAuth`]), destination parsing.
+//!   `node` implements, HTTP Basic access for the admin group ([`AdminAuth`]), the
+//!   cross-site checks, destination parsing.
 //!
-//! Why `tiny_http` on its own thread: the shards run glommio executors (no tokio), and
-//! the endpoint must never steal time from them. A blocking server on a plain std
-//! thread needs no runtime, keeps the executors' io_uring rings out of it, and a scrape
-//! that stalls stalls only that thread. `tiny_http` is small, maintained, parses
-//! HTTP/1.1 properly (keep-alive, chunked bodies, bad requests) and takes an already
-//! bound `std::net::TcpListener`, so the port is bound before the shards start and a
-//! port in use fails start-up like a connector's. hyper/axum would bring tokio.
+//! Why plain std threads: the shards run glommio executors (no tokio), and the
+//! endpoint must never steal time from them. A blocking server on std threads needs no
+//! runtime and keeps the executors' io_uring rings out of it. The listener is bound
+//! before the shards start, so a port in use fails start-up like a connector's.
+//! `tiny_http` was used before; it gives each connection a thread with no limit and no
+//! read deadline (many idle connections exhausted the process), so [`http`] keeps the
+//! socket handling and leaves parsing to `httparse`. hyper/axum would bring tokio.
 //!
 //! This module imports nothing from the rest of Tandem: `broker` writes into it (and
 //! the replication link will, through [`ReplicationStats`]), `node` wires it (and
@@ -41,13 +43,14 @@
 //! exists (the journal reports fsync latency through a plain callback).
 
 pub mod admin;
+pub mod http;
 pub mod prom;
 pub mod replication;
 pub mod server;
 pub mod snapshot;
 pub mod stats;
 
-pub use admin::{Admin, AdminAuth, AdminError};
+pub use admin::{Admin, AdminAuth, AdminError, AdminUser};
 pub use replication::{PeerState, ReplicationSnapshot, ReplicationStats, Role};
 pub use server::StatusListener;
 pub use snapshot::{BrokerInfo, Memory, Snapshot};

@@ -1,15 +1,20 @@
-//! The HTTP thread: `GET /status` (JSON), `GET /metrics` (Prometheus text),
+//! The endpoint: `GET /status` (JSON), `GET /metrics` (Prometheus text),
 //! `POST /admin/purge` and `POST /admin/delete` (see [`super::admin`]), 404 for
-//! anything else. Every status request reads a fresh [`Snapshot`]; nothing here
-//! touches a shard beyond loading its published numbers, except the admin operations,
-//! which go through [`Admin`] and block this thread until the broker has answered
-//! (status requests queue behind them meanwhile).
+//! anything else, served by [`super::http`] (bounded connections, read deadlines).
+//! Every status request reads a fresh [`Snapshot`]; nothing here touches a shard
+//! beyond loading its published numbers, except the admin operations, which go through
+//! [`Admin`] and block their own connection's thread until the broker has answered.
+//!
+//! An admin request passes, in order: POST (405), same-site checks (403), credentials
+//! of an admin-group user (401 / 403), the destination (400), then the operation. Each
+//! one that gets to the credentials is logged with the user and the peer address.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use super::admin::{self, Admin, AdminAuth, AdminError};
+use super::admin::{self, Admin, AdminAuth, AdminError, Denied};
+use super::http::{self, HttpLimits, Request, Response};
 use super::prom;
 use super::snapshot::{BrokerInfo, Snapshot};
 use super::stats::ShardStats;
@@ -36,23 +41,27 @@ impl StatusListener {
 
     /// Starts the HTTP thread. It serves until the process exits. `admin`: the
     /// operations behind `/admin/*` (None: those paths are 404), callable by whom
-    /// `auth` allows.
+    /// `auth` allows; `status_host`: the configured host name the endpoint answers to
+    /// besides IP addresses and `localhost` (see [`admin::same_site`]).
     pub fn serve(
         self,
         info: BrokerInfo,
         shards: Vec<Arc<ShardStats>>,
         admin: Option<Arc<dyn Admin>>,
         auth: AdminAuth,
+        status_host: String,
     ) -> std::io::Result<JoinHandle<()>> {
-        let server = tiny_http::Server::from_listener(self.listener, None)
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        std::thread::Builder::new()
-            .name("tandem-status".into())
-            .spawn(move || {
-                for request in server.incoming_requests() {
-                    respond(request, &info, &shards, admin.as_deref(), &auth);
-                }
-            })
+        let handler = move |request: &Request| {
+            respond(
+                request,
+                &info,
+                &shards,
+                admin.as_deref(),
+                &auth,
+                &status_host,
+            )
+        };
+        http::serve(self.listener, HttpLimits::default(), Arc::new(handler))
     }
 }
 
@@ -64,25 +73,23 @@ enum Op {
 }
 
 fn respond(
-    request: tiny_http::Request,
+    request: &Request,
     info: &BrokerInfo,
     shards: &[Arc<ShardStats>],
     admin: Option<&dyn Admin>,
     auth: &AdminAuth,
-) {
-    use tiny_http::{Method, Response};
-    let (path, query) = request.url().split_once('?').unwrap_or((request.url(), ""));
-    let op = match path {
+    status_host: &str,
+) -> Response {
+    let op = match request.path.as_str() {
         "/admin/purge" => Some(Op::Purge),
         "/admin/delete" => Some(Op::Delete),
         _ => None,
     };
     if let (Some(op), Some(admin)) = (op, admin) {
-        let query = query.to_string();
-        return respond_admin(request, op, &query, admin, auth);
+        return respond_admin(request, op, admin, auth, status_host);
     }
-    let get = matches!(request.method(), Method::Get | Method::Head);
-    let (status, content_type, body) = match (get, path) {
+    let get = matches!(request.method.as_str(), "GET" | "HEAD");
+    let (status, content_type, body) = match (get, request.path.as_str()) {
         (true, "/status") => (
             200,
             "application/json",
@@ -98,87 +105,75 @@ fn respond(
             "not found: try /status or /metrics\n".into(),
         ),
     };
-    let header = tiny_http::Header::from_bytes("Content-Type", content_type)
-        .expect("static header is valid");
-    let response = Response::from_string(body)
-        .with_status_code(status)
-        .with_header(header);
-    if let Err(e) = request.respond(response) {
-        // The client went away; nothing to do for the broker.
-        tracing::debug!(error = %e, "status request not answered");
-    }
+    Response::new(status, content_type, body)
 }
 
-/// `/admin/purge` and `/admin/delete`: POST only, then credentials, then the
-/// destination, then the operation. Every answer is JSON.
+/// `/admin/purge` and `/admin/delete`. Every answer is JSON.
 fn respond_admin(
-    request: tiny_http::Request,
+    request: &Request,
     op: Op,
-    query: &str,
     admin: &dyn Admin,
     auth: &AdminAuth,
-) {
-    use tiny_http::Method;
-    let mut extra = Vec::new();
-    let (status, body) = if *request.method() != Method::Post {
-        extra.push(("Allow", "POST"));
-        (405, error_json("use POST"))
-    } else if !auth.allows(
-        request
-            .headers()
-            .iter()
-            .find(|h| h.field.equiv("Authorization"))
-            .map(|h| h.value.as_str()),
-    ) {
-        extra.push(("WWW-Authenticate", r#"Basic realm="tandem""#));
-        (
-            401,
-            error_json("log in (HTTP Basic) as one of the broker's users"),
-        )
-    } else {
-        match admin::queue_from_query(query) {
-            Err(why) => (400, error_json(&why)),
-            Ok(dest) => {
-                let result = match op {
-                    Op::Purge => admin.purge(&dest),
-                    Op::Delete => admin.delete(&dest),
-                };
-                let what = match op {
-                    Op::Purge => "purge",
-                    Op::Delete => "delete",
-                };
-                match result {
-                    Ok(removed) => {
-                        tracing::info!(destination = %dest, removed, "admin {what}");
-                        (
-                            200,
-                            serde_json::json!({"destination": dest, "removed": removed})
-                                .to_string(),
-                        )
-                    }
-                    Err(e) => {
-                        if matches!(e, AdminError::Unavailable(_)) {
-                            tracing::debug!(destination = %dest, error = %e, "admin {what} not served");
-                        } else {
-                            tracing::info!(destination = %dest, error = %e, "admin {what} refused");
-                        }
-                        (e.status(), error_json(&e.to_string()))
-                    }
-                }
-            }
+    status_host: &str,
+) -> Response {
+    let json = |status: u16, body: String| Response::new(status, "application/json", body);
+    let what = match op {
+        Op::Purge => "purge",
+        Op::Delete => "delete",
+    };
+    let peer = request.peer;
+    if request.method != "POST" {
+        return json(405, error_json("use POST")).with_header("Allow", "POST");
+    }
+    if let Err(why) = admin::same_site(|h| request.header(h).map(str::to_owned), status_host) {
+        tracing::warn!(%peer, op = what, reason = %why, "admin request refused: cross-site");
+        return json(403, error_json(&why));
+    }
+    let user = match auth.check(request.header("Authorization")) {
+        Ok(user) => user,
+        Err(Denied::Unauthenticated) => {
+            tracing::warn!(%peer, op = what, "admin request refused: no valid credentials");
+            return json(
+                401,
+                error_json("log in (HTTP Basic) as a user of the broker's admin group"),
+            )
+            .with_header("WWW-Authenticate", r#"Basic realm="tandem""#);
+        }
+        Err(Denied::NotAdmin(user)) => {
+            tracing::warn!(%peer, %user, op = what, "admin request refused: not in the admin group");
+            return json(
+                403,
+                error_json(&format!("user {user} is not in the broker's admin group")),
+            );
         }
     };
-    let mut response = tiny_http::Response::from_string(body)
-        .with_status_code(status)
-        .with_header(
-            tiny_http::Header::from_bytes("Content-Type", "application/json")
-                .expect("static header is valid"),
-        );
-    for (k, v) in extra {
-        response.add_header(tiny_http::Header::from_bytes(k, v).expect("static header is valid"));
-    }
-    if let Err(e) = request.respond(response) {
-        tracing::debug!(error = %e, "admin request not answered");
+    let dest = match admin::queue_from_query(&request.query) {
+        Ok(dest) => dest,
+        Err(why) => {
+            tracing::info!(%peer, %user, op = what, reason = %why, "admin request refused: bad destination");
+            return json(400, error_json(&why));
+        }
+    };
+    let result = match op {
+        Op::Purge => admin.purge(&dest),
+        Op::Delete => admin.delete(&dest),
+    };
+    match result {
+        Ok(removed) => {
+            tracing::info!(%peer, %user, destination = %dest, removed, "admin {what}");
+            json(
+                200,
+                serde_json::json!({"destination": dest, "removed": removed}).to_string(),
+            )
+        }
+        Err(e) => {
+            if matches!(e, AdminError::Unavailable(_)) {
+                tracing::info!(%peer, %user, destination = %dest, error = %e, "admin {what} not served");
+            } else {
+                tracing::info!(%peer, %user, destination = %dest, error = %e, "admin {what} refused");
+            }
+            json(e.status(), error_json(&e.to_string()))
+        }
     }
 }
 

@@ -7,7 +7,8 @@
 //!   session has paused reading (producer flow control) and stops once a close is
 //!   requested;
 //! * event task: `ConnEvents` (deliveries, completions) -> the session;
-//! * timer task: the connect timeout, keep-alives when idle, the receive timeout;
+//! * timer task: the login deadline (`transport.connectAttemptTimeout`, counted from
+//!   the accept), keep-alives when idle, the receive timeout;
 //! * writer (the connection's own future): takes everything encoded so far as one
 //!   buffer per write (glommio has no vectored send), then tells the session what is
 //!   on the wire (`on_written`).
@@ -84,8 +85,15 @@ pub(crate) trait Wire: 'static {
     fn on_written(&mut self, upto: u64);
     fn on_receive_timeout(&mut self);
     fn on_closed(&mut self);
-    /// Whether the handshake is done (until then the connect timeout runs).
+    /// Whether the protocol handshake is done: keep-alives and the receive timeout run
+    /// from then on.
     fn is_established(&self) -> bool;
+    /// Whether the client has logged in (STOMP CONNECT, OpenWire ConnectionInfo
+    /// accepted). Until then the login deadline runs and the decoder accepts only
+    /// small frames (see [`Wire::on_item`] of each protocol).
+    fn is_logged_in(&self) -> bool {
+        self.is_established()
+    }
     /// Output units (frames, commands) queued so far.
     fn units_emitted(&self) -> u64;
     /// Moves the session's queued actions out: writes are encoded into `out`, the rest
@@ -183,7 +191,8 @@ impl<W: Wire> Shared<W> {
 }
 
 /// Runs one connection until it ends, then unregisters it. `wire` is the session of
-/// connection `conn_id` (registered with `router`, `events` its event stream).
+/// connection `conn_id` (registered with `router`, `events` its event stream). A
+/// connection not logged in by `login_deadline` is closed.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn run<W: Wire>(
     rd: ReadHalf,
@@ -194,7 +203,7 @@ pub(crate) async fn run<W: Wire>(
     events: ConnEvents,
     wire: W,
     decoder: W::Decoder,
-    connect_timeout: Duration,
+    login_deadline: Instant,
 ) {
     tracing::debug!(%peer, conn = ?conn_id, protocol = W::NAME, "connection accepted");
     let now = Instant::now();
@@ -220,11 +229,7 @@ pub(crate) async fn run<W: Wire>(
     shared.feed(|_| {});
     let reader = guarded(&shared, "reader", read_loop(shared.clone(), rd, decoder));
     let pump = guarded(&shared, "events", event_loop(shared.clone(), events));
-    let timer = guarded(
-        &shared,
-        "timer",
-        timer_loop(shared.clone(), connect_timeout),
-    );
+    let timer = guarded(&shared, "timer", timer_loop(shared.clone(), login_deadline));
     write_loop(&shared, wr).await;
     // Cancel the other tasks before the session learns the connection is gone.
     drop((reader, pump, timer));
@@ -344,8 +349,7 @@ async fn write_loop<W: Wire>(shared: &Shared<W>, mut wr: WriteHalf) {
     wr.shutdown().await;
 }
 
-async fn timer_loop<W: Wire>(shared: Rc<Shared<W>>, connect_timeout: Duration) {
-    let started = Instant::now();
+async fn timer_loop<W: Wire>(shared: Rc<Shared<W>>, login_deadline: Instant) {
     loop {
         let now = Instant::now();
         let wake_at = {
@@ -358,16 +362,20 @@ async fn timer_loop<W: Wire>(shared: Rc<Shared<W>>, connect_timeout: Duration) {
             let mut earliest = |t: Instant| {
                 wake_at = Some(wake_at.map_or(t, |w| w.min(t)));
             };
-            if !c.wire.is_established() {
-                let deadline = started + connect_timeout;
-                if now >= deadline {
-                    tracing::debug!(protocol = W::NAME, "connect timeout");
+            if !c.wire.is_logged_in() {
+                // A stranger may hold a connection slot only this long (slow-loris).
+                if now >= login_deadline {
+                    tracing::debug!(
+                        protocol = W::NAME,
+                        "no login within transport.connectAttemptTimeout; closed"
+                    );
                     drop(guard);
                     shared.finish();
                     return;
                 }
-                earliest(deadline);
-            } else {
+                earliest(login_deadline);
+            }
+            if c.wire.is_established() {
                 if let Some(every) = c.send_every {
                     let due = c.last_write + every;
                     if now >= due {

@@ -1,5 +1,6 @@
 //! Transport connectors: the accept loop every shard runs on each listening socket,
-//! the per-connector policy (`maximumConnections`, `maxFrameSize`, `waitForSlave`),
+//! the per-connector policy (`maximumConnections`, `maxFrameSize`, `waitForSlave`, the
+//! pre-login limits `transport.connectAttemptTimeout` and `maxLoginFrameSize`),
 //! and the sniffing of a connection's first bytes that sends it to the right loop: a
 //! replication Hello to the replication core, an OpenWire WireFormatInfo to
 //! [`super::openwire`], anything else to [`super::stomp`] (whose decoder answers
@@ -20,6 +21,31 @@ use crate::rt::{sleep, spawn_local as spawn};
 /// Pause after a failed accept (e.g. EMFILE) so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// Default `transport.connectAttemptTimeout`: how long a connection may take from
+/// accept to a completed login (a real client needs milliseconds).
+pub const DEFAULT_CONNECT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default `maxLoginFrameSize`: the largest frame accepted before login. A STOMP
+/// CONNECT or an OpenWire WireFormatInfo/ConnectionInfo is well under 1 KiB.
+pub const DEFAULT_MAX_LOGIN_FRAME_BYTES: usize = 64 * 1024;
+
+/// What a connection that has not logged in yet is allowed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PreLogin {
+    /// The connector's `maxFrameSize`, for after the login.
+    pub max_frame_bytes: usize,
+    /// The connector's `maxLoginFrameSize`.
+    pub max_login_frame_bytes: usize,
+    /// Not logged in by then: closed.
+    pub deadline: Instant,
+}
+
+impl PreLogin {
+    /// The decoder's bound until login: never above `maxFrameSize`.
+    pub fn login_frame_bytes(&self) -> usize {
+        self.max_login_frame_bytes.min(self.max_frame_bytes)
+    }
+}
+
 /// What one transport connector allows, shared by every shard that accepts on it.
 pub struct ConnectorPolicy {
     pub name: String,
@@ -27,6 +53,12 @@ pub struct ConnectorPolicy {
     pub max_connections: Option<usize>,
     /// `?wireFormat.maxFrameSize=` (or the broker-wide limit).
     pub max_frame_bytes: usize,
+    /// `?transport.connectAttemptTimeout=` (or the broker-wide one): from accept to a
+    /// completed login, whatever the protocol; then the connection is closed.
+    pub connect_attempt_timeout: Duration,
+    /// Largest frame accepted before login (`<tandem maxLoginFrameSize>`), so a
+    /// stranger cannot make the broker buffer a `maxFrameSize` frame.
+    pub max_login_frame_bytes: usize,
     /// Connections open on this connector, across shards.
     pub open: AtomicUsize,
     /// Where a connection that opens with a replication Hello goes (the replication
@@ -43,6 +75,8 @@ impl std::fmt::Debug for ConnectorPolicy {
             .field("name", &self.name)
             .field("max_connections", &self.max_connections)
             .field("max_frame_bytes", &self.max_frame_bytes)
+            .field("connect_attempt_timeout", &self.connect_attempt_timeout)
+            .field("max_login_frame_bytes", &self.max_login_frame_bytes)
             .field("open", &self.open)
             .field("replication", &self.replication.is_some())
             .field("clients_open", &self.clients_open)
@@ -56,6 +90,8 @@ impl ConnectorPolicy {
             name: name.to_owned(),
             max_connections,
             max_frame_bytes,
+            connect_attempt_timeout: DEFAULT_CONNECT_ATTEMPT_TIMEOUT,
+            max_login_frame_bytes: DEFAULT_MAX_LOGIN_FRAME_BYTES,
             open: AtomicUsize::new(0),
             replication: None,
             clients_open: Arc::new(AtomicBool::new(true)),
@@ -93,16 +129,21 @@ pub async fn serve_connector(listener: Listener, router: Router, policy: Arc<Con
     loop {
         match listener.accept().await {
             Ok((rd, mut wr, peer)) => {
+                let accepted = Instant::now();
                 let Some(admitted) = Admitted::try_new(&policy) else {
                     tracing::warn!(connector = %policy.name, %peer, "maximumConnections reached; connection refused");
                     spawn(async move { wr.shutdown().await });
                     continue;
                 };
                 let router = router.clone();
-                let frame_limit = policy.max_frame_bytes;
                 let policy = policy.clone();
                 spawn(async move {
-                    let protocol = match sniff(&rd).await {
+                    let mut limits = PreLogin {
+                        max_frame_bytes: policy.max_frame_bytes,
+                        max_login_frame_bytes: policy.max_login_frame_bytes,
+                        deadline: accepted + policy.connect_attempt_timeout,
+                    };
+                    let protocol = match sniff(&rd, limits.deadline).await {
                         Opening::Closed => return,
                         Opening::Replication => {
                             match (&policy.replication, rd.into_std(wr)) {
@@ -119,30 +160,22 @@ pub async fn serve_connector(listener: Listener, router: Router, policy: Arc<Con
                         Opening::OpenWire => Protocol::OpenWire,
                         Opening::Other => Protocol::Stomp,
                     };
-                    // `waitForSlave`: clients wait until the pair is in sync.
-                    while !policy.clients_open.load(Ordering::Acquire) {
-                        sleep(Duration::from_millis(10)).await;
+                    // `waitForSlave`: clients wait until the pair is in sync; the wait is
+                    // ours, so the login deadline starts again after it.
+                    if !policy.clients_open.load(Ordering::Acquire) {
+                        while !policy.clients_open.load(Ordering::Acquire) {
+                            sleep(Duration::from_millis(10)).await;
+                        }
+                        limits.deadline = Instant::now() + policy.connect_attempt_timeout;
                     }
                     let run = match protocol {
                         Protocol::Stomp => AssertUnwindSafe(
-                            super::stomp::run_connection(
-                                rd,
-                                wr,
-                                peer,
-                                router,
-                                boot_nanos,
-                                frame_limit,
-                            )
-                            .boxed_local(),
+                            super::stomp::run_connection(rd, wr, peer, router, boot_nanos, limits)
+                                .boxed_local(),
                         ),
                         Protocol::OpenWire => AssertUnwindSafe(
                             super::openwire::run_connection(
-                                rd,
-                                wr,
-                                peer,
-                                router,
-                                boot_nanos,
-                                frame_limit,
+                                rd, wr, peer, router, boot_nanos, limits,
                             )
                             .boxed_local(),
                         ),
@@ -177,17 +210,15 @@ enum Opening {
     Closed,
 }
 
-/// How long a connection may take to send enough bytes to tell what it is.
-const SNIFF_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long to wait for a connection's first bytes before treating it as STOMP (a
 /// slave's Hello, like a client's CONNECT, is its first write).
 const FIRST_BYTES_WAIT: Duration = Duration::from_millis(500);
 
 /// Peeks at the first bytes (without consuming them) until they tell a replication
 /// Hello or an OpenWire WireFormatInfo from anything else. STOMP frames start with a
-/// command or an EOL, which the first five bytes already rule out as either.
-async fn sniff(rd: &ReadHalf) -> Opening {
-    let started = Instant::now();
+/// command or an EOL, which the first five bytes already rule out as either. A peer
+/// still undecided at `deadline` (the login deadline) is closed.
+async fn sniff(rd: &ReadHalf, deadline: Instant) -> Opening {
     let mut buf = [0u8; 21];
     loop {
         // A silent peer goes to the STOMP loop, whose CONNECT timeout applies.
@@ -211,8 +242,9 @@ async fn sniff(rd: &ReadHalf) -> Opening {
             // Kind 1 and too few bytes for either magic: OpenWire or replication.
             None => {}
         }
-        if started.elapsed() > SNIFF_TIMEOUT {
-            return Opening::Other;
+        if Instant::now() >= deadline {
+            tracing::debug!("no login within transport.connectAttemptTimeout (opening bytes incomplete); closed");
+            return Opening::Closed;
         }
         // Fewer bytes than it takes to tell: wait for more (rare: a client's first
         // write is a whole frame).

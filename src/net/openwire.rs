@@ -1,8 +1,9 @@
 //! OpenWire (JMS client) connections: the OpenWire session and codec plugged into the
 //! shared connection loop ([`super::conn`]). The decoder frames by size, bounded by
 //! the connector's `maxFrameSize`; the session writes Tandem's WireFormatInfo as soon
-//! as the connection starts; keep-alives are KeepAliveInfo commands. The connect
-//! timeout runs until the client's WireFormatInfo arrives.
+//! as the connection starts; keep-alives are KeepAliveInfo commands. Until a
+//! ConnectionInfo is accepted (the login) the connection has a deadline and its frames
+//! are bounded by the connector's pre-login bound, not `maxFrameSize`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use crate::protocol::unix_now_ms;
 use crate::rt::net::{ReadHalf, WriteHalf};
 
 use super::conn::{self, LoopAction, Wire};
+use super::connector::PreLogin;
 
 /// The OpenWire session as the connection loop drives it.
 struct OpenWire {
@@ -23,6 +25,11 @@ struct OpenWire {
     encoder: Encoder,
     /// Posts what the session still has to say once closed (advisories).
     router: Router,
+    /// The connector's `maxFrameSize`, the decoder's bound once logged in.
+    max_frame_bytes: usize,
+    /// A ConnectionInfo was accepted (sticky: a later RemoveInfo does not restart the
+    /// login deadline).
+    logged_in: bool,
 }
 
 impl Wire for OpenWire {
@@ -42,6 +49,10 @@ impl Wire for OpenWire {
         decoder.set_version(version);
         decoder.set_stack_trace_enabled(stack_traces);
         self.encoder = Encoder::new(version, stack_traces);
+        if !self.logged_in && self.session.has_connection() {
+            self.logged_in = true;
+            decoder.set_max_frame_bytes(self.max_frame_bytes);
+        }
     }
 
     fn on_decode_error(&mut self, e: OpenWireError) {
@@ -70,6 +81,10 @@ impl Wire for OpenWire {
 
     fn is_established(&self) -> bool {
         self.session.is_negotiated()
+    }
+
+    fn is_logged_in(&self) -> bool {
+        self.logged_in
     }
 
     fn units_emitted(&self) -> u64 {
@@ -130,8 +145,9 @@ pub(super) async fn run_connection(
     peer: SocketAddr,
     router: Router,
     boot_nanos: u64,
-    max_frame_bytes: usize,
+    limits: PreLogin,
 ) {
+    let max_frame_bytes = limits.max_frame_bytes;
     let (conn_id, events) = router.register();
     let settings = router.settings().clone();
     let ctx = SessionContext {
@@ -148,6 +164,8 @@ pub(super) async fn run_connection(
         session: Session::new(ctx, router.clone()),
         encoder: Encoder::default(),
         router: router.clone(),
+        max_frame_bytes,
+        logged_in: false,
     };
     conn::run(
         rd,
@@ -157,8 +175,8 @@ pub(super) async fn run_connection(
         conn_id,
         events,
         wire,
-        Decoder::new(max_frame_bytes),
-        settings.connect_timeout,
+        Decoder::new(limits.login_frame_bytes()),
+        limits.deadline,
     )
     .await;
 }

@@ -1,6 +1,8 @@
 //! STOMP connections: the STOMP session and codec plugged into the shared connection
 //! loop ([`super::conn`]). Keep-alives are heart-beat EOLs; written frames are what
-//! auto-acknowledges deliveries (`Session::on_written`).
+//! auto-acknowledges deliveries (`Session::on_written`). Until CONNECT succeeds the
+//! decoder takes frames up to the connector's pre-login bound only, and the login
+//! deadline runs.
 
 use std::net::SocketAddr;
 
@@ -12,9 +14,16 @@ use crate::protocol::stomp::{encode, encode_heartbeat, DecodedItem, Decoder, Lim
 use crate::rt::net::{ReadHalf, WriteHalf};
 
 use super::conn::{self, LoopAction, Wire};
+use super::connector::PreLogin;
 
 /// The STOMP session as the connection loop drives it.
-struct Stomp(Session<Router>);
+struct Stomp {
+    session: Session<Router>,
+    /// The connector's `maxFrameSize`: the decoder's bound once connected.
+    max_frame_bytes: usize,
+    /// The decoder's bound was raised to `max_frame_bytes`.
+    raised: bool,
+}
 
 impl Wire for Stomp {
     type Item = DecodedItem;
@@ -31,43 +40,47 @@ impl Wire for Stomp {
 
     fn on_item(&mut self, item: DecodedItem, decoder: &mut Decoder) {
         if let DecodedItem::Frame(frame) = item {
-            self.0.on_frame(frame);
-            decoder.set_version(self.0.version());
+            self.session.on_frame(frame);
+            decoder.set_version(self.session.version());
+            if !self.raised && self.session.is_connected() {
+                self.raised = true;
+                decoder.set_max_frame_bytes(self.max_frame_bytes);
+            }
         }
     }
 
     fn on_decode_error(&mut self, e: StompError) {
-        self.0.on_decode_error(e);
+        self.session.on_decode_error(e);
     }
 
     fn on_event(&mut self, event: Event) {
-        self.0.on_event(event);
+        self.session.on_event(event);
     }
 
     fn on_written(&mut self, upto: u64) {
-        self.0.on_written(upto);
+        self.session.on_written(upto);
     }
 
     fn on_receive_timeout(&mut self) {
-        self.0.on_heartbeat_timeout();
+        self.session.on_heartbeat_timeout();
     }
 
     fn on_closed(&mut self) {
-        self.0.on_closed();
+        self.session.on_closed();
     }
 
     fn is_established(&self) -> bool {
-        self.0.is_connected()
+        self.session.is_connected()
     }
 
     fn units_emitted(&self) -> u64 {
-        self.0.frames_emitted()
+        self.session.frames_emitted()
     }
 
     fn drain(&mut self, out: &mut BytesMut, actions: &mut Vec<LoopAction>) {
-        for action in self.0.take_actions() {
+        for action in self.session.take_actions() {
             match action {
-                Action::Write(frame) => encode(&frame, self.0.version(), out),
+                Action::Write(frame) => encode(&frame, self.session.version(), out),
                 Action::Post { shard, request } => {
                     actions.push(LoopAction::Post { shard, request })
                 }
@@ -98,7 +111,7 @@ pub(super) async fn run_connection(
     peer: SocketAddr,
     router: Router,
     boot_nanos: u64,
-    max_frame_bytes: usize,
+    limits: PreLogin,
 ) {
     let (conn_id, events) = router.register();
     let settings = router.settings().clone();
@@ -106,10 +119,15 @@ pub(super) async fn run_connection(
         conn: conn_id,
         shard_count: router.shard_count(),
         settings: settings.clone(),
+        registries: router.registries().clone(),
         boot_nanos,
     };
-    let session = Stomp(Session::new(ctx, router.clone()));
-    let decoder = Decoder::new(limits(&settings, max_frame_bytes));
+    let session = Stomp {
+        session: Session::new(ctx, router.clone()),
+        max_frame_bytes: limits.max_frame_bytes,
+        raised: false,
+    };
+    let decoder = Decoder::new(decoder_limits(&settings, limits.login_frame_bytes()));
     conn::run(
         rd,
         wr,
@@ -119,12 +137,12 @@ pub(super) async fn run_connection(
         events,
         session,
         decoder,
-        settings.connect_timeout,
+        limits.deadline,
     )
     .await;
 }
 
-fn limits(settings: &BrokerSettings, max_frame_bytes: usize) -> Limits {
+fn decoder_limits(settings: &BrokerSettings, max_frame_bytes: usize) -> Limits {
     Limits {
         max_frame_bytes,
         max_header_bytes: settings.max_header_bytes,

@@ -17,6 +17,7 @@ use crate::rt::net::{connect, BoundListener, ReadHalf, WriteHalf};
 use crate::rt::{sleep, spawn_local as spawn};
 
 use super::super::serve_connector as serve_stomp;
+use super::super::ConnectorPolicy;
 
 /// What the fake core saw.
 #[derive(Default)]
@@ -106,6 +107,18 @@ where
     F: FnOnce(SocketAddr, Rc<RefCell<FakeCore>>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + 'static,
 {
+    with_broker_policy(settings, |_| {}, test)
+}
+
+/// [`with_broker`] with the connector's policy adjusted by `adjust`.
+fn with_broker_policy<F, Fut>(
+    settings: BrokerSettings,
+    adjust: impl FnOnce(&mut ConnectorPolicy) + Send + 'static,
+    test: F,
+) where
+    F: FnOnce(SocketAddr, Rc<RefCell<FakeCore>>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
     let spec = ExecutorSpec {
         name: "stomp-net-test".into(),
         cpu: None,
@@ -126,11 +139,9 @@ where
         let _ = cell.set(router.clone());
         let bound = BoundListener::bind("127.0.0.1:0".parse().expect("addr"), 16).expect("bind");
         let addr = bound.local_addr().expect("local addr");
-        let policy = Arc::new(super::super::ConnectorPolicy::new(
-            "test",
-            None,
-            64 * 1024 * 1024,
-        ));
+        let mut policy = ConnectorPolicy::new("test", None, 64 * 1024 * 1024);
+        adjust(&mut policy);
+        let policy = Arc::new(policy);
         spawn(serve_stomp(bound.into_listener(), router, policy));
         test(addr, core).await;
     })
@@ -303,11 +314,8 @@ fn heart_beats_are_sent_and_silence_times_out() {
 
 #[test]
 fn connect_timeout_closes_silent_connections() {
-    let settings = BrokerSettings {
-        connect_timeout: Duration::from_millis(100),
-        ..BrokerSettings::default()
-    };
-    with_broker(settings, |addr, _| async move {
+    let policy = |p: &mut ConnectorPolicy| p.connect_attempt_timeout = Duration::from_millis(100);
+    with_broker_policy(BrokerSettings::default(), policy, |addr, _| async move {
         let mut c = Client::connect(addr).await;
         c.expect_eof().await;
     });

@@ -380,19 +380,30 @@ pub fn run(mut config: BrokerConfig) -> Result<(), NodeError> {
             let admin: Arc<dyn metrics::Admin> =
                 Arc::new(admin::NodeAdmin::new(admin_txs, admin_open.clone()));
             let auth = if config.auth_enabled {
-                metrics::AdminAuth::Basic(
-                    config
+                metrics::AdminAuth::Basic {
+                    users: config
                         .users
                         .iter()
-                        .map(|u| (u.username.clone(), u.password.clone()))
+                        .map(|u| metrics::AdminUser {
+                            username: u.username.clone(),
+                            password: u.password.clone(),
+                            groups: u.groups.clone(),
+                        })
                         .collect(),
-                )
+                    group: config.admin_group.clone(),
+                }
             } else {
                 metrics::AdminAuth::Open
             };
             Some(
                 listener
-                    .serve(info, shard_stats, Some(admin), auth)
+                    .serve(
+                        info,
+                        shard_stats,
+                        Some(admin),
+                        auth,
+                        config.status_host.to_string(),
+                    )
                     .map_err(NodeError::Executor)?,
             )
         }
@@ -475,7 +486,7 @@ pub fn run(mut config: BrokerConfig) -> Result<(), NodeError> {
                     (connectors.clone(), Vec::new())
                 };
                 deferred = later;
-                match bind_connectors(&now, &clients_open, &slave_sockets) {
+                match bind_connectors(&now, &config, &clients_open, &slave_sockets) {
                     Ok(l) => open.extend(hand_to_shards(l, &serve_txs)),
                     Err(e) => break Err(e),
                 }
@@ -499,7 +510,7 @@ pub fn run(mut config: BrokerConfig) -> Result<(), NodeError> {
                 admin_open.store(true, Ordering::Release);
                 let later = std::mem::take(&mut deferred);
                 if !later.is_empty() {
-                    match bind_connectors(&later, &clients_open, &slave_sockets) {
+                    match bind_connectors(&later, &config, &clients_open, &slave_sockets) {
                         Ok(l) => open.extend(hand_to_shards(l, &serve_txs)),
                         Err(e) => break Err(e),
                     }
@@ -554,6 +565,7 @@ fn hand_to_shards(
 /// Binds client connectors; each accepts STOMP clients and replication links.
 fn bind_connectors(
     connectors: &[&TransportConnector],
+    config: &BrokerConfig,
     clients_open: &Arc<AtomicBool>,
     slave_sockets: &async_channel::Sender<port::Live>,
 ) -> Result<Listeners, NodeError> {
@@ -571,6 +583,8 @@ fn bind_connectors(
             c.max_connections.map(|n| n as usize),
             c.max_frame_bytes as usize,
         );
+        policy.connect_attempt_timeout = Duration::from_millis(c.connect_attempt_timeout_ms);
+        policy.max_login_frame_bytes = config.limits.max_login_frame_bytes as usize;
         let to_core = slave_sockets.clone();
         policy.replication = Some(Arc::new(move |stream| {
             let _ = to_core.try_send(port::Live::SlaveSocket { stream });
@@ -672,17 +686,14 @@ fn master_login(m: &crate::config::MasterConnector, acceptor: &Acceptor) -> Opti
     }
 }
 
-/// Binds the status endpoint if `statusPort` is set: on the host of the first transport
-/// connector (so a broker bound to one interface does not expose its status on all of
-/// them), or 127.0.0.1 when there is none.
+/// Binds the status endpoint if `statusPort` is set, on `statusHost` (default
+/// 127.0.0.1: the admin operations are not reachable from other hosts unless the
+/// operator says so).
 fn bind_status(config: &BrokerConfig) -> Result<Option<StatusListener>, NodeError> {
     let Some(port) = config.status_port.filter(|p| *p != 0) else {
         return Ok(None);
     };
-    let ip = config
-        .transport_connectors
-        .first()
-        .map_or(std::net::IpAddr::from([127, 0, 0, 1]), |c| c.uri.addr.ip());
+    let ip = config.status_host;
     let addr = std::net::SocketAddr::new(ip, port);
     let listener = StatusListener::bind(addr).map_err(|source| NodeError::StatusBind {
         port,

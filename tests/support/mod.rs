@@ -149,6 +149,14 @@ pub struct BrokerOpts {
     /// `RUST_LOG` for the broker (e.g. to see a module's debug lines in [`Broker::log`]);
     /// `None`: inherited.
     pub rust_log: Option<String>,
+    /// `<tandem connectAttemptTimeout>` in ms (the pre-login deadline); `None`: default.
+    pub connect_attempt_timeout_ms: Option<u64>,
+    /// `<tandem maxLoginFrameSize>`; `None`: default.
+    pub max_login_frame_size: Option<String>,
+    /// `<tandem statusHost>`; `None`: default (127.0.0.1).
+    pub status_host: Option<String>,
+    /// Names among `users` whose groups include `admins` (the admin endpoint's group).
+    pub admins: Vec<String>,
 }
 
 impl Default for BrokerOpts {
@@ -164,6 +172,10 @@ impl Default for BrokerOpts {
             status_port: None,
             openwire_port: None,
             rust_log: None,
+            connect_attempt_timeout_ms: None,
+            max_login_frame_size: None,
+            status_host: None,
+            admins: Vec::new(),
         }
     }
 }
@@ -183,7 +195,16 @@ pub fn config_xml(opts: &BrokerOpts, port: u16, data_dir: &Path) -> String {
     if let Some(v) = opts.status_port {
         tandem.push_str(&format!(r#" statusPort="{v}""#));
     }
-    let plugins = auth_plugin_xml(&opts.users);
+    if let Some(v) = &opts.status_host {
+        tandem.push_str(&format!(r#" statusHost="{v}""#));
+    }
+    if let Some(v) = opts.connect_attempt_timeout_ms {
+        tandem.push_str(&format!(r#" connectAttemptTimeout="{v}""#));
+    }
+    if let Some(v) = &opts.max_login_frame_size {
+        tandem.push_str(&format!(r#" maxLoginFrameSize="{v}""#));
+    }
+    let plugins = auth_plugin_xml_with_admins(&opts.users, &opts.admins);
     let openwire = opts
         .openwire_port
         .map(|p| {
@@ -217,14 +238,25 @@ pub fn config_xml(opts: &BrokerOpts, port: u16, data_dir: &Path) -> String {
 
 /// The `<plugins>` element for `users` (simple authentication), or nothing when empty.
 pub fn auth_plugin_xml(users: &[(String, String)]) -> String {
+    auth_plugin_xml_with_admins(users, &[])
+}
+
+/// [`auth_plugin_xml`] where the users named in `admins` are also in group `admins`.
+pub fn auth_plugin_xml_with_admins(users: &[(String, String)], admins: &[String]) -> String {
     if users.is_empty() {
         return String::new();
     }
     let users: String = users
         .iter()
         .map(|(u, p)| {
-            format!(r#"        <authenticationUser username="{u}" password="{p}" groups="users"/>"#)
-                + "\n"
+            let groups = if admins.contains(u) {
+                "admins,users"
+            } else {
+                "users"
+            };
+            format!(
+                r#"        <authenticationUser username="{u}" password="{p}" groups="{groups}"/>"#
+            ) + "\n"
         })
         .collect();
     format!(
@@ -263,7 +295,30 @@ pub fn http_request(
     login: Option<(&str, &str)>,
     timeout: Duration,
 ) -> Option<HttpReply> {
+    // What a script or curl call to the admin endpoint sends: a header no browser
+    // form can, so the request is not taken for a cross-site one.
+    let headers: &[(&str, &str)] = if method == "POST" {
+        &[("X-Tandem-Admin", "1")]
+    } else {
+        &[]
+    };
+    http_request_with(port, method, path, login, headers, timeout)
+}
+
+/// [`http_request`] with exactly these extra `headers` (no `X-Tandem-Admin` added).
+pub fn http_request_with(
+    port: u16,
+    method: &str,
+    path: &str,
+    login: Option<(&str, &str)>,
+    headers: &[(&str, &str)],
+    timeout: Duration,
+) -> Option<HttpReply> {
     use base64::Engine;
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(timeout)).ok()?;
@@ -277,7 +332,7 @@ pub fn http_request(
         .unwrap_or_default();
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}{extra}Content-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
     let mut raw = String::new();

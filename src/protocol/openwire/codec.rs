@@ -144,6 +144,12 @@ impl Decoder {
         self.max_frame_bytes
     }
 
+    /// Changes the largest accepted frame from the next frame on (the connection loop
+    /// raises it from the small pre-login bound once ConnectionInfo is accepted).
+    pub fn set_max_frame_bytes(&mut self, max_frame_bytes: usize) {
+        self.max_frame_bytes = max_frame_bytes;
+    }
+
     /// Takes the next command off the front of `buf`. `Ok(None)`: need more bytes
     /// (nothing consumed). `Err`: the connection must close.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Command>, OpenWireError> {

@@ -169,6 +169,17 @@ impl Decoder {
         self.version
     }
 
+    /// Changes the largest frame accepted from the next frame on (the connection loop
+    /// raises it from the small pre-login bound once the client has logged in). Call it
+    /// between frames, like [`Decoder::set_version`].
+    pub fn set_max_frame_bytes(&mut self, max_frame_bytes: usize) {
+        debug_assert!(
+            matches!(self.state, State::Idle),
+            "set_max_frame_bytes in the middle of a frame"
+        );
+        self.limits.max_frame_bytes = max_frame_bytes;
+    }
+
     pub fn limits(&self) -> &Limits {
         &self.limits
     }

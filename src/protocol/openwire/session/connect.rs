@@ -95,7 +95,7 @@ impl<E: SessionEnv> Session<E> {
             .ctx
             .registries
             .client_ids
-            .claim(&client_id, self.ctx.conn, &id.value)
+            .claim(&client_id, self.ctx.conn, Some(&id.value))
         {
             Ok(None) => {}
             Ok(Some(stale)) => self.out.push(Action::Evict(stale)),

@@ -274,9 +274,14 @@ impl<E: SessionEnv> Session<E> {
         self.ctx.conn
     }
 
-    /// True once the client's WireFormatInfo arrived (the connect timeout stops).
+    /// True once the client's WireFormatInfo arrived (keep-alives start).
     pub fn is_negotiated(&self) -> bool {
         self.state == State::Open
+    }
+
+    /// True while a ConnectionInfo is accepted (logged in, client id held).
+    pub fn has_connection(&self) -> bool {
+        self.connection.is_some()
     }
 
     /// The negotiated StackTraceEnabled (Tandem advertises false, so it is false):

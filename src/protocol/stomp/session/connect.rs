@@ -49,7 +49,24 @@ impl<E: SessionEnv> Session<E> {
         };
         let ours = self.ctx.settings.heartbeat.as_millis() as u64;
         let (send_ms, expect_ms) = negotiate_heart_beat((cx, cy), (ours, ours));
-        self.client_id = frame.header("client-id").map(str::to_owned);
+        if let Some(client_id) = frame.header("client-id") {
+            // The same registry as JMS client ids: one connection at a time holds an
+            // id, so nobody attaches to a live client's durable subscriptions.
+            if let Err(holder) =
+                self.ctx
+                    .registries
+                    .client_ids
+                    .claim(client_id, self.ctx.conn, None)
+            {
+                tracing::debug!(conn = ?self.ctx.conn, ?holder, client_id, "client-id in use");
+                return Err(SessionError::ClientIdInUse {
+                    broker: self.ctx.settings.broker_name.clone(),
+                    client_id: client_id.to_owned(),
+                });
+            }
+            self.client_id = Some(client_id.to_owned());
+            self.client_id_claimed = true;
+        }
         self.state = State::Connected;
         let ms = |v: u64| (v > 0).then(|| Duration::from_millis(v));
         self.out.push(Action::Negotiated {

@@ -53,7 +53,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::broker::{
-    BrokerSettings, ConnId, DestKind, Destination, Event, Request, ShardId, SubKey,
+    BrokerSettings, ConnId, DestKind, Destination, Event, Registries, Request, ShardId, SubKey,
 };
 
 use super::error::StompError;
@@ -97,6 +97,8 @@ pub struct SessionContext {
     pub conn: ConnId,
     pub shard_count: usize,
     pub settings: Arc<BrokerSettings>,
+    /// Broker-wide, shared with OpenWire: which connection holds which client id.
+    pub registries: Arc<Registries>,
     /// Differs between process runs (start time in ns): keeps transaction ids and
     /// temporary destination names unique across restarts.
     pub boot_nanos: u64,
@@ -128,6 +130,10 @@ pub enum SessionError {
     DuplicateSubscription(String),
     #[error("Durable subscription requires client-id")]
     DurableWithoutClientId(String),
+    /// Another live connection (STOMP or JMS) holds this `client-id`; the text is
+    /// ActiveMQ's InvalidClientIDException message.
+    #[error("Broker: {broker} - Client: {client_id} already connected")]
+    ClientIdInUse { broker: String, client_id: String },
     #[error("Unexpected command")]
     UnexpectedCommand(Command),
     #[error("Malformed frame")]
@@ -188,6 +194,10 @@ impl SessionError {
             SessionError::DurableWithoutClientId(n) => {
                 format!("durable subscription '{n}' needs a client-id header on CONNECT")
             }
+            SessionError::ClientIdInUse { client_id, .. } => format!(
+                "client-id '{client_id}' is in use by another live connection; \
+                 one connection at a time may hold a client-id"
+            ),
             SessionError::UnexpectedCommand(c) => format!("{c} is not a client frame here"),
             SessionError::Decode(e) => e.to_string(),
             SessionError::HeartBeatTimeout => {
@@ -223,6 +233,8 @@ pub struct Session<E: SessionEnv> {
     /// Connection name shown in CONNECTED and inside temporary destination names.
     tag: String,
     client_id: Option<String>,
+    /// `client_id` is held in the broker-wide registry (released on close).
+    client_id_claimed: bool,
     out: Vec<Action>,
     /// Write actions queued so far: what [`Session::on_written`] counts against.
     frames_emitted: u64,
@@ -279,6 +291,7 @@ impl<E: SessionEnv> Session<E> {
             version: Version::V1_0,
             tag,
             client_id: None,
+            client_id_claimed: false,
             out: Vec::new(),
             frames_emitted: 0,
             next_token: 1,
@@ -379,6 +392,7 @@ impl<E: SessionEnv> Session<E> {
     /// dropped (aborted); the caller unregisters the connection, which returns
     /// unacknowledged deliveries and deletes temporary destinations in the core.
     pub fn on_closed(&mut self) {
+        self.release_client_id();
         self.state = State::Closing;
         self.transactions.clear();
         self.out.clear();
@@ -439,8 +453,18 @@ impl<E: SessionEnv> Session<E> {
     }
 
     fn close(&mut self) {
+        // Nothing is read after a close, so the id is free for the client's next
+        // connection at once (it may reconnect before this socket is torn down).
+        self.release_client_id();
         self.state = State::Closing;
         self.out.push(Action::Close);
+    }
+
+    fn release_client_id(&mut self) {
+        if let (true, Some(id)) = (self.client_id_claimed, &self.client_id) {
+            self.ctx.registries.client_ids.release(id, self.ctx.conn);
+            self.client_id_claimed = false;
+        }
     }
 
     /// ERROR for a session error; fatal ones close the connection.

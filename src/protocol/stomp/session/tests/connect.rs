@@ -104,3 +104,44 @@ fn frames_before_connect_error_and_close_then_silence() {
     s.on_frame(frame(Command::Connect, &[]));
     assert!(s.take_actions().is_empty());
 }
+
+#[test]
+fn a_client_id_is_held_by_one_live_connection_at_a_time() {
+    let registries = Arc::new(Registries::default());
+    let conn = |serial| ConnId { shard: 0, serial };
+    let connect = |s: &mut Session<TestEnv>| {
+        s.on_frame(frame(
+            Command::Connect,
+            &[("accept-version", "1.2"), ("client-id", "c1")],
+        ));
+        s.take_actions()
+    };
+    let mut first = session_in(registries.clone(), conn(1), 1, BrokerSettings::default());
+    connect(&mut first);
+    assert!(first.is_connected());
+
+    let mut second = session_in(registries.clone(), conn(2), 1, BrokerSettings::default());
+    let a = connect(&mut second);
+    let e = writes(&a)[0];
+    assert_eq!(e.command, Command::Error);
+    assert_eq!(
+        e.header("message"),
+        Some("Broker: localhost - Client: c1 already connected")
+    );
+    assert!(is_close(a.last().unwrap()));
+    assert!(!second.is_connected());
+    // The refused connection never held the id: its close releases nothing.
+    second.on_closed();
+    assert_eq!(
+        registries.client_ids.claim("c1", conn(9), None),
+        Err(conn(1))
+    );
+
+    // DISCONNECT frees the id at once, before the socket is torn down.
+    first.on_frame(frame(Command::Disconnect, &[]));
+    let mut third = session_in(registries.clone(), conn(3), 1, BrokerSettings::default());
+    connect(&mut third);
+    assert!(third.is_connected());
+    third.on_closed();
+    assert_eq!(registries.client_ids.claim("c1", conn(9), None), Ok(None));
+}

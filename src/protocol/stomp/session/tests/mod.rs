@@ -33,11 +33,22 @@ const CONN: ConnId = ConnId {
 };
 
 fn session_with(shards: usize, settings: BrokerSettings) -> Session<TestEnv> {
+    session_in(Arc::new(Registries::default()), CONN, shards, settings)
+}
+
+/// A session for connection `conn` sharing `registries` with others.
+fn session_in(
+    registries: Arc<Registries>,
+    conn: ConnId,
+    shards: usize,
+    settings: BrokerSettings,
+) -> Session<TestEnv> {
     Session::new(
         SessionContext {
-            conn: CONN,
+            conn,
             shard_count: shards,
             settings: Arc::new(settings),
+            registries,
             boot_nanos: 0xabc,
         },
         TestEnv { next: Cell::new(1) },
