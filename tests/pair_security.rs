@@ -658,3 +658,55 @@ fn a_slave_with_a_wrong_secret_is_refused_in_both_logs_and_never_serves() {
     assert!(!never);
     assert!(slave.try_exit_status().is_some());
 }
+
+// ---------------------------------------------------------------------------------
+// Replication handshakes count against maximumConnections
+
+/// Two replication handshakes left hanging on a connector with `maximumConnections=2`
+/// hold both places: a client is refused meanwhile, and served once they are gone.
+/// (Handing the socket to the replication core used to give its place back at once,
+/// so any number of handshakes could be open beside the clients.)
+#[test]
+fn replication_handshakes_count_against_maximum_connections() {
+    let broker = support::Broker::start(support::BrokerOpts {
+        max_connections: Some(2),
+        replication_secret: Some(TEST_REPLICATION_SECRET.into()),
+        ..Default::default()
+    });
+    // Each peer is answered with a Challenge and then left waiting for a Proof. (The
+    // start-up probe's connection may still hold a place for a moment: retry.)
+    let mut peers = Vec::new();
+    for _ in 0..2 {
+        let mut opened = None;
+        let ok = poll_until(REPLY_TIMEOUT, || {
+            let mut p = RawPeer::connect(broker.port);
+            p.send(&hello("", 0, [7; 32]));
+            let answer = p.recv(REPLY_TIMEOUT);
+            let challenged = matches!(&answer, Ok(f) if matches!(f.body, Body::Challenge { .. }));
+            if challenged {
+                opened = Some(p);
+            }
+            challenged
+        });
+        assert!(ok, "no Challenge to a Hello:\n{}", broker.log());
+        peers.extend(opened);
+    }
+    assert!(
+        !support::Stomp::probe(broker.port, Duration::from_secs(2)),
+        "a client was served beside two open handshakes on a connector of 2"
+    );
+    assert!(
+        broker.log().contains("maximumConnections reached"),
+        "{}",
+        broker.log()
+    );
+    drop(peers);
+    let served = poll_until(CLOSE_TIMEOUT, || {
+        support::Stomp::probe(broker.port, Duration::from_secs(2))
+    });
+    assert!(
+        served,
+        "the handshakes' places were not given back:\n{}",
+        broker.log()
+    );
+}

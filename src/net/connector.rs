@@ -62,8 +62,11 @@ pub struct ConnectorPolicy {
     /// Connections open on this connector, across shards.
     pub open: AtomicUsize,
     /// Where a connection that opens with a replication Hello goes (the replication
-    /// core); `None`: such a connection is closed.
-    pub replication: Option<Arc<dyn Fn(std::net::TcpStream) + Send + Sync>>,
+    /// core), with its slot under `maximumConnections` (held until the link closes);
+    /// `None`: such a connection is closed.
+    #[allow(clippy::type_complexity)]
+    pub replication:
+        Option<Arc<dyn Fn(std::net::TcpStream, Box<dyn std::any::Any + Send>) + Send + Sync>>,
     /// Clients are served only while this is set (`waitForSlave` holds them until a
     /// slave is in sync); a client connecting meanwhile waits.
     pub clients_open: Arc<AtomicBool>,
@@ -147,7 +150,9 @@ pub async fn serve_connector(listener: Listener, router: Router, policy: Arc<Con
                         Opening::Closed => return,
                         Opening::Replication => {
                             match (&policy.replication, rd.into_std(wr)) {
-                                (Some(hand_off), Ok(stream)) => hand_off(stream),
+                                (Some(hand_off), Ok(stream)) => {
+                                    hand_off(stream, Box::new(admitted))
+                                }
                                 (None, _) => {
                                     tracing::warn!(%peer, "replication link refused: this node does not accept slaves now")
                                 }

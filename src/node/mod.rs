@@ -586,8 +586,8 @@ fn bind_connectors(
         policy.connect_attempt_timeout = Duration::from_millis(c.connect_attempt_timeout_ms);
         policy.max_login_frame_bytes = config.limits.max_login_frame_bytes as usize;
         let to_core = slave_sockets.clone();
-        policy.replication = Some(Arc::new(move |stream| {
-            let _ = to_core.try_send(port::Live::SlaveSocket { stream });
+        policy.replication = Some(Arc::new(move |stream, slot| {
+            let _ = to_core.try_send(port::Live::SlaveSocket { stream, slot });
         }));
         policy.clients_open = clients_open.clone();
         listeners.push((l, Arc::new(policy)));

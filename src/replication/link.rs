@@ -46,6 +46,8 @@ pub struct Link {
     out: RefCell<Out>,
     reader: RefCell<Option<(ReadHalf, BytesMut, Decoder)>>,
     writer_started: Cell<bool>,
+    /// Lives as long as the link: the connector slot of an accepted link.
+    held: RefCell<Option<Box<dyn std::any::Any>>>,
 }
 
 /// Bytes asked of the socket per read.
@@ -74,9 +76,16 @@ impl Link {
             }),
             reader: RefCell::new(Some((read, BytesMut::new(), Decoder::new(max_frame_bytes)))),
             writer_started: Cell::new(false),
+            held: RefCell::new(None),
         });
         link.start_writer(write);
         link
+    }
+
+    /// Keeps `thing` until the link is dropped (an accepted link's connector slot, so
+    /// that it counts against `maximumConnections` for as long as it is open).
+    pub fn hold(&self, thing: Box<dyn std::any::Any>) {
+        *self.held.borrow_mut() = Some(thing);
     }
 
     /// Connects to `addr`, giving up after `timeout`.

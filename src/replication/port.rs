@@ -44,9 +44,18 @@ pub enum Live {
     /// failed journal): the link must be dropped and resynchronised.
     ApplyFailed { shard: u16, reason: String },
     /// Master: a client connector accepted a connection that opened with a
-    /// replication Hello (nothing of it has been read yet).
-    SlaveSocket { stream: TcpStream },
+    /// replication Hello (nothing of it has been read yet). `slot` is the connection's
+    /// place under the connector's `maximumConnections`: held as long as the link
+    /// lives, so replication handshakes count like any other connection.
+    SlaveSocket {
+        stream: TcpStream,
+        slot: ConnectionSlot,
+    },
 }
+
+/// Whatever keeps a connection counted against its connector while it lives (opaque
+/// here: the connector's admission, released on drop).
+pub type ConnectionSlot = Box<dyn std::any::Any + Send>;
 
 /// From a shard to the core, bounded: the catch-up stream of one attach.
 pub enum CatchUp {

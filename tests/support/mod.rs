@@ -157,6 +157,10 @@ pub struct BrokerOpts {
     pub status_host: Option<String>,
     /// Names among `users` whose groups include `admins` (the admin endpoint's group).
     pub admins: Vec<String>,
+    /// `?maximumConnections=N` on the STOMP connector; `None`: unlimited.
+    pub max_connections: Option<u32>,
+    /// `<tandem replicationSecret>`: the node then accepts authenticated slaves.
+    pub replication_secret: Option<String>,
 }
 
 impl Default for BrokerOpts {
@@ -176,6 +180,8 @@ impl Default for BrokerOpts {
             max_login_frame_size: None,
             status_host: None,
             admins: Vec::new(),
+            max_connections: None,
+            replication_secret: None,
         }
     }
 }
@@ -204,6 +210,13 @@ pub fn config_xml(opts: &BrokerOpts, port: u16, data_dir: &Path) -> String {
     if let Some(v) = &opts.max_login_frame_size {
         tandem.push_str(&format!(r#" maxLoginFrameSize="{v}""#));
     }
+    if let Some(v) = &opts.replication_secret {
+        tandem.push_str(&format!(r#" replicationSecret="{v}""#));
+    }
+    let stomp_options = opts
+        .max_connections
+        .map(|n| format!("?maximumConnections={n}"))
+        .unwrap_or_default();
     let plugins = auth_plugin_xml_with_admins(&opts.users, &opts.admins);
     let openwire = opts
         .openwire_port
@@ -215,7 +228,7 @@ pub fn config_xml(opts: &BrokerOpts, port: u16, data_dir: &Path) -> String {
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <broker xmlns="http://activemq.apache.org/schema/core" brokerName="itest" dataDirectory="{data}" persistent="true">
   <transportConnectors>
-    <transportConnector name="stomp" uri="stomp://127.0.0.1:{port}"/>
+    <transportConnector name="stomp" uri="stomp://127.0.0.1:{port}{stomp_options}"/>
 {openwire}  </transportConnectors>
   <persistenceAdapter>
     <kahaDB journalMaxFileLength="{segment}"/>

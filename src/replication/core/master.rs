@@ -16,7 +16,7 @@ use crate::metrics::replication::{PeerState, Role};
 use crate::replication::auth::{self, Acceptor, Key, MasterView, Nonces, OnHello, Verdict};
 use crate::replication::frame::{Body, Decoder, Frame, RefuseCode, PROOF_BYTES};
 use crate::replication::link::Link;
-use crate::replication::port::{CatchUp, Command, Live};
+use crate::replication::port::{self, CatchUp, Command, Live};
 use crate::rt;
 use crate::store::format::{framed_len_u64, FRAME_HEADER_BYTES, ROLL_LEN};
 use crate::store::Position;
@@ -26,7 +26,7 @@ impl Core {
         let mut slave: Option<Attached> = None;
         loop {
             match self.next().await {
-                Ev::Live(Live::SlaveSocket { stream }) => self.handshake(stream),
+                Ev::Live(Live::SlaveSocket { stream, slot }) => self.handshake(stream, slot),
                 Ev::Proof(link, nonces, proof) => {
                     if let Some(a) = self.on_proof(&slave, link, nonces, proof) {
                         slave = Some(a);
@@ -158,7 +158,7 @@ impl Core {
     /// Runs a new connection's Hello and Challenge off the event loop; only a Proof
     /// (not yet checked) reaches the core, as [`Ev::Proof`]. Reads no node state: the
     /// Challenge carries the nonce and nothing else.
-    fn handshake(&self, stream: std::net::TcpStream) {
+    fn handshake(&self, stream: std::net::TcpStream, slot: port::ConnectionSlot) {
         if self.handshakes.get() >= MAX_HANDSHAKES {
             // Each is a task and a socket: bounded, so a flood of Hellos costs little.
             tracing::warn!(
@@ -172,7 +172,7 @@ impl Core {
         let tx = self.queue_tx.clone();
         let acceptor = self.s.acceptor.clone();
         rt::spawn_local(async move {
-            run_handshake(stream, &acceptor, &tx).await;
+            run_handshake(stream, slot, &acceptor, &tx).await;
             counter.set(counter.get().saturating_sub(1));
         });
     }
@@ -311,6 +311,7 @@ const MAX_HANDSHAKES: usize = 8;
 /// Hello, Challenge, Proof on a fresh connection; hands the Proof to the core.
 async fn run_handshake(
     stream: std::net::TcpStream,
+    slot: port::ConnectionSlot,
     acceptor: &Acceptor,
     tx: &async_channel::Sender<Ev>,
 ) {
@@ -324,6 +325,7 @@ async fn run_handshake(
     };
     // Nothing before the proof is trusted, so nothing large is read either.
     let link = Link::with_frame_limit(r, w, peer, HANDSHAKE_MAX_FRAME_BYTES);
+    link.hold(slot);
     let first = match link.recv(HANDSHAKE_TIMEOUT).await {
         Ok(f) => f,
         Err(e) => {
