@@ -48,7 +48,10 @@ struct RawPeer {
 
 impl RawPeer {
     fn connect(port: u16) -> RawPeer {
-        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        RawPeer::from_stream(TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+    }
+
+    fn from_stream(s: TcpStream) -> RawPeer {
         RawPeer {
             s,
             buf: BytesMut::new(),
@@ -620,18 +623,8 @@ fn a_slave_with_a_wrong_secret_is_refused_in_both_logs_and_never_serves() {
     let mut sopts = NodeOpts::named("slave").slave_of(master.tcp_port, LinkStyle::Uri);
     sopts.replication_secret = Some(WRONG.into());
     let slave = Node::spawn(sopts);
-    let exited =
-        slave.ports_stay_refused_until("after it was refused", Duration::from_secs(30), || {
-            if let Some(s) = master.try_status() {
-                assert_eq!(peer(&s), "none", "master counted a refused slave: {s}");
-            }
-            slave.try_exit_status().is_some()
-        });
-    assert!(
-        exited,
-        "refused slave still running: {}",
-        slave.log_tail(30)
-    );
+    // Refused (an unauthenticated refusal: the slave cannot tell a wrong secret from
+    // an impostor, so it neither exits nor serves, and keeps trying).
     assert!(
         log_has(&slave, &["refused", "bad credentials"], CLOSE_TIMEOUT),
         "{}",
@@ -641,6 +634,18 @@ fn a_slave_with_a_wrong_secret_is_refused_in_both_logs_and_never_serves() {
         log_has(&master, &["refused", "bad credentials"], CLOSE_TIMEOUT),
         "{}",
         master.log_tail(30)
+    );
+    let exited =
+        slave.ports_stay_refused_until("after it was refused", Duration::from_secs(3), || {
+            if let Some(s) = master.try_status() {
+                assert_eq!(peer(&s), "none", "master counted a refused slave: {s}");
+            }
+            slave.try_exit_status().is_some()
+        });
+    assert!(
+        !exited,
+        "a refusal nobody proved stopped the slave: {}",
+        slave.log_tail(30)
     );
     for node in [&master, &slave] {
         for secret in [WRONG, TEST_REPLICATION_SECRET] {
@@ -653,10 +658,76 @@ fn a_slave_with_a_wrong_secret_is_refused_in_both_logs_and_never_serves() {
     }
     // The master dies: the refused slave must not serve.
     master.kill9();
-    let never =
+    let stopped =
         slave.ports_stay_refused_until("after the master died", Duration::from_secs(3), || false);
-    assert!(!never);
-    assert!(slave.try_exit_status().is_some());
+    assert!(!stopped);
+    slave.assert_running();
+}
+
+/// Something else answers at the master's address and refuses the slave without a
+/// proof: the slave neither exits nor serves; once the real master is there, it
+/// attaches and catches up.
+#[test]
+fn an_impostor_refusing_the_slave_changes_nothing() {
+    let _slot = test_slot();
+    // The impostor holds the port the master will use.
+    let impostor = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = impostor.local_addr().unwrap().port();
+    let refusals = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = {
+        let (refusals, stop) = (refusals.clone(), stop.clone());
+        impostor.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match impostor.accept() {
+                    Ok((s, _)) => {
+                        s.set_nonblocking(false).unwrap();
+                        let mut p = RawPeer::from_stream(s);
+                        if p.recv(REPLY_TIMEOUT).is_ok() {
+                            p.send(&Frame {
+                                epoch: u64::MAX,
+                                body: Body::Refuse {
+                                    proof: [0; PROOF_BYTES],
+                                    code: frame::RefuseCode::StaleEpoch,
+                                    reason: "I am the master now, go away".into(),
+                                },
+                            });
+                            refusals.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        })
+    };
+    let slave = Node::spawn(NodeOpts::named("slave").slave_of(port, LinkStyle::Uri));
+    let refused_twice = poll_until(CLOSE_TIMEOUT, || refusals.load(Ordering::Relaxed) >= 2);
+    assert!(
+        refused_twice,
+        "the slave did not keep trying: {}",
+        slave.log_tail(30)
+    );
+    slave.assert_running();
+    assert!(slave.ports_refuse(), "a refused slave opened its ports");
+    stop.store(true, Ordering::Relaxed);
+    worker.join().expect("impostor thread");
+
+    // The real master on that port: the slave attaches and is in sync.
+    let mut master = Node::new(NodeOpts::named("master"));
+    master.tcp_port = port;
+    master.write_config();
+    master.start();
+    master.wait_serving(NODE_START_TIMEOUT);
+    let in_sync = poll_until(SYNC_TIMEOUT, || {
+        slave.try_status().is_some_and(|s| is_slave_in_sync(&s))
+    });
+    assert!(in_sync, "{}", slave.log_tail(30));
+    assert!(
+        slave.log().contains("unauthenticated refusal"),
+        "{}",
+        slave.log_tail(30)
+    );
 }
 
 // ---------------------------------------------------------------------------------

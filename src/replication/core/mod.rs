@@ -334,17 +334,22 @@ impl Core {
                     self.emit(Event::Exit { code: 1, reason });
                     return Discovered::Stopped;
                 }
-                Attach::Refused(addr, code, reason, their_epoch) => {
+                Attach::Refused(addr, _, reason, None) => {
+                    // Unproven: anyone who answers at that address can say it, so it
+                    // changes nothing (no exit, no takeover); keep trying. A wrong
+                    // secret on either node looks exactly like this, hence the hint.
+                    if attempts == 0 || attempts.is_multiple_of(50) {
+                        tracing::error!(%addr, %reason, "refused by master (an unauthenticated refusal: check the replication secret on both nodes); retrying, not serving");
+                    }
+                }
+                Attach::Refused(addr, code, reason, Some(their_epoch)) => {
                     let ours = self.state.borrow().epoch;
-                    if code == RefuseCode::StaleEpoch && their_epoch.is_some_and(|e| e < ours) {
+                    if code == RefuseCode::StaleEpoch && their_epoch < ours {
                         // The peer (authenticated) serves an older epoch than ours and
                         // steps down.
                         tracing::warn!(%addr, %reason, "the peer holds an older epoch and steps down; retrying");
                     } else {
-                        let reason = match their_epoch {
-                            Some(_) => format!("refused by master {addr}: {reason}"),
-                            None => format!("refused by master {addr}: {reason} (an unauthenticated refusal: check the replication secret on both nodes)"),
-                        };
+                        let reason = format!("refused by master {addr}: {reason}");
                         tracing::error!("{reason}");
                         self.emit(Event::Exit { code: 1, reason });
                         return Discovered::Stopped;
