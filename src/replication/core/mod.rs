@@ -202,14 +202,16 @@ pub async fn run(
     core.stats_role();
     core.collect_positions().await;
     let mut takeover = false;
+    let mut next = core.discover().await;
     loop {
-        match core.discover().await {
+        match next {
             Discovered::Slave(link, welcome) => match core.run_slave(link, welcome).await {
                 SlaveEnd::TakeOver => {
                     takeover = true;
                     break;
                 }
-                SlaveEnd::Retry => continue,
+                SlaveEnd::Retry => next = core.discover().await,
+                SlaveEnd::Follow(link, welcome) => next = Discovered::Slave(link, welcome),
                 SlaveEnd::Stopped => return,
             },
             Discovered::Serve => break,
