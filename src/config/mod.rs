@@ -227,6 +227,11 @@ pub struct ReplicationLink {
     /// unacknowledged record is older is dropped. Default 30 heartbeat intervals
     /// (3 s with the default heartbeat).
     pub ack_timeout_ms: u64,
+    /// `<tandem replicationBuffer>` in bytes: what the master holds in memory for its
+    /// slave (live batches, non-persistent frames, socket output). Beyond it the
+    /// slave reads what it missed from the master's journal and non-persistent
+    /// frames are dropped for it. Default 16 MiB.
+    pub buffer_bytes: u64,
 }
 
 /// A secret from the configuration: compared and hashed, never printed.

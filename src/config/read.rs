@@ -68,10 +68,11 @@ struct TandemRaw {
 }
 
 /// `<tandem>` attributes of the replication link (read by [`Reader::replication_link`]).
-const REPLICATION_LINK_ATTRS: [&str; 3] = [
+const REPLICATION_LINK_ATTRS: [&str; 4] = [
     "replicationGroup",
     "replicationSecret",
     "replicationAckTimeout",
+    "replicationBuffer",
 ];
 
 /// A connector as read, before the global frame limit is known.
@@ -981,10 +982,18 @@ impl<'a> Reader<'a> {
                     .ok_or("milliseconds in 10-3600000")
             })?
             .unwrap_or(heartbeat_ms.saturating_mul(30));
+        let buffer_bytes = self
+            .typed(
+                el,
+                "replicationBuffer",
+                size_at_least(REPLICATION_BUFFER_MIN, "a size of at least 64 kb"),
+            )?
+            .unwrap_or(REPLICATION_BUFFER_DEFAULT);
         Ok(ReplicationLink {
             group,
             secret,
             ack_timeout_ms,
+            buffer_bytes,
         })
     }
 }
@@ -997,6 +1006,13 @@ fn parse_connect_attempt_timeout(s: &str) -> Result<u64, &'static str> {
         .filter(|n| (100..=600_000).contains(n))
         .ok_or("milliseconds in 100-600000")
 }
+
+/// `<tandem replicationBuffer>` default: what a master keeps in memory for a slow
+/// slave before it reads what the slave missed back from its journal.
+pub const REPLICATION_BUFFER_DEFAULT: u64 = 16 << 20;
+/// Smallest `replicationBuffer`: below one catch-up chunk the link would do nothing
+/// but switch.
+const REPLICATION_BUFFER_MIN: u64 = 64 << 10;
 
 /// A size parser with a lower bound; `expected` completes "expected ..." for both a
 /// malformed and a too-small value, so the message always says what is acceptable.

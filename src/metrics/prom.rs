@@ -28,6 +28,11 @@
 //! | `replication_shipped_records_total`, `replication_shipped_bytes_total` | counter | |
 //! | `replication_takeovers_total` | counter | |
 //! | `replication_rtt_seconds` | histogram (50 µs .. 102.4 ms) | |
+//! | `replication_buffered_bytes` | gauge: master memory held for the slave | `use` (`channel`, `queued`, `socket`) |
+//! | `replication_buffer_limit_bytes` | gauge (`<tandem replicationBuffer>`) | |
+//! | `replication_catch_up_switches_total` | counter: live stream switched to the journal | |
+//! | `replication_deferred_batches_total`, `replication_deferred_bytes_total` | counter: left for the slave to read from the journal | |
+//! | `replication_volatile_dropped_total`, `replication_volatile_dropped_bytes_total` | counter: non-persistent frames not sent to the slave | |
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
@@ -212,6 +217,58 @@ fn replication(enc: &mut DescriptorEncoder, s: &Snapshot) -> Result<(), std::fmt
         "Bytes shipped to the slave",
         r.shipped.bytes,
     )?;
+    {
+        let mut fam = enc.encode_descriptor(
+            "tandem_replication_buffered_bytes",
+            "Master memory held for the slave, by use",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (use_, v) in [
+            ("channel", r.buffered.channel),
+            ("queued", r.buffered.queued),
+            ("socket", r.buffered.socket),
+        ] {
+            let labels: Labels = [("use", use_)];
+            fam.encode_family(&labels)?.encode_gauge(&v)?;
+        }
+    }
+    gauge(
+        enc,
+        "tandem_replication_buffer_limit_bytes",
+        "Bound on each use of the memory held for the slave (replicationBuffer)",
+        r.buffered.limit,
+    )?;
+    counter(
+        enc,
+        "tandem_replication_catch_up_switches",
+        "Times a shard's live stream to the slave switched to catch-up from the journal",
+        r.overflow.switches,
+    )?;
+    counter(
+        enc,
+        "tandem_replication_deferred_batches",
+        "Live batches not held in memory for the slave (it reads them from the journal)",
+        r.overflow.deferred_batches,
+    )?;
+    counter(
+        enc,
+        "tandem_replication_deferred_bytes",
+        "Bytes of live batches not held in memory for the slave",
+        r.overflow.deferred_bytes,
+    )?;
+    counter(
+        enc,
+        "tandem_replication_volatile_dropped",
+        "Non-persistent frames not sent to the slave (replication buffer full)",
+        r.overflow.volatile_dropped,
+    )?;
+    counter(
+        enc,
+        "tandem_replication_volatile_dropped_bytes",
+        "Bytes of non-persistent frames not sent to the slave",
+        r.overflow.volatile_dropped_bytes,
+    )?;
     counter(
         enc,
         "tandem_replication_takeovers",
@@ -364,6 +421,9 @@ mod tests {
             "tandem_replication_lag_records 0",
             "tandem_replication_shipped_records_total 0",
             "tandem_replication_takeovers_total 0",
+            "tandem_replication_buffered_bytes{use=\"socket\"} 0",
+            "tandem_replication_catch_up_switches_total 0",
+            "tandem_replication_volatile_dropped_total 0",
             "tandem_replication_rtt_seconds_count 0",
         ] {
             assert!(

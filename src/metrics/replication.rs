@@ -111,6 +111,36 @@ pub struct Shipped {
     pub bytes: u64,
 }
 
+/// What a master holds in memory for its slave (bytes), against `limit`
+/// (`<tandem replicationBuffer>`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Buffered {
+    pub limit: u64,
+    /// Live batches and non-persistent frames on their way from the shards to the
+    /// replication core.
+    pub channel: u64,
+    /// Live batches held while a catch-up from the journal streams, and frames
+    /// waiting for the Welcome.
+    pub queued: u64,
+    /// Encoded frames not yet taken by the socket.
+    pub socket: u64,
+}
+
+/// What the bound on [`Buffered`] cost since this process started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Overflow {
+    /// Times a shard's live stream was switched to catch-up from the journal.
+    pub switches: u64,
+    /// Live batches (and their bytes) not kept in memory for the slave: it reads
+    /// them back from the journal.
+    pub deferred_batches: u64,
+    pub deferred_bytes: u64,
+    /// Non-persistent frames (and bytes) never sent to the slave: a node that takes
+    /// over does not hold those messages.
+    pub volatile_dropped: u64,
+    pub volatile_dropped_bytes: u64,
+}
+
 /// A copy of [`ReplicationStats`]; the `replication` object of `GET /status`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct ReplicationSnapshot {
@@ -127,6 +157,10 @@ pub struct ReplicationSnapshot {
     pub last_takeover_ms: u64,
     /// Replication round trip: batch shipped -> slave acknowledgement.
     pub rtt: HistogramSnapshot,
+    /// Master: memory held for the slave.
+    pub buffered: Buffered,
+    /// Master: what the bound on `buffered` cost.
+    pub overflow: Overflow,
 }
 
 /// The replication state one broker publishes. Every method takes `&self`.
@@ -148,6 +182,17 @@ pub struct ReplicationStats {
     /// Replication round trip (batch shipped -> slave ack); the fsync histogram's
     /// buckets (50 µs .. 102.4 ms, then `+Inf`). Same as [`Self::observe_rtt`].
     pub rtt: LatencyHistogram,
+    buffer_limit: AtomicU64,
+    /// Added by the shards as they post, taken off by the core as it reads: the
+    /// shards→core channel's bytes ([`Self::reserve_channel`]).
+    buffered_channel: AtomicU64,
+    buffered_queued: AtomicU64,
+    buffered_socket: AtomicU64,
+    switches: AtomicU64,
+    deferred_batches: AtomicU64,
+    deferred_bytes: AtomicU64,
+    volatile_dropped: AtomicU64,
+    volatile_dropped_bytes: AtomicU64,
 }
 
 impl ReplicationStats {
@@ -218,6 +263,53 @@ impl ReplicationStats {
         self.last_takeover_ms.store(ms, Relaxed);
     }
 
+    pub fn set_buffer_limit(&self, bytes: u64) {
+        self.buffer_limit.store(bytes, Relaxed);
+    }
+
+    /// Counts `bytes` into the shards→core channel unless that takes it past `limit`
+    /// (false: nothing counted, the item must not be posted). An empty channel takes
+    /// any item, so one batch larger than the limit is not refused for ever.
+    pub fn reserve_channel(&self, bytes: u64, limit: u64) -> bool {
+        let before = self.buffered_channel.fetch_add(bytes, Relaxed);
+        if before > 0 && before.saturating_add(bytes) > limit {
+            self.buffered_channel.fetch_sub(bytes, Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// The core took `bytes` out of the channel ([`Self::reserve_channel`]).
+    pub fn release_channel(&self, bytes: u64) {
+        // Never below zero, even if a release raced a reservation's undo.
+        let _ = self
+            .buffered_channel
+            .fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_sub(bytes)));
+    }
+
+    /// What the core holds for the slave: queued live batches and the socket's output.
+    pub fn set_buffered(&self, queued: u64, socket: u64) {
+        self.buffered_queued.store(queued, Relaxed);
+        self.buffered_socket.store(socket, Relaxed);
+    }
+
+    /// A shard's live stream switched to catch-up from the journal.
+    pub fn add_switch(&self) {
+        self.switches.fetch_add(1, Relaxed);
+    }
+
+    /// A live batch of `bytes` left for the slave to read back from the journal.
+    pub fn add_deferred(&self, bytes: u64) {
+        self.deferred_batches.fetch_add(1, Relaxed);
+        self.deferred_bytes.fetch_add(bytes, Relaxed);
+    }
+
+    /// A non-persistent frame of `bytes` dropped for the slave.
+    pub fn add_volatile_dropped(&self, bytes: u64) {
+        self.volatile_dropped.fetch_add(1, Relaxed);
+        self.volatile_dropped_bytes.fetch_add(bytes, Relaxed);
+    }
+
     pub fn snapshot(&self) -> ReplicationSnapshot {
         ReplicationSnapshot {
             role: self.role(),
@@ -236,6 +328,19 @@ impl ReplicationStats {
             takeovers: self.takeovers.load(Relaxed),
             last_takeover_ms: self.last_takeover_ms.load(Relaxed),
             rtt: self.rtt.snapshot(),
+            buffered: Buffered {
+                limit: self.buffer_limit.load(Relaxed),
+                channel: self.buffered_channel.load(Relaxed),
+                queued: self.buffered_queued.load(Relaxed),
+                socket: self.buffered_socket.load(Relaxed),
+            },
+            overflow: Overflow {
+                switches: self.switches.load(Relaxed),
+                deferred_batches: self.deferred_batches.load(Relaxed),
+                deferred_bytes: self.deferred_bytes.load(Relaxed),
+                volatile_dropped: self.volatile_dropped.load(Relaxed),
+                volatile_dropped_bytes: self.volatile_dropped_bytes.load(Relaxed),
+            },
         }
     }
 }
@@ -330,6 +435,31 @@ mod tests {
         assert_eq!(
             buckets[FSYNC_BUCKETS_US.len()],
             serde_json::json!({"le_us": null, "count": 1})
+        );
+
+        s.set_buffer_limit(1000);
+        assert!(s.reserve_channel(600, 1000));
+        assert!(s.reserve_channel(400, 1000));
+        assert!(!s.reserve_channel(1, 1000), "past the limit: refused");
+        s.release_channel(1000);
+        assert!(
+            s.reserve_channel(5000, 1000),
+            "an empty channel takes any item"
+        );
+        s.release_channel(5000);
+        s.set_buffered(7, 9);
+        s.add_switch();
+        s.add_deferred(100);
+        s.add_volatile_dropped(30);
+        let v = serde_json::to_value(s.snapshot()).unwrap();
+        assert_eq!(
+            v["buffered"],
+            serde_json::json!({"limit": 1000, "channel": 0, "queued": 7, "socket": 9})
+        );
+        assert_eq!(
+            v["overflow"],
+            serde_json::json!({"switches": 1, "deferred_batches": 1, "deferred_bytes": 100,
+                "volatile_dropped": 1, "volatile_dropped_bytes": 30})
         );
 
         s.set_peer_address(None);

@@ -277,8 +277,14 @@ pub fn run(mut config: BrokerConfig) -> Result<(), NodeError> {
             io_memory_bytes: io_memory,
             ring_depth,
         };
-        let live = shard_port.live.clone();
-        let live_volatile = shard_port.live.clone();
+        // Counted against replicationBuffer: a slow slave never grows the channel.
+        let shipper = Arc::new(port::Shipper::new(
+            shard as u16,
+            shard_port.live.clone(),
+            replication_stats.clone(),
+            config.replication.link.buffer_bytes,
+        ));
+        let shipper_v = shipper.clone();
         let setup = ShardSetup {
             shard,
             shard_count,
@@ -289,19 +295,8 @@ pub fn run(mut config: BrokerConfig) -> Result<(), NodeError> {
             boot_id: boot_id.clone(),
             stats: shard_stats[shard].clone(),
             registries: registries.clone(),
-            ship: Box::new(move |start, bytes| {
-                let _ = live.try_send(port::Live::Batch {
-                    shard: shard as u16,
-                    start,
-                    bytes,
-                });
-            }),
-            ship_volatile: Box::new(move |record| {
-                let _ = live_volatile.try_send(port::Live::Volatile {
-                    shard: shard as u16,
-                    record,
-                });
-            }),
+            ship: Box::new(move |start, bytes| shipper.batch(start, bytes)),
+            ship_volatile: Box::new(move |record| shipper_v.volatile(record)),
         };
         let (serve_tx, serve_rx) = async_channel::unbounded::<Listeners>();
         serve_txs.push(serve_tx);
@@ -635,6 +630,7 @@ fn core_settings(
         },
         heartbeat: Duration::from_millis(r.heartbeat_ms),
         ack_timeout: Duration::from_millis(r.link.ack_timeout_ms),
+        buffer_bytes: usize::try_from(r.link.buffer_bytes).unwrap_or(usize::MAX),
         // OpenWire (tcp://) first: it is where ActiveMQ slaves attach.
         client_addrs: connectors
             .iter()

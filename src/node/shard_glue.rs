@@ -117,6 +117,22 @@ pub async fn run(shard: Rc<Shard>, port: ShardPort, promoted: std::sync::mpsc::S
                     until,
                 ));
             }
+            Command::CatchUpFrom { link: attach, from } => {
+                // Same attach, a new round: the slave's copy continues at `from`
+                // (begin_shipping falls back to the oldest segment if `from` is gone;
+                // the core then sees the Plan start elsewhere and drops the slave).
+                let (start, until) = shard.begin_shipping(Some(from));
+                link.set(attach);
+                rt::spawn_local(catch_up(
+                    shard.clone(),
+                    port.catch_up.clone(),
+                    link.clone(),
+                    id,
+                    attach,
+                    start,
+                    until,
+                ));
+            }
             Command::RequireReplica => {
                 let from = shard.require_replica();
                 let _ = port.live.try_send(Live::Requiring { shard: id, from });
@@ -134,7 +150,8 @@ pub async fn run(shard: Rc<Shard>, port: ShardPort, promoted: std::sync::mpsc::S
     }
 }
 
-/// Streams `[start, until)` of the shard's journal to the core, then says done.
+/// Streams `[start, until)` of the shard's journal to the core, then says done (and
+/// where the slave's copy continues).
 async fn catch_up(
     shard: Rc<Shard>,
     out: async_channel::Sender<CatchUp>,
@@ -200,5 +217,11 @@ async fn catch_up(
         }
     }
     shard.end_catch_up();
-    let _ = out.send(CatchUp::Done { shard: id, link }).await;
+    let _ = out
+        .send(CatchUp::Done {
+            shard: id,
+            link,
+            next: at,
+        })
+        .await;
 }

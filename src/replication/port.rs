@@ -3,7 +3,7 @@
 //! glue task, wired by `node`) answers on its own executor.
 //!
 //! ```text
-//!  shard i ── live ──────────▶ (unbounded: the journal tap must never wait)
+//!  shard i ── live ──────────▶ (never waits; bounded in bytes by [`Shipper`])
 //!          ── catch-up ──────▶ (bounded: a late slave's backlog is read as it drains)  core
 //!          ◀─ commands ─────── (unbounded, in order: applies, resets, promote)
 //! ```
@@ -12,12 +12,16 @@
 //! glommio task from another thread through glommio's foreign-waker queue).
 
 use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::metrics::replication::ReplicationStats;
 use crate::store::Position;
 
-/// From a shard to the core, unbounded (never waits).
+/// From a shard to the core; never waits. Batches and volatile records are counted
+/// in bytes against `replicationBuffer` ([`Shipper`]); the rest are small and few.
 pub enum Live {
     /// Master: a journal batch as the writer took it (see `Journal::set_batch_tap`).
     Batch {
@@ -28,6 +32,10 @@ pub enum Live {
     /// Master: a change that is not journaled but that the slave holds in memory (an
     /// encoded record: a non-persistent message or its removal).
     Volatile { shard: u16, record: Bytes },
+    /// Master: the channel was full; the live batch starting at `from` (and maybe
+    /// later ones) was not posted: the slave must read this shard from the journal
+    /// from there on.
+    Overflow { shard: u16, from: Position },
     /// Master: every reply for a record at or after `from` now waits for the slave
     /// (answer to [`Command::RequireReplica`]).
     Requiring { shard: u16, from: Position },
@@ -73,9 +81,12 @@ pub enum CatchUp {
         start: Position,
         bytes: Bytes,
     },
+    /// The stream is complete; the slave's copy continues at `next` (`until`, or
+    /// offset 4096 of the next segment when what was read ended with a roll marker).
     Done {
         shard: u16,
         link: u64,
+        next: Position,
     },
     Failed {
         shard: u16,
@@ -94,6 +105,10 @@ pub enum Command {
         link: u64,
         slave_has: Option<Position>,
     },
+    /// Master: the attached slave's live stream overflowed the master's buffer:
+    /// stream the journal from `from` (where its copy continues) to the current end,
+    /// as [`Command::BeginSync`] does, then go on live.
+    CatchUpFrom { link: u64, from: Position },
     /// Master: from now on replies wait for the slave's acknowledgement.
     RequireReplica,
     /// Master: the slave acknowledged everything before this position.
@@ -134,6 +149,92 @@ const CATCH_UP_QUEUE: usize = 16;
 
 /// Bytes of journal a catch-up chunk carries at most (one record may exceed it).
 pub const CATCH_UP_CHUNK_BYTES: usize = 1 << 20;
+
+/// Posts one shard's live batches and volatile records to the core, counting their
+/// bytes against the buffer limit so that a core that falls behind (a slow slave, a
+/// starved executor) never makes the channel grow: past the limit a batch is not
+/// posted and the core is told where the gap starts ([`Live::Overflow`]); a volatile
+/// record is dropped for the slave (counted and logged).
+pub struct Shipper {
+    shard: u16,
+    live: async_channel::Sender<Live>,
+    stats: Arc<ReplicationStats>,
+    limit: u64,
+    /// A batch was not posted and no batch has been since: the core has been told.
+    gap: AtomicBool,
+    /// Volatile records are being dropped (logged once per run of drops).
+    dropping_volatile: AtomicBool,
+}
+
+impl Shipper {
+    pub fn new(
+        shard: u16,
+        live: async_channel::Sender<Live>,
+        stats: Arc<ReplicationStats>,
+        limit: u64,
+    ) -> Shipper {
+        Shipper {
+            shard,
+            live,
+            stats,
+            limit,
+            gap: AtomicBool::new(false),
+            dropping_volatile: AtomicBool::new(false),
+        }
+    }
+
+    /// A journal batch the writer tapped.
+    pub fn batch(&self, start: Position, bytes: Bytes) {
+        let len = bytes.len() as u64;
+        if !self.stats.reserve_channel(len, self.limit) {
+            self.stats.add_deferred(len);
+            // One Overflow per gap: the core drops every later batch of this shard
+            // until it has read the journal from `start`.
+            if !self.gap.swap(true, Relaxed) {
+                let _ = self.live.try_send(Live::Overflow {
+                    shard: self.shard,
+                    from: start,
+                });
+            }
+            return;
+        }
+        self.gap.store(false, Relaxed);
+        let posted = self.live.try_send(Live::Batch {
+            shard: self.shard,
+            start,
+            bytes,
+        });
+        if posted.is_err() {
+            // The core is gone (process end): nothing will take it out again.
+            self.stats.release_channel(len);
+        }
+    }
+
+    /// A non-persistent change (not journaled).
+    pub fn volatile(&self, record: Bytes) {
+        let len = record.len() as u64;
+        if !self.stats.reserve_channel(len, self.limit) {
+            self.stats.add_volatile_dropped(len);
+            if !self.dropping_volatile.swap(true, Relaxed) {
+                tracing::warn!(
+                    shard = self.shard,
+                    limit = self.limit,
+                    "replication buffer full: non-persistent messages are not sent to the \
+                     slave (a takeover would lose them); see replicationBuffer"
+                );
+            }
+            return;
+        }
+        self.dropping_volatile.store(false, Relaxed);
+        let posted = self.live.try_send(Live::Volatile {
+            shard: self.shard,
+            record,
+        });
+        if posted.is_err() {
+            self.stats.release_channel(len);
+        }
+    }
+}
 
 /// Builds the channels for `shards` shards.
 pub fn ports(shards: usize) -> (Vec<ShardPort>, CorePort) {

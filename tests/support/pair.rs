@@ -86,6 +86,8 @@ pub struct NodeOpts {
     pub replication_group: Option<String>,
     /// `<tandem replicationAckTimeout>` in ms.
     pub replication_ack_timeout_ms: Option<u64>,
+    /// `<tandem replicationBuffer>` (a size, e.g. "2 mb").
+    pub replication_buffer: Option<String>,
 }
 
 /// The replication secret both nodes of a test pair share.
@@ -108,6 +110,7 @@ impl NodeOpts {
             replication_secret: Some(TEST_REPLICATION_SECRET.to_string()),
             replication_group: None,
             replication_ack_timeout_ms: None,
+            replication_buffer: None,
         }
     }
 
@@ -171,6 +174,9 @@ pub fn node_config_xml(
     }
     if let Some(v) = opts.replication_ack_timeout_ms {
         tandem.push_str(&format!(r#" replicationAckTimeout="{v}""#));
+    }
+    if let Some(v) = &opts.replication_buffer {
+        tandem.push_str(&format!(r#" replicationBuffer="{v}""#));
     }
     let plugins = super::auth_plugin_xml(&opts.users);
     format!(

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::flow::{self, LiveAction, Stream};
 use super::{
     AckMode, Core, Ev, Event, Request, HANDSHAKE_MAX_FRAME_BYTES, HANDSHAKE_TIMEOUT,
     MISSED_HEARTBEATS,
@@ -44,6 +45,11 @@ impl Core {
                 Ev::Live(Live::Volatile { shard, record }) => {
                     if let Some(a) = slave.as_mut() {
                         a.send_volatile(self, shard, record);
+                    }
+                }
+                Ev::Live(Live::Overflow { shard, from }) => {
+                    if let Some(a) = slave.as_mut() {
+                        a.on_overflow(self, usize::from(shard), from);
                     }
                 }
                 Ev::Live(Live::Requiring { shard, from }) => {
@@ -99,6 +105,7 @@ impl Core {
                                 AckMode::Received => received,
                             };
                             a.on_ack(self, shard, Position(held));
+                            a.resume_behind(self);
                         }
                         Body::Heartbeat => {}
                         Body::Goodbye { reason } => {
@@ -121,7 +128,8 @@ impl Core {
                 }
                 Ev::Tick => {
                     let limit = self.s.heartbeat * MISSED_HEARTBEATS;
-                    if let Some(a) = slave.as_ref() {
+                    if let Some(a) = slave.as_mut() {
+                        a.resume_behind(self);
                         a.link.send(&Frame {
                             epoch: self.state.borrow().epoch,
                             body: Body::Heartbeat,
@@ -272,8 +280,10 @@ impl Core {
             auth,
             welcomed: false,
             pending: Vec::new(),
+            pending_bytes: 0,
             starts: vec![None; self.s.shards],
-            shards: (0..self.s.shards).map(|_| ShardSync::default()).collect(),
+            shards: (0..self.s.shards).map(|_| ShardSync::new()).collect(),
+            dropping_volatile: false,
             all_done: None,
             in_sync: false,
             last_heard: Instant::now(),
@@ -291,6 +301,7 @@ impl Core {
         }
         self.s.stats.set_peer(PeerState::Degraded);
         self.s.stats.set_lag(0, 0, 0);
+        self.s.stats.set_buffered(0, 0);
         if clean {
             tracing::warn!(slave = %a.link.peer, "{why}; serving alone (degraded)");
         } else {
@@ -382,17 +393,44 @@ fn refuse_unauthenticated(link: &Rc<Link>, reason: String) {
 }
 
 /// One shard's side of an attached slave.
-#[derive(Default)]
 struct ShardSync {
-    catching_up: bool,
-    /// Live batches that arrived while the catch-up stream was still going.
+    /// Live, catching up from the journal, or behind (see [`flow`]).
+    stream: Stream,
+    /// Live batches that arrived while the catch-up stream was still going, and
+    /// their bytes (bounded by `replicationBuffer`, with the socket output).
     queued: VecDeque<(Position, Bytes)>,
+    queued_bytes: usize,
+    /// Set while a round started by [`Command::CatchUpFrom`] waits for its Plan,
+    /// which must start here.
+    replan_from: Option<Position>,
     acked: Position,
     requiring_from: Option<Position>,
     /// Where the last batch shipped on this link ends.
     shipped_end: Position,
     /// Shipped and not yet acknowledged: (end, records, bytes, when shipped).
     unacked: VecDeque<(Position, u64, u64, Instant)>,
+}
+
+impl ShardSync {
+    /// A shard of a slave that just attached: its first round is planned
+    /// ([`Command::BeginSync`]); live batches wait for it.
+    fn new() -> ShardSync {
+        ShardSync {
+            stream: Stream::CatchingUp { overflowed: false },
+            queued: VecDeque::new(),
+            queued_bytes: 0,
+            replan_from: None,
+            acked: Position::default(),
+            requiring_from: None,
+            shipped_end: Position::default(),
+            unacked: VecDeque::new(),
+        }
+    }
+
+    fn drop_queue(&mut self) {
+        self.queued.clear();
+        self.queued_bytes = 0;
+    }
 }
 
 /// The master's view of its attached slave.
@@ -403,6 +441,10 @@ struct Attached {
     /// wait in `pending`.
     welcomed: bool,
     pending: Vec<Frame>,
+    /// Payload bytes in `pending`.
+    pending_bytes: usize,
+    /// Non-persistent frames are being dropped (logged once per run of drops).
+    dropping_volatile: bool,
     starts: Vec<Option<Position>>,
     shards: Vec<ShardSync>,
     /// The key and nonces of this link's handshake (the Welcome is proven with them).
@@ -435,11 +477,42 @@ impl Attached {
         if self.welcomed {
             self.link.send(&frame);
         } else {
+            self.pending_bytes += len as usize;
             self.pending.push(frame);
         }
     }
 
+    /// Bytes held in memory for this slave: frames waiting for the Welcome, queued
+    /// live batches and the socket's output.
+    fn buffered(&self) -> usize {
+        self.queued_bytes() + self.link.backlog()
+    }
+
+    fn queued_bytes(&self) -> usize {
+        self.pending_bytes + self.shards.iter().map(|s| s.queued_bytes).sum::<usize>()
+    }
+
     fn send_volatile(&mut self, core: &Core, shard: u16, record: Bytes) {
+        let len = record.len();
+        let limit = core.s.buffer_bytes;
+        if !flow::volatile_fits(len, self.buffered(), limit) {
+            core.s.stats.add_volatile_dropped(len as u64);
+            if !self.dropping_volatile {
+                self.dropping_volatile = true;
+                tracing::warn!(
+                    slave = %self.link.peer,
+                    buffered = self.buffered(),
+                    limit,
+                    "replication buffer full: non-persistent messages are not sent to the \
+                     slave (a takeover would lose them); see replicationBuffer"
+                );
+            }
+            return;
+        }
+        if self.dropping_volatile {
+            self.dropping_volatile = false;
+            tracing::info!(slave = %self.link.peer, "non-persistent messages reach the slave again");
+        }
         self.volatile_seq += 1;
         let frame = Frame {
             epoch: core.state.borrow().epoch,
@@ -452,15 +525,73 @@ impl Attached {
         if self.welcomed {
             self.link.send(&frame);
         } else {
+            self.pending_bytes += len;
             self.pending.push(frame);
         }
     }
 
     fn ship_live(&mut self, core: &Core, shard: usize, start: Position, bytes: Bytes) {
-        if self.shards[shard].catching_up || self.starts[shard].is_none() {
-            self.shards[shard].queued.push_back((start, bytes));
-        } else {
-            self.send(core, shard, start, bytes);
+        let len = bytes.len();
+        let held = self.buffered();
+        let limit = core.s.buffer_bytes;
+        match self.shards[shard].stream.on_live(start, len, held, limit) {
+            LiveAction::Send => self.send(core, shard, start, bytes),
+            LiveAction::Queue => {
+                let s = &mut self.shards[shard];
+                s.queued_bytes += len;
+                s.queued.push_back((start, bytes));
+            }
+            LiveAction::Defer => core.s.stats.add_deferred(len as u64),
+            LiveAction::Switch => {
+                core.s.stats.add_deferred(len as u64);
+                self.switched(core, shard, start, held);
+            }
+        }
+    }
+
+    /// The shards' channel was full at `from`: nothing of `shard` from there on
+    /// reached the core.
+    fn on_overflow(&mut self, core: &Core, shard: usize, from: Position) {
+        if self.shards[shard].stream.overflow(from) {
+            let held = self.buffered();
+            self.switched(core, shard, from, held);
+        }
+    }
+
+    /// `shard`'s stream no longer holds live batches in memory: what the slave
+    /// misses from `from` on is read back from the journal.
+    fn switched(&mut self, core: &Core, shard: usize, from: Position, held: usize) {
+        self.shards[shard].drop_queue();
+        core.s.stats.add_switch();
+        tracing::warn!(
+            slave = %self.link.peer,
+            shard,
+            from = %from,
+            buffered = held,
+            limit = core.s.buffer_bytes,
+            "the slave is slow: its live stream of this shard switches to catch-up from the \
+             journal (replicationBuffer reached)"
+        );
+    }
+
+    /// Starts a catch-up round for every shard that is behind, once the link has
+    /// drained enough to take one.
+    fn resume_behind(&mut self, core: &Core) {
+        for shard in 0..self.shards.len() {
+            let Some(from) = self.shards[shard]
+                .stream
+                .resume_from(self.buffered(), core.s.buffer_bytes)
+            else {
+                continue;
+            };
+            let s = &mut self.shards[shard];
+            s.stream = Stream::CatchingUp { overflowed: false };
+            s.replan_from = Some(from);
+            tracing::info!(slave = %self.link.peer, shard, from = %from, "reading what the slave missed from the journal");
+            let _ = core.commands[shard].try_send(Command::CatchUpFrom {
+                link: self.link_id,
+                from,
+            });
         }
     }
 
@@ -474,8 +605,21 @@ impl Attached {
                 until,
             } if link == self.link_id => {
                 let s = usize::from(shard);
+                if let Some(from) = self.shards[s].replan_from.take() {
+                    if start != from {
+                        return Some(format!(
+                            "shard {shard}: the journal no longer holds {from}, where the \
+                             slave's copy continues (oldest {start}); it must resynchronise"
+                        ));
+                    }
+                    // Batches tapped before the shard planned are in this round.
+                    let sh = &mut self.shards[s];
+                    sh.queued.retain(|(p, _)| *p >= until);
+                    sh.queued_bytes = sh.queued.iter().map(|(_, b)| b.len()).sum();
+                    tracing::debug!(shard, start = %start, until = %until, "catch-up round planned");
+                    return None;
+                }
                 self.starts[s] = Some(start);
-                self.shards[s].catching_up = start < until;
                 tracing::debug!(shard, start = %start, until = %until, "catch-up planned");
                 if self.starts.iter().all(Option::is_some) {
                     let oldest = self
@@ -497,9 +641,7 @@ impl Attached {
                     for f in self.pending.drain(..) {
                         self.link.send(&f);
                     }
-                }
-                if !self.shards[s].catching_up {
-                    self.flush_queued(core, s);
+                    self.pending_bytes = 0;
                 }
                 None
             }
@@ -512,10 +654,14 @@ impl Attached {
                 self.send(core, usize::from(shard), start, bytes);
                 None
             }
-            CatchUp::Done { shard, link } if link == self.link_id => {
+            CatchUp::Done { shard, link, next } if link == self.link_id => {
                 let s = usize::from(shard);
-                self.shards[s].catching_up = false;
-                self.flush_queued(core, s);
+                if self.shards[s].stream.on_round_done(next) {
+                    self.flush_queued(core, s);
+                } else {
+                    self.shards[s].drop_queue();
+                    self.resume_behind(core);
+                }
                 None
             }
             CatchUp::Failed {
@@ -531,6 +677,7 @@ impl Attached {
 
     fn flush_queued(&mut self, core: &Core, shard: usize) {
         while let Some((start, bytes)) = self.shards[shard].queued.pop_front() {
+            self.shards[shard].queued_bytes -= bytes.len();
             self.send(core, shard, start, bytes);
         }
         let done = self.welcomed
@@ -538,7 +685,7 @@ impl Attached {
                 .shards
                 .iter()
                 .zip(&self.starts)
-                .all(|(s, st)| st.is_some() && !s.catching_up);
+                .all(|(s, st)| st.is_some() && s.stream.is_live());
         if done && self.all_done.is_none() {
             self.all_done = Some(Instant::now());
             tracing::info!(slave = %self.link.peer, "catch-up streamed; waiting for the slave to confirm it");
@@ -621,6 +768,9 @@ impl Attached {
         }
         let ms = oldest.map_or(0, |at| at.elapsed().as_millis() as u64);
         core.s.stats.set_lag(records, bytes, ms);
+        core.s
+            .stats
+            .set_buffered(self.queued_bytes() as u64, self.link.backlog() as u64);
     }
 }
 

@@ -18,6 +18,7 @@
 //! thread through [`Event`]s (serve, in sync, exit). All its inputs are funnelled into
 //! one local event queue, so the role loops are plain sequential code.
 
+mod flow;
 mod master;
 mod slave;
 
@@ -71,6 +72,10 @@ pub struct CoreSettings {
     /// `replicationAckTimeout`: an in-sync slave whose oldest unacknowledged record is
     /// older than this is dropped.
     pub ack_timeout: Duration,
+    /// `replicationBuffer`: bytes the master holds in memory for its slave (queued
+    /// live batches and socket output; the shards' channel has its own count of the
+    /// same bound) before a shard's stream switches to the journal ([`flow`]).
+    pub buffer_bytes: usize,
     /// This node's client connector addresses, told to the master so that it can find
     /// this node once it has taken over.
     pub client_addrs: Vec<SocketAddr>,
@@ -115,7 +120,8 @@ const MISSED_HEARTBEATS: u32 = 5;
 /// How long to wait for a connection, and for the answer to a Hello.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Catch-up waits while more than this is queued on the link.
+/// Catch-up waits while more than this (or half of `replicationBuffer`) is queued on
+/// the link.
 const CATCH_UP_BACKLOG_BYTES: usize = 8 << 20;
 /// Largest frame read from a peer before it has proven the secret: a Hello, or a Proof
 /// with a few addresses and one position per shard (up to 1024 shards), fits easily.
@@ -148,6 +154,8 @@ pub async fn run(
     events: std::sync::mpsc::Sender<Event>,
 ) {
     let (queue_tx, queue) = async_channel::unbounded();
+    s.stats.set_buffer_limit(s.buffer_bytes as u64);
+    let catch_up_backlog = CATCH_UP_BACKLOG_BYTES.min(s.buffer_bytes / 2);
     let core = Rc::new(Core {
         positions: RefCell::new(vec![Position(0); s.shards]),
         s,
@@ -171,7 +179,7 @@ pub async fn run(
             while let Ok(item) = port.catch_up.recv().await {
                 let link = core.catch_up_link.borrow().clone();
                 if let Some(link) = link {
-                    link.drained_below(CATCH_UP_BACKLOG_BYTES).await;
+                    link.drained_below(catch_up_backlog).await;
                 }
                 if tx.try_send(Ev::CatchUp(item)).is_err() {
                     break;
@@ -194,14 +202,16 @@ pub async fn run(
     core.stats_role();
     core.collect_positions().await;
     let mut takeover = false;
+    let mut next = core.discover().await;
     loop {
-        match core.discover().await {
+        match next {
             Discovered::Slave(link, welcome) => match core.run_slave(link, welcome).await {
                 SlaveEnd::TakeOver => {
                     takeover = true;
                     break;
                 }
-                SlaveEnd::Retry => continue,
+                SlaveEnd::Retry => next = core.discover().await,
+                SlaveEnd::Follow(link, welcome) => next = Discovered::Slave(link, welcome),
                 SlaveEnd::Stopped => return,
             },
             Discovered::Serve => break,
@@ -266,7 +276,20 @@ impl Core {
 
     async fn next(&self) -> Ev {
         match self.queue.recv().await {
-            Ok(ev) => ev,
+            Ok(ev) => {
+                // Out of the shards' channel (counted by `port::Shipper`), whatever
+                // the role loop does with it.
+                match &ev {
+                    Ev::Live(Live::Batch { bytes, .. }) => {
+                        self.s.stats.release_channel(bytes.len() as u64)
+                    }
+                    Ev::Live(Live::Volatile { record, .. }) => {
+                        self.s.stats.release_channel(record.len() as u64)
+                    }
+                    _ => {}
+                }
+                ev
+            }
             // The core holds a sender itself: the queue never closes.
             Err(_) => std::future::pending().await,
         }

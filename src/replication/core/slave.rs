@@ -4,7 +4,7 @@
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::{Core, Ev, MISSED_HEARTBEATS};
+use super::{Attach, Core, Ev, MISSED_HEARTBEATS};
 use crate::metrics::replication::{PeerState, Role};
 use crate::replication::core::{Event, Request};
 use crate::replication::frame::{Body, Frame};
@@ -17,10 +17,35 @@ use crate::store::Position;
 pub(super) enum SlaveEnd {
     TakeOver,
     Retry,
+    /// The master is alive and welcomed this node again (it had dropped this slave,
+    /// e.g. one stalled past `replicationAckTimeout`): follow it on this link.
+    Follow(Rc<Link>, Frame),
     Stopped,
 }
 
 impl Core {
+    /// Before taking over on a lost link: one authenticated attach to the master,
+    /// bounded by the heartbeat loss interval. A master that dropped this slave (a
+    /// stall, a slow link) is alive and welcomes it: taking over would make two
+    /// masters. A dead master refuses the connection at once (same host or LAN) or
+    /// stays silent until the bound.
+    async fn master_still_there(&self, addr: std::net::SocketAddr) -> Option<(Rc<Link>, Frame)> {
+        let login = match &self.s.master {
+            Some(m) => m.login.clone()?,
+            None => self.s.acceptor.rejoin_login()?,
+        };
+        let bound = self.s.heartbeat * MISSED_HEARTBEATS;
+        let attach = async { Some(self.attach_once(addr, &login).await) };
+        let expire = async {
+            crate::rt::sleep(bound).await;
+            None
+        };
+        match futures_lite::future::or(attach, expire).await {
+            Some(Attach::Welcomed(l, w)) => Some((l, w)),
+            _ => None,
+        }
+    }
+
     pub(super) async fn run_slave(&self, link: Rc<Link>, welcome: Frame) -> SlaveEnd {
         let Body::Welcome { oldest, .. } = &welcome.body else {
             unreachable!("discover returns Welcome frames only")
@@ -174,6 +199,12 @@ impl Core {
             tracing::warn!(master = %link.peer, "{why}");
         } else {
             tracing::error!(master = %link.peer, reason = %why, "master lost");
+        }
+        if !clean {
+            if let Some((l, w)) = self.master_still_there(link.peer).await {
+                tracing::warn!(master = %link.peer, "the master is alive and dropped this slave (it was stalled or slow): following it again, not taking over");
+                return SlaveEnd::Follow(l, w);
+            }
         }
         if self.s.shutdown_on_master_failure {
             let reason = format!("{why}; shutdownOnMasterFailure is set: stopping");
