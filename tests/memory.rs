@@ -8,19 +8,7 @@ mod support;
 use std::time::Duration;
 
 use support::pair::{test_slot, Pair, PairOpts};
-use support::REPLY_TIMEOUT;
-
-/// Resident set size of `pid` in bytes.
-fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS");
-    kb * 1024
-}
+use support::{proc_status_bytes, REPLY_TIMEOUT};
 
 const MIB: u64 = 1 << 20;
 
@@ -54,8 +42,8 @@ fn slave_holds_a_backlog_in_about_the_memory_of_its_master() {
         }
     }
 
-    let master = rss_bytes(pair.master.pid());
-    let slave = rss_bytes(pair.slave.pid());
+    let master = proc_status_bytes(pair.master.pid(), "VmRSS");
+    let slave = proc_status_bytes(pair.slave.pid(), "VmRSS");
     eprintln!(
         "backlog of {COUNT} x 1 KiB: master RSS {} MiB, slave RSS {} MiB",
         master / MIB,
@@ -79,18 +67,6 @@ fn slave_holds_a_backlog_in_about_the_memory_of_its_master() {
         assert_eq!(m.command, "MESSAGE", "{m:?}");
         assert_eq!(m.body.len(), 1024);
     }
-}
-
-/// VmHWM: the peak resident set size of `pid` in bytes.
-fn peak_rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmHWM");
-    kb * 1024
 }
 
 /// A journal 12 times the memory limit (96 MiB of 4 KiB messages, limit 8 mb): the
@@ -120,7 +96,7 @@ fn restart_replays_a_journal_larger_than_memory_in_bounded_memory() {
     drop(c);
 
     broker.restart();
-    let peak = peak_rss_bytes(broker.pid());
+    let peak = proc_status_bytes(broker.pid(), "VmHWM");
     eprintln!(
         "restart on a {} MiB journal (limit 8 mb): peak RSS {} MiB",
         JOURNAL / MIB,

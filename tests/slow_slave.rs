@@ -11,7 +11,7 @@ use std::thread;
 use std::time::Duration;
 
 use support::pair::{peer, test_slot, Node, NodeOpts, Pair, PairOpts, SYNC_TIMEOUT};
-use support::{poll_until, REPLY_TIMEOUT};
+use support::{poll_until, proc_status_bytes, REPLY_TIMEOUT};
 
 const MIB: u64 = 1 << 20;
 /// `replicationBuffer` of the test masters.
@@ -25,18 +25,6 @@ const MARGIN: u64 = 48 * MIB;
 /// Body of each test message.
 const BODY_BYTES: usize = 16 * 1024;
 const PRODUCERS: usize = 4;
-
-/// A `/proc/<pid>/status` field in bytes (`VmRSS`, `VmHWM`).
-fn proc_bytes(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim_start_matches(':').split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"));
-    kb * 1024
-}
 
 fn opts(name: &str, heartbeat_ms: u64, ack_timeout_ms: u64, memory_limit: u64) -> NodeOpts {
     let mut o = NodeOpts::named(name);
@@ -136,7 +124,7 @@ fn a_stopped_slave_never_grows_the_master() {
     // Warm up (connections, journal buffers), then measure the baseline.
     let warm = flood(&pair.master, "/queue/warm", true, 50);
     pair.wait_in_sync(SYNC_TIMEOUT);
-    let baseline = proc_bytes(pair.master.pid(), "VmRSS");
+    let baseline = proc_status_bytes(pair.master.pid(), "VmRSS");
 
     pair.slave.signal(libc::SIGSTOP);
     // 4 x 2000 x 16 KiB = 125 MiB, 62 times the bound: a master that kept it for the
@@ -145,7 +133,7 @@ fn a_stopped_slave_never_grows_the_master() {
     let stopped = pair
         .master
         .wait_status(|s| peer(s) == "degraded", REPLY_TIMEOUT);
-    let peak = proc_bytes(pair.master.pid(), "VmHWM");
+    let peak = proc_status_bytes(pair.master.pid(), "VmHWM");
     let bound = baseline + MEMORY_LIMIT + 2 * BUFFER + MARGIN;
     eprintln!(
         "master RSS: baseline {} MiB, peak with the slave stopped {} MiB (bound {} MiB); \
@@ -193,7 +181,7 @@ fn a_stalled_slave_catches_up_from_the_journal_on_the_same_link() {
     // control, not the replication path under test.
     const LIMIT: u64 = 64 * MIB;
     let pair = pair(3000, 15_000, LIMIT);
-    let baseline = proc_bytes(pair.master.pid(), "VmRSS");
+    let baseline = proc_status_bytes(pair.master.pid(), "VmRSS");
 
     pair.slave.signal(libc::SIGSTOP);
     // Receipts wait for the in-sync slave, so the floods finish after SIGCONT.
@@ -214,7 +202,7 @@ fn a_stalled_slave_catches_up_from_the_journal_on_the_same_link() {
                 .is_some_and(|s| overflow(&s, "volatile_dropped") >= 1)
         });
         let status = master.status();
-        let peak = proc_bytes(master.pid(), "VmHWM");
+        let peak = proc_status_bytes(master.pid(), "VmHWM");
         pair.slave.signal(libc::SIGCONT);
         // The non-persistent messages themselves live in the master's memory.
         let bound = baseline + LIMIT + 2 * BUFFER + MARGIN;

@@ -104,34 +104,12 @@ pub async fn run(shard: Rc<Shard>, port: ShardPort, promoted: std::sync::mpsc::S
             Command::BeginSync {
                 link: attach,
                 slave_has,
-            } => {
-                let (start, until) = shard.begin_shipping(slave_has);
-                link.set(attach);
-                rt::spawn_local(catch_up(
-                    shard.clone(),
-                    port.catch_up.clone(),
-                    link.clone(),
-                    id,
-                    attach,
-                    start,
-                    until,
-                ));
-            }
+            } => start_catch_up(&shard, &port.catch_up, &link, id, attach, slave_has),
+            // Same attach, a new round: the slave's copy continues at `from`
+            // (begin_shipping falls back to the oldest segment if `from` is gone; the
+            // core then sees the Plan start elsewhere and drops the slave).
             Command::CatchUpFrom { link: attach, from } => {
-                // Same attach, a new round: the slave's copy continues at `from`
-                // (begin_shipping falls back to the oldest segment if `from` is gone;
-                // the core then sees the Plan start elsewhere and drops the slave).
-                let (start, until) = shard.begin_shipping(Some(from));
-                link.set(attach);
-                rt::spawn_local(catch_up(
-                    shard.clone(),
-                    port.catch_up.clone(),
-                    link.clone(),
-                    id,
-                    attach,
-                    start,
-                    until,
-                ));
+                start_catch_up(&shard, &port.catch_up, &link, id, attach, Some(from))
             }
             Command::RequireReplica => {
                 let from = shard.require_replica();
@@ -148,6 +126,29 @@ pub async fn run(shard: Rc<Shard>, port: ShardPort, promoted: std::sync::mpsc::S
             }
         }
     }
+}
+
+/// Starts shipping to the slave of attach `attach`, whose copy of this shard ends at
+/// `slave_has`: a catch-up from the journal, then live batches.
+fn start_catch_up(
+    shard: &Rc<Shard>,
+    out: &async_channel::Sender<CatchUp>,
+    current: &Rc<Cell<u64>>,
+    id: u16,
+    attach: u64,
+    slave_has: Option<Position>,
+) {
+    let (start, until) = shard.begin_shipping(slave_has);
+    current.set(attach);
+    rt::spawn_local(catch_up(
+        shard.clone(),
+        out.clone(),
+        current.clone(),
+        id,
+        attach,
+        start,
+        until,
+    ));
 }
 
 /// Streams `[start, until)` of the shard's journal to the core, then says done (and

@@ -97,6 +97,20 @@ pub fn read_all(mut r: impl Read + Send + 'static) -> JoinHandle<String> {
     })
 }
 
+/// A size field of `/proc/<pid>/status` in bytes: `VmRSS` (resident now), `VmHWM`
+/// (the peak resident set size).
+pub fn proc_status_bytes(pid: u32, field: &str) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"));
+    kb * 1024
+}
+
 // ---------------------------------------------------------------------------------
 // Ports
 
@@ -566,18 +580,7 @@ impl Broker {
 
     /// Resident set size of the broker process in bytes (VmRSS from /proc).
     pub fn rss_bytes(&self) -> u64 {
-        let status = fs::read_to_string(format!("/proc/{}/status", self.pid()))
-            .expect("read /proc/<pid>/status");
-        let line = status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .expect("VmRSS line");
-        let kb: u64 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|v| v.parse().ok())
-            .expect("VmRSS value");
-        kb * 1024
+        proc_status_bytes(self.pid(), "VmRSS")
     }
 
     /// A connected STOMP 1.2 session.
