@@ -77,6 +77,16 @@ impl<E: SessionEnv> Session<E> {
                 .transactions
                 .get_mut(tx)
                 .ok_or_else(|| SessionError::UnknownTransaction(tx.into()))?;
+            // Buffered until COMMIT: counted against maxTransactionSize and, with every
+            // open transaction, against the memory limit.
+            let size = msg.memory_size() as u64;
+            if let Err(refusal) =
+                t.charge
+                    .add(&self.ctx.registries.limits, &self.ctx.settings.limits, size)
+            {
+                self.refuse_transaction(tx, &refusal.message(), frame.header("receipt"));
+                return Ok(());
+            }
             t.ops.push(TxOp::Send(msg));
             return self.receipt_now(frame.header("receipt"));
         }
