@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use super::value::{expand, parse_bool, parse_cpu_list, parse_size, parse_u64, PlaceholderError};
 use super::xml::{Attr, Element};
 use super::{
-    journal_directory, AuthUser, BrokerConfig, ConfigError, Ignored, JournalSettings, LoadEnv,
-    ConnectionLimits, MasterConnector, ProtocolLimits, RedeliverySettings, ReplicationAck, ReplicationLink,
-    ReplicationSettings, Secret, ShardSettings, TransportConnector, DEFAULT_MEMORY_LIMIT_BYTES,
-    DEFAULT_SEGMENT_BYTES,
+    journal_directory, AuthUser, BrokerConfig, ConfigError, ConnectionLimits, Ignored,
+    JournalSettings, LoadEnv, MasterConnector, ProtocolLimits, RedeliverySettings, ReplicationAck,
+    ReplicationLink, ReplicationSettings, Secret, ShardSettings, TransportConnector,
+    DEFAULT_MEMORY_LIMIT_BYTES, DEFAULT_SEGMENT_BYTES,
 };
 use crate::uri::{TransportUri, UriError};
 
@@ -1016,9 +1016,7 @@ impl<'a> Reader<'a> {
             max_composite_destinations: self
                 .typed(el, "maxCompositeDestinations", count)?
                 .unwrap_or(1_000),
-            max_destinations: self
-                .typed(el, "maxDestinations", count)?
-                .unwrap_or(100_000),
+            max_destinations: self.typed(el, "maxDestinations", count)?.unwrap_or(100_000),
         })
     }
 

@@ -82,16 +82,15 @@ impl LimitStats {
     }
 
     pub fn add_pending_output(&self, bytes: u64) {
-        self.pending_output_bytes
-            .fetch_add(bytes, Ordering::AcqRel);
+        self.pending_output_bytes.fetch_add(bytes, Ordering::AcqRel);
     }
 
     pub fn sub_pending_output(&self, bytes: u64) {
-        let _ = self
-            .pending_output_bytes
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
-                Some(held.saturating_sub(bytes))
-            });
+        let _ =
+            self.pending_output_bytes
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                    Some(held.saturating_sub(bytes))
+                });
     }
 
     pub fn pending_output_bytes(&self) -> u64 {

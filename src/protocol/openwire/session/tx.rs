@@ -7,10 +7,10 @@
 
 use super::super::{ConsumerId, TransactionInfo, TransactionType};
 use super::{Refusal, Session, Then, JAVA_JMS, JAVA_RESOURCE_ALLOCATION, JAVA_ROLLED_BACK};
-use crate::metrics::Limit;
-use crate::protocol::limits::{count_refusal, TxCharge};
 use crate::broker::{BrokerError, Request, TxOp};
+use crate::metrics::Limit;
 use crate::protocol::commit::{global_tx_id, ops_by_shard, Coordinator, Next};
+use crate::protocol::limits::{count_refusal, TxCharge};
 use crate::protocol::SessionEnv;
 
 #[derive(Debug, Default)]

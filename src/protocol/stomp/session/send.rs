@@ -152,6 +152,24 @@ impl<E: SessionEnv> Session<E> {
                 name: real.clone(),
             });
         }
+        let max = self
+            .ctx
+            .settings
+            .limits
+            .max_temp_destinations_per_connection;
+        if self.temp_by_alias.len() >= max {
+            self.ctx
+                .registries
+                .limits
+                .refused(crate::metrics::Limit::TempDestinations);
+            return Err(SessionError::LimitReached(
+                crate::protocol::limits::count_refusal(
+                    "temporary destinations",
+                    "maxTemporaryDestinationsPerConnection",
+                    max,
+                ),
+            ));
+        }
         let real = format!("ID:{}:{}", self.tag, self.next_temp);
         self.next_temp += 1;
         self.temp_by_alias.insert(key, real.clone());

@@ -8,8 +8,8 @@ use super::receipts::Pending;
 use super::{required, Session, SessionEnv, SessionError};
 use crate::broker::{BrokerError, Request, TxOp};
 use crate::metrics::Limit;
-use crate::protocol::limits::{count_refusal, TxCharge};
 use crate::protocol::commit::{global_tx_id, ops_by_shard, Coordinator, Next};
+use crate::protocol::limits::{count_refusal, TxCharge};
 
 #[derive(Debug, Default)]
 pub(super) struct Transaction {
