@@ -2,7 +2,6 @@
 //! the hostile client gets its error, the broker's RSS stays bounded, other clients
 //! keep being served.
 
-#[allow(dead_code)]
 mod support;
 
 use std::time::Duration;

@@ -335,6 +335,7 @@ mod tests {
             uptime_s: 7,
             shards: 2,
             connections: 3,
+            limits: Default::default(),
             destinations: vec![DestinationStats {
                 name: "/queue/a".into(),
                 depth: 6,
