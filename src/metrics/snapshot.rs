@@ -179,6 +179,9 @@ mod tests {
         assert_eq!(v["replication"]["takeovers"], 0);
         assert_eq!(v["replication"]["rtt"]["count"], 0);
         assert!(v.get("fsync").is_none());
+        assert_eq!(v["limits"]["transaction_bytes"], 0);
+        assert_eq!(v["limits"]["pending_output_bytes"], 0);
+        assert_eq!(v["limits"]["refusals"][0]["limit"], "maxTransactionSize");
         let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
         keys.sort_unstable();
         assert_eq!(
@@ -188,6 +191,7 @@ mod tests {
                 "connections",
                 "destinations",
                 "journal",
+                "limits",
                 "memory",
                 "replication",
                 "role",
