@@ -67,6 +67,12 @@ pub struct Consumer {
     pub key: SubKey,
     pub prefetch: u32,
     pub in_flight: u32,
+    /// Bytes (`Entry::size`) dispatched to it and not yet reported written to its
+    /// socket ([`Backlog::written`]): a consumer that does not read stops receiving at
+    /// `max_unwritten`, as prefetch stops it by count.
+    pub unwritten_bytes: u64,
+    /// `maxPendingOutput`; at least one message always goes, whatever its size.
+    pub max_unwritten: u64,
     pub ack: AckMode,
     /// Only messages it selects go to this consumer. A message whose body is on disk
     /// cannot be tested, so it goes to consumers without a selector (see `dispatch`).
@@ -89,6 +95,11 @@ enum Verdict {
 }
 
 impl Consumer {
+    /// No room for another delivery: its prefetch or its unwritten bytes are used up.
+    fn full(&self) -> bool {
+        self.in_flight >= self.prefetch || self.unwritten_bytes >= self.max_unwritten
+    }
+
     fn accepts(&self, e: &Entry) -> Verdict {
         match (&self.selector, &e.msg) {
             (None, _) => Verdict::Yes,
@@ -164,6 +175,16 @@ impl Backlog {
         returned
     }
 
+    /// `bytes` delivered to `key` are on its socket: room for more. True if the
+    /// consumer is here.
+    pub fn written(&mut self, key: SubKey, bytes: u64) -> bool {
+        let Some(c) = self.consumers.iter_mut().find(|c| c.key == key) else {
+            return false;
+        };
+        c.unwritten_bytes = c.unwritten_bytes.saturating_sub(bytes);
+        true
+    }
+
     pub fn has_consumer(&self, key: SubKey) -> bool {
         self.consumers.iter().any(|c| c.key == key)
     }
@@ -178,6 +199,10 @@ impl Backlog {
         let e = self.entries.remove(&seq)?;
         if let Some(c) = self.consumers.iter_mut().find(|c| c.key == key) {
             c.in_flight = c.in_flight.saturating_sub(1);
+            if c.in_flight == 0 {
+                // Nothing outstanding, so nothing unwritten: no miscount outlives it.
+                c.unwritten_bytes = 0;
+            }
         }
         Some(e)
     }
@@ -189,6 +214,10 @@ impl Backlog {
         if let EntryState::Delivered(key) = e.state {
             if let Some(c) = self.consumers.iter_mut().find(|c| c.key == key) {
                 c.in_flight = c.in_flight.saturating_sub(1);
+                if c.in_flight == 0 {
+                    // Nothing outstanding, so nothing unwritten: no miscount outlives it.
+                    c.unwritten_bytes = 0;
+                }
             }
         }
         Some(e)
@@ -201,6 +230,10 @@ impl Backlog {
             if let EntryState::Delivered(key) = e.state {
                 if let Some(c) = self.consumers.iter_mut().find(|c| c.key == key) {
                     c.in_flight = c.in_flight.saturating_sub(1);
+                    if c.in_flight == 0 {
+                        // Nothing outstanding, so nothing unwritten: no miscount outlives it.
+                        c.unwritten_bytes = 0;
+                    }
                 }
             }
             self.ready.remove(&seq);
@@ -257,7 +290,7 @@ impl Backlog {
             let mut needs_body = false;
             if let Some(o) = owner {
                 let c = &self.consumers[o];
-                if c.in_flight >= c.prefetch {
+                if c.full() {
                     if exclusive.is_some() {
                         break; // nobody else may take anything
                     }
@@ -274,7 +307,7 @@ impl Backlog {
                 for i in 0..n {
                     let idx = (self.next_consumer + i) % n;
                     let c = &self.consumers[idx];
-                    if c.in_flight >= c.prefetch {
+                    if c.full() {
                         continue;
                     }
                     any_room = true;
@@ -307,8 +340,10 @@ impl Backlog {
                 None
             };
             self.next_consumer = (idx + 1) % n;
+            let size = entry.size as u64;
             let c = &mut self.consumers[idx];
             c.in_flight += 1;
+            c.unwritten_bytes = c.unwritten_bytes.saturating_add(size);
             let key = c.key;
             self.ready.remove(&seq);
             if let Some(e) = self.entries.get_mut(&seq) {
@@ -378,6 +413,8 @@ mod tests {
             key: key(n),
             prefetch,
             in_flight: 0,
+            unwritten_bytes: 0,
+            max_unwritten: u64::MAX,
             ack: AckMode::Client,
             selector: None,
             exclusive: false,

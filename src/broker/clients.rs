@@ -79,6 +79,9 @@ impl ClientIds {
 pub struct Registries {
     pub client_ids: ClientIds,
     pub temp_destinations: TempDestinations,
+    /// Transaction bytes, pending output and refusals of the connection limits: shared
+    /// with `/status` and `/metrics`.
+    pub limits: std::sync::Arc<crate::metrics::LimitStats>,
 }
 
 /// The live temporary destinations created by JMS clients.

@@ -28,4 +28,4 @@ pub use destination::{DestKind, Destination};
 pub use message::{BodyKind, BodyType, Message, MessageRef, PropValue};
 pub use ops::*;
 pub use router::{ConnEvents, Router};
-pub use settings::{BrokerSettings, User};
+pub use settings::{BrokerSettings, Limits, User};

@@ -182,6 +182,10 @@ pub enum Request {
     /// failover client restoring it (ConsumerControl), a pull consumer's credit. 0
     /// stops dispatch to it; deliveries already made stay.
     SetPrefetch { sub: SubKey, prefetch: u32 },
+    /// Deliveries to `sub` of `bytes` (their messages' `memory_size`) are written to
+    /// the connection's socket: `maxPendingOutput` room for more (posted by the
+    /// connection loop, `net::conn`).
+    Written { sub: SubKey, bytes: u64 },
     /// Create temporary destination `destination` for connection `owner` (JMS creates
     /// one before any consumer exists; it dies with `owner`). Replies once it exists.
     CreateTemp {

@@ -33,6 +33,50 @@ pub struct BrokerSettings {
     pub shard_memory_limit_bytes: usize,
     /// Deliveries after which a message goes to the dead-letter queue instead.
     pub maximum_redeliveries: u32,
+    pub limits: Limits,
+}
+
+/// Per-connection and per-broker limits (issue 11): what one client may make the broker
+/// hold. Each refusal is a protocol error on that client's connection; other clients
+/// are not affected. Defaults as README's configuration reference says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Message bytes one transaction may buffer before it is rolled back with an error.
+    pub max_transaction_bytes: u64,
+    /// Message bytes all open transactions together may buffer: the broker's memory
+    /// limit (uncommitted sends live in memory until the commit).
+    pub transaction_memory_bytes: u64,
+    /// The largest prefetch granted; a client asking more gets this.
+    pub max_prefetch: u32,
+    /// Message bytes one consumer may have dispatched but not yet written to its socket:
+    /// beyond it the consumer receives nothing more until its connection drains (at
+    /// least one message always goes, whatever its size).
+    pub max_pending_output_bytes: u64,
+    pub max_subscriptions_per_connection: usize,
+    pub max_transactions_per_connection: usize,
+    pub max_producers_per_connection: usize,
+    pub max_temp_destinations_per_connection: usize,
+    /// Members of one composite destination (`a,b,c`).
+    pub max_composite_destinations: usize,
+    /// Destinations (queues and topics, temporary ones included) per broker.
+    pub max_destinations: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_transaction_bytes: 32 << 20,
+            transaction_memory_bytes: 64 << 20,
+            max_prefetch: 32767,
+            max_pending_output_bytes: 4 << 20,
+            max_subscriptions_per_connection: 10_000,
+            max_transactions_per_connection: 1_000,
+            max_producers_per_connection: 10_000,
+            max_temp_destinations_per_connection: 1_000,
+            max_composite_destinations: 1_000,
+            max_destinations: 100_000,
+        }
+    }
 }
 
 impl Default for BrokerSettings {
@@ -49,6 +93,7 @@ impl Default for BrokerSettings {
             max_pending_sends: 256,
             shard_memory_limit_bytes: 64 * 1024 * 1024,
             maximum_redeliveries: 6,
+            limits: Limits::default(),
         }
     }
 }

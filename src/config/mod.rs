@@ -58,6 +58,7 @@ pub struct BrokerConfig {
     pub auth_enabled: bool,
     pub shards: ShardSettings,
     pub limits: ProtocolLimits,
+    pub connection_limits: ConnectionLimits,
     pub redelivery: RedeliverySettings,
     pub replication: ReplicationSettings,
     /// `<tandem statusPort>`: HTTP status/metrics port; `None` (the default, or 0)
@@ -167,6 +168,38 @@ pub struct ProtocolLimits {
     /// CONNECT, OpenWire WireFormatInfo/ConnectionInfo); default 64 KiB, at least
     /// 1 KiB. Capped by the connector's `maxFrameSize`.
     pub max_login_frame_bytes: u64,
+}
+
+/// What one client may make the broker hold (`<tandem>` attributes, named after
+/// ActiveMQ's where it has the notion; issue 11). Counts are at least 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// `<tandem maxTransactionSize>`: message bytes one transaction may buffer before it
+    /// is rolled back with an error. Default: half the memory limit. At least 1 KiB.
+    /// All open transactions together are held to the memory limit.
+    pub max_transaction_bytes: Option<u64>,
+    /// `<tandem maxPrefetch>`: the largest prefetch the broker grants (a client asking
+    /// more gets this); default 32767, the JMS client's own maximum.
+    pub max_prefetch: u32,
+    /// `<tandem maxPendingOutput>`: message bytes one consumer may have dispatched to
+    /// its connection and not yet written to the socket; default 4 MiB, at least 1 KiB.
+    pub max_pending_output_bytes: u64,
+    /// `<tandem maxSubscriptionsPerConnection>` (STOMP subscriptions, JMS consumers and
+    /// browsers); default 10000.
+    pub max_subscriptions_per_connection: u32,
+    /// `<tandem maxTransactionsPerConnection>`: open transactions; default 1000.
+    pub max_transactions_per_connection: u32,
+    /// `<tandem maxProducersPerConnection>` (JMS producers); default 10000.
+    pub max_producers_per_connection: u32,
+    /// `<tandem maxTemporaryDestinationsPerConnection>`; default 1000.
+    pub max_temp_destinations_per_connection: u32,
+    /// `<tandem maxCompositeDestinations>`: members of one composite destination
+    /// (`queue://a,b,c`); default 1000.
+    pub max_composite_destinations: u32,
+    /// `<tandem maxDestinations>`: queues and topics (temporary ones included) the
+    /// broker holds; default 100000 (ActiveMQ's `policyEntry maxDestinations`, which
+    /// defaults to unlimited).
+    pub max_destinations: u32,
 }
 
 /// What happens to a message that keeps coming back.

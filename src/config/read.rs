@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use super::value::{expand, parse_bool, parse_cpu_list, parse_size, parse_u64, PlaceholderError};
 use super::xml::{Attr, Element};
 use super::{
-    journal_directory, AuthUser, BrokerConfig, ConfigError, Ignored, JournalSettings, LoadEnv,
-    MasterConnector, ProtocolLimits, RedeliverySettings, ReplicationAck, ReplicationLink,
-    ReplicationSettings, Secret, ShardSettings, TransportConnector, DEFAULT_MEMORY_LIMIT_BYTES,
-    DEFAULT_SEGMENT_BYTES,
+    journal_directory, AuthUser, BrokerConfig, ConfigError, ConnectionLimits, Ignored,
+    JournalSettings, LoadEnv, MasterConnector, ProtocolLimits, RedeliverySettings, ReplicationAck,
+    ReplicationLink, ReplicationSettings, Secret, ShardSettings, TransportConnector,
+    DEFAULT_MEMORY_LIMIT_BYTES, DEFAULT_SEGMENT_BYTES,
 };
 use crate::uri::{TransportUri, UriError};
 
@@ -58,6 +58,7 @@ struct Reader<'a> {
 struct TandemRaw {
     shards: ShardSettings,
     limits: ProtocolLimits,
+    connection_limits: ConnectionLimits,
     redelivery: RedeliverySettings,
     ack: ReplicationAck,
     heartbeat_ms: u64,
@@ -66,6 +67,19 @@ struct TandemRaw {
     status_host: std::net::IpAddr,
     admin_group: String,
 }
+
+/// `<tandem>` attributes of the connection limits (read by [`Reader::connection_limits`]).
+const CONNECTION_LIMIT_ATTRS: [&str; 9] = [
+    "maxTransactionSize",
+    "maxPrefetch",
+    "maxPendingOutput",
+    "maxSubscriptionsPerConnection",
+    "maxTransactionsPerConnection",
+    "maxProducersPerConnection",
+    "maxTemporaryDestinationsPerConnection",
+    "maxCompositeDestinations",
+    "maxDestinations",
+];
 
 /// `<tandem>` attributes of the replication link (read by [`Reader::replication_link`]).
 const REPLICATION_LINK_ATTRS: [&str; 4] = [
@@ -398,6 +412,7 @@ impl<'a> Reader<'a> {
             auth_enabled,
             shards: t.shards,
             limits: t.limits,
+            connection_limits: t.connection_limits,
             redelivery: t.redelivery,
             replication,
             status_port: t.status_port,
@@ -755,6 +770,7 @@ impl<'a> Reader<'a> {
             ]
             .into_iter()
             .chain(REPLICATION_LINK_ATTRS)
+            .chain(CONNECTION_LIMIT_ATTRS)
             .collect::<Vec<_>>(),
         );
         for c in &el.children {
@@ -932,9 +948,11 @@ impl<'a> Reader<'a> {
             })?
             .filter(|p| *p != 0);
         let link = self.replication_link(el, heartbeat_ms)?;
+        let connection_limits = self.connection_limits(el)?;
         Ok(TandemRaw {
             shards,
             limits,
+            connection_limits,
             redelivery,
             ack,
             heartbeat_ms,
@@ -950,6 +968,56 @@ impl<'a> Reader<'a> {
             admin_group: self
                 .non_empty(el, "adminGroup")?
                 .unwrap_or_else(|| "admins".to_string()),
+        })
+    }
+
+    /// The `<tandem>` attributes of [`ConnectionLimits`].
+    fn connection_limits(&mut self, el: &Element) -> Result<ConnectionLimits, ConfigError> {
+        let count = |s: &str| {
+            parse_u64(s)
+                .ok()
+                .and_then(|n| u32::try_from(n).ok())
+                .filter(|n| *n >= 1)
+                .ok_or("a whole number between 1 and 4294967295")
+        };
+        Ok(ConnectionLimits {
+            max_transaction_bytes: self.typed(
+                el,
+                "maxTransactionSize",
+                size_at_least(1024, "a size of at least 1 kb"),
+            )?,
+            max_prefetch: self
+                .typed(el, "maxPrefetch", |s| {
+                    parse_u64(s)
+                        .ok()
+                        .and_then(|n| u32::try_from(n).ok())
+                        .filter(|n| (1..=i32::MAX as u32).contains(n))
+                        .ok_or("a whole number between 1 and 2147483647")
+                })?
+                .unwrap_or(32767),
+            max_pending_output_bytes: self
+                .typed(
+                    el,
+                    "maxPendingOutput",
+                    size_at_least(1024, "a size of at least 1 kb"),
+                )?
+                .unwrap_or(4 << 20),
+            max_subscriptions_per_connection: self
+                .typed(el, "maxSubscriptionsPerConnection", count)?
+                .unwrap_or(10_000),
+            max_transactions_per_connection: self
+                .typed(el, "maxTransactionsPerConnection", count)?
+                .unwrap_or(1_000),
+            max_producers_per_connection: self
+                .typed(el, "maxProducersPerConnection", count)?
+                .unwrap_or(10_000),
+            max_temp_destinations_per_connection: self
+                .typed(el, "maxTemporaryDestinationsPerConnection", count)?
+                .unwrap_or(1_000),
+            max_composite_destinations: self
+                .typed(el, "maxCompositeDestinations", count)?
+                .unwrap_or(1_000),
+            max_destinations: self.typed(el, "maxDestinations", count)?.unwrap_or(100_000),
         })
     }
 

@@ -20,6 +20,8 @@
 //! * [`replication`] — [`ReplicationStats`]: what the master/slave link publishes
 //!   (role, epoch, peer state and address, lag, shipped counters, takeovers, a
 //!   round-trip histogram with the fsync buckets).
+//! * [`limits`]   — [`LimitStats`]: transaction bytes, pending output bytes and
+//!   refusals of the per-connection and per-broker limits (one Arc per broker).
 //! * [`snapshot`] — [`Snapshot`]: all shards and the replication state read once; the
 //!   `/status` JSON shape.
 //! * [`prom`]     — the Prometheus text, written by `prometheus-client`.
@@ -44,6 +46,7 @@
 
 pub mod admin;
 pub mod http;
+pub mod limits;
 pub mod prom;
 pub mod replication;
 pub mod server;
@@ -51,6 +54,7 @@ pub mod snapshot;
 pub mod stats;
 
 pub use admin::{Admin, AdminAuth, AdminError, AdminUser};
+pub use limits::{Limit, LimitStats, LimitsSnapshot};
 pub use replication::{PeerState, ReplicationSnapshot, ReplicationStats, Role};
 pub use server::StatusListener;
 pub use snapshot::{BrokerInfo, Memory, Snapshot};

@@ -20,6 +20,8 @@
 //! | `journal_fsyncs_total`, `journal_records_total` | counter | |
 //! | `journal_appended_bytes_total`, `journal_written_bytes_total` | counter | |
 //! | `memory_used_bytes`, `memory_limit_bytes` | gauge | |
+//! | `transaction_bytes`, `pending_output_bytes` | gauge | |
+//! | `limit_refusals_total` | counter | `limit` (the configuration attribute) |
 //! | `uptime_seconds`, `shards` | gauge | |
 //! | `replication_role` | gauge (1 for the current role, 0 for the others) | `role` |
 //! | `replication_epoch` | gauge | |
@@ -148,6 +150,32 @@ impl Collector for SnapshotCollector {
             "Configured memory limit for message bodies",
             s.memory.limit_bytes,
         )?;
+        gauge(
+            &mut enc,
+            "tandem_transaction_bytes",
+            "Message bytes sent inside transactions not yet committed or rolled back",
+            s.limits.transaction_bytes,
+        )?;
+        gauge(
+            &mut enc,
+            "tandem_pending_output_bytes",
+            "Message bytes dispatched to connections and not yet written to their sockets",
+            s.limits.pending_output_bytes,
+        )?;
+        {
+            let mut family = enc.encode_descriptor(
+                "tandem_limit_refusals",
+                "Client requests refused by a per-connection or per-broker limit",
+                None,
+                MetricType::Counter,
+            )?;
+            for r in &s.limits.refusals {
+                let labels: Labels = [("limit", r.limit)];
+                family
+                    .encode_family(&labels)?
+                    .encode_counter::<NoLabelSet, u64, u64>(&r.count, None)?;
+            }
+        }
         gauge(
             &mut enc,
             "tandem_uptime_seconds",
@@ -364,6 +392,7 @@ mod tests {
             uptime_s: 7,
             shards: 2,
             connections: 3,
+            limits: Default::default(),
             destinations: vec![DestinationStats {
                 name: "/queue/a".into(),
                 depth: 6,

@@ -8,6 +8,8 @@
 //!                    "consumers": 1}],
 //!  "journal": {"fsyncs": 10, "appended_bytes": 5120, "records": 14, "written_bytes": 40960},
 //!  "memory": {"used_bytes": 1200, "limit_bytes": 67108864},
+//!  "limits": {"transaction_bytes": 0, "pending_output_bytes": 0,
+//!             "refusals": [{"limit": "maxTransactionSize", "count": 0}, ...]},
 //!  "replication": {"role": "standalone", "epoch": 0, "peer": "none", "peer_address": null,
 //!                  "lag": {"records": 0, "bytes": 0, "ms": 0},
 //!                  "shipped": {"records": 0, "bytes": 0},
@@ -27,6 +29,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use super::limits::{LimitStats, LimitsSnapshot};
 use super::replication::{ReplicationSnapshot, ReplicationStats};
 use super::stats::{DestinationStats, HistogramSnapshot, JournalCounters, ShardStats};
 
@@ -40,6 +43,8 @@ pub struct BrokerInfo {
     pub started: Instant,
     /// The configured `<memoryUsage limit>` (all shards together).
     pub memory_limit_bytes: u64,
+    /// Transactions, pending output and refusals of the connection limits.
+    pub limits: Arc<LimitStats>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -62,6 +67,7 @@ pub struct Snapshot {
     pub journal: JournalCounters,
     pub memory: Memory,
     pub replication: ReplicationSnapshot,
+    pub limits: LimitsSnapshot,
     /// Journal write+fdatasync latency, all shards merged (Prometheus only).
     #[serde(skip)]
     pub fsync: HistogramSnapshot,
@@ -75,6 +81,7 @@ impl Snapshot {
             broker: info.broker.clone(),
             role: replication.role.as_str().to_string(),
             replication,
+            limits: info.limits.snapshot(),
             uptime_s: info.started.elapsed().as_secs(),
             shards: shards.len(),
             memory: Memory {
@@ -143,6 +150,7 @@ mod tests {
             replication: Arc::new(ReplicationStats::new()),
             started: Instant::now(),
             memory_limit_bytes: 1 << 20,
+            limits: Arc::default(),
         };
         let snap = Snapshot::collect(&info, &[a, b]);
         assert_eq!(snap.fsync.count, 1);
@@ -171,6 +179,9 @@ mod tests {
         assert_eq!(v["replication"]["takeovers"], 0);
         assert_eq!(v["replication"]["rtt"]["count"], 0);
         assert!(v.get("fsync").is_none());
+        assert_eq!(v["limits"]["transaction_bytes"], 0);
+        assert_eq!(v["limits"]["pending_output_bytes"], 0);
+        assert_eq!(v["limits"]["refusals"][0]["limit"], "maxTransactionSize");
         let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
         keys.sort_unstable();
         assert_eq!(
@@ -180,6 +191,7 @@ mod tests {
                 "connections",
                 "destinations",
                 "journal",
+                "limits",
                 "memory",
                 "replication",
                 "role",
@@ -196,6 +208,7 @@ mod tests {
             replication: Arc::new(ReplicationStats::new()),
             started: Instant::now(),
             memory_limit_bytes: 0,
+            limits: Arc::default(),
         };
         info.replication.set_role(Role::Slave);
         info.replication.set_epoch(3);

@@ -22,6 +22,7 @@
 //! the session's actions become bytes and loop actions, and what a keep-alive is.
 
 use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
@@ -31,7 +32,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use futures_lite::FutureExt;
 
-use crate::broker::{ConnEvents, ConnId, Event, Request, Router, ShardId};
+use crate::broker::{ConnEvents, ConnId, Event, Request, Router, ShardId, SubKey};
 use crate::rt::exec::Task;
 use crate::rt::net::{ReadHalf, WriteHalf};
 use crate::rt::{sleep, yield_if_needed};
@@ -125,6 +126,13 @@ struct Conn<W> {
     last_write: Instant,
     /// Reused between `feed` calls.
     actions: Vec<LoopAction>,
+    /// Deliveries handed to the session and not yet on the socket: (output units
+    /// emitted once it was handled, destination's shard, subscription, its bytes).
+    /// Reported written to the shard (`Request::Written`), which stops dispatching to
+    /// a consumer with `maxPendingOutput` bytes unwritten: so this is bounded by that
+    /// and by the prefetch.
+    unwritten: VecDeque<(u64, ShardId, SubKey, u64)>,
+    unwritten_bytes: u64,
 }
 
 struct Shared<W> {
@@ -182,6 +190,41 @@ impl<W: Wire> Shared<W> {
         c.actions = actions;
     }
 
+    /// A delivery was handed to the session: count it until it is written.
+    fn delivered(&self, shard: ShardId, sub: SubKey, bytes: u64) {
+        let mut c = self.conn.borrow_mut();
+        if c.finished {
+            return;
+        }
+        let unit = c.wire.units_emitted();
+        c.unwritten.push_back((unit, shard, sub, bytes));
+        c.unwritten_bytes += bytes;
+        self.router.registries().limits.add_pending_output(bytes);
+    }
+
+    /// Output units below `upto` are on the socket: the deliveries among them give
+    /// their consumers room again (one `Written` per subscription).
+    fn written(&self, upto: u64) {
+        let mut done: BTreeMap<(ShardId, SubKey), u64> = BTreeMap::new();
+        let mut total = 0;
+        {
+            let mut c = self.conn.borrow_mut();
+            while let Some(&(unit, shard, sub, bytes)) = c.unwritten.front() {
+                if unit > upto {
+                    break;
+                }
+                c.unwritten.pop_front();
+                *done.entry((shard, sub)).or_default() += bytes;
+                total += bytes;
+            }
+            c.unwritten_bytes -= total;
+        }
+        self.router.registries().limits.sub_pending_output(total);
+        for ((shard, sub), bytes) in done {
+            self.router.post(shard, Request::Written { sub, bytes });
+        }
+    }
+
     fn finish(&self) {
         self.conn.borrow_mut().finished = true;
         self.writer.notify();
@@ -219,6 +262,8 @@ pub(crate) async fn run<W: Wire>(
             last_read: now,
             last_write: now,
             actions: Vec::new(),
+            unwritten: VecDeque::new(),
+            unwritten_bytes: 0,
         }),
         router: router.clone(),
         writer: Signal::default(),
@@ -234,6 +279,10 @@ pub(crate) async fn run<W: Wire>(
     // Cancel the other tasks before the session learns the connection is gone.
     drop((reader, pump, timer));
     shared.conn.borrow_mut().wire.on_closed();
+    // The broker takes the consumers back with the connection; their unwritten bytes
+    // leave the gauge.
+    let unwritten = std::mem::take(&mut shared.conn.borrow_mut().unwritten_bytes);
+    router.registries().limits.sub_pending_output(unwritten);
     router.unregister(conn_id);
     tracing::debug!(%peer, conn = ?conn_id, protocol = W::NAME, "connection closed");
 }
@@ -314,7 +363,18 @@ async fn wait_until_readable<W: Wire>(shared: &Shared<W>) -> bool {
 
 async fn event_loop<W: Wire>(shared: Rc<Shared<W>>, events: ConnEvents) {
     while let Some(event) = events.recv().await {
+        let delivery = match &event {
+            Event::Deliver(d) => Some((
+                shared.router.shard_of(&d.destination),
+                d.sub,
+                d.msg.memory_size() as u64,
+            )),
+            _ => None,
+        };
         shared.feed(|w| w.on_event(event));
+        if let Some((shard, sub, bytes)) = delivery {
+            shared.delivered(shard, sub, bytes);
+        }
         yield_if_needed().await;
     }
 }
@@ -344,6 +404,7 @@ async fn write_loop<W: Wire>(shared: &Shared<W>, mut wr: WriteHalf) {
         }
         shared.conn.borrow_mut().last_write = Instant::now();
         shared.feed(|w| w.on_written(upto));
+        shared.written(upto);
     }
     shared.finish();
     wr.shutdown().await;

@@ -65,7 +65,9 @@ fn handle(router: &Router, core: &RefCell<FakeCore>, msg: MeshMsg) {
                     core.borrow_mut().closed.push(conn);
                     None
                 }
-                Request::ForgetOutcome { .. } | Request::SetPrefetch { .. } => None,
+                Request::ForgetOutcome { .. }
+                | Request::SetPrefetch { .. }
+                | Request::Written { .. } => None,
                 Request::CreateTemp { reply, .. } | Request::DeleteTemp { reply, .. } => {
                     Some(reply)
                 }

@@ -88,7 +88,27 @@ pub fn broker_settings(config: &BrokerConfig, shard_count: usize) -> BrokerSetti
         max_headers: config.limits.max_headers as usize,
         shard_memory_limit_bytes: (config.memory_limit_bytes as usize / shard_count.max(1)).max(1),
         maximum_redeliveries: config.redelivery.maximum_redeliveries.unwrap_or(u32::MAX),
+        limits: limits(config),
         ..defaults
+    }
+}
+
+/// The connection limits the sessions and shards enforce.
+fn limits(config: &BrokerConfig) -> crate::broker::Limits {
+    let l = &config.connection_limits;
+    crate::broker::Limits {
+        max_transaction_bytes: l
+            .max_transaction_bytes
+            .unwrap_or(config.memory_limit_bytes / 2),
+        transaction_memory_bytes: config.memory_limit_bytes,
+        max_prefetch: l.max_prefetch,
+        max_pending_output_bytes: l.max_pending_output_bytes,
+        max_subscriptions_per_connection: l.max_subscriptions_per_connection as usize,
+        max_transactions_per_connection: l.max_transactions_per_connection as usize,
+        max_producers_per_connection: l.max_producers_per_connection as usize,
+        max_temp_destinations_per_connection: l.max_temp_destinations_per_connection as usize,
+        max_composite_destinations: l.max_composite_destinations as usize,
+        max_destinations: l.max_destinations as usize,
     }
 }
 
@@ -243,6 +263,7 @@ pub fn run(mut config: BrokerConfig) -> Result<(), NodeError> {
     );
 
     let registries = Arc::new(crate::broker::Registries::default());
+    let limit_stats = registries.limits.clone();
     let replication_stats = Arc::new(ReplicationStats::new());
     let shard_stats: Vec<Arc<ShardStats>> = (0..shard_count)
         .map(|shard| Arc::new(ShardStats::new(shard, status.is_some())))
@@ -371,6 +392,7 @@ pub fn run(mut config: BrokerConfig) -> Result<(), NodeError> {
                 replication: replication_stats.clone(),
                 started: std::time::Instant::now(),
                 memory_limit_bytes: config.memory_limit_bytes,
+                limits: limit_stats.clone(),
             };
             let admin: Arc<dyn metrics::Admin> =
                 Arc::new(admin::NodeAdmin::new(admin_txs, admin_open.clone()));

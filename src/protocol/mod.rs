@@ -7,6 +7,7 @@
 //! connection loops in `net` carry out what they ask. `commit` is the transaction commit
 //! protocol both sessions run.
 pub mod commit;
+pub mod limits;
 pub mod openwire;
 pub mod stomp;
 

@@ -175,6 +175,8 @@ pub struct BrokerOpts {
     pub max_connections: Option<u32>,
     /// `<tandem replicationSecret>`: the node then accepts authenticated slaves.
     pub replication_secret: Option<String>,
+    /// More `<tandem>` attributes, written as is (e.g. `maxTransactionSize="1 mb"`).
+    pub tandem_extra: Option<String>,
 }
 
 impl Default for BrokerOpts {
@@ -196,6 +198,7 @@ impl Default for BrokerOpts {
             admins: Vec::new(),
             max_connections: None,
             replication_secret: None,
+            tandem_extra: None,
         }
     }
 }
@@ -226,6 +229,10 @@ pub fn config_xml(opts: &BrokerOpts, port: u16, data_dir: &Path) -> String {
     }
     if let Some(v) = &opts.replication_secret {
         tandem.push_str(&format!(r#" replicationSecret="{v}""#));
+    }
+    if let Some(v) = &opts.tandem_extra {
+        tandem.push(' ');
+        tandem.push_str(v);
     }
     let stomp_options = opts
         .max_connections

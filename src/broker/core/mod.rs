@@ -363,6 +363,7 @@ impl ShardCore {
             }
             Request::ConnectionClosed { conn } => self.on_connection_closed(conn),
             Request::SetPrefetch { sub, prefetch } => self.on_set_prefetch(sub, prefetch),
+            Request::Written { sub, bytes } => self.on_written(sub, bytes),
             Request::CreateTemp {
                 destination,
                 owner,

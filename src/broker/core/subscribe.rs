@@ -39,6 +39,8 @@ impl ShardCore {
             key: sub,
             prefetch: spec.prefetch,
             in_flight: 0,
+            unwritten_bytes: 0,
+            max_unwritten: self.settings.limits.max_pending_output_bytes.max(1),
             ack: spec.ack,
             // A durable subscription filters when messages are stored, not here.
             selector: if spec.durable.is_some() {
@@ -296,6 +298,16 @@ impl ShardCore {
             c.prefetch = prefetch;
         }
         self.mark_dirty(id);
+    }
+
+    /// Bytes delivered to `sub` reached its socket (see [`Request::Written`]).
+    pub(super) fn on_written(&mut self, sub: SubKey, bytes: u64) {
+        let Some(id) = self.attached.get(&sub).cloned() else {
+            return;
+        };
+        if self.backlog_mut(&id).is_some_and(|b| b.written(sub, bytes)) {
+            self.mark_dirty(id);
+        }
     }
 
     /// Creates a temporary destination for `owner` (nothing if it exists already).

@@ -158,7 +158,10 @@ impl<E: SessionEnv> Session<E> {
             }
             _ => None,
         };
-        let prefetch = u32::try_from(info.prefetch_size).unwrap_or(0);
+        // The broker caps what a client may ask (maxPrefetch).
+        let prefetch = u32::try_from(info.prefetch_size)
+            .unwrap_or(0)
+            .min(self.ctx.settings.limits.max_prefetch);
         let mut subs = Vec::with_capacity(members.len());
         for m in &members {
             subs.push((self.next_sub, m.clone()));
@@ -242,7 +245,9 @@ impl<E: SessionEnv> Session<E> {
         // pushed, one at a time: `ActiveMQQueueBrowser` waits for dispatches (its pulls
         // only nudge), and ActiveMQ would end such a browse at the first pull that finds
         // nothing dispatched yet.
-        let prefetch = u32::try_from(prefetch_size).unwrap_or(0).max(1);
+        let prefetch = u32::try_from(prefetch_size)
+            .unwrap_or(0)
+            .clamp(1, self.ctx.settings.limits.max_prefetch.max(1));
         let mut subs = Vec::with_capacity(members.len());
         for m in &members {
             subs.push((self.next_sub, m.clone()));
@@ -571,7 +576,9 @@ impl<E: SessionEnv> Session<E> {
     pub(super) fn consumer_control(&mut self, c: ConsumerControl) -> Result<(), Refusal> {
         if let Some(cid) = c.consumer_id {
             if let Some(consumer) = self.consumers.get_mut(&cid) {
-                consumer.prefetch = u32::try_from(c.prefetch).unwrap_or(0);
+                consumer.prefetch = u32::try_from(c.prefetch)
+                    .unwrap_or(0)
+                    .min(self.ctx.settings.limits.max_prefetch);
                 self.update_window(&cid);
             }
         }

@@ -652,6 +652,8 @@ pub(crate) const JAVA_INVALID_CLIENT_ID: &str = "javax.jms.InvalidClientIDExcept
 pub(crate) const JAVA_INVALID_SELECTOR: &str = "javax.jms.InvalidSelectorException";
 pub(crate) const JAVA_INVALID_DESTINATION: &str = "javax.jms.InvalidDestinationException";
 pub(crate) const JAVA_ROLLED_BACK: &str = "javax.jms.TransactionRolledBackException";
+/// What ActiveMQ throws when a usage limit refuses a request.
+pub(crate) const JAVA_RESOURCE_ALLOCATION: &str = "javax.jms.ResourceAllocationException";
 pub(crate) const JAVA_ILLEGAL_STATE: &str = "javax.jms.IllegalStateException";
 pub(crate) const JAVA_IO_EXCEPTION: &str = "java.io.IOException";
 

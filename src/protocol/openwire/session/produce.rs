@@ -9,7 +9,7 @@ use super::super::{DestinationInfo, DestinationOperation, Message as OwMessage, 
 use super::convert::{
     advisory_message, to_broker_destination, to_broker_destinations, to_broker_message,
 };
-use super::{Action, Refusal, Session, Then, JAVA_INVALID_DESTINATION};
+use super::{Action, Refusal, Session, Then, JAVA_INVALID_DESTINATION, JAVA_RESOURCE_ALLOCATION};
 use crate::broker::{Destination, MessageRef, Request, TxOp};
 use crate::protocol::SessionEnv;
 
@@ -42,7 +42,28 @@ impl<E: SessionEnv> Session<E> {
         if let Some(txid) = m.transaction_id {
             // A transacted send waits for the COMMIT; the client sends it async. A
             // transaction the client did not BEGIN here (a failover replay) starts now.
-            let tx = self.transactions.entry(txid).or_default();
+            let tx = self.transactions.entry(txid.clone()).or_default();
+            if tx.failed.is_some() {
+                // Rolled back by a limit already: its COMMIT reports it.
+                return self.respond_ok(header);
+            }
+            // Buffered until COMMIT: counted against maxTransactionSize and, with every
+            // open transaction, against the memory limit.
+            let size = msgs.iter().map(|m| m.memory_size() as u64).sum();
+            if let Err(refusal) =
+                tx.charge
+                    .add(&self.ctx.registries.limits, &self.ctx.settings.limits, size)
+            {
+                let why = refusal.message();
+                tracing::debug!(conn = ?self.ctx.conn, why, "transaction refused");
+                self.fail_transaction(&txid, why.clone());
+                // A sync send hears it now; an async one (the JMS default inside a
+                // transaction) at COMMIT.
+                if header.response_required {
+                    return Err(Refusal::new(JAVA_RESOURCE_ALLOCATION, why));
+                }
+                return Ok(());
+            }
             tx.ops.extend(msgs.into_iter().map(TxOp::Send));
             return self.respond_ok(header);
         }

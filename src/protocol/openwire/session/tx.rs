@@ -6,9 +6,11 @@
 //! the JMS client redelivers them itself (OPENWIRE.md §3.3).
 
 use super::super::{ConsumerId, TransactionInfo, TransactionType};
-use super::{Refusal, Session, Then, JAVA_JMS, JAVA_ROLLED_BACK};
+use super::{Refusal, Session, Then, JAVA_JMS, JAVA_RESOURCE_ALLOCATION, JAVA_ROLLED_BACK};
 use crate::broker::{BrokerError, Request, TxOp};
+use crate::metrics::Limit;
 use crate::protocol::commit::{global_tx_id, ops_by_shard, Coordinator, Next};
+use crate::protocol::limits::{count_refusal, TxCharge};
 use crate::protocol::SessionEnv;
 
 #[derive(Debug, Default)]
@@ -16,6 +18,11 @@ pub(super) struct Transaction {
     pub(super) ops: Vec<TxOp>,
     /// (consumer, sequence number) of deliveries acknowledged inside it.
     pub(super) acked: Vec<(ConsumerId, u64)>,
+    /// The memory its buffered sends hold (given back when it is dropped).
+    pub(super) charge: TxCharge,
+    /// A limit rolled it back (the text says which): later sends in it are dropped and
+    /// its COMMIT fails with that text (an async send has no answer of its own).
+    pub(super) failed: Option<String>,
 }
 
 /// A commit in progress: the protocol's decisions, and whom to answer.
@@ -37,6 +44,14 @@ impl<E: SessionEnv> Session<E> {
         };
         match t.transaction_type {
             TransactionType::Begin => {
+                let max = self.ctx.settings.limits.max_transactions_per_connection;
+                if !self.transactions.contains_key(&txid) && self.transactions.len() >= max {
+                    self.ctx.registries.limits.refused(Limit::Transactions);
+                    return Err(Refusal::new(
+                        JAVA_RESOURCE_ALLOCATION,
+                        count_refusal("open transactions", "maxTransactionsPerConnection", max),
+                    ));
+                }
                 self.transactions.entry(txid).or_default();
                 self.respond_ok(header)
             }
@@ -60,6 +75,17 @@ impl<E: SessionEnv> Session<E> {
     }
 
     fn commit(&mut self, tx: Transaction, correlation: Option<i32>) {
+        if let Some(why) = tx.failed {
+            self.release_tx_acks(&tx.acked);
+            let refusal = Refusal::new(JAVA_ROLLED_BACK, why);
+            match correlation {
+                Some(corr) => self.write(super::Command::ExceptionResponse(
+                    super::ExceptionResponse::new(corr, refusal.throwable()),
+                )),
+                None => self.connection_error(refusal.throwable()),
+            }
+            return;
+        }
         let by_shard = ops_by_shard(tx.ops, |d| self.shard_of(d));
         if by_shard.is_empty() {
             self.forget_acked(&tx.acked);
@@ -146,6 +172,20 @@ impl<E: SessionEnv> Session<E> {
                 }
             }
         }
+    }
+
+    /// A limit refused a send in `txid`: the transaction is rolled back now (its sends
+    /// forgotten, its memory given back, its acknowledged deliveries outstanding
+    /// again) and remembered as failed, so its COMMIT fails with `why`.
+    pub(super) fn fail_transaction(&mut self, txid: &super::super::TransactionId, why: String) {
+        let Some(tx) = self.transactions.get_mut(txid) else {
+            return;
+        };
+        tx.ops = Vec::new();
+        tx.charge = TxCharge::default();
+        tx.failed = Some(why);
+        let acked = std::mem::take(&mut tx.acked);
+        self.release_tx_acks(&acked);
     }
 
     /// After a rollback (or a failed commit): the messages are outstanding again, to

@@ -153,6 +153,10 @@ pub enum SessionError {
     /// ActiveMQ's (or says what ActiveMQ would silently get wrong).
     #[error("{0}")]
     Browser(&'static str),
+    /// A per-connection or per-broker limit refused the frame (issue 11); the text
+    /// names the limit and its value.
+    #[error("{0}")]
+    LimitReached(String),
 }
 
 impl SessionError {
@@ -166,6 +170,7 @@ impl SessionError {
                 | SessionError::UnknownTransaction(_)
                 | SessionError::DuplicateTransaction(_)
                 | SessionError::Browser(_)
+                | SessionError::LimitReached(_)
         )
     }
 
@@ -210,6 +215,7 @@ impl SessionError {
                 format!("transaction '{tx}' is already active")
             }
             SessionError::Browser(what) => (*what).to_owned(),
+            SessionError::LimitReached(why) => why.clone(),
         }
     }
 }

@@ -77,6 +77,16 @@ impl<E: SessionEnv> Session<E> {
                 .transactions
                 .get_mut(tx)
                 .ok_or_else(|| SessionError::UnknownTransaction(tx.into()))?;
+            // Buffered until COMMIT: counted against maxTransactionSize and, with every
+            // open transaction, against the memory limit.
+            let size = msg.memory_size() as u64;
+            if let Err(refusal) =
+                t.charge
+                    .add(&self.ctx.registries.limits, &self.ctx.settings.limits, size)
+            {
+                self.refuse_transaction(tx, &refusal.message(), frame.header("receipt"));
+                return Ok(());
+            }
             t.ops.push(TxOp::Send(msg));
             return self.receipt_now(frame.header("receipt"));
         }
@@ -141,6 +151,24 @@ impl<E: SessionEnv> Session<E> {
                 kind,
                 name: real.clone(),
             });
+        }
+        let max = self
+            .ctx
+            .settings
+            .limits
+            .max_temp_destinations_per_connection;
+        if self.temp_by_alias.len() >= max {
+            self.ctx
+                .registries
+                .limits
+                .refused(crate::metrics::Limit::TempDestinations);
+            return Err(SessionError::LimitReached(
+                crate::protocol::limits::count_refusal(
+                    "temporary destinations",
+                    "maxTemporaryDestinationsPerConnection",
+                    max,
+                ),
+            ));
         }
         let real = format!("ID:{}:{}", self.tag, self.next_temp);
         self.next_temp += 1;

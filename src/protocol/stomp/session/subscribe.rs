@@ -12,6 +12,8 @@ use super::{invalid, missing, required, Session, SessionEnv, SessionError};
 use crate::broker::{
     AckMode, Delivery, DestKind, Destination, DurableName, Request, ShardId, SubKey, SubscribeSpec,
 };
+use crate::metrics::Limit;
+use crate::protocol::limits::count_refusal;
 
 /// ActiveMQ's `ActiveMQPrefetchPolicy.DEFAULT_QUEUE_BROWSER_PREFETCH`: a browser's
 /// prefetch unless `activemq.prefetchSize` says otherwise.
@@ -59,6 +61,15 @@ impl<E: SessionEnv> Session<E> {
         if self.sub_by_client_id.contains_key(&client_id) {
             return Err(SessionError::DuplicateSubscription(client_id));
         }
+        let max = self.ctx.settings.limits.max_subscriptions_per_connection;
+        if self.subs.len() >= max {
+            self.ctx.registries.limits.refused(Limit::Subscriptions);
+            return Err(SessionError::LimitReached(count_refusal(
+                "subscriptions",
+                "maxSubscriptionsPerConnection",
+                max,
+            )));
+        }
         let browser = frame.header("browser") == Some("true");
         if browser {
             // ActiveMQ's words and rule.
@@ -90,7 +101,8 @@ impl<E: SessionEnv> Session<E> {
                 .parse::<u32>()
                 .map_err(|_| invalid("activemq.prefetchSize", v))?,
         }
-        .max(1);
+        // The broker caps what a client may ask (maxPrefetch).
+        .clamp(1, self.ctx.settings.limits.max_prefetch.max(1));
         // ActiveMQ also accepts its historical misspelling.
         let durable_name = frame
             .header("activemq.subscriptionName")

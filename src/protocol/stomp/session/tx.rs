@@ -7,13 +7,17 @@ use super::super::frame::Frame;
 use super::receipts::Pending;
 use super::{required, Session, SessionEnv, SessionError};
 use crate::broker::{BrokerError, Request, TxOp};
+use crate::metrics::Limit;
 use crate::protocol::commit::{global_tx_id, ops_by_shard, Coordinator, Next};
+use crate::protocol::limits::{count_refusal, TxCharge};
 
 #[derive(Debug, Default)]
 pub(super) struct Transaction {
     pub(super) ops: Vec<TxOp>,
     /// (subscription number, ack number) of deliveries acknowledged inside it.
     pub(super) acked: Vec<(u64, u64)>,
+    /// The memory its buffered sends hold (given back when it is dropped).
+    pub(super) charge: TxCharge,
 }
 
 /// A commit spanning shards: the protocol's decisions, and whom to answer.
@@ -33,6 +37,13 @@ impl<E: SessionEnv> Session<E> {
         let tx = required(frame, "transaction")?;
         if self.transactions.contains_key(tx) {
             return Err(SessionError::DuplicateTransaction(tx.into()));
+        }
+        let max = self.ctx.settings.limits.max_transactions_per_connection;
+        if self.transactions.len() >= max {
+            self.ctx.registries.limits.refused(Limit::Transactions);
+            let why = count_refusal("open transactions", "maxTransactionsPerConnection", max);
+            self.broker_error(&why, &why, frame.header("receipt"));
+            return Ok(());
         }
         self.transactions
             .insert(tx.to_owned(), Transaction::default());
@@ -98,6 +109,18 @@ impl<E: SessionEnv> Session<E> {
                 Ok(())
             }
         }
+    }
+
+    /// A limit refused a send in transaction `name`: it is rolled back (its sends
+    /// forgotten, its acknowledged deliveries outstanding again) and the client told
+    /// why; the connection stays open and later frames naming the transaction get
+    /// "Invalid transaction id".
+    pub(super) fn refuse_transaction(&mut self, name: &str, why: &str, receipt: Option<&str>) {
+        if let Some(tx) = self.transactions.remove(name) {
+            self.release_tx_acks(&tx.acked);
+        }
+        tracing::debug!(conn = ?self.ctx.conn, transaction = name, why, "transaction refused");
+        self.broker_error(why, &format!("transaction '{name}': {why}"), receipt);
     }
 
     pub(super) fn release_tx_acks(&mut self, acked: &[(u64, u64)]) {

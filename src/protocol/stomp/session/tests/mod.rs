@@ -114,6 +114,7 @@ fn reply_of(r: &Request) -> Reply {
         | Request::ForgetOutcome { .. }
         | Request::QueryOutcome { .. }
         | Request::SetPrefetch { .. }
+        | Request::Written { .. }
         | Request::CreateTemp { .. }
         | Request::DeleteTemp { .. } => panic!("not a STOMP request"),
     }

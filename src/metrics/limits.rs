@@ -1,0 +1,159 @@
+//! [`LimitStats`]: broker-wide numbers of the per-connection and per-broker limits
+//! (issue 11): bytes held by open transactions, bytes of deliveries handed to
+//! connections but not yet written to their sockets, and how often each limit refused
+//! a client. Written by protocol sessions and shards on any executor (atomics, no lock),
+//! read by [`Snapshot::collect`](super::Snapshot::collect).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+/// Which limit refused a client (the `limit` label of
+/// `tandem_limit_refusals_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    TransactionSize,
+    TransactionMemory,
+    Transactions,
+    Subscriptions,
+    Producers,
+    TempDestinations,
+    CompositeMembers,
+    Destinations,
+}
+
+impl Limit {
+    pub const ALL: [Limit; 8] = [
+        Limit::TransactionSize,
+        Limit::TransactionMemory,
+        Limit::Transactions,
+        Limit::Subscriptions,
+        Limit::Producers,
+        Limit::TempDestinations,
+        Limit::CompositeMembers,
+        Limit::Destinations,
+    ];
+
+    /// The configuration attribute that sets it: what the metric label says.
+    pub fn name(self) -> &'static str {
+        match self {
+            Limit::TransactionSize => "maxTransactionSize",
+            Limit::TransactionMemory => "memoryUsage",
+            Limit::Transactions => "maxTransactionsPerConnection",
+            Limit::Subscriptions => "maxSubscriptionsPerConnection",
+            Limit::Producers => "maxProducersPerConnection",
+            Limit::TempDestinations => "maxTemporaryDestinationsPerConnection",
+            Limit::CompositeMembers => "maxCompositeDestinations",
+            Limit::Destinations => "maxDestinations",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct LimitStats {
+    transaction_bytes: AtomicU64,
+    pending_output_bytes: AtomicU64,
+    refusals: [AtomicU64; 8],
+}
+
+impl LimitStats {
+    /// Reserves `bytes` of uncommitted transaction data if the broker-wide total stays
+    /// within `limit`; false (nothing reserved) otherwise.
+    pub fn try_add_transaction_bytes(&self, bytes: u64, limit: u64) -> bool {
+        self.transaction_bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                held.checked_add(bytes).filter(|total| *total <= limit)
+            })
+            .is_ok()
+    }
+
+    pub fn sub_transaction_bytes(&self, bytes: u64) {
+        // Saturating: a release never exceeds what was reserved, but a miscount must
+        // not wrap into a huge number that refuses every transaction.
+        let _ = self
+            .transaction_bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                Some(held.saturating_sub(bytes))
+            });
+    }
+
+    pub fn transaction_bytes(&self) -> u64 {
+        self.transaction_bytes.load(Ordering::Acquire)
+    }
+
+    pub fn add_pending_output(&self, bytes: u64) {
+        self.pending_output_bytes.fetch_add(bytes, Ordering::AcqRel);
+    }
+
+    pub fn sub_pending_output(&self, bytes: u64) {
+        let _ =
+            self.pending_output_bytes
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                    Some(held.saturating_sub(bytes))
+                });
+    }
+
+    pub fn pending_output_bytes(&self) -> u64 {
+        self.pending_output_bytes.load(Ordering::Acquire)
+    }
+
+    pub fn refused(&self, limit: Limit) {
+        self.refusals[limit as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> LimitsSnapshot {
+        LimitsSnapshot {
+            transaction_bytes: self.transaction_bytes(),
+            pending_output_bytes: self.pending_output_bytes(),
+            refusals: Limit::ALL
+                .iter()
+                .map(|l| Refusals {
+                    limit: l.name(),
+                    count: self.refusals[*l as usize].load(Ordering::Relaxed),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `/status` `limits`: `{"transaction_bytes": 0, "pending_output_bytes": 0,
+/// "refusals": [{"limit": "maxTransactionSize", "count": 0}, ...]}`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct LimitsSnapshot {
+    /// Message bytes sent inside transactions not yet committed or rolled back.
+    pub transaction_bytes: u64,
+    /// Message bytes dispatched to connections and not yet written to their sockets.
+    pub pending_output_bytes: u64,
+    pub refusals: Vec<Refusals>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Refusals {
+    pub limit: &'static str,
+    pub count: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transaction_bytes_are_reserved_within_the_limit_only() {
+        let s = LimitStats::default();
+        assert!(s.try_add_transaction_bytes(60, 100));
+        assert!(!s.try_add_transaction_bytes(41, 100));
+        assert_eq!(s.transaction_bytes(), 60);
+        assert!(s.try_add_transaction_bytes(40, 100));
+        s.sub_transaction_bytes(100);
+        assert_eq!(s.transaction_bytes(), 0);
+        s.refused(Limit::Producers);
+        let snap = s.snapshot();
+        assert_eq!(
+            snap.refusals
+                .iter()
+                .find(|r| r.limit == "maxProducersPerConnection")
+                .map(|r| r.count),
+            Some(1)
+        );
+    }
+}

@@ -1,0 +1,228 @@
+//! Per-connection and per-broker limits (issue 11), against real `tandem` processes:
+//! the hostile client gets its error, the broker's RSS stays bounded, other clients
+//! keep being served.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{free_port, http_request, poll_until, Broker, BrokerOpts, Frame, REPLY_TIMEOUT};
+
+const MIB: usize = 1 << 20;
+
+fn status(port: u16) -> serde_json::Value {
+    http_request(port, "GET", "/status", None, REPLY_TIMEOUT)
+        .expect("status endpoint answers")
+        .json()
+}
+
+/// Reads frames until one is an ERROR; panics on timeout or close.
+fn next_error(c: &mut support::Stomp) -> Frame {
+    for _ in 0..100_000 {
+        match c.read_frame(REPLY_TIMEOUT) {
+            Ok(f) if f.command == "ERROR" => return f,
+            Ok(_) => continue,
+            Err(e) => panic!("waiting for ERROR: {e:?}"),
+        }
+    }
+    panic!("no ERROR");
+}
+
+#[test]
+fn a_huge_transaction_is_refused_rolled_back_and_the_connection_kept() {
+    let status_port = free_port();
+    let broker = Broker::start(BrokerOpts {
+        memory_limit: "32 mb".into(),
+        status_port: Some(status_port),
+        ..BrokerOpts::default()
+    });
+    let baseline = broker.rss_bytes();
+    let mut c = broker.client();
+    c.send_frame("BEGIN", &[("transaction", "big")], b"");
+    let body = vec![b'x'; MIB];
+    // 200 MiB in one transaction; the default maxTransactionSize is half the memory
+    // limit (16 MiB). The sends after the refusal name a transaction that no longer
+    // exists: each gets its own (non-fatal) ERROR.
+    for _ in 0..200 {
+        c.send_frame(
+            "SEND",
+            &[("destination", "/queue/tx"), ("transaction", "big")],
+            &body,
+        );
+    }
+    let refused = next_error(&mut c);
+    let message = refused.header("message").unwrap_or_default().to_string();
+    assert!(
+        message.contains("maxTransactionSize") && message.contains("rolled back"),
+        "{refused:?}"
+    );
+    // COMMIT of the rolled-back transaction fails; the connection is still served.
+    c.send_frame("COMMIT", &[("transaction", "big"), ("receipt", "c1")], b"");
+    let commit = loop {
+        let f = next_error(&mut c);
+        if f.header("receipt-id") == Some("c1") {
+            break f;
+        }
+    };
+    assert!(commit.body_str().contains("not active"), "{commit:?}");
+    c.send_receipted("/queue/tx", b"after", "r1");
+    // Nothing of the transaction was stored: the one message is the later one.
+    let mut other = broker.client();
+    other.subscribe("s", "/queue/tx", "auto");
+    assert_eq!(other.expect_message().body_str(), "after");
+    assert!(other.read_frame(Duration::from_millis(500)).is_err());
+    assert_eq!(status(status_port)["limits"]["transaction_bytes"], 0);
+    let rss = broker.rss_bytes();
+    assert!(
+        rss < baseline + 96 * MIB as u64,
+        "RSS {rss} grew more than 96 MiB over {baseline}"
+    );
+}
+
+#[test]
+fn a_consumer_that_never_reads_stops_receiving_and_never_grows_the_broker() {
+    let status_port = free_port();
+    let broker = Broker::start(BrokerOpts {
+        memory_limit: "32 mb".into(),
+        segment_size: "32 mb".into(),
+        status_port: Some(status_port),
+        ..BrokerOpts::default()
+    });
+    let mut producer = broker.client();
+    let body = vec![b'y'; MIB];
+    for i in 0..100 {
+        producer.send_receipted("/queue/slow", &body, &format!("p{i}"));
+    }
+    let baseline = broker.rss_bytes();
+    // Asks a prefetch of 2^31 and never reads a byte.
+    let mut hostile = broker.client();
+    hostile.send_frame(
+        "SUBSCRIBE",
+        &[
+            ("id", "h"),
+            ("destination", "/queue/slow"),
+            ("ack", "client"),
+            ("activemq.prefetchSize", "2147483648"),
+        ],
+        b"",
+    );
+    // Dispatch to it stops at maxPendingOutput (default 4 MiB) unwritten beyond what
+    // the sockets hold.
+    assert!(
+        poll_until(REPLY_TIMEOUT, || {
+            status(status_port)["limits"]["pending_output_bytes"]
+                .as_u64()
+                .is_some_and(|b| b >= 4 * MIB as u64)
+        }),
+        "the hostile consumer never filled its pending output"
+    );
+    // Another consumer is served the rest of the queue.
+    let mut good = broker.client();
+    good.subscribe("g", "/queue/slow", "auto");
+    for _ in 0..50 {
+        good.expect_message();
+    }
+    let pending = status(status_port)["limits"]["pending_output_bytes"]
+        .as_u64()
+        .unwrap_or(u64::MAX);
+    // Each of the two consumers: 4 MiB plus the one message that may cross the bound.
+    assert!(
+        pending <= 2 * (5 * MIB as u64 + 4096),
+        "pending output {pending}"
+    );
+    let rss = broker.rss_bytes();
+    assert!(
+        rss < baseline + 64 * MIB as u64,
+        "RSS {rss} grew more than 64 MiB over {baseline} (100 MiB queued)"
+    );
+    drop(hostile);
+}
+
+/// Sends `make(i)` frames with receipts in batches until one is refused; returns the
+/// ERROR and how many were accepted.
+fn until_refused(
+    c: &mut support::Stomp,
+    limit: usize,
+    make: impl Fn(usize) -> Vec<u8>,
+) -> (Frame, usize) {
+    let batch = 1000;
+    let mut accepted = 0;
+    let mut i = 0;
+    while i < limit {
+        for j in i..(i + batch).min(limit) {
+            c.send_raw(&make(j));
+        }
+        let mut refused = None;
+        for _ in i..(i + batch).min(limit) {
+            let f = c.read_frame(REPLY_TIMEOUT).expect("an answer per frame");
+            match (f.command.as_str(), &refused) {
+                ("RECEIPT", None) => accepted += 1,
+                ("ERROR", None) => refused = Some(f),
+                // The rest of the batch: refused as well (the limit holds).
+                ("ERROR", Some(_)) => {}
+                (other, _) => panic!("unexpected {other}: {f:?}"),
+            }
+        }
+        if let Some(f) = refused {
+            return (f, accepted);
+        }
+        i += batch;
+    }
+    panic!("{limit} frames accepted, none refused");
+}
+
+#[test]
+fn subscriptions_and_temporary_destinations_per_connection_are_capped() {
+    let broker = Broker::start(BrokerOpts::default());
+    let baseline = broker.rss_bytes();
+    let mut c = broker.client();
+    let (err, accepted) = until_refused(&mut c, 100_000, |i| {
+        support::encode(
+            "SUBSCRIBE",
+            &[
+                ("id", &format!("s{i}")),
+                ("destination", "/topic/many"),
+                ("receipt", &format!("r{i}")),
+            ],
+            b"",
+        )
+    });
+    assert_eq!(accepted, 10_000, "{err:?}");
+    assert!(
+        err.header("message")
+            .is_some_and(|m| m.contains("maxSubscriptionsPerConnection")),
+        "{err:?}"
+    );
+    // The connection is kept and still served.
+    c.send_receipted("/queue/after-subs", b"ok", "k1");
+
+    let mut t = broker.client();
+    let (err, accepted) = until_refused(&mut t, 100_000, |i| {
+        // A STOMP temporary queue exists once subscribed to.
+        support::encode(
+            "SUBSCRIBE",
+            &[
+                ("id", &format!("t{i}")),
+                ("destination", &format!("/temp-queue/t{i}")),
+                ("receipt", &format!("r{i}")),
+            ],
+            b"",
+        )
+    });
+    assert_eq!(accepted, 1_000, "{err:?}");
+    assert!(
+        err.header("message")
+            .is_some_and(|m| m.contains("maxTemporaryDestinationsPerConnection")),
+        "{err:?}"
+    );
+    t.send_receipted("/queue/after-temps", b"ok", "k2");
+    // Other clients are served.
+    let mut other = broker.client();
+    other.subscribe("o", "/queue/after-subs", "auto");
+    assert_eq!(other.expect_message().body_str(), "ok");
+    let rss = broker.rss_bytes();
+    assert!(
+        rss < baseline + 64 * MIB as u64,
+        "RSS {rss} grew more than 64 MiB over {baseline}"
+    );
+}
