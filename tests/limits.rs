@@ -226,3 +226,46 @@ fn subscriptions_and_temporary_destinations_per_connection_are_capped() {
         "RSS {rss} grew more than 64 MiB over {baseline}"
     );
 }
+
+/// The real JMS client sends to a composite destination of 2 000 members (one name,
+/// `m0,m1,...`; the client's own string limit is 64 KiB): ResourceAllocationException, nothing stored, and the broker serves the
+/// same client's next send to a composite within the cap.
+#[test]
+fn a_jms_composite_destination_beyond_the_cap_is_refused() {
+    let status_port = free_port();
+    let ow = free_port();
+    let _broker = Broker::start(BrokerOpts {
+        status_port: Some(status_port),
+        openwire_port: Some(ow),
+        ..BrokerOpts::default()
+    });
+    let url = format!("tcp://127.0.0.1:{ow}");
+    let huge: Vec<String> = (0..2_000).map(|i| format!("m{i}")).collect();
+    let dest = format!("queue:{}", huge.join(","));
+    let out = support::jms::probe(&url, "send", &["--dest", &dest, "--count", "1"]);
+    assert_eq!(
+        out.expect_error(),
+        "javax.jms.ResourceAllocationException",
+        "{}",
+        out.dump()
+    );
+    let s = status(status_port);
+    let refused = s["limits"]["refusals"]
+        .as_array()
+        .expect("limits.refusals")
+        .iter()
+        .find(|r| r["limit"] == "maxCompositeDestinations")
+        .and_then(|r| r["count"].as_u64());
+    assert_eq!(refused, Some(1), "{s}");
+    let listed = s["destinations"].as_array().map_or(0, |d| d.len());
+    assert!(
+        listed < 10,
+        "the refused send created destinations: {listed}"
+    );
+
+    // Within the cap it works, and the broker keeps serving.
+    support::jms::probe(&url, "send", &["--dest", "queue:ok-a,ok-b", "--count", "2"]).assert_ok();
+    let got =
+        support::jms::probe(&url, "recv", &["--dest", "queue:ok-b", "--count", "2"]).assert_ok();
+    assert_eq!(got.recv_seqs(), vec![0, 1]);
+}

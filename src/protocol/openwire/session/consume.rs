@@ -36,14 +36,17 @@ use super::super::{
     MessagePull, RemoveInfo, RemoveSubscriptionInfo,
 };
 use super::convert::{
-    advisory_message, advisory_topic, to_broker_destinations, to_openwire_destination,
-    to_openwire_message,
+    advisory_message, advisory_topic, to_openwire_destination, to_openwire_message,
 };
-use super::{Action, Refusal, Session, State, Then, JAVA_INVALID_SELECTOR, JAVA_JMS};
+use super::{
+    Action, Refusal, Session, State, Then, JAVA_INVALID_SELECTOR, JAVA_JMS,
+    JAVA_RESOURCE_ALLOCATION,
+};
 use crate::broker::selector::Selector;
 use crate::broker::{
     AckMode, Delivery, DestKind, Destination, Request, ShardId, SubKey, SubscribeSpec,
 };
+use crate::metrics::Limit;
 use crate::protocol::SessionEnv;
 
 /// Topics whose consumers are ActiveMQ advisory consumers.
@@ -132,7 +135,20 @@ impl<E: SessionEnv> Session<E> {
             // A replay (failover) of a consumer this socket already has.
             return self.respond_ok(header);
         }
-        let members = to_broker_destinations(ow_dest)?;
+        let limits = &self.ctx.settings.limits;
+        let members = self.members_of(ow_dest)?;
+        // Each member is a subscription (a composite consumer has several).
+        if self.consumer_of.len() + members.len() > limits.max_subscriptions_per_connection {
+            self.ctx.registries.limits.refused(Limit::Subscriptions);
+            return Err(Refusal::new(
+                JAVA_RESOURCE_ALLOCATION,
+                format!(
+                    "a connection may have at most {} subscriptions \
+                     (maxSubscriptionsPerConnection)",
+                    limits.max_subscriptions_per_connection
+                ),
+            ));
+        }
         if info.browser {
             return self.browser_info(id, info.selector, info.prefetch_size, members, header);
         }

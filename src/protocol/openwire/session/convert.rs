@@ -24,7 +24,7 @@ use super::super::{
     DestinationKind, DestinationOperation, Header, Message as OwMessage, MessageId, MessageKind,
     PrimitiveMap, PrimitiveValue, ProducerId,
 };
-use super::{Refusal, JAVA_INVALID_DESTINATION, JAVA_JMS};
+use super::{Refusal, JAVA_INVALID_DESTINATION, JAVA_JMS, JAVA_RESOURCE_ALLOCATION};
 use crate::broker::{BodyKind, BodyType, DestKind, Destination, Message, PropValue};
 
 /// The producer id of messages that did not come from an OpenWire producer.
@@ -68,10 +68,16 @@ fn kind_to_openwire(kind: DestKind) -> DestinationKind {
 }
 
 /// The broker destinations an OpenWire destination names: one, or one per member of a
-/// composite destination.
-pub fn to_broker_destinations(d: &OwDestination) -> Result<Vec<Destination>, Refusal> {
+/// composite destination (at most `max_members` distinct ones: each member is a
+/// journaled copy of every message sent to it, so a stranger's 10 000-member name must
+/// not become 10 000 records).
+pub fn to_broker_destinations(
+    d: &OwDestination,
+    max_members: usize,
+) -> Result<Vec<Destination>, Refusal> {
     let default_kind = kind_to_broker(d.kind);
     let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for member in d.physical_name.split(',') {
         let member = member.trim();
         let (kind, name) = if let Some(n) = member.strip_prefix("queue://") {
@@ -91,26 +97,43 @@ pub fn to_broker_destinations(d: &OwDestination) -> Result<Vec<Destination>, Ref
                 format!("invalid destination name: '{}'", d.physical_name),
             ));
         }
-        let dest = Destination {
+        if !seen.insert((kind, name)) {
+            continue;
+        }
+        if out.len() == max_members {
+            return Err(Refusal::new(
+                JAVA_RESOURCE_ALLOCATION,
+                format!(
+                    "a composite destination may have at most {max_members} members \
+                     (maxCompositeDestinations)"
+                ),
+            ));
+        }
+        out.push(Destination {
             kind,
             name: name.to_owned(),
-        };
-        if !out.contains(&dest) {
-            out.push(dest);
-        }
+        });
     }
     Ok(out)
 }
 
 /// The one broker destination of a non-composite OpenWire destination.
 pub fn to_broker_destination(d: &OwDestination) -> Result<Destination, Refusal> {
-    let mut all = to_broker_destinations(d)?;
-    match (all.pop(), all.is_empty()) {
-        (Some(one), true) => Ok(one),
-        _ => Err(Refusal::new(
+    let composite = || {
+        Refusal::new(
             JAVA_INVALID_DESTINATION,
             format!("composite destination not supported here: '{d}'"),
-        )),
+        )
+    };
+    let mut all = match to_broker_destinations(d, 1) {
+        Ok(all) => all,
+        // More than one distinct member.
+        Err(_) if d.physical_name.contains(',') => return Err(composite()),
+        Err(e) => return Err(e),
+    };
+    match (all.pop(), all.is_empty()) {
+        (Some(one), true) => Ok(one),
+        _ => Err(composite()),
     }
 }
 

@@ -11,14 +11,43 @@ use super::convert::{
 };
 use super::{Action, Refusal, Session, Then, JAVA_INVALID_DESTINATION, JAVA_RESOURCE_ALLOCATION};
 use crate::broker::{Destination, MessageRef, Request, TxOp};
+use crate::metrics::Limit;
 use crate::protocol::SessionEnv;
 
 impl<E: SessionEnv> Session<E> {
+    /// The broker destinations `d` names, under this broker's cap on composite members
+    /// (a refusal is counted in `/status` and `/metrics`).
+    pub(super) fn members_of(
+        &self,
+        d: &super::super::Destination,
+    ) -> Result<Vec<Destination>, Refusal> {
+        let max = self.ctx.settings.limits.max_composite_destinations;
+        to_broker_destinations(d, max).inspect_err(|r| {
+            if r.class == JAVA_RESOURCE_ALLOCATION {
+                self.ctx.registries.limits.refused(Limit::CompositeMembers);
+            }
+        })
+    }
+
     pub(super) fn producer_info(&mut self, info: ProducerInfo) -> Result<(), Refusal> {
         if let Some(d) = &info.destination {
-            to_broker_destinations(d)?;
+            self.members_of(d)?;
         }
+        let limits = &self.ctx.settings.limits;
         if let Some(id) = info.producer_id {
+            if !self.producers.contains_key(&id)
+                && self.producers.len() >= limits.max_producers_per_connection
+            {
+                self.ctx.registries.limits.refused(Limit::Producers);
+                return Err(Refusal::new(
+                    JAVA_RESOURCE_ALLOCATION,
+                    format!(
+                        "a connection may have at most {} producers \
+                         (maxProducersPerConnection)",
+                        limits.max_producers_per_connection
+                    ),
+                ));
+            }
             self.producers.insert(id, info.window_size);
         }
         self.respond_ok(info.header)
@@ -32,7 +61,7 @@ impl<E: SessionEnv> Session<E> {
                 "message without a destination",
             ));
         };
-        let members = to_broker_destinations(destination)?;
+        let members = self.members_of(destination)?;
         let now_ms = self.env.now_ms();
         let mut msgs = Vec::with_capacity(members.len());
         for d in members {
@@ -122,6 +151,24 @@ impl<E: SessionEnv> Session<E> {
         let added = info.operation == DestinationOperation::Add;
         let connection_id = self.client_connection_id();
         let registry = &self.ctx.registries.temp_destinations;
+        let max_temp = self
+            .ctx
+            .settings
+            .limits
+            .max_temp_destinations_per_connection;
+        if added
+            && !self.temp_destinations.contains(&destination)
+            && self.temp_destinations.len() >= max_temp
+        {
+            self.ctx.registries.limits.refused(Limit::TempDestinations);
+            return Err(Refusal::new(
+                JAVA_RESOURCE_ALLOCATION,
+                format!(
+                    "a connection may have at most {max_temp} temporary destinations \
+                     (maxTemporaryDestinationsPerConnection)"
+                ),
+            ));
+        }
         let announce = if added {
             self.temp_destinations.insert(destination.clone());
             registry.add(destination.clone(), owner, &connection_id);

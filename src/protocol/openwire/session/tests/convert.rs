@@ -30,9 +30,9 @@ fn jms_message_ids_parse_back_and_foreign_ids_become_text_views() {
 
 #[test]
 fn composite_and_prefixed_destinations() {
-    let d = to_broker_destinations(&OwDestination::queue("a, topic://b ,queue://a")).unwrap();
+    let d = to_broker_destinations(&OwDestination::queue("a, topic://b ,queue://a"), 10).unwrap();
     assert_eq!(d, vec![Destination::queue("a"), Destination::topic("b")]);
-    assert!(to_broker_destinations(&OwDestination::queue("a,,b")).is_err());
+    assert!(to_broker_destinations(&OwDestination::queue("a,,b"), 10).is_err());
     assert!(to_broker_destination(&OwDestination::queue("a,b")).is_err());
     let t =
         to_broker_destination(&OwDestination::new(DestinationKind::TempTopic, "ID:c:1")).unwrap();
@@ -129,5 +129,30 @@ fn stomp_messages_become_text_or_bytes_messages_with_string_properties() {
     assert_eq!(
         to_openwire_message(&m, &Destination::queue("q"), 1, 0).content,
         None
+    );
+}
+
+#[test]
+fn a_composite_destination_is_capped_in_distinct_members() {
+    let names: Vec<String> = (0..5).map(|i| format!("q{i}")).collect();
+    let five = OwDestination::queue(&names.join(","));
+    assert_eq!(to_broker_destinations(&five, 5).unwrap().len(), 5);
+    let refused = to_broker_destinations(&five, 4).unwrap_err();
+    assert_eq!(refused.class, "javax.jms.ResourceAllocationException");
+    assert!(
+        refused.message.contains("maxCompositeDestinations"),
+        "{}",
+        refused.message
+    );
+    assert!(!refused.fatal, "the connection is kept");
+    // Repeated members are one member.
+    let repeated = OwDestination::queue("a,a,queue://a,a");
+    assert_eq!(to_broker_destinations(&repeated, 1).unwrap().len(), 1);
+    // Where one destination is expected, a composite is refused as such.
+    let c = to_broker_destination(&OwDestination::queue("a,b")).unwrap_err();
+    assert_eq!(
+        c.class, "javax.jms.InvalidDestinationException",
+        "{}",
+        c.message
     );
 }
