@@ -135,7 +135,7 @@ fn stomp_messages_become_text_or_bytes_messages_with_string_properties() {
 #[test]
 fn a_composite_destination_is_capped_in_distinct_members() {
     let names: Vec<String> = (0..5).map(|i| format!("q{i}")).collect();
-    let five = OwDestination::queue(&names.join(","));
+    let five = OwDestination::queue(names.join(","));
     assert_eq!(to_broker_destinations(&five, 5).unwrap().len(), 5);
     let refused = to_broker_destinations(&five, 4).unwrap_err();
     assert_eq!(refused.class, "javax.jms.ResourceAllocationException");
