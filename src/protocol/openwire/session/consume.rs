@@ -38,10 +38,7 @@ use super::super::{
 use super::convert::{
     advisory_message, advisory_topic, to_openwire_destination, to_openwire_message,
 };
-use super::{
-    Action, Refusal, Session, State, Then, JAVA_INVALID_SELECTOR, JAVA_JMS,
-    JAVA_RESOURCE_ALLOCATION,
-};
+use super::{Action, Refusal, Session, State, Then, JAVA_INVALID_SELECTOR, JAVA_JMS};
 use crate::broker::selector::Selector;
 use crate::broker::{
     AckMode, Delivery, DestKind, Destination, Request, ShardId, SubKey, SubscribeSpec,
@@ -139,15 +136,8 @@ impl<E: SessionEnv> Session<E> {
         let members = self.members_of(ow_dest)?;
         // Each member is a subscription (a composite consumer has several).
         if self.consumer_of.len() + members.len() > limits.max_subscriptions_per_connection {
-            self.ctx.registries.limits.refused(Limit::Subscriptions);
-            return Err(Refusal::new(
-                JAVA_RESOURCE_ALLOCATION,
-                format!(
-                    "a connection may have at most {} subscriptions \
-                     (maxSubscriptionsPerConnection)",
-                    limits.max_subscriptions_per_connection
-                ),
-            ));
+            let max = limits.max_subscriptions_per_connection;
+            return Err(self.over_connection_limit(Limit::Subscriptions, max, "subscriptions"));
         }
         if info.browser {
             return self.browser_info(id, info.selector, info.prefetch_size, members, header);

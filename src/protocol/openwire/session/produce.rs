@@ -29,6 +29,19 @@ impl<E: SessionEnv> Session<E> {
         })
     }
 
+    /// A per-connection cap reached: counted, and the client told which setting it
+    /// hit (`ResourceAllocationException`; the connection is kept).
+    pub(super) fn over_connection_limit(&self, limit: Limit, max: usize, what: &str) -> Refusal {
+        self.ctx.registries.limits.refused(limit);
+        Refusal::new(
+            JAVA_RESOURCE_ALLOCATION,
+            format!(
+                "a connection may have at most {max} {what} ({})",
+                limit.name()
+            ),
+        )
+    }
+
     pub(super) fn producer_info(&mut self, info: ProducerInfo) -> Result<(), Refusal> {
         if let Some(d) = &info.destination {
             self.members_of(d)?;
@@ -38,15 +51,8 @@ impl<E: SessionEnv> Session<E> {
             if !self.producers.contains_key(&id)
                 && self.producers.len() >= limits.max_producers_per_connection
             {
-                self.ctx.registries.limits.refused(Limit::Producers);
-                return Err(Refusal::new(
-                    JAVA_RESOURCE_ALLOCATION,
-                    format!(
-                        "a connection may have at most {} producers \
-                         (maxProducersPerConnection)",
-                        limits.max_producers_per_connection
-                    ),
-                ));
+                let max = limits.max_producers_per_connection;
+                return Err(self.over_connection_limit(Limit::Producers, max, "producers"));
             }
             self.producers.insert(id, info.window_size);
         }
@@ -160,13 +166,10 @@ impl<E: SessionEnv> Session<E> {
             && !self.temp_destinations.contains(&destination)
             && self.temp_destinations.len() >= max_temp
         {
-            self.ctx.registries.limits.refused(Limit::TempDestinations);
-            return Err(Refusal::new(
-                JAVA_RESOURCE_ALLOCATION,
-                format!(
-                    "a connection may have at most {max_temp} temporary destinations \
-                     (maxTemporaryDestinationsPerConnection)"
-                ),
+            return Err(self.over_connection_limit(
+                Limit::TempDestinations,
+                max_temp,
+                "temporary destinations",
             ));
         }
         let announce = if added {
