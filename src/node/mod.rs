@@ -268,7 +268,10 @@ pub fn run(mut config: BrokerConfig) -> Result<(), NodeError> {
     let shard_stats: Vec<Arc<ShardStats>> = (0..shard_count)
         .map(|shard| Arc::new(ShardStats::new(shard, status.is_some())))
         .collect();
-    let (shard_ports, core_port) = port::ports(shard_count);
+    let (shard_ports, core_port) = port::ports(
+        shard_count,
+        usize::try_from(config.replication.link.buffer_bytes).unwrap_or(usize::MAX),
+    );
     let slave_sockets = shard_ports
         .first()
         .map(|p| p.live.clone())

@@ -143,9 +143,10 @@ pub struct CorePort {
     pub commands: Vec<async_channel::Sender<Command>>,
 }
 
-/// Catch-up chunks in flight per attach before the readers wait (each up to
-/// [`CATCH_UP_CHUNK_BYTES`]).
-const CATCH_UP_QUEUE: usize = 16;
+/// Most catch-up chunks in flight per attach before the readers wait (each up to
+/// [`CATCH_UP_CHUNK_BYTES`]); fewer when `replicationBuffer` is smaller, so that what
+/// the master holds for a slave reading its journal stays within that bound.
+const CATCH_UP_QUEUE_MAX: usize = 16;
 
 /// Bytes of journal a catch-up chunk carries at most (one record may exceed it).
 pub const CATCH_UP_CHUNK_BYTES: usize = 1 << 20;
@@ -236,10 +237,16 @@ impl Shipper {
     }
 }
 
-/// Builds the channels for `shards` shards.
-pub fn ports(shards: usize) -> (Vec<ShardPort>, CorePort) {
+/// How many catch-up chunks may wait for the core: `replicationBuffer` worth, at
+/// least one, at most [`CATCH_UP_QUEUE_MAX`].
+fn catch_up_queue(buffer_bytes: usize) -> usize {
+    (buffer_bytes / CATCH_UP_CHUNK_BYTES).clamp(1, CATCH_UP_QUEUE_MAX)
+}
+
+/// Builds the channels for `shards` shards; `buffer_bytes` is `replicationBuffer`.
+pub fn ports(shards: usize, buffer_bytes: usize) -> (Vec<ShardPort>, CorePort) {
     let (live_tx, live_rx) = async_channel::unbounded();
-    let (catch_tx, catch_rx) = async_channel::bounded(CATCH_UP_QUEUE);
+    let (catch_tx, catch_rx) = async_channel::bounded(catch_up_queue(buffer_bytes));
     let mut shard_ports = Vec::with_capacity(shards);
     let mut commands = Vec::with_capacity(shards);
     for shard in 0..shards {
