@@ -122,9 +122,23 @@ fn a_consumer_that_never_reads_stops_receiving_and_never_grows_the_broker() {
     for _ in 0..50 {
         good.expect_message();
     }
-    let pending = status(status_port)["limits"]["pending_output_bytes"]
+    let s = status(status_port);
+    let pending = s["limits"]["pending_output_bytes"]
         .as_u64()
         .unwrap_or(u64::MAX);
+    // Memory by use shows the same, next to the bodies and the process's RSS.
+    let memory = &s["memory"];
+    assert_eq!(
+        memory["by_use"]["pending_output"].as_u64(),
+        Some(pending),
+        "{s}"
+    );
+    assert_eq!(
+        memory["by_use"]["message_bodies"], memory["used_bytes"],
+        "{s}"
+    );
+    assert!(memory["messages"].as_u64().is_some_and(|m| m >= 40), "{s}");
+    assert!(memory["rss_bytes"].as_u64().is_some_and(|r| r > 0), "{s}");
     // Each of the two consumers: 4 MiB plus the one message that may cross the bound.
     assert!(
         pending <= 2 * (5 * MIB as u64 + 4096),
@@ -268,4 +282,104 @@ fn a_jms_composite_destination_beyond_the_cap_is_refused() {
     let got =
         support::jms::probe(&url, "recv", &["--dest", "queue:ok-b", "--count", "2"]).assert_ok();
     assert_eq!(got.recv_seqs(), vec![0, 1]);
+}
+
+/// `<tandem maxDestinations="20">`: a STOMP client creating queues one send at a time
+/// gets an ERROR naming `maxDestinations` once the broker holds 20, its connection
+/// kept; existing queues keep working; the real JMS client creating one more gets
+/// ResourceAllocationException. After a restart (the 20 queues come back from the
+/// journal) the limit still holds; deleting a queue makes room for one more.
+#[test]
+fn destinations_per_broker_are_capped_across_a_restart() {
+    const LIMIT: usize = 20;
+    let status_port = free_port();
+    let ow = free_port();
+    let mut broker = Broker::start(BrokerOpts {
+        status_port: Some(status_port),
+        openwire_port: Some(ow),
+        tandem_extra: Some(format!(r#"maxDestinations="{LIMIT}""#)),
+        ..BrokerOpts::default()
+    });
+    let mut c = broker.client();
+    // One at a time: queues live on different shards, whose answers may overtake
+    // each other.
+    let mut accepted = 0;
+    let err = loop {
+        assert!(accepted <= LIMIT, "{accepted} queues created");
+        c.send_frame(
+            "SEND",
+            &[
+                ("destination", &format!("/queue/d{accepted}")),
+                ("persistent", "true"),
+                ("receipt", &format!("r{accepted}")),
+            ],
+            format!("m{accepted}").as_bytes(),
+        );
+        let f = c.read_frame(REPLY_TIMEOUT).expect("an answer per send");
+        match f.command.as_str() {
+            "RECEIPT" => accepted += 1,
+            "ERROR" => break f,
+            other => panic!("unexpected {other}: {f:?}"),
+        }
+    };
+    assert_eq!(accepted, LIMIT, "{err:?}");
+    assert!(err.body_str().contains("maxDestinations"), "{err:?}");
+    // The connection is kept; an existing queue takes more.
+    c.send_receipted("/queue/d0", b"again", "k1");
+    let s = status(status_port);
+    assert_eq!(
+        s["limits"]["destinations"].as_u64(),
+        Some(LIMIT as u64),
+        "{s}"
+    );
+    let refused = |s: &serde_json::Value| {
+        s["limits"]["refusals"]
+            .as_array()
+            .expect("limits.refusals")
+            .iter()
+            .find(|r| r["limit"] == "maxDestinations")
+            .and_then(|r| r["count"].as_u64())
+            .unwrap_or(0)
+    };
+    assert!(refused(&s) >= 1, "{s}");
+    let url = format!("tcp://127.0.0.1:{ow}");
+    let out = support::jms::probe(&url, "send", &["--dest", "queue:jms-new", "--count", "1"]);
+    assert_eq!(
+        out.expect_error(),
+        "javax.jms.ResourceAllocationException",
+        "{}",
+        out.dump()
+    );
+
+    broker.kill9();
+    broker.restart();
+    let s = status(status_port);
+    assert_eq!(
+        s["limits"]["destinations"].as_u64(),
+        Some(LIMIT as u64),
+        "{s}"
+    );
+    let mut c = broker.client();
+    c.send_frame(
+        "SEND",
+        &[("destination", "/queue/after-restart"), ("receipt", "x")],
+        b"no room",
+    );
+    let err = next_error(&mut c);
+    assert!(err.body_str().contains("maxDestinations"), "{err:?}");
+    // Deleting a queue makes room for exactly one more.
+    let deleted = http_request(
+        status_port,
+        "POST",
+        "/admin/delete?destination=/queue/d1",
+        None,
+        REPLY_TIMEOUT,
+    )
+    .expect("admin answers");
+    assert_eq!(deleted.code, 200, "{}", deleted.body);
+    let mut c = broker.client();
+    c.send_receipted("/queue/after-delete", b"room", "k2");
+    c.subscribe("s", "/queue/d0", "auto");
+    assert_eq!(c.expect_message().body_str(), "m0");
+    assert_eq!(c.expect_message().body_str(), "again");
 }

@@ -230,6 +230,10 @@ pub enum BrokerError {
     /// The shard does not serve clients (a slave, or a master still starting).
     #[error("this broker is not serving (slave, or still starting)")]
     NotServing,
+    /// A client named a destination the broker does not have while it already holds
+    /// `maxDestinations`.
+    #[error("destination {name} not created: the broker holds maxDestinations ({limit})")]
+    TooManyDestinations { name: String, limit: usize },
 }
 
 /// A message delivered to a consumer.

@@ -109,6 +109,8 @@ struct Shared {
     shard: ShardId,
     shard_count: usize,
     settings: Arc<BrokerSettings>,
+    /// Broker-wide limit counters (a new core after a reset counts in them too).
+    limit_stats: Arc<crate::metrics::LimitStats>,
     segment_bytes: u64,
     stats: Arc<ShardStats>,
     /// Serving clients (promoted): runs expiry and relocation, which journal records.
@@ -185,6 +187,7 @@ impl Shard {
         // Records are applied as recovery reads them: a journal larger than memory
         // replays in the memory limit (bodies beyond it stay on disk, as live).
         let mut core = ShardCore::new(setup.shard, setup.shard_count, setup.settings.clone());
+        core.count_destinations_in(setup.registries.limits.clone());
         let (journal, count) = Journal::open_with(cfg, &mut |r| {
             apply_payload(&mut core, &r.payload, r.location);
         })
@@ -213,6 +216,7 @@ impl Shard {
             shard: setup.shard,
             shard_count: setup.shard_count,
             settings: setup.settings.clone(),
+            limit_stats: setup.registries.limits.clone(),
             segment_bytes: setup.segment_bytes,
             stats: setup.stats.clone(),
             serving: Cell::new(false),
@@ -412,8 +416,10 @@ impl Shard {
     pub async fn reset(&self, start: Position) -> Result<(), StoreError> {
         let shared = &self.shared;
         shared.journal.reset(start).await?;
-        *shared.core.borrow_mut() =
-            ShardCore::new(shared.shard, shared.shard_count, shared.settings.clone());
+        let mut core = ShardCore::new(shared.shard, shared.shard_count, shared.settings.clone());
+        core.count_destinations_in(shared.limit_stats.clone());
+        // The old core's destinations leave the count when it is dropped here.
+        *shared.core.borrow_mut() = core;
         publish_stats(shared);
         Ok(())
     }

@@ -53,6 +53,8 @@ impl Limit {
 pub struct LimitStats {
     transaction_bytes: AtomicU64,
     pending_output_bytes: AtomicU64,
+    /// Queues and topics the shards hold (each shard adds and removes its own).
+    destinations: AtomicU64,
     refusals: [AtomicU64; 8],
 }
 
@@ -97,14 +99,44 @@ impl LimitStats {
         self.pending_output_bytes.load(Ordering::Acquire)
     }
 
-    pub fn refused(&self, limit: Limit) {
-        self.refusals[limit as usize].fetch_add(1, Ordering::Relaxed);
+    /// Counts one more destination if the broker-wide total stays within `limit`;
+    /// false (nothing counted) otherwise.
+    pub fn try_add_destination(&self, limit: u64) -> bool {
+        self.destinations
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                Some(held + 1).filter(|total| *total <= limit)
+            })
+            .is_ok()
+    }
+
+    /// Counts `n` destinations whatever the limit: what recovery and the master's
+    /// stream create must exist, the limit only refuses clients.
+    pub fn add_destinations(&self, n: u64) {
+        self.destinations.fetch_add(n, Ordering::AcqRel);
+    }
+
+    pub fn sub_destinations(&self, n: u64) {
+        let _ = self
+            .destinations
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                Some(held.saturating_sub(n))
+            });
+    }
+
+    pub fn destinations(&self) -> u64 {
+        self.destinations.load(Ordering::Acquire)
+    }
+
+    /// Counts a refusal by `limit`; returns how many it has refused in all.
+    pub fn refused(&self, limit: Limit) -> u64 {
+        self.refusals[limit as usize].fetch_add(1, Ordering::Relaxed) + 1
     }
 
     pub fn snapshot(&self) -> LimitsSnapshot {
         LimitsSnapshot {
             transaction_bytes: self.transaction_bytes(),
             pending_output_bytes: self.pending_output_bytes(),
+            destinations: self.destinations(),
             refusals: Limit::ALL
                 .iter()
                 .map(|l| Refusals {
@@ -117,13 +149,16 @@ impl LimitStats {
 }
 
 /// `/status` `limits`: `{"transaction_bytes": 0, "pending_output_bytes": 0,
-/// "refusals": [{"limit": "maxTransactionSize", "count": 0}, ...]}`.
+/// "destinations": 3, "refusals": [{"limit": "maxTransactionSize", "count": 0}, ...]}`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct LimitsSnapshot {
     /// Message bytes sent inside transactions not yet committed or rolled back.
     pub transaction_bytes: u64,
     /// Message bytes dispatched to connections and not yet written to their sockets.
     pub pending_output_bytes: u64,
+    /// Queues and topics (temporary ones included) the broker holds: what
+    /// `maxDestinations` caps.
+    pub destinations: u64,
     pub refusals: Vec<Refusals>,
 }
 
@@ -146,6 +181,14 @@ mod tests {
         assert!(s.try_add_transaction_bytes(40, 100));
         s.sub_transaction_bytes(100);
         assert_eq!(s.transaction_bytes(), 0);
+        assert!(s.try_add_destination(1));
+        assert!(
+            !s.try_add_destination(1),
+            "a second destination beyond a limit of 1"
+        );
+        s.add_destinations(2);
+        s.sub_destinations(1);
+        assert_eq!(s.destinations(), 2);
         s.refused(Limit::Producers);
         let snap = s.snapshot();
         assert_eq!(

@@ -57,5 +57,5 @@ pub use admin::{Admin, AdminAuth, AdminError, AdminUser};
 pub use limits::{Limit, LimitStats, LimitsSnapshot};
 pub use replication::{PeerState, ReplicationSnapshot, ReplicationStats, Role};
 pub use server::StatusListener;
-pub use snapshot::{BrokerInfo, Memory, Snapshot};
+pub use snapshot::{BrokerInfo, Memory, MemoryByUse, Snapshot};
 pub use stats::{DestinationStats, JournalCounters, ShardStats};

@@ -20,7 +20,11 @@
 //! | `journal_fsyncs_total`, `journal_records_total` | counter | |
 //! | `journal_appended_bytes_total`, `journal_written_bytes_total` | counter | |
 //! | `memory_used_bytes`, `memory_limit_bytes` | gauge | |
+//! | `memory_bytes` | gauge: memory by use (may overlap) | `use` (`message_bodies`, `transactions`, `pending_output`, `replication`) |
+//! | `messages_held` | gauge: messages the destinations hold, bodies in memory or not | |
+//! | `process_resident_bytes` | gauge | |
 //! | `transaction_bytes`, `pending_output_bytes` | gauge | |
+//! | `destinations` | gauge: queues and topics held (`maxDestinations` caps it) | |
 //! | `limit_refusals_total` | counter | `limit` (the configuration attribute) |
 //! | `uptime_seconds`, `shards` | gauge | |
 //! | `replication_role` | gauge (1 for the current role, 0 for the others) | `role` |
@@ -150,6 +154,36 @@ impl Collector for SnapshotCollector {
             "Configured memory limit for message bodies",
             s.memory.limit_bytes,
         )?;
+        {
+            let mut fam = enc.encode_descriptor(
+                "tandem_memory_bytes",
+                "Memory by use (uses may overlap: a delivery shares its stored body)",
+                None,
+                MetricType::Gauge,
+            )?;
+            let m = &s.memory.by_use;
+            for (use_, v) in [
+                ("message_bodies", m.message_bodies),
+                ("transactions", m.transactions),
+                ("pending_output", m.pending_output),
+                ("replication", m.replication),
+            ] {
+                let labels: Labels = [("use", use_)];
+                fam.encode_family(&labels)?.encode_gauge(&v)?;
+            }
+        }
+        gauge(
+            &mut enc,
+            "tandem_messages_held",
+            "Messages the destinations hold, bodies in memory or not",
+            s.memory.messages,
+        )?;
+        gauge(
+            &mut enc,
+            "tandem_process_resident_bytes",
+            "Resident set of the broker process",
+            s.memory.rss_bytes,
+        )?;
         gauge(
             &mut enc,
             "tandem_transaction_bytes",
@@ -161,6 +195,12 @@ impl Collector for SnapshotCollector {
             "tandem_pending_output_bytes",
             "Message bytes dispatched to connections and not yet written to their sockets",
             s.limits.pending_output_bytes,
+        )?;
+        gauge(
+            &mut enc,
+            "tandem_destinations",
+            "Queues and topics (temporary ones included) the broker holds",
+            s.limits.destinations,
         )?;
         {
             let mut family = enc.encode_descriptor(
@@ -379,7 +419,7 @@ fn counter(
 mod tests {
     use super::*;
     use crate::metrics::stats::{HistogramSnapshot, JournalCounters, FSYNC_BUCKETS_US};
-    use crate::metrics::{DestinationStats, Memory, ReplicationStats};
+    use crate::metrics::{DestinationStats, Memory, MemoryByUse, ReplicationStats};
     use std::time::Duration;
 
     fn synthetic() -> Snapshot {
@@ -409,6 +449,13 @@ mod tests {
             memory: Memory {
                 used_bytes: 123,
                 limit_bytes: 456,
+                messages: 6,
+                rss_bytes: 789,
+                by_use: MemoryByUse {
+                    message_bodies: 123,
+                    transactions: 7,
+                    ..MemoryByUse::default()
+                },
             },
             replication: ReplicationStats::new().snapshot(),
             fsync: HistogramSnapshot {
@@ -442,6 +489,11 @@ mod tests {
             "tandem_journal_written_bytes_total 40960",
             "tandem_memory_used_bytes 123",
             "tandem_memory_limit_bytes 456",
+            "tandem_memory_bytes{use=\"message_bodies\"} 123",
+            "tandem_memory_bytes{use=\"transactions\"} 7",
+            "tandem_memory_bytes{use=\"replication\"} 0",
+            "tandem_messages_held 6",
+            "tandem_process_resident_bytes 789",
             "tandem_replication_role{role=\"standalone\"} 1",
             "tandem_replication_role{role=\"master\"} 0",
             "tandem_replication_epoch 0",

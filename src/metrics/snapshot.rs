@@ -7,7 +7,10 @@
 //!  "destinations": [{"name": "/queue/a", "depth": 6, "enqueued": 10, "dequeued": 4,
 //!                    "consumers": 1}],
 //!  "journal": {"fsyncs": 10, "appended_bytes": 5120, "records": 14, "written_bytes": 40960},
-//!  "memory": {"used_bytes": 1200, "limit_bytes": 67108864},
+//!  "memory": {"used_bytes": 1200, "limit_bytes": 67108864, "messages": 6,
+//!             "rss_bytes": 20971520,
+//!             "by_use": {"message_bodies": 1200, "transactions": 0,
+//!                        "pending_output": 0, "replication": 0}},
 //!  "limits": {"transaction_bytes": 0, "pending_output_bytes": 0,
 //!             "refusals": [{"limit": "maxTransactionSize", "count": 0}, ...]},
 //!  "replication": {"role": "standalone", "epoch": 0, "peer": "none", "peer_address": null,
@@ -47,10 +50,47 @@ pub struct BrokerInfo {
     pub limits: Arc<LimitStats>,
 }
 
+/// `/status` `memory`: where the broker's memory goes, so that an operator can tell
+/// a backlog from a slow consumer from a slow slave.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Memory {
+    /// Message bodies held in memory: what `limit_bytes` (`<memoryUsage limit>`) caps.
     pub used_bytes: u64,
     pub limit_bytes: u64,
+    /// Messages the destinations hold, bodies in memory or not: each costs an index
+    /// entry (about a hundred bytes) beyond the limit.
+    pub messages: u64,
+    /// Resident set of the process (`/proc/self/statm`; 0 where unreadable).
+    pub rss_bytes: u64,
+    pub by_use: MemoryByUse,
+}
+
+/// Bytes by use. They may overlap: a delivery waiting in a connection's output shares
+/// its body with the destination that stores it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct MemoryByUse {
+    pub message_bodies: u64,
+    /// Sends of open transactions, buffered until COMMIT.
+    pub transactions: u64,
+    /// Deliveries handed to connections and not yet written to their sockets.
+    pub pending_output: u64,
+    /// What the master holds for its slave (`replication.buffered`).
+    pub replication: u64,
+}
+
+/// The process's resident set in bytes, or 0 when `/proc/self/statm` cannot be read.
+fn resident_bytes() -> u64 {
+    let Ok(statm) = std::fs::read_to_string("/proc/self/statm") else {
+        return 0;
+    };
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions; a negative answer means unknown.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    pages * u64::try_from(page).unwrap_or(4096)
 }
 
 /// The whole broker at one moment (each shard read once, one after the other).
@@ -85,8 +125,8 @@ impl Snapshot {
             uptime_s: info.started.elapsed().as_secs(),
             shards: shards.len(),
             memory: Memory {
-                used_bytes: 0,
                 limit_bytes: info.memory_limit_bytes,
+                ..Memory::default()
             },
             ..Snapshot::default()
         };
@@ -102,6 +142,15 @@ impl Snapshot {
             s.destinations.extend(shard.destinations().iter().cloned());
         }
         s.destinations.sort_by(|a, b| a.name.cmp(&b.name));
+        s.memory.messages = s.destinations.iter().map(|d| d.depth).sum();
+        s.memory.rss_bytes = resident_bytes();
+        let buffered = &s.replication.buffered;
+        s.memory.by_use = MemoryByUse {
+            message_bodies: s.memory.used_bytes,
+            transactions: s.limits.transaction_bytes,
+            pending_output: s.limits.pending_output_bytes,
+            replication: buffered.channel + buffered.queued + buffered.socket,
+        };
         s
     }
 
@@ -170,6 +219,12 @@ mod tests {
         assert_eq!(v["journal"]["appended_bytes"], 300);
         assert_eq!(v["memory"]["used_bytes"], 100);
         assert_eq!(v["memory"]["limit_bytes"], 1 << 20);
+        assert_eq!(v["memory"]["by_use"]["message_bodies"], 100);
+        assert_eq!(
+            v["memory"]["messages"],
+            6 + v["destinations"][1]["depth"].as_u64().unwrap()
+        );
+        assert!(v["memory"]["rss_bytes"].as_u64().unwrap() > 0);
         assert_eq!(v["replication"]["role"], "standalone");
         assert_eq!(v["replication"]["epoch"], 0);
         assert_eq!(v["replication"]["peer"], "none");

@@ -107,7 +107,7 @@ impl ShardCore {
     /// numbers of a queue recreated later.
     pub(super) fn apply_delete_queue(&mut self, d: &Destination) {
         self.apply_purge(d);
-        if let Some(q) = self.queues.remove(d) {
+        if let Some(q) = self.remove_queue(d) {
             // None on a live master (refused above); kept safe for any other path.
             for c in &q.backlog.consumers {
                 self.attached.remove(&c.key);

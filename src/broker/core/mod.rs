@@ -45,6 +45,7 @@ use super::producer_audit::ProducerAudit;
 use super::record::Record;
 use super::selector::Selector;
 use super::settings::BrokerSettings;
+use crate::metrics::{Limit, LimitStats};
 
 /// Where the core appends records. `append` never waits: it returns where the record
 /// lives and a ticket (a journal position) that becomes durable later.
@@ -212,6 +213,37 @@ pub struct ShardCore {
     /// Persistent messages stored, by producer sequence: a failover client's replayed
     /// send of one of them is confirmed, not stored twice.
     audit: ProducerAudit,
+    /// This shard's part of the broker-wide destination count (`maxDestinations`).
+    destinations: DestinationShare,
+}
+
+/// What one shard adds to the broker-wide count of destinations. Dropping it takes
+/// the shard's part back: a slave that starts over replaces its whole core.
+struct DestinationShare {
+    stats: Arc<LimitStats>,
+    mine: u64,
+}
+
+impl DestinationShare {
+    fn created(&mut self) {
+        self.mine += 1;
+        self.stats.add_destinations(1);
+    }
+
+    fn removed(&mut self) {
+        debug_assert!(
+            self.mine > 0,
+            "a destination removed that was never counted"
+        );
+        self.mine = self.mine.saturating_sub(1);
+        self.stats.sub_destinations(1);
+    }
+}
+
+impl Drop for DestinationShare {
+    fn drop(&mut self) {
+        self.stats.sub_destinations(self.mine);
+    }
 }
 
 fn now_ms() -> u64 {
@@ -260,7 +292,41 @@ impl ShardCore {
             dirty: Vec::new(),
             out: Vec::new(),
             audit: ProducerAudit::default(),
+            destinations: DestinationShare {
+                stats: Arc::default(),
+                mine: 0,
+            },
         }
+    }
+
+    /// Counts this shard's destinations in the broker-wide `stats` (the node's
+    /// registries) instead of a private counter. Call before anything is applied.
+    pub fn count_destinations_in(&mut self, stats: Arc<LimitStats>) {
+        assert_eq!(
+            self.destinations.mine, 0,
+            "destinations counted elsewhere already"
+        );
+        self.destinations.stats = stats;
+    }
+
+    /// Whether a client may make the broker create `d` (ActiveMQ's `maxDestinations`):
+    /// refuses (counted) when `d` is new and the broker holds the limit already.
+    /// Shards check concurrently, so a race may pass the limit by one per shard.
+    fn admit_destination(&self, d: &Destination) -> Result<(), BrokerError> {
+        let limit = self.settings.limits.max_destinations;
+        if self.exists(d) || self.destinations.stats.destinations() < limit as u64 {
+            return Ok(());
+        }
+        let refusals = self.destinations.stats.refused(Limit::Destinations);
+        // Logged at the 1st, 2nd, 4th, 8th... refusal: a client retrying in a loop
+        // must not flood the log.
+        if refusals.is_power_of_two() {
+            tracing::warn!(destination = %d.stomp_name(), limit, refusals, "maxDestinations reached: destination refused");
+        }
+        Err(BrokerError::TooManyDestinations {
+            name: d.stomp_name(),
+            limit,
+        })
     }
 
     /// Takes the outputs produced so far.
@@ -369,8 +435,11 @@ impl ShardCore {
                 owner,
                 reply,
             } => {
-                self.on_create_temp(destination, owner);
-                self.reply(reply, None, Ok(()));
+                let admitted = self.admit_destination(&destination);
+                if admitted.is_ok() {
+                    self.on_create_temp(destination, owner);
+                }
+                self.reply(reply, None, admitted);
             }
             Request::DeleteTemp {
                 destination,
@@ -484,22 +553,42 @@ impl ShardCore {
     }
 
     fn queue_mut(&mut self, d: &Destination) -> &mut Queue {
-        self.queues.entry(d.clone()).or_insert_with(|| Queue {
-            backlog: Backlog::default(),
-            next_seq: 1,
-            temp_owner: None,
-            counters: Default::default(),
+        let share = &mut self.destinations;
+        self.queues.entry(d.clone()).or_insert_with(|| {
+            share.created();
+            Queue {
+                backlog: Backlog::default(),
+                next_seq: 1,
+                temp_owner: None,
+                counters: Default::default(),
+            }
         })
     }
 
     fn topic_mut(&mut self, d: &Destination) -> &mut Topic {
-        self.topics.entry(d.clone()).or_insert_with(|| Topic {
-            next_seq: 1,
-            durables: BTreeMap::new(),
-            subscribers: HashMap::new(),
-            temp_owner: None,
-            counters: Default::default(),
+        let share = &mut self.destinations;
+        self.topics.entry(d.clone()).or_insert_with(|| {
+            share.created();
+            Topic {
+                next_seq: 1,
+                durables: BTreeMap::new(),
+                subscribers: HashMap::new(),
+                temp_owner: None,
+                counters: Default::default(),
+            }
         })
+    }
+
+    fn remove_queue(&mut self, d: &Destination) -> Option<Queue> {
+        let q = self.queues.remove(d)?;
+        self.destinations.removed();
+        Some(q)
+    }
+
+    fn remove_topic(&mut self, d: &Destination) -> Option<Topic> {
+        let t = self.topics.remove(d)?;
+        self.destinations.removed();
+        Some(t)
     }
 }
 

@@ -43,6 +43,10 @@ impl ShardCore {
             );
             return;
         }
+        if let Err(e) = self.admit_destination(&d) {
+            self.reply(reply, None, Err(e));
+            return;
+        }
         let rec = self.enqueue_record(&msg);
         let journaled = self.is_journaled(&rec);
         let loc = if journaled {

@@ -55,6 +55,10 @@ impl ShardCore {
             self.reply(reply, None, Ok(()));
             return;
         }
+        if let Err(e) = self.admit_destination(&d) {
+            self.reply(reply, None, Err(e));
+            return;
+        }
         if d.kind.is_queue() {
             let q = self.queue_mut(&d);
             if d.kind.is_temporary() && q.temp_owner.is_none() {
@@ -265,7 +269,7 @@ impl ShardCore {
     fn drop_temp(&mut self, d: &Destination) {
         debug_assert!(d.kind.is_temporary());
         if d.kind.is_queue() {
-            if let Some(q) = self.queues.remove(d) {
+            if let Some(q) = self.remove_queue(d) {
                 for c in &q.backlog.consumers {
                     self.attached.remove(&c.key);
                 }
@@ -273,7 +277,7 @@ impl ShardCore {
                     self.forget_entry(e);
                 }
             }
-        } else if let Some(t) = self.topics.remove(d) {
+        } else if let Some(t) = self.remove_topic(d) {
             for (k, b) in &t.subscribers {
                 self.attached.remove(k);
                 for e in b.entries.values() {

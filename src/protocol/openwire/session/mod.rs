@@ -687,6 +687,7 @@ impl Refusal {
             BrokerError::NoSuchTempDestination(_) | BrokerError::NoSuchDestination(_) => {
                 JAVA_INVALID_DESTINATION
             }
+            BrokerError::TooManyDestinations { .. } => JAVA_RESOURCE_ALLOCATION,
             _ => JAVA_JMS,
         };
         Refusal::new(class, e.to_string())
