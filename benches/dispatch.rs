@@ -61,7 +61,7 @@ impl JournalSink for VecJournal {
         }
         let loc = Loc {
             segment: 1 + self.end / SEGMENT_BYTES as u64,
-            offset: self.end,
+            offset: self.end as u32,
             len: payload.len() as u32,
         };
         self.buf.extend_from_slice(payload);

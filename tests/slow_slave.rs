@@ -8,7 +8,7 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use support::pair::{peer, test_slot, Node, NodeOpts, Pair, PairOpts, SYNC_TIMEOUT};
 use support::{poll_until, proc_status_bytes, REPLY_TIMEOUT};
@@ -30,6 +30,8 @@ const MARGIN: u64 = 48 * MIB;
 /// Body of each test message.
 const BODY_BYTES: usize = 16 * 1024;
 const PRODUCERS: usize = 4;
+/// How long the stopped slave stays stopped while the master serves alone.
+const STOPPED_FOR: Duration = Duration::from_secs(10);
 
 fn opts(name: &str, heartbeat_ms: u64, ack_timeout_ms: u64, memory_limit: u64) -> NodeOpts {
     let mut o = NodeOpts::named(name);
@@ -114,8 +116,8 @@ fn overflow(s: &serde_json::Value, field: &str) -> u64 {
     s["replication"]["overflow"][field].as_u64().unwrap_or(0)
 }
 
-/// The slave is stopped (SIGSTOP) while producers keep sending persistent messages,
-/// far more than `replicationBuffer`: the master switches the slave's stream to the
+/// The slave is stopped (SIGSTOP) for 10 s while producers keep sending persistent
+/// messages, far more than `replicationBuffer`: the master switches the slave's stream to the
 /// journal instead of queueing, drops the silent slave after `replicationAckTimeout`
 /// and keeps serving, its peak RSS within baseline + memory limit + 2 x buffer +
 /// the producers' send windows + margin. After SIGCONT the slave reattaches, catches up from the journal and is in
@@ -131,6 +133,7 @@ fn a_stopped_slave_never_grows_the_master() {
     pair.wait_in_sync(SYNC_TIMEOUT);
     let baseline = proc_status_bytes(pair.master.pid(), "VmRSS");
 
+    let stopped_at = Instant::now();
     pair.slave.signal(libc::SIGSTOP);
     // 4 x 2000 x 16 KiB = 125 MiB, 62 times the bound: a master that kept it for the
     // slave would be far beyond the bound below.
@@ -138,6 +141,14 @@ fn a_stopped_slave_never_grows_the_master() {
     let stopped = pair
         .master
         .wait_status(|s| peer(s) == "degraded", REPLY_TIMEOUT);
+    // The load goes on until the slave has been stopped for STOPPED_FOR: the master
+    // serves alone meanwhile (one queue per round, as ids repeat across rounds).
+    let mut more = Vec::new();
+    while stopped_at.elapsed() < STOPPED_FOR {
+        let dest = format!("/queue/more-{}", more.len());
+        let ids = flood(&pair.master, &dest, true, 99);
+        more.push((dest, ids));
+    }
     let peak = proc_status_bytes(pair.master.pid(), "VmHWM");
     let windows = PRODUCERS as u64 * SEND_WINDOW * BODY_BYTES as u64;
     let bound = baseline + MEMORY_LIMIT + 2 * BUFFER + windows + MARGIN;
@@ -170,6 +181,9 @@ fn a_stopped_slave_never_grows_the_master() {
     pair.slave.wait_serving(Duration::from_secs(30));
     assert_eq!(drain(&pair.slave, "/queue/slow", sent.len()), sent);
     assert_eq!(drain(&pair.slave, "/queue/warm", warm.len()), warm);
+    for (dest, ids) in &more {
+        assert_eq!(&drain(&pair.slave, dest, ids.len()), ids, "{dest}");
+    }
 }
 
 /// A slave stopped for less than its heartbeat allows stays attached: the master

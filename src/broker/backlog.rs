@@ -20,22 +20,27 @@
 //! (`Delivered`), or held by a prepared transaction; a consumer's `in_flight` equals
 //! the number of entries delivered to it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use std::sync::Arc;
 
 use super::message::MessageRef;
 use super::ops::{AckMode, SubKey};
 use super::selector::Selector;
+use super::seq_map::SeqMap;
 
 /// Where a journaled message's record lives (segment and offset in the shard's
 /// journal). Entries of non-persistent messages have none.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Loc {
     pub segment: u64,
-    pub offset: u64,
+    /// Offset in the segment (segments are at most 4 GiB).
+    pub offset: u32,
     pub len: u32,
 }
+
+/// A message group's name (`JMSXGroupID`).
+pub type GroupId = Arc<String>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EntryState {
@@ -58,8 +63,9 @@ pub struct Entry {
     pub redeliveries: u32,
     /// Acknowledged inside a prepared (not yet resolved) transaction.
     pub tx_locked: bool,
-    /// The message's `JMSXGroupID`, kept here because the body may be on disk.
-    pub group: Option<Arc<str>>,
+    /// The message's `JMSXGroupID`, kept here because the body may be on disk. A thin
+    /// pointer: every queued message pays for this field, few have a group.
+    pub group: Option<GroupId>,
 }
 
 #[derive(Clone, Debug)]
@@ -120,16 +126,17 @@ pub const GROUPS_MAX: usize = 1024;
 
 #[derive(Default, Debug)]
 pub struct Backlog {
-    pub entries: BTreeMap<u64, Entry>,
+    /// By sequence number; see [`SeqMap`] for why not a `BTreeMap`.
+    pub entries: SeqMap<Entry>,
     pub ready: BTreeSet<u64>,
     pub consumers: Vec<Consumer>,
     /// Round-robin cursor into `consumers`.
     next_consumer: usize,
     /// Message group -> the consumer that owns it.
-    groups: HashMap<Arc<str>, SubKey>,
+    groups: HashMap<GroupId, SubKey>,
     /// Groups in the order they were assigned (oldest first), to forget beyond
     /// [`GROUPS_MAX`].
-    group_order: VecDeque<Arc<str>>,
+    group_order: VecDeque<GroupId>,
 }
 
 /// One assignment made by [`Backlog::dispatch`].
@@ -369,7 +376,7 @@ impl Backlog {
         owner
     }
 
-    fn assign_group(&mut self, group: Arc<str>, key: SubKey) {
+    fn assign_group(&mut self, group: GroupId, key: SubKey) {
         if self.groups.insert(group.clone(), key).is_none() {
             self.group_order.push_back(group);
             while self.group_order.len() > GROUPS_MAX {
@@ -480,7 +487,7 @@ mod tests {
 
     fn grouped(group: &str) -> Entry {
         Entry {
-            group: Some(Arc::from(group)),
+            group: Some(Arc::new(group.to_owned())),
             ..entry()
         }
     }
@@ -549,9 +556,8 @@ mod tests {
         pass(&mut b);
         assert_eq!(b.groups.len(), GROUPS_MAX);
         assert_eq!(b.group_order.len(), GROUPS_MAX);
-        assert!(!b.groups.contains_key("g0"));
-        assert!(b
-            .groups
-            .contains_key(format!("g{}", GROUPS_MAX + 9).as_str()));
+        let forgotten: GroupId = Arc::new("g0".into());
+        assert!(!b.groups.contains_key(&forgotten));
+        assert!(b.groups.contains_key(&format!("g{}", GROUPS_MAX + 9)));
     }
 }

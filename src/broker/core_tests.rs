@@ -24,7 +24,7 @@ impl JournalSink for MemJournal {
     fn append(&mut self, payload: &[u8]) -> Result<(Loc, u64), BrokerError> {
         let loc = Loc {
             segment: 1 + self.records.len() as u64 / 10,
-            offset: self.end,
+            offset: self.end as u32,
             len: payload.len() as u32,
         };
         self.end += payload.len() as u64;

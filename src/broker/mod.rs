@@ -20,6 +20,7 @@ pub mod producer_audit;
 pub mod record;
 pub mod router;
 pub mod selector;
+pub mod seq_map;
 pub mod settings;
 pub mod shard;
 

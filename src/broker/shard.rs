@@ -79,7 +79,7 @@ impl JournalSink for Sink<'_> {
 fn to_loc(l: Location) -> Loc {
     Loc {
         segment: l.segment,
-        offset: u64::from(l.offset),
+        offset: l.offset,
         len: l.len,
     }
 }
@@ -87,7 +87,7 @@ fn to_loc(l: Location) -> Loc {
 fn to_location(l: Loc) -> Location {
     Location {
         segment: l.segment,
-        offset: l.offset as u32,
+        offset: l.offset,
         len: l.len,
     }
 }

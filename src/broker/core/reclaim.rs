@@ -49,7 +49,7 @@ impl ShardCore {
     pub fn entries_in_segment(&self, segment: u64) -> Vec<Relocation> {
         let mut out: Vec<Relocation> = Vec::new();
         for (d, q) in &self.queues {
-            for (seq, e) in &q.backlog.entries {
+            for (seq, e) in q.backlog.entries.iter() {
                 if let Some(l) = e.loc.filter(|l| l.segment == segment) {
                     out.push(Relocation {
                         destination: d.clone(),
@@ -64,7 +64,7 @@ impl ShardCore {
         for (d, t) in &self.topics {
             let mut by_seq: BTreeMap<u64, Relocation> = BTreeMap::new();
             for (n, s) in &t.durables {
-                for (seq, e) in &s.backlog.entries {
+                for (seq, e) in s.backlog.entries.iter() {
                     if let Some(l) = e.loc.filter(|l| l.segment == segment) {
                         by_seq
                             .entry(*seq)

@@ -206,7 +206,7 @@ impl ShardCore {
             state: EntryState::Ready,
             redeliveries,
             tx_locked: false,
-            group: msg.header(GROUP_ID).map(Arc::from),
+            group: msg.header(GROUP_ID).map(|g| Arc::new(g.to_owned())),
         }
     }
 
