@@ -19,6 +19,12 @@ struct Cli {
     /// under it.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Start even though the journal is damaged (a checksum failure or zeros with
+    /// valid records after them): the damaged ranges are skipped and logged, every
+    /// other record is kept. What the damaged bytes held is lost. Without it, a
+    /// damaged journal stops start-up with an error naming the damage.
+    #[arg(long)]
+    skip_damaged_records: bool,
 }
 
 fn main() -> ExitCode {
@@ -40,6 +46,7 @@ fn main() -> ExitCode {
     if let Some(dir) = cli.data_dir {
         config.override_data_dir(dir);
     }
+    config.journal.skip_damaged_records = cli.skip_damaged_records;
     match tandem::node::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

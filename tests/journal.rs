@@ -24,6 +24,7 @@ fn cfg(dir: &Path) -> JournalConfig {
         segment_bytes: SMALL_SEGMENT,
         max_batch_bytes: 1 << 20,
         first_segment: 1,
+        skip_damaged: false,
     }
 }
 
@@ -300,6 +301,11 @@ fn torn_tail_at_random_offsets() {
             let first_in_last = locs.iter().position(|l| l.segment == last_seg).unwrap();
             let r = first_in_last + rng.below((locs.len() - first_in_last) as u64) as usize;
             damage(dir.path(), locs[r], &mut rng, mode);
+            if mode == 1 {
+                // A torn write: the records after the damaged one never reached the
+                // disk either (with valid records after it, it would be damage).
+                zero_after_record(dir.path(), locs[r]);
+            }
 
             reopen_expect(dir.path(), &locs, r).await;
             // Appends overwrite the torn tail and survive another reopen.
@@ -312,26 +318,119 @@ fn torn_tail_at_random_offsets() {
     }
 }
 
-#[test]
-fn torn_record_in_a_middle_segment_ends_the_log() {
-    let dir = tempfile::tempdir_in(".").unwrap();
-    rt::run_local(async {
-        let (j, _) = Journal::open(cfg(dir.path())).await.unwrap();
-        let mut locs = append_range(&j, 0, 60).await;
-        j.close().await.unwrap();
-        let middle = locs[0].segment + 1;
-        let r = locs.iter().position(|l| l.segment == middle).unwrap() + 1;
-        damage(dir.path(), locs[r], &mut Rng(7), 1);
+/// Zeroes the segment of `loc` from the end of its frame on.
+fn zero_after_record(dir: &Path, loc: Location) {
+    use std::os::unix::fs::FileExt;
+    let path = segment_path(dir, loc.segment);
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    let from = u64::from(loc.offset) + (8 + u64::from(loc.len)).div_ceil(8) * 8;
+    let to = std::fs::metadata(&path).unwrap().len();
+    f.write_all_at(&vec![0u8; (to.saturating_sub(from)) as usize], from)
+        .unwrap();
+    f.sync_all().unwrap();
+}
 
-        reopen_expect(dir.path(), &locs, r).await;
-        let (j, _) = Journal::open(cfg(dir.path())).await.unwrap();
-        assert_eq!(j.active_segment(), middle);
-        assert!(!segment_path(dir.path(), middle + 2).exists());
-        locs.truncate(r);
-        locs.extend(append_range(&j, r as u64, r as u64 + 30).await);
-        j.close().await.unwrap();
-        reopen_expect(dir.path(), &locs, r + 30).await;
-    });
+/// Opens with `skip_damaged` and checks the replay is every record of `locs` but
+/// `lost`, in order.
+async fn reopen_skipping(dir: &Path, locs: &[Location], lost: usize) {
+    let (j, replay) = Journal::open(JournalConfig {
+        skip_damaged: true,
+        ..cfg(dir)
+    })
+    .await
+    .unwrap();
+    let want: Vec<usize> = (0..locs.len()).filter(|i| *i != lost).collect();
+    assert_eq!(replay.len(), want.len(), "replayed record count");
+    for (r, i) in replay.iter().zip(want) {
+        assert_eq!(r.location, locs[i], "location of record {i}");
+        assert_eq!(
+            &r.payload[..],
+            &payload(i as u64)[..],
+            "payload of record {i}"
+        );
+    }
+    j.close().await.unwrap();
+}
+
+/// A damaged record with valid records after it (here in a middle segment) is damage,
+/// not a torn tail: open refuses, naming it, and deletes nothing; with
+/// `skip_damaged` every other record replays, appends go on after the true end, and
+/// the damaged bytes stay where they are.
+#[test]
+fn a_damaged_record_before_valid_ones_is_refused_never_cut() {
+    for mode in 0..3u64 {
+        let dir = tempfile::tempdir_in(".").unwrap();
+        rt::run_local(async {
+            let (j, _) = Journal::open(cfg(dir.path())).await.unwrap();
+            let mut locs = append_range(&j, 0, 60).await;
+            j.close().await.unwrap();
+            let middle = locs[0].segment + 1;
+            let r = locs.iter().position(|l| l.segment == middle).unwrap() + 1;
+            let last = locs.last().unwrap().segment;
+            match mode {
+                // Truncated or flipped inside record r.
+                0 | 1 => damage(dir.path(), locs[r], &mut Rng(7), mode),
+                // Record r's frame zeroed.
+                _ => {
+                    use std::os::unix::fs::FileExt;
+                    let f = std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(segment_path(dir.path(), middle))
+                        .unwrap();
+                    f.write_all_at(
+                        &vec![0u8; 8 + locs[r].len as usize],
+                        u64::from(locs[r].offset),
+                    )
+                    .unwrap();
+                }
+            }
+            let refused = Journal::open(cfg(dir.path())).await;
+            match refused {
+                Err(StoreError::Damaged {
+                    segment, offset, ..
+                }) => {
+                    assert_eq!((segment, offset), (middle, locs[r].offset), "mode {mode}");
+                }
+                Err(e) => panic!("mode {mode}: {e}"),
+                Ok(_) => panic!("mode {mode}: a damaged journal opened"),
+            }
+            for id in locs[0].segment..=last {
+                assert!(
+                    segment_path(dir.path(), id).exists(),
+                    "segment {id} deleted"
+                );
+            }
+            // A truncated segment loses the records after the cut too.
+            if mode == 0 {
+                let kept: Vec<Location> = locs
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, l)| *i < r || l.segment != middle)
+                    .map(|(_, l)| *l)
+                    .collect();
+                let (j, replay) = Journal::open(JournalConfig {
+                    skip_damaged: true,
+                    ..cfg(dir.path())
+                })
+                .await
+                .unwrap();
+                let got: Vec<Location> = replay.iter().map(|r| r.location).collect();
+                assert_eq!(got, kept);
+                j.close().await.unwrap();
+                return;
+            }
+            reopen_skipping(dir.path(), &locs, r).await;
+            let (j, _) = Journal::open(JournalConfig {
+                skip_damaged: true,
+                ..cfg(dir.path())
+            })
+            .await
+            .unwrap();
+            locs.extend(append_range(&j, 60, 70).await);
+            j.close().await.unwrap();
+            reopen_skipping(dir.path(), &locs, r).await;
+        });
+    }
 }
 
 #[test]

@@ -103,6 +103,10 @@ pub struct JournalSettings {
     /// `<kahaDB journalMaxFileLength>`; default 32 MiB. A multiple of 4 KiB (O_DIRECT
     /// writes whole pages) and at least 64 KiB.
     pub segment_bytes: u64,
+    /// Recovery skips damaged ranges of the journal instead of refusing to start:
+    /// the `--skip-damaged-records` command-line flag, never a file setting (it loses
+    /// what the damaged bytes held, so it is a decision for one start).
+    pub skip_damaged_records: bool,
 }
 
 /// A `<authenticationUser>`.

@@ -371,6 +371,7 @@ impl<'a> Reader<'a> {
             directory: journal_directory(&data_directory, configured_directory.as_deref()),
             configured_directory,
             segment_bytes: segment_bytes.unwrap_or(DEFAULT_SEGMENT_BYTES),
+            skip_damaged_records: false,
         };
         let transport_connectors = connectors
             .into_iter()

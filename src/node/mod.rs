@@ -315,6 +315,7 @@ pub fn run(mut config: BrokerConfig) -> Result<(), NodeError> {
             settings: settings.clone(),
             journal_dir: journal_dir.join(format!("shard-{shard}")),
             segment_bytes: config.journal.segment_bytes,
+            skip_damaged_records: config.journal.skip_damaged_records,
             mesh,
             boot_id: boot_id.clone(),
             stats: shard_stats[shard].clone(),

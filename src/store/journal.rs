@@ -57,6 +57,9 @@ pub struct JournalConfig {
     /// opens its empty directory with `n` so that `write_shipped` at `n:4096` fits.
     /// Ignored when segments exist.
     pub first_segment: u64,
+    /// Recovery skips damaged ranges of the log (logging each) instead of refusing to
+    /// open (`--skip-damaged-records`; see `recovery`).
+    pub skip_damaged: bool,
 }
 
 impl JournalConfig {
@@ -72,6 +75,7 @@ impl JournalConfig {
             segment_bytes: Self::DEFAULT_SEGMENT_BYTES,
             max_batch_bytes: Self::DEFAULT_MAX_BATCH_BYTES,
             first_segment: 1,
+            skip_damaged: false,
         }
     }
 

@@ -142,6 +142,28 @@ pub enum StoreError {
         /// What is wrong.
         what: String,
     },
+    /// Recovery found an invalid frame (or zeros) with valid records after it: the
+    /// disk damaged the log, this is not the torn tail of a crash. Nothing was
+    /// deleted; start with `--skip-damaged-records` to skip `[at, resumes)` and keep
+    /// everything else.
+    #[error(
+        "journal damaged in {dir}: segment {segment} offset {offset} ({why}); valid records \
+         resume at {resumes}, so this is not the torn tail of a crash. Nothing was deleted. \
+         The records in between ({bytes} bytes) are unreadable: restore the directory from \
+         the other node of the pair or a backup, or start with --skip-damaged-records to \
+         skip them and keep every other record"
+    )]
+    Damaged {
+        dir: PathBuf,
+        segment: u64,
+        offset: u32,
+        why: &'static str,
+        /// Where the next valid frame starts.
+        resumes: Position,
+        /// Bytes of log between the damage and `resumes` (whole skipped segments
+        /// counted at their size).
+        bytes: u64,
+    },
     /// A shipped batch does not start where this journal's log continues (the
     /// slave missed or repeated bytes); nothing was written.
     #[error("shipped batch starts at {got}, but the log continues at {expected}")]

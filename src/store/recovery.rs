@@ -10,13 +10,24 @@
 //!   running past the segment end): a torn tail. Logged as a warning with where
 //!   and why.
 //!
-//! **Decision: the first invalid record is the end of the log, even in a middle
-//! segment.** Segments after it are deleted (with a warning). The writer syncs
-//! segment N before writing to N+1, so data after a hole means the disk lost
-//! acknowledged writes; replaying past the hole would apply later records without
-//! the earlier ones (broker state depends on order), which is worse than stopping.
-//! A replicated pair recovers the lost suffix from the peer. Deletion happens only
-//! after the scan, once the end is known.
+//! **A torn tail is cut; damage is refused, never cut.** Where the scan stops, it
+//! looks for any valid frame after that point: in the rest of the segment (at every
+//! 8-byte boundary) and in every later segment. None: the stop is the end of the log
+//! (zeros, or the torn last write of a crash, which no client was told about), and
+//! what follows is zeroed as before. One found: the disk damaged records that may
+//! have been confirmed (a flipped byte, a zeroed block, a truncated file), and
+//! valid, confirmed records follow. Recovery then deletes nothing and refuses to
+//! open ([`StoreError::Damaged`], naming the directory, segment, offset and where
+//! valid records resume), unless `JournalConfig::skip_damaged`
+//! (`--skip-damaged-records`) is set: the damaged range is then skipped, logged with
+//! its bounds, left on disk as it is, and replay goes on with the next valid frame.
+//! What the skipped bytes held is lost (a message enqueued there is gone, an
+//! acknowledgement there is undone: that message is delivered again).
+//!
+//! A crash that tears the last write so that a later block reached the disk and an
+//! earlier one did not (possible on power loss, never on a process crash) looks like
+//! damage too; that is refused as well, on the side of never deleting what a client
+//! may have been told is stored.
 //!
 //! A bad segment *header* is different: on the last segment it is an interrupted
 //! creation and the file is removed; anywhere else, and for gaps in segment ids,
@@ -89,6 +100,8 @@ pub(crate) async fn recover(
     let mut stop: Option<Stop> = None;
     // Last segment that ended with a roll marker, and where the marker ends.
     let mut rolled: Option<(u64, u32)> = None;
+    // Where replay goes on after a skipped damaged range (skip_damaged only).
+    let mut resume: Option<Position> = None;
     let mut scanned = 0;
     for (i, &id) in ids.iter().enumerate() {
         scanned = i + 1;
@@ -109,10 +122,17 @@ pub(crate) async fn recover(
             }
         };
         segments.insert(id, seg.clone());
-        let mut scanner = Scanner::new(seg.clone());
         let mut off = HEADER_BYTES;
+        match resume {
+            // A segment inside a skipped range.
+            Some(r) if r.segment() > id => continue,
+            Some(r) if r.segment() == id => off = r.offset(),
+            _ => {}
+        }
+        resume = None;
+        let mut scanner = Scanner::new(seg.clone());
         loop {
-            match scanner.frame_at(off).await? {
+            let why = match scanner.frame_at(off).await? {
                 Frame::Record { payload, framed } => {
                     replay(ReplayedRecord {
                         location: Location {
@@ -124,28 +144,41 @@ pub(crate) async fn recover(
                     });
                     records += 1;
                     off += framed;
+                    continue;
                 }
                 Frame::Roll => {
                     rolled = Some((id, off + FRAME_HEADER_BYTES));
                     break;
                 }
-                Frame::End => {
-                    stop = Some(Stop {
-                        segment: id,
-                        offset: off,
-                        torn: None,
-                    });
-                    break;
-                }
-                Frame::Invalid { why } => {
-                    stop = Some(Stop {
-                        segment: id,
-                        offset: off,
-                        torn: Some(why),
-                    });
-                    break;
-                }
+                Frame::End => None,
+                Frame::Invalid { why } => Some(why),
+            };
+            let Some(next) = next_valid_frame(dir, &seg, off, &ids[i + 1..]).await? else {
+                stop = Some(Stop {
+                    segment: id,
+                    offset: off,
+                    torn: why,
+                });
+                break;
+            };
+            let damage = StoreError::Damaged {
+                dir: dir.to_path_buf(),
+                segment: id,
+                offset: off,
+                why: why.unwrap_or("zeros where records should be"),
+                resumes: next,
+                bytes: span_bytes(&seg, off, next, dir),
+            };
+            if !cfg.skip_damaged {
+                return Err(damage);
             }
+            tracing::error!(dir = %dir.display(), segment = id, offset = off, resumes = %next, "{damage}: skipping it (--skip-damaged-records)");
+            if next.segment() == id {
+                off = next.offset();
+                continue;
+            }
+            resume = Some(next);
+            break;
         }
         if stop.is_some() {
             break;
@@ -184,7 +217,7 @@ pub(crate) async fn recover(
     let end = Position::new(stop.segment, stop.offset);
     match stop.torn {
         Some(why) => {
-            tracing::warn!(dir = %dir.display(), position = %end, why, "torn journal tail: the log ends here")
+            tracing::warn!(dir = %dir.display(), position = %end, why, "torn journal tail (nothing valid after it): the log ends here")
         }
         None => {
             tracing::debug!(dir = %dir.display(), position = %end, "journal ends at zero-filled tail")
@@ -192,9 +225,11 @@ pub(crate) async fn recover(
     }
     let later = &ids[scanned..];
     if !later.is_empty() {
-        // One empty segment after a clean end is the normal pre-created next segment.
+        // None of them holds a valid frame (`next_valid_frame` looked): one empty
+        // segment after a clean end is the normal pre-created next segment, anything
+        // else the debris of an interrupted write.
         if stop.torn.is_some() || later.len() > 1 || segment_has_records(dir, later[0]) {
-            tracing::warn!(dir = %dir.display(), segments = ?later, position = %end, "deleting segments after the end of the log");
+            tracing::warn!(dir = %dir.display(), segments = ?later, position = %end, "deleting segments after the end of the log (no valid frame in them)");
         }
         for &id in later {
             let path = segment::segment_path(dir, id);
@@ -222,6 +257,71 @@ pub(crate) async fn recover(
         cursor_segment_bytes: seg.bytes,
         tail: (seg.id, align_down(u64::from(stop.offset)) as u32, tail),
     })
+}
+
+/// The first valid frame (a record or a roll marker) after the frame at `off` of `seg`:
+/// at any 8-byte boundary in the rest of `seg`, then in the segments `later` (their
+/// headers must be valid; an invalid one is reported as it would be at open). None
+/// when nothing valid follows: `off` is then the end of the log.
+///
+/// Cost: one read of what follows (normally the zeroed rest of the last segment).
+/// A checksum is computed only where a plausible length fits the segment.
+async fn next_valid_frame(
+    dir: &Path,
+    seg: &Rc<Segment>,
+    off: u32,
+    later: &[u64],
+) -> Result<Option<Position>, StoreError> {
+    if let Some(at) = first_valid_in(seg, off + format::RECORD_ALIGN).await? {
+        return Ok(Some(Position::new(seg.id, at)));
+    }
+    for (i, &id) in later.iter().enumerate() {
+        let next = match segment::open(dir, id).await? {
+            Ok(s) => Rc::new(s),
+            // The last one may be an interrupted creation (removed by the caller's
+            // rules); before it, an invalid header is corruption.
+            Err(_) if i + 1 == later.len() => return Ok(None),
+            Err(why) => {
+                return Err(StoreError::Corrupt {
+                    path: segment::segment_path(dir, id),
+                    what: format!("invalid segment header ({why}) before the last segment"),
+                })
+            }
+        };
+        if let Some(at) = first_valid_in(&next, HEADER_BYTES).await? {
+            return Ok(Some(Position::new(id, at)));
+        }
+    }
+    Ok(None)
+}
+
+/// The first 8-aligned offset at or after `from` in `seg` holding a valid frame.
+async fn first_valid_in(seg: &Rc<Segment>, from: u32) -> Result<Option<u32>, StoreError> {
+    let mut scanner = Scanner::new(seg.clone());
+    let end = seg.bytes.saturating_sub(u64::from(FRAME_HEADER_BYTES));
+    let mut at = u64::from(from);
+    while at < end {
+        let off = at as u32;
+        if matches!(
+            scanner.frame_at(off).await?,
+            Frame::Record { .. } | Frame::Roll
+        ) {
+            return Ok(Some(off));
+        }
+        at += u64::from(format::RECORD_ALIGN);
+    }
+    Ok(None)
+}
+
+/// Bytes of log from `off` in `seg` to `next` (segments in between at their size).
+fn span_bytes(seg: &Segment, off: u32, next: Position, dir: &Path) -> u64 {
+    if next.segment() == seg.id {
+        return u64::from(next.offset() - off);
+    }
+    let whole: u64 = (seg.id + 1..next.segment())
+        .map(|id| std::fs::metadata(segment::segment_path(dir, id)).map_or(0, |m| m.len()))
+        .sum();
+    seg.bytes.saturating_sub(u64::from(off)) + whole + u64::from(next.offset())
 }
 
 /// Zeroes `[end, segment end)` durably and returns the bytes of the partial block

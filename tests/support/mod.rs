@@ -163,6 +163,8 @@ pub struct BrokerOpts {
     /// `RUST_LOG` for the broker (e.g. to see a module's debug lines in [`Broker::log`]);
     /// `None`: inherited.
     pub rust_log: Option<String>,
+    /// Extra command-line arguments (e.g. `--skip-damaged-records`).
+    pub args: Vec<String>,
     /// `<tandem connectAttemptTimeout>` in ms (the pre-login deadline); `None`: default.
     pub connect_attempt_timeout_ms: Option<u64>,
     /// `<tandem maxLoginFrameSize>`; `None`: default.
@@ -192,6 +194,7 @@ impl Default for BrokerOpts {
             status_port: None,
             openwire_port: None,
             rust_log: None,
+            args: Vec::new(),
             connect_attempt_timeout_ms: None,
             max_login_frame_size: None,
             status_host: None,
@@ -479,7 +482,8 @@ impl Broker {
         fs::write(self.config_path(), xml).expect("write config");
     }
 
-    fn spawn_and_wait(&mut self) {
+    /// Spawns the process (a new run, its own log file); does not wait.
+    fn spawn(&mut self) {
         assert!(self.child.is_none(), "broker already running");
         self.run += 1;
         let log = fs::File::create(self.log_path()).expect("create log");
@@ -489,6 +493,7 @@ impl Broker {
             .arg(self.config_path())
             .arg("--data-dir")
             .arg(self.data_dir())
+            .args(&self.opts.args)
             .env("NO_COLOR", "1");
         if let Some(filter) = &self.opts.rust_log {
             command.env("RUST_LOG", filter);
@@ -500,6 +505,32 @@ impl Broker {
             .spawn()
             .expect("spawn tandem");
         self.child = Some(child);
+    }
+
+    /// Starts the broker again expecting it to refuse to start: waits (bounded) for
+    /// the process to exit and returns its status and log. Panics if it serves.
+    pub fn start_expecting_exit(&mut self) -> (ExitStatus, String) {
+        self.spawn();
+        let mut status = None;
+        let exited = poll_until(START_TIMEOUT, || {
+            status = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            status.is_some()
+        });
+        assert!(
+            exited,
+            "broker still running after {START_TIMEOUT:?}; log:\n{}",
+            self.log()
+        );
+        self.child = None;
+        let status = status.expect("exited");
+        (status, self.log())
+    }
+
+    fn spawn_and_wait(&mut self) {
+        self.spawn();
         let port = self.port;
         let mut exited = None;
         let ready = poll_until(START_TIMEOUT, || {
