@@ -383,3 +383,82 @@ fn destinations_per_broker_are_capped_across_a_restart() {
     assert_eq!(c.expect_message().body_str(), "m0");
     assert_eq!(c.expect_message().body_str(), "again");
 }
+
+/// `<tandem maxProducersPerConnection="50">`: the real JMS client's 51st producer on one
+/// connection gets ResourceAllocationException; the connection is kept (its first
+/// producer still sends), and the message is there for another client.
+#[test]
+fn jms_producers_per_connection_are_capped() {
+    let status_port = free_port();
+    let ow = free_port();
+    let broker = Broker::start(BrokerOpts {
+        status_port: Some(status_port),
+        openwire_port: Some(ow),
+        tandem_extra: Some(r#"maxProducersPerConnection="50""#.into()),
+        ..BrokerOpts::default()
+    });
+    let url = format!("tcp://127.0.0.1:{ow}");
+    let out =
+        support::jms::probe(&url, "producers", &["--dest", "queue:many-producers"]).assert_ok();
+    assert!(
+        out.lines
+            .iter()
+            .any(|l| l == "REFUSED after=50 error=javax.jms.ResourceAllocationException"),
+        "{}",
+        out.dump()
+    );
+    assert!(
+        out.lines.iter().any(|l| l == "OK created=50 sent=1"),
+        "{}",
+        out.dump()
+    );
+    let mut c = broker.client();
+    c.subscribe("s", "/queue/many-producers", "auto");
+    assert_eq!(c.expect_message().body_str(), "after-refusal");
+    let s = status(status_port);
+    let refused = s["limits"]["refusals"]
+        .as_array()
+        .expect("limits.refusals")
+        .iter()
+        .find(|r| r["limit"] == "maxProducersPerConnection")
+        .and_then(|r| r["count"].as_u64());
+    assert_eq!(refused, Some(1), "{s}");
+}
+
+/// `<tandem maxTransactionsPerConnection="20">`: the 21st open transaction of a STOMP
+/// connection gets a non-fatal ERROR naming the limit; the open ones still commit.
+#[test]
+fn open_transactions_per_connection_are_capped() {
+    let broker = Broker::start(BrokerOpts {
+        tandem_extra: Some(r#"maxTransactionsPerConnection="20""#.into()),
+        ..BrokerOpts::default()
+    });
+    let mut c = broker.client();
+    let (err, accepted) = until_refused(&mut c, 1_000, |i| {
+        support::encode(
+            "BEGIN",
+            &[
+                ("transaction", &format!("t{i}")),
+                ("receipt", &format!("b{i}")),
+            ],
+            b"",
+        )
+    });
+    assert_eq!(accepted, 20, "{err:?}");
+    assert!(
+        err.header("message")
+            .is_some_and(|m| m.contains("maxTransactionsPerConnection")),
+        "{err:?}"
+    );
+    c.send_frame(
+        "SEND",
+        &[("destination", "/queue/tx-cap"), ("transaction", "t0")],
+        b"in t0",
+    );
+    c.send_frame("COMMIT", &[("transaction", "t0"), ("receipt", "c0")], b"");
+    let f = c.read_frame(REPLY_TIMEOUT).expect("commit receipt");
+    assert_eq!(f.command, "RECEIPT", "{f:?}");
+    let mut other = broker.client();
+    other.subscribe("o", "/queue/tx-cap", "auto");
+    assert_eq!(other.expect_message().body_str(), "in t0");
+}

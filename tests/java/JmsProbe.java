@@ -87,6 +87,7 @@ public final class JmsProbe {
                 case "unsubscribe": ProbeRecv.unsubscribe(args); break;
                 case "rpc": ProbeRpc.run(args); break;
                 case "prefetch": ProbePrefetch.run(args); break;
+                case "producers": ProbeProducers.run(args); break;
                 case "bodies": ProbeBodies.run(args); break;
                 case "browse": ProbeBrowse.run(args); break;
                 case "stomp-send": ProbeStomp.send(args); break;
