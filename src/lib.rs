@@ -19,10 +19,13 @@
 //! * [`metrics`]  — per-shard counters and the HTTP `/status`, `/metrics` and `/admin/*` endpoint.
 //! * [`rt`]       — the only module that imports glommio: executors, channels, files, sockets.
 //! * [`client`]   — blocking STOMP client with ActiveMQ-style failover, for tools and tests.
+//! * `fault`      — test-only fault hooks, compiled in with the `fault-injection` feature.
 
 pub mod broker;
 pub mod client;
 pub mod config;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 pub mod metrics;
 pub mod net;
 pub mod node;

@@ -66,6 +66,13 @@ pub enum NodeError {
     Executor(std::io::Error),
     #[error("shard {shard} failed to start: {reason}")]
     Shard { shard: usize, reason: String },
+    /// An executor thread that must live as long as the process ended (a task
+    /// panicked): the node stops rather than serve with part of itself dead, so the
+    /// slave or the service manager takes over.
+    #[error(
+        "executor {0} stopped (a task panicked: see the panic message above); stopping the node"
+    )]
+    ExecutorDied(String),
 }
 
 /// The settings the broker core and sessions use, from the configuration.
@@ -285,6 +292,8 @@ pub fn run(mut config: BrokerConfig) -> Result<(), NodeError> {
     // Set once the node serves clients as master: `/admin/*` answers 503 until then.
     let admin_open = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::new();
+    // Shard executors that end (a panicking task takes the thread) are reported here.
+    let (died_tx, died_rx) = mpsc::channel::<String>();
     let mut shard_ports: Vec<Option<port::ShardPort>> = shard_ports.into_iter().map(Some).collect();
     for shard in (0..shard_count).rev() {
         let Some(mesh) = ends.pop() else { break };
@@ -329,7 +338,7 @@ pub fn run(mut config: BrokerConfig) -> Result<(), NodeError> {
         admin_txs.push(admin_tx);
         let opened = opened_tx.clone();
         let promoted = promoted_tx.clone();
-        let handle = exec::start(&spec, move || async move {
+        let handle = exec::start_watched(&spec, died_tx.clone(), move || async move {
             let (shard_handle, router) = match Shard::open(setup).await {
                 Ok(s) => s,
                 Err(e) => {
@@ -448,6 +457,10 @@ pub fn run(mut config: BrokerConfig) -> Result<(), NodeError> {
     let mut deferred: Vec<&TransportConnector> = Vec::new();
     let mut wait_for_slave_until: Option<std::time::Instant> = None;
     let result = loop {
+        if let Ok(executor) = died_rx.try_recv() {
+            tracing::error!(executor = %executor, "an executor thread stopped (a task panicked); stopping the node");
+            break Err(NodeError::ExecutorDied(executor));
+        }
         let sig = stop_signal.load(Ordering::Acquire);
         if sig != 0 {
             tracing::info!(signal = sig, "shutting down");

@@ -50,6 +50,44 @@ where
     Ok(ExecutorHandle { inner })
 }
 
+/// Like [`start`], and sends `spec.name` on `exited` if the executor's thread ever
+/// ends: a task that panics unwinds through the executor and takes its thread with
+/// it, and the owner of a thread that must live as long as the process (a shard)
+/// learns of it instead of going on with a dead thread.
+pub fn start_watched<G, F, T>(
+    spec: &ExecutorSpec,
+    exited: std::sync::mpsc::Sender<String>,
+    make: G,
+) -> std::io::Result<ExecutorHandle<T>>
+where
+    G: FnOnce() -> F + Send + 'static,
+    F: Future<Output = T> + 'static,
+    T: Send + 'static,
+{
+    let name = spec.name.clone();
+    start(spec, move || {
+        // A thread-local's destructor runs when the thread ends, after a panic has
+        // unwound it too (not when the process exits under it).
+        EXIT_WATCH.with(|w| *w.borrow_mut() = Some(ExitWatch { name, exited }));
+        make()
+    })
+}
+
+struct ExitWatch {
+    name: String,
+    exited: std::sync::mpsc::Sender<String>,
+}
+
+impl Drop for ExitWatch {
+    fn drop(&mut self) {
+        let _ = self.exited.send(std::mem::take(&mut self.name));
+    }
+}
+
+thread_local! {
+    static EXIT_WATCH: std::cell::RefCell<Option<ExitWatch>> = const { std::cell::RefCell::new(None) };
+}
+
 /// A task whose result can be awaited; dropping it cancels the task.
 pub struct Task<T>(glommio::Task<T>);
 

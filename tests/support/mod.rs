@@ -165,6 +165,8 @@ pub struct BrokerOpts {
     pub rust_log: Option<String>,
     /// Extra command-line arguments (e.g. `--skip-damaged-records`).
     pub args: Vec<String>,
+    /// Extra environment variables of the broker process (e.g. a fault hook's).
+    pub env: Vec<(String, String)>,
     /// `<tandem connectAttemptTimeout>` in ms (the pre-login deadline); `None`: default.
     pub connect_attempt_timeout_ms: Option<u64>,
     /// `<tandem maxLoginFrameSize>`; `None`: default.
@@ -195,6 +197,7 @@ impl Default for BrokerOpts {
             openwire_port: None,
             rust_log: None,
             args: Vec::new(),
+            env: Vec::new(),
             connect_attempt_timeout_ms: None,
             max_login_frame_size: None,
             status_host: None,
@@ -494,6 +497,7 @@ impl Broker {
             .arg("--data-dir")
             .arg(self.data_dir())
             .args(&self.opts.args)
+            .envs(self.opts.env.iter().map(|(k, v)| (k, v)))
             .env("NO_COLOR", "1");
         if let Some(filter) = &self.opts.rust_log {
             command.env("RUST_LOG", filter);

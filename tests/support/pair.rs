@@ -88,6 +88,8 @@ pub struct NodeOpts {
     pub replication_ack_timeout_ms: Option<u64>,
     /// `<tandem replicationBuffer>` (a size, e.g. "2 mb").
     pub replication_buffer: Option<String>,
+    /// Extra environment variables of the process (e.g. a fault hook's).
+    pub env: Vec<(String, String)>,
 }
 
 /// The replication secret both nodes of a test pair share.
@@ -111,6 +113,7 @@ impl NodeOpts {
             replication_group: None,
             replication_ack_timeout_ms: None,
             replication_buffer: None,
+            env: Vec::new(),
         }
     }
 
@@ -473,6 +476,7 @@ impl Node {
             .arg(self.config_path())
             .arg("--data-dir")
             .arg(self.data_dir())
+            .envs(self.opts.env.iter().map(|(k, v)| (k, v)))
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log"))

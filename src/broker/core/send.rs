@@ -35,6 +35,8 @@ impl ShardCore {
             return;
         }
         let d = msg.destination.clone();
+        #[cfg(feature = "fault-injection")]
+        crate::fault::panic_if_armed(&d.stomp_name());
         if d.kind.is_temporary() && !self.exists(&d) {
             self.reply(
                 reply,
