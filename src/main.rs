@@ -1,19 +1,20 @@
-//! `tandem`: run a broker from an `activemq.xml`-style configuration file.
+//! `tandem`: run a broker from an `activemq.xml`-style configuration file, or look at a
+//! journal offline (`tandem journal verify|dump DIR`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
-/// Tandem: an ActiveMQ-compatible message broker (STOMP today; OpenWire and the
-/// master/slave pair arrive in later releases).
+/// Tandem: an ActiveMQ-compatible message broker (STOMP and OpenWire) with a
+/// synchronous master/slave pair.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about = None)]
+#[command(version, about, long_about = None, subcommand_negates_reqs = true)]
 struct Cli {
     /// The broker configuration, in ActiveMQ's activemq.xml vocabulary
     /// (see config/broker.xml and the README's configuration reference).
-    #[arg(long, short, value_name = "FILE")]
-    config: PathBuf,
+    #[arg(long, short, value_name = "FILE", required = true)]
+    config: Option<PathBuf>,
     /// Overrides the configuration's data directory (<broker dataDirectory>): where
     /// the journal and the lock file live. A relative kahaDB directory is resolved
     /// under it.
@@ -25,6 +26,33 @@ struct Cli {
     /// damaged journal stops start-up with an error naming the damage.
     #[arg(long)]
     skip_damaged_records: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Offline journal tools (read only; use on a stopped broker's directory).
+    Journal {
+        #[command(subcommand)]
+        action: JournalAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum JournalAction {
+    /// Checks every segment's records and checksums; prints per shard the segments,
+    /// records, first and last positions, how the log ends and any damaged range.
+    /// Exit status 1 if a range is damaged.
+    Verify {
+        /// A data directory, its journal directory, or one shard's directory.
+        dir: PathBuf,
+    },
+    /// Prints every record (position, length, what it is), then the same summary.
+    Dump {
+        /// A data directory, its journal directory, or one shard's directory.
+        dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -36,7 +64,14 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let mut config = match tandem::config::load(&cli.config) {
+    if let Some(Command::Journal { action }) = cli.command {
+        return journal(action);
+    }
+    let Some(config_path) = cli.config else {
+        eprintln!("tandem: --config is required");
+        return ExitCode::FAILURE;
+    };
+    let mut config = match tandem::config::load(&config_path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("tandem: {e}");
@@ -52,6 +87,23 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("tandem: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn journal(action: JournalAction) -> ExitCode {
+    use tandem::node::journal_tool;
+    let mut out = std::io::stdout().lock();
+    let result = match &action {
+        JournalAction::Verify { dir } => journal_tool::verify(dir, &mut out),
+        JournalAction::Dump { dir } => journal_tool::dump(dir, &mut out),
+    };
+    match result {
+        Ok(o) if o.damaged => ExitCode::FAILURE,
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tandem journal: {e}");
+            ExitCode::from(2)
         }
     }
 }

@@ -80,6 +80,25 @@ fn record_offsets(segment: &Path) -> Vec<(u64, u32)> {
     out
 }
 
+#[derive(Debug)]
+struct ToolRun {
+    status: std::process::ExitStatus,
+    stdout: String,
+}
+
+/// `tandem journal <action> <dir>`.
+fn journal_tool(action: &str, dir: &Path) -> ToolRun {
+    let (status, stdout, _) = support::run_bounded(
+        std::process::Command::new(support::tandem_bin())
+            .arg("journal")
+            .arg(action)
+            .arg(dir),
+        std::time::Duration::from_secs(60),
+    )
+    .expect("tandem journal runs");
+    ToolRun { status, stdout }
+}
+
 /// Reads the queue up to a sentinel sent after start-up; returns the message numbers.
 fn drain(broker: &Broker) -> Vec<usize> {
     let mut c = broker.client();
@@ -116,6 +135,17 @@ fn damaged_start(damage: impl FnOnce(&Path), may_lose: usize) -> usize {
     let before = segments(&shard);
     assert!(before.len() >= 5, "too few segments: {before:?}");
     let second = before[1].0.clone();
+    let healthy = journal_tool("verify", &broker.data_dir());
+    assert!(
+        healthy.status.success() && healthy.stdout.contains(&format!("{MESSAGES} records")),
+        "verify on a healthy journal: {healthy:?}"
+    );
+    let dump = journal_tool("dump", &shard);
+    assert!(
+        dump.stdout.contains(&format!("enqueue {QUEUE} seq=1 ")),
+        "dump: {}",
+        &dump.stdout[..dump.stdout.len().min(2000)]
+    );
     damage(&second);
     let damaged = segments(&shard);
 
@@ -139,6 +169,11 @@ fn damaged_start(damage: impl FnOnce(&Path), may_lose: usize) -> usize {
         segments(&shard),
         damaged,
         "files changed by the refused start"
+    );
+    let verify = journal_tool("verify", &broker.data_dir());
+    assert!(
+        !verify.status.success() && verify.stdout.contains(&format!("DAMAGED at {segment_id}:")),
+        "verify on the damaged journal: {verify:?}"
     );
 
     broker.opts.args = vec!["--skip-damaged-records".into()];
@@ -242,6 +277,11 @@ fn a_torn_tail_is_still_cut_silently() {
     torn.resize(2000, 0x5a);
     f.write_all_at(&torn, end).expect("write torn tail");
     drop(f);
+    let verify = journal_tool("verify", &broker.data_dir());
+    assert!(
+        verify.status.success() && verify.stdout.contains("torn tail at"),
+        "verify on a torn tail: {verify:?}"
+    );
 
     broker.restart();
     assert!(

@@ -6,6 +6,7 @@
 //! broker reports itself started, with a one-line reason.
 
 mod admin;
+pub mod journal_tool;
 mod shard_glue;
 
 use std::path::{Path, PathBuf};

@@ -19,6 +19,7 @@ mod journal;
 mod lock;
 mod recovery;
 mod segment;
+pub mod verify;
 mod waiters;
 mod writer;
 
