@@ -230,6 +230,10 @@ pub enum BrokerError {
     /// The shard does not serve clients (a slave, or a master still starting).
     #[error("this broker is not serving (slave, or still starting)")]
     NotServing,
+    /// The journal's disk is full: persistent sends are refused until space is free
+    /// (ActiveMQ's store limit answer).
+    #[error("persistent store is full ({0}): send refused until disk space is freed")]
+    StoreFull(String),
     /// A client named a destination the broker does not have while it already holds
     /// `maxDestinations`.
     #[error("destination {name} not created: the broker holds maxDestinations ({limit})")]

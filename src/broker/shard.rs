@@ -71,6 +71,12 @@ impl JournalSink for Sink<'_> {
     fn end(&self) -> u64 {
         self.0.journal.appended_position().0
     }
+    fn paused(&self) -> Option<String> {
+        self.0
+            .journal
+            .disk_full()
+            .or_else(|| self.0.limit_stats.disk_full())
+    }
     fn volatile(&mut self, payload: &[u8]) {
         if self.0.shipping.get() {
             (self.0.ship_volatile)(Bytes::copy_from_slice(payload));
@@ -113,6 +119,8 @@ struct Shared {
     settings: Arc<BrokerSettings>,
     /// Broker-wide limit counters (a new core after a reset counts in them too).
     limit_stats: Arc<crate::metrics::LimitStats>,
+    /// This shard's journal pause is counted in `limit_stats` (see `publish_stats`).
+    disk_full_published: Cell<bool>,
     segment_bytes: u64,
     stats: Arc<ShardStats>,
     /// Serving clients (promoted): runs expiry and relocation, which journal records.
@@ -220,6 +228,7 @@ impl Shard {
             shard_count: setup.shard_count,
             settings: setup.settings.clone(),
             limit_stats: setup.registries.limits.clone(),
+            disk_full_published: Cell::new(false),
             segment_bytes: setup.segment_bytes,
             stats: setup.stats.clone(),
             serving: Cell::new(false),
@@ -750,12 +759,21 @@ async fn ticker(shared: Rc<Shared>) {
 
 /// Copies the numbers the status endpoint shows into the shard's [`ShardStats`].
 fn publish_stats(shared: &Shared) {
+    let disk_full = shared.journal.disk_full();
+    if disk_full.is_some() != shared.disk_full_published.get() {
+        // Before /status shows it: by then every shard refuses.
+        shared
+            .limit_stats
+            .set_disk_full(disk_full.is_some(), disk_full.as_deref().unwrap_or(""));
+        shared.disk_full_published.set(disk_full.is_some());
+    }
     let j = shared.journal.stats();
     shared.stats.set_journal(JournalCounters {
         records: j.records_appended,
         appended_bytes: j.bytes_appended,
         written_bytes: j.bytes_written,
         fsyncs: j.fsyncs,
+        disk_full,
     });
     let core = shared.core.borrow();
     shared.stats.set_memory_used(core.mem_used() as u64);

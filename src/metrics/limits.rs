@@ -55,6 +55,11 @@ pub struct LimitStats {
     pending_output_bytes: AtomicU64,
     /// Queues and topics the shards hold (each shard adds and removes its own).
     destinations: AtomicU64,
+    /// Shards whose journal is paused by a full disk, and why (the first one's
+    /// reason): every shard refuses persistent sends while any is, as they normally
+    /// share one file system.
+    disk_full_shards: AtomicU64,
+    disk_full_reason: std::sync::Mutex<String>,
     refusals: [AtomicU64; 8],
 }
 
@@ -125,6 +130,37 @@ impl LimitStats {
 
     pub fn destinations(&self) -> u64 {
         self.destinations.load(Ordering::Acquire)
+    }
+
+    /// A shard's journal was paused (`true`) or resumed (`false`) by a full disk.
+    pub fn set_disk_full(&self, paused: bool, reason: &str) {
+        if paused {
+            if self.disk_full_shards.fetch_add(1, Ordering::AcqRel) == 0 {
+                *self
+                    .disk_full_reason
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = reason.to_string();
+            }
+        } else {
+            let _ = self
+                .disk_full_shards
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    Some(n.saturating_sub(1))
+                });
+        }
+    }
+
+    /// Why persistent sends are refused broker-wide, while a shard's disk is full.
+    pub fn disk_full(&self) -> Option<String> {
+        if self.disk_full_shards.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        Some(
+            self.disk_full_reason
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        )
     }
 
     /// Counts a refusal by `limit`; returns how many it has refused in all.

@@ -19,6 +19,7 @@
 //! | `journal_fsync_seconds` | histogram (50 µs .. 102.4 ms) | |
 //! | `journal_fsyncs_total`, `journal_records_total` | counter | |
 //! | `journal_appended_bytes_total`, `journal_written_bytes_total` | counter | |
+//! | `journal_disk_full` | gauge: 1 while writes are paused for lack of disk space | |
 //! | `memory_used_bytes`, `memory_limit_bytes` | gauge | |
 //! | `memory_bytes` | gauge: memory by use (may overlap) | `use` (`message_bodies`, `transactions`, `pending_output`, `replication`) |
 //! | `messages_held` | gauge: messages the destinations hold, bodies in memory or not | |
@@ -141,6 +142,12 @@ impl Collector for SnapshotCollector {
             "tandem_journal_written_bytes",
             "Bytes written to journal files, including rewritten tail blocks and padding",
             s.journal.written_bytes,
+        )?;
+        gauge(
+            &mut enc,
+            "tandem_journal_disk_full",
+            "1 while journal writes are paused for lack of disk space (persistent sends refused)",
+            u64::from(s.journal.disk_full.is_some()),
         )?;
         gauge(
             &mut enc,
@@ -445,6 +452,7 @@ mod tests {
                 appended_bytes: 1400,
                 written_bytes: 40960,
                 fsyncs: 6,
+                disk_full: Some("no space".into()),
             },
             memory: Memory {
                 used_bytes: 123,
@@ -487,6 +495,7 @@ mod tests {
             "tandem_journal_records_total 14",
             "tandem_journal_appended_bytes_total 1400",
             "tandem_journal_written_bytes_total 40960",
+            "tandem_journal_disk_full 1",
             "tandem_memory_used_bytes 123",
             "tandem_memory_limit_bytes 456",
             "tandem_memory_bytes{use=\"message_bodies\"} 123",

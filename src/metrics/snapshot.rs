@@ -6,7 +6,8 @@
 //!  "connections": 3,
 //!  "destinations": [{"name": "/queue/a", "depth": 6, "enqueued": 10, "dequeued": 4,
 //!                    "consumers": 1}],
-//!  "journal": {"fsyncs": 10, "appended_bytes": 5120, "records": 14, "written_bytes": 40960},
+//!  "journal": {"fsyncs": 10, "appended_bytes": 5120, "records": 14, "written_bytes": 40960,
+//!              "disk_full": null},
 //!  "memory": {"used_bytes": 1200, "limit_bytes": 67108864, "messages": 6,
 //!             "rss_bytes": 20971520,
 //!             "by_use": {"message_bodies": 1200, "transactions": 0,
@@ -138,6 +139,9 @@ impl Snapshot {
             s.journal.appended_bytes += j.appended_bytes;
             s.journal.written_bytes += j.written_bytes;
             s.journal.fsyncs += j.fsyncs;
+            if s.journal.disk_full.is_none() {
+                s.journal.disk_full = j.disk_full;
+            }
             s.fsync.merge(&shard.fsync_latency.snapshot());
             s.destinations.extend(shard.destinations().iter().cloned());
         }
@@ -178,6 +182,7 @@ mod tests {
             appended_bytes: 300,
             written_bytes: 4096,
             fsyncs: 2,
+            disk_full: None,
         });
         a.fsync_latency.observe(Duration::from_micros(200));
         b.set_destinations(vec![DestinationStats {

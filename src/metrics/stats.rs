@@ -145,8 +145,11 @@ impl Serialize for HistogramSnapshot {
 }
 
 /// The journal's counters since open, as the shard last copied them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct JournalCounters {
+    /// Why the journal's writes are paused for lack of disk space (`null` while they
+    /// are not): persistent sends are refused meanwhile.
+    pub disk_full: Option<String>,
     pub records: u64,
     /// Framed record bytes appended (what the log grew by).
     pub appended_bytes: u64,
@@ -168,6 +171,8 @@ pub struct ShardStats {
     journal_appended_bytes: AtomicU64,
     journal_written_bytes: AtomicU64,
     journal_fsyncs: AtomicU64,
+    /// `JournalCounters::disk_full` (rarely set: a lock is fine).
+    disk_full: std::sync::Mutex<Option<String>>,
     /// Latency of each journal write+fdatasync.
     pub fsync_latency: LatencyHistogram,
     /// The shard's destinations as of its last tick.
@@ -187,6 +192,7 @@ impl ShardStats {
             journal_appended_bytes: AtomicU64::new(0),
             journal_written_bytes: AtomicU64::new(0),
             journal_fsyncs: AtomicU64::new(0),
+            disk_full: std::sync::Mutex::new(None),
             fsync_latency: LatencyHistogram::default(),
             destinations: Mutex::new(Arc::new(Vec::new())),
             publish_destinations,
@@ -215,6 +221,7 @@ impl ShardStats {
         self.journal_appended_bytes.store(j.appended_bytes, Relaxed);
         self.journal_written_bytes.store(j.written_bytes, Relaxed);
         self.journal_fsyncs.store(j.fsyncs, Relaxed);
+        *self.disk_full.lock().unwrap_or_else(|e| e.into_inner()) = j.disk_full;
     }
     pub fn journal(&self) -> JournalCounters {
         JournalCounters {
@@ -222,6 +229,11 @@ impl ShardStats {
             appended_bytes: self.journal_appended_bytes.load(Relaxed),
             written_bytes: self.journal_written_bytes.load(Relaxed),
             fsyncs: self.journal_fsyncs.load(Relaxed),
+            disk_full: self
+                .disk_full
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 

@@ -200,6 +200,9 @@ pub(crate) struct State {
     pub(crate) tapped: Position,
     /// Set on the first write/sync error: the journal stops (see `StoreError::Failed`).
     pub(crate) failed: Option<String>,
+    /// The writer cannot create the next segment for lack of space (ENOSPC, EDQUOT):
+    /// writes are paused, not failed, and resume by themselves (see `writer`).
+    pub(crate) disk_full: Option<String>,
     /// The handle asked the writer to drain and stop.
     pub(crate) closing: bool,
     /// [`Journal::reset`] is running: appends and shipped batches are refused.
@@ -276,6 +279,7 @@ impl Journal {
             durable: rec.durable,
             tapped: rec.durable,
             failed: None,
+            disk_full: None,
             closing: false,
             resetting: false,
             removing: 0,
@@ -434,6 +438,11 @@ impl Journal {
     /// Everything before this position is durable.
     pub fn durable_position(&self) -> Position {
         self.inner.state.borrow().durable
+    }
+
+    /// Why writes are paused for lack of disk space, while they are.
+    pub fn disk_full(&self) -> Option<String> {
+        self.inner.state.borrow().disk_full.clone()
     }
 
     /// End of the last appended record (durable or not).

@@ -186,6 +186,14 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The file system has no room (ENOSPC) or the quota is used up (EDQUOT). (The
+    /// runtime keeps the error's kind, not always its errno.)
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StoreError::Io { source, .. }
+            if matches!(source.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
+                || matches!(source.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)))
+    }
+
     pub(crate) fn shipped(at: Position, why: impl Into<String>) -> Self {
         StoreError::ShippedCorrupt {
             at,

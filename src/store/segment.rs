@@ -25,8 +25,19 @@ pub(crate) fn segment_path(dir: &Path, id: u64) -> PathBuf {
 }
 
 /// Creates segment `id`: preallocate, write and sync the header, sync the directory.
-/// A crash midway leaves a file with an invalid header, which recovery removes.
+/// A crash midway leaves a file with an invalid header, which recovery removes when it
+/// is the last one. A failure (a full disk) removes the file, so that no header-less
+/// segment is left before later ones, and a retry starts afresh.
 pub(crate) async fn create(dir: &Path, id: u64, bytes: u64) -> Result<Segment, StoreError> {
+    let created = create_file(dir, id, bytes).await;
+    if created.is_err() {
+        // Best effort, on an error path: a plain unlink, the file is ours and new.
+        let _ = std::fs::remove_file(segment_path(dir, id));
+    }
+    created
+}
+
+async fn create_file(dir: &Path, id: u64, bytes: u64) -> Result<Segment, StoreError> {
     let path = segment_path(dir, id);
     let file = DmaFile::open_rw(&path)
         .await

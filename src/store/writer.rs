@@ -20,7 +20,10 @@
 //!
 //! The first write or fdatasync error stops the journal for good: after a failed
 //! fsync the page/device state is unknown (fsyncgate), and only recovery can say
-//! what is on disk.
+//! what is on disk. A full disk is different: segments are preallocated, so it shows
+//! when the next segment cannot be created, before a byte of the batch is written or
+//! shipped; the writer then pauses (`disk_full` set, retried every second) and goes
+//! on by itself once space is free.
 
 use std::future::poll_fn;
 use std::rc::Rc;
@@ -143,7 +146,7 @@ pub(crate) async fn run(inner: Rc<Inner>) {
 }
 
 async fn write_batch(inner: &Rc<Inner>, t: Taken) -> Result<(), StoreError> {
-    let seg = ensure_segment(inner, t.segment).await?;
+    let seg = segment_when_space(inner, t.segment).await?;
     debug_assert!(t.base.is_multiple_of(4096) && t.new_from >= t.base);
     let end = t.base + t.bytes.len() as u32;
     assert!(u64::from(end) <= seg.bytes, "batch runs past its segment");
@@ -194,6 +197,42 @@ async fn write_batch(inner: &Rc<Inner>, t: Taken) -> Result<(), StoreError> {
     // (`reset` waits on `events` for the writer to be idle.)
     st.events.wake_all();
     Ok(())
+}
+
+/// How often a writer paused by a full disk tries to create its segment again.
+const DISK_FULL_RETRY: Duration = Duration::from_secs(1);
+
+/// [`ensure_segment`], except that a full disk pauses the writer instead of stopping
+/// the journal: nothing of the batch has been written or shipped yet (the segment
+/// must exist first), so trying again later is safe, and a file left half-allocated
+/// is simply allocated again. Meanwhile `disk_full` says why (the broker refuses new
+/// persistent sends and `/status` shows it); the batch's waiters wait. Closing the
+/// journal ends the wait with the error.
+async fn segment_when_space(inner: &Rc<Inner>, id: u64) -> Result<Rc<Segment>, StoreError> {
+    loop {
+        match ensure_segment(inner, id).await {
+            Ok(seg) => {
+                if let Some(was) = inner.state.borrow_mut().disk_full.take() {
+                    tracing::warn!(dir = %inner.dir.display(), segment = id, was = %was, "disk space available again: journal writes resumed");
+                }
+                return Ok(seg);
+            }
+            Err(e) if e.is_disk_full() => {
+                {
+                    let mut st = inner.state.borrow_mut();
+                    if st.closing {
+                        return Err(e);
+                    }
+                    if st.disk_full.is_none() {
+                        tracing::error!(dir = %inner.dir.display(), segment = id, error = %e, "journal disk full: writes paused until space is free; new persistent sends are refused");
+                    }
+                    st.disk_full = Some(e.to_string());
+                }
+                rt::sleep(DISK_FULL_RETRY).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Returns segment `id`, creating it if nobody has (waiting if someone is).

@@ -167,6 +167,8 @@ pub struct BrokerOpts {
     pub args: Vec<String>,
     /// Extra environment variables of the broker process (e.g. a fault hook's).
     pub env: Vec<(String, String)>,
+    /// The data directory (`--data-dir`); `None`: `data` in the broker's temp dir.
+    pub data_dir: Option<PathBuf>,
     /// `<tandem connectAttemptTimeout>` in ms (the pre-login deadline); `None`: default.
     pub connect_attempt_timeout_ms: Option<u64>,
     /// `<tandem maxLoginFrameSize>`; `None`: default.
@@ -198,6 +200,7 @@ impl Default for BrokerOpts {
             rust_log: None,
             args: Vec::new(),
             env: Vec::new(),
+            data_dir: None,
             connect_attempt_timeout_ms: None,
             max_login_frame_size: None,
             status_host: None,
@@ -459,7 +462,10 @@ impl Broker {
 
     /// The broker's data directory (`--data-dir`).
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.opts
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| self.dir.path().join("data"))
     }
 
     /// The journal directory (`<data>/journal`: one `shard-N` directory per shard).

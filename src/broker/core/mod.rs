@@ -58,6 +58,11 @@ pub trait JournalSink {
     /// removal. `payload` is an encoded [`Record`], applied on the slave with no
     /// location. No-op unless a slave is attached.
     fn volatile(&mut self, _payload: &[u8]) {}
+    /// Why the journal cannot take new persistent messages now (its disk is full),
+    /// while it cannot: sends are refused rather than piled up in memory.
+    fn paused(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A message body: in memory, or only in the journal (read it back before use).

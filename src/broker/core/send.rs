@@ -49,6 +49,10 @@ impl ShardCore {
             self.reply(reply, None, Err(e));
             return;
         }
+        if let (true, Some(why)) = (msg.persistent, sink.paused()) {
+            self.reply(reply, None, Err(BrokerError::StoreFull(why)));
+            return;
+        }
         let rec = self.enqueue_record(&msg);
         let journaled = self.is_journaled(&rec);
         let loc = if journaled {

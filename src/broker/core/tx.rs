@@ -18,6 +18,13 @@ impl ShardCore {
         reply: Reply,
         sink: &mut dyn JournalSink,
     ) {
+        let persistent_sends = ops
+            .iter()
+            .any(|op| matches!(op, TxOp::Send(m) if m.persistent));
+        if let (true, Some(why)) = (persistent_sends, sink.paused()) {
+            self.reply(reply, None, Err(BrokerError::StoreFull(why)));
+            return;
+        }
         let now = now_ms();
         let mut records = Vec::with_capacity(ops.len());
         for op in ops {
