@@ -462,3 +462,92 @@ fn open_transactions_per_connection_are_capped() {
     other.subscribe("o", "/queue/tx-cap", "auto");
     assert_eq!(other.expect_message().body_str(), "in t0");
 }
+
+/// `<storeUsage limit="8 mb">` with 1 MiB segments: persistent sends are refused
+/// (STOMP ERROR naming storeUsage, the connection kept) once the journal holds 8 MiB,
+/// before any disk is full; non-persistent ones still go. Consuming the backlog lets
+/// the journal reclaim its segments, and sends are accepted again, no restart.
+#[test]
+fn store_usage_refuses_persistent_sends_until_consumers_free_the_journal() {
+    let status_port = free_port();
+    let broker = Broker::start(BrokerOpts {
+        segment_size: "1 mb".into(),
+        store_limit: Some("8 mb".into()),
+        status_port: Some(status_port),
+        ..BrokerOpts::default()
+    });
+    let mut c = broker.client();
+    let body = vec![b's'; 64 * 1024];
+    let mut accepted = 0;
+    let refused = loop {
+        assert!(
+            accepted < 1000,
+            "{accepted} x 64 KiB accepted under an 8 mb store limit"
+        );
+        c.send_frame(
+            "SEND",
+            &[
+                ("destination", "/queue/store"),
+                ("persistent", "true"),
+                ("receipt", &format!("s{accepted}")),
+            ],
+            &body,
+        );
+        let f = c.read_frame(REPLY_TIMEOUT).expect("an answer per send");
+        match f.command.as_str() {
+            "RECEIPT" => accepted += 1,
+            "ERROR" => break f,
+            other => panic!("unexpected {other}: {f:?}"),
+        }
+    };
+    assert!(refused.body_str().contains("storeUsage"), "{refused:?}");
+    // Non-persistent messages do not need the journal.
+    c.send_frame(
+        "SEND",
+        &[
+            ("destination", "/queue/store-np"),
+            ("persistent", "false"),
+            ("receipt", "np"),
+        ],
+        b"np",
+    );
+    assert_eq!(
+        c.read_frame(REPLY_TIMEOUT).expect("answer").command,
+        "RECEIPT"
+    );
+    let s = status(status_port);
+    assert!(
+        s["limits"]["store_bytes"]
+            .as_u64()
+            .is_some_and(|b| b >= 8 * MIB as u64),
+        "{s}"
+    );
+
+    let mut consumer = broker.client();
+    consumer.subscribe("d", "/queue/store", "auto");
+    for _ in 0..accepted {
+        consumer.expect_message();
+    }
+    // The journal reclaims consumed segments; sends are taken again.
+    let mut again = None;
+    let ok = poll_until(Duration::from_secs(30), || {
+        c.send_frame(
+            "SEND",
+            &[
+                ("destination", "/queue/store"),
+                ("persistent", "true"),
+                ("receipt", "again"),
+            ],
+            b"again",
+        );
+        let f = c.read_frame(REPLY_TIMEOUT).expect("answer");
+        again = Some(f.command.clone());
+        f.command == "RECEIPT"
+    });
+    assert!(
+        ok,
+        "sends still refused after the backlog was consumed: {again:?}, {}",
+        status(status_port)
+    );
+    assert_eq!(consumer.expect_message().body_str(), "again");
+}

@@ -60,6 +60,9 @@ pub struct Limits {
     pub max_composite_destinations: usize,
     /// Destinations (queues and topics, temporary ones included) per broker.
     pub max_destinations: usize,
+    /// `<storeUsage limit>`: journal bytes on disk (all shards) beyond which persistent
+    /// sends are refused.
+    pub store_limit_bytes: u64,
 }
 
 impl Default for Limits {
@@ -75,6 +78,7 @@ impl Default for Limits {
             max_temp_destinations_per_connection: 1_000,
             max_composite_destinations: 1_000,
             max_destinations: 100_000,
+            store_limit_bytes: 100 << 30,
         }
     }
 }

@@ -72,10 +72,22 @@ impl JournalSink for Sink<'_> {
         self.0.journal.appended_position().0
     }
     fn paused(&self) -> Option<String> {
-        self.0
-            .journal
-            .disk_full()
-            .or_else(|| self.0.limit_stats.disk_full())
+        let shared = self.0;
+        if let Some(why) = shared.journal.disk_full() {
+            return Some(why);
+        }
+        if let Some(why) = shared.limit_stats.disk_full() {
+            return Some(why);
+        }
+        let limit = shared.settings.limits.store_limit_bytes;
+        let used = shared.limit_stats.store_bytes();
+        (used >= limit).then(|| {
+            let refusals = shared.limit_stats.refused(crate::metrics::Limit::StoreUsage);
+            if refusals.is_power_of_two() {
+                tracing::warn!(used, limit, refusals, "storeUsage limit reached: persistent sends refused until consumers free journal space");
+            }
+            format!("storeUsage limit of {limit} bytes reached: the journal holds {used} bytes")
+        })
     }
     fn volatile(&mut self, payload: &[u8]) {
         if self.0.shipping.get() {
@@ -121,6 +133,8 @@ struct Shared {
     limit_stats: Arc<crate::metrics::LimitStats>,
     /// This shard's journal pause is counted in `limit_stats` (see `publish_stats`).
     disk_full_published: Cell<bool>,
+    /// This shard's journal size as last counted in `limit_stats` (`publish_stats`).
+    disk_bytes_published: Cell<u64>,
     segment_bytes: u64,
     stats: Arc<ShardStats>,
     /// Serving clients (promoted): runs expiry and relocation, which journal records.
@@ -229,6 +243,7 @@ impl Shard {
             settings: setup.settings.clone(),
             limit_stats: setup.registries.limits.clone(),
             disk_full_published: Cell::new(false),
+            disk_bytes_published: Cell::new(0),
             segment_bytes: setup.segment_bytes,
             stats: setup.stats.clone(),
             serving: Cell::new(false),
@@ -766,6 +781,13 @@ fn publish_stats(shared: &Shared) {
             .limit_stats
             .set_disk_full(disk_full.is_some(), disk_full.as_deref().unwrap_or(""));
         shared.disk_full_published.set(disk_full.is_some());
+    }
+    let disk_bytes = shared.journal.disk_bytes();
+    let was = shared.disk_bytes_published.replace(disk_bytes);
+    if disk_bytes != was {
+        shared
+            .limit_stats
+            .add_store_bytes(disk_bytes as i64 - was as i64);
     }
     let j = shared.journal.stats();
     shared.stats.set_journal(JournalCounters {

@@ -31,6 +31,8 @@ pub use cpus::allowed_cpus;
 pub const DEFAULT_SEGMENT_BYTES: u64 = 32 << 20;
 /// Default memory limit (`<memoryUsage limit>`).
 pub const DEFAULT_MEMORY_LIMIT_BYTES: u64 = 64 << 20;
+/// `<storeUsage limit>` when not configured: ActiveMQ's default, 100 gb.
+pub const DEFAULT_STORE_LIMIT_BYTES: u64 = 100 << 30;
 
 /// The broker's whole configuration, validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +53,10 @@ pub struct BrokerConfig {
     /// `<systemUsage><systemUsage><memoryUsage><memoryUsage limit>`; default 64 MiB.
     /// At least 1 MiB.
     pub memory_limit_bytes: u64,
+    /// `<systemUsage><systemUsage><storeUsage><storeUsage limit>`: journal bytes on
+    /// disk (all shards) beyond which persistent sends are refused; default 100 GiB,
+    /// as ActiveMQ. At least 4 MiB.
+    pub store_limit_bytes: u64,
     /// `<simpleAuthenticationPlugin>` users; usernames unique.
     pub users: Vec<AuthUser>,
     /// True iff `<simpleAuthenticationPlugin>` is present: every connection must then

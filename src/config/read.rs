@@ -12,7 +12,7 @@ use super::{
     journal_directory, AuthUser, BrokerConfig, ConfigError, ConnectionLimits, Ignored,
     JournalSettings, LoadEnv, MasterConnector, ProtocolLimits, RedeliverySettings, ReplicationAck,
     ReplicationLink, ReplicationSettings, Secret, ShardSettings, TransportConnector,
-    DEFAULT_MEMORY_LIMIT_BYTES, DEFAULT_SEGMENT_BYTES,
+    DEFAULT_MEMORY_LIMIT_BYTES, DEFAULT_SEGMENT_BYTES, DEFAULT_STORE_LIMIT_BYTES,
 };
 use crate::uri::{TransportUri, UriError};
 
@@ -333,11 +333,12 @@ impl<'a> Reader<'a> {
             Some(p) => self.persistence(p, &format!("{path}/persistenceAdapter"))?,
             None => (None, None),
         };
-        let memory_limit_bytes = match system_usage {
+        let (memory_limit, store_limit) = match system_usage {
             Some(s) => self.system_usage(s, &format!("{path}/systemUsage"))?,
-            None => None,
-        }
-        .unwrap_or(DEFAULT_MEMORY_LIMIT_BYTES);
+            None => (None, None),
+        };
+        let memory_limit_bytes = memory_limit.unwrap_or(DEFAULT_MEMORY_LIMIT_BYTES);
+        let store_limit_bytes = store_limit.unwrap_or(DEFAULT_STORE_LIMIT_BYTES);
         let t = match tandem {
             Some(t) => self.tandem(t, &format!("{path}/tandem"))?,
             None => self.tandem(&empty_element("tandem"), "")?,
@@ -409,6 +410,7 @@ impl<'a> Reader<'a> {
             transport_connectors,
             journal,
             memory_limit_bytes,
+            store_limit_bytes,
             users,
             auth_enabled,
             shards: t.shards,
@@ -576,9 +578,14 @@ impl<'a> Reader<'a> {
         Ok((dir, segment))
     }
 
-    /// `<systemUsage><systemUsage><memoryUsage><memoryUsage limit/>`: Spring's
-    /// factory-bean nesting, hence each name twice.
-    fn system_usage(&mut self, outer: &Element, path: &str) -> Result<Option<u64>, ConfigError> {
+    /// `<systemUsage><systemUsage>` with `<memoryUsage><memoryUsage limit/>` and
+    /// `<storeUsage><storeUsage limit/>`: Spring's factory-bean nesting, hence each
+    /// name twice. Returns (memory limit, store limit).
+    fn system_usage(
+        &mut self,
+        outer: &Element,
+        path: &str,
+    ) -> Result<(Option<u64>, Option<u64>), ConfigError> {
         self.check_attrs(outer, path, &[]);
         let mut inner = None;
         for c in &outer.children {
@@ -589,41 +596,62 @@ impl<'a> Reader<'a> {
             }
         }
         let Some(inner) = inner else {
-            return Ok(None);
+            return Ok((None, None));
         };
         let path = format!("{path}/systemUsage");
         self.check_attrs(inner, &path, &[]);
-        let mut mem_outer = None;
+        let (mut memory, mut store) = (None, None);
         for c in &inner.children {
-            if c.name == "memoryUsage" {
-                self.once(&mut mem_outer, c)?;
-            } else {
-                self.ignore_element(c, &path);
+            match c.name.as_str() {
+                "memoryUsage" => self.once(&mut memory, c)?,
+                "storeUsage" => self.once(&mut store, c)?,
+                _ => self.ignore_element(c, &path),
             }
         }
-        let Some(mem_outer) = mem_outer else {
-            return Ok(None);
+        let memory = match memory {
+            Some(m) => self.usage_limit(
+                m,
+                &format!("{path}/memoryUsage"),
+                1 << 20,
+                "a size of at least 1 mb",
+            )?,
+            None => None,
         };
-        let path = format!("{path}/memoryUsage");
-        self.check_attrs(mem_outer, &path, &[]);
-        let mut mem = None;
-        for c in &mem_outer.children {
-            if c.name == "memoryUsage" {
-                self.once(&mut mem, c)?;
+        let store = match store {
+            Some(s) => self.usage_limit(
+                s,
+                &format!("{path}/storeUsage"),
+                4 << 20,
+                "a size of at least 4 mb",
+            )?,
+            None => None,
+        };
+        Ok((memory, store))
+    }
+
+    /// `<xUsage><xUsage limit/></xUsage>` (`outer` is the first `xUsage`).
+    fn usage_limit(
+        &mut self,
+        outer: &Element,
+        path: &str,
+        min: u64,
+        expected: &'static str,
+    ) -> Result<Option<u64>, ConfigError> {
+        self.check_attrs(outer, path, &[]);
+        let mut inner = None;
+        for c in &outer.children {
+            if c.name == outer.name {
+                self.once(&mut inner, c)?;
             } else {
-                self.ignore_element(c, &path);
+                self.ignore_element(c, path);
             }
         }
-        let Some(mem) = mem else {
+        let Some(inner) = inner else {
             return Ok(None);
         };
-        let path = format!("{path}/memoryUsage");
-        self.check_attrs(mem, &path, &["limit"]);
-        self.typed(
-            mem,
-            "limit",
-            size_at_least(1 << 20, "a size of at least 1 mb"),
-        )
+        let path = format!("{path}/{}", outer.name);
+        self.check_attrs(inner, &path, &["limit"]);
+        self.typed(inner, "limit", size_at_least(min, expected))
     }
 
     fn plugins(

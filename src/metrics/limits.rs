@@ -20,10 +20,11 @@ pub enum Limit {
     TempDestinations,
     CompositeMembers,
     Destinations,
+    StoreUsage,
 }
 
 impl Limit {
-    pub const ALL: [Limit; 8] = [
+    pub const ALL: [Limit; 9] = [
         Limit::TransactionSize,
         Limit::TransactionMemory,
         Limit::Transactions,
@@ -32,6 +33,7 @@ impl Limit {
         Limit::TempDestinations,
         Limit::CompositeMembers,
         Limit::Destinations,
+        Limit::StoreUsage,
     ];
 
     /// The configuration attribute that sets it: what the metric label says.
@@ -45,6 +47,7 @@ impl Limit {
             Limit::TempDestinations => "maxTemporaryDestinationsPerConnection",
             Limit::CompositeMembers => "maxCompositeDestinations",
             Limit::Destinations => "maxDestinations",
+            Limit::StoreUsage => "storeUsage",
         }
     }
 }
@@ -59,8 +62,10 @@ pub struct LimitStats {
     /// reason): every shard refuses persistent sends while any is, as they normally
     /// share one file system.
     disk_full_shards: AtomicU64,
+    /// Journal bytes on disk, all shards (each shard adds what it changed by).
+    store_bytes: AtomicU64,
     disk_full_reason: std::sync::Mutex<String>,
-    refusals: [AtomicU64; 8],
+    refusals: [AtomicU64; 9],
 }
 
 impl LimitStats {
@@ -150,6 +155,19 @@ impl LimitStats {
         }
     }
 
+    /// A shard's journal grew (`delta` > 0) or shrank on disk.
+    pub fn add_store_bytes(&self, delta: i64) {
+        let _ = self
+            .store_bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                Some(held.saturating_add_signed(delta))
+            });
+    }
+
+    pub fn store_bytes(&self) -> u64 {
+        self.store_bytes.load(Ordering::Acquire)
+    }
+
     /// Why persistent sends are refused broker-wide, while a shard's disk is full.
     pub fn disk_full(&self) -> Option<String> {
         if self.disk_full_shards.load(Ordering::Acquire) == 0 {
@@ -173,6 +191,7 @@ impl LimitStats {
             transaction_bytes: self.transaction_bytes(),
             pending_output_bytes: self.pending_output_bytes(),
             destinations: self.destinations(),
+            store_bytes: self.store_bytes(),
             refusals: Limit::ALL
                 .iter()
                 .map(|l| Refusals {
@@ -195,6 +214,8 @@ pub struct LimitsSnapshot {
     /// Queues and topics (temporary ones included) the broker holds: what
     /// `maxDestinations` caps.
     pub destinations: u64,
+    /// Journal bytes on disk, all shards: what `<storeUsage limit>` caps.
+    pub store_bytes: u64,
     pub refusals: Vec<Refusals>,
 }
 

@@ -26,6 +26,7 @@
 //! | `process_resident_bytes` | gauge | |
 //! | `transaction_bytes`, `pending_output_bytes` | gauge | |
 //! | `destinations` | gauge: queues and topics held (`maxDestinations` caps it) | |
+//! | `store_bytes` | gauge: journal bytes on disk (`storeUsage` caps it) | |
 //! | `limit_refusals_total` | counter | `limit` (the configuration attribute) |
 //! | `uptime_seconds`, `shards` | gauge | |
 //! | `replication_role` | gauge (1 for the current role, 0 for the others) | `role` |
@@ -202,6 +203,12 @@ impl Collector for SnapshotCollector {
             "tandem_pending_output_bytes",
             "Message bytes dispatched to connections and not yet written to their sockets",
             s.limits.pending_output_bytes,
+        )?;
+        gauge(
+            &mut enc,
+            "tandem_store_bytes",
+            "Journal bytes on disk, all shards (what <storeUsage limit> caps)",
+            s.limits.store_bytes,
         )?;
         gauge(
             &mut enc,

@@ -117,6 +117,7 @@ fn limits(config: &BrokerConfig) -> crate::broker::Limits {
         max_temp_destinations_per_connection: l.max_temp_destinations_per_connection as usize,
         max_composite_destinations: l.max_composite_destinations as usize,
         max_destinations: l.max_destinations as usize,
+        store_limit_bytes: config.store_limit_bytes,
     }
 }
 

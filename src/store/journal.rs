@@ -440,6 +440,17 @@ impl Journal {
         self.inner.state.borrow().durable
     }
 
+    /// Bytes of the segment files this journal holds (preallocated: their full size).
+    pub fn disk_bytes(&self) -> u64 {
+        self.inner
+            .state
+            .borrow()
+            .segments
+            .values()
+            .map(|s| s.bytes)
+            .sum()
+    }
+
     /// Why writes are paused for lack of disk space, while they are.
     pub fn disk_full(&self) -> Option<String> {
         self.inner.state.borrow().disk_full.clone()

@@ -169,6 +169,8 @@ pub struct BrokerOpts {
     pub env: Vec<(String, String)>,
     /// The data directory (`--data-dir`); `None`: `data` in the broker's temp dir.
     pub data_dir: Option<PathBuf>,
+    /// `<storeUsage limit>`, e.g. "8 mb"; `None`: not written (the default).
+    pub store_limit: Option<String>,
     /// `<tandem connectAttemptTimeout>` in ms (the pre-login deadline); `None`: default.
     pub connect_attempt_timeout_ms: Option<u64>,
     /// `<tandem maxLoginFrameSize>`; `None`: default.
@@ -201,6 +203,7 @@ impl Default for BrokerOpts {
             args: Vec::new(),
             env: Vec::new(),
             data_dir: None,
+            store_limit: None,
             connect_attempt_timeout_ms: None,
             max_login_frame_size: None,
             status_host: None,
@@ -268,7 +271,7 @@ pub fn config_xml(opts: &BrokerOpts, port: u16, data_dir: &Path) -> String {
       <memoryUsage>
         <memoryUsage limit="{memory}"/>
       </memoryUsage>
-    </systemUsage>
+{store}    </systemUsage>
   </systemUsage>
 {plugins}  <tandem {tandem}/>
 </broker>
@@ -276,6 +279,9 @@ pub fn config_xml(opts: &BrokerOpts, port: u16, data_dir: &Path) -> String {
         data = data_dir.display(),
         segment = opts.segment_size,
         memory = opts.memory_limit,
+        store = opts.store_limit.as_ref().map_or(String::new(), |l| format!(
+            "      <storeUsage>\n        <storeUsage limit=\"{l}\"/>\n      </storeUsage>\n"
+        )),
     )
 }
 
