@@ -71,9 +71,15 @@ async fn append_range(j: &Journal, from: u64, to: u64) -> Vec<Location> {
 
 /// Opens, checks the replay is exactly payloads `0..n` at `locs[..n]`, closes.
 async fn reopen_expect(dir: &Path, locs: &[Location], n: usize) {
-    let (j, replay) = Journal::open(cfg(dir)).await.unwrap();
-    assert_eq!(replay.len(), n, "replayed record count");
-    for (i, r) in replay.iter().enumerate() {
+    replay_is(cfg(dir), locs, (0..n).collect()).await;
+}
+
+/// Opens with `cfg`, checks the replay is exactly records `want` (indexes into
+/// `locs`, each with its `payload(i)`), in order, closes.
+async fn replay_is(cfg: JournalConfig, locs: &[Location], want: Vec<usize>) {
+    let (j, replay) = Journal::open(cfg).await.unwrap();
+    assert_eq!(replay.len(), want.len(), "replayed record count");
+    for (r, i) in replay.iter().zip(want) {
         assert_eq!(r.location, locs[i], "location of record {i}");
         assert_eq!(
             &r.payload[..],
@@ -333,23 +339,11 @@ fn zero_after_record(dir: &Path, loc: Location) {
 /// Opens with `skip_damaged` and checks the replay is every record of `locs` but
 /// `lost`, in order.
 async fn reopen_skipping(dir: &Path, locs: &[Location], lost: usize) {
-    let (j, replay) = Journal::open(JournalConfig {
+    let cfg = JournalConfig {
         skip_damaged: true,
         ..cfg(dir)
-    })
-    .await
-    .unwrap();
-    let want: Vec<usize> = (0..locs.len()).filter(|i| *i != lost).collect();
-    assert_eq!(replay.len(), want.len(), "replayed record count");
-    for (r, i) in replay.iter().zip(want) {
-        assert_eq!(r.location, locs[i], "location of record {i}");
-        assert_eq!(
-            &r.payload[..],
-            &payload(i as u64)[..],
-            "payload of record {i}"
-        );
-    }
-    j.close().await.unwrap();
+    };
+    replay_is(cfg, locs, (0..locs.len()).filter(|i| *i != lost).collect()).await;
 }
 
 /// A damaged record with valid records after it (here in a middle segment) is damage,

@@ -16,14 +16,9 @@ const ARM: &str = "TANDEM_FAULT_PANIC_ON_DESTINATION";
 const BOOM: &str = "/queue/boom";
 const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 
-#[test]
-fn a_panicking_shard_stops_a_standalone_broker_and_nothing_confirmed_is_lost() {
-    let mut broker = Broker::start(BrokerOpts {
-        env: vec![(ARM.into(), BOOM.into())],
-        ..BrokerOpts::default()
-    });
-    let mut c = broker.client();
-    for i in 0..20 {
+/// Sends `n` confirmed messages to /queue/kept, then one to the armed destination.
+fn send_kept_then_boom(c: &mut support::Stomp, n: usize) {
+    for i in 0..n {
         c.send_receipted(
             "/queue/kept",
             format!("kept {i}").as_bytes(),
@@ -35,6 +30,15 @@ fn a_panicking_shard_stops_a_standalone_broker_and_nothing_confirmed_is_lost() {
         &[("destination", BOOM), ("receipt", "boom")],
         b"boom",
     );
+}
+
+#[test]
+fn a_panicking_shard_stops_a_standalone_broker_and_nothing_confirmed_is_lost() {
+    let mut broker = Broker::start(BrokerOpts {
+        env: vec![(ARM.into(), BOOM.into())],
+        ..BrokerOpts::default()
+    });
+    send_kept_then_boom(&mut broker.client(), 20);
     let exited = support::poll_until(EXIT_TIMEOUT, || broker.has_exited());
     assert!(
         exited,
@@ -66,19 +70,7 @@ fn a_panicking_master_shard_hands_over_to_the_slave() {
         master,
         ..PairOpts::default()
     });
-    let mut c = pair.master.client();
-    for i in 0..50 {
-        c.send_receipted(
-            "/queue/kept",
-            format!("kept {i}").as_bytes(),
-            &format!("k{i}"),
-        );
-    }
-    c.send_frame(
-        "SEND",
-        &[("destination", BOOM), ("receipt", "boom")],
-        b"boom",
-    );
+    send_kept_then_boom(&mut pair.master.client(), 50);
     let status = pair.master.wait_exit(EXIT_TIMEOUT);
     assert!(!status.success(), "the master exited with {status}");
     assert!(
