@@ -75,7 +75,10 @@ pub struct Consumer {
     pub in_flight: u32,
     /// Bytes (`Entry::size`) dispatched to it and not yet reported written to its
     /// socket ([`Backlog::written`]): a consumer that does not read stops receiving at
-    /// `max_unwritten`, as prefetch stops it by count.
+    /// `max_unwritten`, as prefetch stops it by count. Only `written` lowers it: an
+    /// acknowledgement does not (an auto-acknowledging consumer's acks come just
+    /// before the same bytes' `written`, and lowering it for both let such a consumer
+    /// hold twice its bound).
     pub unwritten_bytes: u64,
     /// `maxPendingOutput`; at least one message always goes, whatever its size.
     pub max_unwritten: u64,
@@ -206,10 +209,6 @@ impl Backlog {
         let e = self.entries.remove(&seq)?;
         if let Some(c) = self.consumers.iter_mut().find(|c| c.key == key) {
             c.in_flight = c.in_flight.saturating_sub(1);
-            if c.in_flight == 0 {
-                // Nothing outstanding, so nothing unwritten: no miscount outlives it.
-                c.unwritten_bytes = 0;
-            }
         }
         Some(e)
     }
@@ -221,10 +220,6 @@ impl Backlog {
         if let EntryState::Delivered(key) = e.state {
             if let Some(c) = self.consumers.iter_mut().find(|c| c.key == key) {
                 c.in_flight = c.in_flight.saturating_sub(1);
-                if c.in_flight == 0 {
-                    // Nothing outstanding, so nothing unwritten: no miscount outlives it.
-                    c.unwritten_bytes = 0;
-                }
             }
         }
         Some(e)
@@ -237,10 +232,6 @@ impl Backlog {
             if let EntryState::Delivered(key) = e.state {
                 if let Some(c) = self.consumers.iter_mut().find(|c| c.key == key) {
                     c.in_flight = c.in_flight.saturating_sub(1);
-                    if c.in_flight == 0 {
-                        // Nothing outstanding, so nothing unwritten: no miscount outlives it.
-                        c.unwritten_bytes = 0;
-                    }
                 }
             }
             self.ready.remove(&seq);
