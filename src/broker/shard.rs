@@ -49,6 +49,9 @@ pub struct ShardSetup {
     /// Receives, while a slave is attached, each change that is not journaled but
     /// that the slave holds in memory (an encoded record; see `JournalSink::volatile`).
     pub ship_volatile: Box<dyn Fn(Bytes) + Send>,
+    /// Told once if the journal fails (a write or fdatasync error other than a full
+    /// disk): the node stops on it (see `store::writer`).
+    pub on_journal_failure: Box<dyn Fn(String) + Send>,
 }
 
 /// How long start-up waits for the outcomes of transactions prepared before a crash.
@@ -219,6 +222,13 @@ impl Shard {
         .await?;
         let fsync_stats = setup.stats.clone();
         journal.set_sync_observer(Rc::new(move |d| fsync_stats.fsync_latency.observe(d)));
+        {
+            let failed = setup.on_journal_failure;
+            let shard = setup.shard;
+            journal.set_failure_observer(Rc::new(move |why| {
+                failed(format!("shard {shard}: {why}"));
+            }));
+        }
         let shipping = Rc::new(Cell::new(false));
         {
             let shipping = shipping.clone();
@@ -568,16 +578,18 @@ fn settled(shared: &Shared, end: Position) -> bool {
 }
 
 /// Waits until [`settled`]`(end)`. The local fsync and the slave's acknowledgement run
-/// in parallel; this returns when both are in. A failed journal write is an error (the
-/// slave is still waited for: the journal's failure says nothing about it).
+/// in parallel; this returns when both are in. A failed journal write is an error at
+/// once: the journal answers a wait with an error only for records certainly not
+/// written, which were therefore never shipped either (`store::writer`), so the slave
+/// will not acknowledge them.
 async fn settle(shared: &Shared, end: Position) -> Result<(), BrokerError> {
-    let local = shared
+    shared
         .journal
         .wait_durable(end)
         .await
-        .map_err(|e| BrokerError::Journal(e.to_string()));
+        .map_err(|e| BrokerError::Journal(e.to_string()))?;
     shared.replica.wait(end).await;
-    local
+    Ok(())
 }
 
 fn delivery(

@@ -33,7 +33,11 @@ use crate::rt::net::BoundListener;
 use crate::store;
 use crate::uri::Wire;
 
-/// Why the node could not start.
+/// How long a node whose journal failed goes on before it exits: time for the error
+/// answers to reach their clients.
+const JOURNAL_FAILURE_GRACE: Duration = Duration::from_millis(300);
+
+/// Why the node could not start, or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     #[error("cannot create data directory {path}: {source}")]
@@ -65,6 +69,10 @@ pub enum NodeError {
     NoConnector,
     #[error("cannot start executor: {0}")]
     Executor(std::io::Error),
+    /// A journal write or fdatasync failed (not a full disk, which pauses): the node
+    /// stops rather than guess what is on disk, so the slave takes over.
+    #[error("journal failed ({0}); stopping the node (restart it once the disk is sound: recovery reads what is on disk)")]
+    JournalFailed(String),
     #[error("shard {shard} failed to start: {reason}")]
     Shard { shard: usize, reason: String },
     /// An executor thread that must live as long as the process ended (a task
@@ -296,6 +304,8 @@ pub fn run(mut config: BrokerConfig) -> Result<(), NodeError> {
     let mut handles = Vec::new();
     // Shard executors that end (a panicking task takes the thread) are reported here.
     let (died_tx, died_rx) = mpsc::channel::<String>();
+    // Journals that failed (an I/O error other than a full disk) are reported here.
+    let (journal_failed_tx, journal_failed_rx) = mpsc::channel::<String>();
     let mut shard_ports: Vec<Option<port::ShardPort>> = shard_ports.into_iter().map(Some).collect();
     for shard in (0..shard_count).rev() {
         let Some(mesh) = ends.pop() else { break };
@@ -333,6 +343,12 @@ pub fn run(mut config: BrokerConfig) -> Result<(), NodeError> {
             registries: registries.clone(),
             ship: Box::new(move |start, bytes| shipper.batch(start, bytes)),
             ship_volatile: Box::new(move |record| shipper_v.volatile(record)),
+            on_journal_failure: {
+                let tx = journal_failed_tx.clone();
+                Box::new(move |why| {
+                    let _ = tx.send(why);
+                })
+            },
         };
         let (serve_tx, serve_rx) = async_channel::unbounded::<Listeners>();
         serve_txs.push(serve_tx);
@@ -462,6 +478,13 @@ pub fn run(mut config: BrokerConfig) -> Result<(), NodeError> {
         if let Ok(executor) = died_rx.try_recv() {
             tracing::error!(executor = %executor, "an executor thread stopped (a task panicked); stopping the node");
             break Err(NodeError::ExecutorDied(executor));
+        }
+        if let Ok(why) = journal_failed_rx.try_recv() {
+            tracing::error!(error = %why, "a journal failed: stopping the node so that the slave (or the service manager) takes over");
+            // Let the shards answer what was certainly not written (see
+            // `store::writer`) before the connections close.
+            std::thread::sleep(JOURNAL_FAILURE_GRACE);
+            break Err(NodeError::JournalFailed(why));
         }
         let sig = stop_signal.load(Ordering::Acquire);
         if sig != 0 {

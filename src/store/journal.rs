@@ -200,6 +200,11 @@ pub(crate) struct State {
     pub(crate) tapped: Position,
     /// Set on the first write/sync error: the journal stops (see `StoreError::Failed`).
     pub(crate) failed: Option<String>,
+    /// After a failure whose outcome is unknown (see `writer`): waits for positions up
+    /// to here (and beyond `durable`) are never answered.
+    pub(crate) unknown_until: Position,
+    /// Told once, when the journal fails (the node stops on it).
+    pub(crate) failure_observer: Option<FailureObserver>,
     /// The writer cannot create the next segment for lack of space (ENOSPC, EDQUOT):
     /// writes are paused, not failed, and resume by themselves (see `writer`).
     pub(crate) disk_full: Option<String>,
@@ -221,13 +226,17 @@ pub(crate) struct State {
     /// Segment created, creation failed, pre-creation task finished, batch durable,
     /// segment removal finished, writer exited.
     pub(crate) events: WakerList,
-    /// Receives each batch's new framed bytes and their start position, before the
-    /// local write (replication ships them in parallel with the fsync).
+    /// Receives each batch's new framed bytes and their start position, once the
+    /// local write succeeded and before its fdatasync (replication ships them in
+    /// parallel with the fsync; nothing that failed to write is shipped).
     pub(crate) tap: Option<Box<dyn Fn(Position, Bytes)>>,
     /// Told how long each write+fdatasync took (metrics; the store does not care).
     pub(crate) sync_observer: Option<Rc<dyn Fn(std::time::Duration)>>,
     pub(crate) stats: JournalStats,
 }
+
+/// Told why the journal failed (see [`Journal::set_failure_observer`]).
+pub type FailureObserver = Rc<dyn Fn(&str)>;
 
 pub(crate) struct Inner {
     pub(crate) state: RefCell<State>,
@@ -279,6 +288,8 @@ impl Journal {
             durable: rec.durable,
             tapped: rec.durable,
             failed: None,
+            unknown_until: rec.durable,
+            failure_observer: None,
             disk_full: None,
             closing: false,
             resetting: false,
@@ -565,7 +576,8 @@ impl Journal {
 
     /// Installs the batch tap: called with each batch's new framed bytes (records and
     /// roll markers, exactly as written) and the position of their first byte, in log
-    /// order, before the batch is written locally.
+    /// order, once the batch is written locally and before it is fdatasync'ed (never
+    /// a batch whose write failed: see the `writer` module).
     pub fn set_batch_tap(&self, tap: Box<dyn Fn(Position, Bytes)>) {
         self.inner.state.borrow_mut().tap = Some(tap);
     }
@@ -1013,6 +1025,12 @@ impl Journal {
         self.inner.state.borrow_mut().sync_observer = Some(observer);
     }
 
+    /// Installs a callback told, once, that the journal failed and stopped (a write or
+    /// fdatasync error other than a full disk; see the `writer` module).
+    pub fn set_failure_observer(&self, observer: FailureObserver) {
+        self.inner.state.borrow_mut().failure_observer = Some(observer);
+    }
+
     /// Counters since open.
     pub fn stats(&self) -> JournalStats {
         self.inner.state.borrow().stats
@@ -1261,6 +1279,9 @@ impl Future for DurableWait<'_> {
         let mut st = this.inner.state.borrow_mut();
         let ready = if st.durable >= this.end {
             Some(Ok(()))
+        } else if st.failed.is_some() && this.end <= st.unknown_until {
+            // Maybe on disk, maybe shipped: neither yes nor no is true (see `writer`).
+            None
         } else if let Some(why) = &st.failed {
             Some(Err(StoreError::Failed(why.clone())))
         } else if this.end > st.appended {

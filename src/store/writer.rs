@@ -1,11 +1,17 @@
 //! The group-commit writer: one background task per journal.
 //!
 //! Loop: take the oldest pending batch (everything appended since the previous take,
-//! up to `max_batch_bytes`), hand its bytes to the tap, write it with one aligned
-//! `write_at` (the partial last block is zero-padded; the next batch rewrites it),
+//! up to `max_batch_bytes`), write it with one aligned `write_at` (the partial last
+//! block is zero-padded; the next batch rewrites it), hand its bytes to the tap,
 //! fdatasync, advance the durable position, wake the waiters it covers. Records
 //! appended meanwhile pile up in the next batch, so under load one fdatasync covers
 //! many records.
+//!
+//! **Only what was written is shipped.** The tap (replication) gets a batch once the
+//! local write succeeded, not before: a batch whose write failed was never shipped,
+//! so the slave cannot hold (and after a takeover deliver) a record whose producer
+//! was told it failed. Shipping still runs in parallel with the fdatasync, which is
+//! the expensive part.
 //!
 //! A batch that nobody waits for yet (typically a consumer's acknowledgement, which
 //! the client does not wait on) is held up to [`LINGER`] for one that someone does: a
@@ -18,12 +24,25 @@
 //! recovery never finds a hole followed by data in a later segment unless the disk
 //! lost it.
 //!
-//! The first write or fdatasync error stops the journal for good: after a failed
-//! fsync the page/device state is unknown (fsyncgate), and only recovery can say
-//! what is on disk. A full disk is different: segments are preallocated, so it shows
-//! when the next segment cannot be created, before a byte of the batch is written or
-//! shipped; the writer then pauses (`disk_full` set, retried every second) and goes
-//! on by itself once space is free.
+//! **Failures.** The first write or fdatasync error stops the journal for good
+//! (`State::failed`), and the failure observer is told (the node then stops, so the
+//! slave or the service manager takes over): after a failed fsync the page/device
+//! state is unknown (fsyncgate), and only recovery can say what is on disk. What the
+//! waiters hear depends on what is certain:
+//!
+//! * the batch was certainly not written (its segment could not be created, or the
+//!   kernel refused the write before any byte moved: EPERM, EROFS, EBADF, ...): its
+//!   waiters and later ones get [`StoreError::Failed`] (the client an ERROR);
+//! * the write failed otherwise (EIO: some blocks may be on disk) or the fdatasync
+//!   failed (the batch was written and shipped): the outcome is unknown, as after a
+//!   crash, so those waiters get no answer (`State::unknown_until`); the node stops
+//!   and the client's connection closes. A failover client replays; the producer
+//!   audit keeps a replayed send from being stored twice.
+//!
+//! A full disk is different: segments are preallocated, so it shows when the next
+//! segment cannot be created, before a byte of the batch is written or shipped; the
+//! writer then pauses (`disk_full` set, retried every second) and goes on by itself
+//! once space is free.
 
 use std::future::poll_fn;
 use std::rc::Rc;
@@ -129,12 +148,8 @@ pub(crate) async fn run(inner: Rc<Inner>) {
         })
         .await;
         let Some(taken) = taken else { break };
-        if let Err(e) = write_batch(&inner, taken).await {
-            tracing::error!(dir = %inner.dir.display(), error = %e, "journal write failed; journal stopped");
-            let mut st = inner.state.borrow_mut();
-            st.failed = Some(e.to_string());
-            st.in_flight = None;
-            st.waiters.wake_all();
+        if let Err(failure) = write_batch(&inner, taken).await {
+            fail(&inner, failure);
             break;
         }
     }
@@ -145,14 +160,78 @@ pub(crate) async fn run(inner: Rc<Inner>) {
     st.events.wake_all();
 }
 
-async fn write_batch(inner: &Rc<Inner>, t: Taken) -> Result<(), StoreError> {
-    let seg = segment_when_space(inner, t.segment).await?;
-    debug_assert!(t.base.is_multiple_of(4096) && t.new_from >= t.base);
+/// Why a batch failed, and whether its bytes may be on disk (and shipped).
+struct Failure {
+    error: StoreError,
+    /// False: certainly not written, so not shipped either. True: the outcome is
+    /// unknown (a write that may have moved some blocks, or a failed fdatasync).
+    maybe_written: bool,
+    /// End of the failed batch.
+    end: Position,
+}
+
+/// Stops the journal after `f` (see the module comment): records what waiters hear,
+/// wakes them, and tells the failure observer.
+fn fail(inner: &Inner, f: Failure) {
+    let why = f.error.to_string();
+    let observer = {
+        let mut st = inner.state.borrow_mut();
+        if f.maybe_written {
+            st.unknown_until = f.end;
+            tracing::error!(dir = %inner.dir.display(), error = %why, unknown_until = %f.end, "journal write failed and what reached the disk is unknown: journal stopped; the requests waiting for it get no answer");
+        } else {
+            tracing::error!(dir = %inner.dir.display(), error = %why, "journal write failed before any byte was written: journal stopped; the requests waiting for it get an error");
+        }
+        st.failed = Some(why.clone());
+        st.in_flight = None;
+        st.waiters.wake_all();
+        st.failure_observer.clone()
+    };
+    if let Some(observe) = observer {
+        observe(&why);
+    }
+}
+
+/// Whether a failed write certainly moved no byte: the kernel checks these before it
+/// transfers anything (permissions, a read-only or immutable file, a bad descriptor or
+/// alignment, the file size limit). Anything else (EIO above all) may have written
+/// some blocks.
+fn refused_before_writing(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EPERM | libc::EACCES | libc::EROFS | libc::EBADF | libc::EINVAL | libc::EFBIG)
+    ) || matches!(
+        e.kind(),
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+    )
+}
+
+async fn write_batch(inner: &Rc<Inner>, t: Taken) -> Result<(), Failure> {
     let end = t.base + t.bytes.len() as u32;
+    let failure = |error: StoreError, maybe_written: bool| Failure {
+        error,
+        maybe_written,
+        end: Position::new(t.segment, end),
+    };
+    let seg = segment_when_space(inner, t.segment)
+        .await
+        .map_err(|e| failure(e, false))?;
+    debug_assert!(t.base.is_multiple_of(4096) && t.new_from >= t.base);
     assert!(u64::from(end) <= seg.bytes, "batch runs past its segment");
 
-    // The writer has taken these bytes: `tapped_end` moves here whether or not a tap
-    // is installed, in the same borrow that takes the tap out. (Take the tap out while
+    let padded = align_up(t.bytes.len() as u64) as usize;
+    let mut dma = rt::file::alloc(padded);
+    dma.as_bytes_mut()[..t.bytes.len()].copy_from_slice(&t.bytes);
+    let started = std::time::Instant::now();
+    if let Err(e) = seg.file.write_at(dma, u64::from(t.base)).await {
+        // (A short write comes back as an error too: as uncertain as EIO.)
+        let certain = refused_before_writing(&e);
+        return Err(failure(StoreError::io("write", &seg.path, e), !certain));
+    }
+
+    // Written (not yet durable): now, and only now, the bytes may be shipped. The
+    // writer has taken them: `tapped_end` moves here whether or not a tap is
+    // installed, in the same borrow that takes the tap out. (Take the tap out while
     // calling it, so it may call back into the journal.)
     let tap = {
         let mut st = inner.state.borrow_mut();
@@ -168,18 +247,10 @@ async fn write_batch(inner: &Rc<Inner>, t: Taken) -> Result<(), StoreError> {
         }
     }
 
-    let padded = align_up(t.bytes.len() as u64) as usize;
-    let mut dma = rt::file::alloc(padded);
-    dma.as_bytes_mut()[..t.bytes.len()].copy_from_slice(&t.bytes);
-    let started = std::time::Instant::now();
-    seg.file
-        .write_at(dma, u64::from(t.base))
-        .await
-        .map_err(|e| StoreError::io("write", &seg.path, e))?;
     seg.file
         .fdatasync()
         .await
-        .map_err(|e| StoreError::io("fdatasync", &seg.path, e))?;
+        .map_err(|e| failure(StoreError::io("fdatasync", &seg.path, e), true))?;
     let observer = inner.state.borrow().sync_observer.clone();
     if let Some(observe) = observer {
         observe(started.elapsed());

@@ -624,6 +624,31 @@ impl Broker {
         self.spawn_and_wait();
     }
 
+    /// Waits (bounded) for the process to exit by itself and reaps it; panics with its
+    /// log if it still runs after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("broker is not running");
+        let mut status = None;
+        poll_until(timeout, || {
+            status = child.try_wait().expect("try_wait");
+            status.is_some()
+        });
+        match status {
+            Some(s) => {
+                self.wait_port_released();
+                s
+            }
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "the broker still ran {timeout:?} after it was expected to exit:\n{}",
+                    self.log()
+                )
+            }
+        }
+    }
+
     /// True if the process has exited (reaps it).
     pub fn has_exited(&mut self) -> bool {
         match self.child.as_mut() {
