@@ -24,7 +24,7 @@ fn cfg(dir: &Path) -> JournalConfig {
         segment_bytes: SMALL_SEGMENT,
         max_batch_bytes: 1 << 20,
         first_segment: 1,
-        skip_damaged: false,
+        on_damage: tandem::store::OnDamage::Refuse,
     }
 }
 
@@ -336,11 +336,11 @@ fn zero_after_record(dir: &Path, loc: Location) {
     f.sync_all().unwrap();
 }
 
-/// Opens with `skip_damaged` and checks the replay is every record of `locs` but
+/// Opens with `OnDamage::Skip` and checks the replay is every record of `locs` but
 /// `lost`, in order.
 async fn reopen_skipping(dir: &Path, locs: &[Location], lost: usize) {
     let cfg = JournalConfig {
-        skip_damaged: true,
+        on_damage: tandem::store::OnDamage::Skip,
         ..cfg(dir)
     };
     replay_is(cfg, locs, (0..locs.len()).filter(|i| *i != lost).collect()).await;
@@ -348,7 +348,7 @@ async fn reopen_skipping(dir: &Path, locs: &[Location], lost: usize) {
 
 /// A damaged record with valid records after it (here in a middle segment) is damage,
 /// not a torn tail: open refuses, naming it, and deletes nothing; with
-/// `skip_damaged` every other record replays, appends go on after the true end, and
+/// `OnDamage::Skip` every other record replays, appends go on after the true end, and
 /// the damaged bytes stay where they are.
 #[test]
 fn a_damaged_record_before_valid_ones_is_refused_never_cut() {
@@ -403,7 +403,7 @@ fn a_damaged_record_before_valid_ones_is_refused_never_cut() {
                     .map(|(_, l)| *l)
                     .collect();
                 let (j, replay) = Journal::open(JournalConfig {
-                    skip_damaged: true,
+                    on_damage: tandem::store::OnDamage::Skip,
                     ..cfg(dir.path())
                 })
                 .await
@@ -415,7 +415,7 @@ fn a_damaged_record_before_valid_ones_is_refused_never_cut() {
             }
             reopen_skipping(dir.path(), &locs, r).await;
             let (j, _) = Journal::open(JournalConfig {
-                skip_damaged: true,
+                on_damage: tandem::store::OnDamage::Skip,
                 ..cfg(dir.path())
             })
             .await
@@ -425,6 +425,75 @@ fn a_damaged_record_before_valid_ones_is_refused_never_cut() {
             reopen_skipping(dir.path(), &locs, r).await;
         });
     }
+}
+
+/// `OnDamage::SetAside` (a node of a pair): `prepare` runs once before anything
+/// changes, the damaged segment is copied and the later ones moved into `damaged-*/`
+/// byte for byte, the log replays up to the damage and ends there, and appends go on
+/// from the damage (where the peer's bytes will be written).
+#[test]
+fn set_aside_keeps_the_damage_and_ends_the_log_before_it() {
+    let dir = tempfile::tempdir_in(".").unwrap();
+    rt::run_local(async {
+        let (j, _) = Journal::open(cfg(dir.path())).await.unwrap();
+        let locs = append_range(&j, 0, 60).await;
+        j.close().await.unwrap();
+        let middle = locs[0].segment + 1;
+        let last = locs.last().unwrap().segment;
+        let r = locs.iter().position(|l| l.segment == middle).unwrap() + 1;
+        damage(dir.path(), locs[r], &mut Rng(11), 1);
+        let before: Vec<Vec<u8>> = (middle..=last)
+            .map(|id| std::fs::read(segment_path(dir.path(), id)).unwrap())
+            .collect();
+
+        let prepared = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counter = prepared.clone();
+        let set_aside = JournalConfig {
+            on_damage: tandem::store::OnDamage::SetAside {
+                prepare: std::sync::Arc::new(move || {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    Ok(())
+                }),
+            },
+            ..cfg(dir.path())
+        };
+        let (j, replay) = Journal::open(set_aside.clone()).await.unwrap();
+        assert_eq!(prepared.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let got: Vec<Location> = replay.iter().map(|r| r.location).collect();
+        assert_eq!(got, locs[..r].to_vec(), "replay ends at the damage");
+        assert_eq!(
+            j.next_position(),
+            Position::new(middle, locs[r].offset),
+            "appends go on at the damage"
+        );
+        let aside: Vec<PathBuf> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_dir())
+            .collect();
+        assert_eq!(aside.len(), 1, "{aside:?}");
+        for (k, id) in (middle..=last).enumerate() {
+            let kept = std::fs::read(segment_path(&aside[0], id)).unwrap();
+            assert!(kept == before[k], "segment {id} set aside changed");
+            assert_eq!(
+                segment_path(dir.path(), id).exists(),
+                id == middle,
+                "segment {id}: only the damaged one stays (cut) in the log"
+            );
+        }
+        let more = append_range(&j, 60, 65).await;
+        assert_eq!(more[0].segment, middle);
+        assert_eq!(more[0].offset, locs[r].offset);
+        j.close().await.unwrap();
+        // Reopened: a clean log (the prefix and the new records), nothing to set aside.
+        let (j, replay) = Journal::open(set_aside).await.unwrap();
+        assert_eq!(prepared.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let got: Vec<Location> = replay.iter().map(|r| r.location).collect();
+        let mut want = locs[..r].to_vec();
+        want.extend(more);
+        assert_eq!(got, want);
+        j.close().await.unwrap();
+    });
 }
 
 #[test]

@@ -3,7 +3,10 @@
 //! each stop start-up with an error naming the damage, deleting nothing; with
 //! `--skip-damaged-records` the broker starts and delivers every other confirmed
 //! message. A torn tail (garbage after the last record, nothing valid after it) is
-//! still cut silently.
+//! still cut silently. In a pair, a node that finds damage sets it aside (copied and
+//! moved, never deleted) and copies the rest of its log from its peer before it may
+//! serve: a damaged slave resumes from the damage, a damaged former master starts over
+//! from the new master; either then takes over with every message.
 
 mod support;
 
@@ -12,7 +15,10 @@ use std::fs;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use support::{Broker, BrokerOpts, REPLY_TIMEOUT};
+use std::time::Duration;
+
+use support::pair::{test_slot, Node, Pair, PairOpts};
+use support::{Broker, BrokerOpts, Stomp, REPLY_TIMEOUT};
 
 const MESSAGES: usize = 3000;
 const BODY_BYTES: usize = 4096;
@@ -25,20 +31,27 @@ fn filled_broker() -> Broker {
         segment_size: "1 mb".into(),
         ..BrokerOpts::default()
     });
-    let mut c = broker.client();
-    for i in 0..MESSAGES {
-        let mut body = format!("m{i} ").into_bytes();
-        body.resize(BODY_BYTES, b'x');
-        c.send_receipted(QUEUE, &body, &format!("r{i}"));
-    }
-    drop(c);
+    fill(&mut broker.client(), MESSAGES);
     assert!(broker.stop().success(), "clean stop");
     broker
 }
 
+/// Sends `n` confirmed persistent messages `m<i> xxx...` of `BODY_BYTES` to `QUEUE`.
+fn fill(c: &mut Stomp, n: usize) {
+    for i in 0..n {
+        let mut body = format!("m{i} ").into_bytes();
+        body.resize(BODY_BYTES, b'x');
+        c.send_receipted(QUEUE, &body, &format!("r{i}"));
+    }
+}
+
 /// The shard directory holding the queue: the one with the most segments.
 fn busy_shard(broker: &Broker) -> PathBuf {
-    fs::read_dir(broker.journal_dir())
+    busy_shard_in(&broker.journal_dir())
+}
+
+fn busy_shard_in(journal: &Path) -> PathBuf {
+    fs::read_dir(journal)
         .expect("journal dir")
         .filter_map(|e| e.ok().map(|e| e.path()))
         .max_by_key(|d| segments(d).len())
@@ -101,11 +114,15 @@ fn journal_tool(action: &str, dir: &Path) -> ToolRun {
 
 /// Reads the queue up to a sentinel sent after start-up; returns the message numbers.
 fn drain(broker: &Broker) -> Vec<usize> {
-    let mut c = broker.client();
+    drain_with(broker.client(), MESSAGES)
+}
+
+/// [`drain`] on a session, for a queue filled with at most `n` messages.
+fn drain_with(mut c: Stomp, n: usize) -> Vec<usize> {
     c.send_receipted(QUEUE, b"sentinel", "sentinel");
     c.subscribe("d", QUEUE, "auto");
     let mut got = Vec::new();
-    for _ in 0..=MESSAGES {
+    for _ in 0..=n {
         let m = c
             .read_frame(REPLY_TIMEOUT)
             .expect("a message before the sentinel");
@@ -122,7 +139,7 @@ fn drain(broker: &Broker) -> Vec<usize> {
             .unwrap_or_else(|| panic!("unexpected body {body:.40}"));
         got.push(n);
     }
-    panic!("no sentinel after {MESSAGES} messages");
+    panic!("no sentinel after {n} messages");
 }
 
 /// Damages the log with `damage` (given the busy shard's second segment), then
@@ -204,23 +221,23 @@ fn damaged_start(damage: impl FnOnce(&Path), may_lose: usize) -> usize {
 
 #[test]
 fn a_flipped_byte_mid_log_refuses_start_and_skipping_loses_one_record() {
-    let lost = damaged_start(
-        |seg| {
-            let records = record_offsets(seg);
-            let (off, _) = records[records.len() / 2];
-            let f = fs::OpenOptions::new()
-                .write(true)
-                .read(true)
-                .open(seg)
-                .expect("open");
-            let mut b = [0u8; 1];
-            f.read_exact_at(&mut b, off + 8 + 100).expect("read");
-            b[0] ^= 0x20;
-            f.write_all_at(&b, off + 8 + 100).expect("flip");
-        },
-        1,
-    );
+    let lost = damaged_start(flip_a_byte_mid_segment, 1);
     assert_eq!(lost, 1);
+}
+
+/// Flips one bit in the payload of the middle record of `seg`.
+fn flip_a_byte_mid_segment(seg: &Path) {
+    let records = record_offsets(seg);
+    let (off, _) = records[records.len() / 2];
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .read(true)
+        .open(seg)
+        .expect("open");
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, off + 8 + 100).expect("read");
+    b[0] ^= 0x20;
+    f.write_all_at(&b, off + 8 + 100).expect("flip");
 }
 
 #[test]
@@ -291,4 +308,109 @@ fn a_torn_tail_is_still_cut_silently() {
     );
     let got = drain(&broker);
     assert_eq!(got, (0..MESSAGES).collect::<Vec<_>>());
+}
+
+// ---------------------------------------------------------------------------
+// In a pair: the damaged range comes from the peer
+
+/// Messages of `BODY_BYTES` stored through a pair: about 6 segments of 1 MiB.
+const PAIR_MESSAGES: usize = 1500;
+const PAIR_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Flips a byte in the middle of the second segment of `node`'s busy shard (the node
+/// stopped); returns the shard directory.
+fn damage_second_segment(node: &Node) -> PathBuf {
+    let shard = busy_shard_in(&node.data_dir().join("journal"));
+    let segs = segments(&shard);
+    assert!(segs.len() >= 4, "too few segments: {segs:?}");
+    flip_a_byte_mid_segment(&segs[1].0);
+    let verify = journal_tool("verify", &node.data_dir());
+    assert!(!verify.status.success(), "not damaged: {verify:?}");
+    shard
+}
+
+/// The `damaged-*` directory recovery set the damage aside in, and the segment files
+/// in it.
+fn set_aside_files(shard: &Path) -> Vec<PathBuf> {
+    let aside: Vec<PathBuf> = fs::read_dir(shard)
+        .expect("shard dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("damaged-"))
+        })
+        .collect();
+    assert_eq!(
+        aside.len(),
+        1,
+        "one set-aside directory in {}",
+        shard.display()
+    );
+    segments(&aside[0]).into_iter().map(|(p, _)| p).collect()
+}
+
+/// The slave's copy is damaged while it is down: restarted, it sets the damage aside,
+/// resumes from the damage (the master ships from there: the same bytes at the same
+/// positions), is in sync again, and after a `kill -9` of the master serves every
+/// message, once, in order.
+#[test]
+fn a_damaged_slave_copies_the_damaged_range_from_its_master() {
+    let _slot = test_slot();
+    let pair = Pair::start(PairOpts::default());
+    fill(&mut pair.master.client(), PAIR_MESSAGES);
+    pair.slave.term();
+    let status = pair.slave.wait_exit(PAIR_TIMEOUT);
+    assert!(status.success(), "slave stop: {status}");
+    let shard = damage_second_segment(&pair.slave);
+
+    pair.slave.start();
+    pair.wait_in_sync(PAIR_TIMEOUT);
+    let log = pair.slave.log();
+    assert!(log.contains("set aside"), "{}", pair.slave.log_tail(60));
+    let aside = set_aside_files(&shard);
+    assert!(
+        aside.len() >= 3,
+        "the damaged segment and the later ones: {aside:?}"
+    );
+    assert!(
+        pair.master.log().contains("resume=true"),
+        "the slave should resume from the damage, not start over:\n{}",
+        pair.master.log_tail(40)
+    );
+
+    pair.master.kill9();
+    pair.slave.wait_serving(PAIR_TIMEOUT);
+    let got = drain_with(pair.slave.client(), PAIR_MESSAGES);
+    assert_eq!(got, (0..PAIR_MESSAGES).collect::<Vec<_>>());
+}
+
+/// The master's log is damaged while it is down and its slave took over: restarted,
+/// it sets the damage aside, rejoins the new master as slave, copies the log from it,
+/// and after a `kill -9` of the new master takes over again with every message.
+#[test]
+fn a_damaged_former_master_copies_its_log_from_the_new_master() {
+    let _slot = test_slot();
+    let pair = Pair::start(PairOpts::default());
+    fill(&mut pair.master.client(), PAIR_MESSAGES);
+    pair.master.term();
+    let status = pair.master.wait_exit(PAIR_TIMEOUT);
+    assert!(status.success(), "master stop: {status}");
+    pair.slave.wait_serving(PAIR_TIMEOUT);
+    let shard = damage_second_segment(&pair.master);
+
+    pair.master.start();
+    pair.master
+        .wait_status(support::pair::is_slave_in_sync, PAIR_TIMEOUT);
+    assert!(
+        pair.master.log().contains("set aside"),
+        "{}",
+        pair.master.log_tail(60)
+    );
+    assert!(!set_aside_files(&shard).is_empty());
+
+    pair.slave.kill9();
+    pair.master.wait_serving(PAIR_TIMEOUT);
+    let got = drain_with(pair.master.client(), PAIR_MESSAGES);
+    assert_eq!(got, (0..PAIR_MESSAGES).collect::<Vec<_>>());
 }

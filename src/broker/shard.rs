@@ -33,8 +33,8 @@ pub struct ShardSetup {
     pub settings: Arc<BrokerSettings>,
     pub journal_dir: PathBuf,
     pub segment_bytes: u64,
-    /// Recovery skips damaged journal ranges instead of failing (`--skip-damaged-records`).
-    pub skip_damaged_records: bool,
+    /// What recovery does with a damaged journal range (refuse, skip, set aside).
+    pub on_damage: crate::store::OnDamage,
     pub mesh: MeshEnds<MeshMsg>,
     /// Unique per process start, for message ids.
     pub boot_id: String,
@@ -211,7 +211,7 @@ impl Shard {
     pub async fn open(setup: ShardSetup) -> Result<(Shard, Router), StoreError> {
         let mut cfg = JournalConfig::new(&setup.journal_dir);
         cfg.segment_bytes = setup.segment_bytes;
-        cfg.skip_damaged = setup.skip_damaged_records;
+        cfg.on_damage = setup.on_damage.clone();
         // Records are applied as recovery reads them: a journal larger than memory
         // replays in the memory limit (bodies beyond it stay on disk, as live).
         let mut core = ShardCore::new(setup.shard, setup.shard_count, setup.settings.clone());

@@ -26,7 +26,7 @@ use crate::replication;
 use crate::replication::auth::{Acceptor, Key, Login, PluginUser};
 use crate::replication::core::{AckMode, CoreSettings, Event, MasterTarget, Request};
 use crate::replication::port;
-use crate::replication::state::NodeState;
+use crate::replication::state::{LastRole, NodeState};
 use crate::rt::channel;
 use crate::rt::exec::{self, ExecutorSpec};
 use crate::rt::net::BoundListener;
@@ -126,6 +126,41 @@ fn limits(config: &BrokerConfig) -> crate::broker::Limits {
         max_composite_destinations: l.max_composite_destinations as usize,
         max_destinations: l.max_destinations as usize,
         store_limit_bytes: config.store_limit_bytes,
+    }
+}
+
+/// What recovery does with a damaged journal range. `--skip-damaged-records`: skip it.
+/// Otherwise a standalone node refuses to start (nothing else holds those records),
+/// and a node of a pair (a configured master, or a peer remembered in `node.state`)
+/// sets the damage aside and copies the rest of its log from the peer: before the log
+/// is shortened, `node.state` is rewritten with `role=slave`, so this node does not
+/// serve (not even after a crash in between) until it has attached to its peer and is
+/// in sync again.
+fn damage_policy(config: &BrokerConfig, state: &NodeState) -> store::OnDamage {
+    if config.journal.skip_damaged_records {
+        return store::OnDamage::Skip;
+    }
+    if config.replication.master.is_none() && state.peers.is_empty() {
+        return store::OnDamage::Refuse;
+    }
+    let data_dir = config.data_directory.clone();
+    // Shards recover in parallel: the first to find damage writes the state.
+    let done = Arc::new(std::sync::Mutex::new(false));
+    store::OnDamage::SetAside {
+        prepare: Arc::new(move || {
+            let mut done = done
+                .lock()
+                .map_err(|_| "node state lock poisoned".to_string())?;
+            if *done {
+                return Ok(());
+            }
+            let mut st = NodeState::load(&data_dir).map_err(|e| e.to_string())?;
+            st.role = LastRole::Slave;
+            st.store(&data_dir).map_err(|e| e.to_string())?;
+            tracing::warn!(peers = ?st.peers, "journal damaged: this node follows its peer (node.state role=slave) until it has copied the damaged range from it");
+            *done = true;
+            Ok(())
+        }),
     }
 }
 
@@ -293,6 +328,7 @@ pub fn run(mut config: BrokerConfig) -> Result<(), NodeError> {
         .first()
         .map(|p| p.live.clone())
         .ok_or(NodeError::NoConnector)?;
+    let on_damage = damage_policy(&config, &node_state);
     let mut ends = channel::mesh(shard_count, 4096);
     let (opened_tx, opened_rx) = mpsc::channel::<Result<usize, (usize, String)>>();
     let (promoted_tx, promoted_rx) = mpsc::channel::<usize>();
@@ -336,7 +372,7 @@ pub fn run(mut config: BrokerConfig) -> Result<(), NodeError> {
             settings: settings.clone(),
             journal_dir: journal_dir.join(format!("shard-{shard}")),
             segment_bytes: config.journal.segment_bytes,
-            skip_damaged_records: config.journal.skip_damaged_records,
+            on_damage: on_damage.clone(),
             mesh,
             boot_id: boot_id.clone(),
             stats: shard_stats[shard].clone(),
@@ -398,6 +434,10 @@ pub fn run(mut config: BrokerConfig) -> Result<(), NodeError> {
             }
         }
     }
+
+    // Recovery may have set damage aside, and recorded that this node must follow its
+    // peer (see `damage_policy`).
+    let node_state = NodeState::load(&data_dir)?;
 
     // The replication core, on its own executor (pinned when a core is given).
     let (requests_tx, requests_rx) = async_channel::unbounded::<Request>();

@@ -57,9 +57,40 @@ pub struct JournalConfig {
     /// opens its empty directory with `n` so that `write_shipped` at `n:4096` fits.
     /// Ignored when segments exist.
     pub first_segment: u64,
-    /// Recovery skips damaged ranges of the log (logging each) instead of refusing to
-    /// open (`--skip-damaged-records`; see `recovery`).
-    pub skip_damaged: bool,
+    /// What recovery does with a damaged range of the log (see `recovery`).
+    pub on_damage: OnDamage,
+}
+
+/// What recovery does when it finds damage: an invalid frame (or zeros) with valid
+/// records after it.
+#[derive(Clone, Default)]
+pub enum OnDamage {
+    /// Refuse to open ([`StoreError::Damaged`]), deleting nothing. The default.
+    #[default]
+    Refuse,
+    /// Skip each damaged range (logged, left on disk) and replay every other record
+    /// (`--skip-damaged-records`): what the damaged bytes held is lost.
+    Skip,
+    /// Set the damage aside and open the log as ending just before it, for a node of
+    /// a pair, which then copies the rest from its peer before it may serve: the
+    /// damaged segment is copied and every later segment moved into
+    /// `damaged-<unix ms>/` inside the journal directory (never deleted), and the
+    /// damaged segment is cut at the damage as a torn tail would be. `prepare` runs
+    /// first and must have recorded durably that this node may not serve alone (else
+    /// a restart would serve the shortened log); an error from it refuses the open.
+    SetAside {
+        prepare: std::sync::Arc<dyn Fn() -> Result<(), String> + Send + Sync>,
+    },
+}
+
+impl std::fmt::Debug for OnDamage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OnDamage::Refuse => "Refuse",
+            OnDamage::Skip => "Skip",
+            OnDamage::SetAside { .. } => "SetAside",
+        })
+    }
 }
 
 impl JournalConfig {
@@ -75,7 +106,7 @@ impl JournalConfig {
             segment_bytes: Self::DEFAULT_SEGMENT_BYTES,
             max_batch_bytes: Self::DEFAULT_MAX_BATCH_BYTES,
             first_segment: 1,
-            skip_damaged: false,
+            on_damage: OnDamage::Refuse,
         }
     }
 

@@ -26,7 +26,7 @@ mod writer;
 use std::fmt;
 use std::path::PathBuf;
 
-pub use journal::{Appended, Journal, JournalConfig, JournalStats, ReplayedRecord};
+pub use journal::{Appended, Journal, JournalConfig, JournalStats, OnDamage, ReplayedRecord};
 pub use lock::{lock_dir, DirLock};
 
 /// A place in the log: `segment_id << 32 | byte offset in that segment`.
@@ -146,13 +146,13 @@ pub enum StoreError {
     /// Recovery found an invalid frame (or zeros) with valid records after it: the
     /// disk damaged the log, this is not the torn tail of a crash. Nothing was
     /// deleted; start with `--skip-damaged-records` to skip `[at, resumes)` and keep
-    /// everything else.
+    /// everything else. (Only with [`OnDamage::Refuse`](journal::OnDamage).)
     #[error(
         "journal damaged in {dir}: segment {segment} offset {offset} ({why}); valid records \
          resume at {resumes}, so this is not the torn tail of a crash. Nothing was deleted. \
          The records in between ({bytes} bytes) are unreadable: restore the directory from \
-         the other node of the pair or a backup, or start with --skip-damaged-records to \
-         skip them and keep every other record"
+         a backup, or start with --skip-damaged-records to skip them and keep every other \
+         record (a node of a pair copies them from its peer by itself)"
     )]
     Damaged {
         dir: PathBuf,

@@ -16,13 +16,20 @@
 //! (zeros, or the torn last write of a crash, which no client was told about), and
 //! what follows is zeroed as before. One found: the disk damaged records that may
 //! have been confirmed (a flipped byte, a zeroed block, a truncated file), and
-//! valid, confirmed records follow. Recovery then deletes nothing and refuses to
-//! open ([`StoreError::Damaged`], naming the directory, segment, offset and where
-//! valid records resume), unless `JournalConfig::skip_damaged`
-//! (`--skip-damaged-records`) is set: the damaged range is then skipped, logged with
-//! its bounds, left on disk as it is, and replay goes on with the next valid frame.
-//! What the skipped bytes held is lost (a message enqueued there is gone, an
-//! acknowledgement there is undone: that message is delivered again).
+//! valid, confirmed records follow. Recovery then deletes nothing; what it does is
+//! `JournalConfig::on_damage` ([`OnDamage`]):
+//!
+//! * `Refuse` (a standalone broker): open fails ([`StoreError::Damaged`], naming the
+//!   directory, segment, offset and where valid records resume);
+//! * `Skip` (`--skip-damaged-records`): the damaged range is skipped, logged with its
+//!   bounds, left on disk as it is, and replay goes on with the next valid frame. What
+//!   the skipped bytes held is lost (a message enqueued there is gone, an
+//!   acknowledgement there is undone: that message is delivered again);
+//! * `SetAside` (a node of a pair): the damaged segment is copied, and every later
+//!   segment moved, into `damaged-<unix ms>/` in the journal directory; the log then
+//!   ends at the damage (the damaged segment is cut there like a torn tail). The node
+//!   holds a clean prefix of its log and copies the rest from its peer, which has the
+//!   same bytes at the same positions, before it may serve (see `docs/REPLICATION.md`).
 //!
 //! A crash that tears the last write so that a later block reached the disk and an
 //! earlier one did not (possible on power loss, never on a process crash) looks like
@@ -50,7 +57,7 @@ use crate::rt;
 use crate::rt::file::{align_down, align_up, BLOCK_BYTES};
 
 use super::format::{self, Frame, FRAME_HEADER_BYTES, HEADER_BYTES};
-use super::journal::{JournalConfig, ReplayedRecord};
+use super::journal::{JournalConfig, OnDamage, ReplayedRecord};
 use super::segment::{self, Scanner, Segment};
 use super::{Location, Position, StoreError};
 
@@ -100,8 +107,10 @@ pub(crate) async fn recover(
     let mut stop: Option<Stop> = None;
     // Last segment that ended with a roll marker, and where the marker ends.
     let mut rolled: Option<(u64, u32)> = None;
-    // Where replay goes on after a skipped damaged range (skip_damaged only).
+    // Where replay goes on after a skipped damaged range (`OnDamage::Skip` only).
     let mut resume: Option<Position> = None;
+    // Why the log was cut at damage set aside (`OnDamage::SetAside` only).
+    let mut set_aside_at: Option<&'static str> = None;
     let mut scanned = 0;
     for (i, &id) in ids.iter().enumerate() {
         scanned = i + 1;
@@ -169,8 +178,24 @@ pub(crate) async fn recover(
                 resumes: next,
                 bytes: span_bytes(&seg, off, next, dir),
             };
-            if !cfg.skip_damaged {
-                return Err(damage);
+            match &cfg.on_damage {
+                OnDamage::Refuse => return Err(damage),
+                OnDamage::Skip => {}
+                OnDamage::SetAside { prepare } => {
+                    prepare().map_err(|why| StoreError::Corrupt {
+                        path: dir.to_path_buf(),
+                        what: format!("{damage}; cannot prepare its repair from the peer: {why}"),
+                    })?;
+                    let aside = set_aside(dir, id, &ids[i + 1..])?;
+                    tracing::error!(dir = %dir.display(), segment = id, offset = off, resumes = %next, aside = %aside.display(), "{damage}: set aside (copied and moved there, nothing deleted); the log now ends at the damage, and this node copies the rest from its peer before it may serve");
+                    set_aside_at = Some(why.unwrap_or("zeros where records should be"));
+                    stop = Some(Stop {
+                        segment: id,
+                        offset: off,
+                        torn: None,
+                    });
+                    break;
+                }
             }
             tracing::error!(dir = %dir.display(), segment = id, offset = off, resumes = %next, "{damage}: skipping it (--skip-damaged-records)");
             if next.segment() == id {
@@ -216,6 +241,7 @@ pub(crate) async fn recover(
 
     let end = Position::new(stop.segment, stop.offset);
     match stop.torn {
+        _ if set_aside_at.is_some() => {}
         Some(why) => {
             tracing::warn!(dir = %dir.display(), position = %end, why, "torn journal tail (nothing valid after it): the log ends here")
         }
@@ -223,7 +249,12 @@ pub(crate) async fn recover(
             tracing::debug!(dir = %dir.display(), position = %end, "journal ends at zero-filled tail")
         }
     }
-    let later = &ids[scanned..];
+    // (Set aside: the later segments were moved away.)
+    let later = if set_aside_at.is_some() {
+        &[][..]
+    } else {
+        &ids[scanned..]
+    };
     if !later.is_empty() {
         // None of them holds a valid frame (`next_valid_frame` looked): one empty
         // segment after a clean end is the normal pre-created next segment, anything
@@ -257,6 +288,38 @@ pub(crate) async fn recover(
         cursor_segment_bytes: seg.bytes,
         tail: (seg.id, align_down(u64::from(stop.offset)) as u32, tail),
     })
+}
+
+/// [`OnDamage::SetAside`]: copies segment `damaged` and moves the segments `later`
+/// into a new `damaged-<unix ms>/` directory of `dir`, durably (files and both
+/// directories fsynced before the caller cuts the damaged segment). Returns it.
+fn set_aside(dir: &Path, damaged: u64, later: &[u64]) -> Result<std::path::PathBuf, StoreError> {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let aside = dir.join(format!("damaged-{ms}"));
+    let io = |op: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |e| StoreError::io(op, path, e)
+    };
+    std::fs::create_dir(&aside).map_err(io("create directory", &aside))?;
+    let from = segment::segment_path(dir, damaged);
+    let copy = segment::segment_path(&aside, damaged);
+    std::fs::copy(&from, &copy).map_err(io("copy damaged segment", &copy))?;
+    std::fs::File::open(&copy)
+        .and_then(|f| f.sync_all())
+        .map_err(io("fsync", &copy))?;
+    for &id in later {
+        let path = segment::segment_path(dir, id);
+        std::fs::rename(&path, segment::segment_path(&aside, id))
+            .map_err(io("move segment aside", &path))?;
+    }
+    for d in [&aside, &dir.to_path_buf()] {
+        std::fs::File::open(d)
+            .and_then(|f| f.sync_all())
+            .map_err(io("fsync directory", d))?;
+    }
+    Ok(aside)
 }
 
 /// The first valid frame (a record or a roll marker) after the frame at `off` of `seg`:
