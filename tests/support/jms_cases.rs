@@ -1258,3 +1258,46 @@ pub fn exclusive_consumers_and_message_groups(t: &dyn JmsTarget) {
         assert!(a.windows(2).all(|w| w[0] < w[1]) && b.windows(2).all(|w| w[0] < w[1]));
     }
 }
+
+/// One `#[test]` per single-broker case above, each against a fresh broker from
+/// `$start()`: the same list for real ActiveMQ (`tests/jms_activemq.rs`) and for Tandem
+/// (`tests/jms_tandem.rs`), so the two can never drift apart.
+// (Unused in the test crates that do not run JMS cases.)
+#[allow(unused_macros)]
+macro_rules! single_broker_tests {
+    ($start:expr) => {
+        $crate::support::jms_cases::single_broker_tests!(@each $start;
+            connect,
+            queue_send_receive_in_order,
+            topic_fan_out,
+            ack_auto_and_dups_ok,
+            ack_client,
+            ack_client_recover,
+            ack_individual,
+            transacted_consumer,
+            transacted_producer,
+            redelivery_exhausted_goes_to_dlq,
+            durable_subscriber,
+            client_id_in_use,
+            temp_queue_request_reply,
+            transacted_request_reply_several_consumers,
+            prefetch_zero_and_one,
+            selectors,
+            browse,
+            message_types_and_properties,
+            expiry_large_and_non_persistent,
+            stomp_jms_exchange,
+            exclusive_consumers_and_message_groups,
+        );
+    };
+    (@each $start:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::support::jms_cases::$case(&$start());
+            }
+        )*
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use single_broker_tests;

@@ -218,30 +218,26 @@ impl Default for BrokerOpts {
 /// The XML configuration for `opts`, listening on `port`, data in `data_dir`.
 pub fn config_xml(opts: &BrokerOpts, port: u16, data_dir: &Path) -> String {
     let mut tandem = format!(r#"shards="{}" pinCores="false""#, opts.shards);
-    if let Some(v) = &opts.max_frame_size {
-        tandem.push_str(&format!(r#" maxFrameSize="{v}""#));
-    }
-    if let Some(v) = &opts.max_header_size {
-        tandem.push_str(&format!(r#" maxHeaderSize="{v}""#));
-    }
-    if let Some(v) = opts.max_headers {
-        tandem.push_str(&format!(r#" maxHeaders="{v}""#));
-    }
-    if let Some(v) = opts.status_port {
-        tandem.push_str(&format!(r#" statusPort="{v}""#));
-    }
-    if let Some(v) = &opts.status_host {
-        tandem.push_str(&format!(r#" statusHost="{v}""#));
-    }
-    if let Some(v) = opts.connect_attempt_timeout_ms {
-        tandem.push_str(&format!(r#" connectAttemptTimeout="{v}""#));
-    }
-    if let Some(v) = &opts.max_login_frame_size {
-        tandem.push_str(&format!(r#" maxLoginFrameSize="{v}""#));
-    }
-    if let Some(v) = &opts.replication_secret {
-        tandem.push_str(&format!(r#" replicationSecret="{v}""#));
-    }
+    push_attr(&mut tandem, "maxFrameSize", opts.max_frame_size.as_ref());
+    push_attr(&mut tandem, "maxHeaderSize", opts.max_header_size.as_ref());
+    push_attr(&mut tandem, "maxHeaders", opts.max_headers);
+    push_attr(&mut tandem, "statusPort", opts.status_port);
+    push_attr(&mut tandem, "statusHost", opts.status_host.as_ref());
+    push_attr(
+        &mut tandem,
+        "connectAttemptTimeout",
+        opts.connect_attempt_timeout_ms,
+    );
+    push_attr(
+        &mut tandem,
+        "maxLoginFrameSize",
+        opts.max_login_frame_size.as_ref(),
+    );
+    push_attr(
+        &mut tandem,
+        "replicationSecret",
+        opts.replication_secret.as_ref(),
+    );
     if let Some(v) = &opts.tandem_extra {
         tandem.push(' ');
         tandem.push_str(v);
@@ -250,19 +246,80 @@ pub fn config_xml(opts: &BrokerOpts, port: u16, data_dir: &Path) -> String {
         .max_connections
         .map(|n| format!("?maximumConnections={n}"))
         .unwrap_or_default();
-    let plugins = auth_plugin_xml_with_admins(&opts.users, &opts.admins);
-    let openwire = opts
-        .openwire_port
-        .map(|p| {
-            format!("    <transportConnector name=\"openwire\" uri=\"tcp://127.0.0.1:{p}\"/>\n")
-        })
-        .unwrap_or_default();
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<broker xmlns="http://activemq.apache.org/schema/core" brokerName="itest" dataDirectory="{data}" persistent="true">
+    let mut connectors = vec![format!("stomp://127.0.0.1:{port}{stomp_options}")];
+    if let Some(p) = opts.openwire_port {
+        connectors.push(format!("tcp://127.0.0.1:{p}"));
+    }
+    ConfigXml {
+        name: "itest",
+        data_dir,
+        broker_attrs: String::new(),
+        connectors,
+        segment: &opts.segment_size,
+        memory: &opts.memory_limit,
+        store_limit: opts.store_limit.as_deref(),
+        plugins: auth_plugin_xml_with_admins(&opts.users, &opts.admins),
+        services: String::new(),
+        tandem,
+    }
+    .render()
+}
+
+/// Appends ` name="value"` to `attrs` when `value` is set.
+pub fn push_attr(attrs: &mut String, name: &str, value: Option<impl std::fmt::Display>) {
+    if let Some(v) = value {
+        attrs.push_str(&format!(r#" {name}="{v}""#));
+    }
+}
+
+/// What differs between the `activemq.xml` files the tests generate (single brokers
+/// here, pair nodes in `pair.rs`); [`ConfigXml::render`] is the one template.
+pub struct ConfigXml<'a> {
+    /// `<broker brokerName>`.
+    pub name: &'a str,
+    pub data_dir: &'a Path,
+    /// Extra `<broker>` attributes, each with its leading space.
+    pub broker_attrs: String,
+    /// Transport connector URIs, named `stomp` and `openwire` by scheme.
+    pub connectors: Vec<String>,
+    /// `journalMaxFileLength`.
+    pub segment: &'a str,
+    /// `<memoryUsage limit>`.
+    pub memory: &'a str,
+    /// `<storeUsage limit>`, when set.
+    pub store_limit: Option<&'a str>,
+    /// The `<plugins>` element, or empty.
+    pub plugins: String,
+    /// The `<services>` element, or empty.
+    pub services: String,
+    /// The `<tandem>` element's attributes.
+    pub tandem: String,
+}
+
+impl ConfigXml<'_> {
+    pub fn render(&self) -> String {
+        let connectors: String = self
+            .connectors
+            .iter()
+            .map(|uri| {
+                let name = if uri.starts_with("stomp") {
+                    "stomp"
+                } else {
+                    "openwire"
+                };
+                format!("    <transportConnector name=\"{name}\" uri=\"{uri}\"/>\n")
+            })
+            .collect();
+        let store = self.store_limit.map_or(String::new(), |l| {
+            format!(
+                "      <storeUsage>\n        <storeUsage limit=\"{l}\"/>\n      </storeUsage>\n"
+            )
+        });
+        format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?>
+<broker xmlns="http://activemq.apache.org/schema/core" brokerName="{name}" dataDirectory="{data}" persistent="true"{broker_attrs}>
   <transportConnectors>
-    <transportConnector name="stomp" uri="stomp://127.0.0.1:{port}{stomp_options}"/>
-{openwire}  </transportConnectors>
+{connectors}  </transportConnectors>
   <persistenceAdapter>
     <kahaDB journalMaxFileLength="{segment}"/>
   </persistenceAdapter>
@@ -273,16 +330,19 @@ pub fn config_xml(opts: &BrokerOpts, port: u16, data_dir: &Path) -> String {
       </memoryUsage>
 {store}    </systemUsage>
   </systemUsage>
-{plugins}  <tandem {tandem}/>
+{plugins}{services}  <tandem {tandem}/>
 </broker>
 "#,
-        data = data_dir.display(),
-        segment = opts.segment_size,
-        memory = opts.memory_limit,
-        store = opts.store_limit.as_ref().map_or(String::new(), |l| format!(
-            "      <storeUsage>\n        <storeUsage limit=\"{l}\"/>\n      </storeUsage>\n"
-        )),
-    )
+            name = self.name,
+            data = self.data_dir.display(),
+            broker_attrs = self.broker_attrs,
+            segment = self.segment,
+            memory = self.memory,
+            plugins = self.plugins,
+            services = self.services,
+            tandem = self.tandem,
+        )
+    }
 }
 
 /// The `<plugins>` element for `users` (simple authentication), or nothing when empty.

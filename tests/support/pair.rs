@@ -25,7 +25,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::{free_port, poll_until, tandem_bin, Stomp};
+use super::{free_port, poll_until, push_attr, tandem_bin, ConfigXml, Stomp};
 
 /// Replication heartbeat used by every test node (ms); the peer is lost after 5 missed.
 pub const HEARTBEAT_MS: u64 = 100;
@@ -145,68 +145,64 @@ pub fn node_config_xml(
             }
         }
     }
-    if let Some(v) = opts.shutdown_on_master_failure {
-        broker_attrs.push_str(&format!(r#" shutdownOnMasterFailure="{v}""#));
-    }
-    if let Some(v) = opts.wait_for_slave {
-        broker_attrs.push_str(&format!(r#" waitForSlave="{v}""#));
-    }
-    if let Some(v) = opts.wait_for_slave_timeout_ms {
-        broker_attrs.push_str(&format!(r#" waitForSlaveTimeout="{v}""#));
-    }
-    if let Some(v) = opts.shutdown_on_slave_failure {
-        broker_attrs.push_str(&format!(r#" shutdownOnSlaveFailure="{v}""#));
-    }
+    push_attr(
+        &mut broker_attrs,
+        "shutdownOnMasterFailure",
+        opts.shutdown_on_master_failure,
+    );
+    push_attr(&mut broker_attrs, "waitForSlave", opts.wait_for_slave);
+    push_attr(
+        &mut broker_attrs,
+        "waitForSlaveTimeout",
+        opts.wait_for_slave_timeout_ms,
+    );
+    push_attr(
+        &mut broker_attrs,
+        "shutdownOnSlaveFailure",
+        opts.shutdown_on_slave_failure,
+    );
     let mut tandem = format!(
         r#"shards="{}" pinCores="false" statusPort="{status_port}""#,
         opts.shards
     );
-    if let Some(v) = opts.heartbeat_ms {
-        tandem.push_str(&format!(r#" replicationHeartbeat="{v}""#));
-    }
-    if let Some(v) = &opts.replication_secret {
-        tandem.push_str(&format!(r#" replicationSecret="{v}""#));
-    }
+    push_attr(&mut tandem, "replicationHeartbeat", opts.heartbeat_ms);
+    push_attr(
+        &mut tandem,
+        "replicationSecret",
+        opts.replication_secret.as_ref(),
+    );
     let group = match (&opts.replication_group, opts.users.is_empty()) {
         (Some(g), _) => Some(g.as_str()),
         (None, false) => Some("users"),
         (None, true) => None,
     };
-    if let Some(g) = group {
-        tandem.push_str(&format!(r#" replicationGroup="{g}""#));
+    push_attr(&mut tandem, "replicationGroup", group);
+    push_attr(
+        &mut tandem,
+        "replicationAckTimeout",
+        opts.replication_ack_timeout_ms,
+    );
+    push_attr(
+        &mut tandem,
+        "replicationBuffer",
+        opts.replication_buffer.as_ref(),
+    );
+    ConfigXml {
+        name: &opts.name,
+        data_dir,
+        broker_attrs,
+        connectors: vec![
+            format!("stomp://127.0.0.1:{stomp_port}"),
+            format!("tcp://127.0.0.1:{tcp_port}"),
+        ],
+        segment: &opts.segment_size,
+        memory: &opts.memory_limit,
+        store_limit: None,
+        plugins: super::auth_plugin_xml(&opts.users),
+        services,
+        tandem,
     }
-    if let Some(v) = opts.replication_ack_timeout_ms {
-        tandem.push_str(&format!(r#" replicationAckTimeout="{v}""#));
-    }
-    if let Some(v) = &opts.replication_buffer {
-        tandem.push_str(&format!(r#" replicationBuffer="{v}""#));
-    }
-    let plugins = super::auth_plugin_xml(&opts.users);
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<broker xmlns="http://activemq.apache.org/schema/core" brokerName="{name}" dataDirectory="{data}" persistent="true"{broker_attrs}>
-  <transportConnectors>
-    <transportConnector name="stomp" uri="stomp://127.0.0.1:{stomp_port}"/>
-    <transportConnector name="openwire" uri="tcp://127.0.0.1:{tcp_port}"/>
-  </transportConnectors>
-  <persistenceAdapter>
-    <kahaDB journalMaxFileLength="{segment}"/>
-  </persistenceAdapter>
-  <systemUsage>
-    <systemUsage>
-      <memoryUsage>
-        <memoryUsage limit="{memory}"/>
-      </memoryUsage>
-    </systemUsage>
-  </systemUsage>
-{plugins}{services}  <tandem {tandem}/>
-</broker>
-"#,
-        name = opts.name,
-        data = data_dir.display(),
-        segment = opts.segment_size,
-        memory = opts.memory_limit,
-    )
+    .render()
 }
 
 // ---------------------------------------------------------------------------------
