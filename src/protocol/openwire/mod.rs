@@ -6,8 +6,9 @@
 //! * [`codec`]      — frames <-> [`Command`]s: incremental, bounded [`Decoder`]; [`encode`] /
 //!   [`Encoder`], both at the negotiated version. The frame layout and what each version
 //!   lacks are documented there.
-//! * [`command`]    — [`Command`] and one struct per command type, each next to its exact
-//!   field order; [`DataStructure`] for "any object" fields.
+//! * [`command`]    — [`Command`] (generated from one table line per command type) and
+//!   one struct per command type, each next to its exact field order; [`DataStructure`]
+//!   for "any object" fields.
 //! * [`message`]    — [`Message`], the layout shared by the six JMS message types (and
 //!   Blob); body and property helpers.
 //! * [`ids`]        — connection/session/consumer/producer/broker/message ids, transaction
