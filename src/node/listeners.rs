@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::NodeError;
 use crate::config::{BrokerConfig, TransportConnector};
 use crate::net;
+use crate::replication::frame::looks_like_replication;
 use crate::replication::port;
 use crate::rt::net::BoundListener;
 use crate::uri::Wire;
@@ -80,6 +81,7 @@ pub(super) fn bind_connectors(
         policy.replication = Some(Arc::new(move |stream, slot| {
             let _ = to_core.try_send(port::Live::SlaveSocket { stream, slot });
         }));
+        policy.replication_sniff = Some(looks_like_replication);
         policy.clients_open = clients_open.clone();
         listeners.push((l, Arc::new(policy)));
     }
