@@ -13,10 +13,20 @@
 //! * Tandem's own settings live in a `<tandem .../>` child of `<broker>`.
 //!
 //! Files: `xml.rs` (element tree with line numbers), `value.rs` (sizes, booleans,
-//! placeholders), `read.rs` (tree -> settings), `cpus.rs` (allowed CPUs).
+//! placeholders), `read.rs` (tree -> settings: the entry point and the reader's
+//! reporting), `attrs.rs` (attribute access), one file per part of the document
+//! (`broker_element.rs`, `connectors.rs`, `storage.rs`, `plugins.rs`, `master.rs`,
+//! `tandem_element.rs`), `cpus.rs` (allowed CPUs).
 
+mod attrs;
+mod broker_element;
+mod connectors;
 pub mod cpus;
+mod master;
+mod plugins;
 mod read;
+mod storage;
+mod tandem_element;
 mod value;
 mod xml;
 

@@ -46,6 +46,10 @@ impl PreLogin {
     }
 }
 
+/// Tells a replication Hello from a connection's first bytes: `None` until enough bytes
+/// are in to tell, `Some(false)` as soon as any byte rules it out.
+pub type ReplicationSniff = fn(&[u8]) -> Option<bool>;
+
 /// What one transport connector allows, shared by every shard that accepts on it.
 pub struct ConnectorPolicy {
     pub name: String,
@@ -67,6 +71,11 @@ pub struct ConnectorPolicy {
     #[allow(clippy::type_complexity)]
     pub replication:
         Option<Arc<dyn Fn(std::net::TcpStream, Box<dyn std::any::Any + Send>) + Send + Sync>>,
+    /// Says whether a connection's first bytes are a replication Hello. The node
+    /// passes the replication protocol's check, as it passes `replication`, so `net`
+    /// does not depend on that protocol. `None`: no connection is taken for a
+    /// replication link.
+    pub replication_sniff: Option<ReplicationSniff>,
     /// Clients are served only while this is set (`waitForSlave` holds them until a
     /// slave is in sync); a client connecting meanwhile waits.
     pub clients_open: Arc<AtomicBool>,
@@ -82,6 +91,7 @@ impl std::fmt::Debug for ConnectorPolicy {
             .field("max_login_frame_bytes", &self.max_login_frame_bytes)
             .field("open", &self.open)
             .field("replication", &self.replication.is_some())
+            .field("replication_sniff", &self.replication_sniff.is_some())
             .field("clients_open", &self.clients_open)
             .finish()
     }
@@ -97,6 +107,7 @@ impl ConnectorPolicy {
             max_login_frame_bytes: DEFAULT_MAX_LOGIN_FRAME_BYTES,
             open: AtomicUsize::new(0),
             replication: None,
+            replication_sniff: None,
             clients_open: Arc::new(AtomicBool::new(true)),
         }
     }
@@ -146,7 +157,8 @@ pub async fn serve_connector(listener: Listener, router: Router, policy: Arc<Con
                         max_login_frame_bytes: policy.max_login_frame_bytes,
                         deadline: accepted + policy.connect_attempt_timeout,
                     };
-                    let protocol = match sniff(&rd, limits.deadline).await {
+                    let protocol = match sniff(&rd, limits.deadline, policy.replication_sniff).await
+                    {
                         Opening::Closed => return,
                         Opening::Replication => {
                             match (&policy.replication, rd.into_std(wr)) {
@@ -222,8 +234,9 @@ const FIRST_BYTES_WAIT: Duration = Duration::from_millis(500);
 /// Peeks at the first bytes (without consuming them) until they tell a replication
 /// Hello or an OpenWire WireFormatInfo from anything else. STOMP frames start with a
 /// command or an EOL, which the first five bytes already rule out as either. A peer
-/// still undecided at `deadline` (the login deadline) is closed.
-async fn sniff(rd: &ReadHalf, deadline: Instant) -> Opening {
+/// still undecided at `deadline` (the login deadline) is closed. `replication`: the
+/// replication Hello check (see [`ConnectorPolicy::replication_sniff`]).
+async fn sniff(rd: &ReadHalf, deadline: Instant, replication: Option<ReplicationSniff>) -> Opening {
     let mut buf = [0u8; 21];
     loop {
         // A silent peer goes to the STOMP loop, whose CONNECT timeout applies.
@@ -241,7 +254,11 @@ async fn sniff(rd: &ReadHalf, deadline: Instant) -> Opening {
         if n >= 13 && first[4] == 1 && &first[5..13] == b"ActiveMQ" {
             return Opening::OpenWire;
         }
-        match crate::replication::frame::looks_like_replication(first) {
+        let looks_like_replication = match replication {
+            Some(check) => check(first),
+            None => may_be_openwire(first),
+        };
+        match looks_like_replication {
             Some(true) => return Opening::Replication,
             Some(false) => return Opening::Other,
             // Kind 1 and too few bytes for either magic: OpenWire or replication.
@@ -254,5 +271,16 @@ async fn sniff(rd: &ReadHalf, deadline: Instant) -> Opening {
         // Fewer bytes than it takes to tell: wait for more (rare: a client's first
         // write is a whole frame).
         sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// The check without a replication one: undecided only while the first bytes may
+/// still be an OpenWire opening (type 1 at offset 4, `ActiveMQ` at 5..13), as the
+/// replication check is then too.
+fn may_be_openwire(first: &[u8]) -> Option<bool> {
+    match first.get(4) {
+        Some(&kind) if kind != 1 => Some(false),
+        _ if first.len() < 13 => None,
+        _ => Some(false),
     }
 }
