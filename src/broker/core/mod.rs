@@ -1,7 +1,7 @@
 //! One shard's broker state: its destinations, their backlogs and consumers, its
 //! prepared transactions. Synchronous and deterministic: requests go in, [`Output`]s
 //! come out, and the only side effect is appending to the journal through
-//! [`JournalSink`]. The async driver (`shard.rs`) does the waiting.
+//! [`JournalSink`]. The async driver (`shard/`) does the waiting.
 //!
 //! Every change that must survive a crash is a [`Record`]: a live request journals the
 //! record and then applies it with [`ShardCore::apply`], the same function recovery

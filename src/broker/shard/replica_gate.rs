@@ -1,0 +1,93 @@
+//! The replica gate: while a slave is in sync, a reply that waits for a journal
+//! position is held until the slave has acknowledged it as well as until the local
+//! fsync. Kept apart so the "settled" condition every waiting reply uses is defined in
+//! one place.
+
+use std::cell::{Cell, RefCell};
+
+use crate::broker::ops::BrokerError;
+use crate::rt::channel::Oneshot;
+use crate::store::Position;
+
+use super::Shared;
+
+/// Holds replies back until the slave has acknowledged their records, while a slave
+/// is in sync ([`Shard::require_replica`](super::Shard::require_replica)).
+#[derive(Default)]
+pub(super) struct ReplicaGate {
+    required: Cell<bool>,
+    acked: Cell<Position>,
+    waiters: RefCell<Vec<(Position, Oneshot<()>)>>,
+}
+
+impl ReplicaGate {
+    fn covers(&self, end: Position) -> bool {
+        !self.required.get() || self.acked.get() >= end
+    }
+
+    async fn wait(&self, end: Position) {
+        if self.covers(end) {
+            return;
+        }
+        let slot = Oneshot::default();
+        self.waiters.borrow_mut().push((end, slot.clone()));
+        slot.wait().await;
+    }
+
+    /// The slave holds everything before `pos`.
+    pub(super) fn acked(&self, pos: Position) {
+        if pos > self.acked.get() {
+            self.acked.set(pos);
+        }
+        let ready: Vec<Oneshot<()>> = {
+            let mut w = self.waiters.borrow_mut();
+            let (ready, keep): (Vec<_>, Vec<_>) = w.drain(..).partition(|(end, _)| *end <= pos);
+            *w = keep;
+            ready.into_iter().map(|(_, s)| s).collect()
+        };
+        for slot in ready {
+            slot.set(());
+        }
+    }
+
+    /// A slave is in sync: from now on replies wait for its acknowledgements.
+    pub(super) fn require(&self) {
+        self.required.set(true);
+    }
+
+    /// The slave is gone: forget its acknowledgements and release every reply
+    /// waiting for it.
+    pub(super) fn detach(&self) {
+        self.acked.set(Position(0));
+        self.release_all();
+    }
+
+    fn release_all(&self) {
+        self.required.set(false);
+        let all: Vec<_> = self.waiters.borrow_mut().drain(..).collect();
+        for (_, slot) in all {
+            slot.set(());
+        }
+    }
+}
+
+/// Whether everything up to `end` is durable here and, while a slave is in sync, held
+/// by the slave: what a reply waiting for a journal position needs.
+pub(super) fn settled(shared: &Shared, end: Position) -> bool {
+    shared.journal.durable_position() >= end && shared.replica.covers(end)
+}
+
+/// Waits until [`settled`]`(end)`. The local fsync and the slave's acknowledgement run
+/// in parallel; this returns when both are in. A failed journal write is an error at
+/// once: the journal answers a wait with an error only for records certainly not
+/// written, which were therefore never shipped either (`store::writer`), so the slave
+/// will not acknowledge them.
+pub(super) async fn settle(shared: &Shared, end: Position) -> Result<(), BrokerError> {
+    shared
+        .journal
+        .wait_durable(end)
+        .await
+        .map_err(|e| BrokerError::Journal(e.to_string()))?;
+    shared.replica.wait(end).await;
+    Ok(())
+}

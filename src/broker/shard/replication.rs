@@ -1,0 +1,127 @@
+//! Replication hooks: the master side (begin and stop shipping journal batches, feed
+//! a slave's catch-up, hold replies for its acknowledgements) and the slave side
+//! (apply shipped batches and volatile changes, start over from the master's log).
+//! `node` and `replication` drive a shard only through these.
+
+use bytes::Bytes;
+
+use crate::broker::core::ShardCore;
+use crate::broker::record::Record;
+use crate::store::{Journal, Position, StoreError};
+
+use super::journal_sink::apply_payload;
+use super::ticker::publish_stats;
+use super::Shard;
+
+impl Shard {
+    // ---- master side of replication ----
+
+    /// A slave attaches: from now on every journal batch is shipped. Returns where
+    /// the slave's copy must start (`slave_has` if this journal still holds it, else
+    /// the oldest retained segment) and where the catch-up stream ends and live
+    /// batches begin.
+    pub fn begin_shipping(&self, slave_has: Option<Position>) -> (Position, Position) {
+        let j = &self.shared.journal;
+        self.shared.shipping.set(true);
+        let until = j.tapped_end();
+        let oldest = j.oldest_position();
+        // The slave holds a prefix of this master's log (same epoch); it can resume
+        // if that prefix is still here. It may also be just past a roll marker that
+        // ends what was tapped.
+        let past_roll = |p: Position| p.offset() == 4096 && p.segment() == until.segment() + 1;
+        let start = match slave_has {
+            Some(p) if p >= oldest && (p <= until || past_roll(p)) => p,
+            _ => oldest,
+        };
+        self.shared.catch_up_from.set(Some(start.segment()));
+        (start, until)
+    }
+
+    /// Raw journal bytes for a catch-up (see `Journal::read_span`).
+    pub async fn read_span(
+        &self,
+        from: Position,
+        until: Position,
+        max_bytes: usize,
+    ) -> Result<(Bytes, Position), StoreError> {
+        self.shared.journal.read_span(from, until, max_bytes).await
+    }
+
+    pub async fn wait_durable(&self, end: Position) -> Result<(), StoreError> {
+        self.shared.journal.wait_durable(end).await
+    }
+
+    /// The catch-up has been read: old segments may be reclaimed again.
+    pub fn end_catch_up(&self) {
+        self.shared.catch_up_from.set(None);
+    }
+
+    /// From now on a reply waits for the slave as well as the local fsync. Returns
+    /// the journal's end: replies for records before it may have gone out without
+    /// the slave, so the slave is in sync once it holds everything up to there.
+    pub fn require_replica(&self) -> Position {
+        self.shared.replica.require();
+        self.shared.journal.appended_position()
+    }
+
+    /// The slave holds everything before `pos`.
+    pub fn replica_acked(&self, pos: Position) {
+        self.shared.replica.acked(pos);
+    }
+
+    /// The slave is gone: stop shipping and release every reply waiting for it.
+    pub fn stop_shipping(&self) {
+        self.shared.shipping.set(false);
+        self.shared.catch_up_from.set(None);
+        self.shared.replica.detach();
+    }
+
+    // ---- slave side ----
+
+    /// Where the next shipped batch must start.
+    pub fn next_position(&self) -> Position {
+        self.shared.journal.next_position()
+    }
+
+    /// Appends a batch the master shipped to this journal (byte for byte, at the
+    /// same position) and applies its records, as recovery would. Returns the end to
+    /// wait on for durability.
+    pub fn apply_shipped(&self, start: Position, bytes: &Bytes) -> Result<Position, String> {
+        let shared = &self.shared;
+        let records = Journal::decode_shipped(start, bytes).map_err(|e| e.to_string())?;
+        let end = shared
+            .journal
+            .write_shipped(start, bytes)
+            .map_err(|e| e.to_string())?;
+        let mut core = shared.core.borrow_mut();
+        for r in records {
+            apply_payload(&mut core, &r.payload, r.location);
+        }
+        // Applying produces nothing a slave acts on (nobody is connected here).
+        core.drain();
+        Ok(end)
+    }
+
+    /// Applies a change the master did not journal (a non-persistent message or its
+    /// removal): held in memory only, as on the master.
+    pub fn apply_volatile(&self, record: &Bytes) -> Result<(), String> {
+        let rec = Record::decode(record).map_err(|e| e.to_string())?;
+        let mut core = self.shared.core.borrow_mut();
+        core.apply(rec, None);
+        core.drain();
+        Ok(())
+    }
+
+    /// Throws the journal and the state away; the next shipped batch starts at
+    /// `start` (the master's oldest retained segment).
+    pub async fn reset(&self, start: Position) -> Result<(), StoreError> {
+        let shared = &self.shared;
+        shared.journal.reset(start).await?;
+        let mut core = ShardCore::new(shared.shard, shared.shard_count, shared.settings.clone());
+        core.count_destinations_in(shared.limit_stats.clone());
+        // The old core's destinations leave the count when it is dropped here.
+        *shared.core.borrow_mut() = core;
+        publish_stats(shared);
+        Ok(())
+    }
+}
