@@ -1,143 +1,168 @@
-//! Opening one OpenWire connection: TCP connect, the WireFormatInfo exchange, then the
-//! ConnectionInfo and its Response. Bounded by the connect timeout end to end.
+//! The OpenWire adapter of the reconnect/replay core ([`OpenWire`]): opening one
+//! connection (TCP connect, the WireFormatInfo exchange, then the ConnectionInfo and its
+//! Response, bounded by the connect timeout end to end), the inactivity rule, and how
+//! commands are encoded, decoded and handed to the state.
 //!
 //! The real client pipelines its whole restore after the ConnectionInfo; this one waits
 //! for the ConnectionInfo's answer first, so a refused login (a SecurityException) is
 //! known per attempt and the next URI can be tried before anything else is written.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::Write;
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
-use super::state::exception_text;
-use super::OpenWireOptions;
-use crate::protocol::openwire::wireformat::{
-    CACHE_ENABLED, CACHE_SIZE, MAX_FRAME_SIZE, MAX_FRAME_SIZE_ENABLED, MAX_INACTIVITY_DURATION,
-    MAX_INACTIVITY_DURATION_INITIAL_DELAY, PLATFORM_DETAILS, PROVIDER_NAME, PROVIDER_VERSION,
-    SIZE_PREFIX_DISABLED, STACK_TRACE_ENABLED, TCP_NO_DELAY_ENABLED, TIGHT_ENCODING_ENABLED,
+use super::super::failover::{
+    failed, read_until, tcp_connect, AttemptError, Inner, Opened, Protocol, ReadFail, IDLE_TICK,
+    MIN_TICK,
 };
+use super::super::lock;
+use super::super::policy::Attempt;
+use super::state::{exception_text, Outstanding, Session, State};
+use super::{ClientError, Message, OpenWireOptions};
 use crate::protocol::openwire::{
-    Command, ConnectionControl, ConnectionInfo, Decoder, Encoder, PrimitiveValue, WireFormatInfo,
+    Command, ConnectionControl, ConnectionInfo, Decoder, Encoder, WireFormatInfo,
 };
 use crate::uri::TransportUri;
 
-/// OpenWire version we advertise (the real 5.17 client's).
-const VERSION: i32 = 12;
+/// The OpenWire protocol, for the generic client of `super::super::failover`.
+pub struct OpenWire;
 
-/// A connection whose ConnectionInfo was answered.
-pub(super) struct Opened {
-    /// The socket; the reader keeps this one, writers use a clone.
-    pub stream: TcpStream,
-    /// Bytes read past the ConnectionInfo's Response.
-    pub buf: BytesMut,
-    pub decoder: Decoder,
-    pub encoder: Encoder,
-    /// Negotiated MaxInactivityDuration, ms (<= 0: keep-alive off).
-    pub inactivity_ms: i64,
-}
+impl Protocol for OpenWire {
+    type Codec = Encoder;
+    type Decoder = Decoder;
+    type Options = OpenWireOptions;
+    type Message = Message;
+    type Session = Session;
+    type Outstanding = Outstanding;
+    type Replayed = Command;
 
-/// Why one attempt failed: `refused` is the broker's ExceptionResponse (it is up but
-/// will not serve us).
-pub(super) struct AttemptError {
-    pub reason: String,
-    pub refused: bool,
-}
+    const LOG: &'static str = "OpenWire ";
+    const THREAD: &'static str = "openwire-client-io";
+    const UNIT: &'static str = "command(s)";
+    const SILENT: &'static str = "broker silent for";
 
-fn failed(reason: impl Into<String>) -> AttemptError {
-    AttemptError {
-        reason: reason.into(),
-        refused: false,
+    fn connect_timeout(opts: &OpenWireOptions) -> Duration {
+        opts.connect_timeout
     }
-}
 
-/// Our WireFormatInfo: what the 5.17 client sends, but loose and without the marshal
-/// cache (the only format Tandem's codec has; the broker ANDs both, OPENWIRE.md §1.4),
-/// and without stack traces.
-pub(super) fn wire_format(opts: &OpenWireOptions) -> WireFormatInfo {
-    let options = [
-        (TIGHT_ENCODING_ENABLED, PrimitiveValue::Boolean(false)),
-        (CACHE_ENABLED, PrimitiveValue::Boolean(false)),
-        (CACHE_SIZE, PrimitiveValue::Int(0)),
-        (SIZE_PREFIX_DISABLED, PrimitiveValue::Boolean(false)),
-        (STACK_TRACE_ENABLED, PrimitiveValue::Boolean(false)),
-        (TCP_NO_DELAY_ENABLED, PrimitiveValue::Boolean(true)),
-        (
-            MAX_INACTIVITY_DURATION,
-            PrimitiveValue::Long(opts.max_inactivity_ms),
-        ),
-        (
-            MAX_INACTIVITY_DURATION_INITIAL_DELAY,
-            PrimitiveValue::Long(10_000),
-        ),
-        (MAX_FRAME_SIZE, PrimitiveValue::Long(i64::MAX)),
-        (MAX_FRAME_SIZE_ENABLED, PrimitiveValue::Boolean(true)),
-        (PROVIDER_NAME, PrimitiveValue::string("Tandem")),
-        (
-            PROVIDER_VERSION,
-            PrimitiveValue::string(env!("CARGO_PKG_VERSION")),
-        ),
-        (PLATFORM_DETAILS, PrimitiveValue::string("Rust")),
-    ];
-    WireFormatInfo {
-        version: VERSION,
-        options: options.into_iter().collect(),
+    fn open(
+        inner: &Inner<OpenWire>,
+        target: &TransportUri,
+        first: bool,
+    ) -> Attempt<Opened<OpenWire>> {
+        let info = {
+            let st = lock(&inner.state);
+            let Some(mut info) = st.sess.connection_info.clone().filter(|_| !st.closed) else {
+                return Attempt::Closed;
+            };
+            // The same object, ids and commandId on every connection; only the
+            // failover flag differs (OPENWIRE.md §6.1 step 3).
+            info.failover_reconnect = !first;
+            info
+        };
+        match open(target, &inner.opts, &info, !first) {
+            Ok(opened) => Attempt::Connected(opened),
+            Err(e) => e.into(),
+        }
     }
-}
 
-/// Reads commands until `done` picks one (or the deadline passes).
-fn read_until<T>(
-    stream: &mut TcpStream,
-    decoder: &mut Decoder,
-    buf: &mut BytesMut,
-    deadline: Instant,
-    uri: &TransportUri,
-    what: &str,
-    mut done: impl FnMut(Command, &mut TcpStream) -> Option<Result<T, AttemptError>>,
-) -> Result<T, AttemptError> {
-    let mut chunk = [0u8; 16 * 1024];
-    loop {
+    fn replay(st: &mut State) -> Vec<Command> {
+        st.replay()
+    }
+
+    fn encode(encoder: &Encoder, c: &Command, out: &mut BytesMut) -> Result<(), ClientError> {
+        Ok(encoder.encode(c, out)?)
+    }
+
+    fn describe(c: &Command) -> &'static str {
+        c.name()
+    }
+
+    fn read_buffered(
+        decoder: &mut Decoder,
+        buf: &mut BytesMut,
+        st: &mut State,
+    ) -> Result<bool, String> {
+        let mut delivered = false;
         loop {
             match decoder.decode(buf) {
                 Ok(Some(c)) => {
-                    if let Some(r) = done(c, stream) {
-                        return r;
-                    }
+                    delivered = true;
+                    st.on_command(c);
                 }
-                Ok(None) => break,
-                Err(e) => return Err(failed(format!("{uri}: bad frame awaiting {what}: {e}"))),
+                Ok(None) => return Ok(delivered),
+                Err(e) => return Err(format!("bad frame from broker: {e}")),
             }
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            let _ = stream.shutdown(Shutdown::Both);
-            return Err(failed(format!("{uri}: no {what} in time")));
+    }
+
+    fn keep_alive(encoder: &Encoder, out: &mut BytesMut) -> Result<(), ClientError> {
+        Ok(encoder.encode(&Command::KeepAliveInfo(Default::default()), out)?)
+    }
+
+    fn timeout_error(st: &State, seq: u64, waited_ms: u64) -> ClientError {
+        ClientError::ResponseTimeout {
+            command_id: st
+                .outstanding
+                .get(&seq)
+                .map_or(0, |o| o.command.command_id()),
+            waited_ms,
         }
-        let _ = stream.set_read_timeout(Some(left.max(Duration::from_millis(1))));
-        match stream.read(&mut chunk) {
-            Ok(0) => return Err(failed(format!("{uri}: closed awaiting {what}"))),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(e) => return Err(failed(format!("{uri}: reading {what}: {e}"))),
+    }
+}
+
+/// Our WireFormatInfo: Tandem's (what the 5.17 client sends, but loose and without the
+/// marshal cache: the only format Tandem's codec has; the broker ANDs both, OPENWIRE.md
+/// §1.4; and without stack traces), with our MaxInactivityDuration and no frame limit.
+pub(super) fn wire_format(opts: &OpenWireOptions) -> WireFormatInfo {
+    WireFormatInfo::offer(opts.max_inactivity_ms, i64::MAX)
+}
+
+/// Decodes buffered commands until `done` picks one (Some) or the buffer runs dry.
+fn pick<T>(
+    decoder: &mut Decoder,
+    buf: &mut BytesMut,
+    stream: &mut TcpStream,
+    uri: &TransportUri,
+    what: &str,
+    mut done: impl FnMut(Command, &mut TcpStream) -> Option<Result<T, AttemptError>>,
+) -> Result<Option<T>, AttemptError> {
+    loop {
+        match decoder.decode(buf) {
+            Ok(Some(c)) => {
+                if let Some(r) = done(c, stream) {
+                    return r.map(Some);
+                }
+            }
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(failed(format!("{uri}: bad frame awaiting {what}: {e}"))),
         }
+    }
+}
+
+/// How [`read_until`] failing while awaiting `what` is worded.
+fn awaiting(uri: &TransportUri, what: &str) -> impl Fn(ReadFail) -> String {
+    let (uri, what) = (uri.to_string(), what.to_string());
+    move |fail| match fail {
+        ReadFail::Timeout => format!("{uri}: no {what} in time"),
+        ReadFail::Closed => format!("{uri}: closed awaiting {what}"),
+        ReadFail::Io(e) => format!("{uri}: reading {what}: {e}"),
     }
 }
 
 /// Connects to `uri`, exchanges WireFormatInfos and has `info` answered, within
 /// `opts.connect_timeout`. `fault_tolerant`: announce failover with a
 /// ConnectionControl first, as the real client's failover transport does on reconnects.
-pub(super) fn open(
+fn open(
     uri: &TransportUri,
     opts: &OpenWireOptions,
     info: &ConnectionInfo,
     reconnect: bool,
-) -> Result<Opened, AttemptError> {
+) -> Result<Opened<OpenWire>, AttemptError> {
     let deadline = Instant::now() + opts.connect_timeout;
-    let mut stream = TcpStream::connect_timeout(&uri.addr, opts.connect_timeout)
-        .map_err(|e| failed(format!("{uri}: {e}")))?;
-    let _ = stream.set_nodelay(true);
+    let mut stream = tcp_connect(uri, opts.connect_timeout)?;
     let ours = wire_format(opts);
     let mut out = BytesMut::new();
     Encoder::default()
@@ -150,20 +175,21 @@ pub(super) fn open(
 
     let mut decoder = Decoder::default();
     let mut buf = BytesMut::with_capacity(16 * 1024);
+    let what = "WireFormatInfo";
     let peer = read_until(
         &mut stream,
-        &mut decoder,
         &mut buf,
         deadline,
-        uri,
-        "WireFormatInfo",
-        |c, _| match c {
-            Command::WireFormatInfo(w) => Some(Ok(w)),
-            other => Some(Err(failed(format!(
-                "{uri}: {} before WireFormatInfo",
-                other.name()
-            )))),
+        |buf, s| {
+            pick(&mut decoder, buf, s, uri, what, |c, _| match c {
+                Command::WireFormatInfo(w) => Some(Ok(w)),
+                other => Some(Err(failed(format!(
+                    "{uri}: {} before WireFormatInfo",
+                    other.name()
+                )))),
+            })
         },
+        awaiting(uri, what),
     )?;
     let n = ours.negotiate(&peer);
     if !n.is_supported() || n.version < 1 {
@@ -193,40 +219,54 @@ pub(super) fn open(
         .write_all(&out)
         .map_err(|e| failed(format!("{uri}: sending ConnectionInfo: {e}")))?;
     let wanted = info.header.command_id;
+    let what = "the ConnectionInfo Response";
     read_until(
         &mut stream,
-        &mut decoder,
         &mut buf,
         deadline,
-        uri,
-        "the ConnectionInfo Response",
-        |c, s| match c {
-            Command::Response(r) if r.correlation_id == wanted => Some(Ok(())),
-            Command::ExceptionResponse(e) if e.correlation_id == wanted => {
-                let _ = s.shutdown(Shutdown::Both);
-                Some(Err(AttemptError {
-                    reason: format!("{uri}: {}", exception_text(&e)),
-                    refused: true,
-                }))
-            }
-            Command::KeepAliveInfo(k) if k.header.response_required => {
-                let mut out = BytesMut::new();
-                let reply = Command::KeepAliveInfo(Default::default());
-                if encoder.encode(&reply, &mut out).is_ok() {
-                    let _ = s.write_all(&out);
+        |buf, s| {
+            pick(&mut decoder, buf, s, uri, what, |c, s| match c {
+                Command::Response(r) if r.correlation_id == wanted => Some(Ok(())),
+                Command::ExceptionResponse(e) if e.correlation_id == wanted => {
+                    let _ = s.shutdown(Shutdown::Both);
+                    Some(Err(AttemptError {
+                        reason: format!("{uri}: {}", exception_text(&e)),
+                        refused: true,
+                    }))
                 }
-                None
-            }
-            // BrokerInfo, ConnectionControl, ...: informational.
-            _ => None,
+                Command::KeepAliveInfo(k) if k.header.response_required => {
+                    let mut out = BytesMut::new();
+                    let reply = Command::KeepAliveInfo(Default::default());
+                    if encoder.encode(&reply, &mut out).is_ok() {
+                        let _ = s.write_all(&out);
+                    }
+                    None
+                }
+                // BrokerInfo, ConnectionControl, ...: informational.
+                _ => None,
+            })
         },
+        awaiting(uri, what),
     )?;
     let _ = stream.set_write_timeout(None);
+    // Inactivity (OPENWIRE.md §3.7): with a negotiated MaxInactivityDuration D > 0 we
+    // write a KeepAliveInfo when we wrote nothing for D/3, and count the broker as gone
+    // when nothing arrived for 2·D (the real client's monitor fires between D and 2·D;
+    // brokers write at least every D/3).
+    let period = u64::try_from(n.max_inactivity_duration_ms).unwrap_or(0);
+    let send_every = Duration::from_millis(period / 3);
+    let tick = if period == 0 {
+        IDLE_TICK
+    } else {
+        (send_every / 2).clamp(MIN_TICK, IDLE_TICK)
+    };
     Ok(Opened {
         stream,
         buf,
         decoder,
-        encoder,
-        inactivity_ms: n.max_inactivity_duration_ms,
+        codec: encoder,
+        send_every,
+        dead_after: Duration::from_millis(period.saturating_mul(2)),
+        tick,
     })
 }

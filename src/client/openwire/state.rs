@@ -1,6 +1,7 @@
-//! The OpenWire client's bookkeeping, shared by callers and the I/O thread under one
-//! mutex: the connection/session/producer commands, commands awaiting a Response,
-//! consumers, the open transaction, the inbox.
+//! The OpenWire client's bookkeeping, kept in the shared [`State`] (callers and the I/O
+//! thread, under one mutex): the connection/session/producer commands, commands
+//! awaiting a Response, consumers, the open transaction; how a command from the broker
+//! changes it, and the MessageAcks built from it.
 //!
 //! Everything needed to rebuild the session on a new connection lives here, and
 //! [`State::replay`] turns it into the commands to send, in the real client's order
@@ -14,11 +15,11 @@
 //!   commandId (which wraps) back to it.
 //! * A message handed out by `recv` (client/individual mode) sits in its consumer's
 //!   `delivered` until acked; acks name ids from that list only.
-//! * `connected` is true exactly when the writer slot holds a stream.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 
-use super::{AckMode, ClientError, Message};
+use super::super::failover;
+use super::{AckMode, ClientError, Message, OpenWire};
 use crate::protocol::openwire::{
     AckType, Command, ConnectionInfo, ConsumerInfo, ExceptionResponse, Header, LocalTransactionId,
     MessageAck, MessageDispatch, MessageId, ProducerInfo, SessionInfo, TransactionId,
@@ -26,7 +27,7 @@ use crate::protocol::openwire::{
 
 /// What a command that waits for a Response does to the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
+pub enum Kind {
     /// A sync message send outside a transaction: replayed verbatim until answered.
     Send,
     /// ConsumerInfo of consumer `value` (rebuilt from `consumers` on replay).
@@ -46,13 +47,13 @@ pub(super) enum Kind {
 
 /// A command written with responseRequired, not yet answered.
 #[derive(Debug)]
-pub(super) struct Outstanding {
+pub struct Outstanding {
     pub command: Command,
     pub kind: Kind,
 }
 
 #[derive(Debug)]
-pub(super) struct Consumer {
+pub struct Consumer {
     /// As first written (responseRequired, original commandId): replayed as is.
     pub info: ConsumerInfo,
     pub ack: AckMode,
@@ -67,7 +68,7 @@ pub(super) struct Consumer {
 }
 
 #[derive(Debug)]
-pub(super) struct Transaction {
+pub struct Transaction {
     pub id: LocalTransactionId,
     /// BEGIN then every message sent in it (async, original commandIds): replayed.
     pub commands: Vec<Command>,
@@ -87,40 +88,27 @@ impl Transaction {
     }
 }
 
+/// The OpenWire session: what a new connection is rebuilt from, besides the
+/// unanswered sync sends in [`State::outstanding`].
 #[derive(Debug, Default)]
-pub(super) struct State {
-    pub connected: bool,
-    /// Bumped on every new connection; stamps messages so stale acks are dropped.
-    pub generation: u64,
-    pub closed: bool,
-    /// Set once: failover gave up, or a plain connection was lost. Every call fails.
-    pub failed: Option<ClientError>,
+pub struct Session {
     /// The handshake commands, built once (same ids and commandIds on every connection).
     pub connection_info: Option<ConnectionInfo>,
     pub session_info: Option<SessionInfo>,
     pub producer_info: Option<ProducerInfo>,
     /// Wire commandIds, from 1; 0 is what frames below the correlator carry.
     pub next_command_id: i32,
-    next_seq: u64,
-    pub outstanding: BTreeMap<u64, Outstanding>,
+    /// Wire commandId of each outstanding command to its waiter sequence.
     by_command: HashMap<i32, u64>,
-    /// Results not yet collected by a waiter, by sequence.
-    pub done: HashMap<u64, Result<(), ClientError>>,
-    /// Sequences nobody will collect (the `Pending` was dropped or timed out).
-    pub abandoned: HashSet<u64>,
     pub consumers: BTreeMap<i64, Consumer>,
     pub next_consumer: i64,
     /// The producer's message sequence (the MessageId's producerSequenceId).
     pub next_message_seq: i64,
     pub transaction: Option<Transaction>,
     pub next_transaction: i64,
-    pub messages: VecDeque<Message>,
-    pub reconnects: u64,
-    /// The broker asked for a KeepAliveInfo answer; the I/O thread writes it.
-    pub keep_alive_due: bool,
 }
 
-impl State {
+impl Session {
     /// The next wire commandId (wraps to 1 after i32::MAX; ids are only correlation).
     pub fn command_id(&mut self) -> i32 {
         if self.next_command_id <= 0 || self.next_command_id == i32::MAX {
@@ -130,19 +118,23 @@ impl State {
         }
         self.next_command_id
     }
+}
 
+/// The shared client state with the OpenWire session.
+pub type State = failover::State<OpenWire>;
+
+impl State {
     /// Records a responseRequired command as written; returns its waiter sequence.
     pub fn register(&mut self, command: Command, kind: Kind) -> u64 {
-        self.next_seq += 1;
-        let seq = self.next_seq;
-        self.by_command.insert(command.command_id(), seq);
+        let seq = self.take_seq();
+        self.sess.by_command.insert(command.command_id(), seq);
         self.outstanding.insert(seq, Outstanding { command, kind });
         seq
     }
 
     /// A Response (Ok) or ExceptionResponse (Err) for commandId `command_id` arrived.
     pub fn complete(&mut self, command_id: i32, result: Result<(), ClientError>) {
-        let Some(seq) = self.by_command.remove(&command_id) else {
+        let Some(seq) = self.sess.by_command.remove(&command_id) else {
             // Answers to replayed handshake commands, or to what failover settled.
             return;
         };
@@ -151,18 +143,12 @@ impl State {
         };
         match entry.kind {
             Kind::Subscribe(value) if result.is_err() => {
-                self.consumers.remove(&value);
+                self.sess.consumers.remove(&value);
             }
-            Kind::Commit => self.transaction = None,
+            Kind::Commit => self.sess.transaction = None,
             _ => {}
         }
         self.finish(seq, result);
-    }
-
-    fn finish(&mut self, seq: u64, result: Result<(), ClientError>) {
-        if !self.abandoned.remove(&seq) {
-            self.done.insert(seq, result);
-        }
     }
 
     /// Session state for a new connection (after its ConnectionInfo was answered), in
@@ -173,9 +159,9 @@ impl State {
     pub fn replay(&mut self) -> Vec<Command> {
         self.generation += 1;
         let mut out = Vec::new();
-        out.extend(self.session_info.clone().map(Command::SessionInfo));
-        out.extend(self.producer_info.clone().map(Command::ProducerInfo));
-        for c in self.consumers.values_mut() {
+        out.extend(self.sess.session_info.clone().map(Command::SessionInfo));
+        out.extend(self.sess.producer_info.clone().map(Command::ProducerInfo));
+        for c in self.sess.consumers.values_mut() {
             out.push(Command::ConsumerInfo(c.info.clone()));
             c.delivered.clear();
             c.reported = 0;
@@ -189,13 +175,14 @@ impl State {
             .collect();
         for (seq, kind) in settled {
             if let Some(o) = self.outstanding.remove(&seq) {
-                self.by_command.remove(&o.command.command_id());
+                self.sess.by_command.remove(&o.command.command_id());
             }
             let result = match kind {
                 Kind::Commit => {
                     in_doubt = true;
                     Err(ClientError::Transaction(
-                        self.transaction
+                        self.sess
+                            .transaction
                             .as_ref()
                             .map(Transaction::name)
                             .unwrap_or_default(),
@@ -207,13 +194,13 @@ impl State {
             self.finish(seq, result);
         }
         if in_doubt {
-            self.transaction = None;
+            self.sess.transaction = None;
         }
-        if let Some(t) = self.transaction.as_mut() {
+        if let Some(t) = self.sess.transaction.as_mut() {
             if t.completing {
                 // A ROLLBACK in flight: the broker dropped the transaction with the
                 // connection, which is what was asked.
-                self.transaction = None;
+                self.sess.transaction = None;
             } else {
                 if !t.acked.is_empty() {
                     t.rollback_only = true;
@@ -225,19 +212,6 @@ impl State {
         let current = self.generation;
         self.messages.retain(|m| m.generation == current);
         out
-    }
-
-    /// Fails every waiter: the client is finished.
-    pub fn fail_all(&mut self, error: ClientError) {
-        let seqs: Vec<u64> = self.outstanding.keys().copied().collect();
-        for seq in seqs {
-            self.outstanding.remove(&seq);
-            self.finish(seq, Err(error.clone()));
-        }
-        self.by_command.clear();
-        if self.failed.is_none() {
-            self.failed = Some(error);
-        }
     }
 
     /// Handles one command from the broker (I/O thread, under the lock).
@@ -263,7 +237,7 @@ impl State {
                 // A prefetch change needs nothing here: the broker paces dispatch.
                 if c.close {
                     if let Some(id) = c.consumer_id {
-                        self.consumers.remove(&id.value);
+                        self.sess.consumers.remove(&id.value);
                     }
                 }
             }
@@ -292,7 +266,7 @@ impl State {
         let Some(cid) = d.consumer_id.as_ref() else {
             return;
         };
-        if !self.consumers.contains_key(&cid.value) {
+        if !self.sess.consumers.contains_key(&cid.value) {
             // Unsubscribed meanwhile: the broker redelivers it elsewhere.
             return;
         }
@@ -322,6 +296,7 @@ impl State {
             header,
             destination: m.dispatch_destination.clone(),
             transaction_id: self
+                .sess
                 .transaction
                 .as_ref()
                 .map(|t| TransactionId::Local(t.id.clone())),
@@ -350,7 +325,7 @@ fn broker_error(e: ExceptionResponse) -> ClientError {
 }
 
 /// The error an ExceptionResponse carries, for the handshake.
-pub(super) fn exception_text(e: &ExceptionResponse) -> String {
+pub fn exception_text(e: &ExceptionResponse) -> String {
     match &e.exception {
         Some(t) => format!(
             "{}: {}",

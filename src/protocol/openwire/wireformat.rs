@@ -58,6 +58,13 @@ impl WireFormatInfo {
     /// What Tandem sends on accept (OPENWIRE.md §1.4): version 12, loose, no cache, size
     /// prefix on, no stack traces, TCP_NODELAY, 30 s inactivity with a 10 s initial delay.
     pub fn tandem(max_frame_size: i64) -> WireFormatInfo {
+        WireFormatInfo::offer(30_000, max_frame_size)
+    }
+
+    /// Tandem's offer with this MaxInactivityDuration and MaxFrameSize: the broker's
+    /// ([`WireFormatInfo::tandem`]) and the Rust client's (`crate::client::openwire`),
+    /// built in one place.
+    pub fn offer(max_inactivity_ms: i64, max_frame_size: i64) -> WireFormatInfo {
         let options = [
             (TIGHT_ENCODING_ENABLED, PrimitiveValue::Boolean(false)),
             (CACHE_ENABLED, PrimitiveValue::Boolean(false)),
@@ -65,7 +72,10 @@ impl WireFormatInfo {
             (SIZE_PREFIX_DISABLED, PrimitiveValue::Boolean(false)),
             (STACK_TRACE_ENABLED, PrimitiveValue::Boolean(false)),
             (TCP_NO_DELAY_ENABLED, PrimitiveValue::Boolean(true)),
-            (MAX_INACTIVITY_DURATION, PrimitiveValue::Long(30_000)),
+            (
+                MAX_INACTIVITY_DURATION,
+                PrimitiveValue::Long(max_inactivity_ms),
+            ),
             (
                 MAX_INACTIVITY_DURATION_INITIAL_DELAY,
                 PrimitiveValue::Long(10_000),

@@ -1,5 +1,6 @@
-//! The client's bookkeeping, shared by callers and the I/O thread under one mutex:
-//! frames awaiting a RECEIPT, active subscriptions, open transactions, the inbox.
+//! The STOMP client's bookkeeping, kept in the shared [`State`] (callers and the I/O
+//! thread, under one mutex): frames awaiting a RECEIPT, active subscriptions, open
+//! transactions, the inbox; and how a frame from the broker changes it.
 //!
 //! This is what makes failover transparent: everything needed to rebuild the session on
 //! a new connection lives here, and [`State::replay`] turns it into the frames to send.
@@ -9,16 +10,16 @@
 //!   iterating it replays frames in the order they were first written.
 //! * A transaction stays in `transactions` until its COMMIT is receipted (or it is
 //!   aborted), holding every frame sent in it, so it can be replayed whole.
-//! * `connected` is true exactly when the writer slot holds a stream.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 
-use super::{AckMode, ClientError, Message};
+use super::super::failover;
+use super::{AckMode, ClientError, Message, Stomp};
 use crate::protocol::stomp::{Command, Frame};
 
 /// What a receipted frame does to the session, decided when it is registered.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Kind {
+pub enum Kind {
     /// A SEND outside a transaction: replayed until receipted.
     Send,
     /// A SEND inside transaction `tx`: kept in the transaction, replayed with it.
@@ -50,54 +51,42 @@ impl Kind {
 
 /// A frame written with a `receipt` header, not yet answered.
 #[derive(Debug)]
-pub(super) struct Outstanding {
+pub struct Outstanding {
     /// As written, receipt header included.
     pub frame: Frame,
     pub kind: Kind,
 }
 
 #[derive(Debug)]
-pub(super) struct Subscription {
+pub struct Subscription {
     /// The SUBSCRIBE frame without its receipt header.
     pub frame: Frame,
     pub ack: AckMode,
 }
 
 #[derive(Debug, Default)]
-pub(super) struct Transaction {
+pub struct Transaction {
     /// BEGIN then every frame sent in the transaction, without receipt headers.
     pub frames: Vec<Frame>,
     /// COMMIT written; the transaction leaves the map when it is receipted.
     pub committing: bool,
 }
 
+/// The STOMP session: what a new connection is rebuilt from, besides the unreceipted
+/// frames in [`State::outstanding`].
 #[derive(Debug, Default)]
-pub(super) struct State {
-    /// True while a connection is installed (see the module invariants).
-    pub connected: bool,
-    /// Bumped on every new connection; stamps messages so stale acks can be dropped.
-    pub generation: u64,
-    /// Set once: the client is closing or closed.
-    pub closed: bool,
-    /// Set once: failover gave up, or a plain connection was lost. Every call fails.
-    pub failed: Option<ClientError>,
-    /// Next receipt sequence; receipt ids on the wire are `r-<seq>`.
-    pub next_seq: u64,
-    pub outstanding: BTreeMap<u64, Outstanding>,
-    /// Results not yet collected by a waiter.
-    pub done: HashMap<u64, Result<(), ClientError>>,
-    /// Receipts nobody will collect (the `Pending` was dropped or timed out).
-    pub abandoned: HashSet<u64>,
+pub struct Session {
     /// Active subscriptions by id, in subscription order (ids are `sub-<n>`, zero padded).
     pub subscriptions: BTreeMap<String, Subscription>,
     pub next_subscription: u64,
     /// Open transactions, by name, with the order they began in.
     pub transactions: HashMap<String, (u64, Transaction)>,
-    pub messages: VecDeque<Message>,
-    pub reconnects: u64,
 }
 
-pub(super) const RECEIPT_PREFIX: &str = "r-";
+/// The shared client state with the STOMP session.
+pub type State = failover::State<Stomp>;
+
+pub const RECEIPT_PREFIX: &str = "r-";
 
 impl State {
     /// Checks that `kind` makes sense now and records its effect; returns the receipt
@@ -112,7 +101,7 @@ impl State {
                 t.frames.push(bare);
             }
             Kind::Subscribe { id, ack } => {
-                self.subscriptions.insert(
+                self.sess.subscriptions.insert(
                     id.clone(),
                     Subscription {
                         frame: bare,
@@ -121,22 +110,22 @@ impl State {
                 );
             }
             Kind::Unsubscribe(id) => {
-                self.subscriptions.remove(id);
+                self.sess.subscriptions.remove(id);
             }
             Kind::Begin(tx) => {
-                if self.transactions.contains_key(tx) {
+                if self.sess.transactions.contains_key(tx) {
                     return Err(ClientError::Transaction(tx.clone(), "already open"));
                 }
                 let t = Transaction {
                     frames: vec![bare],
                     committing: false,
                 };
-                self.transactions.insert(tx.clone(), (seq, t));
+                self.sess.transactions.insert(tx.clone(), (seq, t));
             }
             Kind::Commit(tx) => self.open_tx(tx)?.committing = true,
             Kind::Abort(tx) => {
                 self.open_tx(tx)?;
-                self.transactions.remove(tx);
+                self.sess.transactions.remove(tx);
             }
             Kind::Send | Kind::Ack { .. } | Kind::Disconnect => {}
         }
@@ -147,7 +136,7 @@ impl State {
     }
 
     fn open_tx(&mut self, tx: &str) -> Result<&mut Transaction, ClientError> {
-        match self.transactions.get_mut(tx) {
+        match self.sess.transactions.get_mut(tx) {
             Some((_, t)) if !t.committing => Ok(t),
             Some(_) => Err(ClientError::Transaction(tx.into(), "is committing")),
             None => Err(ClientError::Transaction(tx.into(), "not open")),
@@ -161,25 +150,19 @@ impl State {
         };
         match (&entry.kind, result.is_ok()) {
             (Kind::Commit(tx), _) => {
-                self.transactions.remove(tx);
+                self.sess.transactions.remove(tx);
             }
             (Kind::Begin(tx), false) => {
-                self.transactions.remove(tx);
+                self.sess.transactions.remove(tx);
             }
             (Kind::Subscribe { id, .. }, false) => {
-                self.subscriptions.remove(id);
+                self.sess.subscriptions.remove(id);
             }
             // The broker closes after answering DISCONNECT: that is no failure.
             (Kind::Disconnect, _) => self.closed = true,
             _ => {}
         }
         self.finish(seq, result);
-    }
-
-    fn finish(&mut self, seq: u64, result: Result<(), ClientError>) {
-        if !self.abandoned.remove(&seq) {
-            self.done.insert(seq, result);
-        }
     }
 
     /// Session state for a new connection, in the order to write it: every subscription
@@ -191,11 +174,12 @@ impl State {
     pub fn replay(&mut self) -> Vec<Frame> {
         self.generation += 1;
         let mut frames: Vec<Frame> = self
+            .sess
             .subscriptions
             .values()
             .map(|s| s.frame.clone())
             .collect();
-        let mut txs: Vec<&(u64, Transaction)> = self.transactions.values().collect();
+        let mut txs: Vec<&(u64, Transaction)> = self.sess.transactions.values().collect();
         txs.sort_by_key(|(began, _)| *began);
         for (_, t) in txs {
             frames.extend(t.frames.iter().cloned());
@@ -212,7 +196,7 @@ impl State {
         }
         frames.extend(self.outstanding.values().map(|o| o.frame.clone()));
         let current = self.generation;
-        let subs = &self.subscriptions;
+        let subs = &self.sess.subscriptions;
         self.messages.retain(|m| {
             m.generation == current
                 || subs
@@ -220,18 +204,6 @@ impl State {
                     .is_some_and(|s| s.ack == AckMode::Auto)
         });
         frames
-    }
-
-    /// Fails every waiter: the client is finished.
-    pub fn fail_all(&mut self, error: ClientError) {
-        let seqs: Vec<u64> = self.outstanding.keys().copied().collect();
-        for seq in seqs {
-            self.outstanding.remove(&seq);
-            self.finish(seq, Err(error.clone()));
-        }
-        if self.failed.is_none() {
-            self.failed = Some(error);
-        }
     }
 
     /// Handles one frame from the broker. Returns false when the connection must be
@@ -301,7 +273,7 @@ mod tests {
 
     #[test]
     fn replay_order_and_settlement() {
-        let mut s = State::default();
+        let mut s = State::new(Session::default());
         let sub = Frame::new(Command::Subscribe).with_header("id", "sub-0");
         let s0 = s
             .register(
@@ -341,12 +313,12 @@ mod tests {
         // The BEGIN and tx SEND receipts were settled by the replay.
         assert_eq!(s.outstanding.len(), 2);
         assert!(s.on_frame(receipt(c)));
-        assert!(s.transactions.is_empty());
+        assert!(s.sess.transactions.is_empty());
     }
 
     #[test]
     fn errors_and_abandoned_receipts() {
-        let mut s = State::default();
+        let mut s = State::new(Session::default());
         let a = s.register(send(1), Kind::Send).unwrap();
         let err = Frame::error("no").with_header("receipt-id", format!("r-{a}"));
         assert!(s.on_frame(err));
