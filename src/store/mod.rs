@@ -3,22 +3,40 @@
 //! durable by group commit. The store knows nothing about what the records mean.
 //!
 //! * [`format`]   — the on-disk layout (segment header, record framing, positions).
-//! * `journal`    — [`Journal`]: append, wait for durability, read back, reclaim,
-//!   and the replication side: mirror writes, raw span reads, reset.
+//! * `config`     — [`JournalConfig`], [`OnDamage`], [`ReplayedRecord`]: what a journal
+//!   is opened with and what replay hands back.
+//! * `state`      — the state a journal shares with its writer task (`State`,
+//!   `Inner`, pending batches) and [`JournalStats`].
+//! * `journal`    — [`Journal`]: open, append, wait for durability, read back,
+//!   reclaim, close.
+//! * `mirror`     — the replication side of [`Journal`] (batch tap, shipped batches,
+//!   span reads, reset) and [`batch_frames`], the frame walker replication counts
+//!   records with.
 //! * `writer`     — the background group-commit task (one per journal).
 //! * `recovery`   — replay at open: stops cleanly at a torn or zero-filled tail.
 //! * `segment`    — creating, opening and reading segment files.
+//! * `waiters`    — who waits for which durable position.
+//! * [`verify`]   — the offline checker behind the journal tool.
 //! * `lock`       — [`lock_dir`]: one process per data directory.
+//!
+//! Imports between these modules go one way (no cycle): `journal` uses `recovery`,
+//! `writer`, `state` and `config`; `mirror` uses `journal` (the type), `state` and
+//! `config`; `writer` uses `state`; `recovery` uses `config` and hands its result
+//! back without knowing the journal; all of them use `format` and `segment`, and the
+//! shared vocabulary defined here ([`Position`], [`Location`], [`StoreError`]).
 //!
 //! Life of a record: [`Journal::append`] fixes its [`Position`] and copies the framed
 //! bytes into the pending batch without awaiting ("ordered"); the writer task writes
 //! the batch and fdatasyncs it, then [`Journal::wait_durable`] returns ("durable").
 
+mod config;
 pub mod format;
 mod journal;
 mod lock;
+mod mirror;
 mod recovery;
 mod segment;
+mod state;
 pub mod verify;
 mod waiters;
 mod writer;
@@ -26,8 +44,11 @@ mod writer;
 use std::fmt;
 use std::path::PathBuf;
 
-pub use journal::{Appended, Journal, JournalConfig, JournalStats, OnDamage, ReplayedRecord};
+pub use config::{JournalConfig, OnDamage, ReplayedRecord};
+pub use journal::{Appended, Journal};
 pub use lock::{lock_dir, DirLock};
+pub use mirror::{batch_frames, BatchFrame};
+pub use state::JournalStats;
 
 /// A place in the log: `segment_id << 32 | byte offset in that segment`.
 ///
@@ -146,7 +167,7 @@ pub enum StoreError {
     /// Recovery found an invalid frame (or zeros) with valid records after it: the
     /// disk damaged the log, this is not the torn tail of a crash. Nothing was
     /// deleted; start with `--skip-damaged-records` to skip `[at, resumes)` and keep
-    /// everything else. (Only with [`OnDamage::Refuse`](journal::OnDamage).)
+    /// everything else. (Only with [`OnDamage::Refuse`].)
     #[error(
         "journal damaged in {dir}: segment {segment} offset {offset} ({why}); valid records \
          resume at {resumes}, so this is not the torn tail of a crash. Nothing was deleted. \

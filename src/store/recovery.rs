@@ -56,8 +56,8 @@ use bytes::Bytes;
 use crate::rt;
 use crate::rt::file::{align_down, align_up, BLOCK_BYTES};
 
+use super::config::{JournalConfig, OnDamage, ReplayedRecord};
 use super::format::{self, Frame, FRAME_HEADER_BYTES, HEADER_BYTES};
-use super::journal::{JournalConfig, OnDamage, ReplayedRecord};
 use super::segment::{self, Scanner, Segment};
 use super::{Location, Position, StoreError};
 

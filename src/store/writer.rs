@@ -56,8 +56,8 @@ use bytes::Bytes;
 use crate::rt;
 use crate::rt::file::{align_down, align_up};
 
-use super::journal::{InFlight, Inner, State};
 use super::segment::{self, Segment};
+use super::state::{InFlight, Inner, State};
 use super::{Position, StoreError};
 
 /// What the writer took from `pending`.
