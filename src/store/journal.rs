@@ -128,15 +128,7 @@ impl Journal {
     pub fn append(&self, payload: &[u8]) -> Result<Appended, StoreError> {
         let mut guard = self.inner.state.borrow_mut();
         let st = &mut *guard;
-        if let Some(why) = &st.failed {
-            return Err(StoreError::Failed(why.clone()));
-        }
-        if st.closing {
-            return Err(StoreError::Closed);
-        }
-        if st.resetting {
-            return Err(StoreError::Resetting);
-        }
+        st.accepting()?;
         if payload.is_empty() {
             return Err(StoreError::EmptyRecord);
         }

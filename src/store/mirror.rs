@@ -71,15 +71,7 @@ impl Journal {
     pub fn write_shipped(&self, start: Position, bytes: &[u8]) -> Result<Position, StoreError> {
         let mut guard = self.inner.state.borrow_mut();
         let st = &mut *guard;
-        if let Some(why) = &st.failed {
-            return Err(StoreError::Failed(why.clone()));
-        }
-        if st.closing {
-            return Err(StoreError::Closed);
-        }
-        if st.resetting {
-            return Err(StoreError::Resetting);
-        }
+        st.accepting()?;
         let expected = Position::new(st.cursor_segment, st.cursor_offset);
         if start != expected {
             return Err(StoreError::ShippedGap {
@@ -381,15 +373,7 @@ impl Journal {
         check_segment_id(next.segment())?;
         {
             let mut st = self.inner.state.borrow_mut();
-            if let Some(why) = &st.failed {
-                return Err(StoreError::Failed(why.clone()));
-            }
-            if st.closing {
-                return Err(StoreError::Closed);
-            }
-            if st.resetting {
-                return Err(StoreError::Resetting);
-            }
+            st.accepting()?;
             st.resetting = true;
         }
         let mut guard = Resetting {

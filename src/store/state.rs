@@ -21,7 +21,7 @@ use crate::rt::file::align_down;
 use super::config::JournalConfig;
 use super::segment::Segment;
 use super::waiters::{DurableWaiters, WakerList};
-use super::Position;
+use super::{Position, StoreError};
 
 /// Counters since open (for metrics and benches).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -150,6 +150,21 @@ impl Inner {
 }
 
 impl State {
+    /// Whether the journal takes new bytes (appends, shipped batches, a reset): not
+    /// after a failure, once closing, or while a reset runs.
+    pub(crate) fn accepting(&self) -> Result<(), StoreError> {
+        if let Some(why) = &self.failed {
+            return Err(StoreError::Failed(why.clone()));
+        }
+        if self.closing {
+            return Err(StoreError::Closed);
+        }
+        if self.resetting {
+            return Err(StoreError::Resetting);
+        }
+        Ok(())
+    }
+
     /// The pending batch that `framed` more bytes at the cursor go into, starting a new
     /// one (seeded with the partial tail block) when there is none for this segment or
     /// the last one is full.
