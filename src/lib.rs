@@ -18,7 +18,8 @@
 //!   takeover, epochs (docs/REPLICATION.md).
 //! * [`metrics`]  — per-shard counters and the HTTP `/status`, `/metrics` and `/admin/*` endpoint.
 //! * [`rt`]       — the only module that imports glommio: executors, channels, files, sockets.
-//! * [`client`]   — blocking STOMP client with ActiveMQ-style failover, for tools and tests.
+//! * [`client`]   — blocking STOMP and OpenWire clients with ActiveMQ-style failover (one
+//!   reconnect/replay core, one adapter per protocol), for tools and tests.
 //! * `fault`      — test-only fault hooks, compiled in with the `fault-injection` feature.
 
 pub mod broker;
