@@ -9,8 +9,11 @@
 //! * [`port`]  — messages and channels between the shards and the core.
 //! * [`state`] — `<data>/node.state`: epoch, last role, peer (format documented there).
 //! * [`core`]  — the replication executor's logic: discovery and takeover
-//!   (`core/mod.rs`), the slave loop (`core/slave.rs`), the master loop: attach,
-//!   catch-up, acknowledgements, heartbeats (`core/master.rs`).
+//!   (`core/mod.rs`), the slave loop (`core/slave.rs`), the master loop and heartbeats
+//!   (`core/master.rs`) with its parts: attach (`core/master_attach.rs`), shipping and
+//!   the buffer bound (`core/master_ship.rs`, decisions in `core/flow.rs`), catch-up
+//!   (`core/master_catch_up.rs`), acknowledgements and in-sync/degraded
+//!   (`core/master_acks.rs`).
 //!
 //! This module imports nothing from `broker`: shards are reached through [`port`]
 //! only, and `node` wires the two.

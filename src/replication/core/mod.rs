@@ -20,6 +20,10 @@
 
 mod flow;
 mod master;
+mod master_acks;
+mod master_attach;
+mod master_catch_up;
+mod master_ship;
 mod slave;
 
 use std::cell::{Cell, RefCell};
@@ -141,7 +145,7 @@ struct Core {
     next_link: Cell<u64>,
     /// The link catch-up chunks go out on, for backpressure.
     catch_up_link: RefCell<Option<Rc<Link>>>,
-    /// Handshake tasks running (master side), bounded by `master::MAX_HANDSHAKES`.
+    /// Handshake tasks running (master side), bounded by `master_attach::MAX_HANDSHAKES`.
     handshakes: Rc<Cell<usize>>,
 }
 
