@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use super::master::LOG_TARGET;
 use super::master_ship::Attached;
 use super::{Core, Event};
-use crate::metrics::replication::PeerState;
 use crate::replication::frame::{Body, Frame};
 use crate::replication::port::Command;
+use crate::replication::role::PeerState;
 use crate::rt;
 use crate::store::Position;
 

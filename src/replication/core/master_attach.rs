@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 use super::master::LOG_TARGET;
 use super::master_ship::{Attached, ShardSync};
 use super::{Core, Ev, Event, HANDSHAKE_MAX_FRAME_BYTES, HANDSHAKE_TIMEOUT};
-use crate::metrics::replication::{PeerState, Role};
 use crate::replication::auth::{self, Acceptor, Key, MasterView, Nonces, OnHello, Verdict};
 use crate::replication::frame::{Body, Decoder, Frame, RefuseCode, PROOF_BYTES};
 use crate::replication::link::Link;
 use crate::replication::port::{self, Command};
+use crate::replication::role::{PeerState, Role};
 use crate::rt;
 use crate::store::Position;
 
