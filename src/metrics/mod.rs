@@ -39,7 +39,10 @@
 //! read deadline (many idle connections exhausted the process), so [`http`] keeps the
 //! socket handling and leaves parsing to `httparse`. hyper/axum would bring tokio.
 //!
-//! This module imports nothing from the rest of Tandem: `broker` writes into it (and
+//! This module imports nothing from the rest of Tandem but replication's vocabulary,
+//! `replication::role` ([`Role`], [`PeerState`], re-exported here): a leaf that imports
+//! nothing, while `replication` imports [`ReplicationStats`] from here, so no file
+//! imports back along that path. `broker` writes into it (and
 //! the replication link will, through [`ReplicationStats`]), `node` wires it (and
 //! implements [`Admin`], the operations behind `/admin/*`), `store` does not know it
 //! exists (the journal reports fsync latency through a plain callback).

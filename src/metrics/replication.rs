@@ -10,6 +10,13 @@
 //! its own, so e.g. the three lag numbers may come from two neighbouring
 //! [`ReplicationStats::set_lag`] calls. That is the same contract as [`ShardStats`].
 //!
+//! [`Role`] and [`PeerState`] are replication's vocabulary and live in
+//! `replication::role` (a leaf: it imports nothing); they are re-exported here, so
+//! `metrics::replication::{Role, PeerState}` still name them. How they are stored in
+//! the atomics (their index in `ALL`) stays here. Direction: this file imports
+//! `replication::role` and the leaf [`super::stats`]; `replication` imports
+//! [`ReplicationStats`] from here.
+//!
 //! [`ShardStats`]: super::ShardStats
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
@@ -19,81 +26,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::stats::{HistogramSnapshot, LatencyHistogram};
-
-/// This node's part in the pair.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// No replication configured (or not running yet).
-    #[default]
-    Standalone,
-    Master,
-    Slave,
-}
-
-impl Role {
-    /// Every role, in the order the Prometheus `role` label lists them.
-    pub const ALL: [Role; 3] = [Role::Standalone, Role::Master, Role::Slave];
-
-    /// The JSON / Prometheus label spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Standalone => "standalone",
-            Role::Master => "master",
-            Role::Slave => "slave",
-        }
-    }
-
-    fn from_u8(v: u8) -> Role {
-        Role::ALL.get(usize::from(v)).copied().unwrap_or_default()
-    }
-}
-
-/// The state of the link to the other node, as this node sees it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PeerState {
-    /// No peer (standalone, or a master with no slave attached).
-    #[default]
-    None,
-    /// Connecting / handshaking.
-    Connecting,
-    /// Attached, catching up on the backlog.
-    Syncing,
-    /// Attached and caught up: operations are acknowledged by both sides.
-    InSync,
-    /// Attached but behind or unhealthy (e.g. the slave stopped acknowledging).
-    Degraded,
-}
-
-impl PeerState {
-    /// Every state, in the order the Prometheus `state` label lists them.
-    pub const ALL: [PeerState; 5] = [
-        PeerState::None,
-        PeerState::Connecting,
-        PeerState::Syncing,
-        PeerState::InSync,
-        PeerState::Degraded,
-    ];
-
-    /// The JSON / Prometheus label spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PeerState::None => "none",
-            PeerState::Connecting => "connecting",
-            PeerState::Syncing => "syncing",
-            PeerState::InSync => "in-sync",
-            PeerState::Degraded => "degraded",
-        }
-    }
-
-    fn from_u8(v: u8) -> PeerState {
-        PeerState::ALL
-            .get(usize::from(v))
-            .copied()
-            .unwrap_or_default()
-    }
-}
+pub use crate::replication::role::{PeerState, Role};
 
 /// Shipped but not yet acknowledged by the slave.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -205,7 +138,7 @@ impl ReplicationStats {
         self.role.store(role as u8, Relaxed);
     }
     pub fn role(&self) -> Role {
-        Role::from_u8(self.role.load(Relaxed))
+        role_from_u8(self.role.load(Relaxed))
     }
 
     pub fn set_epoch(&self, epoch: u64) {
@@ -219,7 +152,7 @@ impl ReplicationStats {
         self.peer.store(state as u8, Relaxed);
     }
     pub fn peer(&self) -> PeerState {
-        PeerState::from_u8(self.peer.load(Relaxed))
+        peer_from_u8(self.peer.load(Relaxed))
     }
 
     /// The other node's address as text (`None`: no peer). Takes a lock: call it when
@@ -343,6 +276,19 @@ impl ReplicationStats {
             },
         }
     }
+}
+
+/// A [`Role`] from its index in [`Role::ALL`] (how [`ReplicationStats`] stores it).
+fn role_from_u8(v: u8) -> Role {
+    Role::ALL.get(usize::from(v)).copied().unwrap_or_default()
+}
+
+/// A [`PeerState`] from its index in [`PeerState::ALL`].
+fn peer_from_u8(v: u8) -> PeerState {
+    PeerState::ALL
+        .get(usize::from(v))
+        .copied()
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -10,7 +10,8 @@ use crate::config::{BrokerConfig, ReplicationAck, TransportConnector};
 use crate::metrics::replication::ReplicationStats;
 use crate::replication::auth::{Acceptor, Key, Login, PluginUser};
 use crate::replication::core::{AckMode, CoreSettings, MasterTarget};
-use crate::replication::state::{LastRole, NodeState};
+use crate::replication::role::Role;
+use crate::replication::state::NodeState;
 use crate::store;
 use crate::uri::Wire;
 
@@ -85,7 +86,7 @@ pub(super) fn damage_policy(config: &BrokerConfig, state: &NodeState) -> store::
                 return Ok(());
             }
             let mut st = NodeState::load(&data_dir).map_err(|e| e.to_string())?;
-            st.role = LastRole::Slave;
+            st.role = Some(Role::Slave);
             st.store(&data_dir).map_err(|e| e.to_string())?;
             tracing::warn!(peers = ?st.peers, "journal damaged: this node follows its peer (node.state role=slave) until it has copied the damaged range from it");
             *done = true;

@@ -7,17 +7,25 @@
 //! * [`frame`] — the link's byte format (documented there).
 //! * [`link`]  — one TCP link: coalescing writer, bounded frame reader.
 //! * [`port`]  — messages and channels between the shards and the core.
+//! * [`role`]  — the vocabulary: this node's [`role::Role`] and its link's
+//!   [`role::PeerState`] (shown by the status endpoint).
 //! * [`state`] — `<data>/node.state`: epoch, last role, peer (format documented there).
 //! * [`core`]  — the replication executor's logic: discovery and takeover
-//!   (`core/mod.rs`), the slave loop (`core/slave.rs`), the master loop: attach,
-//!   catch-up, acknowledgements, heartbeats (`core/master.rs`).
+//!   (`core/mod.rs`), the slave loop (`core/slave.rs`), the master loop and heartbeats
+//!   (`core/master.rs`) with its parts: attach (`core/master_attach.rs`), shipping and
+//!   the buffer bound (`core/master_ship.rs`, decisions in `core/flow.rs`), catch-up
+//!   (`core/master_catch_up.rs`), acknowledgements and in-sync/degraded
+//!   (`core/master_acks.rs`).
 //!
 //! This module imports nothing from `broker`: shards are reached through [`port`]
-//! only, and `node` wires the two.
+//! only, and `node` wires the two. From `metrics` it imports `ReplicationStats`
+//! (what the core publishes, in `metrics::replication`); `metrics` imports [`role`]
+//! only, a leaf that imports nothing, so no file imports back along that path.
 
 pub mod auth;
 pub mod core;
 pub mod frame;
 pub mod link;
 pub mod port;
+pub mod role;
 pub mod state;

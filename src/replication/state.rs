@@ -7,7 +7,8 @@
 //!
 //! ```text
 //! epoch=1245187          u64: the highest epoch this node has served or followed
-//! role=master            master | slave: what this node was when it last changed role
+//! role=master            none | master | slave: what this node was when it last changed
+//!                        role (none: it never served nor followed)
 //! node=1203              u16: this node's id (random at first start, never 0)
 //! peer=127.0.0.1:61626   the other node's addresses, comma separated (may be empty)
 //! ```
@@ -30,19 +31,17 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-/// What the node was when it last changed role.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LastRole {
-    /// Never served nor followed (fresh data directory).
-    None,
-    Master,
-    Slave,
-}
+use super::role::Role;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeState {
     pub epoch: u64,
-    pub role: LastRole,
+    /// What the node was when it last changed role: `None` (`role=none`) when it never
+    /// served nor followed (fresh data directory). A node that serves is recorded as
+    /// [`Role::Master`] whether or not it has a peer; [`Role::Standalone`] (what
+    /// `/status` shows for a master with no peer configured) is never stored, and
+    /// would be written as `master`.
+    pub role: Option<Role>,
     pub node_id: u16,
     pub peers: Vec<SocketAddr>,
 }
@@ -74,7 +73,7 @@ impl NodeState {
     pub fn fresh() -> NodeState {
         NodeState {
             epoch: 0,
-            role: LastRole::None,
+            role: None,
             node_id: random_node_id(),
             peers: Vec::new(),
         }
@@ -94,7 +93,7 @@ impl NodeState {
     fn parse(text: &str) -> Result<NodeState, (usize, String)> {
         let mut s = NodeState {
             epoch: 0,
-            role: LastRole::None,
+            role: None,
             node_id: 0,
             peers: Vec::new(),
         };
@@ -111,9 +110,9 @@ impl NodeState {
                 "epoch" => s.epoch = value.parse().map_err(|_| bad("epoch is not a u64"))?,
                 "role" => {
                     s.role = match value {
-                        "master" => LastRole::Master,
-                        "slave" => LastRole::Slave,
-                        "none" => LastRole::None,
+                        "master" => Some(Role::Master),
+                        "slave" => Some(Role::Slave),
+                        "none" => None,
                         _ => return Err(bad("role is not master, slave or none")),
                     }
                 }
@@ -137,9 +136,9 @@ impl NodeState {
 
     fn render(&self) -> String {
         let role = match self.role {
-            LastRole::None => "none",
-            LastRole::Master => "master",
-            LastRole::Slave => "slave",
+            None => "none",
+            Some(Role::Master | Role::Standalone) => "master",
+            Some(Role::Slave) => "slave",
         };
         let peers: Vec<String> = self.peers.iter().map(|a| a.to_string()).collect();
         format!(
@@ -193,11 +192,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let fresh = NodeState::load(dir.path()).unwrap();
         assert_eq!(fresh.epoch, 0);
-        assert_eq!(fresh.role, LastRole::None);
+        assert_eq!(fresh.role, None);
         assert_ne!(fresh.node_id, 0);
         let s = NodeState {
             epoch: fresh.next_epoch(),
-            role: LastRole::Master,
+            role: Some(Role::Master),
             node_id: fresh.node_id,
             peers: vec![
                 "127.0.0.1:61626".parse().unwrap(),
@@ -210,12 +209,40 @@ mod tests {
         // Another node's next epoch after this one is higher and different.
         let other = NodeState {
             epoch: s.epoch,
-            role: LastRole::Slave,
+            role: Some(Role::Slave),
             node_id: s.node_id.wrapping_add(1).max(1),
             peers: vec![],
         };
         assert!(other.next_epoch() > s.epoch);
         assert_ne!(other.next_epoch(), s.next_epoch());
+    }
+
+    #[test]
+    fn the_role_line_keeps_its_spelling() {
+        for (role, line) in [
+            (None, "role=none"),
+            (Some(Role::Master), "role=master"),
+            (Some(Role::Slave), "role=slave"),
+            (Some(Role::Standalone), "role=master"),
+        ] {
+            let s = NodeState {
+                epoch: 1,
+                role,
+                node_id: 9,
+                peers: vec![],
+            };
+            let text = s.render();
+            assert_eq!(text, format!("epoch=1\n{line}\nnode=9\npeer=\n"));
+            let back = NodeState::parse(&text).unwrap().role;
+            assert_eq!(
+                back,
+                role.map(|r| if r == Role::Standalone {
+                    Role::Master
+                } else {
+                    r
+                })
+            );
+        }
     }
 
     #[test]

@@ -20,6 +20,10 @@
 
 mod flow;
 mod master;
+mod master_acks;
+mod master_attach;
+mod master_catch_up;
+mod master_ship;
 mod slave;
 
 use std::cell::{Cell, RefCell};
@@ -34,8 +38,9 @@ use super::auth::{self, Acceptor, Answer, Login, Nonces};
 use super::frame::{Body, Decoder, Frame, Nonce, RefuseCode, PROOF_BYTES, VERSION};
 use super::link::Link;
 use super::port::{CatchUp, Command, CorePort, Live};
-use super::state::{LastRole, NodeState};
-use crate::metrics::replication::{PeerState, ReplicationStats, Role};
+use super::role::{PeerState, Role};
+use super::state::NodeState;
+use crate::metrics::replication::ReplicationStats;
 use crate::rt;
 use crate::store::Position;
 
@@ -141,7 +146,7 @@ struct Core {
     next_link: Cell<u64>,
     /// The link catch-up chunks go out on, for backpressure.
     catch_up_link: RefCell<Option<Rc<Link>>>,
-    /// Handshake tasks running (master side), bounded by `master::MAX_HANDSHAKES`.
+    /// Handshake tasks running (master side), bounded by `master_attach::MAX_HANDSHAKES`.
     handshakes: Rc<Cell<usize>>,
 }
 
@@ -326,9 +331,10 @@ impl Core {
     fn may_serve_alone(&self) -> bool {
         match (self.s.master.is_some(), self.state.borrow().role) {
             // It was the last master: nobody can hold newer data than it does.
-            (_, LastRole::Master) => true,
+            // (Standalone is never stored; node.state would write it as master.)
+            (_, Some(Role::Master | Role::Standalone)) => true,
             // A fresh node configured as master.
-            (false, LastRole::None) => true,
+            (false, None) => true,
             // A slave (configured, or a former master that rejoined as slave) waits
             // for the node it followed: serving would be serving stale data.
             _ => false,
@@ -577,7 +583,7 @@ impl Core {
         let epoch = {
             let mut st = self.state.borrow_mut();
             st.epoch = st.next_epoch();
-            st.role = LastRole::Master;
+            st.role = Some(Role::Master);
             st.epoch
         };
         self.store_state()?;

@@ -5,12 +5,11 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::{Attach, Core, Ev, MISSED_HEARTBEATS};
-use crate::metrics::replication::{PeerState, Role};
 use crate::replication::core::{Event, Request};
 use crate::replication::frame::{Body, Frame};
 use crate::replication::link::Link;
 use crate::replication::port::{Command, Live};
-use crate::replication::state::LastRole;
+use crate::replication::role::{PeerState, Role};
 use crate::store::Position;
 
 /// How following a master ended.
@@ -56,7 +55,7 @@ impl Core {
         {
             let mut st = self.state.borrow_mut();
             st.epoch = welcome.epoch;
-            st.role = LastRole::Slave;
+            st.role = Some(Role::Slave);
             st.peers = vec![link.peer];
         }
         if self.store_state().is_err() {
