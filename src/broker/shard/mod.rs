@@ -5,7 +5,7 @@
 //!
 //! This module holds the shard's state and its start-up; the rest is split by concern:
 //!
-//! * `journal_sink`   — the core's journal sink on the store's journal (`Loc`/`Location`).
+//! * `journal_sink`   — the core's journal sink on the store's journal.
 //! * `replica_gate`   — replies held until durable here and acknowledged by the slave.
 //! * `admin`          — /admin/* operations (purge, delete a queue).
 //! * `replication`    — shipping to a slave, catch-up, applying what a master ships.
