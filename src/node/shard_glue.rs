@@ -87,9 +87,12 @@ pub async fn run(shard: Rc<Shard>, port: ShardPort, promoted: std::sync::mpsc::S
                             }
                         });
                     }
-                    Err(reason) => {
+                    Err(e) => {
                         failed = true;
-                        let _ = port.live.try_send(Live::ApplyFailed { shard: id, reason });
+                        let _ = port.live.try_send(Live::ApplyFailed {
+                            shard: id,
+                            reason: e.to_string(),
+                        });
                     }
                 }
             }

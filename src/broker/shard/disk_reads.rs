@@ -135,7 +135,7 @@ pub(super) async fn pending_pump(shared: Rc<Shared>) {
                         tracing::error!(%destination, seq, "cannot read a message to dead-letter it");
                         router.post_event(Event::Done {
                             reply,
-                            result: Err(BrokerError::Journal("unreadable message".into())),
+                            result: Err(BrokerError::UnreadableMessage),
                         });
                     }
                 }

@@ -17,11 +17,7 @@ pub(super) struct Sink<'a>(pub(super) &'a Shared);
 
 impl JournalSink for Sink<'_> {
     fn append(&mut self, payload: &[u8]) -> Result<(Location, Position), BrokerError> {
-        let a = self
-            .0
-            .journal
-            .append(payload)
-            .map_err(|e| BrokerError::Journal(e.to_string()))?;
+        let a = self.0.journal.append(payload).map_err(BrokerError::from)?;
         Ok((a.location, a.end))
     }
     fn end(&self) -> Position {

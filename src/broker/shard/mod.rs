@@ -44,6 +44,7 @@ use disk_reads::pending_pump;
 use journal_sink::apply_payload;
 use mesh::{on_mesh_message, process_outputs};
 use replica_gate::ReplicaGate;
+pub use replication::ApplyError;
 use ticker::{publish_stats, ticker};
 
 /// Everything a shard needs to start, prepared on the main thread.
