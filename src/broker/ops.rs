@@ -11,8 +11,7 @@ use super::destination::Destination;
 use super::message::MessageRef;
 use crate::store::StoreError;
 
-/// Index of a shard (executor) in `0..shard_count`.
-pub type ShardId = usize;
+pub use crate::ShardId;
 
 /// A connection, named broker-wide: the shard that owns it and a serial unique on
 /// that shard for the life of the process.

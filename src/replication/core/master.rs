@@ -20,6 +20,7 @@ use crate::replication::link::Link;
 use crate::replication::port::{self, CatchUp, Command, Live};
 use crate::rt;
 use crate::store::{self, BatchFrame, Position};
+use crate::ShardId;
 
 impl Core {
     pub(super) async fn run_master(&self) {
@@ -38,7 +39,7 @@ impl Core {
                     bytes,
                 }) => {
                     if let Some(a) = slave.as_mut() {
-                        a.ship_live(self, usize::from(shard), start, bytes);
+                        a.ship_live(self, shard, start, bytes);
                     }
                 }
                 Ev::Live(Live::Volatile { shard, record }) => {
@@ -48,12 +49,12 @@ impl Core {
                 }
                 Ev::Live(Live::Overflow { shard, from }) => {
                     if let Some(a) = slave.as_mut() {
-                        a.on_overflow(self, usize::from(shard), from);
+                        a.on_overflow(self, shard, from);
                     }
                 }
                 Ev::Live(Live::Requiring { shard, from }) => {
                     if let Some(a) = slave.as_mut() {
-                        a.shards[usize::from(shard)].requiring_from = Some(from);
+                        a.shards[shard].requiring_from = Some(from);
                         a.check_in_sync(self);
                     }
                 }
@@ -86,8 +87,7 @@ impl Core {
                             shard,
                             received,
                             durable,
-                        } if usize::from(shard) < self.s.shards => {
-                            let shard = usize::from(shard);
+                        } if shard < self.s.shards => {
                             let bound = a.ack_bound(shard);
                             if received > bound.0 || durable > received {
                                 let why = format!(
@@ -468,7 +468,7 @@ impl Attached {
         let frame = Frame {
             epoch: core.state.borrow().epoch,
             body: Body::Batch {
-                shard: shard as u16,
+                shard,
                 start: start.0,
                 bytes,
             },
@@ -491,7 +491,7 @@ impl Attached {
         self.pending_bytes + self.shards.iter().map(|s| s.queued_bytes).sum::<usize>()
     }
 
-    fn send_volatile(&mut self, core: &Core, shard: u16, record: Bytes) {
+    fn send_volatile(&mut self, core: &Core, shard: ShardId, record: Bytes) {
         let len = record.len();
         let limit = core.s.buffer_bytes;
         if !flow::volatile_fits(len, self.buffered(), limit) {
@@ -603,7 +603,7 @@ impl Attached {
                 start,
                 until,
             } if link == self.link_id => {
-                let s = usize::from(shard);
+                let s = shard;
                 if let Some(from) = self.shards[s].replan_from.take() {
                     if start != from {
                         return Some(format!(
@@ -650,11 +650,11 @@ impl Attached {
                 start,
                 bytes,
             } if link == self.link_id => {
-                self.send(core, usize::from(shard), start, bytes);
+                self.send(core, shard, start, bytes);
                 None
             }
             CatchUp::Done { shard, link, next } if link == self.link_id => {
-                let s = usize::from(shard);
+                let s = shard;
                 if self.shards[s].stream.on_round_done(next) {
                     self.flush_queued(core, s);
                 } else {
