@@ -31,12 +31,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use tandem::broker::backlog::Loc;
 use tandem::broker::core::{JournalSink, Output, ShardCore};
 use tandem::broker::{
     AckMode, BrokerError, BrokerSettings, ConnId, Destination, DurableName, Message, MessageRef,
     Reply, ReplyTo, Request, SubKey, SubscribeSpec,
 };
+use tandem::store::{Location, Position};
 
 const BODY_BYTES: usize = 1024;
 const PREFETCH: u32 = 1_000;
@@ -55,11 +55,11 @@ struct VecJournal {
 }
 
 impl JournalSink for VecJournal {
-    fn append(&mut self, payload: &[u8]) -> Result<(Loc, u64), BrokerError> {
+    fn append(&mut self, payload: &[u8]) -> Result<(Location, Position), BrokerError> {
         if self.buf.len() + payload.len() > SEGMENT_BYTES {
             self.buf.clear();
         }
-        let loc = Loc {
+        let loc = Location {
             segment: 1 + self.end / SEGMENT_BYTES as u64,
             offset: self.end as u32,
             len: payload.len() as u32,
@@ -67,11 +67,11 @@ impl JournalSink for VecJournal {
         self.buf.extend_from_slice(payload);
         self.end += payload.len() as u64;
         self.records += 1;
-        Ok((loc, self.end))
+        Ok((loc, Position(self.end)))
     }
 
-    fn end(&self) -> u64 {
-        self.end
+    fn end(&self) -> Position {
+        Position(self.end)
     }
 }
 

@@ -22,6 +22,11 @@
 //!   reconnect/replay core, one adapter per protocol), for tools and tests.
 //! * `fault`      — test-only fault hooks, compiled in with the `fault-injection` feature.
 
+/// Index of a shard (executor) in `0..shard_count`: one name for it in every module.
+/// On the replication link a shard is a `u16` (`replication::frame`), converted
+/// there and only there (a shard count is validated to at most 1024).
+pub type ShardId = usize;
+
 pub mod broker;
 pub mod client;
 pub mod config;

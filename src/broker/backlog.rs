@@ -24,20 +24,12 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use std::sync::Arc;
 
+use crate::store::Location;
+
 use super::message::MessageRef;
 use super::ops::{AckMode, SubKey};
 use super::selector::Selector;
 use super::seq_map::SeqMap;
-
-/// Where a journaled message's record lives (segment and offset in the shard's
-/// journal). Entries of non-persistent messages have none.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Loc {
-    pub segment: u64,
-    /// Offset in the segment (segments are at most 4 GiB).
-    pub offset: u32,
-    pub len: u32,
-}
 
 /// A message group's name (`JMSXGroupID`).
 pub type GroupId = Arc<String>;
@@ -54,7 +46,9 @@ pub enum EntryState {
 pub struct Entry {
     /// `None` when the body was left on disk to respect the memory limit.
     pub msg: Option<MessageRef>,
-    pub loc: Option<Loc>,
+    /// Where the message's record lives in the shard's journal; `None` for a
+    /// non-persistent message.
+    pub loc: Option<Location>,
     /// What `msg` charges against the memory limit when it is present.
     pub size: usize,
     pub expires_ms: u64,

@@ -6,33 +6,33 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::backlog::Loc;
 use super::core::{Body, JournalSink, Output, ShardCore};
 use super::destination::{DestKind, Destination};
 use super::message::{Message, MessageRef};
 use super::ops::*;
 use super::record::Record;
 use super::settings::BrokerSettings;
+use crate::store::{Location, Position};
 
 #[derive(Default)]
 struct MemJournal {
-    records: Vec<(Loc, Bytes)>,
+    records: Vec<(Location, Bytes)>,
     end: u64,
 }
 
 impl JournalSink for MemJournal {
-    fn append(&mut self, payload: &[u8]) -> Result<(Loc, u64), BrokerError> {
-        let loc = Loc {
+    fn append(&mut self, payload: &[u8]) -> Result<(Location, Position), BrokerError> {
+        let loc = Location {
             segment: 1 + self.records.len() as u64 / 10,
             offset: self.end as u32,
             len: payload.len() as u32,
         };
         self.end += payload.len() as u64;
         self.records.push((loc, Bytes::copy_from_slice(payload)));
-        Ok((loc, self.end))
+        Ok((loc, Position(self.end)))
     }
-    fn end(&self) -> u64 {
-        self.end
+    fn end(&self) -> Position {
+        Position(self.end)
     }
 }
 
@@ -132,7 +132,7 @@ fn persistent_send_replies_after_durability_and_survives_replay() {
         );
     }
     let out = c.drain();
-    let durable: Vec<Option<u64>> = out
+    let durable: Vec<Option<Position>> = out
         .iter()
         .filter_map(|o| match o {
             Output::Reply { durable_at, .. } => Some(*durable_at),
@@ -669,7 +669,11 @@ fn purge_removes_every_message_once_journaled_and_replay_agrees() {
             destination: q.clone()
         }
     );
-    assert_eq!(ticket, Some(j.end), "the caller waits for the record");
+    assert_eq!(
+        ticket,
+        Some(Position(j.end)),
+        "the caller waits for the record"
+    );
     assert_eq!(c.depth(&q), 0);
     assert_eq!(c.depth(&other), 1, "other queues are untouched");
     let s = stats_of(&c, "/queue/p").expect("a purged queue still exists");
@@ -754,7 +758,7 @@ fn delete_removes_the_queue_refuses_while_consumed_and_replay_agrees() {
     c.drain();
     let (removed, ticket) = c.delete_queue(&q, &mut j).expect("delete");
     assert_eq!(removed, 4);
-    assert_eq!(ticket, Some(j.end));
+    assert_eq!(ticket, Some(Position(j.end)));
     assert_eq!(
         Record::decode(&j.records.last().unwrap().1).unwrap(),
         Record::DeleteQueue {
@@ -1029,7 +1033,7 @@ fn replayed_persistent_sends_are_confirmed_once_stored_not_stored_twice() {
         assert!(result.is_ok());
         assert_eq!(
             durable_at,
-            Some(j.end),
+            Some(Position(j.end)),
             "waits for the original to be durable"
         );
     }

@@ -5,11 +5,13 @@
 //! the destination's shard, and receives [`Event`]s (deliveries and completions) back.
 //! Both travel over the shard mesh (`rt::channel`), so every type here is `Send`.
 
+use std::sync::Arc;
+
 use super::destination::Destination;
 use super::message::MessageRef;
+use crate::store::StoreError;
 
-/// Index of a shard (executor) in `0..shard_count`.
-pub type ShardId = usize;
+pub use crate::ShardId;
 
 /// A connection, named broker-wide: the shard that owns it and a serial unique on
 /// that shard for the life of the process.
@@ -208,7 +210,11 @@ pub enum BrokerError {
     #[error("durable subscription {0} is already active on another connection")]
     DurableInUse(String),
     #[error("the journal failed: {0}")]
-    Journal(String),
+    Journal(#[source] SharedStoreError),
+    /// A journaled message could not be read back (to move it to the dead-letter
+    /// queue). Told to the client as a journal failure.
+    #[error("the journal failed: unreadable message")]
+    UnreadableMessage,
     #[error("temporary destination {0} does not exist (its connection closed)")]
     NoSuchTempDestination(String),
     #[error("transaction {0} is not prepared on this shard")]
@@ -239,6 +245,47 @@ pub enum BrokerError {
     #[error("destination {name} not created: the broker holds maxDestinations ({limit})")]
     TooManyDestinations { name: String, limit: usize },
 }
+
+impl From<StoreError> for BrokerError {
+    fn from(e: StoreError) -> BrokerError {
+        BrokerError::Journal(SharedStoreError(Arc::new(e)))
+    }
+}
+
+/// The store's typed error inside a [`BrokerError`]: shared, because a
+/// `BrokerError` is `Clone` (one failure answers every reply waiting on it) and
+/// `Send` (it crosses the mesh), which [`StoreError`] (it holds an `io::Error`) is
+/// not. Displays as the store error does; two are equal when they say the same thing,
+/// which is all a client or a test can tell apart.
+#[derive(Clone, Debug)]
+pub struct SharedStoreError(pub Arc<StoreError>);
+
+impl SharedStoreError {
+    /// The store's error.
+    pub fn store_error(&self) -> &StoreError {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for SharedStoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl std::error::Error for SharedStoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl PartialEq for SharedStoreError {
+    fn eq(&self, other: &SharedStoreError) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for SharedStoreError {}
 
 /// A message delivered to a consumer.
 #[derive(Clone, Debug)]

@@ -171,6 +171,12 @@ mod tests {
             409
         );
         assert_eq!(admin_error(BrokerError::NotServing).status(), 503);
-        assert_eq!(admin_error(BrokerError::Journal("x".into())).status(), 503);
+        assert_eq!(
+            admin_error(BrokerError::from(crate::store::StoreError::Failed(
+                "x".into()
+            )))
+            .status(),
+            503
+        );
     }
 }

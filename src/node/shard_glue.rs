@@ -10,6 +10,7 @@ use crate::broker::shard::Shard;
 use crate::replication::port::{CatchUp, Command, Live, ShardPort, CATCH_UP_CHUNK_BYTES};
 use crate::rt;
 use crate::store::Position;
+use crate::ShardId;
 
 /// Runs until the core goes away (process end).
 pub async fn run(shard: Rc<Shard>, port: ShardPort, promoted: std::sync::mpsc::Sender<usize>) {
@@ -87,9 +88,12 @@ pub async fn run(shard: Rc<Shard>, port: ShardPort, promoted: std::sync::mpsc::S
                             }
                         });
                     }
-                    Err(reason) => {
+                    Err(e) => {
                         failed = true;
-                        let _ = port.live.try_send(Live::ApplyFailed { shard: id, reason });
+                        let _ = port.live.try_send(Live::ApplyFailed {
+                            shard: id,
+                            reason: e.to_string(),
+                        });
                     }
                 }
             }
@@ -122,7 +126,7 @@ pub async fn run(shard: Rc<Shard>, port: ShardPort, promoted: std::sync::mpsc::S
             }
             Command::Promote { takeover } => {
                 shard.promote(takeover).await;
-                let _ = promoted.send(usize::from(id));
+                let _ = promoted.send(id);
             }
         }
     }
@@ -134,7 +138,7 @@ fn start_catch_up(
     shard: &Rc<Shard>,
     out: &async_channel::Sender<CatchUp>,
     current: &Rc<Cell<u64>>,
-    id: u16,
+    id: ShardId,
     attach: u64,
     slave_has: Option<Position>,
 ) {
@@ -157,7 +161,7 @@ async fn catch_up(
     shard: Rc<Shard>,
     out: async_channel::Sender<CatchUp>,
     current: Rc<Cell<u64>>,
-    id: u16,
+    id: ShardId,
     link: u64,
     start: Position,
     until: Position,

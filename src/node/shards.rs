@@ -114,7 +114,7 @@ pub(super) fn start(
         };
         // Counted against replicationBuffer: a slow slave never grows the channel.
         let shipper = Arc::new(port::Shipper::new(
-            shard as u16,
+            shard,
             shard_port.live.clone(),
             shared.replication_stats.clone(),
             config.replication.link.buffer_bytes,

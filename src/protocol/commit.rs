@@ -173,7 +173,7 @@ mod tests {
     use super::*;
 
     fn failure() -> BrokerError {
-        BrokerError::Journal("disk full".into())
+        BrokerError::from(crate::store::StoreError::Failed("disk full".into()))
     }
 
     #[test]
@@ -222,7 +222,9 @@ mod tests {
         c.note(Ok(()));
         assert_eq!(c.advance(), Next::Resolve { commit: false });
         // The participant that failed to prepare has nothing to resolve.
-        c.note(Err(BrokerError::Journal("nothing prepared".into())));
+        c.note(Err(BrokerError::from(crate::store::StoreError::Failed(
+            "nothing prepared".into(),
+        ))));
         assert_eq!(
             c.advance(),
             Next::Finished {

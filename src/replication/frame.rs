@@ -50,6 +50,8 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use crate::ShardId;
+
 /// The first bytes of a Hello body; what tells a replication link from a client.
 pub const MAGIC: &[u8; 8] = b"TANDEMRP";
 
@@ -137,16 +139,20 @@ pub enum Body {
     },
     /// Master -> slave: one journal batch of `shard`, verbatim, written at `start`.
     Batch {
-        shard: u16,
+        shard: ShardId,
         start: u64,
         bytes: Bytes,
     },
     /// Master -> slave: a non-persistent message or its ack, kept in memory only.
-    Volatile { shard: u16, seq: u64, record: Bytes },
+    Volatile {
+        shard: ShardId,
+        seq: u64,
+        record: Bytes,
+    },
     /// Slave -> master: positions of `shard` in the slave's memory and on its disk.
     /// Invariant kept by the sender: `durable <= received`.
     Ack {
-        shard: u16,
+        shard: ShardId,
         received: u64,
         durable: u64,
     },
@@ -216,7 +222,8 @@ pub enum FrameError {
 /// Appends `frame` to `out`.
 ///
 /// Panics if a length does not fit its field (a string or frame over 4 GiB, more than
-/// `u16::MAX` Hello positions): such a frame is a bug in the sender, not input.
+/// `u16::MAX` Hello positions, a shard id over `u16::MAX`): such a frame is a bug in
+/// the sender, not input.
 pub fn encode(frame: &Frame, out: &mut BytesMut) {
     let start = out.len();
     out.reserve(HEADER_BYTES + body_len_hint(&frame.body));
@@ -281,12 +288,12 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) {
             start,
             bytes,
         } => {
-            out.put_u16_le(*shard);
+            out.put_u16_le(wire_shard(*shard));
             out.put_u64_le(*start);
             out.put_slice(bytes);
         }
         Body::Volatile { shard, seq, record } => {
-            out.put_u16_le(*shard);
+            out.put_u16_le(wire_shard(*shard));
             out.put_u64_le(*seq);
             out.put_slice(record);
         }
@@ -299,7 +306,7 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) {
                 durable <= received,
                 "Ack durable {durable} > received {received}"
             );
-            out.put_u16_le(*shard);
+            out.put_u16_le(wire_shard(*shard));
             out.put_u64_le(*received);
             out.put_u64_le(*durable);
         }
@@ -309,6 +316,12 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) {
     let len = out.len() - start - 4;
     let len = u32::try_from(len).expect("replication frame over 4 GiB");
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+}
+
+/// A shard id as the link carries it. Shard counts are validated to at most 1024, so
+/// an id over `u16::MAX` is a bug in the sender (as [`encode`] documents), not input.
+fn wire_shard(shard: ShardId) -> u16 {
+    u16::try_from(shard).expect("shard id does not fit the link's u16 field")
 }
 
 fn kind_of(body: &Body) -> u8 {
@@ -499,17 +512,17 @@ fn parse(frame: &Bytes) -> Result<Frame, FrameError> {
             reason: r.str()?,
         },
         KIND_BATCH => Body::Batch {
-            shard: r.u16()?,
+            shard: ShardId::from(r.u16()?),
             start: r.u64()?,
             bytes: r.rest(),
         },
         KIND_VOLATILE => Body::Volatile {
-            shard: r.u16()?,
+            shard: ShardId::from(r.u16()?),
             seq: r.u64()?,
             record: r.rest(),
         },
         KIND_ACK => Body::Ack {
-            shard: r.u16()?,
+            shard: ShardId::from(r.u16()?),
             received: r.u64()?,
             durable: r.u64()?,
         },

@@ -92,7 +92,7 @@ fn every_kind() -> Vec<Frame> {
         f(
             u64::MAX,
             Body::Ack {
-                shard: u16::MAX,
+                shard: ShardId::from(u16::MAX),
                 received: 10,
                 durable: 9,
             },
@@ -405,15 +405,20 @@ pub(crate) fn arb_body() -> impl Strategy<Value = Body> {
         }),
         (any::<u16>(), any::<u64>(), arb_bytes()).prop_map(|(shard, start, bytes)| {
             Body::Batch {
-                shard,
+                shard: shard.into(),
                 start,
                 bytes,
             }
         }),
-        (any::<u16>(), any::<u64>(), arb_bytes())
-            .prop_map(|(shard, seq, record)| { Body::Volatile { shard, seq, record } }),
+        (any::<u16>(), any::<u64>(), arb_bytes()).prop_map(|(shard, seq, record)| {
+            Body::Volatile {
+                shard: shard.into(),
+                seq,
+                record,
+            }
+        }),
         (any::<u16>(), any::<u64>(), any::<u64>()).prop_map(|(shard, a, b)| Body::Ack {
-            shard,
+            shard: shard.into(),
             received: a.max(b),
             durable: a.min(b),
         }),

@@ -19,38 +19,39 @@ use bytes::Bytes;
 
 use crate::metrics::replication::ReplicationStats;
 use crate::store::Position;
+use crate::ShardId;
 
 /// From a shard to the core; never waits. Batches and volatile records are counted
 /// in bytes against `replicationBuffer` ([`Shipper`]); the rest are small and few.
 pub enum Live {
     /// Master: a journal batch as the writer took it (see `Journal::set_batch_tap`).
     Batch {
-        shard: u16,
+        shard: ShardId,
         start: Position,
         bytes: Bytes,
     },
     /// Master: a change that is not journaled but that the slave holds in memory (an
     /// encoded record: a non-persistent message or its removal).
-    Volatile { shard: u16, record: Bytes },
+    Volatile { shard: ShardId, record: Bytes },
     /// Master: the channel was full; the live batch starting at `from` (and maybe
     /// later ones) was not posted: the slave must read this shard from the journal
     /// from there on.
-    Overflow { shard: u16, from: Position },
+    Overflow { shard: ShardId, from: Position },
     /// Master: every reply for a record at or after `from` now waits for the slave
     /// (answer to [`Command::RequireReplica`]).
-    Requiring { shard: u16, from: Position },
+    Requiring { shard: ShardId, from: Position },
     /// Slave: the shard appended a shipped batch up to `received`, and everything up to
     /// `durable` is fsynced (`durable <= received`); the next batch must start at
     /// `next` (after a roll marker: offset 4096 of the next segment).
     Applied {
-        shard: u16,
+        shard: ShardId,
         received: Position,
         durable: Position,
         next: Position,
     },
     /// Slave: the shard cannot apply what it was sent (a gap, a corrupt batch, a
     /// failed journal): the link must be dropped and resynchronised.
-    ApplyFailed { shard: u16, reason: String },
+    ApplyFailed { shard: ShardId, reason: String },
     /// Master: a client connector accepted a connection that opened with a
     /// replication Hello (nothing of it has been read yet). `slot` is the connection's
     /// place under the connector's `maximumConnections`: held as long as the link
@@ -70,13 +71,13 @@ pub enum CatchUp {
     /// The shard will ship `[start, until)` from its journal, then live batches from
     /// `until` on.
     Plan {
-        shard: u16,
+        shard: ShardId,
         link: u64,
         start: Position,
         until: Position,
     },
     Chunk {
-        shard: u16,
+        shard: ShardId,
         link: u64,
         start: Position,
         bytes: Bytes,
@@ -84,12 +85,12 @@ pub enum CatchUp {
     /// The stream is complete; the slave's copy continues at `next` (`until`, or
     /// offset 4096 of the next segment when what was read ended with a roll marker).
     Done {
-        shard: u16,
+        shard: ShardId,
         link: u64,
         next: Position,
     },
     Failed {
-        shard: u16,
+        shard: ShardId,
         link: u64,
         reason: String,
     },
@@ -130,7 +131,7 @@ pub enum Command {
 
 /// One shard's ends, as the node hands them to that shard's glue task.
 pub struct ShardPort {
-    pub shard: u16,
+    pub shard: ShardId,
     pub live: async_channel::Sender<Live>,
     pub catch_up: async_channel::Sender<CatchUp>,
     pub commands: async_channel::Receiver<Command>,
@@ -157,7 +158,7 @@ pub const CATCH_UP_CHUNK_BYTES: usize = 1 << 20;
 /// posted and the core is told where the gap starts ([`Live::Overflow`]); a volatile
 /// record is dropped for the slave (counted and logged).
 pub struct Shipper {
-    shard: u16,
+    shard: ShardId,
     live: async_channel::Sender<Live>,
     stats: Arc<ReplicationStats>,
     limit: u64,
@@ -169,7 +170,7 @@ pub struct Shipper {
 
 impl Shipper {
     pub fn new(
-        shard: u16,
+        shard: ShardId,
         live: async_channel::Sender<Live>,
         stats: Arc<ReplicationStats>,
         limit: u64,
@@ -253,7 +254,7 @@ pub fn ports(shards: usize, buffer_bytes: usize) -> (Vec<ShardPort>, CorePort) {
         let (tx, rx) = async_channel::unbounded();
         commands.push(tx);
         shard_ports.push(ShardPort {
-            shard: shard as u16,
+            shard,
             live: live_tx.clone(),
             catch_up: catch_tx.clone(),
             commands: rx,

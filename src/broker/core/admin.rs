@@ -15,6 +15,7 @@ use crate::broker::backlog::Entry;
 use crate::broker::destination::{DestKind, Destination};
 use crate::broker::ops::BrokerError;
 use crate::broker::record::Record;
+use crate::store::Position;
 
 impl ShardCore {
     /// Removes every message of queue `d` (ready, delivered and not yet acknowledged,
@@ -24,7 +25,7 @@ impl ShardCore {
         &mut self,
         d: &Destination,
         sink: &mut dyn JournalSink,
-    ) -> Result<(u64, Option<u64>), BrokerError> {
+    ) -> Result<(u64, Option<Position>), BrokerError> {
         let removed = self.admin_queue(d)?;
         let rec = Record::Purge {
             destination: d.clone(),
@@ -42,7 +43,7 @@ impl ShardCore {
         &mut self,
         d: &Destination,
         sink: &mut dyn JournalSink,
-    ) -> Result<(u64, Option<u64>), BrokerError> {
+    ) -> Result<(u64, Option<Position>), BrokerError> {
         let removed = self.admin_queue(d)?;
         let consumers = self.queues.get(d).map_or(0, |q| q.backlog.consumers.len());
         if consumers > 0 {

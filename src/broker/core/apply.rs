@@ -8,17 +8,18 @@
 use std::sync::Arc;
 
 use super::{BacklogId, Durable, Prepared, ShardCore};
-use crate::broker::backlog::{Backlog, EntryState, Loc};
+use crate::broker::backlog::{Backlog, EntryState};
 use crate::broker::message::MessageRef;
 use crate::broker::ops::{DurableName, SubKey};
 use crate::broker::record::Record;
 use crate::broker::selector::Selector;
+use crate::store::Location;
 
 impl ShardCore {
     /// Applies a record: from the journal at recovery (`loc` is where it was read),
     /// or just after a live request journaled it (`loc` is where it was appended;
     /// `None` for what is not journaled, such as non-persistent messages).
-    pub fn apply(&mut self, rec: Record, loc: Option<Loc>) {
+    pub fn apply(&mut self, rec: Record, loc: Option<Location>) {
         match rec {
             Record::Enqueue {
                 seq,
@@ -173,7 +174,7 @@ impl ShardCore {
         redeliveries: u32,
         message: MessageRef,
         targets: &[DurableName],
-        loc: Option<Loc>,
+        loc: Option<Location>,
     ) {
         if message.persistent {
             self.audit.stored(&message.id);

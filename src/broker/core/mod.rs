@@ -35,7 +35,7 @@ mod tx;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
-use super::backlog::{Backlog, EntryState, Loc};
+use super::backlog::{Backlog, EntryState};
 use super::destination::{DestKind, Destination};
 use super::message::{Message, MessageRef};
 use super::ops::{
@@ -46,13 +46,14 @@ use super::record::Record;
 use super::selector::Selector;
 use super::settings::BrokerSettings;
 use crate::metrics::{Limit, LimitStats};
+use crate::store::{Location, Position};
 
 /// Where the core appends records. `append` never waits: it returns where the record
 /// lives and a ticket (a journal position) that becomes durable later.
 pub trait JournalSink {
-    fn append(&mut self, payload: &[u8]) -> Result<(Loc, u64), BrokerError>;
+    fn append(&mut self, payload: &[u8]) -> Result<(Location, Position), BrokerError>;
     /// The ticket of everything appended so far.
-    fn end(&self) -> u64;
+    fn end(&self) -> Position;
     /// A change that is not journaled but that a slave should hold in memory: a
     /// non-persistent message stored on a queue or for a durable subscription, and its
     /// removal. `payload` is an encoded [`Record`], applied on the slave with no
@@ -69,7 +70,7 @@ pub trait JournalSink {
 #[derive(Clone, Debug)]
 pub enum Body {
     Memory(MessageRef),
-    Disk(Loc),
+    Disk(Location),
 }
 
 /// What the driver must do after a call into the core.
@@ -78,7 +79,7 @@ pub enum Output {
     /// Complete `reply`, once the journal is durable up to `durable_at` if given.
     Reply {
         reply: Reply,
-        durable_at: Option<u64>,
+        durable_at: Option<Position>,
         result: Result<(), BrokerError>,
     },
     /// Deliver message `seq` of `destination` to consumer `sub`.
@@ -94,7 +95,7 @@ pub enum Output {
         /// crash or a takeover could still lose, which a failover producer would then
         /// replay and the new master store again (a duplicate without the
         /// redelivered flag).
-        stored_at: Option<Loc>,
+        stored_at: Option<Location>,
     },
     /// Send a dead-letter copy of `body` to the dead-letter queue's shard and report
     /// back to this shard with `token`.
@@ -119,7 +120,7 @@ pub enum Output {
     PageIn {
         destination: Destination,
         seq: u64,
-        loc: Loc,
+        loc: Location,
         token: u64,
     },
 }
@@ -164,7 +165,7 @@ struct Durable {
     parsed: Option<Arc<Selector>>,
     active: Option<SubKey>,
     /// The `Durable` record that created it (pins its segment).
-    loc: Option<Loc>,
+    loc: Option<Location>,
 }
 
 struct Topic {
@@ -178,7 +179,7 @@ struct Topic {
 struct Prepared {
     /// All operations, persistent or not; only persistent ones were journaled.
     records: Vec<Record>,
-    loc: Option<Loc>,
+    loc: Option<Location>,
 }
 
 /// One shard's broker state.
@@ -190,7 +191,7 @@ pub struct ShardCore {
     topics: HashMap<Destination, Topic>,
     attached: HashMap<SubKey, BacklogId>,
     prepared: HashMap<GlobalTxId, Prepared>,
-    outcomes: HashMap<GlobalTxId, (bool, Option<Loc>)>,
+    outcomes: HashMap<GlobalTxId, (bool, Option<Location>)>,
     /// Live records per journal segment (count, payload bytes): a segment with none
     /// may be deleted once every older one is gone.
     live: BTreeMap<u64, (u64, u64)>,
@@ -502,7 +503,12 @@ impl ShardCore {
         t
     }
 
-    fn reply(&mut self, reply: Reply, durable_at: Option<u64>, result: Result<(), BrokerError>) {
+    fn reply(
+        &mut self,
+        reply: Reply,
+        durable_at: Option<Position>,
+        result: Result<(), BrokerError>,
+    ) {
         self.out.push(Output::Reply {
             reply,
             durable_at,
@@ -510,7 +516,11 @@ impl ShardCore {
         });
     }
 
-    fn journal(&mut self, sink: &mut dyn JournalSink, rec: &Record) -> Result<Loc, BrokerError> {
+    fn journal(
+        &mut self,
+        sink: &mut dyn JournalSink,
+        rec: &Record,
+    ) -> Result<Location, BrokerError> {
         let payload = rec.encode();
         let (loc, _ticket) = sink.append(&payload)?;
         Ok(loc)

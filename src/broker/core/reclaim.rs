@@ -7,13 +7,13 @@
 use std::collections::BTreeMap;
 
 use super::{Body, JournalSink, Relocation, ShardCore};
-use crate::broker::backlog::Loc;
 use crate::broker::message::MessageRef;
 use crate::broker::ops::DurableName;
 use crate::broker::record::Record;
+use crate::store::Location;
 
 impl ShardCore {
-    pub(super) fn pin(&mut self, loc: Option<Loc>) {
+    pub(super) fn pin(&mut self, loc: Option<Location>) {
         if let Some(l) = loc {
             let (count, bytes) = self.live.entry(l.segment).or_insert((0, 0));
             *count += 1;
@@ -21,7 +21,7 @@ impl ShardCore {
         }
     }
 
-    pub(super) fn unpin(&mut self, loc: Option<Loc>) {
+    pub(super) fn unpin(&mut self, loc: Option<Location>) {
         if let Some(l) = loc {
             if let Some((count, bytes)) = self.live.get_mut(&l.segment) {
                 assert!(*count > 0, "unpinning a segment with no live records");

@@ -9,12 +9,13 @@
 use std::sync::Arc;
 
 use super::{now_ms, BacklogId, JournalSink, ShardCore};
-use crate::broker::backlog::{Entry, EntryState, Loc};
+use crate::broker::backlog::{Entry, EntryState};
 use crate::broker::destination::DestKind;
 use crate::broker::message::MessageRef;
 use crate::broker::message::GROUP_ID;
 use crate::broker::ops::{BrokerError, Reply, ReplyTo, SubKey};
 use crate::broker::record::Record;
+use crate::store::Location;
 
 impl ShardCore {
     pub(super) fn on_send(&mut self, msg: MessageRef, reply: Reply, sink: &mut dyn JournalSink) {
@@ -191,7 +192,7 @@ impl ShardCore {
     pub(super) fn new_entry(
         &mut self,
         msg: &MessageRef,
-        loc: Option<Loc>,
+        loc: Option<Location>,
         redeliveries: u32,
     ) -> Entry {
         let size = msg.memory_size();

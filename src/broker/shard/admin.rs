@@ -29,7 +29,7 @@ impl Shard {
 
     async fn admin(
         &self,
-        op: impl FnOnce(&mut ShardCore, &mut Sink<'_>) -> Result<(u64, Option<u64>), BrokerError>,
+        op: impl FnOnce(&mut ShardCore, &mut Sink<'_>) -> Result<(u64, Option<Position>), BrokerError>,
     ) -> Result<u64, BrokerError> {
         let shared = &self.shared;
         if !shared.serving.get() {
@@ -44,7 +44,7 @@ impl Shard {
         // replies carry their own tickets.
         process_outputs(shared);
         if let Some(t) = durable_at {
-            settle(shared, Position(t)).await?;
+            settle(shared, t).await?;
         }
         Ok(removed)
     }

@@ -5,7 +5,6 @@
 
 use std::rc::Rc;
 
-use crate::broker::backlog::Loc;
 use crate::broker::core::{dead_letter_copy, Body, Output};
 use crate::broker::destination::Destination;
 use crate::broker::message::MessageRef;
@@ -13,8 +12,8 @@ use crate::broker::ops::{BrokerError, Event, Reply, ReplyTo, Request};
 use crate::broker::record::Record;
 use crate::rt::channel::Oneshot;
 use crate::store::Journal;
+use crate::store::Location;
 
-use super::journal_sink::to_location;
 use super::mesh::{delivery, process_outputs};
 use super::replica_gate::settle;
 use super::Shared;
@@ -30,14 +29,11 @@ pub(super) fn push_pending(shared: &Rc<Shared>, p: Output) {
 /// `Tx`/`Prepare` that contains the one for (`destination`, `seq`).
 async fn load(
     journal: &Journal,
-    loc: Loc,
+    loc: Location,
     destination: &Destination,
     seq: u64,
 ) -> Result<MessageRef, String> {
-    let payload = journal
-        .read(to_location(loc))
-        .await
-        .map_err(|e| e.to_string())?;
+    let payload = journal.read(loc).await.map_err(|e| e.to_string())?;
     let rec = Record::decode(&payload).map_err(|e| e.to_string())?;
     find_message(rec, destination, seq).ok_or_else(|| format!("message {seq} not in record"))
 }
@@ -98,7 +94,7 @@ pub(super) async fn pending_pump(shared: Rc<Shared>) {
                 // `Output::Deliver`); the deliveries behind it wait in order, and with
                 // group commit they mostly settle in the same batch.
                 if let Some(l) = stored_at {
-                    if let Err(e) = settle(&shared, to_location(l).end()).await {
+                    if let Err(e) = settle(&shared, l.end()).await {
                         tracing::error!(%destination, seq, error = %e, "message not delivered: its journal write failed");
                         process_outputs(&shared);
                         continue;
@@ -139,7 +135,7 @@ pub(super) async fn pending_pump(shared: Rc<Shared>) {
                         tracing::error!(%destination, seq, "cannot read a message to dead-letter it");
                         router.post_event(Event::Done {
                             reply,
-                            result: Err(BrokerError::Journal("unreadable message".into())),
+                            result: Err(BrokerError::UnreadableMessage),
                         });
                     }
                 }

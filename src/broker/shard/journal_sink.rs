@@ -1,14 +1,14 @@
 //! The journal sink adapter: lets the synchronous [`ShardCore`] journal records through
-//! the store's [`Journal`] (via [`JournalSink`]) and converts between the core's
-//! [`Loc`] and the store's [`Location`], so neither side depends on the other's types.
+//! the store's [`Journal`](crate::store::Journal) (via [`JournalSink`]). The core names
+//! journal places with the store's own types ([`Location`], [`Position`]): `broker ->
+//! store` is an allowed import, so there is no broker-side copy to convert.
 //! Also feeds journal records (recovered or shipped) back into the core.
 
 use bytes::Bytes;
 
-use crate::store::Location;
+use crate::store::{Location, Position};
 
 use super::Shared;
-use crate::broker::backlog::Loc;
 use crate::broker::core::{JournalSink, ShardCore};
 use crate::broker::ops::BrokerError;
 use crate::broker::record::Record;
@@ -16,16 +16,12 @@ use crate::broker::record::Record;
 pub(super) struct Sink<'a>(pub(super) &'a Shared);
 
 impl JournalSink for Sink<'_> {
-    fn append(&mut self, payload: &[u8]) -> Result<(Loc, u64), BrokerError> {
-        let a = self
-            .0
-            .journal
-            .append(payload)
-            .map_err(|e| BrokerError::Journal(e.to_string()))?;
-        Ok((to_loc(a.location), a.end.0))
+    fn append(&mut self, payload: &[u8]) -> Result<(Location, Position), BrokerError> {
+        let a = self.0.journal.append(payload).map_err(BrokerError::from)?;
+        Ok((a.location, a.end))
     }
-    fn end(&self) -> u64 {
-        self.0.journal.appended_position().0
+    fn end(&self) -> Position {
+        self.0.journal.appended_position()
     }
     fn paused(&self) -> Option<String> {
         let shared = self.0;
@@ -52,26 +48,10 @@ impl JournalSink for Sink<'_> {
     }
 }
 
-fn to_loc(l: Location) -> Loc {
-    Loc {
-        segment: l.segment,
-        offset: l.offset,
-        len: l.len,
-    }
-}
-
-pub(super) fn to_location(l: Loc) -> Location {
-    Location {
-        segment: l.segment,
-        offset: l.offset,
-        len: l.len,
-    }
-}
-
 /// Applies one journal record (read by recovery or shipped by the master) to the core.
 pub(super) fn apply_payload(core: &mut ShardCore, payload: &Bytes, location: Location) {
     match Record::decode(payload) {
-        Ok(rec) => core.apply(rec, Some(to_loc(location))),
+        Ok(rec) => core.apply(rec, Some(location)),
         Err(e) => {
             // The store's checksum matched, so this is a format bug, not a torn
             // write: keep going rather than refuse to start.

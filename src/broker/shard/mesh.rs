@@ -11,10 +11,9 @@ use crate::broker::destination::Destination;
 use crate::broker::message::MessageRef;
 use crate::broker::ops::{Delivery, Event, MeshMsg, ReplyTo, SubKey};
 use crate::rt;
-use crate::store::Position;
 
 use super::disk_reads::push_pending;
-use super::journal_sink::{to_location, Sink};
+use super::journal_sink::Sink;
 use super::replica_gate::{settle, settled};
 use super::Shared;
 
@@ -78,11 +77,11 @@ pub(super) fn process_outputs(shared: &Rc<Shared>) {
                 durable_at,
                 result,
             } => match durable_at {
-                Some(t) if !settled(shared, Position(t)) => {
+                Some(t) if !settled(shared, t) => {
                     let waiter = shared.clone();
                     let router = router.clone();
                     rt::spawn_local(async move {
-                        let result = settle(&waiter, Position(t)).await.and(result);
+                        let result = settle(&waiter, t).await.and(result);
                         router.post_event(Event::Done { reply, result });
                     });
                 }
@@ -97,7 +96,7 @@ pub(super) fn process_outputs(shared: &Rc<Shared>) {
                 stored_at,
             } if shared.pending.borrow().is_empty()
                 && !shared.pump_busy.get()
-                && stored_at.is_none_or(|l| settled(shared, to_location(l).end())) =>
+                && stored_at.is_none_or(|l| settled(shared, l.end())) =>
             {
                 router.post_event(delivery(sub, msg, seq, destination, redeliveries));
             }

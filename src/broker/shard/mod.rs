@@ -5,7 +5,7 @@
 //!
 //! This module holds the shard's state and its start-up; the rest is split by concern:
 //!
-//! * `journal_sink`   — the core's journal sink on the store's journal (`Loc`/`Location`).
+//! * `journal_sink`   — the core's journal sink on the store's journal.
 //! * `replica_gate`   — replies held until durable here and acknowledged by the slave.
 //! * `admin`          — /admin/* operations (purge, delete a queue).
 //! * `replication`    — shipping to a slave, catch-up, applying what a master ships.
@@ -44,6 +44,7 @@ use disk_reads::pending_pump;
 use journal_sink::apply_payload;
 use mesh::{on_mesh_message, process_outputs};
 use replica_gate::ReplicaGate;
+pub use replication::ApplyError;
 use ticker::{publish_stats, ticker};
 
 /// Everything a shard needs to start, prepared on the main thread.

@@ -87,7 +87,7 @@ pub(super) async fn settle(shared: &Shared, end: Position) -> Result<(), BrokerE
         .journal
         .wait_durable(end)
         .await
-        .map_err(|e| BrokerError::Journal(e.to_string()))?;
+        .map_err(BrokerError::from)?;
     shared.replica.wait(end).await;
     Ok(())
 }

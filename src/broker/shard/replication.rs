@@ -2,11 +2,18 @@
 //! a slave's catch-up, hold replies for its acknowledgements) and the slave side
 //! (apply shipped batches and volatile changes, start over from the master's log).
 //! `node` and `replication` drive a shard only through these.
+//!
+//! The glue (`node::shard_glue`) also needs three journal operations:
+//! [`Shard::next_position`], [`Shard::wait_durable`] and [`Shard::read_span`]. They
+//! stay thin pass-throughs, grouped in their own `impl` block below, rather than one
+//! `Shard::journal() -> &Journal` accessor: that would hand the glue appends, resets
+//! and batch taps too, which only the shard may drive. Three named methods keep the
+//! seam exactly as wide as replication uses it.
 
 use bytes::Bytes;
 
 use crate::broker::core::ShardCore;
-use crate::broker::record::Record;
+use crate::broker::record::{DecodeError, Record};
 use crate::store::{Journal, Position, StoreError};
 
 use super::journal_sink::apply_payload;
@@ -37,20 +44,6 @@ impl Shard {
         (start, until)
     }
 
-    /// Raw journal bytes for a catch-up (see `Journal::read_span`).
-    pub async fn read_span(
-        &self,
-        from: Position,
-        until: Position,
-        max_bytes: usize,
-    ) -> Result<(Bytes, Position), StoreError> {
-        self.shared.journal.read_span(from, until, max_bytes).await
-    }
-
-    pub async fn wait_durable(&self, end: Position) -> Result<(), StoreError> {
-        self.shared.journal.wait_durable(end).await
-    }
-
     /// The catch-up has been read: old segments may be reclaimed again.
     pub fn end_catch_up(&self) {
         self.shared.catch_up_from.set(None);
@@ -78,21 +71,16 @@ impl Shard {
 
     // ---- slave side ----
 
-    /// Where the next shipped batch must start.
-    pub fn next_position(&self) -> Position {
-        self.shared.journal.next_position()
-    }
-
     /// Appends a batch the master shipped to this journal (byte for byte, at the
     /// same position) and applies its records, as recovery would. Returns the end to
     /// wait on for durability.
-    pub fn apply_shipped(&self, start: Position, bytes: &Bytes) -> Result<Position, String> {
+    pub fn apply_shipped(&self, start: Position, bytes: &Bytes) -> Result<Position, ApplyError> {
         let shared = &self.shared;
-        let records = Journal::decode_shipped(start, bytes).map_err(|e| e.to_string())?;
+        let records = Journal::decode_shipped(start, bytes).map_err(ApplyError::Batch)?;
         let end = shared
             .journal
             .write_shipped(start, bytes)
-            .map_err(|e| e.to_string())?;
+            .map_err(ApplyError::Batch)?;
         let mut core = shared.core.borrow_mut();
         for r in records {
             apply_payload(&mut core, &r.payload, r.location);
@@ -104,8 +92,8 @@ impl Shard {
 
     /// Applies a change the master did not journal (a non-persistent message or its
     /// removal): held in memory only, as on the master.
-    pub fn apply_volatile(&self, record: &Bytes) -> Result<(), String> {
-        let rec = Record::decode(record).map_err(|e| e.to_string())?;
+    pub fn apply_volatile(&self, record: &Bytes) -> Result<(), ApplyError> {
+        let rec = Record::decode(record).map_err(ApplyError::Volatile)?;
         let mut core = self.shared.core.borrow_mut();
         core.apply(rec, None);
         core.drain();
@@ -124,4 +112,42 @@ impl Shard {
         publish_stats(shared);
         Ok(())
     }
+}
+
+/// The journal operations replication needs (see the module doc for why these are
+/// pass-throughs and not a `&Journal`).
+impl Shard {
+    /// Where the next shipped batch must start (slave side).
+    pub fn next_position(&self) -> Position {
+        self.shared.journal.next_position()
+    }
+
+    /// Waits until everything before `end` is fsynced (a slave's durable
+    /// acknowledgement, or the end of a master's catch-up).
+    pub async fn wait_durable(&self, end: Position) -> Result<(), StoreError> {
+        self.shared.journal.wait_durable(end).await
+    }
+
+    /// Raw journal bytes for a catch-up (see `Journal::read_span`).
+    pub async fn read_span(
+        &self,
+        from: Position,
+        until: Position,
+        max_bytes: usize,
+    ) -> Result<(Bytes, Position), StoreError> {
+        self.shared.journal.read_span(from, until, max_bytes).await
+    }
+}
+
+/// Why a slave could not apply what its master shipped. Displays as the underlying
+/// error does (that text goes into `Live::ApplyFailed` and the logs).
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// A shipped batch is not a valid run of frames, does not continue this journal,
+    /// or could not be written: the link must be resynchronised.
+    #[error(transparent)]
+    Batch(StoreError),
+    /// A volatile record does not decode (a format bug: it is skipped).
+    #[error(transparent)]
+    Volatile(DecodeError),
 }

@@ -47,7 +47,7 @@ impl Core {
                     bytes,
                 }) => {
                     if let Some(a) = slave.as_mut() {
-                        a.ship_live(self, usize::from(shard), start, bytes);
+                        a.ship_live(self, shard, start, bytes);
                     }
                 }
                 Ev::Live(Live::Volatile { shard, record }) => {
@@ -57,12 +57,12 @@ impl Core {
                 }
                 Ev::Live(Live::Overflow { shard, from }) => {
                     if let Some(a) = slave.as_mut() {
-                        a.on_overflow(self, usize::from(shard), from);
+                        a.on_overflow(self, shard, from);
                     }
                 }
                 Ev::Live(Live::Requiring { shard, from }) => {
                     if let Some(a) = slave.as_mut() {
-                        a.shards[usize::from(shard)].requiring_from = Some(from);
+                        a.shards[shard].requiring_from = Some(from);
                         a.check_in_sync(self);
                     }
                 }
@@ -95,8 +95,7 @@ impl Core {
                             shard,
                             received,
                             durable,
-                        } if usize::from(shard) < self.s.shards => {
-                            let shard = usize::from(shard);
+                        } if shard < self.s.shards => {
                             let bound = a.ack_bound(shard);
                             if received > bound.0 || durable > received {
                                 let why = format!(

@@ -44,7 +44,7 @@ impl Attached {
                 start,
                 until,
             } if link == self.link_id => {
-                let s = usize::from(shard);
+                let s = shard;
                 if let Some(from) = self.shards[s].replan_from.take() {
                     if start != from {
                         return Some(format!(
@@ -91,11 +91,11 @@ impl Attached {
                 start,
                 bytes,
             } if link == self.link_id => {
-                self.send(core, usize::from(shard), start, bytes);
+                self.send(core, shard, start, bytes);
                 None
             }
             CatchUp::Done { shard, link, next } if link == self.link_id => {
-                let s = usize::from(shard);
+                let s = shard;
                 if self.shards[s].stream.on_round_done(next) {
                     self.flush_queued(core, s);
                 } else {

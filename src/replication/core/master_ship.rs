@@ -17,6 +17,7 @@ use crate::replication::auth::{Key, Nonces};
 use crate::replication::frame::{Body, Frame};
 use crate::replication::link::Link;
 use crate::store::{self, BatchFrame, Position};
+use crate::ShardId;
 
 /// One shard's side of an attached slave.
 pub(super) struct ShardSync {
@@ -95,7 +96,7 @@ impl Attached {
         let frame = Frame {
             epoch: core.state.borrow().epoch,
             body: Body::Batch {
-                shard: shard as u16,
+                shard,
                 start: start.0,
                 bytes,
             },
@@ -118,7 +119,7 @@ impl Attached {
         self.pending_bytes + self.shards.iter().map(|s| s.queued_bytes).sum::<usize>()
     }
 
-    pub(super) fn send_volatile(&mut self, core: &Core, shard: u16, record: Bytes) {
+    pub(super) fn send_volatile(&mut self, core: &Core, shard: ShardId, record: Bytes) {
         let len = record.len();
         let limit = core.s.buffer_bytes;
         if !flow::volatile_fits(len, self.buffered(), limit) {

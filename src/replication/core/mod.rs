@@ -309,7 +309,7 @@ impl Core {
         while missing > 0 {
             match self.next().await {
                 Ev::Live(Live::Applied { shard, next, .. }) => {
-                    self.positions.borrow_mut()[usize::from(shard)] = next;
+                    self.positions.borrow_mut()[shard] = next;
                     missing -= 1;
                 }
                 Ev::Request(Request::Shutdown) => {

@@ -105,17 +105,15 @@ impl Core {
                             shard,
                             start,
                             bytes,
-                        } if usize::from(shard) < self.s.shards => {
-                            let _ = self.commands[usize::from(shard)].try_send(Command::Apply {
+                        } if shard < self.s.shards => {
+                            let _ = self.commands[shard].try_send(Command::Apply {
                                 start: Position(start),
                                 bytes,
                             });
                         }
-                        Body::Volatile { shard, record, .. }
-                            if usize::from(shard) < self.s.shards =>
-                        {
-                            let _ = self.commands[usize::from(shard)]
-                                .try_send(Command::ApplyVolatile { record });
+                        Body::Volatile { shard, record, .. } if shard < self.s.shards => {
+                            let _ =
+                                self.commands[shard].try_send(Command::ApplyVolatile { record });
                         }
                         Body::InSync => {
                             in_sync = true;
@@ -147,7 +145,7 @@ impl Core {
                     durable,
                     next,
                 }) => {
-                    self.positions.borrow_mut()[usize::from(shard)] = next;
+                    self.positions.borrow_mut()[shard] = next;
                     link.send(&Frame {
                         epoch: self.state.borrow().epoch,
                         body: Body::Ack {

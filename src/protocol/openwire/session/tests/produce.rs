@@ -67,7 +67,10 @@ fn async_sends_get_no_response_and_report_failures_as_connection_errors() {
     s.on_command(text_message(5, false, OwDestination::queue("q"), 2, "b"));
     let mut p = posts(s.take_actions());
     let reply = reply_of(&p.remove(0).1);
-    s.on_event(failed(reply, BrokerError::Journal("disk".into())));
+    s.on_event(failed(
+        reply,
+        BrokerError::from(crate::store::StoreError::Failed("disk".into())),
+    ));
     assert_eq!(
         connection_error(&s.take_actions()),
         "javax.jms.JMSException"

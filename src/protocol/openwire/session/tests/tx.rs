@@ -177,7 +177,7 @@ fn a_failed_commit_is_a_transaction_rolled_back_exception() {
     let p = posts(s.take_actions());
     s.on_event(failed(
         reply_of(&p[0].1),
-        BrokerError::Journal("disk".into()),
+        BrokerError::from(crate::store::StoreError::Failed("disk".into())),
     ));
     let (corr, class, _) = exception(&s.take_actions());
     assert_eq!(

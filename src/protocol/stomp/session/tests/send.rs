@@ -59,7 +59,9 @@ fn send_builds_the_message_and_receipts_on_done() {
     assert!(!msg.persistent);
     s.on_event(Event::Done {
         reply,
-        result: Err(BrokerError::Journal("disk".into())),
+        result: Err(BrokerError::from(crate::store::StoreError::Failed(
+            "disk".into(),
+        ))),
     });
     let a = s.take_actions();
     assert_eq!(a.len(), 1);

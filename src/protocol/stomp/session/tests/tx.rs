@@ -110,7 +110,9 @@ fn two_shard_commit(fail_prepare: bool) {
     s.on_event(Event::Done {
         reply: reply_of(&prepares[1].1),
         result: if fail_prepare {
-            Err(BrokerError::Journal("full".into()))
+            Err(BrokerError::from(crate::store::StoreError::Failed(
+                "full".into(),
+            )))
         } else {
             Ok(())
         },
