@@ -197,6 +197,16 @@ fn failed_journal_write_answers_a_stomp_commit_with_an_error_and_stops_the_node(
     });
 }
 
+/// The JMS probe's exception names the journal.
+fn assert_says_journal(out: &jms::ProbeOutput) {
+    let said = out.lines_without(&[]).join("\n");
+    assert!(
+        said.contains("journal"),
+        "the exception should say why: {}",
+        out.dump()
+    );
+}
+
 #[test]
 fn failed_journal_write_throws_on_a_jms_send_and_stops_the_node() {
     journal_fault_case("/queue/faulty-jms", |_, ow| {
@@ -212,12 +222,7 @@ fn failed_journal_write_throws_on_a_jms_send_and_stops_the_node() {
             "{}",
             out.dump()
         );
-        let said = out.lines_without(&[]).join("\n");
-        assert!(
-            said.contains("journal"),
-            "the exception should say why: {}",
-            out.dump()
-        );
+        assert_says_journal(&out);
     });
 }
 
@@ -241,12 +246,7 @@ fn failed_journal_write_throws_on_a_jms_commit_and_stops_the_node() {
             "{}",
             out.dump()
         );
-        let said = out.lines_without(&[]).join("\n");
-        assert!(
-            said.contains("journal"),
-            "the exception should say why: {}",
-            out.dump()
-        );
+        assert_says_journal(&out);
     });
 }
 
