@@ -26,6 +26,7 @@ pub mod auth;
 pub mod core;
 pub mod frame;
 pub mod link;
+pub mod machine;
 pub mod port;
 pub mod role;
 pub mod state;

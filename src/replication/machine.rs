@@ -1,0 +1,1086 @@
+//! The pair's decisions as a pure state machine: who serves, who follows, when a node
+//! may confirm writes without its slave, when a slave takes over, and when a master
+//! steps down.
+//!
+//! [`Machine::step`]`(now, input) -> effects`: no I/O, no clock, no randomness. The
+//! replication core ([`super::core`]) feeds it what happened (ticks, link events, the
+//! answers of probes and of the witness) and performs the effects; the simulator in
+//! `tests/sim.rs` feeds it the same inputs from a seeded world with crashes, pauses,
+//! partitions and a witness, and checks the invariants after every step. The data path
+//! (shipping, catch-up, acknowledgements) stays in the core; this machine decides only
+//! what can make two masters or lose a confirmed write.
+//!
+//! # The rules
+//!
+//! * **Confirming.** A master confirms a write when its record is durable here and
+//!   either the in-sync slave acknowledged it, or the machine granted the right to
+//!   confirm *alone* ([`Effect::ConfirmAlone`]). A grant is short (two heartbeats) and
+//!   renewed on each tick while it holds, so a master whose process stops confirms
+//!   nothing once the grant runs out, before its slave can have decided it is gone
+//!   (five heartbeats of silence).
+//! * **Pauses.** A tick that comes more than the silence bound after the previous one
+//!   means this process was stopped (SIGSTOP, a VM pause, a stall): whatever the peer
+//!   decided meanwhile is unknown. A master then grants nothing until it has asked the
+//!   peer who serves ([`Effect::Probe`]); a slave restarts its silence count (its own
+//!   pause is not the master's silence).
+//! * **Losing the slave.** A master that loses its slave (closed link, silence, ack
+//!   timeout) grants nothing until a probe answered: the peer refuses connections or
+//!   serves an older epoch (it is not serving: grant), serves a newer epoch (step
+//!   down), or is silent (without a witness: grant, availability as ActiveMQ; with a
+//!   witness: only the lease decides).
+//! * **Losing the master.** A slave that is in sync and loses its master probes it: a
+//!   master that welcomes it again is followed; otherwise (refused, silent) it takes
+//!   over, after winning the witness when there is one. A slave that is not in sync
+//!   never takes over.
+//! * **Newer epochs.** A node that learns of a proven newer epoch serving steps down at
+//!   once ([`Effect::StepDown`]).
+//! * **Witness** (`<tandem witness>`). The witness holds a lease key (present while a
+//!   master holds the right to serve) and a state record `{epoch, node, in_sync}`. A
+//!   master serves only after winning the lease; it confirms alone only while its
+//!   lease is valid *and* the record says no slave is in sync (written before it
+//!   confirms alone); a slave counts as in sync only once the record names it. A slave
+//!   takes over only by winning the lease with the record still naming it in sync at
+//!   its master's epoch: a master that served alone since has rewritten the record, so
+//!   a stale slave can never win.
+
+use std::time::Duration;
+
+use super::role::Role;
+
+/// The witness's state record: which node serves at which epoch, and which slave is in
+/// sync (`None`: the master confirms alone).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Claim {
+    pub epoch: u64,
+    pub node: u16,
+    pub in_sync: Option<u16>,
+}
+
+/// What a campaign for the witness's lease requires of the state record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// No record yet: a fresh pair.
+    Absent,
+    /// Exactly this record.
+    Is(Claim),
+    /// A record written by `node` at `epoch` (whatever it says of the slave).
+    WrittenBy { epoch: u64, node: u16 },
+}
+
+/// Fixed parameters.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub node_id: u16,
+    /// The tick interval: heartbeats go out on each.
+    pub heartbeat: Duration,
+    /// Silence after which the peer is lost (five heartbeats).
+    pub silence: Duration,
+    /// How long a grant to confirm alone lasts; renewed on each tick. Less than
+    /// `silence`, so that a stopped master's grant runs out before its slave can
+    /// decide it is gone.
+    pub grant: Duration,
+    /// How often a master serving without a slave asks its peer who serves (so a split
+    /// brain ends soon after the link heals).
+    pub recheck: Duration,
+    /// Pause between discovery attempts and between witness campaigns.
+    pub retry: Duration,
+    /// A witness is configured.
+    pub witness: bool,
+    /// A master is configured (`masterConnectorURI`): a fresh node follows it.
+    pub configured_master: bool,
+    /// Somebody to ask: a configured master or a remembered peer.
+    pub has_peer: bool,
+    pub shutdown_on_master_failure: bool,
+    pub shutdown_on_slave_failure: bool,
+}
+
+impl Settings {
+    /// The defaults derived from the heartbeat interval.
+    pub fn from_heartbeat(node_id: u16, heartbeat: Duration) -> Settings {
+        Settings {
+            node_id,
+            heartbeat,
+            silence: heartbeat * 5,
+            grant: heartbeat * 2,
+            recheck: heartbeat * 10,
+            retry: heartbeat * 2,
+            witness: false,
+            configured_master: false,
+            has_peer: false,
+            shutdown_on_master_failure: false,
+            shutdown_on_slave_failure: false,
+        }
+    }
+}
+
+/// What the node remembered (`node.state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Remembered {
+    pub epoch: u64,
+    pub role: Option<Role>,
+}
+
+/// How a discovery attempt ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AttachResult {
+    /// A proven master welcomed this node at `epoch`: follow it.
+    Welcomed { epoch: u64 },
+    /// A proven refusal. `stale`: the peer holds an older epoch and steps down.
+    Refused {
+        epoch: u64,
+        stale: bool,
+        reason: String,
+    },
+    /// A refusal that proved nothing (or a wrong secret): believe nothing.
+    RefusedUnproven,
+    /// Nobody answered (connection refused or timed out).
+    Unreachable,
+    /// This node has nothing to prove: it can never attach.
+    NoLogin(String),
+}
+
+/// What a probe of the peer found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbeResult {
+    /// Nobody serves there: the connection was refused (the process is gone, or it is a
+    /// slave with its connectors closed), or the peer answered with an older epoch.
+    NotServing,
+    /// No answer within the bound: paused, partitioned, or dead behind a silent
+    /// network. Cannot be told apart.
+    Silent,
+    /// A proven answer from a master at `epoch` (it welcomed this node as a slave).
+    Serving { epoch: u64 },
+}
+
+/// What the witness agent reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WitnessInput {
+    /// This node holds the lease until `valid_until` (measured from before the request).
+    Won {
+        valid_until: Duration,
+    },
+    /// Somebody else holds the lease, or the state record did not match.
+    Lost {
+        state: Option<Claim>,
+    },
+    Renewed {
+        valid_until: Duration,
+    },
+    LeaseLost,
+    Updated {
+        ok: bool,
+        claim: Claim,
+    },
+    Unreachable,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// Once, first.
+    Start,
+    /// Every heartbeat interval.
+    Tick,
+    Attach(AttachResult),
+    Probe(ProbeResult),
+    /// A valid frame from the peer on the current link.
+    Heard,
+    /// Slave: the master says this node is in sync.
+    InSync,
+    /// The current link to the peer ended; `clean`: it said Goodbye.
+    LinkClosed {
+        clean: bool,
+        why: String,
+    },
+    /// Master: a proven slave attached (`node` is its id).
+    SlaveAttached {
+        node: u16,
+    },
+    /// Master: the attached slave holds everything the shards wait for.
+    SlaveCaughtUp,
+    /// A proven peer holds this newer epoch.
+    NewerEpoch {
+        epoch: u64,
+    },
+    Witness(WitnessInput),
+    /// A clean shutdown was asked for.
+    Shutdown,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Try to attach to the peer as its slave; answer with [`Input::Attach`].
+    Attach,
+    /// Ask the peer who serves (a bounded attach); answer with [`Input::Probe`]. The
+    /// driver closes any link the probe opened unless a [`Effect::Follow`] follows.
+    Probe,
+    /// Follow the master that welcomed this node (attach or probe) at `epoch`:
+    /// persist `epoch` and `role=slave`, then mirror it.
+    Follow {
+        epoch: u64,
+    },
+    /// Close the link to the peer (it fell silent).
+    CloseLink,
+    /// Persist `epoch` and `role=master`, then serve.
+    Serve {
+        epoch: u64,
+        takeover: bool,
+    },
+    /// The shards may confirm writes without a slave acknowledgement until `until`
+    /// (`None`: only with one). Sent on every change and renewed on each tick.
+    ConfirmAlone(Option<Duration>),
+    /// Master: tell the slave it is in sync (replies already wait for it).
+    DeclareInSync,
+    /// A newer epoch serves elsewhere: persist `role=slave`, stop serving, rejoin.
+    StepDown {
+        epoch: u64,
+        why: String,
+    },
+    Exit {
+        code: i32,
+        reason: String,
+    },
+    Campaign {
+        claim: Claim,
+        expect: Expect,
+    },
+    WitnessUpdate {
+        claim: Claim,
+    },
+    WitnessResign,
+    /// A clean shutdown may proceed (Goodbye sent by the driver).
+    Stopped,
+}
+
+/// Why a campaign runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Campaign {
+    /// Discovery found nobody and this node may serve.
+    Start,
+    /// A slave whose master is gone.
+    Takeover { master_epoch: u64 },
+    /// A master that lost its lease and wants it back.
+    Regain,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Phase {
+    Discovering {
+        next_attempt: Duration,
+        attempting: bool,
+    },
+    Campaigning {
+        why: Campaign,
+        next_attempt: Duration,
+        /// The claim of the campaign that is out.
+        pending: Option<Claim>,
+    },
+    Following {
+        master_epoch: u64,
+        in_sync: bool,
+        last_heard: Duration,
+        /// The link is gone and a probe of the master is out.
+        probing: bool,
+    },
+    Serving(Serving),
+    Stopped,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Serving {
+    takeover: bool,
+    slave: Option<SlaveSeat>,
+    /// A probe must answer before anything is granted (pause, lost slave).
+    verify: bool,
+    probing: bool,
+    last_probe: Duration,
+    /// Witness: the lease is ours until then.
+    lease_until: Option<Duration>,
+    /// Witness: what the record says (as written by us), once written.
+    recorded: Option<Claim>,
+    /// Witness: an update is out.
+    updating: bool,
+    regaining: bool,
+    /// The grant last sent to the shards.
+    granted: Option<Duration>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SlaveSeat {
+    node: u16,
+    last_heard: Duration,
+    in_sync: bool,
+    /// Caught up, waiting for the witness record to name it.
+    declaring: bool,
+}
+
+pub struct Machine {
+    s: Settings,
+    epoch: u64,
+    role: Option<Role>,
+    /// Highest epoch counter seen from anyone: a new epoch is above it.
+    highest_seen: u64,
+    phase: Phase,
+    last_tick: Option<Duration>,
+}
+
+impl Machine {
+    pub fn new(s: Settings, remembered: Remembered) -> Machine {
+        assert!(
+            s.grant < s.silence,
+            "a grant must run out before the peer gives up"
+        );
+        Machine {
+            epoch: remembered.epoch,
+            role: remembered.role,
+            highest_seen: remembered.epoch,
+            s,
+            phase: Phase::Stopped,
+            last_tick: None,
+        }
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    pub fn is_serving(&self) -> bool {
+        matches!(self.phase, Phase::Serving(_))
+    }
+
+    pub fn is_following(&self) -> bool {
+        matches!(self.phase, Phase::Following { .. })
+    }
+
+    /// Whether the shards may confirm alone at `now` (what the last grant said).
+    pub fn may_confirm_alone(&self, now: Duration) -> bool {
+        match &self.phase {
+            Phase::Serving(sv) => sv.granted.is_some_and(|u| now < u),
+            _ => false,
+        }
+    }
+
+    pub fn step(&mut self, now: Duration, input: Input) -> Vec<Effect> {
+        let mut out = Vec::new();
+        let epoch_before = self.epoch;
+        let paused = match input {
+            Input::Tick => {
+                let gap = self.last_tick.map(|t| now.saturating_sub(t));
+                self.last_tick = Some(now);
+                gap.is_some_and(|g| g > self.s.silence)
+            }
+            _ => false,
+        };
+        match input {
+            Input::Start => self.start_discovery(now, &mut out),
+            Input::Tick => self.on_tick(now, paused, &mut out),
+            Input::Attach(r) => self.on_attach(now, r, &mut out),
+            Input::Probe(r) => self.on_probe(now, r, &mut out),
+            Input::Heard => match &mut self.phase {
+                Phase::Following { last_heard, .. } => *last_heard = now,
+                Phase::Serving(Serving {
+                    slave: Some(seat), ..
+                }) => seat.last_heard = now,
+                _ => {}
+            },
+            Input::InSync => {
+                if let Phase::Following { in_sync, .. } = &mut self.phase {
+                    *in_sync = true;
+                }
+            }
+            Input::LinkClosed { clean, why } => self.on_link_closed(now, clean, why, &mut out),
+            Input::SlaveAttached { node } => {
+                if let Phase::Serving(sv) = &mut self.phase {
+                    sv.slave = Some(SlaveSeat {
+                        node,
+                        last_heard: now,
+                        in_sync: false,
+                        declaring: false,
+                    });
+                }
+            }
+            Input::SlaveCaughtUp => self.on_caught_up(&mut out),
+            Input::NewerEpoch { epoch } => {
+                self.on_newer_epoch(epoch, "a peer proved a newer epoch", &mut out)
+            }
+            Input::Witness(w) => self.on_witness(now, w, &mut out),
+            Input::Shutdown => {
+                if self.is_serving() && self.s.witness {
+                    out.push(Effect::WitnessResign);
+                }
+                self.phase = Phase::Stopped;
+                out.push(Effect::Stopped);
+            }
+        }
+        self.check(now, epoch_before, &out);
+        out
+    }
+
+    // ---- invariants ----
+
+    fn check(&self, now: Duration, epoch_before: u64, out: &[Effect]) {
+        assert!(self.epoch >= epoch_before, "epochs only grow");
+        for e in out {
+            match e {
+                Effect::ConfirmAlone(Some(until)) => {
+                    let Phase::Serving(sv) = &self.phase else {
+                        panic!("a grant to confirm alone while not serving")
+                    };
+                    assert!(!sv.verify, "a grant before the peer was asked");
+                    assert!(
+                        sv.slave.is_none_or(|s| !s.in_sync && !s.declaring),
+                        "a grant to confirm alone while a slave is in sync"
+                    );
+                    assert!(*until <= now + self.s.grant, "a grant longer than allowed");
+                    if self.s.witness {
+                        let lease = sv.lease_until.expect("a grant without the lease");
+                        assert!(*until <= lease, "a grant beyond the lease");
+                        assert!(
+                            sv.recorded
+                                .is_some_and(|c| c.in_sync.is_none() && c.epoch == self.epoch),
+                            "a grant before the witness records that no slave is in sync"
+                        );
+                    }
+                }
+                Effect::Serve { epoch, .. } => {
+                    assert!(*epoch > epoch_before, "a new master run takes a new epoch");
+                }
+                Effect::Follow { epoch } => assert!(*epoch >= epoch_before),
+                _ => {}
+            }
+        }
+    }
+
+    // ---- discovery ----
+
+    fn start_discovery(&mut self, now: Duration, out: &mut Vec<Effect>) {
+        self.phase = Phase::Discovering {
+            next_attempt: now,
+            attempting: false,
+        };
+        self.discover(now, out);
+    }
+
+    fn discover(&mut self, now: Duration, out: &mut Vec<Effect>) {
+        let Phase::Discovering {
+            next_attempt,
+            attempting,
+        } = &mut self.phase
+        else {
+            return;
+        };
+        if *attempting || now < *next_attempt {
+            return;
+        }
+        if !self.s.has_peer {
+            self.serve_or_campaign(now, Campaign::Start, out);
+            return;
+        }
+        *attempting = true;
+        out.push(Effect::Attach);
+    }
+
+    /// Whether this node may serve when nobody answers: it was the last master, or a
+    /// fresh node that is not configured to follow one. A slave never does: its copy
+    /// may be behind.
+    fn may_serve_alone(&self) -> bool {
+        match (self.s.configured_master, self.role) {
+            (_, Some(Role::Master | Role::Standalone)) => true,
+            (false, None) => true,
+            _ => false,
+        }
+    }
+
+    fn on_attach(&mut self, now: Duration, r: AttachResult, out: &mut Vec<Effect>) {
+        let Phase::Discovering {
+            attempting,
+            next_attempt,
+        } = &mut self.phase
+        else {
+            return;
+        };
+        *attempting = false;
+        *next_attempt = now + self.s.retry;
+        match r {
+            AttachResult::Welcomed { epoch } => {
+                if epoch < self.epoch {
+                    // The core never passes such a Welcome (auth::judge_answer).
+                    return;
+                }
+                self.follow(now, epoch, out);
+            }
+            AttachResult::Refused {
+                epoch,
+                stale,
+                reason,
+            } => {
+                self.seen(epoch);
+                if !(stale && epoch < self.epoch) {
+                    self.phase = Phase::Stopped;
+                    out.push(Effect::Exit {
+                        code: 1,
+                        reason: format!("refused by master: {reason}"),
+                    });
+                }
+            }
+            AttachResult::RefusedUnproven => {}
+            AttachResult::Unreachable => {
+                if self.may_serve_alone() {
+                    self.serve_or_campaign(now, Campaign::Start, out);
+                }
+            }
+            AttachResult::NoLogin(reason) => {
+                self.phase = Phase::Stopped;
+                out.push(Effect::Exit { code: 1, reason });
+            }
+        }
+    }
+
+    fn follow(&mut self, now: Duration, epoch: u64, out: &mut Vec<Effect>) {
+        self.seen(epoch);
+        self.epoch = epoch;
+        self.role = Some(Role::Slave);
+        self.phase = Phase::Following {
+            master_epoch: epoch,
+            in_sync: false,
+            last_heard: now,
+            probing: false,
+        };
+        out.push(Effect::Follow { epoch });
+    }
+
+    fn seen(&mut self, epoch: u64) {
+        self.highest_seen = self.highest_seen.max(epoch);
+    }
+
+    fn next_epoch(&self) -> u64 {
+        let counter = self.highest_seen.max(self.epoch) >> 16;
+        (counter + 1) << 16 | u64::from(self.s.node_id)
+    }
+
+    fn serve_or_campaign(&mut self, now: Duration, why: Campaign, out: &mut Vec<Effect>) {
+        if !self.s.witness {
+            self.serve(now, why, None, out);
+            return;
+        }
+        self.phase = Phase::Campaigning {
+            why,
+            next_attempt: now,
+            pending: None,
+        };
+        self.campaign(now, out);
+    }
+
+    fn claim_for(&self, why: Campaign) -> (Claim, Expect) {
+        let node = self.s.node_id;
+        match why {
+            Campaign::Start => {
+                let claim = Claim {
+                    epoch: self.next_epoch(),
+                    node,
+                    in_sync: None,
+                };
+                let expect = if self.epoch == 0 {
+                    Expect::Absent
+                } else {
+                    Expect::WrittenBy {
+                        epoch: self.epoch,
+                        node,
+                    }
+                };
+                (claim, expect)
+            }
+            Campaign::Takeover { master_epoch } => {
+                let claim = Claim {
+                    epoch: self.next_epoch(),
+                    node,
+                    in_sync: None,
+                };
+                // The record the master wrote when it declared this node in sync (an
+                // epoch's low 16 bits are the id of the node that serves it).
+                let expect = Expect::Is(Claim {
+                    epoch: master_epoch,
+                    node: epoch_node(master_epoch),
+                    in_sync: Some(node),
+                });
+                (claim, expect)
+            }
+            Campaign::Regain => {
+                let claim = match &self.phase {
+                    Phase::Serving(sv) => sv.recorded.unwrap_or(Claim {
+                        epoch: self.epoch,
+                        node,
+                        in_sync: None,
+                    }),
+                    _ => Claim {
+                        epoch: self.epoch,
+                        node,
+                        in_sync: None,
+                    },
+                };
+                (claim, Expect::Is(claim))
+            }
+        }
+    }
+
+    fn campaign(&mut self, now: Duration, out: &mut Vec<Effect>) {
+        let Phase::Campaigning {
+            why,
+            next_attempt,
+            pending,
+        } = &self.phase
+        else {
+            return;
+        };
+        if pending.is_some() || now < *next_attempt {
+            return;
+        }
+        let why = *why;
+        let (claim, expect) = self.claim_for(why);
+        if let Phase::Campaigning { pending, .. } = &mut self.phase {
+            *pending = Some(claim);
+        }
+        out.push(Effect::Campaign { claim, expect });
+    }
+
+    fn serve(
+        &mut self,
+        now: Duration,
+        why: Campaign,
+        lease: Option<(Duration, Claim)>,
+        out: &mut Vec<Effect>,
+    ) {
+        let epoch = match lease {
+            Some((_, claim)) => claim.epoch,
+            None => self.next_epoch(),
+        };
+        self.epoch = epoch;
+        self.seen(epoch);
+        self.role = Some(Role::Master);
+        let takeover = matches!(why, Campaign::Takeover { .. });
+        out.push(Effect::Serve { epoch, takeover });
+        self.phase = Phase::Serving(Serving {
+            takeover,
+            slave: None,
+            verify: false,
+            probing: false,
+            last_probe: now,
+            lease_until: lease.map(|(u, _)| u),
+            recorded: lease.map(|(_, c)| c),
+            updating: false,
+            regaining: false,
+            granted: None,
+        });
+        self.regrant(now, out);
+    }
+
+    // ---- following ----
+
+    fn on_link_closed(&mut self, now: Duration, clean: bool, why: String, out: &mut Vec<Effect>) {
+        match &mut self.phase {
+            Phase::Following {
+                in_sync, probing, ..
+            } => {
+                if !*in_sync {
+                    // Not a full copy: never takes over; finds a master again.
+                    self.phase = Phase::Discovering {
+                        next_attempt: now + self.s.retry,
+                        attempting: false,
+                    };
+                    return;
+                }
+                if clean {
+                    self.master_gone(now, out);
+                } else if !*probing {
+                    *probing = true;
+                    out.push(Effect::Probe);
+                }
+            }
+            Phase::Serving(sv) => {
+                if sv.slave.take().is_some() {
+                    self.slave_lost(now, why, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn master_gone(&mut self, now: Duration, out: &mut Vec<Effect>) {
+        let Phase::Following { master_epoch, .. } = self.phase else {
+            return;
+        };
+        if self.s.shutdown_on_master_failure {
+            self.phase = Phase::Stopped;
+            out.push(Effect::Exit {
+                code: 0,
+                reason: "master lost; shutdownOnMasterFailure is set: stopping".into(),
+            });
+            return;
+        }
+        self.serve_or_campaign(now, Campaign::Takeover { master_epoch }, out);
+    }
+
+    // ---- serving ----
+
+    fn slave_lost(&mut self, now: Duration, why: String, out: &mut Vec<Effect>) {
+        if self.s.shutdown_on_slave_failure {
+            self.phase = Phase::Stopped;
+            out.push(Effect::Exit {
+                code: 0,
+                reason: format!("slave lost ({why}); shutdownOnSlaveFailure is set: stopping"),
+            });
+            return;
+        }
+        if let Phase::Serving(sv) = &mut self.phase {
+            sv.verify = true;
+            if !sv.probing {
+                sv.probing = true;
+                sv.last_probe = now;
+                out.push(Effect::Probe);
+            }
+        }
+        self.regrant(now, out);
+    }
+
+    fn on_caught_up(&mut self, out: &mut Vec<Effect>) {
+        let epoch = self.epoch;
+        let node = self.s.node_id;
+        let witness = self.s.witness;
+        let Phase::Serving(sv) = &mut self.phase else {
+            return;
+        };
+        let Some(seat) = sv.slave.as_mut() else {
+            return;
+        };
+        if seat.in_sync || seat.declaring {
+            return;
+        }
+        // From here no grant: every reply waits for the slave.
+        sv.granted = None;
+        out.push(Effect::ConfirmAlone(None));
+        if witness {
+            seat.declaring = true;
+            sv.updating = true;
+            out.push(Effect::WitnessUpdate {
+                claim: Claim {
+                    epoch,
+                    node,
+                    in_sync: Some(seat.node),
+                },
+            });
+        } else {
+            seat.in_sync = true;
+            out.push(Effect::DeclareInSync);
+        }
+    }
+
+    fn on_newer_epoch(&mut self, epoch: u64, why: &str, out: &mut Vec<Effect>) {
+        self.seen(epoch);
+        if epoch <= self.epoch {
+            return;
+        }
+        match &self.phase {
+            Phase::Serving(_) | Phase::Campaigning { .. } => {
+                self.step_down(epoch, why, out);
+            }
+            _ => {}
+        }
+    }
+
+    fn step_down(&mut self, epoch: u64, why: &str, out: &mut Vec<Effect>) {
+        if let Phase::Serving(sv) = &self.phase {
+            if sv.granted.is_some() {
+                out.push(Effect::ConfirmAlone(None));
+            }
+        }
+        self.role = Some(Role::Slave);
+        self.phase = Phase::Stopped;
+        if self.s.witness {
+            out.push(Effect::WitnessResign);
+        }
+        out.push(Effect::StepDown {
+            epoch,
+            why: why.to_string(),
+        });
+    }
+
+    fn on_probe(&mut self, now: Duration, r: ProbeResult, out: &mut Vec<Effect>) {
+        if let ProbeResult::Serving { epoch } = r {
+            self.seen(epoch);
+        }
+        match &mut self.phase {
+            Phase::Following {
+                probing,
+                master_epoch,
+                ..
+            } => {
+                *probing = false;
+                match r {
+                    ProbeResult::Serving { epoch } if epoch >= *master_epoch => {
+                        // The master (or a newer one) is alive and welcomed us again.
+                        self.follow(now, epoch, out);
+                    }
+                    _ => self.master_gone(now, out),
+                }
+            }
+            Phase::Serving(sv) => {
+                sv.probing = false;
+                match r {
+                    ProbeResult::Serving { epoch } if epoch > self.epoch => {
+                        self.step_down(epoch, "the peer serves a newer epoch", out);
+                    }
+                    ProbeResult::Serving { .. } | ProbeResult::NotServing | ProbeResult::Silent => {
+                        // Not serving, or older and stepping down (our Proof carried our
+                        // epoch), or unknown: without a witness availability wins; with
+                        // one the lease decides.
+                        sv.verify = false;
+                        self.regrant(now, out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_tick(&mut self, now: Duration, paused: bool, out: &mut Vec<Effect>) {
+        match &mut self.phase {
+            Phase::Discovering { .. } => self.discover(now, out),
+            Phase::Campaigning { .. } => self.campaign(now, out),
+            Phase::Following {
+                last_heard,
+                probing,
+                in_sync,
+                ..
+            } => {
+                if paused {
+                    // Our own stop, not the master's silence.
+                    *last_heard = now;
+                    return;
+                }
+                if !*probing && now.saturating_sub(*last_heard) > self.s.silence {
+                    out.push(Effect::CloseLink);
+                    if !*in_sync {
+                        self.phase = Phase::Discovering {
+                            next_attempt: now,
+                            attempting: false,
+                        };
+                        self.discover(now, out);
+                        return;
+                    }
+                    *probing = true;
+                    out.push(Effect::Probe);
+                }
+            }
+            Phase::Serving(sv) => {
+                if let Some(seat) = sv.slave.as_mut() {
+                    if paused {
+                        seat.last_heard = now;
+                    } else if now.saturating_sub(seat.last_heard) > self.s.silence {
+                        sv.slave = None;
+                        out.push(Effect::CloseLink);
+                        self.slave_lost(now, "no heartbeat from the slave".into(), out);
+                        self.regrant(now, out);
+                        return;
+                    }
+                }
+                if paused {
+                    sv.verify = true;
+                    if !sv.probing && self.s.has_peer {
+                        sv.probing = true;
+                        sv.last_probe = now;
+                        out.push(Effect::Probe);
+                    }
+                    if !self.s.has_peer {
+                        sv.verify = false;
+                    }
+                } else if sv.slave.is_none()
+                    && self.s.has_peer
+                    && !sv.probing
+                    && now.saturating_sub(sv.last_probe) >= self.s.recheck
+                {
+                    // Serving without a slave: ask now and then whether a newer epoch
+                    // serves (a healed partition). Grants go on meanwhile.
+                    sv.probing = true;
+                    sv.last_probe = now;
+                    out.push(Effect::Probe);
+                }
+                if self.s.witness {
+                    let lease_gone = sv.lease_until.is_some_and(|u| now >= u);
+                    if lease_gone {
+                        sv.lease_until = None;
+                    }
+                    if sv.lease_until.is_none() && !sv.regaining {
+                        sv.regaining = true;
+                        let (claim, expect) = self.claim_for(Campaign::Regain);
+                        out.push(Effect::Campaign { claim, expect });
+                    }
+                }
+                self.regrant(now, out);
+            }
+            Phase::Stopped => {}
+        }
+    }
+
+    /// Sends the grant the current state allows (renewed on each tick).
+    fn regrant(&mut self, now: Duration, out: &mut Vec<Effect>) {
+        let witness = self.s.witness;
+        let epoch = self.epoch;
+        let node = self.s.node_id;
+        let grant = self.s.grant;
+        let Phase::Serving(sv) = &mut self.phase else {
+            return;
+        };
+        let slave_holds = sv.slave.is_some_and(|s| s.in_sync || s.declaring);
+        let mut until = (!sv.verify && !slave_holds).then_some(now + grant);
+        if witness && until.is_some() {
+            match (sv.lease_until, sv.recorded) {
+                (Some(lease), Some(c))
+                    if c.in_sync.is_none() && c.epoch == epoch && now < lease =>
+                {
+                    until = until.map(|u| u.min(lease));
+                }
+                (Some(lease), _) if now < lease => {
+                    // Record first that no slave is in sync: a slave that was must not
+                    // win the lease with a copy that misses what we confirm alone.
+                    if !sv.updating {
+                        sv.updating = true;
+                        out.push(Effect::WitnessUpdate {
+                            claim: Claim {
+                                epoch,
+                                node,
+                                in_sync: None,
+                            },
+                        });
+                    }
+                    until = None;
+                }
+                _ => until = None,
+            }
+        }
+        if until.is_some() || sv.granted.is_some() {
+            sv.granted = until;
+            out.push(Effect::ConfirmAlone(until));
+        }
+    }
+
+    // ---- witness ----
+
+    fn on_witness(&mut self, now: Duration, w: WitnessInput, out: &mut Vec<Effect>) {
+        match (&mut self.phase, w) {
+            (Phase::Campaigning { why, pending, .. }, WitnessInput::Won { valid_until }) => {
+                let why = *why;
+                let Some(claim) = pending.take() else { return };
+                self.serve(now, why, Some((valid_until, claim)), out);
+            }
+            (
+                Phase::Campaigning {
+                    why,
+                    pending,
+                    next_attempt,
+                },
+                WitnessInput::Lost { state },
+            ) => {
+                *pending = None;
+                *next_attempt = now + self.s.retry;
+                let why = *why;
+                if let Some(c) = state {
+                    self.seen(c.epoch);
+                }
+                match why {
+                    Campaign::Takeover { master_epoch, .. } => {
+                        // The master still holds the lease (alive, cut from us only),
+                        // or the record no longer names us in sync (it served alone):
+                        // our copy may be stale. Wait for a master instead.
+                        let newer =
+                            state.is_some_and(|c| c.epoch > master_epoch || c.in_sync.is_none());
+                        if newer {
+                            self.role = Some(Role::Slave);
+                            self.phase = Phase::Discovering {
+                                next_attempt: now + self.s.retry,
+                                attempting: false,
+                            };
+                        }
+                    }
+                    Campaign::Start => {
+                        if state.is_some_and(|c| c.node != self.s.node_id || c.epoch > self.epoch) {
+                            // Somebody else served since: find it and follow.
+                            self.phase = Phase::Discovering {
+                                next_attempt: now + self.s.retry,
+                                attempting: false,
+                            };
+                        }
+                    }
+                    Campaign::Regain => {}
+                }
+            }
+            (
+                Phase::Campaigning {
+                    pending,
+                    next_attempt,
+                    ..
+                },
+                WitnessInput::Unreachable,
+            ) => {
+                *pending = None;
+                *next_attempt = now + self.s.retry;
+            }
+            (Phase::Serving(sv), WitnessInput::Won { valid_until }) => {
+                sv.regaining = false;
+                sv.lease_until = Some(valid_until);
+                self.regrant(now, out);
+            }
+            (Phase::Serving(sv), WitnessInput::Renewed { valid_until }) => {
+                if sv.lease_until.is_some() {
+                    sv.lease_until = Some(valid_until);
+                }
+            }
+            (Phase::Serving(sv), WitnessInput::LeaseLost) => {
+                sv.lease_until = None;
+                self.regrant(now, out);
+            }
+            (Phase::Serving(sv), WitnessInput::Lost { state }) => {
+                sv.regaining = false;
+                if let Some(c) = state {
+                    if c.epoch > self.epoch {
+                        self.step_down(c.epoch, "the witness names a newer master", out);
+                        return;
+                    }
+                }
+                // The lease is gone and the record changed under us: somebody else
+                // may serve. Stop; discovery finds out who.
+                if state.is_some_and(|c| c.node != self.s.node_id) {
+                    let epoch = state.map_or(self.epoch, |c| c.epoch);
+                    self.step_down(
+                        epoch.max(self.epoch + 1),
+                        "the witness names another node",
+                        out,
+                    );
+                }
+            }
+            (Phase::Serving(sv), WitnessInput::Unreachable) => {
+                sv.regaining = false;
+            }
+            (Phase::Serving(sv), WitnessInput::Updated { ok, claim }) => {
+                sv.updating = false;
+                if ok {
+                    sv.recorded = Some(claim);
+                    if let Some(seat) = sv.slave.as_mut() {
+                        if seat.declaring && claim.in_sync == Some(seat.node) {
+                            seat.declaring = false;
+                            seat.in_sync = true;
+                            out.push(Effect::DeclareInSync);
+                        }
+                    }
+                } else {
+                    sv.lease_until = None;
+                }
+                self.regrant(now, out);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The id of the node that serves `epoch` (its low 16 bits; see `state.rs`).
+pub fn epoch_node(epoch: u64) -> u16 {
+    (epoch & 0xffff) as u16
+}
