@@ -84,11 +84,26 @@ fn main() -> ExitCode {
     config.journal.skip_damaged_records = cli.skip_damaged_records;
     match tandem::node::run(config) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(tandem::node::NodeError::Rejoin(reason)) => rejoin(&reason),
         Err(e) => {
             eprintln!("tandem: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The node stepped down (a newer master serves): start this program again with the
+/// same arguments, in the same process (same pid, same log), so that it rejoins as
+/// slave. Every descriptor Tandem opens is close-on-exec.
+fn rejoin(reason: &str) -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    eprintln!("tandem: {reason}; starting again as slave");
+    let mut args = std::env::args_os();
+    let program = args.next().unwrap_or_else(|| "tandem".into());
+    let exe = std::env::current_exe().unwrap_or_else(|_| program.into());
+    let err = std::process::Command::new(exe).args(args).exec();
+    eprintln!("tandem: cannot start again ({err}); exiting: start it again to rejoin as slave");
+    ExitCode::FAILURE
 }
 
 fn journal(action: JournalAction) -> ExitCode {

@@ -6,7 +6,7 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use crate::broker::shard::Shard;
+use crate::broker::shard::{Grant, Shard};
 use crate::replication::port::{CatchUp, Command, Live, ShardPort, CATCH_UP_CHUNK_BYTES};
 use crate::rt;
 use crate::store::Position;
@@ -120,6 +120,10 @@ pub async fn run(shard: Rc<Shard>, port: ShardPort, promoted: std::sync::mpsc::S
                 let _ = port.live.try_send(Live::Requiring { shard: id, from });
             }
             Command::Acked(pos) => shard.replica_acked(pos),
+            Command::ConfirmAlone(until) => shard.set_grant(match until {
+                Some(t) => Grant::Until(t),
+                None => Grant::Withheld,
+            }),
             Command::SlaveLost => {
                 link.set(0);
                 shard.stop_shipping();

@@ -145,6 +145,12 @@ impl<'a> Supervisor<'a> {
                 }
                 Some(Err(NodeError::Replication(reason)))
             }
+            Event::Rejoin { reason } => {
+                for l in &state.open {
+                    l.shutdown();
+                }
+                Some(Err(NodeError::Rejoin(reason)))
+            }
             Event::Stopped => None,
         }
     }

@@ -88,7 +88,8 @@ pub struct Settings {
     pub witness: bool,
     /// A master is configured (`masterConnectorURI`): a fresh node follows it.
     pub configured_master: bool,
-    /// Somebody to ask: a configured master or a remembered peer.
+    /// Somebody to ask: a configured master or a remembered peer. (A fresh master
+    /// gains one when its first slave attaches.)
     pub has_peer: bool,
     pub shutdown_on_master_failure: bool,
     pub shutdown_on_slave_failure: bool,
@@ -186,6 +187,9 @@ pub enum Input {
     Heard,
     /// Slave: the master says this node is in sync.
     InSync,
+    /// Slave: what the master shipped could not be applied: the copy is broken until
+    /// a new attach starts it over.
+    Resync,
     /// The current link to the peer ended; `clean`: it said Goodbye.
     LinkClosed {
         clean: bool,
@@ -351,6 +355,22 @@ impl Machine {
         matches!(self.phase, Phase::Following { .. })
     }
 
+    pub fn is_discovering(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Discovering { .. } | Phase::Campaigning { .. }
+        )
+    }
+
+    /// Following a master that said this node is in sync.
+    pub fn is_in_sync(&self) -> bool {
+        matches!(self.phase, Phase::Following { in_sync: true, .. })
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        matches!(self.phase, Phase::Stopped)
+    }
+
     /// Whether the shards may confirm alone at `now` (what the last grant said).
     pub fn may_confirm_alone(&self, now: Duration) -> bool {
         match &self.phase {
@@ -387,8 +407,17 @@ impl Machine {
                     *in_sync = true;
                 }
             }
+            Input::Resync => {
+                if self.is_following() {
+                    self.phase = Phase::Discovering {
+                        next_attempt: now,
+                        attempting: false,
+                    };
+                }
+            }
             Input::LinkClosed { clean, why } => self.on_link_closed(now, clean, why, &mut out),
             Input::SlaveAttached { node } => {
+                self.s.has_peer = true;
                 if let Phase::Serving(sv) = &mut self.phase {
                     sv.slave = Some(SlaveSeat {
                         node,
@@ -539,6 +568,7 @@ impl Machine {
         self.seen(epoch);
         self.epoch = epoch;
         self.role = Some(Role::Slave);
+        self.s.has_peer = true;
         self.phase = Phase::Following {
             master_epoch: epoch,
             in_sync: false,
@@ -657,7 +687,6 @@ impl Machine {
         self.seen(epoch);
         self.role = Some(Role::Master);
         let takeover = matches!(why, Campaign::Takeover { .. });
-        out.push(Effect::Serve { epoch, takeover });
         self.phase = Phase::Serving(Serving {
             takeover,
             slave: None,
@@ -670,7 +699,9 @@ impl Machine {
             regaining: false,
             granted: None,
         });
+        // The grant first: the shards hold it before they serve anybody.
         self.regrant(now, out);
+        out.push(Effect::Serve { epoch, takeover });
     }
 
     // ---- following ----
@@ -926,6 +957,10 @@ impl Machine {
         let epoch = self.epoch;
         let node = self.s.node_id;
         let grant = self.s.grant;
+        if !self.s.has_peer {
+            // Nobody else can serve: the shards' default (confirm) stands.
+            return;
+        }
         let Phase::Serving(sv) = &mut self.phase else {
             return;
         };

@@ -114,8 +114,12 @@ pub enum Command {
     RequireReplica,
     /// Master: the slave acknowledged everything before this position.
     Acked(Position),
-    /// Master: the slave is gone: stop shipping, release every waiting reply.
+    /// Master: the slave is gone: stop shipping; waiting replies wait for a grant.
     SlaveLost,
+    /// Master: whether replies may go out without a slave acknowledgement
+    /// (`replication::machine`'s grant to confirm alone): until that instant, or not
+    /// (`None`). Renewed on every heartbeat while it holds.
+    ConfirmAlone(Option<std::time::Instant>),
     /// Slave: throw the journal and state away; the next batch starts at `start`.
     Reset { start: Position },
     /// Slave: a shipped batch to append and apply.

@@ -43,6 +43,7 @@ use super::settings::BrokerSettings;
 use disk_reads::pending_pump;
 use journal_sink::apply_payload;
 use mesh::{on_mesh_message, process_outputs};
+pub use replica_gate::Grant;
 use replica_gate::ReplicaGate;
 pub use replication::ApplyError;
 use ticker::{publish_stats, ticker};

@@ -1,9 +1,13 @@
 //! The replica gate: while a slave is in sync, a reply that waits for a journal
 //! position is held until the slave has acknowledged it as well as until the local
-//! fsync. Kept apart so the "settled" condition every waiting reply uses is defined in
-//! one place.
+//! fsync. Without a slave in sync, a reply goes out only while the replication core's
+//! grant to confirm alone holds ([`Grant`], from `replication::machine`): a short lease
+//! renewed on every heartbeat, so a master whose process was stopped (or that lost its
+//! slave and has not yet found out who serves) confirms nothing. Kept apart so the
+//! "settled" condition every waiting reply uses is defined in one place.
 
 use std::cell::{Cell, RefCell};
+use std::time::Instant;
 
 use crate::broker::ops::BrokerError;
 use crate::rt::channel::Oneshot;
@@ -17,12 +21,42 @@ use super::Shared;
 pub(super) struct ReplicaGate {
     required: Cell<bool>,
     acked: Cell<Position>,
+    grant: Cell<Grant>,
     waiters: RefCell<Vec<(Position, Oneshot<()>)>>,
+}
+
+/// Whether this shard may confirm without a slave's acknowledgement.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Grant {
+    /// No pair (yet): nobody else can serve. Until the core says otherwise.
+    #[default]
+    Always,
+    /// Until then (the core renews it on each heartbeat while it holds).
+    Until(Instant),
+    /// Not now: wait for a slave acknowledgement or a new grant.
+    Withheld,
 }
 
 impl ReplicaGate {
     fn covers(&self, end: Position) -> bool {
-        !self.required.get() || self.acked.get() >= end
+        if self.required.get() {
+            return self.acked.get() >= end;
+        }
+        match self.grant.get() {
+            Grant::Always => true,
+            // Checked when the reply would go out: after a pause, an old grant has run
+            // out whatever the core has not yet noticed.
+            Grant::Until(t) => Instant::now() < t,
+            Grant::Withheld => false,
+        }
+    }
+
+    /// The core's grant to confirm alone changed (or was renewed).
+    pub(super) fn set_grant(&self, grant: Grant) {
+        self.grant.set(grant);
+        if !self.required.get() && self.covers(Position(0)) {
+            self.release_all();
+        }
     }
 
     async fn wait(&self, end: Position) {
@@ -55,15 +89,18 @@ impl ReplicaGate {
         self.required.set(true);
     }
 
-    /// The slave is gone: forget its acknowledgements and release every reply
-    /// waiting for it.
+    /// The slave is gone: forget its acknowledgements. Replies waiting for it go out
+    /// only once the core grants this node the right to confirm alone (it first finds
+    /// out whether the slave took over).
     pub(super) fn detach(&self) {
         self.acked.set(Position(0));
-        self.release_all();
+        self.required.set(false);
+        if self.covers(Position(0)) {
+            self.release_all();
+        }
     }
 
     fn release_all(&self) {
-        self.required.set(false);
         let all: Vec<_> = self.waiters.borrow_mut().drain(..).collect();
         for (_, slot) in all {
             slot.set(());

@@ -17,6 +17,7 @@ use crate::broker::record::{DecodeError, Record};
 use crate::store::{Journal, Position, StoreError};
 
 use super::journal_sink::apply_payload;
+use super::replica_gate::Grant;
 use super::ticker::publish_stats;
 use super::Shard;
 
@@ -62,7 +63,12 @@ impl Shard {
         self.shared.replica.acked(pos);
     }
 
-    /// The slave is gone: stop shipping and release every reply waiting for it.
+    /// The replication core's grant to confirm without the slave ([`Grant`]).
+    pub fn set_grant(&self, grant: Grant) {
+        self.shared.replica.set_grant(grant);
+    }
+
+    /// The slave is gone: stop shipping; replies waiting for it wait for a grant.
     pub fn stop_shipping(&self) {
         self.shared.shipping.set(false);
         self.shared.catch_up_from.set(None);

@@ -18,11 +18,12 @@
 //! `tandem::replication::core::master`), as they had before the split: the log lines
 //! and `RUST_LOG` filters are the same.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::master_ship::Attached;
-use super::{AckMode, Core, Ev, Event, Request, MISSED_HEARTBEATS};
+use super::{AckMode, Core, Ev, Event, Request};
 use crate::replication::frame::{Body, Frame};
+use crate::replication::machine::Input;
 use crate::replication::port::Live;
 use crate::store::Position;
 
@@ -77,10 +78,12 @@ impl Core {
                     }
                 }
                 Ev::Frame(id, f) => {
-                    let Some(a) = slave.as_mut().filter(|a| a.link_id == id) else {
+                    if !slave.as_ref().is_some_and(|a| a.link_id == id) {
                         continue;
-                    };
-                    a.last_heard = Instant::now();
+                    }
+                    let heard = self.step(Input::Heard);
+                    self.perform_master(&mut slave, heard);
+                    let Some(a) = slave.as_mut() else { continue };
                     let ours = self.state.borrow().epoch;
                     if f.epoch != ours {
                         let why = format!(
@@ -133,8 +136,11 @@ impl Core {
                         self.slave_lost(&mut slave, &why, false);
                     }
                 }
+                Ev::Probed(found) => {
+                    let effects = self.step(Input::Probe(found));
+                    self.perform_master(&mut slave, effects);
+                }
                 Ev::Tick => {
-                    let limit = self.s.heartbeat * MISSED_HEARTBEATS;
                     if let Some(a) = slave.as_mut() {
                         a.resume_behind(self);
                         a.link.send(&Frame {
@@ -142,10 +148,12 @@ impl Core {
                             body: Body::Heartbeat,
                         });
                         a.publish_lag(self);
-                        if a.last_heard.elapsed() > limit {
-                            let why = format!("no heartbeat for {limit:?}");
-                            self.slave_lost(&mut slave, &why, false);
-                        } else if let Some(age) = a.waited_too_long(self.s.ack_timeout) {
+                    }
+                    // Silence, pauses, grants, probes: the machine's.
+                    let effects = self.step(Input::Tick);
+                    self.perform_master(&mut slave, effects);
+                    if let Some(a) = slave.as_mut() {
+                        if let Some(age) = a.waited_too_long(self.s.ack_timeout) {
                             let why = format!(
                                 "no acknowledgement for {age:?} (replicationAckTimeout {:?})",
                                 self.s.ack_timeout
@@ -155,6 +163,7 @@ impl Core {
                     }
                 }
                 Ev::Request(Request::Shutdown) => {
+                    let _ = self.step(Input::Shutdown);
                     if let Some(a) = slave.take() {
                         a.link.send(&Frame {
                             epoch: self.state.borrow().epoch,

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use super::master::LOG_TARGET;
 use super::master_ship::Attached;
-use super::{Core, Event};
+use super::{Attach, Core, Ev, Event, MISSED_HEARTBEATS};
 use crate::replication::frame::{Body, Frame};
+use crate::replication::machine::{Effect, Input, ProbeResult};
 use crate::replication::port::Command;
 use crate::replication::role::PeerState;
 use crate::rt;
@@ -54,8 +55,11 @@ impl Attached {
         self.check_in_sync(core);
     }
 
+    /// Tells the machine once the slave holds everything the shards wait for; it
+    /// answers with [`Effect::DeclareInSync`] (at once, or once the witness records
+    /// the slave as in sync).
     pub(super) fn check_in_sync(&mut self, core: &Core) {
-        if self.in_sync || self.all_done.is_none() {
+        if self.in_sync || self.caught_up || self.all_done.is_none() {
             return;
         }
         let caught_up = self
@@ -63,6 +67,19 @@ impl Attached {
             .iter()
             .all(|s| s.requiring_from.is_some_and(|from| s.acked >= from));
         if !caught_up {
+            return;
+        }
+        self.caught_up = true;
+        let effects = core.step(Input::SlaveCaughtUp);
+        for e in core.perform_common(effects) {
+            if e == Effect::DeclareInSync {
+                self.declare_in_sync(core);
+            }
+        }
+    }
+
+    pub(super) fn declare_in_sync(&mut self, core: &Core) {
+        if self.in_sync {
             return;
         }
         self.in_sync = true;
@@ -95,8 +112,23 @@ impl Attached {
 }
 
 impl Core {
+    /// The slave is gone (link closed, protocol error, ack timeout): the data path lets
+    /// it go, and the machine decides what follows (a probe before confirming alone).
     pub(super) fn slave_lost(&self, slave: &mut Option<Attached>, why: &str, clean: bool) {
-        let Some(a) = slave.take() else { return };
+        if !self.drop_slave(slave, why, clean) {
+            return;
+        }
+        let effects = self.step(Input::LinkClosed {
+            clean,
+            why: why.to_string(),
+        });
+        self.perform_master(slave, effects);
+    }
+
+    /// Lets the attached slave go: link closed, shipping stopped; replies that wait
+    /// for it wait for a grant. False if there was none.
+    pub(super) fn drop_slave(&self, slave: &mut Option<Attached>, why: &str, clean: bool) -> bool {
+        let Some(a) = slave.take() else { return false };
         let link = a.link.clone();
         rt::spawn_local(async move { link.close(Duration::from_millis(10)).await });
         *self.catch_up_link.borrow_mut() = None;
@@ -107,15 +139,56 @@ impl Core {
         self.s.stats.set_lag(0, 0, 0);
         self.s.stats.set_buffered(0, 0);
         if clean {
-            tracing::warn!(target: LOG_TARGET, slave = %a.link.peer, "{why}; serving alone (degraded)");
+            tracing::warn!(target: LOG_TARGET, slave = %a.link.peer, "{why}; asking the peer who serves before confirming alone");
         } else {
-            tracing::error!(target: LOG_TARGET, slave = %a.link.peer, reason = %why, "slave lost; serving alone (degraded)");
+            tracing::error!(target: LOG_TARGET, slave = %a.link.peer, reason = %why, "slave lost; asking the peer who serves before confirming alone");
         }
-        if self.s.shutdown_on_slave_failure {
-            self.emit(Event::Exit {
-                code: 0,
-                reason: format!("slave lost ({why}); shutdownOnSlaveFailure is set: stopping"),
-            });
+        true
+    }
+
+    /// Performs the machine's effects on the master side.
+    pub(super) fn perform_master(&self, slave: &mut Option<Attached>, effects: Vec<Effect>) {
+        for e in self.perform_common(effects) {
+            match e {
+                Effect::CloseLink => {
+                    let why = format!(
+                        "no heartbeat from the slave for {:?}",
+                        self.s.heartbeat * MISSED_HEARTBEATS
+                    );
+                    self.drop_slave(slave, &why, false);
+                }
+                Effect::Probe => self.spawn_probe(),
+                Effect::DeclareInSync => {
+                    if let Some(a) = slave.as_mut() {
+                        a.declare_in_sync(self);
+                    }
+                }
+                _ => {}
+            }
         }
+    }
+
+    /// Asks the peer who serves, off the event loop (the master keeps shipping and
+    /// answering meanwhile); the answer comes back as [`Ev::Probed`].
+    fn spawn_probe(&self) {
+        let peers = self.peers();
+        let tx = self.queue_tx.clone();
+        let Some(core) = self.this.upgrade() else {
+            return;
+        };
+        rt::spawn_local(async move {
+            let r = core.probe(&peers).await;
+            let found = Core::probe_result(&r);
+            if let Attach::Welcomed(link, _) = r {
+                // It took us for a slave: it serves. We only wanted to know.
+                link.close(Duration::from_millis(10)).await;
+            }
+            if found == ProbeResult::NotServing {
+                tracing::info!(target: LOG_TARGET, peers = ?peers, "the peer does not serve: confirming alone");
+            } else if found == ProbeResult::Silent {
+                tracing::warn!(target: LOG_TARGET, peers = ?peers, "the peer does not answer");
+            }
+            let _ = tx.try_send(Ev::Probed(found));
+        });
     }
 }

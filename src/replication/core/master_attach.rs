@@ -4,14 +4,15 @@
 
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::master::LOG_TARGET;
 use super::master_ship::{Attached, ShardSync};
-use super::{Core, Ev, Event, HANDSHAKE_MAX_FRAME_BYTES, HANDSHAKE_TIMEOUT};
+use super::{Core, Ev, HANDSHAKE_MAX_FRAME_BYTES, HANDSHAKE_TIMEOUT};
 use crate::replication::auth::{self, Acceptor, Key, MasterView, Nonces, OnHello, Verdict};
 use crate::replication::frame::{Body, Decoder, Frame, RefuseCode, PROOF_BYTES};
 use crate::replication::link::Link;
+use crate::replication::machine::Input;
 use crate::replication::port::{self, Command};
 use crate::replication::role::{PeerState, Role};
 use crate::rt;
@@ -93,9 +94,10 @@ impl Core {
                 self.refuse(&link, &auth, code, reason.clone());
                 if stale {
                     // An authenticated peer served after this node did: this node's
-                    // data is stale.
+                    // data is stale; the machine steps down.
                     tracing::error!(target: LOG_TARGET, "{reason}");
-                    self.emit(Event::Exit { code: 1, reason });
+                    let effects = self.step(Input::NewerEpoch { epoch: proof.epoch });
+                    self.perform_common(effects);
                 }
                 return None;
             }
@@ -117,6 +119,9 @@ impl Core {
             }
         }
         let link_id = self.spawn_reader(&link);
+        let node = node_id.parse().unwrap_or(0);
+        let effects = self.step(Input::SlaveAttached { node });
+        self.perform_common(effects);
         for (shard, c) in self.commands.iter().enumerate() {
             let _ = c.try_send(Command::BeginSync {
                 link: link_id,
@@ -141,7 +146,7 @@ impl Core {
             dropping_volatile: false,
             all_done: None,
             in_sync: false,
-            last_heard: Instant::now(),
+            caught_up: false,
             volatile_seq: 0,
         })
     }

@@ -79,7 +79,8 @@ pub(super) struct Attached {
     /// When the catch-up was streamed and replies started to wait for this slave.
     pub(super) all_done: Option<Instant>,
     pub(super) in_sync: bool,
-    pub(super) last_heard: Instant,
+    /// The machine was told the slave caught up ([`Attached::check_in_sync`]).
+    pub(super) caught_up: bool,
     /// Numbers Volatile frames (for logs; the slave applies them in order).
     pub(super) volatile_seq: u64,
 }

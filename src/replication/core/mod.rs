@@ -31,12 +31,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use self::slave::SlaveEnd;
 use super::auth::{self, Acceptor, Answer, Login, Nonces};
 use super::frame::{Body, Decoder, Frame, Nonce, RefuseCode, PROOF_BYTES, VERSION};
-use super::link::Link;
+use super::link::{Link, LinkError};
+use super::machine::{self, AttachResult, Effect, Input, Machine, ProbeResult, Remembered};
 use super::port::{CatchUp, Command, CorePort, Live};
 use super::role::{PeerState, Role};
 use super::state::NodeState;
@@ -96,6 +97,9 @@ pub enum Event {
     SlaveInSync,
     /// Stop the process with this status.
     Exit { code: i32, reason: String },
+    /// A newer epoch serves elsewhere: `node.state` says `role=slave`; stop serving
+    /// and start again, as the slave this node now is.
+    Rejoin { reason: String },
     /// The core has said goodbye to its peer after a [`Request::Shutdown`].
     Stopped,
 }
@@ -118,6 +122,8 @@ enum Ev {
     /// checked (read by a handshake task).
     Proof(Rc<Link>, Nonces, Frame),
     Tick,
+    /// A master's probe of its peer answered.
+    Probed(ProbeResult),
 }
 
 /// Silent heartbeat intervals before the peer counts as lost.
@@ -131,8 +137,6 @@ const CATCH_UP_BACKLOG_BYTES: usize = 8 << 20;
 /// Largest frame read from a peer before it has proven the secret: a Hello, or a Proof
 /// with a few addresses and one position per shard (up to 1024 shards), fits easily.
 const HANDSHAKE_MAX_FRAME_BYTES: usize = 64 << 10;
-/// Pause between rounds of trying to reach an unreachable master.
-const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
 struct Core {
     s: CoreSettings,
@@ -148,6 +152,12 @@ struct Core {
     catch_up_link: RefCell<Option<Rc<Link>>>,
     /// Handshake tasks running (master side), bounded by `master_attach::MAX_HANDSHAKES`.
     handshakes: Rc<Cell<usize>>,
+    /// The pair's decisions ([`machine`]); this core performs its effects.
+    machine: RefCell<Machine>,
+    /// The machine's clock starts here.
+    origin: Instant,
+    /// This core, for tasks it spawns (probes).
+    this: std::rc::Weak<Core>,
 }
 
 /// Runs the core until the process ends. Call on the replication executor.
@@ -161,8 +171,20 @@ pub async fn run(
     let (queue_tx, queue) = async_channel::unbounded();
     s.stats.set_buffer_limit(s.buffer_bytes as u64);
     let catch_up_backlog = CATCH_UP_BACKLOG_BYTES.min(s.buffer_bytes / 2);
-    let core = Rc::new(Core {
+    let mut ms = machine::Settings::from_heartbeat(state.node_id, s.heartbeat);
+    ms.configured_master = s.master.is_some();
+    ms.has_peer = s.master.is_some() || !state.peers.is_empty();
+    ms.shutdown_on_master_failure = s.shutdown_on_master_failure;
+    ms.shutdown_on_slave_failure = s.shutdown_on_slave_failure;
+    let remembered = Remembered {
+        epoch: state.epoch,
+        role: state.role,
+    };
+    let core = Rc::new_cyclic(|this| Core {
+        this: this.clone(),
         positions: RefCell::new(vec![Position(0); s.shards]),
+        machine: RefCell::new(Machine::new(ms, remembered)),
+        origin: Instant::now(),
         s,
         state: RefCell::new(state),
         commands: port.commands,
@@ -206,27 +228,28 @@ pub async fn run(
     }
     core.stats_role();
     core.collect_positions().await;
-    let mut takeover = false;
-    let mut next = core.discover().await;
+    let first = core.step(Input::Start);
+    let mut next = core.discover(first).await;
     loop {
         match next {
             Discovered::Slave(link, welcome) => match core.run_slave(link, welcome).await {
-                SlaveEnd::TakeOver => {
-                    takeover = true;
-                    break;
+                SlaveEnd::Serve { epoch, takeover } => {
+                    next = Discovered::Serve { epoch, takeover };
                 }
-                SlaveEnd::Retry => next = core.discover().await,
+                SlaveEnd::Retry => next = core.discover(Vec::new()).await,
                 SlaveEnd::Follow(link, welcome) => next = Discovered::Slave(link, welcome),
                 SlaveEnd::Stopped => return,
             },
-            Discovered::Serve => break,
+            Discovered::Serve { epoch, takeover } => {
+                if core.become_master(epoch, takeover).is_err() {
+                    return;
+                }
+                core.run_master().await;
+                return;
+            }
             Discovered::Stopped => return,
         }
     }
-    if core.become_master(takeover).is_err() {
-        return;
-    }
-    core.run_master().await;
 }
 
 fn forward<T: 'static>(
@@ -245,7 +268,7 @@ fn forward<T: 'static>(
 
 enum Discovered {
     Slave(Rc<Link>, Frame),
-    Serve,
+    Serve { epoch: u64, takeover: bool },
     Stopped,
 }
 
@@ -253,7 +276,12 @@ enum Attach {
     Welcomed(Rc<Link>, Frame),
     /// Refused; the epoch is known only when the refusal was authenticated.
     Refused(SocketAddr, RefuseCode, String, Option<u64>),
-    Unreachable,
+    /// Nobody answered. `refused`: the connection itself was refused (nothing listens
+    /// there: the process is gone, or it is a slave with its connectors closed);
+    /// otherwise it timed out or broke off (paused, partitioned: unknown).
+    Unreachable {
+        refused: bool,
+    },
     /// This node has nothing to prove (no secret, no user): it can never attach.
     NoLogin(String),
 }
@@ -341,81 +369,199 @@ impl Core {
         }
     }
 
-    async fn discover(&self) -> Discovered {
+    /// The machine's clock: time since the core started.
+    fn now(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
+    fn step(&self, input: Input) -> Vec<Effect> {
+        let now = self.now();
+        self.machine.borrow_mut().step(now, input)
+    }
+
+    fn instant(&self, at: Duration) -> Instant {
+        self.origin + at
+    }
+
+    /// Effects every role handles the same way. Returns the others, in order.
+    fn perform_common(&self, effects: Vec<Effect>) -> Vec<Effect> {
+        let mut rest = Vec::new();
+        for e in effects {
+            match e {
+                Effect::ConfirmAlone(until) => {
+                    let until = until.map(|u| self.instant(u));
+                    for c in &self.commands {
+                        let _ = c.try_send(Command::ConfirmAlone(until));
+                    }
+                }
+                Effect::Exit { code, reason } => {
+                    if code == 0 {
+                        tracing::warn!("{reason}");
+                    } else {
+                        tracing::error!("{reason}");
+                    }
+                    self.emit(Event::Exit { code, reason });
+                }
+                Effect::StepDown { epoch, why } => self.step_down(epoch, &why),
+                Effect::Campaign { .. } | Effect::WitnessUpdate { .. } | Effect::WitnessResign => {
+                    // No witness configured: the machine never asks (Settings::witness).
+                }
+                other => rest.push(other),
+            }
+        }
+        rest
+    }
+
+    /// A newer epoch serves elsewhere: remember to follow (so that nothing this node
+    /// holds is served again), then start over as a slave.
+    fn step_down(&self, epoch: u64, why: &str) {
+        self.state.borrow_mut().role = Some(Role::Slave);
+        if self.store_state().is_err() {
+            return;
+        }
+        let reason = format!(
+            "stepping down: {why} (epoch {epoch:#x} > ours {:#x}); rejoining as slave",
+            self.state.borrow().epoch
+        );
+        tracing::error!("{reason}");
+        self.s.stats.set_role(Role::Slave);
+        self.emit(Event::Rejoin { reason });
+    }
+
+    /// Finds this node's role: drives the machine's discovery (attach attempts, the
+    /// retry pause) until it follows, serves or stops.
+    async fn discover(&self, first: Vec<Effect>) -> Discovered {
+        let mut effects = first;
+        let mut welcomed: Option<(Rc<Link>, Frame)> = None;
         let mut attempts: u64 = 0;
         loop {
-            let peers = self.peers();
-            if peers.is_empty() {
-                return Discovered::Serve;
-            }
-            if self.s.master.is_some() || !self.may_serve_alone() {
-                // Following a master (or waiting for it): not serving.
-                self.s.stats.set_role(Role::Slave);
-            }
-            self.s.stats.set_peer(PeerState::Connecting);
-            self.s
-                .stats
-                .set_peer_address(peers.first().map(|a| a.to_string()));
-            match self.try_attach(&peers).await {
-                Attach::Welcomed(link, welcome) => return Discovered::Slave(link, welcome),
-                Attach::NoLogin(reason) => {
-                    tracing::error!("{reason}");
-                    self.emit(Event::Exit { code: 1, reason });
-                    return Discovered::Stopped;
-                }
-                Attach::Refused(addr, _, reason, None) => {
-                    // Unproven: anyone who answers at that address can say it, so it
-                    // changes nothing (no exit, no takeover); keep trying. A wrong
-                    // secret on either node looks exactly like this, hence the hint.
-                    if attempts == 0 || attempts.is_multiple_of(50) {
-                        tracing::error!(%addr, %reason, "refused by master (an unauthenticated refusal: check the replication secret on both nodes); retrying, not serving");
+            for e in self.perform_common(std::mem::take(&mut effects)) {
+                match e {
+                    Effect::Attach => {
+                        let peers = self.peers();
+                        if self.s.master.is_some() || !self.may_serve_alone() {
+                            // Following a master (or waiting for it): not serving.
+                            self.s.stats.set_role(Role::Slave);
+                        }
+                        self.s.stats.set_peer(PeerState::Connecting);
+                        self.s
+                            .stats
+                            .set_peer_address(peers.first().map(|a| a.to_string()));
+                        let r = self.try_attach(&peers).await;
+                        let input = self.attach_input(r, &peers, attempts, &mut welcomed);
+                        attempts += 1;
+                        effects.extend(self.step(Input::Attach(input)));
                     }
-                }
-                Attach::Refused(addr, code, reason, Some(their_epoch)) => {
-                    let ours = self.state.borrow().epoch;
-                    if code == RefuseCode::StaleEpoch && their_epoch < ours {
-                        // The peer (authenticated) serves an older epoch than ours and
-                        // steps down.
-                        tracing::warn!(%addr, %reason, "the peer holds an older epoch and steps down; retrying");
-                    } else {
-                        let reason = format!("refused by master {addr}: {reason}");
-                        tracing::error!("{reason}");
-                        self.emit(Event::Exit { code: 1, reason });
+                    Effect::Follow { .. } => {
+                        if let Some((link, welcome)) = welcomed.take() {
+                            return Discovered::Slave(link, welcome);
+                        }
+                    }
+                    Effect::Serve { epoch, takeover } => {
+                        return Discovered::Serve { epoch, takeover };
+                    }
+                    Effect::Stopped => {
+                        self.emit(Event::Stopped);
                         return Discovered::Stopped;
                     }
+                    _ => {}
                 }
-                Attach::Unreachable => {
+            }
+            if !effects.is_empty() {
+                continue;
+            }
+            if self.machine.borrow().is_stopped() {
+                return Discovered::Stopped;
+            }
+            match self.next().await {
+                Ev::Tick => effects = self.step(Input::Tick),
+                Ev::Request(Request::Shutdown) => effects = self.step(Input::Shutdown),
+                _ => {}
+            }
+        }
+    }
+
+    /// What an attach attempt tells the machine (and the log).
+    fn attach_input(
+        &self,
+        r: Attach,
+        peers: &[SocketAddr],
+        attempts: u64,
+        welcomed: &mut Option<(Rc<Link>, Frame)>,
+    ) -> AttachResult {
+        let quiet = attempts != 0 && !attempts.is_multiple_of(50);
+        match r {
+            Attach::Welcomed(link, welcome) => {
+                let epoch = welcome.epoch;
+                *welcomed = Some((link, welcome));
+                AttachResult::Welcomed { epoch }
+            }
+            Attach::NoLogin(reason) => AttachResult::NoLogin(reason),
+            Attach::Refused(addr, _, reason, None) => {
+                // Unproven: anyone who answers at that address can say it, so it
+                // changes nothing (no exit, no takeover); keep trying. A wrong secret
+                // on either node looks exactly like this, hence the hint.
+                if !quiet {
+                    tracing::error!(%addr, %reason, "refused by master (an unauthenticated refusal: check the replication secret on both nodes); retrying, not serving");
+                }
+                AttachResult::RefusedUnproven
+            }
+            Attach::Refused(addr, code, reason, Some(epoch)) => {
+                let stale = code == RefuseCode::StaleEpoch;
+                if stale && epoch < self.state.borrow().epoch {
+                    tracing::warn!(%addr, %reason, "the peer holds an older epoch and steps down; retrying");
+                }
+                AttachResult::Refused {
+                    epoch,
+                    stale,
+                    reason: format!("{addr}: {reason}"),
+                }
+            }
+            Attach::Unreachable { .. } => {
+                if !quiet {
                     if self.may_serve_alone() {
-                        if attempts == 0 && self.s.master.is_some() {
-                            tracing::warn!(peers = ?peers, "master unreachable; this node was the last master, so it serves");
-                        } else if attempts == 0 {
-                            tracing::info!(peers = ?peers, "no peer answers; serving as master");
-                        }
-                        return Discovered::Serve;
-                    }
-                    if attempts == 0 || attempts.is_multiple_of(50) {
+                        tracing::info!(peers = ?peers, "no peer answers; this node may serve");
+                    } else {
                         tracing::info!(peers = ?peers, "waiting for the master");
                     }
                 }
-            }
-            attempts += 1;
-            // Drain what arrived meanwhile (a shutdown request ends the wait).
-            let pause = async {
-                rt::sleep(RETRY_PAUSE).await;
-                false
-            };
-            let stop = async {
-                loop {
-                    if let Ev::Request(Request::Shutdown) = self.next().await {
-                        return true;
-                    }
-                }
-            };
-            if futures_lite::future::or(pause, stop).await {
-                self.emit(Event::Stopped);
-                return Discovered::Stopped;
+                AttachResult::Unreachable
             }
         }
+    }
+
+    /// What a probe of the peer found, for the machine.
+    fn probe_result(r: &Attach) -> ProbeResult {
+        match r {
+            Attach::Welcomed(_, w) => ProbeResult::Serving { epoch: w.epoch },
+            // A proven refusal carries the peer's epoch: a newer one serves (it
+            // refused us for another reason), an older one steps down.
+            Attach::Refused(_, code, _, Some(epoch)) => {
+                if *code == RefuseCode::StaleEpoch {
+                    ProbeResult::NotServing
+                } else {
+                    ProbeResult::Serving { epoch: *epoch }
+                }
+            }
+            Attach::Unreachable { refused: true } => ProbeResult::NotServing,
+            Attach::Refused(_, _, _, None) | Attach::Unreachable { .. } | Attach::NoLogin(_) => {
+                ProbeResult::Silent
+            }
+        }
+    }
+
+    /// One bounded attach to the peer: who serves there? (A master asks its slave's
+    /// addresses, a slave its master's.) Bounded by the heartbeat loss interval.
+    async fn probe(&self, peers: &[SocketAddr]) -> Attach {
+        let bound = self.s.heartbeat * MISSED_HEARTBEATS;
+        let attach = async { Some(self.try_attach(peers).await) };
+        let expire = async {
+            rt::sleep(bound).await;
+            None
+        };
+        futures_lite::future::or(attach, expire)
+            .await
+            .unwrap_or(Attach::Unreachable { refused: false })
     }
 
     async fn try_attach(&self, peers: &[SocketAddr]) -> Attach {
@@ -436,17 +582,20 @@ impl Core {
                     // Nobody can be authenticated: the remembered peer is as good as
                     // unreachable (its word would not be believed).
                     tracing::warn!(peers = ?peers, "no replication secret to rejoin the remembered peer with");
-                    return Attach::Unreachable;
+                    return Attach::Unreachable { refused: false };
                 }
             },
         };
+        let mut all_refused = true;
         for &addr in peers {
             match self.attach_once(addr, &login).await {
-                Attach::Unreachable => {}
+                Attach::Unreachable { refused } => all_refused &= refused,
                 other => return other,
             }
         }
-        Attach::Unreachable
+        Attach::Unreachable {
+            refused: all_refused,
+        }
     }
 
     /// One handshake with `addr` as the connecting side (see [`auth`]): nothing the
@@ -456,7 +605,8 @@ impl Core {
             Ok(l) => l,
             Err(e) => {
                 tracing::debug!(%addr, error = %e, "peer not reachable");
-                return Attach::Unreachable;
+                let refused = matches!(&e, LinkError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused);
+                return Attach::Unreachable { refused };
             }
         };
         link.set_frame_limit(HANDSHAKE_MAX_FRAME_BYTES);
@@ -465,7 +615,7 @@ impl Core {
             Err(e) => {
                 tracing::error!(%addr, error = %e, "replication handshake abandoned");
                 link.close(Duration::from_millis(10)).await;
-                return Attach::Unreachable;
+                return Attach::Unreachable { refused: false };
             }
         };
         link.send(&Frame {
@@ -500,11 +650,11 @@ impl Core {
             }
             Ok(other) => {
                 tracing::warn!(%addr, frame = ?std::mem::discriminant(&other.body), "unexpected answer to Hello");
-                return Attach::Unreachable;
+                return Attach::Unreachable { refused: false };
             }
             Err(e) => {
                 tracing::debug!(%addr, error = %e, "no answer to Hello");
-                return Attach::Unreachable;
+                return Attach::Unreachable { refused: false };
             }
         };
         let nonces = Nonces {
@@ -530,7 +680,7 @@ impl Core {
             Ok(f) => f,
             Err(e) => {
                 tracing::debug!(%addr, error = %e, "no answer to Proof");
-                return Attach::Unreachable;
+                return Attach::Unreachable { refused: false };
             }
         };
         match auth::judge_answer(&login.key, &nonces, our_epoch, self.s.shards, &answer) {
@@ -545,7 +695,7 @@ impl Core {
             }
             Answer::Bogus(why) => {
                 tracing::error!(%addr, reason = %why, "the peer's answer is not believed; not following it");
-                Attach::Unreachable
+                Attach::Unreachable { refused: false }
             }
         }
     }
@@ -579,13 +729,13 @@ impl Core {
         id
     }
 
-    fn become_master(&self, takeover: bool) -> Result<(), ()> {
-        let epoch = {
+    fn become_master(&self, epoch: u64, takeover: bool) -> Result<(), ()> {
+        {
             let mut st = self.state.borrow_mut();
-            st.epoch = st.next_epoch();
+            assert!(epoch > st.epoch, "a master run takes a new epoch");
+            st.epoch = epoch;
             st.role = Some(Role::Master);
-            st.epoch
-        };
+        }
         self.store_state()?;
         for c in &self.commands {
             let _ = c.try_send(Command::Promote { takeover });

@@ -2,19 +2,24 @@
 //! take over.
 
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{Attach, Core, Ev, MISSED_HEARTBEATS};
 use crate::replication::core::{Event, Request};
 use crate::replication::frame::{Body, Frame};
 use crate::replication::link::Link;
+use crate::replication::machine::{Effect, Input};
 use crate::replication::port::{Command, Live};
 use crate::replication::role::{PeerState, Role};
 use crate::store::Position;
 
 /// How following a master ended.
 pub(super) enum SlaveEnd {
-    TakeOver,
+    /// The master is gone and this node serves at `epoch` (a takeover).
+    Serve {
+        epoch: u64,
+        takeover: bool,
+    },
     Retry,
     /// The master is alive and welcomed this node again (it had dropped this slave,
     /// e.g. one stalled past `replicationAckTimeout`): follow it on this link.
@@ -23,28 +28,6 @@ pub(super) enum SlaveEnd {
 }
 
 impl Core {
-    /// Before taking over on a lost link: one authenticated attach to the master,
-    /// bounded by the heartbeat loss interval. A master that dropped this slave (a
-    /// stall, a slow link) is alive and welcomes it: taking over would make two
-    /// masters. A dead master refuses the connection at once (same host or LAN) or
-    /// stays silent until the bound.
-    async fn master_still_there(&self, addr: std::net::SocketAddr) -> Option<(Rc<Link>, Frame)> {
-        let login = match &self.s.master {
-            Some(m) => m.login.clone()?,
-            None => self.s.acceptor.rejoin_login()?,
-        };
-        let bound = self.s.heartbeat * MISSED_HEARTBEATS;
-        let attach = async { Some(self.attach_once(addr, &login).await) };
-        let expire = async {
-            crate::rt::sleep(bound).await;
-            None
-        };
-        match futures_lite::future::or(attach, expire).await {
-            Some(Attach::Welcomed(l, w)) => Some((l, w)),
-            _ => None,
-        }
-    }
-
     pub(super) async fn run_slave(&self, link: Rc<Link>, welcome: Frame) -> SlaveEnd {
         let Body::Welcome { oldest, .. } = &welcome.body else {
             unreachable!("discover returns Welcome frames only")
@@ -84,22 +67,68 @@ impl Core {
         }
         tracing::info!(master = %link.peer, epoch = welcome.epoch, "attached to the master as slave; catching up");
         let link_id = self.spawn_reader(&link);
-        let mut in_sync = false;
-        let mut last_heard = Instant::now();
-        let limit = self.s.heartbeat * MISSED_HEARTBEATS;
-        let why: String;
-        let mut clean = false;
+        let mut effects: Vec<Effect> = Vec::new();
         loop {
+            for e in self.perform_common(std::mem::take(&mut effects)) {
+                match e {
+                    Effect::CloseLink => {
+                        tracing::error!(master = %link.peer, "no heartbeat from the master for {:?}", self.s.heartbeat * MISSED_HEARTBEATS);
+                        link.close(Duration::from_millis(10)).await;
+                    }
+                    Effect::Probe => {
+                        // Before taking over: one authenticated attach to the master. A
+                        // master that dropped this slave (a stall, a slow link) is alive
+                        // and welcomes it: taking over would make two masters. A dead
+                        // master refuses the connection at once (same host or LAN) or
+                        // stays silent until the bound.
+                        link.close(Duration::from_millis(10)).await;
+                        let r = self.probe(&[link.peer]).await;
+                        let found = Self::probe_result(&r);
+                        let after = self.step(Input::Probe(found));
+                        if let Attach::Welcomed(l, w) = r {
+                            if after.iter().any(|e| matches!(e, Effect::Follow { .. })) {
+                                tracing::warn!(master = %link.peer, "the master is alive and dropped this slave (it was stalled or slow): following it again, not taking over");
+                                return SlaveEnd::Follow(l, w);
+                            }
+                            l.close(Duration::from_millis(10)).await;
+                        }
+                        effects.extend(after);
+                    }
+                    Effect::Serve { epoch, takeover } => {
+                        return SlaveEnd::Serve { epoch, takeover };
+                    }
+                    Effect::Stopped => {
+                        self.emit(Event::Stopped);
+                        return SlaveEnd::Stopped;
+                    }
+                    _ => {}
+                }
+            }
+            if !effects.is_empty() {
+                continue;
+            }
+            {
+                let m = self.machine.borrow();
+                if m.is_stopped() {
+                    return SlaveEnd::Stopped;
+                }
+                if m.is_discovering() {
+                    link.close(Duration::from_millis(10)).await;
+                    self.s.stats.set_peer(PeerState::Connecting);
+                    return SlaveEnd::Retry;
+                }
+            }
             match self.next().await {
                 Ev::Frame(id, f) if id == link_id => {
-                    last_heard = Instant::now();
                     if f.epoch != welcome.epoch {
-                        why = format!(
+                        let why = format!(
                             "protocol error: frame at epoch {} on a link at epoch {}",
                             f.epoch, welcome.epoch
                         );
-                        break;
+                        effects = self.link_closed(&link, false, why);
+                        continue;
                     }
+                    effects = self.step(Input::Heard);
                     match f.body {
                         Body::Batch {
                             shard,
@@ -116,28 +145,26 @@ impl Core {
                                 self.commands[shard].try_send(Command::ApplyVolatile { record });
                         }
                         Body::InSync => {
-                            in_sync = true;
                             self.s.stats.set_peer(PeerState::InSync);
                             tracing::info!(master = %link.peer, "in sync with the master");
+                            effects.extend(self.step(Input::InSync));
                         }
                         Body::Heartbeat => {}
                         Body::Goodbye { reason } => {
-                            why = format!("the master shut down cleanly ({reason})");
-                            clean = true;
-                            break;
+                            let why = format!("the master shut down cleanly ({reason})");
+                            effects.extend(self.link_closed(&link, true, why));
                         }
                         other => {
-                            why = format!(
+                            let why = format!(
                                 "protocol error: unexpected frame {:?}",
                                 std::mem::discriminant(&other)
                             );
-                            break;
+                            effects.extend(self.link_closed(&link, false, why));
                         }
                     }
                 }
                 Ev::LinkLost(id, reason) if id == link_id => {
-                    why = reason;
-                    break;
+                    effects = self.link_closed(&link, false, reason);
                 }
                 Ev::Live(Live::Applied {
                     shard,
@@ -157,11 +184,8 @@ impl Core {
                 }
                 Ev::Live(Live::ApplyFailed { shard, reason }) => {
                     tracing::error!(shard, %reason, "cannot apply what the master shipped; resynchronising");
-                    in_sync = false;
-                    why = format!("apply failed on shard {shard}: {reason}");
-                    break;
+                    effects = self.step(Input::Resync);
                 }
-                Ev::Live(Live::SlaveSocket { .. }) => {}
                 Ev::Request(Request::Shutdown) => {
                     link.send(&Frame {
                         epoch: self.state.borrow().epoch,
@@ -170,44 +194,29 @@ impl Core {
                         },
                     });
                     link.close(Duration::from_millis(200)).await;
-                    self.emit(Event::Stopped);
-                    return SlaveEnd::Stopped;
+                    effects = self.step(Input::Shutdown);
                 }
                 Ev::Tick => {
                     link.send(&Frame {
                         epoch: self.state.borrow().epoch,
                         body: Body::Heartbeat,
                     });
-                    if last_heard.elapsed() > limit {
-                        why = format!("no heartbeat for {limit:?}");
-                        break;
-                    }
+                    effects = self.step(Input::Tick);
                 }
                 _ => {}
             }
         }
-        link.close(Duration::from_millis(10)).await;
-        if !in_sync {
-            tracing::warn!(master = %link.peer, reason = %why, "lost the master before catching up: not taking over; reconnecting");
-            self.s.stats.set_peer(PeerState::Connecting);
-            return SlaveEnd::Retry;
-        }
+    }
+
+    /// The link to the master ended: logged, and told to the machine.
+    fn link_closed(&self, link: &Rc<Link>, clean: bool, why: String) -> Vec<Effect> {
         if clean {
             tracing::warn!(master = %link.peer, "{why}");
-        } else {
+        } else if self.machine.borrow().is_in_sync() {
             tracing::error!(master = %link.peer, reason = %why, "master lost");
+        } else {
+            tracing::warn!(master = %link.peer, reason = %why, "lost the master before catching up: not taking over; reconnecting");
         }
-        if !clean {
-            if let Some((l, w)) = self.master_still_there(link.peer).await {
-                tracing::warn!(master = %link.peer, "the master is alive and dropped this slave (it was stalled or slow): following it again, not taking over");
-                return SlaveEnd::Follow(l, w);
-            }
-        }
-        if self.s.shutdown_on_master_failure {
-            let reason = format!("{why}; shutdownOnMasterFailure is set: stopping");
-            self.emit(Event::Exit { code: 0, reason });
-            return SlaveEnd::Stopped;
-        }
-        SlaveEnd::TakeOver
+        self.step(Input::LinkClosed { clean, why })
     }
 }
