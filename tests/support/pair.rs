@@ -31,7 +31,9 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::{encode, free_port, poll_until, push_attr, tandem_bin, ConfigXml, Stomp, REPLY_TIMEOUT};
+use super::{
+    encode, free_port, poll_until, push_attr, tandem_bin, ConfigXml, Stomp, REPLY_TIMEOUT,
+};
 
 /// Replication heartbeat used by every test node (ms); the peer is lost after 5 missed.
 pub const HEARTBEAT_MS: u64 = 100;
@@ -713,9 +715,9 @@ impl Node {
         let host = self.host();
         let bindable = |port: u16| match &self.opts.netns {
             None => std::net::TcpListener::bind((host, port)).is_ok(),
-            Some(ns) => super::partition::in_netns(ns, || {
-                std::net::TcpListener::bind((host, port)).is_ok()
-            }),
+            Some(ns) => {
+                super::partition::in_netns(ns, || std::net::TcpListener::bind((host, port)).is_ok())
+            }
         };
         for port in [self.stomp_port, self.tcp_port, self.status_port] {
             let free = poll_until(Duration::from_secs(10), || bindable(port));
@@ -875,8 +877,14 @@ impl Node {
 
     /// [`Stomp::connect_login`] at [`Node::host`]: panics unless CONNECTED (1.2).
     fn connect_as(&self, login: Option<(&str, &str)>) -> Stomp {
-        let (s, f) = stomp_connect_at(self.stomp_addr(), login, REPLY_TIMEOUT)
-            .unwrap_or_else(|| panic!("{}: no reply to CONNECT at {}", self.name(), self.stomp_addr()));
+        let (s, f) =
+            stomp_connect_at(self.stomp_addr(), login, REPLY_TIMEOUT).unwrap_or_else(|| {
+                panic!(
+                    "{}: no reply to CONNECT at {}",
+                    self.name(),
+                    self.stomp_addr()
+                )
+            });
         assert_eq!(f.command, "CONNECTED", "CONNECT refused: {f:?}");
         assert_eq!(f.header("version"), Some("1.2"), "{f:?}");
         s

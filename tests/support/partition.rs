@@ -436,7 +436,9 @@ impl Net {
         );
         self.ns_tool(
             &self.router,
-            &["iptables", "-w", op, "FORWARD", "-s", &s, "-d", &d, "-j", "DROP"],
+            &[
+                "iptables", "-w", op, "FORWARD", "-s", &s, "-d", &d, "-j", "DROP",
+            ],
         );
     }
 
@@ -572,10 +574,7 @@ fn sweep_dead_namespaces() {
 /// to enter `ns` panics with the reason.
 pub fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
     let path = format!("/run/netns/{ns}");
-    let name = format!(
-        "{}@{ns}",
-        std::thread::current().name().unwrap_or("test")
-    );
+    let name = format!("{}@{ns}", std::thread::current().name().unwrap_or("test"));
     std::thread::scope(|scope| {
         let handle = std::thread::Builder::new()
             .name(name)
