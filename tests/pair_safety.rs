@@ -7,7 +7,10 @@
 //! connects to the first node that answers, in a fixed order (the configured master
 //! first, as `failover:(...)?randomize=false` does on every new connection), sends
 //! [`SESSION_SENDS`] persistent messages one at a time with receipts, then starts a new
-//! session. Any timeout, close or ERROR ends the session. A sequence number is never
+//! session. Any timeout, close or ERROR ends the session, and the next one starts
+//! from the other node (so a node that accepts connections but not writes cannot hold
+//! the producer); a session that ended normally is followed by one that starts from
+//! the configured master again. A sequence number is never
 //! sent twice, so a message delivered twice unflagged is a broker's duplicate. Every
 //! receipt is logged with the node that sent it and when ([`Confirmations`]).
 //!
@@ -167,22 +170,28 @@ impl Confirmations {
 fn produce(targets: &[SocketAddr], log: &Confirmations, stop: &AtomicBool) {
     let deadline = Instant::now() + RUN_LIMIT;
     let mut seq = 0u64;
+    // Where the next session starts looking.
+    let mut first = 0;
     for _session in 0..1_000_000 {
         if stop.load(Ordering::SeqCst) {
             return;
         }
         assert!(Instant::now() < deadline, "producer still running");
-        let session = targets.iter().enumerate().find_map(|(i, addr)| {
-            match stomp_connect_at(*addr, None, CONNECT_TIMEOUT) {
-                Some((s, f)) if f.command == "CONNECTED" => Some((i, s)),
-                _ => None,
-            }
-        });
+        let session = (0..targets.len())
+            .map(|k| (first + k) % targets.len())
+            .find_map(
+                |i| match stomp_connect_at(targets[i], None, CONNECT_TIMEOUT) {
+                    Some((s, f)) if f.command == "CONNECTED" => Some((i, s)),
+                    _ => None,
+                },
+            );
         let Some((node, mut conn)) = session else {
             // Nobody serves right now (a takeover in progress): a short back-off.
             scenario_delay(Duration::from_millis(20));
             continue;
         };
+        // Unless this session fails.
+        first = 0;
         conn.stream.set_write_timeout(Some(RECEIPT_TIMEOUT)).ok();
         for _ in 0..SESSION_SENDS {
             if stop.load(Ordering::SeqCst) {
@@ -219,6 +228,7 @@ fn produce(targets: &[SocketAddr], log: &Confirmations, stop: &AtomicBool) {
                 },
             };
             log.unconfirmed.lock().unwrap().push((seq, node, why));
+            first = (node + 1) % targets.len();
             break;
         }
     }
