@@ -20,6 +20,7 @@ pub mod jms;
 pub mod jms_cases;
 pub mod netns;
 pub mod pair;
+pub mod partition;
 pub mod stomp_py;
 
 use std::collections::HashSet;

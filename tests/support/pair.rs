@@ -16,16 +16,24 @@
 //!
 //! Status helpers ([`role`], [`peer`], [`epoch`], [`takeovers`], [`depth`]) read the
 //! `/status` JSON.
+//!
+//! Nodes listen on 127.0.0.1 unless [`NodeOpts::in_netns`] puts one in a named network
+//! namespace (`partition.rs`): then it is spawned through `ip netns exec`, its
+//! connectors and status endpoint bind the namespace's address ([`Node::host`]), and
+//! every [`Node`] method dials that address (run them where it is reachable: the
+//! partition harness's router namespace).
 
 use std::fs;
-use std::io::ErrorKind;
-use std::net::{SocketAddr, TcpStream};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::{free_port, poll_until, push_attr, tandem_bin, ConfigXml, Stomp};
+use super::{
+    encode, free_port, poll_until, push_attr, tandem_bin, ConfigXml, Stomp, REPLY_TIMEOUT,
+};
 
 /// Replication heartbeat used by every test node (ms); the peer is lost after 5 missed.
 pub const HEARTBEAT_MS: u64 = 100;
@@ -39,18 +47,24 @@ pub const TAKEOVER_LIMIT: Duration = Duration::from_secs(10);
 // ---------------------------------------------------------------------------------
 // Configuration
 
+/// Where nodes listen unless [`NodeOpts::host`] says otherwise.
+pub const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
 /// How a slave's configuration names its master.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LinkStyle {
-    /// `<broker masterConnectorURI="tcp://127.0.0.1:P">`.
+    /// `<broker masterConnectorURI="tcp://H:P">` (H: 127.0.0.1 unless the master runs
+    /// elsewhere).
     Uri,
-    /// `<services><masterConnector remoteURI="tcp://127.0.0.1:P" userName password/>`.
+    /// `<services><masterConnector remoteURI="tcp://H:P" userName password/>`.
     Connector { user: String, password: String },
 }
 
 /// A slave's link to its master.
 #[derive(Clone, Debug)]
 pub struct MasterLink {
+    /// The master's address ([`LOOPBACK`] unless it runs in a namespace).
+    pub host: IpAddr,
     /// The master's `tcp://` connector port.
     pub port: u16,
     pub style: LinkStyle,
@@ -90,6 +104,12 @@ pub struct NodeOpts {
     pub replication_buffer: Option<String>,
     /// Extra environment variables of the process (e.g. a fault hook's).
     pub env: Vec<(String, String)>,
+    /// The address the connectors and the status endpoint (`statusHost`) bind, and
+    /// the one test clients dial. `None`: 127.0.0.1 (and no `statusHost` written).
+    pub host: Option<IpAddr>,
+    /// Set: the process runs in this named network namespace (`ip netns exec <ns>
+    /// tandem ...`), which must hold `host`.
+    pub netns: Option<String>,
 }
 
 /// The replication secret both nodes of a test pair share.
@@ -114,12 +134,29 @@ impl NodeOpts {
             replication_ack_timeout_ms: None,
             replication_buffer: None,
             env: Vec::new(),
+            host: None,
+            netns: None,
         }
     }
 
-    /// These options as a slave of the master whose `tcp://` connector is `port`.
-    pub fn slave_of(mut self, port: u16, style: LinkStyle) -> NodeOpts {
-        self.master = Some(MasterLink { port, style });
+    /// These options as a slave of the master whose `tcp://` connector is
+    /// 127.0.0.1:`port`.
+    pub fn slave_of(self, port: u16, style: LinkStyle) -> NodeOpts {
+        self.slave_of_at(LOOPBACK, port, style)
+    }
+
+    /// These options as a slave of the master whose `tcp://` connector is
+    /// `host`:`port`.
+    pub fn slave_of_at(mut self, host: IpAddr, port: u16, style: LinkStyle) -> NodeOpts {
+        self.master = Some(MasterLink { host, port, style });
+        self
+    }
+
+    /// These options for a node running in network namespace `ns`, listening on
+    /// `host` (an address of that namespace).
+    pub fn in_netns(mut self, ns: &str, host: IpAddr) -> NodeOpts {
+        self.netns = Some(ns.to_string());
+        self.host = Some(host);
         self
     }
 }
@@ -132,10 +169,11 @@ pub fn node_config_xml(
     status_port: u16,
     data_dir: &Path,
 ) -> String {
+    let host = opts.host.unwrap_or(LOOPBACK);
     let mut broker_attrs = String::new();
     let mut services = String::new();
     if let Some(link) = &opts.master {
-        let uri = format!("tcp://127.0.0.1:{}", link.port);
+        let uri = format!("tcp://{}", SocketAddr::new(link.host, link.port));
         match &link.style {
             LinkStyle::Uri => broker_attrs.push_str(&format!(r#" masterConnectorURI="{uri}""#)),
             LinkStyle::Connector { user, password } => {
@@ -165,6 +203,7 @@ pub fn node_config_xml(
         r#"shards="{}" pinCores="false" statusPort="{status_port}""#,
         opts.shards
     );
+    push_attr(&mut tandem, "statusHost", opts.host);
     push_attr(&mut tandem, "replicationHeartbeat", opts.heartbeat_ms);
     push_attr(
         &mut tandem,
@@ -192,8 +231,8 @@ pub fn node_config_xml(
         data_dir,
         broker_attrs,
         connectors: vec![
-            format!("stomp://127.0.0.1:{stomp_port}"),
-            format!("tcp://127.0.0.1:{tcp_port}"),
+            format!("stomp://{}", SocketAddr::new(host, stomp_port)),
+            format!("tcp://{}", SocketAddr::new(host, tcp_port)),
         ],
         segment: &opts.segment_size,
         memory: &opts.memory_limit,
@@ -271,7 +310,11 @@ pub fn test_slot() -> TestSlot {
 /// A self-connection (the kernel picked `port` as our own ephemeral port while nothing
 /// listens) counts as refused too.
 pub fn refuses(port: u16) -> bool {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    refuses_at(SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// [`refuses`] for any address.
+pub fn refuses_at(addr: SocketAddr) -> bool {
     match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
         Err(e) => e.kind() == ErrorKind::ConnectionRefused,
         Ok(s) => s.local_addr().ok() == s.peer_addr().ok(),
@@ -289,6 +332,81 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
 /// for the journal and the slave, hence the longer read timeout.
 pub fn http_post(port: u16, path: &str) -> Option<(u16, String)> {
     super::http_request(port, "POST", path, None, Duration::from_secs(60)).map(|r| (r.code, r.body))
+}
+
+/// A minimal HTTP/1.1 request with an empty body to `addr` (what
+/// [`super::http_request`] does on 127.0.0.1, without credentials): (status code,
+/// body), or None if it does not connect within 2 s or answer within `timeout`.
+pub fn http_at(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    timeout: Duration,
+) -> Option<(u16, String)> {
+    let admin = if method == "POST" {
+        "X-Tandem-Admin: 1\r\n"
+    } else {
+        ""
+    };
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(timeout)).ok()?;
+    s.set_write_timeout(Some(timeout)).ok()?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{admin}Content-Length: 0\r\nConnection: \
+         close\r\n\r\n"
+    )
+    .ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).ok()?;
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, body.to_string()))
+}
+
+// ---------------------------------------------------------------------------------
+// STOMP at any address (`Stomp`'s own constructors dial 127.0.0.1)
+
+/// A bare TCP connection to `addr` as a [`Stomp`], nothing sent; None if it does not
+/// connect within `timeout`.
+pub fn stomp_tcp_at(addr: SocketAddr, timeout: Duration) -> Option<Stomp> {
+    let stream = TcpStream::connect_timeout(&addr, timeout).ok()?;
+    stream.set_nodelay(true).ok();
+    Some(Stomp {
+        stream,
+        buf: Vec::new(),
+        heartbeats_seen: 0,
+    })
+}
+
+/// CONNECT (STOMP 1.2, heart-beats off, optional login) to `addr`: the session and
+/// the broker's reply (CONNECTED or ERROR), or None if the connection, the write or
+/// the reply fails within `timeout`.
+pub fn stomp_connect_at(
+    addr: SocketAddr,
+    login: Option<(&str, &str)>,
+    timeout: Duration,
+) -> Option<(Stomp, super::Frame)> {
+    let mut s = stomp_tcp_at(addr, timeout)?;
+    let mut headers = vec![
+        ("accept-version", "1.2"),
+        ("host", "localhost"),
+        ("heart-beat", "0,0"),
+    ];
+    if let Some((l, p)) = login {
+        headers.push(("login", l));
+        headers.push(("passcode", p));
+    }
+    s.try_send_raw(&encode("CONNECT", &headers, b"")).ok()?;
+    let reply = s.read_frame(timeout).ok()?;
+    Some((s, reply))
+}
+
+/// [`Stomp::probe`] for any address: true if an anonymous CONNECT gets CONNECTED or
+/// ERROR within `timeout`.
+pub fn stomp_probe_at(addr: SocketAddr, timeout: Duration) -> bool {
+    stomp_connect_at(addr, None, timeout)
+        .is_some_and(|(_, f)| f.command == "CONNECTED" || f.command == "ERROR")
 }
 
 // ---------------------------------------------------------------------------------
@@ -455,9 +573,30 @@ impl Node {
         lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
-    /// `stomp://127.0.0.1:<stomp port>`.
+    /// Where its connectors and status endpoint listen: 127.0.0.1 unless
+    /// [`NodeOpts::host`] is set.
+    pub fn host(&self) -> IpAddr {
+        self.opts.host.unwrap_or(LOOPBACK)
+    }
+
+    /// `host`:`stomp_port`.
+    pub fn stomp_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host(), self.stomp_port)
+    }
+
+    /// `host`:`tcp_port`.
+    pub fn tcp_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host(), self.tcp_port)
+    }
+
+    /// `host`:`status_port`.
+    pub fn status_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host(), self.status_port)
+    }
+
+    /// `stomp://<host>:<stomp port>`.
     pub fn stomp_url(&self) -> String {
-        format!("stomp://127.0.0.1:{}", self.stomp_port)
+        format!("stomp://{}", self.stomp_addr())
     }
 
     /// Spawns the process (same config, ports and data dir as before). Does not wait.
@@ -467,7 +606,16 @@ impl Node {
         p.run += 1;
         p.exited = None;
         let log = fs::File::create(self.log_path_of(p.run)).expect("create log");
-        let child = Command::new(tandem_bin())
+        // `ip netns exec` execs tandem: the child's pid is tandem's.
+        let mut cmd = match &self.opts.netns {
+            None => Command::new(tandem_bin()),
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(tandem_bin());
+                c
+            }
+        };
+        let child = cmd
             .arg("--config")
             .arg(self.config_path())
             .arg("--data-dir")
@@ -564,10 +712,15 @@ impl Node {
     /// After a process is reaped, a listening socket can outlive it briefly (io_uring
     /// teardown is asynchronous). Waits (bounded) until every port can be bound.
     pub fn wait_ports_released(&self) {
+        let host = self.host();
+        let bindable = |port: u16| match &self.opts.netns {
+            None => std::net::TcpListener::bind((host, port)).is_ok(),
+            Some(ns) => {
+                super::partition::in_netns(ns, || std::net::TcpListener::bind((host, port)).is_ok())
+            }
+        };
         for port in [self.stomp_port, self.tcp_port, self.status_port] {
-            let free = poll_until(Duration::from_secs(10), || {
-                std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
-            });
+            let free = poll_until(Duration::from_secs(10), || bindable(port));
             assert!(
                 free,
                 "{}: port {port} still bound 10 s after exit",
@@ -589,7 +742,13 @@ impl Node {
 
     /// `/status` as JSON, or None if the status port does not answer (yet).
     pub fn try_status(&self) -> Option<serde_json::Value> {
-        let (code, body) = http_get(self.status_port, "/status")?;
+        self.try_status_within(Duration::from_secs(10))
+    }
+
+    /// [`Node::try_status`], giving up on a reply after `timeout` (a stopped process
+    /// accepts the connection but never answers).
+    pub fn try_status_within(&self, timeout: Duration) -> Option<serde_json::Value> {
+        let (code, body) = http_at(self.status_addr(), "GET", "/status", timeout)?;
         if code != 200 {
             return None;
         }
@@ -602,7 +761,7 @@ impl Node {
             panic!(
                 "{}: /status does not answer on port {}; log tail:\n{}",
                 self.name(),
-                self.status_port,
+                self.status_addr(),
                 self.log_tail(60)
             )
         })
@@ -648,7 +807,7 @@ impl Node {
     pub fn wait_serving(&self, timeout: Duration) {
         let mut exited = None;
         let ok = poll_until(timeout, || {
-            if Stomp::probe(self.stomp_port, Duration::from_secs(2)) {
+            if self.probe(Duration::from_secs(2)) {
                 return true;
             }
             exited = self.try_exit_status();
@@ -665,22 +824,28 @@ impl Node {
             ok,
             "{}: STOMP port {} not answering after {timeout:?}; log tail:\n{}",
             self.name(),
-            self.stomp_port,
+            self.stomp_addr(),
             self.log_tail(60)
         );
     }
 
+    /// True if an anonymous CONNECT on the `stomp://` port gets CONNECTED or ERROR
+    /// within `timeout` ([`Stomp::probe`] at [`Node::host`]).
+    pub fn probe(&self, timeout: Duration) -> bool {
+        stomp_probe_at(self.stomp_addr(), timeout)
+    }
+
     /// Both client ports (`stomp://` and `tcp://`) refuse connections right now.
     pub fn ports_refuse(&self) -> bool {
-        refuses(self.stomp_port) && refuses(self.tcp_port)
+        refuses_at(self.stomp_addr()) && refuses_at(self.tcp_addr())
     }
 
     /// Asserts both client ports refuse connections (ECONNREFUSED).
     pub fn assert_ports_refused(&self, when: &str) {
-        for (what, port) in [("stomp", self.stomp_port), ("tcp", self.tcp_port)] {
+        for (what, addr) in [("stomp", self.stomp_addr()), ("tcp", self.tcp_addr())] {
             assert!(
-                refuses(port),
-                "{}: its {what} port {port} accepted a connection {when}",
+                refuses_at(addr),
+                "{}: its {what} port {addr} accepted a connection {when}",
                 self.name()
             );
         }
@@ -702,12 +867,27 @@ impl Node {
 
     /// A raw STOMP session on the `stomp://` port (anonymous).
     pub fn client(&self) -> Stomp {
-        Stomp::connect(self.stomp_port)
+        self.connect_as(None)
     }
 
     /// A raw STOMP session on the `stomp://` port, logged in.
     pub fn client_login(&self, user: &str, pass: &str) -> Stomp {
-        Stomp::connect_login(self.stomp_port, Some((user, pass)))
+        self.connect_as(Some((user, pass)))
+    }
+
+    /// [`Stomp::connect_login`] at [`Node::host`]: panics unless CONNECTED (1.2).
+    fn connect_as(&self, login: Option<(&str, &str)>) -> Stomp {
+        let (s, f) =
+            stomp_connect_at(self.stomp_addr(), login, REPLY_TIMEOUT).unwrap_or_else(|| {
+                panic!(
+                    "{}: no reply to CONNECT at {}",
+                    self.name(),
+                    self.stomp_addr()
+                )
+            });
+        assert_eq!(f.command, "CONNECTED", "CONNECT refused: {f:?}");
+        assert_eq!(f.header("version"), Some("1.2"), "{f:?}");
+        s
     }
 }
 
@@ -793,7 +973,10 @@ impl Pair {
     pub fn start(opts: PairOpts) -> Pair {
         let master = Node::spawn(opts.master);
         master.wait_serving(NODE_START_TIMEOUT);
-        let slave = Node::spawn(opts.slave.slave_of(master.tcp_port, opts.link));
+        let slave = Node::spawn(
+            opts.slave
+                .slave_of_at(master.host(), master.tcp_port, opts.link),
+        );
         let pair = Pair { master, slave };
         pair.wait_in_sync(SYNC_TIMEOUT);
         pair.slave
@@ -840,7 +1023,7 @@ pub fn takeover_time(master: &Node, slave: &Node) -> Duration {
     // A tight bounded loop (2 ms between attempts) rather than `poll_until`, whose
     // back-off would blur the measurement.
     for _attempt in 0..1_000_000 {
-        if Stomp::probe(slave.stomp_port, Duration::from_secs(1)) {
+        if slave.probe(Duration::from_secs(1)) {
             let took = started.elapsed();
             println!(
                 "takeover took {} ms ({} -> {})",
