@@ -32,7 +32,7 @@ use std::sync::mpsc::{self, RecvTimeoutError, TrySendError};
 use std::time::{Duration, Instant};
 
 use super::campaign::{Campaign, Expect, Keys};
-use super::etcd::{Etcd, EtcdTimeouts, LeaseId};
+use super::etcd::{Bound, Etcd, EtcdTimeouts, LeaseId};
 use super::{Record, WitnessError};
 
 /// Requests queued for the agent at most; more is a caller bug ([`WitnessError::AgentBusy`]).
@@ -143,8 +143,22 @@ struct Held {
     valid_until: Instant,
     /// When to send the next renewal.
     renew_at: Instant,
-    /// A renewal failed since the last success (report only the first failure).
-    failing: bool,
+    /// Why the last renewal failed, if one failed since the last success (only the
+    /// first failure of a streak is reported; the last is quoted in `LeaseLost`).
+    last_error: Option<String>,
+}
+
+impl Held {
+    /// Limits for a request made while holding: nothing may run past `valid_until`
+    /// (then the lease may be gone and the owner must hear so), and no attempt on one
+    /// endpoint may take more than a third of the TTL, so a member that hangs leaves
+    /// time to retry, on the next endpoint, before the lease runs out.
+    fn bound(&self) -> Bound {
+        Bound {
+            deadline: Some(self.valid_until),
+            attempt_max: Some(self.ttl / 3),
+        }
+    }
 }
 
 struct Agent {
@@ -209,7 +223,7 @@ impl Agent {
                     ttl,
                     valid_until,
                     renew_at: granted_at + ttl / 3,
-                    failing: false,
+                    last_error: None,
                 });
                 self.emit(WitnessEvent::Won { valid_until });
             }
@@ -225,8 +239,8 @@ impl Agent {
             self.emit(WitnessEvent::Updated { ok: false, record });
             return;
         };
-        let (lease, deadline) = (h.lease, h.valid_until);
-        match self.etcd.update_by(&self.keys, lease, record, Some(deadline)) {
+        let (lease, bound) = (h.lease, h.bound());
+        match self.etcd.update_by(&self.keys, lease, record, bound) {
             Ok(true) => self.emit(WitnessEvent::Updated { ok: true, record }),
             Ok(false) => {
                 self.emit(WitnessEvent::Updated { ok: false, record });
@@ -245,15 +259,15 @@ impl Agent {
 
     /// Renews the held lease once (its time has come).
     fn renew(&mut self) {
-        let Some(h) = &self.held else { return };
-        let (lease, ttl, deadline) = (h.lease, h.ttl, h.valid_until);
         if self.check_expired() {
             return;
         }
+        let Some(h) = &self.held else { return };
+        let (lease, ttl, valid_until, bound) = (h.lease, h.ttl, h.valid_until, h.bound());
         let sent_at = Instant::now();
-        match self.etcd.keep_alive_by(lease, Some(deadline)) {
+        match self.etcd.keep_alive_by(lease, bound) {
             Ok(Some(renewed_ttl)) => {
-                if Instant::now() >= deadline {
+                if Instant::now() >= valid_until {
                     // Through, but too late: the owner has already stopped trusting the
                     // lease. Say it is lost and free it for the other node.
                     self.held = None;
@@ -266,7 +280,7 @@ impl Agent {
                     h.ttl = renewed_ttl;
                     h.valid_until = valid_until;
                     h.renew_at = sent_at + renewed_ttl / 3;
-                    h.failing = false;
+                    h.last_error = None;
                 }
                 self.emit(WitnessEvent::Renewed { valid_until });
             }
@@ -275,14 +289,15 @@ impl Agent {
                 self.lease_lost("etcd no longer knows the lease (expired or revoked)".into());
             }
             Err(e) => {
+                let why = e.to_string();
                 let first = match &mut self.held {
-                    Some(h) => !std::mem::replace(&mut h.failing, true),
+                    Some(h) => h.last_error.replace(why.clone()).is_none(),
                     None => false,
                 };
                 if self.check_expired() {
                     return;
                 }
-                tracing::warn!(error = %e, "witness: lease renewal failed; retrying");
+                tracing::warn!(error = %why, "witness: lease renewal failed; retrying");
                 if first {
                     self.report_error(e);
                 }
@@ -297,14 +312,16 @@ impl Agent {
 
     /// If the held lease's `valid_until` has passed: LeaseLost, idle; true if so.
     fn check_expired(&mut self) -> bool {
-        match &self.held {
-            Some(h) if Instant::now() >= h.valid_until => {
-                self.held = None;
-                self.lease_lost("could not renew the lease before valid_until".into());
-                true
-            }
-            _ => false,
-        }
+        let why = match &self.held {
+            Some(h) if Instant::now() >= h.valid_until => match &h.last_error {
+                Some(e) => format!("could not renew the lease before valid_until: {e}"),
+                None => "could not renew the lease before valid_until".to_string(),
+            },
+            _ => return false,
+        };
+        self.held = None;
+        self.lease_lost(why);
+        true
     }
 
     fn lease_lost(&self, why: String) {

@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::etcd::{Compare, Etcd, LeaseId, Op};
+use super::etcd::{Bound, Compare, Etcd, LeaseId, Op};
 use super::{Record, WitnessError};
 
 /// The two keys of one pair, under its prefix.
@@ -118,7 +118,7 @@ impl Etcd {
                 key: keys.state.clone(),
             },
         ];
-        let outcome = match self.txn(&compare, &success, &failure, None) {
+        let outcome = match self.txn(&compare, &success, &failure, Bound::default()) {
             Ok(o) => o,
             Err(e) => {
                 let _ = self.revoke(lease.id);
@@ -149,16 +149,16 @@ impl Etcd {
     /// If `<prefix>/lease` is still attached to `lease`, puts `record` on both keys
     /// (the lease key stays attached to `lease`). False: we no longer hold it.
     pub fn update(&self, keys: &Keys, lease: LeaseId, record: Record) -> Result<bool, WitnessError> {
-        self.update_by(keys, lease, record, None)
+        self.update_by(keys, lease, record, Bound::default())
     }
 
-    /// [`Etcd::update`], giving up (Unreachable) at `deadline` if one is given.
+    /// [`Etcd::update`] within `bound`.
     pub(crate) fn update_by(
         &self,
         keys: &Keys,
         lease: LeaseId,
         record: Record,
-        deadline: Option<Instant>,
+        bound: Bound,
     ) -> Result<bool, WitnessError> {
         let value = record.encode().into_bytes();
         let outcome = self.txn(
@@ -179,7 +179,7 @@ impl Etcd {
                 },
             ],
             &[],
-            deadline,
+            bound,
         )?;
         Ok(outcome.succeeded)
     }

@@ -100,6 +100,15 @@ pub struct Kv {
     pub lease: Option<LeaseId>,
 }
 
+/// Tighter limits than [`EtcdTimeouts`] for one call (the agent renewing a lease).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Bound {
+    /// Give up (Unreachable) at this time, whichever endpoint is being tried.
+    pub deadline: Option<Instant>,
+    /// At most this long per endpoint attempt.
+    pub attempt_max: Option<Duration>,
+}
+
 /// One comparison in a transaction (all are "equal").
 #[derive(Clone, Debug)]
 pub(crate) enum Compare {
@@ -184,7 +193,7 @@ impl Etcd {
     /// Grants a lease of `ttl_secs` seconds (etcd may grant more: [`Lease::ttl`]).
     pub fn grant(&self, ttl_secs: u64) -> Result<Lease, WitnessError> {
         let body = json!({ "TTL": ttl_secs.to_string() });
-        self.request("/v3/lease/grant", &body, None, |r| {
+        self.request("/v3/lease/grant", &body, Bound::default(), |r| {
             let error = r.get("error").and_then(Value::as_str).unwrap_or("");
             if !error.is_empty() {
                 return Err(format!("grant answered error {error:?}"));
@@ -204,17 +213,17 @@ impl Etcd {
     /// Renews `lease` once: `Some(ttl)` (the lease now lives `ttl` from when etcd
     /// handled this request), `None` if etcd no longer knows the lease.
     pub fn keep_alive_once(&self, lease: LeaseId) -> Result<Option<Duration>, WitnessError> {
-        self.keep_alive_by(lease, None)
+        self.keep_alive_by(lease, Bound::default())
     }
 
-    /// [`Etcd::keep_alive_once`], giving up (Unreachable) at `deadline` if one is given.
+    /// [`Etcd::keep_alive_once`] within `bound`.
     pub(crate) fn keep_alive_by(
         &self,
         lease: LeaseId,
-        deadline: Option<Instant>,
+        bound: Bound,
     ) -> Result<Option<Duration>, WitnessError> {
         let body = json!({ "ID": lease.0.to_string() });
-        self.request("/v3/lease/keepalive", &body, deadline, |r| {
+        self.request("/v3/lease/keepalive", &body, bound, |r| {
             let result = r
                 .get("result")
                 .ok_or("keepalive reply without \"result\"")?;
@@ -227,7 +236,7 @@ impl Etcd {
     /// know (expired, revoked before) is not an error: it is gone either way.
     pub fn revoke(&self, lease: LeaseId) -> Result<(), WitnessError> {
         let body = json!({ "ID": lease.0.to_string() });
-        match self.request("/v3/lease/revoke", &body, None, |_| Ok(())) {
+        match self.request("/v3/lease/revoke", &body, Bound::default(), |_| Ok(())) {
             Err(WitnessError::Refused { code, .. }) if code == GRPC_NOT_FOUND => Ok(()),
             other => other,
         }
@@ -236,7 +245,7 @@ impl Etcd {
     /// The key's value and metadata, or `None` if it does not exist.
     pub fn get(&self, key: &[u8]) -> Result<Option<Kv>, WitnessError> {
         let body = json!({ "key": B64.encode(key) });
-        self.request("/v3/kv/range", &body, None, read_range)
+        self.request("/v3/kv/range", &body, Bound::default(), read_range)
     }
 
     /// Puts `value` at `key`, attached to `lease` if given.
@@ -247,24 +256,24 @@ impl Etcd {
         lease: Option<LeaseId>,
     ) -> Result<(), WitnessError> {
         let body = put_json(key, value, lease);
-        self.request("/v3/kv/put", &body, None, |_| Ok(()))
+        self.request("/v3/kv/put", &body, Bound::default(), |_| Ok(()))
     }
 
-    /// One transaction: if every compare holds run `success`, else `failure`.
-    /// Gives up (Unreachable) at `deadline` if one is given.
+    /// One transaction within `bound`: if every compare holds run `success`, else
+    /// `failure`.
     pub(crate) fn txn(
         &self,
         compare: &[Compare],
         success: &[Op],
         failure: &[Op],
-        deadline: Option<Instant>,
+        bound: Bound,
     ) -> Result<TxnOutcome, WitnessError> {
         let body = json!({
             "compare": compare.iter().map(compare_json).collect::<Vec<_>>(),
             "success": success.iter().map(op_json).collect::<Vec<_>>(),
             "failure": failure.iter().map(op_json).collect::<Vec<_>>(),
         });
-        self.request("/v3/kv/txn", &body, deadline, |r| {
+        self.request("/v3/kv/txn", &body, bound, |r| {
             let succeeded = match r.get("succeeded") {
                 None => false,
                 Some(Value::Bool(b)) => *b,
@@ -296,10 +305,10 @@ impl Etcd {
         &self,
         path: &str,
         body: &Value,
-        deadline: Option<Instant>,
+        bound: Bound,
         read: impl FnOnce(&Value) -> Result<T, String>,
     ) -> Result<T, WitnessError> {
-        let (endpoint, reply) = self.post(path, body, deadline)?;
+        let (endpoint, reply) = self.post(path, body, bound)?;
         read(&reply).map_err(|why| WitnessError::Protocol {
             endpoint,
             why: format!("{path}: {why}; reply {reply}"),
@@ -308,11 +317,14 @@ impl Etcd {
 
     /// Sends one request, moving to the next endpoint on a failure another member might
     /// not have. Returns the endpoint that answered and its (HTTP 200) JSON reply.
+    ///
+    /// The next request starts with the endpoint that answered, or with the one after
+    /// the last that failed: a member that hangs costs one timeout, not one per call.
     fn post(
         &self,
         path: &str,
         body: &Value,
-        deadline: Option<Instant>,
+        bound: Bound,
     ) -> Result<(String, Value), WitnessError> {
         let n = self.endpoints.len();
         let first = self.preferred.load(Ordering::Relaxed) % n;
@@ -322,7 +334,10 @@ impl Etcd {
             let index = (first + i) % n;
             let endpoint = &self.endpoints[index];
             let mut budget = self.timeouts.request;
-            if let Some(deadline) = deadline {
+            if let Some(max) = bound.attempt_max {
+                budget = budget.min(max);
+            }
+            if let Some(deadline) = bound.deadline {
                 budget = budget.min(deadline.saturating_duration_since(Instant::now()));
                 if budget.is_zero() {
                     failures.push(format!("{endpoint}: not tried, deadline passed"));
@@ -334,7 +349,10 @@ impl Etcd {
                     self.preferred.store(index, Ordering::Relaxed);
                     return Ok((endpoint.clone(), reply));
                 }
-                Attempt::TryNext(why) => failures.push(format!("{endpoint}: {why}")),
+                Attempt::TryNext(why) => {
+                    self.preferred.store((index + 1) % n, Ordering::Relaxed);
+                    failures.push(format!("{endpoint}: {why}"));
+                }
                 Attempt::Failed(e) => return Err(e),
             }
         }
