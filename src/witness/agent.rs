@@ -176,15 +176,26 @@ impl Agent {
             if self.events.is_closed() {
                 return;
             }
-            let next = match &self.held {
-                None => self.inbox.recv().map_err(|_| RecvTimeoutError::Disconnected),
-                Some(h) => self
+            // Renewals first: a stream of requests must not starve them. Due at
+            // `renew_at`, or at `valid_until` at the latest, to report the loss then
+            // and not at the next retry.
+            let due = self.held.as_ref().map(|h| h.renew_at.min(h.valid_until));
+            if due.is_some_and(|due| Instant::now() >= due) {
+                self.renew();
+                continue;
+            }
+            let next = match due {
+                None => self
                     .inbox
-                    .recv_timeout(h.renew_at.saturating_duration_since(Instant::now())),
+                    .recv()
+                    .map_err(|_| RecvTimeoutError::Disconnected),
+                Some(due) => self
+                    .inbox
+                    .recv_timeout(due.saturating_duration_since(Instant::now())),
             };
             match next {
                 Ok(request) => self.handle(request),
-                Err(RecvTimeoutError::Timeout) => self.renew(),
+                Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
             }
         }
@@ -210,7 +221,10 @@ impl Agent {
             self.emit(WitnessEvent::Won { valid_until });
             return;
         }
-        match self.etcd.campaign(&self.keys, record, expect, self.ttl_secs) {
+        match self
+            .etcd
+            .campaign(&self.keys, record, expect, self.ttl_secs)
+        {
             Ok(Campaign::Won {
                 lease,
                 granted_at,
@@ -257,7 +271,8 @@ impl Agent {
         }
     }
 
-    /// Renews the held lease once (its time has come).
+    /// Renews the held lease once (its time has come), or reports it lost if
+    /// `valid_until` has passed.
     fn renew(&mut self) {
         if self.check_expired() {
             return;
@@ -338,8 +353,7 @@ impl Agent {
     }
 
     fn emit(&self, event: WitnessEvent) {
-        if matches!(event, WitnessEvent::Renewed { .. }) && self.events.len() >= EVENTS_MAX / 2
-        {
+        if matches!(event, WitnessEvent::Renewed { .. }) && self.events.len() >= EVENTS_MAX / 2 {
             return;
         }
         if let Err(async_channel::TrySendError::Full(event)) = self.events.try_send(event) {

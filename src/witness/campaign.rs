@@ -133,8 +133,8 @@ impl Etcd {
         if outcome.succeeded {
             return Ok(won);
         }
-        let [holder_kv, state_kv] = <[_; 2]>::try_from(outcome.ranges)
-            .map_err(|_| unreachable_ranges())?;
+        let [holder_kv, state_kv] =
+            <[_; 2]>::try_from(outcome.ranges).map_err(|_| missing_ranges())?;
         // A retried txn whose first attempt went through: the lease key is ours.
         if holder_kv.as_ref().and_then(|kv| kv.lease) == Some(lease.id) {
             return Ok(won);
@@ -148,7 +148,12 @@ impl Etcd {
 
     /// If `<prefix>/lease` is still attached to `lease`, puts `record` on both keys
     /// (the lease key stays attached to `lease`). False: we no longer hold it.
-    pub fn update(&self, keys: &Keys, lease: LeaseId, record: Record) -> Result<bool, WitnessError> {
+    pub fn update(
+        &self,
+        keys: &Keys,
+        lease: LeaseId,
+        record: Record,
+    ) -> Result<bool, WitnessError> {
         self.update_by(keys, lease, record, Bound::default())
     }
 
@@ -193,7 +198,7 @@ impl Etcd {
 }
 
 /// `txn` checks that the failure branch returned one range per `Op::Range` (two).
-fn unreachable_ranges() -> WitnessError {
+fn missing_ranges() -> WitnessError {
     WitnessError::Protocol {
         endpoint: String::new(),
         why: "txn failure branch without two range replies".into(),

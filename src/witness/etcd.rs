@@ -402,6 +402,12 @@ impl Etcd {
             .next()
         {
             Some(Ok(v)) => v,
+            _ if status == 404 => {
+                return protocol(format!(
+                    "HTTP 404, not JSON: {text:?} (etcd before 3.4 serves the gateway \
+                     under /v3beta or /v3alpha, not /v3)"
+                ))
+            }
             _ => return protocol(format!("HTTP {status}, not JSON: {text:?}")),
         };
         // A stream reports a failure inside a 200: {"error":{"code":..,"message":..}}.
@@ -419,9 +425,7 @@ impl Etcd {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
-        if matches!(status, 502..=504)
-            || code == GRPC_UNAVAILABLE
-            || code == GRPC_DEADLINE_EXCEEDED
+        if matches!(status, 502..=504) || code == GRPC_UNAVAILABLE || code == GRPC_DEADLINE_EXCEEDED
         {
             return Attempt::TryNext(format!("HTTP {status}, code {code}: {message}"));
         }
@@ -432,6 +436,15 @@ impl Etcd {
             code,
             message,
         })
+    }
+}
+
+impl std::fmt::Debug for Etcd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Etcd")
+            .field("endpoints", &self.endpoints)
+            .field("timeouts", &self.timeouts)
+            .finish_non_exhaustive()
     }
 }
 

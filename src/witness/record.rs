@@ -38,7 +38,10 @@ impl Record {
             Some(n) => n.to_string(),
             None => "-".to_string(),
         };
-        format!("epoch={};node={};in_sync={}", self.epoch, self.node, in_sync)
+        format!(
+            "epoch={};node={};in_sync={}",
+            self.epoch, self.node, in_sync
+        )
     }
 
     /// Parses the canonical bytes; anything else (other order, spaces, leading zeros,
@@ -100,14 +103,31 @@ mod tests {
     #[test]
     fn round_trips() {
         for r in [
-            Record { epoch: 0, node: 0, in_sync: None },
-            Record { epoch: 7, node: 1, in_sync: Some(2) },
-            Record { epoch: u64::MAX, node: u16::MAX, in_sync: Some(u16::MAX) },
+            Record {
+                epoch: 0,
+                node: 0,
+                in_sync: None,
+            },
+            Record {
+                epoch: 7,
+                node: 1,
+                in_sync: Some(2),
+            },
+            Record {
+                epoch: u64::MAX,
+                node: u16::MAX,
+                in_sync: Some(u16::MAX),
+            },
         ] {
             assert_eq!(Record::decode(r.encode().as_bytes()).unwrap(), r);
         }
         assert_eq!(
-            Record { epoch: 7, node: 1, in_sync: None }.encode(),
+            Record {
+                epoch: 7,
+                node: 1,
+                in_sync: None
+            }
+            .encode(),
             "epoch=7;node=1;in_sync=-"
         );
     }
@@ -132,7 +152,10 @@ mod tests {
             "epochs=1;node=1;in_sync=-",
         ] {
             assert!(
-                matches!(Record::decode(bad.as_bytes()), Err(WitnessError::BadRecord { .. })),
+                matches!(
+                    Record::decode(bad.as_bytes()),
+                    Err(WitnessError::BadRecord { .. })
+                ),
                 "{bad:?} accepted"
             );
         }

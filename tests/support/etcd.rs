@@ -67,7 +67,10 @@ impl EtcdServer {
             .expect("etcd log file");
         let child = Command::new(etcd_bin())
             .arg("--name=witness")
-            .arg(format!("--data-dir={}", self.dir.path().join("data").display()))
+            .arg(format!(
+                "--data-dir={}",
+                self.dir.path().join("data").display()
+            ))
             .arg(format!("--listen-client-urls={client}"))
             .arg(format!("--advertise-client-urls={client}"))
             .arg(format!("--listen-peer-urls={peer}"))
