@@ -19,11 +19,13 @@
 //!   `valid_until` and writes nothing (use `Update` to change the record).
 //!
 //! A failed request is reported as `Unreachable` (no endpoint answered) or `Failed`
-//! (etcd refused it or its reply made no sense) and changes no state; a failing renewal
-//! is reported once per streak and retried until `valid_until`.
+//! (etcd refused it or its reply made no sense) and changes no state. A failing renewal
+//! is reported once per streak and retried until `valid_until`; each attempt on one
+//! endpoint takes at most `ttl/3`, so the first failure is reported, and another
+//! endpoint tried, before `valid_until`. Renewals go before queued requests.
 //!
-//! The thread ends when the [`WitnessHandle`] or the event receiver is dropped. It does
-//! *not* revoke a lease it holds then: its owner may still act on `valid_until` (a
+//! The thread ends when the [`WitnessHandle`] is dropped, or at its next wake-up once the
+//! event receiver is dropped. It does *not* revoke a lease it holds then: its owner may still act on `valid_until` (a
 //! panicking master confirming its last writes), and a revoke would let the other node
 //! win before that time. The lease expires after its TTL instead; to hand over at once,
 //! send `Resign` after stopping.
