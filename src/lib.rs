@@ -18,6 +18,9 @@
 //!   takeover, epochs (docs/REPLICATION.md).
 //! * [`metrics`]  — per-shard counters and the HTTP `/status`, `/metrics` and `/admin/*` endpoint.
 //! * [`rt`]       — the only module that imports glommio: executors, channels, files, sockets.
+//! * [`witness`]  — the etcd witness: a blocking etcd v3 client (JSON gateway) and an agent
+//!   thread that campaigns for, renews and updates the pair's lease, so a partition never
+//!   gives two masters.
 //! * [`client`]   — blocking STOMP and OpenWire clients with ActiveMQ-style failover (one
 //!   reconnect/replay core, one adapter per protocol), for tools and tests.
 //! * `fault`      — test-only fault hooks, compiled in with the `fault-injection` feature.
@@ -40,3 +43,4 @@ pub mod replication;
 pub mod rt;
 pub mod store;
 pub mod uri;
+pub mod witness;

@@ -8,6 +8,7 @@
 //!   protocol bytes and assert on exact replies.
 //! * [`poll_until`] — the only way to wait: bounded in time and in attempts.
 //! * [`pair`] — master/slave nodes and pairs (`tests/pair.rs`).
+//! * [`etcd`] — a real etcd on free ports for the witness tests (`tests/witness.rs`).
 //! * [`jms`] — the real ActiveMQ JMS client (Java probes in `tests/java`) and a real
 //!   ActiveMQ Classic broker; [`jms_cases`] — the JMS tests both brokers must pass
 //!   (`tests/jms_activemq.rs`, `tests/jms_tandem.rs`).
@@ -16,6 +17,7 @@
 
 #![allow(dead_code)]
 
+pub mod etcd;
 pub mod jms;
 pub mod jms_cases;
 pub mod netns;
