@@ -390,6 +390,7 @@ fn restart_stale(serving: &Node, stale: &Node) {
             stale.try_exit_status(),
             stale.try_status_within(Duration::from_secs(2))
         );
+        println!("{} log tail:\n{}", stale.name(), stale.log_tail(25));
         stale.restart();
     }
     let t = Instant::now();

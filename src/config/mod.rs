@@ -285,6 +285,25 @@ pub struct ReplicationLink {
     /// slave reads what it missed from the master's journal and non-persistent
     /// frames are dropped for it. Default 16 MiB.
     pub buffer_bytes: u64,
+    /// `<tandem witness="etcd://h1:2379,h2:2379,h3:2379" witnessKey witnessLease>`:
+    /// the etcd cluster that decides who may serve when the two nodes cannot reach
+    /// each other (`replication::machine`). `None`: no witness (ActiveMQ's behaviour:
+    /// a slave takes over on silence).
+    pub witness: Option<WitnessSettings>,
+}
+
+/// Where the pair's witness is, and what it keeps there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitnessSettings {
+    /// `host:port` of each etcd member.
+    pub endpoints: Vec<String>,
+    /// `witnessKey`: the key prefix of this pair (default `/tandem/pair`: give every
+    /// pair sharing an etcd cluster its own).
+    pub key: String,
+    /// `witnessLease`: seconds a master's lease lasts without renewal (default 2, etcd's
+    /// minimum with its default timing). A slave takes over no sooner after the master
+    /// fell silent.
+    pub lease_secs: u64,
 }
 
 /// A secret from the configuration: compared and hashed, never printed.

@@ -39,11 +39,14 @@ const CONNECTION_LIMIT_ATTRS: [&str; 9] = [
 ];
 
 /// `<tandem>` attributes of the replication link (read by [`Reader::replication_link`]).
-const REPLICATION_LINK_ATTRS: [&str; 4] = [
+const REPLICATION_LINK_ATTRS: [&str; 7] = [
     "replicationGroup",
     "replicationSecret",
     "replicationAckTimeout",
     "replicationBuffer",
+    "witness",
+    "witnessKey",
+    "witnessLease",
 ];
 
 impl Reader<'_> {
@@ -363,11 +366,35 @@ impl Reader<'_> {
                 size_at_least(REPLICATION_BUFFER_MIN, "a size of at least 64 kb"),
             )?
             .unwrap_or(REPLICATION_BUFFER_DEFAULT);
+        let witness = match self.value(el, "witness")? {
+            None => None,
+            Some((url, a)) => {
+                let endpoints = crate::witness::parse_witness(&url)
+                    .map_err(|e| self.attr_err(el, a, &e.to_string()))?;
+                let key = self
+                    .non_empty(el, "witnessKey")?
+                    .unwrap_or_else(|| "/tandem/pair".to_string());
+                let lease_secs = self
+                    .typed(el, "witnessLease", |s| {
+                        parse_u64(s)
+                            .ok()
+                            .filter(|n| (1..=60).contains(n))
+                            .ok_or("seconds in 1-60")
+                    })?
+                    .unwrap_or(2);
+                Some(crate::config::WitnessSettings {
+                    endpoints,
+                    key,
+                    lease_secs,
+                })
+            }
+        };
         Ok(ReplicationLink {
             group,
             secret,
             ack_timeout_ms,
             buffer_bytes,
+            witness,
         })
     }
 }

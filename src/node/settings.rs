@@ -121,6 +121,7 @@ pub(super) fn core_settings(
         heartbeat: Duration::from_millis(r.heartbeat_ms),
         ack_timeout: Duration::from_millis(r.link.ack_timeout_ms),
         buffer_bytes: usize::try_from(r.link.buffer_bytes).unwrap_or(usize::MAX),
+        witness: r.link.witness.clone(),
         // OpenWire (tcp://) first: it is where ActiveMQ slaves attach.
         client_addrs: connectors
             .iter()

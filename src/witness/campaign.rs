@@ -40,6 +40,10 @@ pub enum Expect {
     Absent,
     /// Exactly this record (byte-equal: the encoding is canonical).
     Is(Record),
+    /// A record written by `node` at `epoch`, whatever it says of the slave (a master
+    /// restarting: nobody served after it). Read first, then compared exactly, so a
+    /// change in between fails the transaction.
+    WrittenBy { epoch: u64, node: u16 },
 }
 
 /// How a campaign ended.
@@ -80,6 +84,25 @@ impl Etcd {
         expect: Expect,
         ttl_secs: u64,
     ) -> Result<Campaign, WitnessError> {
+        let expect = match expect {
+            Expect::WrittenBy { epoch, node } => {
+                let current = match self.get(&keys.state)? {
+                    Some(kv) => Some(Record::decode(&kv.value)?),
+                    None => None,
+                };
+                match current {
+                    Some(r) if r.epoch == epoch && r.node == node => Expect::Is(r),
+                    state => {
+                        let holder = match self.get(&keys.lease)? {
+                            Some(kv) => Some(Record::decode(&kv.value)?),
+                            None => None,
+                        };
+                        return Ok(Campaign::Lost { holder, state });
+                    }
+                }
+            }
+            other => other,
+        };
         let granted_at = Instant::now();
         let lease = self.grant(ttl_secs)?;
         let mut compare = vec![Compare::CreateRevision {
@@ -96,6 +119,7 @@ impl Etcd {
                 key: keys.state.clone(),
                 equals: r.encode().into_bytes(),
             }),
+            Expect::WrittenBy { .. } => unreachable!("resolved to Is above"),
         }
         let value = record.encode().into_bytes();
         let success = [

@@ -38,7 +38,7 @@ impl Core {
             match self.next().await {
                 Ev::Live(Live::SlaveSocket { stream, slot }) => self.handshake(stream, slot),
                 Ev::Proof(link, nonces, proof) => {
-                    if let Some(a) = self.on_proof(&slave, link, nonces, proof) {
+                    if let Some(a) = self.on_proof(&mut slave, link, nonces, proof) {
                         slave = Some(a);
                     }
                 }
@@ -135,6 +135,11 @@ impl Core {
                     if slave.as_ref().is_some_and(|a| a.link_id == id) {
                         self.slave_lost(&mut slave, &why, false);
                     }
+                }
+                Ev::Witness(w) => {
+                    let input = Input::Witness(self.witness_input(w));
+                    let effects = self.step(input);
+                    self.perform_master(&mut slave, effects);
                 }
                 Ev::Probed(found) => {
                     let effects = self.step(Input::Probe(found));

@@ -60,16 +60,29 @@ impl Core {
 
     pub(super) fn on_proof(
         &self,
-        current: &Option<Attached>,
+        current: &mut Option<Attached>,
         link: Rc<Link>,
         nonces: Nonces,
         proof: Frame,
     ) -> Option<Attached> {
         let ours = self.state.borrow().epoch;
+        // The node we follow reattaching (it restarted, or its old link is dead and we
+        // have not seen it yet): it replaces itself, once its proof checks out. Anyone
+        // else is a second slave.
+        let claimed = match &proof.body {
+            Body::Proof { node_id, .. } => Some(node_id.as_str()),
+            _ => None,
+        };
+        let same_node = current
+            .as_ref()
+            .is_some_and(|a| Some(a.node.as_str()) == claimed);
         let view = MasterView {
             epoch: ours,
             shards: self.s.shards,
-            current_slave: current.as_ref().map(|a| a.link.peer.to_string()),
+            current_slave: current
+                .as_ref()
+                .filter(|_| !same_node)
+                .map(|a| a.link.peer.to_string()),
         };
         let verdict = auth::judge_proof(&self.s.acceptor, &nonces, &view, &proof);
         if let Verdict::Unauthenticated(why) = &verdict {
@@ -108,6 +121,13 @@ impl Core {
                 node_id,
             } => (resume, positions, client_addrs, node_id),
         };
+        if same_node {
+            self.drop_slave(
+                current,
+                "the slave attached again on a new connection",
+                true,
+            );
+        }
         // Only an authenticated peer's addresses are remembered.
         let peers: Vec<SocketAddr> = client_addrs.iter().filter_map(|a| a.parse().ok()).collect();
         // Shown as the slave's address: where it will serve if it takes over.
@@ -147,6 +167,7 @@ impl Core {
             all_done: None,
             in_sync: false,
             caught_up: false,
+            node: node_id.clone(),
             volatile_seq: 0,
         })
     }

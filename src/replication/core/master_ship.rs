@@ -81,6 +81,8 @@ pub(super) struct Attached {
     pub(super) in_sync: bool,
     /// The machine was told the slave caught up ([`Attached::check_in_sync`]).
     pub(super) caught_up: bool,
+    /// The slave's node id (as its Proof says it).
+    pub(super) node: String,
     /// Numbers Volatile frames (for logs; the slave applies them in order).
     pub(super) volatile_seq: u64,
 }

@@ -44,6 +44,7 @@ use super::state::NodeState;
 use crate::metrics::replication::ReplicationStats;
 use crate::rt;
 use crate::store::Position;
+use crate::witness::{self, Record, WitnessAgent, WitnessEvent, WitnessHandle, WitnessRequest};
 
 /// When the master counts a shipped record as held by the slave.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,6 +86,8 @@ pub struct CoreSettings {
     /// This node's client connector addresses, told to the master so that it can find
     /// this node once it has taken over.
     pub client_addrs: Vec<SocketAddr>,
+    /// `<tandem witness>`: decides who may serve when the nodes cannot reach each other.
+    pub witness: Option<crate::config::WitnessSettings>,
     pub stats: Arc<ReplicationStats>,
 }
 
@@ -124,6 +127,8 @@ enum Ev {
     Tick,
     /// A master's probe of its peer answered.
     Probed(ProbeResult),
+    /// The witness agent reports.
+    Witness(WitnessEvent),
 }
 
 /// Silent heartbeat intervals before the peer counts as lost.
@@ -158,6 +163,8 @@ struct Core {
     origin: Instant,
     /// This core, for tasks it spawns (probes).
     this: std::rc::Weak<Core>,
+    /// The witness agent's request side (`<tandem witness>`).
+    witness: Option<WitnessHandle>,
 }
 
 /// Runs the core until the process ends. Call on the replication executor.
@@ -176,12 +183,26 @@ pub async fn run(
     ms.has_peer = s.master.is_some() || !state.peers.is_empty();
     ms.shutdown_on_master_failure = s.shutdown_on_master_failure;
     ms.shutdown_on_slave_failure = s.shutdown_on_slave_failure;
+    ms.witness = s.witness.is_some();
+    let (witness, witness_events) = match &s.witness {
+        None => (None, None),
+        Some(w) => match WitnessAgent::spawn(w.endpoints.clone(), &w.key, w.lease_secs) {
+            Ok((h, rx)) => (Some(h), Some(rx)),
+            Err(e) => {
+                let reason = format!("cannot start the witness agent: {e}");
+                tracing::error!("{reason}");
+                let _ = events.send(Event::Exit { code: 1, reason });
+                return;
+            }
+        },
+    };
     let remembered = Remembered {
         epoch: state.epoch,
         role: state.role,
     };
     let core = Rc::new_cyclic(|this| Core {
         this: this.clone(),
+        witness,
         positions: RefCell::new(vec![Position(0); s.shards]),
         machine: RefCell::new(Machine::new(ms, remembered)),
         origin: Instant::now(),
@@ -197,6 +218,9 @@ pub async fn run(
     });
     forward(port.live, queue_tx.clone(), Ev::Live);
     forward(requests, queue_tx.clone(), Ev::Request);
+    if let Some(rx) = witness_events {
+        forward(rx, queue_tx.clone(), Ev::Witness);
+    }
     {
         // Catch-up chunks are taken only while the link has room: the bounded
         // channel then holds the shards' readers back.
@@ -403,13 +427,63 @@ impl Core {
                     self.emit(Event::Exit { code, reason });
                 }
                 Effect::StepDown { epoch, why } => self.step_down(epoch, &why),
-                Effect::Campaign { .. } | Effect::WitnessUpdate { .. } | Effect::WitnessResign => {
-                    // No witness configured: the machine never asks (Settings::witness).
-                }
+                Effect::Campaign { claim, expect } => self.to_witness(WitnessRequest::Campaign {
+                    record: record_of(claim),
+                    expect: match expect {
+                        machine::Expect::Absent => witness::Expect::Absent,
+                        machine::Expect::Is(c) => witness::Expect::Is(record_of(c)),
+                        machine::Expect::WrittenBy { epoch, node } => {
+                            witness::Expect::WrittenBy { epoch, node }
+                        }
+                    },
+                }),
+                Effect::WitnessUpdate { claim } => self.to_witness(WitnessRequest::Update {
+                    record: record_of(claim),
+                }),
+                Effect::WitnessResign => self.to_witness(WitnessRequest::Resign),
                 other => rest.push(other),
             }
         }
         rest
+    }
+
+    fn to_witness(&self, r: WitnessRequest) {
+        // The machine asks only when a witness is configured (Settings::witness).
+        if let Some(w) = &self.witness {
+            if let Err(e) = w.send(r) {
+                // The machine retries on its own schedule (it sees no answer).
+                tracing::warn!(error = %e, "witness request not sent");
+            }
+        }
+    }
+
+    /// What the witness agent reported, for the machine.
+    fn witness_input(&self, e: WitnessEvent) -> machine::WitnessInput {
+        use machine::WitnessInput as W;
+        let at = |t: Instant| t.saturating_duration_since(self.origin);
+        match e {
+            WitnessEvent::Won { valid_until } => W::Won {
+                valid_until: at(valid_until),
+            },
+            WitnessEvent::Lost { state, .. } => W::Lost {
+                state: state.map(claim_of),
+            },
+            WitnessEvent::Renewed { valid_until } => W::Renewed {
+                valid_until: at(valid_until),
+            },
+            WitnessEvent::LeaseLost { why } => {
+                tracing::warn!(%why, "witness lease lost");
+                W::LeaseLost
+            }
+            WitnessEvent::Updated { ok, record } => W::Updated {
+                ok,
+                claim: claim_of(record),
+            },
+            WitnessEvent::Unreachable { why } | WitnessEvent::Failed { why } => {
+                tracing::warn!(%why, "witness unreachable");
+                W::Unreachable
+            }
+        }
     }
 
     /// A newer epoch serves elsewhere: remember to follow (so that nothing this node
@@ -476,6 +550,10 @@ impl Core {
             match self.next().await {
                 Ev::Tick => effects = self.step(Input::Tick),
                 Ev::Request(Request::Shutdown) => effects = self.step(Input::Shutdown),
+                Ev::Witness(w) => {
+                    let input = Input::Witness(self.witness_input(w));
+                    effects = self.step(input);
+                }
                 _ => {}
             }
         }
@@ -763,5 +841,21 @@ impl Core {
         }
         self.emit(Event::Serve { epoch, takeover });
         Ok(())
+    }
+}
+
+fn record_of(c: machine::Claim) -> Record {
+    Record {
+        epoch: c.epoch,
+        node: c.node,
+        in_sync: c.in_sync,
+    }
+}
+
+fn claim_of(r: Record) -> machine::Claim {
+    machine::Claim {
+        epoch: r.epoch,
+        node: r.node,
+        in_sync: r.in_sync,
     }
 }
