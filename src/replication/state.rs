@@ -11,7 +11,20 @@
 //!                        role (none: it never served nor followed)
 //! node=1203              u16: this node's id (random at first start, never 0)
 //! peer=127.0.0.1:61626   the other node's addresses, comma separated (may be empty)
+//! history=65573:4096/4096;131162:90112/8192
+//!                        the epochs of this node's log, oldest first: `epoch:starts`,
+//!                        `starts` the journal position (u64) where the epoch's
+//!                        records begin, per shard, `/`-separated; at most 32 kept
 //! ```
+//!
+//! # History
+//!
+//! A log is a run of epochs: what the master of each epoch wrote, from where it took
+//! over. A master appends its epoch with its journal's ends when it starts serving; a
+//! slave adopts its master's history (its log is a copy of the master's). Two nodes'
+//! logs are byte-identical up to the first epoch their histories disagree on
+//! ([`divergence`]): a node that rejoins after a split brain sets aside what it holds
+//! from there (`diverged-*`), never deletes it.
 //!
 //! Written whole to `node.state.tmp`, fsynced, renamed over `node.state`, and the
 //! directory fsynced: a crash leaves the old or the new file, never a mix. A node acts
@@ -44,6 +57,47 @@ pub struct NodeState {
     pub role: Option<Role>,
     pub node_id: u16,
     pub peers: Vec<SocketAddr>,
+    /// The epochs of this node's log (see the module docs).
+    pub history: Vec<EpochStart>,
+}
+
+/// Where one epoch's records begin in the log, per shard.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EpochStart {
+    pub epoch: u64,
+    pub starts: Vec<u64>,
+}
+
+/// Most epochs `node.state` remembers (and a Welcome carries).
+pub const HISTORY_MAX: usize = 32;
+
+/// Per shard, where two logs with these histories stop being byte-identical: the start
+/// of the first epoch they disagree on (the lower of the two when both have one there).
+/// `None` for a shard where they never disagree. An empty history (a node that never
+/// served nor followed, or one written before histories existed) disagrees at 0.
+pub fn divergence(ours: &[EpochStart], theirs: &[EpochStart], shards: usize) -> Vec<Option<u64>> {
+    let at = |e: Option<&EpochStart>, shard: usize| e.map(|e| e.starts.get(shard).copied().unwrap_or(0));
+    let (mut i, mut j) = (0, 0);
+    loop {
+        match (ours.get(i), theirs.get(j)) {
+            (Some(a), Some(b)) if a.epoch == b.epoch => {
+                i += 1;
+                j += 1;
+            }
+            (None, None) => return vec![None; shards],
+            (a, b) => {
+                if i == 0 && j == 0 && ours.is_empty() {
+                    return vec![Some(0); shards];
+                }
+                return (0..shards)
+                    .map(|s| match (at(a, s), at(b, s)) {
+                        (Some(x), Some(y)) => Some(x.min(y)),
+                        (x, y) => x.or(y),
+                    })
+                    .collect();
+            }
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +130,16 @@ impl NodeState {
             role: None,
             node_id: random_node_id(),
             peers: Vec::new(),
+            history: Vec::new(),
         }
+    }
+
+    /// Records that this node's log continues with `epoch` from `starts`.
+    pub fn push_history(&mut self, epoch: u64, starts: Vec<u64>) {
+        self.history.retain(|e| e.epoch < epoch);
+        self.history.push(EpochStart { epoch, starts });
+        let excess = self.history.len().saturating_sub(HISTORY_MAX);
+        self.history.drain(..excess);
     }
 
     /// Reads `<dir>/node.state`, or [`NodeState::fresh`] when there is none.
@@ -96,6 +159,7 @@ impl NodeState {
             role: None,
             node_id: 0,
             peers: Vec::new(),
+            history: Vec::new(),
         };
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -125,6 +189,10 @@ impl NodeState {
                         .collect::<Result<_, _>>()
                         .map_err(|_| bad("peer is not a list of host:port addresses"))?
                 }
+                "history" => {
+                    s.history = parse_history(value)
+                        .ok_or_else(|| bad("history is not a list of epoch:start/start..."))?
+                }
                 _ => {}
             }
         }
@@ -141,12 +209,24 @@ impl NodeState {
             Some(Role::Slave) => "slave",
         };
         let peers: Vec<String> = self.peers.iter().map(|a| a.to_string()).collect();
-        format!(
+        let mut text = format!(
             "epoch={}\nrole={role}\nnode={}\npeer={}\n",
             self.epoch,
             self.node_id,
             peers.join(",")
-        )
+        );
+        if !self.history.is_empty() {
+            let h: Vec<String> = self
+                .history
+                .iter()
+                .map(|e| {
+                    let starts: Vec<String> = e.starts.iter().map(|p| p.to_string()).collect();
+                    format!("{}:{}", e.epoch, starts.join("/"))
+                })
+                .collect();
+            text.push_str(&format!("history={}\n", h.join(";")));
+        }
+        text
     }
 
     /// Writes the state durably (see the module docs).
@@ -172,6 +252,23 @@ impl NodeState {
     pub fn next_epoch(&self) -> u64 {
         (((self.epoch >> 16) + 1) << 16) | u64::from(self.node_id)
     }
+}
+
+fn parse_history(value: &str) -> Option<Vec<EpochStart>> {
+    let mut out: Vec<EpochStart> = Vec::new();
+    for item in value.split(';').filter(|i| !i.trim().is_empty()) {
+        let (epoch, starts) = item.trim().split_once(':')?;
+        let epoch: u64 = epoch.parse().ok()?;
+        let starts = starts
+            .split('/')
+            .map(|p| p.parse().ok())
+            .collect::<Option<Vec<u64>>>()?;
+        if out.last().is_some_and(|l| l.epoch >= epoch) {
+            return None;
+        }
+        out.push(EpochStart { epoch, starts });
+    }
+    Some(out)
 }
 
 fn random_node_id() -> u16 {
@@ -202,6 +299,10 @@ mod tests {
                 "127.0.0.1:61626".parse().unwrap(),
                 "[::1]:1".parse().unwrap(),
             ],
+            history: vec![EpochStart {
+                epoch: 7,
+                starts: vec![4096, 8192],
+            }],
         };
         assert_eq!(s.epoch >> 16, 1);
         s.store(dir.path()).unwrap();
@@ -212,6 +313,7 @@ mod tests {
             role: Some(Role::Slave),
             node_id: s.node_id.wrapping_add(1).max(1),
             peers: vec![],
+            history: vec![],
         };
         assert!(other.next_epoch() > s.epoch);
         assert_ne!(other.next_epoch(), s.next_epoch());
@@ -230,6 +332,7 @@ mod tests {
                 role,
                 node_id: 9,
                 peers: vec![],
+                history: vec![],
             };
             let text = s.render();
             assert_eq!(text, format!("epoch=1\n{line}\nnode=9\npeer=\n"));
@@ -243,6 +346,41 @@ mod tests {
                 })
             );
         }
+    }
+
+    fn h(list: &[(u64, u64)]) -> Vec<EpochStart> {
+        list.iter()
+            .map(|&(epoch, start)| EpochStart {
+                epoch,
+                starts: vec![start],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn logs_diverge_at_the_first_epoch_their_histories_disagree_on() {
+        // The slave took over at 500 while the old master went on alone.
+        assert_eq!(divergence(&h(&[(1, 0)]), &h(&[(1, 0), (2, 500)]), 1), vec![Some(500)]);
+        // Both served after a shared epoch: the lower start.
+        assert_eq!(
+            divergence(&h(&[(1, 0), (3, 700)]), &h(&[(1, 0), (2, 500)]), 1),
+            vec![Some(500)]
+        );
+        // Same history: nothing diverged.
+        assert_eq!(divergence(&h(&[(1, 0), (2, 9)]), &h(&[(1, 0), (2, 9)]), 1), vec![None]);
+        // Our history has an epoch the master never had: from its start.
+        assert_eq!(divergence(&h(&[(1, 0), (4, 800)]), &h(&[(1, 0)]), 1), vec![Some(800)]);
+        // Unknown history: all of it.
+        assert_eq!(divergence(&[], &h(&[(1, 0)]), 1), vec![Some(0)]);
+        let mut s = NodeState::fresh();
+        for e in 1..=40 {
+            s.push_history(e, vec![e]);
+        }
+        assert_eq!(s.history.len(), HISTORY_MAX);
+        assert_eq!(s.history[0].epoch, 9);
+        let back = NodeState::parse(&s.render()).unwrap();
+        assert_eq!(back.history, s.history);
+        assert!(NodeState::parse("history=2:1;1:1").is_err());
     }
 
     #[test]
