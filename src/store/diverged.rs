@@ -546,6 +546,159 @@ mod tests {
         assert!(DivergedInfo::parse(&text.replace("from=3:8192", "from=3"), path).is_err());
     }
 
+    /// Counts records, as a broker's visitor would count messages.
+    struct Counter(u64);
+    impl DivergedVisitor for Counter {
+        fn record(&mut self, _: Position, _: &[u8], diverged: bool) {
+            self.0 += u64::from(diverged);
+        }
+        fn counts(&self) -> Vec<(&'static str, u64)> {
+            vec![("seen", self.0)]
+        }
+    }
+
+    /// A journal directory of hand-made segments: 1 sealed (rolled), 2 active. Returns
+    /// the segments and the position of the first record of segment 2.
+    fn journal(dir: &Path) -> (Vec<(u64, PathBuf)>, Position) {
+        let size = 16384u64;
+        let mut segs = Vec::new();
+        for (id, records, roll) in [
+            (1u64, &[&b"one"[..], b"two"][..], true),
+            (2, &[b"three", b"four"], false),
+        ] {
+            let mut b = format::SegmentHeader {
+                id,
+                segment_bytes: size,
+            }
+            .encode();
+            for r in records {
+                format::encode_record(&mut b, r);
+            }
+            if roll {
+                format::encode_roll(&mut b);
+            }
+            b.resize(size as usize, 0);
+            let path = dir.join(format::segment_file_name(id));
+            std::fs::write(&path, b).unwrap();
+            segs.push((id, path));
+        }
+        (segs, Position::new(2, format::HEADER_BYTES))
+    }
+
+    fn request(
+        dir: &Path,
+        segments: &[(u64, PathBuf)],
+        from: Position,
+        epoch: u64,
+    ) -> AsideRequest {
+        AsideRequest {
+            dir: dir.to_path_buf(),
+            segments: segments.to_vec(),
+            copy_from: 2,
+            from,
+            end: Position::new(2, 8192),
+            epoch,
+            visitor: Box::new(Counter(0)),
+        }
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut n = read_dir_names(dir).unwrap();
+        n.sort();
+        n
+    }
+
+    #[test]
+    fn sealed_segments_are_linked_the_active_one_copied_and_both_byte_identical() {
+        let dir = tempfile::tempdir().unwrap();
+        let (segs, from) = journal(dir.path());
+        let set = set_aside(request(dir.path(), &segs, from, 9))
+            .unwrap()
+            .unwrap();
+        assert!(!set.reused);
+        assert_eq!(set.info.records, 2, "three and four");
+        assert_eq!(set.info.count("seen"), Some(2));
+        assert_eq!(DivergedInfo::read(&set.dir).unwrap(), set.info);
+        for (id, path) in &segs {
+            let copy = set.dir.join(format::segment_file_name(*id));
+            assert_eq!(std::fs::read(path).unwrap(), std::fs::read(&copy).unwrap());
+            let (a, b) = (
+                std::fs::metadata(path).unwrap(),
+                std::fs::metadata(&copy).unwrap(),
+            );
+            assert_eq!(
+                a.ino() == b.ino(),
+                *id == 1,
+                "segment {id}: linked iff sealed"
+            );
+        }
+        // Nothing after `from`: no set, no directory left behind.
+        let end = Position::new(2, 8192);
+        assert!(set_aside(request(dir.path(), &segs, end, 9))
+            .unwrap()
+            .is_none());
+        assert_eq!(list_sets(dir.path()).unwrap(), vec![set.dir.clone()]);
+    }
+
+    #[test]
+    fn a_crash_before_the_commit_leaves_the_journal_whole_and_is_cleaned_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let (segs, from) = journal(dir.path());
+        let before: Vec<Vec<u8>> = segs
+            .iter()
+            .map(|(_, p)| std::fs::read(p).unwrap())
+            .collect();
+        // Built, never renamed: the crash.
+        let prepared = prepare(request(dir.path(), &segs, from, 9))
+            .unwrap()
+            .unwrap();
+        drop(prepared);
+        assert!(list_sets(dir.path()).unwrap().is_empty(), "no complete set");
+        assert!(names(dir.path())
+            .iter()
+            .any(|n| n.ends_with(PARTIAL_SUFFIX)));
+        let after: Vec<Vec<u8>> = segs
+            .iter()
+            .map(|(_, p)| std::fs::read(p).unwrap())
+            .collect();
+        assert_eq!(before, after, "the journal was not touched");
+        // The next attempt removes the unfinished copy and makes a complete one.
+        let set = set_aside(request(dir.path(), &segs, from, 9))
+            .unwrap()
+            .unwrap();
+        assert!(!names(dir.path())
+            .iter()
+            .any(|n| n.ends_with(PARTIAL_SUFFIX)));
+        assert_eq!(list_sets(dir.path()).unwrap(), vec![set.dir]);
+    }
+
+    #[test]
+    fn a_crash_after_the_commit_does_not_set_the_same_log_aside_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let (segs, from) = journal(dir.path());
+        // Committed, then the crash before any segment was deleted (or after segment
+        // 1 was: what is left is still held by the set).
+        let first = commit(
+            prepare(request(dir.path(), &segs, from, 9))
+                .unwrap()
+                .unwrap(),
+        )
+        .unwrap();
+        std::fs::remove_file(&segs[0].1).unwrap();
+        let again = set_aside(request(dir.path(), &segs[1..], from, 9))
+            .unwrap()
+            .unwrap();
+        assert!(again.reused);
+        assert_eq!(again.dir, first.dir);
+        assert_eq!(list_sets(dir.path()).unwrap().len(), 1);
+        // Another divergence point is another story: a new set.
+        let other = set_aside(request(dir.path(), &segs[1..], Position(0), 9))
+            .unwrap()
+            .unwrap();
+        assert!(!other.reused);
+        assert_eq!(list_sets(dir.path()).unwrap().len(), 2);
+    }
+
     #[test]
     fn a_record_diverges_when_any_of_its_bytes_is_at_or_after_from() {
         let at = Position::new(2, 4096);

@@ -180,12 +180,12 @@ mod tests {
 
     #[test]
     fn the_url_names_one_protocol() {
-        assert_eq!(Wire::of("stomp://h:1").unwrap(), Wire::Stomp);
+        assert_eq!(Wire::of("stomp://127.0.0.1:1").unwrap(), Wire::Stomp);
         assert_eq!(
-            Wire::of("failover:(tcp://a:1,tcp://b:2)?randomize=false").unwrap(),
+            Wire::of("failover:(tcp://127.0.0.1:1,tcp://127.0.0.1:2)?randomize=false").unwrap(),
             Wire::OpenWire
         );
-        assert!(Wire::of("failover:(tcp://a:1,stomp://b:2)").is_err());
-        assert!(Wire::of("http://a:1").is_err());
+        assert!(Wire::of("failover:(tcp://127.0.0.1:1,stomp://127.0.0.1:2)").is_err());
+        assert!(Wire::of("http://127.0.0.1:1").is_err());
     }
 }
