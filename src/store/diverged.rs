@@ -58,7 +58,8 @@
 //! segment. A crash after the rename and before the deletion finished leaves a
 //! complete set and (part of) the old journal; the next `reset_diverged` with the same
 //! epoch and `from` finds every remaining segment already held by that set (same
-//! bytes) and deletes without setting aside again, so a replay never sees the same
+//! bytes; a segment without a record, such as one recovery created since, holds
+//! nothing) and deletes without setting aside again, so a replay never sees the same
 //! records in two sets.
 
 use std::os::unix::fs::MetadataExt;
@@ -348,7 +349,10 @@ fn already_set_aside(req: &AsideRequest) -> Result<Option<DivergedSet>, StoreErr
         }
         let mut all = true;
         for (id, path) in &req.segments {
-            if !same_file(path, &set.join(format::segment_file_name(*id)))? {
+            // A segment without a record holds nothing to keep (one recovery created
+            // after the interrupted reset, say).
+            let held = same_file(path, &set.join(format::segment_file_name(*id)))?;
+            if !held && holds_records(path)? {
                 all = false;
                 break;
             }
@@ -362,6 +366,22 @@ fn already_set_aside(req: &AsideRequest) -> Result<Option<DivergedSet>, StoreErr
         }
     }
     Ok(None)
+}
+
+/// Whether a segment file has a first frame (its first record offset is not zeros).
+fn holds_records(path: &Path) -> Result<bool, StoreError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut first = [0u8; format::FRAME_HEADER_BYTES as usize];
+    let read = std::fs::File::open(path).and_then(|mut f| {
+        f.seek(SeekFrom::Start(u64::from(format::HEADER_BYTES)))?;
+        f.read_exact(&mut first)
+    });
+    match read {
+        Ok(()) => Ok(first != [0; format::FRAME_HEADER_BYTES as usize]),
+        // Shorter than a header and a frame: nothing in it.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(StoreError::io("read segment", path, e)),
+    }
 }
 
 /// Same inode, or same bytes.
@@ -685,7 +705,17 @@ mod tests {
         )
         .unwrap();
         std::fs::remove_file(&segs[0].1).unwrap();
-        let again = set_aside(request(dir.path(), &segs[1..], from, 9))
+        // Reopened meanwhile, recovery may have created an empty next segment.
+        let empty = dir.path().join(format::segment_file_name(3));
+        let mut b = format::SegmentHeader {
+            id: 3,
+            segment_bytes: 16384,
+        }
+        .encode();
+        b.resize(16384, 0);
+        std::fs::write(&empty, b).unwrap();
+        let left = vec![segs[1].clone(), (3, empty)];
+        let again = set_aside(request(dir.path(), &left, from, 9))
             .unwrap()
             .unwrap();
         assert!(again.reused);
