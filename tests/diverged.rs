@@ -1,7 +1,7 @@
 //! Diverged records after a split brain: a reset that holds records its master never
 //! had sets them aside instead of deleting them (`Journal::reset_diverged`, the
-//! broker's analysis of what they stored), and `tandem journal replay-diverged`
-//! resends their messages to a real broker, once.
+//! broker's analysis of what they stored, `Shard::reset_diverged` and its counters),
+//! and `tandem journal replay-diverged` resends their messages to a real broker, once.
 
 mod support;
 
@@ -13,9 +13,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use tandem::broker::diverged::Analysis;
 use tandem::broker::record::Record;
+use tandem::broker::shard::{Shard, ShardSetup};
+use tandem::broker::BrokerSettings;
 use tandem::broker::{BodyType, Destination, Message};
 use tandem::client::openwire::{Client as OwClient, OpenWireOptions, PrimitiveValue};
 use tandem::client::{AckMode, Client, ClientOptions};
+use tandem::metrics::{DivergedCounters, ShardStats};
 use tandem::rt;
 use tandem::store::diverged::{list_sets, walk_set};
 use tandem::store::verify::{self, End};
@@ -212,6 +215,67 @@ fn nothing_beyond_from_is_deleted_as_before() {
             assert_eq!(j.next_position(), start);
         }
         j.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_shard_reset_sets_diverged_records_aside_and_counts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal_dir = dir.path().join("shard-0");
+    rt::run_local(async {
+        let q = Destination::queue("a");
+        let (j, _) = Journal::open(cfg(&journal_dir, SMALL_SEGMENT))
+            .await
+            .unwrap();
+        append(&j, &[enqueue("p0", &q, 0, b"p".to_vec())]).await;
+        let from = j.appended_position();
+        let diverged = [
+            enqueue("d0", &q, 1, b"d".to_vec()),
+            enqueue("d1", &q, 2, b"d".to_vec()),
+            ack(&q, 1),
+        ];
+        append(&j, &diverged).await;
+        j.close().await.unwrap();
+
+        let stats = Arc::new(ShardStats::new(0, false));
+        let mesh = rt::channel::mesh(1, 16).pop().unwrap();
+        let (shard, _router) = Shard::open(ShardSetup {
+            shard: 0,
+            shard_count: 1,
+            settings: Arc::new(BrokerSettings::default()),
+            journal_dir: journal_dir.clone(),
+            segment_bytes: SMALL_SEGMENT,
+            on_damage: OnDamage::Refuse,
+            mesh,
+            boot_id: "t".into(),
+            stats: stats.clone(),
+            registries: Arc::default(),
+            ship: Box::new(|_, _| {}),
+            ship_volatile: Box::new(|_| {}),
+            on_journal_failure: Box::new(|_| {}),
+        })
+        .await
+        .unwrap();
+        assert_eq!(stats.journal().diverged, DivergedCounters::default());
+        let start = Position::new(50, format::HEADER_BYTES);
+        let set = shard.reset_diverged(start, from, 3).await.unwrap().unwrap();
+        assert_eq!(shard.next_position(), start);
+        assert_eq!((set.info.records, set.info.count("messages")), (3, Some(1)));
+        let counted = DivergedCounters {
+            sets: 1,
+            records: 3,
+            messages: 1,
+        };
+        assert_eq!(stats.journal().diverged, counted);
+        // Now nothing is beyond any position: a plain reset, nothing more counted.
+        let next = Position::new(60, format::HEADER_BYTES);
+        assert!(shard
+            .reset_diverged(next, Position(0), 3)
+            .await
+            .unwrap()
+            .is_none());
+        assert_eq!(stats.journal().diverged, counted);
+        assert_eq!(replayable(&set.dir, from), ["d1"]);
     });
 }
 
