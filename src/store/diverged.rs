@@ -524,6 +524,10 @@ impl Journal {
             };
             rt::exec::blocking(move || set_aside(req)).await?
         };
+        if let Some(set) = &set {
+            // Said here too, in case the deletion below fails after it.
+            tracing::info!(dir = %set.dir.display(), records = set.info.records, from = %from, reused = set.reused, "diverged journal records set aside");
+        }
         self.finish_reset(guard, next).await?;
         Ok(set)
     }
