@@ -36,7 +36,6 @@ use std::path::{Path, PathBuf};
 
 use crate::broker::diverged::{Analysis, DivergedMessage, Findings};
 use crate::broker::ops::GlobalTxId;
-use crate::client::ClientError;
 use crate::store::diverged::{walk_set, DivergedInfo, DIVERGED_FILE, SET_PREFIX};
 use crate::store::StoreError;
 
@@ -94,6 +93,11 @@ enum Skip {
 }
 
 impl Skip {
+    /// Still to be sent by a later run.
+    fn is_left(self) -> bool {
+        matches!(self, Skip::NotSent | Skip::Protocol(_))
+    }
+
     fn why(self) -> String {
         match self {
             Skip::AlreadySent => "already sent by an earlier run (REPLAYED)".into(),
@@ -124,122 +128,163 @@ pub fn replay_diverged(opts: &ReplayOptions, out: &mut dyn Write) -> Result<Summ
     dirs.sort();
     dirs.dedup();
     if dirs.is_empty() {
+        let given: Vec<String> = opts.dirs.iter().map(|d| d.display().to_string()).collect();
         return Err(ReplayError::Usage(format!(
-            "no set-aside directory of diverged records (diverged-*/ with a {DIVERGED_FILE} file) in {}",
-            opts.dirs
-                .iter()
-                .map(|d| d.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            "no set-aside directory of diverged records (diverged-*/ with a {DIVERGED_FILE} \
+             file) in {}",
+            given.join(", ")
         )));
     }
-    let mut sets = Vec::new();
-    for dir in dirs {
-        sets.push(analyse(dir)?);
-    }
-    let pooled_live: HashSet<&str> = sets
-        .iter()
-        .flat_map(|s| s.findings.live_at_from.iter().map(String::as_str))
-        .collect();
-    let pooled_decided: HashSet<GlobalTxId> = sets
-        .iter()
-        .flat_map(|s| s.findings.commits_before_from.iter().copied())
-        .collect();
-
-    let o = |e| ReplayError::Out(e);
-    let now = now_ms();
+    let sets = dirs
+        .into_iter()
+        .map(analyse)
+        .collect::<Result<Vec<Set>, _>>()?;
+    let pooled = Pooled {
+        live_at_from: sets
+            .iter()
+            .flat_map(|s| s.findings.live_at_from.iter().map(String::as_str))
+            .collect(),
+        decided: sets
+            .iter()
+            .flat_map(|s| s.findings.commits_before_from.iter().copied())
+            .collect(),
+    };
+    let mut run = Run {
+        opts,
+        wire,
+        sender: None,
+        broken: false,
+        now_ms: now_ms(),
+    };
     let mut summary = Summary {
         sets: sets.len(),
         ..Summary::default()
     };
-    let mut sender: Option<sender::Sender> = None;
-    let mut broken: Option<ClientError> = None;
     for set in &sets {
-        let info = &set.info;
-        writeln!(
-            out,
-            "{}: epoch {}, diverged from {} to {}: {} records, {} messages stored ({} removed again, {} copies of older messages, {} in doubt)",
-            set.dir.display(),
-            info.epoch,
-            info.from,
-            info.end,
-            info.records,
-            set.findings.messages.len(),
-            set.findings.removed,
-            set.findings.copies,
-            set.findings.in_doubt,
-        )
-        .map_err(o)?;
-        if set.findings.undecodable > 0 {
-            writeln!(
-                out,
-                "  WARNING: {} records did not decode and were left out",
-                set.findings.undecodable
-            )
-            .map_err(o)?;
-        }
+        describe(set, out).map_err(ReplayError::Out)?;
         if let (Some((ms, sent)), false) = (set.replayed.complete, opts.force) {
             writeln!(
                 out,
-                "  already replayed (REPLAYED: complete at {ms} ms, {sent} sent): nothing sent; --force sends again"
+                "  already replayed (REPLAYED: complete at {ms} ms, {sent} sent): nothing sent; \
+                 --force sends again"
             )
-            .map_err(o)?;
+            .map_err(ReplayError::Out)?;
             continue;
         }
-        let mut skipped: Vec<Skip> = Vec::new();
-        let mut plan: Vec<&DivergedMessage> = Vec::new();
+        let (plan, mut skipped) = run.plan(set, &pooled);
+        let sent = run.send(set, &plan, &mut skipped, out)?;
+        summary.sent += sent;
+        summary.left += skipped.iter().filter(|s| s.is_left()).count() as u64;
+        report(sent, skipped, out).map_err(ReplayError::Out)?;
+    }
+    if let Some(c) = run.sender {
+        if let Err(e) = c.close() {
+            writeln!(out, "WARNING: closing the connection: {e}").map_err(ReplayError::Out)?;
+        }
+    }
+    let hint = if summary.left > 0 {
+        " (run again once the cause is fixed: what was sent is not sent again)"
+    } else {
+        ""
+    };
+    writeln!(
+        out,
+        "total: {} set(s), sent {}, left for a later run {}{hint}",
+        summary.sets, summary.sent, summary.left,
+    )
+    .map_err(ReplayError::Out)?;
+    Ok(summary)
+}
+
+/// What every set's analysis knows about the others.
+struct Pooled<'a> {
+    /// Ids of messages some shard held at its `from` (the master holds them).
+    live_at_from: HashSet<&'a str>,
+    /// Transactions a coordinator decided to commit before its `from`.
+    decided: HashSet<GlobalTxId>,
+}
+
+/// One run's connection and its state.
+struct Run<'a> {
+    opts: &'a ReplayOptions,
+    wire: Wire,
+    /// Connected at the first send.
+    sender: Option<sender::Sender>,
+    /// A connect or a send failed: nothing more is sent in this run.
+    broken: bool,
+    now_ms: u64,
+}
+
+impl Run<'_> {
+    /// Which of a set's messages to send, in order, and why the others are not.
+    fn plan<'s>(&self, set: &'s Set, pooled: &Pooled) -> (Vec<&'s DivergedMessage>, Vec<Skip>) {
+        let mut plan = Vec::new();
+        let mut skipped = Vec::new();
         for m in &set.findings.messages {
             let Some(msg) = &m.message else { continue };
-            let skip = if !opts.force && set.replayed.sent.contains(&m.at) {
+            let skip = if !self.opts.force && set.replayed.sent.contains(&m.at) {
                 Some(Skip::AlreadySent)
-            } else if pooled_live.contains(m.id.as_str()) {
+            } else if pooled.live_at_from.contains(m.id.as_str()) {
                 Some(Skip::Copy)
-            } else if m.gtx.is_some_and(|g| pooled_decided.contains(&g)) {
+            } else if m.gtx.is_some_and(|g| pooled.decided.contains(&g)) {
                 Some(Skip::DecidedBeforeFrom)
-            } else if msg.expires_ms != 0 && msg.expires_ms <= now {
+            } else if msg.expires_ms != 0 && msg.expires_ms <= self.now_ms {
                 Some(Skip::Expired)
             } else {
-                wire.cannot_carry(msg).map(Skip::Protocol)
+                self.wire.cannot_carry(msg).map(Skip::Protocol)
             };
             match skip {
                 Some(s) => skipped.push(s),
                 None => plan.push(m),
             }
         }
-        let mut sent = 0u64;
-        let mut log: Option<marker::Log> = None;
+        (plan, skipped)
+    }
+
+    /// Sends `plan` in order, each confirmed and recorded in `REPLAYED` before the
+    /// next; marks the set complete when nothing is left. Returns how many were sent.
+    fn send(
+        &mut self,
+        set: &Set,
+        plan: &[&DivergedMessage],
+        skipped: &mut Vec<Skip>,
+        out: &mut dyn Write,
+    ) -> Result<u64, ReplayError> {
+        let opts = self.opts;
+        let url = redact(&opts.url);
         let log_err = |e| ReplayError::Io {
             path: set.dir.join(REPLAYED_FILE),
             source: e,
         };
-        for m in &plan {
-            if broken.is_some() {
+        let mut log: Option<marker::Log> = None;
+        let mut sent = 0u64;
+        for m in plan {
+            let Some(msg) = m.message.as_ref().filter(|_| !self.broken) else {
                 skipped.push(Skip::NotSent);
                 continue;
-            }
-            let client = match &sender {
+            };
+            let client = match &mut self.sender {
                 Some(c) => c,
-                None => {
-                    let user = opts.user.as_deref();
-                    match sender::Sender::connect(&opts.url, wire, user, opts.password.as_deref()) {
-                        Ok(c) => sender.insert(c),
-                        Err(e) => {
-                            writeln!(out, "  ERROR: cannot connect to {}: {e}", redact(&opts.url))
-                                .map_err(o)?;
-                            broken = Some(e);
-                            skipped.push(Skip::NotSent);
-                            continue;
-                        }
+                None => match sender::Sender::connect(
+                    &opts.url,
+                    self.wire,
+                    opts.user.as_deref(),
+                    opts.password.as_deref(),
+                ) {
+                    Ok(c) => self.sender.insert(c),
+                    Err(e) => {
+                        writeln!(out, "  ERROR: cannot connect to {url}: {e}")
+                            .map_err(ReplayError::Out)?;
+                        self.broken = true;
+                        skipped.push(Skip::NotSent);
+                        continue;
                     }
-                }
+                },
             };
             let log = match &mut log {
                 Some(l) => l,
-                None => log.insert(
-                    marker::Log::open(&set.dir, &redact(&opts.url), opts.force).map_err(log_err)?,
-                ),
+                None => log.insert(marker::Log::open(&set.dir, &url, opts.force).map_err(log_err)?),
             };
-            let Some(msg) = &m.message else { continue };
             match client.send(msg) {
                 Ok(()) => {
                     sent += 1;
@@ -248,62 +293,60 @@ pub fn replay_diverged(opts: &ReplayOptions, out: &mut dyn Write) -> Result<Summ
                 Err(e) => {
                     let dest = msg.destination.stomp_name();
                     writeln!(out, "  ERROR: sending {} ({}) to {dest}: {e}", m.id, m.at)
-                        .map_err(o)?;
-                    broken = Some(e);
+                        .map_err(ReplayError::Out)?;
+                    self.broken = true;
                     skipped.push(Skip::NotSent);
                 }
             }
         }
-        let left = skipped
-            .iter()
-            .any(|s| matches!(s, Skip::NotSent | Skip::Protocol(_)));
-        if !left {
+        if !skipped.iter().any(|s| s.is_left()) {
             // Nothing left to send from this set: a later run says so.
             let log = match &mut log {
                 Some(l) => l,
-                None => log.insert(
-                    marker::Log::open(&set.dir, &redact(&opts.url), opts.force).map_err(log_err)?,
-                ),
+                None => log.insert(marker::Log::open(&set.dir, &url, opts.force).map_err(log_err)?),
             };
-            log.complete(sent + count(&skipped, Skip::AlreadySent))
+            log.complete(sent + count(skipped, Skip::AlreadySent))
                 .map_err(log_err)?;
         }
-        summary.sent += sent;
-        summary.left += skipped
-            .iter()
-            .filter(|s| matches!(s, Skip::NotSent | Skip::Protocol(_)))
-            .count() as u64;
-        writeln!(out, "  sent {sent}").map_err(o)?;
-        skipped.sort();
-        let mut i = 0;
-        while i < skipped.len() {
-            let n = skipped[i..]
-                .iter()
-                .take_while(|s| **s == skipped[i])
-                .count();
-            writeln!(out, "  skipped {n}: {}", skipped[i].why()).map_err(o)?;
-            i += n;
-        }
+        Ok(sent)
     }
-    if let Some(c) = sender {
-        if let Err(e) = c.close() {
-            writeln!(out, "WARNING: closing the connection: {e}").map_err(o)?;
-        }
-    }
+}
+
+/// A set's first report line: what it holds.
+fn describe(set: &Set, out: &mut dyn Write) -> std::io::Result<()> {
+    let (info, f) = (&set.info, &set.findings);
     writeln!(
         out,
-        "total: {} set(s), sent {}, left for a later run {}{}",
-        summary.sets,
-        summary.sent,
-        summary.left,
-        if summary.left > 0 {
-            " (run again once the cause is fixed: what was sent is not sent again)"
-        } else {
-            ""
-        }
-    )
-    .map_err(o)?;
-    Ok(summary)
+        "{}: epoch {}, diverged from {} to {}: {} records, {} messages stored ({} removed \
+         again, {} copies of older messages, {} in doubt)",
+        set.dir.display(),
+        info.epoch,
+        info.from,
+        info.end,
+        info.records,
+        f.messages.len(),
+        f.removed,
+        f.copies,
+        f.in_doubt,
+    )?;
+    if f.undecodable > 0 {
+        let n = f.undecodable;
+        writeln!(
+            out,
+            "  WARNING: {n} records did not decode and were left out"
+        )?;
+    }
+    Ok(())
+}
+
+/// What was sent from a set and, grouped by reason, what was not.
+fn report(sent: u64, mut skipped: Vec<Skip>, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(out, "  sent {sent}")?;
+    skipped.sort();
+    for chunk in skipped.chunk_by(|a, b| a == b) {
+        writeln!(out, "  skipped {}: {}", chunk.len(), chunk[0].why())?;
+    }
+    Ok(())
 }
 
 fn count(skipped: &[Skip], which: Skip) -> u64 {
