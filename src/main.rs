@@ -1,5 +1,6 @@
-//! `tandem`: run a broker from an `activemq.xml`-style configuration file, or look at a
-//! journal offline (`tandem journal verify|dump DIR`).
+//! `tandem`: run a broker from an `activemq.xml`-style configuration file, look at a
+//! journal offline (`tandem journal verify|dump DIR`), or resend the messages of
+//! diverged records set aside after a split brain (`tandem journal replay-diverged`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,6 +53,34 @@ enum JournalAction {
     Dump {
         /// A data directory, its journal directory, or one shard's directory.
         dir: PathBuf,
+    },
+    /// Resends to a running broker the messages of diverged records this node set
+    /// aside when it rejoined a master after a split brain (shard-N/diverged-*/):
+    /// those stored after the divergence and not removed since, each to its original
+    /// destination, persistent, with the property TandemReplayedFrom=<original id>,
+    /// each confirmed before the next. Records what was sent in the directory's
+    /// REPLAYED file, so a second run sends nothing (unless --force). Never deletes
+    /// anything. Exit status 1 if something is left to send, 2 on an error.
+    ReplayDiverged {
+        /// Set-aside directories (diverged-e<epoch>-<ms>), or a data, journal or
+        /// shard directory holding some (the data directory replays every shard's).
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// The broker: tcp://host:port (OpenWire: carries every JMS message as
+        /// stored), stomp://host:port (text and bytes messages with string
+        /// properties), or failover:(...) of either.
+        #[arg(long, value_name = "URL")]
+        url: String,
+        /// Send again what an earlier run recorded as sent.
+        #[arg(long)]
+        force: bool,
+        /// User name for a broker with simpleAuthenticationPlugin.
+        #[arg(long)]
+        user: Option<String>,
+        /// Its password (also read from TANDEM_REPLAY_PASSWORD, which keeps it out of
+        /// the process list).
+        #[arg(long)]
+        password: Option<String>,
     },
 }
 
@@ -109,9 +138,32 @@ fn rejoin(reason: &str) -> ExitCode {
 fn journal(action: JournalAction) -> ExitCode {
     use tandem::node::journal_tool;
     let mut out = std::io::stdout().lock();
-    let result = match &action {
-        JournalAction::Verify { dir } => journal_tool::verify(dir, &mut out),
-        JournalAction::Dump { dir } => journal_tool::dump(dir, &mut out),
+    let result = match action {
+        JournalAction::Verify { dir } => journal_tool::verify(&dir, &mut out),
+        JournalAction::Dump { dir } => journal_tool::dump(&dir, &mut out),
+        JournalAction::ReplayDiverged {
+            dirs,
+            url,
+            force,
+            user,
+            password,
+        } => {
+            let opts = tandem::node::replay::ReplayOptions {
+                dirs,
+                url,
+                force,
+                user,
+                password: password.or_else(|| std::env::var("TANDEM_REPLAY_PASSWORD").ok()),
+            };
+            return match tandem::node::replay::replay_diverged(&opts, &mut out) {
+                Ok(s) if s.left > 0 => ExitCode::FAILURE,
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("tandem journal replay-diverged: {e}");
+                    ExitCode::from(2)
+                }
+            };
+        }
     };
     match result {
         Ok(o) if o.damaged => ExitCode::FAILURE,

@@ -7,6 +7,8 @@
 //! * [`producer_audit`] — duplicate persistent sends (failover replays) by producer sequence.
 //! * [`clients`]     — broker-wide registries of JMS client ids and temporary destinations.
 //! * [`settings`]    — runtime settings distilled from the configuration.
+//! * [`diverged`]    — which messages a diverged log (set aside after a split brain)
+//!   stored that its new master never had: what a replay resends.
 
 pub mod backlog;
 pub mod clients;
@@ -14,6 +16,7 @@ pub mod core;
 #[cfg(test)]
 mod core_tests;
 pub mod destination;
+pub mod diverged;
 pub mod message;
 pub mod ops;
 pub mod producer_audit;

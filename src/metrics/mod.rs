@@ -61,4 +61,4 @@ pub use limits::{Limit, LimitStats, LimitsSnapshot};
 pub use replication::{PeerState, ReplicationSnapshot, ReplicationStats, Role};
 pub use server::StatusListener;
 pub use snapshot::{BrokerInfo, Memory, MemoryByUse, Snapshot};
-pub use stats::{DestinationStats, JournalCounters, ShardStats};
+pub use stats::{DestinationStats, DivergedCounters, JournalCounters, ShardStats};

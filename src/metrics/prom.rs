@@ -20,6 +20,8 @@
 //! | `journal_fsyncs_total`, `journal_records_total` | counter | |
 //! | `journal_appended_bytes_total`, `journal_written_bytes_total` | counter | |
 //! | `journal_disk_full` | gauge: 1 while writes are paused for lack of disk space | |
+//! | `journal_diverged_sets` | gauge: set-aside directories of diverged records on disk (`shard-N/diverged-*`) | |
+//! | `journal_diverged_records_total`, `journal_diverged_messages_total` | counter: diverged records (and the stored messages among them) set aside since start | |
 //! | `memory_used_bytes`, `memory_limit_bytes` | gauge | |
 //! | `memory_bytes` | gauge: memory by use (may overlap) | `use` (`message_bodies`, `transactions`, `pending_output`, `replication`) |
 //! | `messages_held` | gauge: messages the destinations hold, bodies in memory or not | |
@@ -149,6 +151,25 @@ impl Collector for SnapshotCollector {
             "tandem_journal_disk_full",
             "1 while journal writes are paused for lack of disk space (persistent sends refused)",
             u64::from(s.journal.disk_full.is_some()),
+        )?;
+        gauge(
+            &mut enc,
+            "tandem_journal_diverged_sets",
+            "Directories of diverged records set aside after a split brain (shard-N/diverged-*), \
+             never deleted by Tandem: resend with tandem journal replay-diverged",
+            s.journal.diverged.sets,
+        )?;
+        counter(
+            &mut enc,
+            "tandem_journal_diverged_records",
+            "Journal records this node held that its new master did not, set aside since start",
+            s.journal.diverged.records,
+        )?;
+        counter(
+            &mut enc,
+            "tandem_journal_diverged_messages",
+            "Messages still stored among the diverged records set aside since start",
+            s.journal.diverged.messages,
         )?;
         gauge(
             &mut enc,
@@ -460,6 +481,11 @@ mod tests {
                 written_bytes: 40960,
                 fsyncs: 6,
                 disk_full: Some("no space".into()),
+                diverged: crate::metrics::DivergedCounters {
+                    sets: 1,
+                    records: 9,
+                    messages: 4,
+                },
             },
             memory: Memory {
                 used_bytes: 123,
@@ -503,6 +529,11 @@ mod tests {
             "tandem_journal_appended_bytes_total 1400",
             "tandem_journal_written_bytes_total 40960",
             "tandem_journal_disk_full 1",
+            "# TYPE tandem_journal_diverged_sets gauge",
+            "tandem_journal_diverged_sets 1",
+            "# TYPE tandem_journal_diverged_records_total counter",
+            "tandem_journal_diverged_records_total 9",
+            "tandem_journal_diverged_messages_total 4",
             "tandem_memory_used_bytes 123",
             "tandem_memory_limit_bytes 456",
             "tandem_memory_bytes{use=\"message_bodies\"} 123",

@@ -7,7 +7,8 @@
 //!  "destinations": [{"name": "/queue/a", "depth": 6, "enqueued": 10, "dequeued": 4,
 //!                    "consumers": 1}],
 //!  "journal": {"fsyncs": 10, "appended_bytes": 5120, "records": 14, "written_bytes": 40960,
-//!              "disk_full": null},
+//!              "disk_full": null,
+//!              "diverged": {"sets": 0, "records": 0, "messages": 0}},
 //!  "memory": {"used_bytes": 1200, "limit_bytes": 67108864, "messages": 6,
 //!             "rss_bytes": 20971520,
 //!             "by_use": {"message_bodies": 1200, "transactions": 0,
@@ -139,6 +140,9 @@ impl Snapshot {
             s.journal.appended_bytes += j.appended_bytes;
             s.journal.written_bytes += j.written_bytes;
             s.journal.fsyncs += j.fsyncs;
+            s.journal.diverged.sets += j.diverged.sets;
+            s.journal.diverged.records += j.diverged.records;
+            s.journal.diverged.messages += j.diverged.messages;
             if s.journal.disk_full.is_none() {
                 s.journal.disk_full = j.disk_full;
             }
@@ -183,7 +187,11 @@ mod tests {
             written_bytes: 4096,
             fsyncs: 2,
             disk_full: None,
+            ..JournalCounters::default()
         });
+        a.add_diverged(7, 2);
+        b.add_diverged(1, 1);
+        b.set_diverged_sets(2);
         a.fsync_latency.observe(Duration::from_micros(200));
         b.set_destinations(vec![DestinationStats {
             name: "/queue/b".into(),
@@ -222,6 +230,10 @@ mod tests {
         assert_eq!(v["destinations"][1]["name"], "/queue/b");
         assert_eq!(v["journal"]["fsyncs"], 2);
         assert_eq!(v["journal"]["appended_bytes"], 300);
+        assert_eq!(
+            v["journal"]["diverged"],
+            serde_json::json!({"sets": 2, "records": 8, "messages": 3})
+        );
         assert_eq!(v["memory"]["used_bytes"], 100);
         assert_eq!(v["memory"]["limit_bytes"], 1 << 20);
         assert_eq!(v["memory"]["by_use"]["message_bodies"], 100);

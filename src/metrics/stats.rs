@@ -144,6 +144,19 @@ impl Serialize for HistogramSnapshot {
     }
 }
 
+/// Diverged records a shard set aside when it rejoined a master after a split brain
+/// (`store::diverged`): never deleted by Tandem, resent by `tandem journal
+/// replay-diverged`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DivergedCounters {
+    /// Set-aside directories (`shard-N/diverged-*`) on disk now, whichever run made them.
+    pub sets: u64,
+    /// Diverged records set aside since start.
+    pub records: u64,
+    /// Diverged messages among them still stored when set aside (what a replay resends).
+    pub messages: u64,
+}
+
 /// The journal's counters since open, as the shard last copied them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct JournalCounters {
@@ -157,6 +170,10 @@ pub struct JournalCounters {
     pub written_bytes: u64,
     /// Write+fdatasync cycles completed (group commits).
     pub fsyncs: u64,
+    /// Diverged records set aside. Kept by [`ShardStats::add_diverged`] and
+    /// [`ShardStats::set_diverged_sets`], not by [`ShardStats::set_journal`] (which
+    /// ignores this field): they change on a reset, not with the journal's counters.
+    pub diverged: DivergedCounters,
 }
 
 /// One shard's published numbers. Written only by its shard, read by the HTTP thread.
@@ -173,6 +190,10 @@ pub struct ShardStats {
     journal_fsyncs: AtomicU64,
     /// `JournalCounters::disk_full` (rarely set: a lock is fine).
     disk_full: std::sync::Mutex<Option<String>>,
+    /// `DivergedCounters`.
+    diverged_sets: AtomicU64,
+    diverged_records: AtomicU64,
+    diverged_messages: AtomicU64,
     /// Latency of each journal write+fdatasync.
     pub fsync_latency: LatencyHistogram,
     /// The shard's destinations as of its last tick.
@@ -193,6 +214,9 @@ impl ShardStats {
             journal_written_bytes: AtomicU64::new(0),
             journal_fsyncs: AtomicU64::new(0),
             disk_full: std::sync::Mutex::new(None),
+            diverged_sets: AtomicU64::new(0),
+            diverged_records: AtomicU64::new(0),
+            diverged_messages: AtomicU64::new(0),
             fsync_latency: LatencyHistogram::default(),
             destinations: Mutex::new(Arc::new(Vec::new())),
             publish_destinations,
@@ -234,7 +258,24 @@ impl ShardStats {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
+            diverged: DivergedCounters {
+                sets: self.diverged_sets.load(Relaxed),
+                records: self.diverged_records.load(Relaxed),
+                messages: self.diverged_messages.load(Relaxed),
+            },
         }
+    }
+
+    /// A set of `records` diverged records, `messages` of them stored messages, was
+    /// set aside.
+    pub fn add_diverged(&self, records: u64, messages: u64) {
+        self.diverged_records.fetch_add(records, Relaxed);
+        self.diverged_messages.fetch_add(messages, Relaxed);
+    }
+
+    /// The set-aside directories on disk now.
+    pub fn set_diverged_sets(&self, sets: u64) {
+        self.diverged_sets.store(sets, Relaxed);
     }
 
     pub fn wants_destinations(&self) -> bool {

@@ -6,6 +6,8 @@
 //! the log ends (clean or a torn tail) and every damaged range; it exits non-zero when
 //! a range is damaged (start-up would refuse: see README, "A damaged journal"). `dump`
 //! prints one line per record (position, length, what it is) and the same summary.
+//! (`tandem journal replay-diverged`, which resends what a split brain set aside, is
+//! `node::replay`.)
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -10,11 +10,13 @@
 //! `status.rs` (the status endpoint), `shards.rs` (one executor per shard),
 //! `replication_executor.rs` (the replication core), `signals.rs` (SIGTERM/SIGINT),
 //! `supervise.rs` (the loop reacting to replication events, signals and failures) and
-//! `settings.rs` (configuration -> settings).
+//! `settings.rs` (configuration -> settings). Offline tools: `journal_tool.rs`
+//! (`tandem journal verify|dump`) and `replay/` (`tandem journal replay-diverged`).
 
 mod admin;
 pub mod journal_tool;
 mod listeners;
+pub mod replay;
 mod replication_executor;
 mod settings;
 mod shard_glue;

@@ -34,9 +34,16 @@ pub async fn run(shard: Rc<Shard>, port: ShardPort, promoted: std::sync::mpsc::S
                     next,
                 });
             }
-            Command::Reset { start } => {
+            Command::Reset {
+                start,
+                diverged_from,
+            } => {
                 failed = false;
-                match shard.reset(start).await {
+                let reset = match diverged_from {
+                    Some((from, epoch)) => shard.reset_diverged(start, from, epoch).await.map(drop),
+                    None => shard.reset(start).await,
+                };
+                match reset {
                     Ok(()) => {
                         // An empty copy that holds everything before `start`: say so,
                         // so a master with nothing to ship still sees this slave.

@@ -121,7 +121,15 @@ pub enum Command {
     /// (`None`). Renewed on every heartbeat while it holds.
     ConfirmAlone(Option<std::time::Instant>),
     /// Slave: throw the journal and state away; the next batch starts at `start`.
-    Reset { start: Position },
+    /// `diverged_from: Some((from, epoch))`: this node's log and the master's are
+    /// byte-identical before `from` and nothing at or after it is on the master
+    /// (`Position(0)` if unknown: all of it); `epoch` is the one this node wrote its
+    /// log under. Records after `from` are then set aside, never deleted
+    /// (`Shard::reset_diverged`). `None`: nothing diverged, the journal is deleted.
+    Reset {
+        start: Position,
+        diverged_from: Option<(Position, u64)>,
+    },
     /// Slave: a shipped batch to append and apply.
     Apply { start: Position, bytes: Bytes },
     /// Slave: a volatile record to apply in memory.

@@ -10,7 +10,9 @@
 //! sent what it missed from the master's segment files with [`Journal::read_span`]
 //! up to [`Journal::tapped_end`] (everything after comes from the tap); a slave whose
 //! log diverged, or is older than the master's oldest segment, throws it away with
-//! [`Journal::reset`] and mirrors again from [`Journal::oldest_position`].
+//! [`Journal::reset`] (or, holding records the master lacks, sets them aside first with
+//! [`Journal::reset_diverged`], in `diverged`) and mirrors again from
+//! [`Journal::oldest_position`].
 //!
 //! What is here:
 //!
@@ -344,9 +346,11 @@ impl Journal {
         }
     }
 
-    /// Throws the whole log away and restarts it empty at `next` (offset 4096 of some
-    /// segment): for a slave whose journal diverged from its master's, before it
-    /// mirrors the master again from [`Journal::oldest_position`] on.
+    /// Throws the whole log away (deletes every segment) and restarts it empty at
+    /// `next` (offset 4096 of some segment): for a slave that cannot resume from its
+    /// master's log, before it mirrors the master again from
+    /// [`Journal::oldest_position`] on. A log holding records the master does not have
+    /// goes through [`Journal::reset_diverged`] instead, which sets them aside first.
     ///
     /// Appends and shipped batches are refused ([`StoreError::Resetting`]) from the
     /// call on. It waits until the writer is idle (nothing pending or in flight,
@@ -365,6 +369,14 @@ impl Journal {
     /// marked failed ([`StoreError::Failed`]): what is left on disk is unknown until
     /// it is reopened.
     pub async fn reset(&self, next: Position) -> Result<(), StoreError> {
+        let guard = self.begin_reset(next).await?;
+        self.finish_reset(guard, next).await
+    }
+
+    /// The first half of a reset: checks `next`, refuses appends and shipped batches
+    /// from now on and waits until the writer is idle. Dropping the guard without
+    /// [`Journal::finish_reset`] leaves the journal as it was, accepting again.
+    pub(super) async fn begin_reset(&self, next: Position) -> Result<Resetting<'_>, StoreError> {
         if next.offset() != HEADER_BYTES {
             return Err(StoreError::Config(format!(
                 "reset to {next}: the log must restart at offset {HEADER_BYTES} of a segment"
@@ -376,7 +388,7 @@ impl Journal {
             st.accepting()?;
             st.resetting = true;
         }
-        let mut guard = Resetting {
+        let guard = Resetting {
             inner: &self.inner,
             deleting: false,
         };
@@ -402,7 +414,16 @@ impl Journal {
             Poll::Pending
         })
         .await?;
+        Ok(guard)
+    }
 
+    /// The second half of a reset: deletes every segment and restarts the log at
+    /// `next` (see [`Journal::reset`]).
+    pub(super) async fn finish_reset(
+        &self,
+        mut guard: Resetting<'_>,
+        next: Position,
+    ) -> Result<(), StoreError> {
         // The new, empty log; from here a failure leaves the disk unknown.
         guard.deleting = true;
         let doomed: Vec<Rc<Segment>> = {
@@ -470,7 +491,7 @@ impl Journal {
 
 /// Clears `State::resetting` when [`Journal::reset`] returns or is dropped; dropped
 /// while deleting, it fails the journal (the disk holds an unknown mix).
-struct Resetting<'a> {
+pub(super) struct Resetting<'a> {
     inner: &'a Inner,
     deleting: bool,
 }

@@ -12,6 +12,8 @@
 //! * `mirror`     — the replication side of [`Journal`] (batch tap, shipped batches,
 //!   span reads, reset) and [`batch_frames`], the frame walker replication counts
 //!   records with.
+//! * [`diverged`] — [`Journal::reset_diverged`]: a slave's records its master never had
+//!   are set aside (never deleted) before the reset; the set-aside directory's format.
 //! * `writer`     — the background group-commit task (one per journal).
 //! * `recovery`   — replay at open: stops cleanly at a torn or zero-filled tail.
 //! * `segment`    — creating, opening and reading segment files.
@@ -21,8 +23,9 @@
 //!
 //! Imports between these modules go one way (no cycle): `journal` uses `recovery`,
 //! `writer`, `state` and `config`; `mirror` uses `journal` (the type), `state` and
-//! `config`; `writer` uses `state`; `recovery` uses `config` and hands its result
-//! back without knowing the journal; all of them use `format` and `segment`, and the
+//! `config`; `diverged` uses `journal` (the type and `mirror`'s reset halves) and
+//! `verify`; `writer` uses `state`; `recovery` uses `config` and hands its result back
+//! without knowing the journal; all of them use `format` and `segment`, and the
 //! shared vocabulary defined here ([`Position`], [`Location`], [`StoreError`]).
 //!
 //! Life of a record: [`Journal::append`] fixes its [`Position`] and copies the framed
@@ -30,6 +33,7 @@
 //! the batch and fdatasyncs it, then [`Journal::wait_durable`] returns ("durable").
 
 mod config;
+pub mod diverged;
 pub mod format;
 mod journal;
 mod lock;
@@ -45,6 +49,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 pub use config::{JournalConfig, OnDamage, ReplayedRecord};
+pub use diverged::{DivergedInfo, DivergedSet, DivergedVisitor};
 pub use journal::{Appended, Journal};
 pub use lock::{lock_dir, DirLock};
 pub use mirror::{batch_frames, BatchFrame};

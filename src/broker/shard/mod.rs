@@ -103,6 +103,9 @@ struct Shared {
     /// This shard's journal size as last counted in `limit_stats` (`publish_stats`).
     disk_bytes_published: Cell<u64>,
     segment_bytes: u64,
+    /// The journal's directory (`<data>/journal/shard-N`): set-aside directories of
+    /// diverged records are counted there.
+    journal_dir: PathBuf,
     stats: Arc<ShardStats>,
     /// Serving clients (promoted): runs expiry and relocation, which journal records.
     /// Until then (start-up, or as a slave) the shard only applies what it is given.
@@ -172,6 +175,7 @@ impl Shard {
             disk_full_published: Cell::new(false),
             disk_bytes_published: Cell::new(0),
             segment_bytes: setup.segment_bytes,
+            journal_dir: setup.journal_dir.clone(),
             stats: setup.stats.clone(),
             serving: Cell::new(false),
             shipping,
@@ -180,6 +184,7 @@ impl Shard {
             ship_volatile: setup.ship_volatile,
         });
         publish_stats(&shared);
+        replication::count_diverged_sets(&shared);
         let handler_state = shared.clone();
         let outbox = setup
             .mesh

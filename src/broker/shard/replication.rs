@@ -1,6 +1,7 @@
 //! Replication hooks: the master side (begin and stop shipping journal batches, feed
 //! a slave's catch-up, hold replies for its acknowledgements) and the slave side
-//! (apply shipped batches and volatile changes, start over from the master's log).
+//! (apply shipped batches and volatile changes, start over from the master's log,
+//! setting aside records the master never had).
 //! `node` and `replication` drive a shard only through these.
 //!
 //! The glue (`node::shard_glue`) also needs three journal operations:
@@ -13,7 +14,9 @@
 use bytes::Bytes;
 
 use crate::broker::core::ShardCore;
+use crate::broker::diverged::Analysis;
 use crate::broker::record::{DecodeError, Record};
+use crate::store::diverged::{self, DivergedSet};
 use crate::store::{Journal, Position, StoreError};
 
 use super::journal_sink::apply_payload;
@@ -109,14 +112,82 @@ impl Shard {
     /// Throws the journal and the state away; the next shipped batch starts at
     /// `start` (the master's oldest retained segment).
     pub async fn reset(&self, start: Position) -> Result<(), StoreError> {
+        self.shared.journal.reset(start).await?;
+        self.fresh_core();
+        Ok(())
+    }
+
+    /// [`Shard::reset`] for a slave whose log diverged from its master's at `from`
+    /// (byte-identical before it; nothing at or after it is on the master), `epoch`
+    /// being the epoch this node wrote its log under. If records diverged, the old log
+    /// is first set aside, never deleted, into `<journal dir>/diverged-e<epoch>-<unix
+    /// ms>/` (see `store::diverged`), logged at WARN with what it holds and counted in
+    /// `/metrics` (`tandem_journal_diverged_*`); `tandem journal replay-diverged`
+    /// resends its messages. Nothing diverged (`None`): exactly `reset(start)`.
+    ///
+    /// `from` = `Position(0)` (the divergence point is unknown): the whole log counts
+    /// as diverged. If setting aside fails, nothing was deleted and the journal and
+    /// state are as they were (the error says why).
+    pub async fn reset_diverged(
+        &self,
+        start: Position,
+        from: Position,
+        epoch: u64,
+    ) -> Result<Option<DivergedSet>, StoreError> {
         let shared = &self.shared;
-        shared.journal.reset(start).await?;
+        let analysis = Box::new(Analysis::new(false));
+        let set = shared
+            .journal
+            .reset_diverged(start, from, epoch, analysis)
+            .await?;
+        self.fresh_core();
+        if let Some(set) = &set {
+            let info = &set.info;
+            let messages = info.count("messages").unwrap_or(0);
+            if set.reused {
+                tracing::warn!(shard = shared.shard, dir = %set.dir.display(), "journal reset: its diverged records were already set aside by an interrupted reset; nothing set aside again");
+            } else {
+                tracing::warn!(
+                    shard = shared.shard,
+                    records = info.records,
+                    messages,
+                    removed = info.count("removed").unwrap_or(0),
+                    in_doubt = info.count("in_doubt").unwrap_or(0),
+                    from = %info.from,
+                    end = %info.end,
+                    dir = %set.dir.display(),
+                    "this node held journal records its new master never had (a split brain: both \
+                     served); they were set aside, not deleted. Resend their messages with \
+                     `tandem journal replay-diverged {} --url <broker URL>` (README, \"Diverged \
+                     records after a split brain\")",
+                    set.dir.display()
+                );
+                shared.stats.add_diverged(info.records, messages);
+            }
+            count_diverged_sets(shared);
+        }
+        Ok(set)
+    }
+
+    /// A new, empty core after a reset (the journal is empty too).
+    fn fresh_core(&self) {
+        let shared = &self.shared;
         let mut core = ShardCore::new(shared.shard, shared.shard_count, shared.settings.clone());
         core.count_destinations_in(shared.limit_stats.clone());
         // The old core's destinations leave the count when it is dropped here.
         *shared.core.borrow_mut() = core;
         publish_stats(shared);
-        Ok(())
+    }
+}
+
+/// Publishes how many set-aside directories of diverged records the shard's journal
+/// directory holds (a listing; at open and after each set-aside only).
+pub(super) fn count_diverged_sets(shared: &super::Shared) {
+    match diverged::list_sets(&shared.journal_dir) {
+        Ok(sets) => shared.stats.set_diverged_sets(sets.len() as u64),
+        Err(e) => {
+            tracing::warn!(shard = shared.shard, error = %e, "cannot count the set-aside directories of diverged records")
+        }
     }
 }
 

@@ -77,6 +77,8 @@ pub(super) fn publish_stats(shared: &Shared) {
         written_bytes: j.bytes_written,
         fsyncs: j.fsyncs,
         disk_full,
+        // Counted by the shard's resets, not here.
+        ..JournalCounters::default()
     });
     let core = shared.core.borrow();
     shared.stats.set_memory_used(core.mem_used() as u64);

@@ -4,7 +4,8 @@
 //! to Tandem and to a real ActiveMQ 5.17 broker alike.
 //!
 //! * [`Client`] — connect (`tcp://h:p` or `failover:(...)?...`), send (sync, pipelined,
-//!   or fire-and-forget), subscribe, receive, ack, local transactions, close.
+//!   or fire-and-forget; or a message built elsewhere, [`Client::send_built`]),
+//!   subscribe, receive, ack, local transactions, close.
 //!   This file holds that API and how each call builds its commands.
 //! * `tx` — the local transaction calls ([`Client::begin`], [`Client::commit`],
 //!   [`Client::rollback`]).
@@ -307,6 +308,24 @@ impl Client {
             .map(|_| ())
     }
 
+    /// Sends `message` as it is built (message class, body, properties, priority,
+    /// expiration, correlation id, type, reply-to, timestamp: e.g. a stored message
+    /// being resent, see `node::replay`) under this client's producer and with a fresh
+    /// message id, then waits for the broker's Response (for a persistent message: it
+    /// is stored). Its producer id, message id, transaction and command header are
+    /// this client's, whatever `message` says.
+    pub fn send_built(
+        &self,
+        message: crate::protocol::openwire::Message,
+    ) -> Result<(), ClientError> {
+        let mut template = message;
+        template.producer_id = Some(producer_id(&self.connection_id));
+        match self.submit_message(template, true)? {
+            Some(seq) => self.wait(seq),
+            None => Ok(()),
+        }
+    }
+
     fn send_message(
         &self,
         destination_name: &str,
@@ -337,6 +356,16 @@ impl Client {
         }
         let map: PrimitiveMap = props.iter().map(|(k, v)| (*k, v.clone())).collect();
         template.set_properties(&map)?;
+        self.submit_message(template, confirm)
+    }
+
+    /// Writes `template` with this client's next message id (and the open
+    /// transaction, if any); `Some(seq)`: wait on it for the Response.
+    fn submit_message(
+        &self,
+        template: crate::protocol::openwire::Message,
+        confirm: bool,
+    ) -> Result<Option<u64>, ClientError> {
         let outcome = self.submit(false, |st| {
             let mut m = template.clone();
             // Sequence and commandId are taken with the writer held: wire order.

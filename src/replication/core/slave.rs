@@ -59,7 +59,10 @@ impl Core {
                     "journal does not continue the master's: starting over from the master's oldest segment"
                 );
                 positions[shard] = start;
-                let _ = self.commands[shard].try_send(Command::Reset { start });
+                let _ = self.commands[shard].try_send(Command::Reset {
+                    start,
+                    diverged_from: None,
+                });
             } else {
                 // Lifts a stop after a failed apply on an earlier link.
                 let _ = self.commands[shard].try_send(Command::Report);
