@@ -227,6 +227,7 @@ fn welcome(epoch: u64, shards: usize) -> Frame {
             proof: [0; PROOF_BYTES],
             master_node_id: "9".into(),
             oldest: vec![4096; shards],
+            history: vec![(epoch, vec![4096; shards])],
         },
     }
 }

@@ -9,6 +9,8 @@
 //! kind 11 Proof     proof:[32] shards:u16 node_id:str addrs:(count:u32 str*)
 //!                   positions:(u64 per shard)
 //! kind 2 Welcome    proof:[32] master_node_id:str shards:u16 oldest:(u64 per shard)
+//!                   history:(count:u16 (epoch:u64 starts:(u64 per shard))*)
+//!                   (the master's epoch history, `super::state`, oldest first)
 //! kind 3 Refuse     proof:[32] reason_code:u8 reason:str
 //! kind 4 Batch      shard:u16 start:u64 bytes          (journal bytes, verbatim)
 //! kind 5 Volatile   shard:u16 seq:u64 record
@@ -56,8 +58,9 @@ use crate::ShardId;
 pub const MAGIC: &[u8; 8] = b"TANDEMRP";
 
 /// The link version this codec speaks (sent in Hello). 2: the authenticated
-/// handshake (version 1 sent the password in the clear).
-pub const VERSION: u16 = 2;
+/// handshake (version 1 sent the password in the clear). 3: the Welcome carries the
+/// master's epoch history.
+pub const VERSION: u16 = 3;
 
 /// Bytes of a handshake nonce.
 pub const NONCE_BYTES: usize = 32;
@@ -129,6 +132,8 @@ pub enum Body {
         master_node_id: String,
         /// Per shard, the position catch-up starts from.
         oldest: Vec<u64>,
+        /// The master's epoch history: `(epoch, start per shard)`, oldest first.
+        history: Vec<(u64, Vec<u64>)>,
     },
     /// Master -> slave: not attached; never followed by a takeover. `proof` is all
     /// zeros when the master could not authenticate the slave.
@@ -265,6 +270,7 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) {
             proof,
             master_node_id,
             oldest,
+            history,
         } => {
             out.put_slice(proof);
             put_str(out, master_node_id);
@@ -272,6 +278,14 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) {
             out.put_u16_le(shards);
             for p in oldest.iter().take(usize::from(shards)) {
                 out.put_u64_le(*p);
+            }
+            let count = history.len().min(usize::from(u16::MAX)) as u16;
+            out.put_u16_le(count);
+            for (epoch, starts) in history.iter().take(usize::from(count)) {
+                out.put_u64_le(*epoch);
+                for i in 0..usize::from(shards) {
+                    out.put_u64_le(starts.get(i).copied().unwrap_or(0));
+                }
             }
         }
         Body::Refuse {
@@ -500,10 +514,18 @@ fn parse(frame: &Bytes) -> Result<Frame, FrameError> {
             let proof = r.array()?;
             let master_node_id = r.str()?;
             let shards = usize::from(r.u16()?);
+            let oldest = r.u64s(shards)?;
+            let count = usize::from(r.u16()?);
+            let mut history = Vec::new();
+            for _ in 0..count {
+                let epoch = r.u64()?;
+                history.push((epoch, r.u64s(shards)?));
+            }
             Body::Welcome {
                 proof,
                 master_node_id,
-                oldest: r.u64s(shards)?,
+                oldest,
+                history,
             }
         }
         KIND_REFUSE => Body::Refuse {

@@ -23,6 +23,7 @@ fn every_kind() -> Vec<Frame> {
                 proof: [1; PROOF_BYTES],
                 master_node_id: "node-a".into(),
                 oldest: vec![7, 8],
+                history: vec![(0x1_0007, vec![4096, 4096]), (0x2_0009, vec![8192, 12288])],
             },
         ),
         f(
@@ -389,12 +390,20 @@ pub(crate) fn arb_body() -> impl Strategy<Value = Body> {
         (
             any::<[u8; PROOF_BYTES]>(),
             arb_str(),
-            proptest::collection::vec(any::<u64>(), 0..5)
+            proptest::collection::vec(any::<u64>(), 0..5),
+            proptest::collection::vec(any::<u64>(), 0..4),
         )
-            .prop_map(|(proof, master_node_id, oldest)| Body::Welcome {
-                proof,
-                master_node_id,
-                oldest
+            .prop_map(|(proof, master_node_id, oldest, epochs)| {
+                let history = epochs
+                    .iter()
+                    .map(|&e| (e, oldest.iter().map(|p| p ^ e).collect()))
+                    .collect();
+                Body::Welcome {
+                    proof,
+                    master_node_id,
+                    oldest,
+                    history,
+                }
             }),
         (any::<[u8; PROOF_BYTES]>(), any::<u8>(), arb_str()).prop_map(|(proof, c, reason)| {
             Body::Refuse {

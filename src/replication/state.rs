@@ -76,7 +76,8 @@ pub const HISTORY_MAX: usize = 32;
 /// `None` for a shard where they never disagree. An empty history (a node that never
 /// served nor followed, or one written before histories existed) disagrees at 0.
 pub fn divergence(ours: &[EpochStart], theirs: &[EpochStart], shards: usize) -> Vec<Option<u64>> {
-    let at = |e: Option<&EpochStart>, shard: usize| e.map(|e| e.starts.get(shard).copied().unwrap_or(0));
+    let at =
+        |e: Option<&EpochStart>, shard: usize| e.map(|e| e.starts.get(shard).copied().unwrap_or(0));
     let (mut i, mut j) = (0, 0);
     loop {
         match (ours.get(i), theirs.get(j)) {
@@ -360,16 +361,25 @@ mod tests {
     #[test]
     fn logs_diverge_at_the_first_epoch_their_histories_disagree_on() {
         // The slave took over at 500 while the old master went on alone.
-        assert_eq!(divergence(&h(&[(1, 0)]), &h(&[(1, 0), (2, 500)]), 1), vec![Some(500)]);
+        assert_eq!(
+            divergence(&h(&[(1, 0)]), &h(&[(1, 0), (2, 500)]), 1),
+            vec![Some(500)]
+        );
         // Both served after a shared epoch: the lower start.
         assert_eq!(
             divergence(&h(&[(1, 0), (3, 700)]), &h(&[(1, 0), (2, 500)]), 1),
             vec![Some(500)]
         );
         // Same history: nothing diverged.
-        assert_eq!(divergence(&h(&[(1, 0), (2, 9)]), &h(&[(1, 0), (2, 9)]), 1), vec![None]);
+        assert_eq!(
+            divergence(&h(&[(1, 0), (2, 9)]), &h(&[(1, 0), (2, 9)]), 1),
+            vec![None]
+        );
         // Our history has an epoch the master never had: from its start.
-        assert_eq!(divergence(&h(&[(1, 0), (4, 800)]), &h(&[(1, 0)]), 1), vec![Some(800)]);
+        assert_eq!(
+            divergence(&h(&[(1, 0), (4, 800)]), &h(&[(1, 0)]), 1),
+            vec![Some(800)]
+        );
         // Unknown history: all of it.
         assert_eq!(divergence(&[], &h(&[(1, 0)]), 1), vec![Some(0)]);
         let mut s = NodeState::fresh();

@@ -73,6 +73,13 @@ impl Attached {
                             proof: [0; PROOF_BYTES],
                             master_node_id: core.state.borrow().node_id.to_string(),
                             oldest,
+                            history: core
+                                .state
+                                .borrow()
+                                .history
+                                .iter()
+                                .map(|e| (e.epoch, e.starts.clone()))
+                                .collect(),
                         },
                     };
                     auth::sign(&self.auth.0, auth::MASTER_LABEL, &self.auth.1, &mut welcome);

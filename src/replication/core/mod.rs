@@ -265,6 +265,9 @@ pub async fn run(
                 SlaveEnd::Stopped => return,
             },
             Discovered::Serve { epoch, takeover } => {
+                // Where this epoch's records will begin: after every batch the shards
+                // applied as slave (the Report queues behind them).
+                core.collect_positions().await;
                 if core.become_master(epoch, takeover).is_err() {
                     return;
                 }
@@ -813,6 +816,8 @@ impl Core {
             assert!(epoch > st.epoch, "a master run takes a new epoch");
             st.epoch = epoch;
             st.role = Some(Role::Master);
+            let starts = self.positions.borrow().iter().map(|p| p.0).collect();
+            st.push_history(epoch, starts);
         }
         self.store_state()?;
         for c in &self.commands {

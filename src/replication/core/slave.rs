@@ -11,6 +11,7 @@ use crate::replication::link::Link;
 use crate::replication::machine::{Effect, Input};
 use crate::replication::port::{Command, Live};
 use crate::replication::role::{PeerState, Role};
+use crate::replication::state::{divergence, EpochStart};
 use crate::store::Position;
 
 /// How following a master ended.
@@ -29,17 +30,45 @@ pub(super) enum SlaveEnd {
 
 impl Core {
     pub(super) async fn run_slave(&self, link: Rc<Link>, welcome: Frame) -> SlaveEnd {
-        let Body::Welcome { oldest, .. } = &welcome.body else {
+        let Body::Welcome {
+            oldest, history, ..
+        } = &welcome.body
+        else {
             unreachable!("discover returns Welcome frames only")
         };
+        let masters_history: Vec<EpochStart> = history
+            .iter()
+            .map(|(epoch, starts)| EpochStart {
+                epoch: *epoch,
+                starts: starts.clone(),
+            })
+            .collect();
         // The master resumes this node's copy only if it holds the master's current
-        // epoch (then both sides agree on where it ends); otherwise it starts over.
+        // epoch (then both sides agree on where it ends); otherwise it starts over,
+        // and what this node holds beyond the point where the two logs part (a split
+        // brain: records it confirmed alone) is set aside, never deleted.
         let resumable = self.state.borrow().epoch == welcome.epoch;
+        let our_epoch = self.state.borrow().epoch;
+        let diverged = if resumable {
+            vec![None; self.s.shards]
+        } else {
+            divergence(
+                &self.state.borrow().history,
+                &masters_history,
+                self.s.shards,
+            )
+        };
         {
             let mut st = self.state.borrow_mut();
             st.epoch = welcome.epoch;
             st.role = Some(Role::Slave);
             st.peers = vec![link.peer];
+            if resumable {
+                // A prefix of the master's log: its history is ours.
+                st.history = masters_history.clone();
+            }
+            // Otherwise the history is adopted once in sync: until the copy is whole,
+            // a restart must still know where this node's own records begin.
         }
         if self.store_state().is_err() {
             return SlaveEnd::Stopped;
@@ -61,7 +90,7 @@ impl Core {
                 positions[shard] = start;
                 let _ = self.commands[shard].try_send(Command::Reset {
                     start,
-                    diverged_from: None,
+                    diverged_from: diverged[shard].map(|p| (Position(p), our_epoch)),
                 });
             } else {
                 // Lifts a stop after a failed apply on an earlier link.
@@ -148,6 +177,10 @@ impl Core {
                                 self.commands[shard].try_send(Command::ApplyVolatile { record });
                         }
                         Body::InSync => {
+                            self.state.borrow_mut().history = masters_history.clone();
+                            if self.store_state().is_err() {
+                                return SlaveEnd::Stopped;
+                            }
                             self.s.stats.set_peer(PeerState::InSync);
                             tracing::info!(master = %link.peer, "in sync with the master");
                             effects.extend(self.step(Input::InSync));
