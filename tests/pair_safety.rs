@@ -20,8 +20,7 @@
 //! asserted; every loop is bounded.
 //!
 //! Run (as root; the namespace tests need CAP_SYS_ADMIN):
-//! `cargo test --test pair_safety -- --nocapture` (add `--ignored` for the tests that
-//! need the pair-safety core, issue 13).
+//! `cargo test --test pair_safety -- --nocapture`.
 
 mod support;
 
@@ -527,7 +526,6 @@ fn diverged_dirs(dir: &Path) -> Vec<PathBuf> {
 /// does, never do both confirm writes, and after the stale node is restarted every
 /// confirmed message is on the serving node, once.
 #[test]
-#[ignore = "needs pair-safety core (issue 13)"]
 fn a_paused_master_never_makes_two_masters() {
     const PAUSE: Duration = Duration::from_secs(2);
     let _slot = test_slot();
@@ -669,7 +667,6 @@ fn seq_ranges(seqs: &[u64]) -> String {
 /// replay-diverged <dir> --url <failover url>` sends them to the serving master, which
 /// then holds every confirmed message.
 #[test]
-#[ignore = "needs pair-safety core (issue 13)"]
 fn a_cut_link_without_witness_keeps_what_diverged_and_replays_it() {
     const CUT: Duration = Duration::from_secs(5);
     let _slot = test_slot();
