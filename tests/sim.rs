@@ -354,11 +354,13 @@ impl World {
                 self.crash(i, 50, 300);
             }
             Effect::Exit { .. } => self.crash(i, 200, 1000),
-            Effect::Campaign { claim, expect } => self.to_witness(i, WReq::Campaign(claim, expect)),
-            Effect::WitnessUpdate { claim } => self.to_witness(i, WReq::Update(claim)),
+            Effect::Campaign { claim, expect } => {
+                self.send_to_witness(i, WReq::Campaign(claim, expect))
+            }
+            Effect::WitnessUpdate { claim } => self.send_to_witness(i, WReq::Update(claim)),
             Effect::WitnessResign => {
                 if self.nodes[i].holds_lease {
-                    self.to_witness(i, WReq::Resign);
+                    self.send_to_witness(i, WReq::Resign);
                 }
                 self.nodes[i].holds_lease = false;
             }
@@ -651,7 +653,7 @@ impl World {
 
     // ---- witness ----
 
-    fn to_witness(&mut self, i: usize, req: WReq) {
+    fn send_to_witness(&mut self, i: usize, req: WReq) {
         let sent = self.now;
         if self.witness_reachable(i) {
             self.witness
@@ -757,7 +759,7 @@ impl World {
                 && self.now >= self.nodes[i].next_keepalive
             {
                 self.nodes[i].next_keepalive = self.now + TTL / 3;
-                self.to_witness(i, WReq::KeepAlive);
+                self.send_to_witness(i, WReq::KeepAlive);
             }
         }
     }

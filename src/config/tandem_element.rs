@@ -370,7 +370,7 @@ impl Reader<'_> {
             None => None,
             Some((url, a)) => {
                 let endpoints = crate::witness::parse_witness(&url)
-                    .map_err(|e| self.attr_err(el, a, &e.to_string()))?;
+                    .map_err(|e| self.attr_err(el, a, e.to_string()))?;
                 let key = self
                     .non_empty(el, "witnessKey")?
                     .unwrap_or_else(|| "/tandem/pair".to_string());

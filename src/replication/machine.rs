@@ -512,11 +512,10 @@ impl Machine {
     /// fresh node that is not configured to follow one. A slave never does: its copy
     /// may be behind.
     fn may_serve_alone(&self) -> bool {
-        match (self.s.configured_master, self.role) {
-            (_, Some(Role::Master | Role::Standalone)) => true,
-            (false, None) => true,
-            _ => false,
-        }
+        matches!(
+            (self.s.configured_master, self.role),
+            (_, Some(Role::Master | Role::Standalone)) | (false, None)
+        )
     }
 
     fn on_attach(&mut self, now: Duration, r: AttachResult, out: &mut Vec<Effect>) {
@@ -726,10 +725,12 @@ impl Machine {
                     out.push(Effect::Probe);
                 }
             }
-            Phase::Serving(sv) => {
-                if sv.slave.take().is_some() {
-                    self.slave_lost(now, why, out);
-                }
+            Phase::Serving(Serving {
+                slave: slave @ Some(_),
+                ..
+            }) => {
+                *slave = None;
+                self.slave_lost(now, why, out);
             }
             _ => {}
         }
@@ -1063,10 +1064,10 @@ impl Machine {
                 sv.lease_until = Some(valid_until);
                 self.regrant(now, out);
             }
-            (Phase::Serving(sv), WitnessInput::Renewed { valid_until }) => {
-                if sv.lease_until.is_some() {
-                    sv.lease_until = Some(valid_until);
-                }
+            (Phase::Serving(sv), WitnessInput::Renewed { valid_until })
+                if sv.lease_until.is_some() =>
+            {
+                sv.lease_until = Some(valid_until);
             }
             (Phase::Serving(sv), WitnessInput::LeaseLost) => {
                 sv.lease_until = None;

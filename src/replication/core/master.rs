@@ -78,7 +78,7 @@ impl Core {
                     }
                 }
                 Ev::Frame(id, f) => {
-                    if !slave.as_ref().is_some_and(|a| a.link_id == id) {
+                    if slave.as_ref().is_none_or(|a| a.link_id != id) {
                         continue;
                     }
                     let heard = self.step(Input::Heard);

@@ -139,12 +139,15 @@ impl Core {
             if !effects.is_empty() {
                 continue;
             }
-            {
+            let (stopped, discovering) = {
                 let m = self.machine.borrow();
-                if m.is_stopped() {
+                (m.is_stopped(), m.is_discovering())
+            };
+            {
+                if stopped {
                     return SlaveEnd::Stopped;
                 }
-                if m.is_discovering() {
+                if discovering {
                     link.close(Duration::from_millis(10)).await;
                     self.s.stats.set_peer(PeerState::Connecting);
                     return SlaveEnd::Retry;
