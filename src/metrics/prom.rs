@@ -37,6 +37,8 @@
 //! | `replication_lag_records`, `replication_lag_bytes`, `replication_lag_seconds` | gauge | |
 //! | `replication_shipped_records_total`, `replication_shipped_bytes_total` | counter | |
 //! | `replication_takeovers_total` | counter | |
+//! | `replication_confirm_alone`, `replication_witness_lease_held` | gauge (0/1): a grant to confirm without the slave is in force; this node holds the witness's lease | |
+//! | `replication_probes_total`, `replication_step_downs_total` | counter: the peer asked who serves; stepped down for a newer epoch | |
 //! | `replication_rtt_seconds` | histogram (50 µs .. 102.4 ms) | |
 //! | `replication_buffered_bytes` | gauge: master memory held for the slave | `use` (`channel`, `queued`, `socket`) |
 //! | `replication_buffer_limit_bytes` | gauge (`<tandem replicationBuffer>`) | |
@@ -377,6 +379,30 @@ fn replication(enc: &mut DescriptorEncoder, s: &Snapshot) -> Result<(), std::fmt
         "tandem_replication_takeovers",
         "Takeovers done by this node (slave becoming master)",
         r.takeovers,
+    )?;
+    gauge(
+        enc,
+        "tandem_replication_confirm_alone",
+        "1 while this master may confirm without a slave acknowledgement",
+        u64::from(r.safety.confirm_alone),
+    )?;
+    gauge(
+        enc,
+        "tandem_replication_witness_lease_held",
+        "1 while this node holds the witness's lease",
+        u64::from(r.safety.lease_held),
+    )?;
+    counter(
+        enc,
+        "tandem_replication_probes",
+        "Times this node asked its peer who serves",
+        r.safety.probes,
+    )?;
+    counter(
+        enc,
+        "tandem_replication_step_downs",
+        "Times this node stepped down because a newer epoch served elsewhere",
+        r.safety.step_downs,
     )?;
     enc.encode_descriptor(
         "tandem_replication_rtt_seconds",

@@ -94,6 +94,25 @@ pub struct ReplicationSnapshot {
     pub buffered: Buffered,
     /// Master: what the bound on `buffered` cost.
     pub overflow: Overflow,
+    /// The pair's safety rules at work (`replication::machine`).
+    pub safety: Safety,
+}
+
+/// What the pair's decision machine is doing: whether this node may confirm without
+/// its slave, whether it holds the witness's lease, and what it has done.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Safety {
+    /// The last grant to confirm without a slave acknowledgement is in force (a master
+    /// without an in-sync slave that knows nobody else serves).
+    pub confirm_alone: bool,
+    /// `<tandem witness>` is configured.
+    pub witness: bool,
+    /// This node holds the witness's lease.
+    pub lease_held: bool,
+    /// Times this node asked its peer who serves.
+    pub probes: u64,
+    /// Times this node stepped down because a newer epoch served elsewhere.
+    pub step_downs: u64,
 }
 
 /// The replication state one broker publishes. Every method takes `&self`.
@@ -126,9 +145,31 @@ pub struct ReplicationStats {
     deferred_bytes: AtomicU64,
     volatile_dropped: AtomicU64,
     volatile_dropped_bytes: AtomicU64,
+    confirm_alone: std::sync::atomic::AtomicBool,
+    witness: std::sync::atomic::AtomicBool,
+    lease_held: std::sync::atomic::AtomicBool,
+    probes: AtomicU64,
+    step_downs: AtomicU64,
 }
 
 impl ReplicationStats {
+    /// Whether a grant to confirm alone is in force (see [`Safety`]).
+    pub fn set_confirm_alone(&self, on: bool) {
+        self.confirm_alone.store(on, Relaxed);
+    }
+    pub fn set_witness(&self, configured: bool) {
+        self.witness.store(configured, Relaxed);
+    }
+    pub fn set_lease_held(&self, held: bool) {
+        self.lease_held.store(held, Relaxed);
+    }
+    pub fn add_probe(&self) {
+        self.probes.fetch_add(1, Relaxed);
+    }
+    pub fn add_step_down(&self) {
+        self.step_downs.fetch_add(1, Relaxed);
+    }
+
     /// A standalone node: epoch 0, no peer, every counter 0.
     pub fn new() -> ReplicationStats {
         ReplicationStats::default()
@@ -273,6 +314,13 @@ impl ReplicationStats {
                 deferred_bytes: self.deferred_bytes.load(Relaxed),
                 volatile_dropped: self.volatile_dropped.load(Relaxed),
                 volatile_dropped_bytes: self.volatile_dropped_bytes.load(Relaxed),
+            },
+            safety: Safety {
+                confirm_alone: self.confirm_alone.load(Relaxed),
+                witness: self.witness.load(Relaxed),
+                lease_held: self.lease_held.load(Relaxed),
+                probes: self.probes.load(Relaxed),
+                step_downs: self.step_downs.load(Relaxed),
             },
         }
     }

@@ -19,6 +19,8 @@
 //!                  "lag": {"records": 0, "bytes": 0, "ms": 0},
 //!                  "shipped": {"records": 0, "bytes": 0},
 //!                  "takeovers": 0, "last_takeover_ms": 0,
+//!                  "safety": {"confirm_alone": false, "witness": false, "lease_held": false,
+//!                             "probes": 0, "step_downs": 0},
 //!                  "rtt": {"count": 0, "sum_seconds": 0.0,
 //!                          "buckets": [{"le_us": 50, "count": 0}, ...,
 //!                                      {"le_us": null, "count": 0}]}}}

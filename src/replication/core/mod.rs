@@ -184,6 +184,7 @@ pub async fn run(
     ms.shutdown_on_master_failure = s.shutdown_on_master_failure;
     ms.shutdown_on_slave_failure = s.shutdown_on_slave_failure;
     ms.witness = s.witness.is_some();
+    s.stats.set_witness(ms.witness);
     let (witness, witness_events) = match &s.witness {
         None => (None, None),
         Some(w) => match WitnessAgent::spawn(w.endpoints.clone(), &w.key, w.lease_secs) {
@@ -416,6 +417,7 @@ impl Core {
         for e in effects {
             match e {
                 Effect::ConfirmAlone(until) => {
+                    self.s.stats.set_confirm_alone(until.is_some());
                     let until = until.map(|u| self.instant(u));
                     for c in &self.commands {
                         let _ = c.try_send(Command::ConfirmAlone(until));
@@ -443,7 +445,10 @@ impl Core {
                 Effect::WitnessUpdate { claim } => self.to_witness(WitnessRequest::Update {
                     record: record_of(claim),
                 }),
-                Effect::WitnessResign => self.to_witness(WitnessRequest::Resign),
+                Effect::WitnessResign => {
+                    self.s.stats.set_lease_held(false);
+                    self.to_witness(WitnessRequest::Resign);
+                }
                 other => rest.push(other),
             }
         }
@@ -464,6 +469,12 @@ impl Core {
     fn witness_input(&self, e: WitnessEvent) -> machine::WitnessInput {
         use machine::WitnessInput as W;
         let at = |t: Instant| t.saturating_duration_since(self.origin);
+        let stats = &self.s.stats;
+        match &e {
+            WitnessEvent::Won { .. } | WitnessEvent::Renewed { .. } => stats.set_lease_held(true),
+            WitnessEvent::LeaseLost { .. } => stats.set_lease_held(false),
+            _ => {}
+        }
         match e {
             WitnessEvent::Won { valid_until } => W::Won {
                 valid_until: at(valid_until),
@@ -496,6 +507,7 @@ impl Core {
         if self.store_state().is_err() {
             return;
         }
+        self.s.stats.add_step_down();
         let reason = format!(
             "stepping down: {why} (epoch {epoch:#x} > ours {:#x}); rejoining as slave",
             self.state.borrow().epoch
@@ -634,6 +646,7 @@ impl Core {
     /// One bounded attach to the peer: who serves there? (A master asks its slave's
     /// addresses, a slave its master's.) Bounded by the heartbeat loss interval.
     async fn probe(&self, peers: &[SocketAddr]) -> Attach {
+        self.s.stats.add_probe();
         let bound = self.s.heartbeat * MISSED_HEARTBEATS;
         let attach = async { Some(self.try_attach(peers).await) };
         let expire = async {
