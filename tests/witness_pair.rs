@@ -42,7 +42,7 @@ use support::partition::Net;
 use support::poll_until;
 use support::safety::{
     check_delivered, confirmed_under_a_newer_master, drain, produce, sample_status, seq_ranges,
-    status_report, Confirmations, Sample,
+    status_report, Confirmations, Sample, StopOnDrop,
 };
 use tandem::replication::machine::epoch_node;
 use tandem::witness::Record;
@@ -266,6 +266,7 @@ fn witness_killed_while_both_live_changes_nothing() {
     let samples = std::thread::scope(|scope| {
         let producer = scope.spawn(|| produce(&targets, &log, &stop_producer));
         let sampler = scope.spawn(|| sample_status([a, b], started, &stop_sampler));
+        let _stop = StopOnDrop(vec![&stop_producer, &stop_sampler]);
         let progress = |since: Duration, n: usize, what: &str| {
             let ok = poll_until(PROGRESS_TIMEOUT, || {
                 log.count_since(since) >= n || producer.is_finished()
@@ -442,6 +443,7 @@ fn a_master_cut_from_slave_and_witness_stops_confirming_then_rejoins_as_slave() 
         let samples = std::thread::scope(|scope| {
             let producer = scope.spawn(|| produce(&targets, &log, &stop_producer));
             let sampler = scope.spawn(|| sample_status([a, b], started, &stop_sampler));
+            let _stop = StopOnDrop(vec![&stop_producer, &stop_sampler]);
             let warmed = poll_until(PROGRESS_TIMEOUT, || {
                 log.count() >= 200 || producer.is_finished()
             });
@@ -632,6 +634,7 @@ fn a_cut_link_with_witness_keeps_one_master_and_the_slave_reattaches() {
         let samples = std::thread::scope(|scope| {
             let producer = scope.spawn(|| produce(&targets, &log, &stop_producer));
             let sampler = scope.spawn(|| sample_status([a, b], started, &stop_sampler));
+            let _stop = StopOnDrop(vec![&stop_producer, &stop_sampler]);
             let warmed = poll_until(PROGRESS_TIMEOUT, || {
                 log.count() >= 200 || producer.is_finished()
             });

@@ -17,6 +17,10 @@
 //! Status helpers ([`role`], [`peer`], [`epoch`], [`takeovers`], [`depth`]) read the
 //! `/status` JSON.
 //!
+//! A pair with a witness: [`PairOpts::with_witness`]`(&`[`Witness::for_test`]`(etcd
+//! endpoint, test name))` writes the same `<tandem witness witnessKey witnessLease>`
+//! into both nodes' configurations, with a key prefix no other test uses.
+//!
 //! Nodes listen on 127.0.0.1 unless [`NodeOpts::in_netns`] puts one in a named network
 //! namespace (`partition.rs`): then it is spawned through `ip netns exec`, its
 //! connectors and status endpoint bind the namespace's address ([`Node::host`]), and

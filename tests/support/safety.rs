@@ -188,6 +188,19 @@ impl Confirmations {
     }
 }
 
+/// Sets every flag when dropped: created in a `std::thread::scope` after the producer
+/// and sampler threads are spawned, it stops them when an assertion in the scope
+/// panics too (the scope joins its threads before the panic goes on).
+pub struct StopOnDrop<'a>(pub Vec<&'a AtomicBool>);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        for flag in &self.0 {
+            flag.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
 /// Runs failover sessions over `targets` (in order) until `stop`; see the module doc.
 pub fn produce(targets: &[SocketAddr], log: &Confirmations, stop: &AtomicBool) {
     let deadline = Instant::now() + RUN_LIMIT;
