@@ -8,7 +8,11 @@
 //!   protocol bytes and assert on exact replies.
 //! * [`poll_until`] — the only way to wait: bounded in time and in attempts.
 //! * [`pair`] — master/slave nodes and pairs (`tests/pair.rs`).
-//! * [`etcd`] — a real etcd on free ports for the witness tests (`tests/witness.rs`).
+//! * [`etcd`] — a real etcd on free ports for the witness tests (`tests/witness.rs`,
+//!   `tests/witness_pair.rs`).
+//! * [`safety`] — a failover STOMP producer that logs every confirmation with its node
+//!   and time, and the checks on that log (`tests/pair_safety.rs`,
+//!   `tests/witness_pair.rs`).
 //! * [`jms`] — the real ActiveMQ JMS client (Java probes in `tests/java`) and a real
 //!   ActiveMQ Classic broker; [`jms_cases`] — the JMS tests both brokers must pass
 //!   (`tests/jms_activemq.rs`, `tests/jms_tandem.rs`).
@@ -23,6 +27,7 @@ pub mod jms_cases;
 pub mod netns;
 pub mod pair;
 pub mod partition;
+pub mod safety;
 pub mod stomp_py;
 
 use std::collections::HashSet;

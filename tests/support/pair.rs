@@ -17,6 +17,10 @@
 //! Status helpers ([`role`], [`peer`], [`epoch`], [`takeovers`], [`depth`]) read the
 //! `/status` JSON.
 //!
+//! A pair with a witness: [`PairOpts::with_witness`]`(&`[`Witness::for_test`]`(etcd
+//! endpoint, test name))` writes the same `<tandem witness witnessKey witnessLease>`
+//! into both nodes' configurations, with a key prefix no other test uses.
+//!
 //! Nodes listen on 127.0.0.1 unless [`NodeOpts::in_netns`] puts one in a named network
 //! namespace (`partition.rs`): then it is spawned through `ip netns exec`, its
 //! connectors and status endpoint bind the namespace's address ([`Node::host`]), and
@@ -110,6 +114,42 @@ pub struct NodeOpts {
     /// Set: the process runs in this named network namespace (`ip netns exec <ns>
     /// tandem ...`), which must hold `host`.
     pub netns: Option<String>,
+    /// `<tandem witness witnessKey>`: the etcd URL (`etcd://host:port,...`) and the
+    /// pair's key prefix. Both nodes of a pair must name the same; give every test its
+    /// own key ([`Witness::for_test`]). `None`: no witness.
+    pub witness: Option<Witness>,
+}
+
+/// The witness a node's `<tandem>` element names (`witness`, `witnessKey`,
+/// `witnessLease`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Witness {
+    /// `witness`: `etcd://host:port[,host:port...]`.
+    pub url: String,
+    /// `witnessKey`: the pair's key prefix in etcd.
+    pub key: String,
+    /// `witnessLease` in seconds; `None`: not written (the broker's default, 2 s).
+    pub lease_secs: Option<u64>,
+}
+
+impl Witness {
+    /// The etcd at `endpoint` (`host:port`) with a key prefix no other test uses:
+    /// `/tandem/test/<pid>/<name>/<n>` (`n` counts the calls in this process).
+    pub fn for_test(endpoint: &str, name: &str) -> Witness {
+        static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Witness {
+            url: format!("etcd://{endpoint}"),
+            key: format!("/tandem/test/{}/{name}/{n}", std::process::id()),
+            lease_secs: None,
+        }
+    }
+
+    /// The same witness with `witnessLease` set.
+    pub fn lease(mut self, secs: u64) -> Witness {
+        self.lease_secs = Some(secs);
+        self
+    }
 }
 
 /// The replication secret both nodes of a test pair share.
@@ -136,6 +176,7 @@ impl NodeOpts {
             env: Vec::new(),
             host: None,
             netns: None,
+            witness: None,
         }
     }
 
@@ -157,6 +198,12 @@ impl NodeOpts {
     pub fn in_netns(mut self, ns: &str, host: IpAddr) -> NodeOpts {
         self.netns = Some(ns.to_string());
         self.host = Some(host);
+        self
+    }
+
+    /// These options with `<tandem witness witnessKey witnessLease>` from `w`.
+    pub fn with_witness(mut self, w: &Witness) -> NodeOpts {
+        self.witness = Some(w.clone());
         self
     }
 }
@@ -226,6 +273,11 @@ pub fn node_config_xml(
         "replicationBuffer",
         opts.replication_buffer.as_ref(),
     );
+    if let Some(w) = &opts.witness {
+        push_attr(&mut tandem, "witness", Some(&w.url));
+        push_attr(&mut tandem, "witnessKey", Some(&w.key));
+        push_attr(&mut tandem, "witnessLease", w.lease_secs);
+    }
     ConfigXml {
         name: &opts.name,
         data_dir,
@@ -941,6 +993,13 @@ impl Default for PairOpts {
 }
 
 impl PairOpts {
+    /// These options with both nodes naming the witness `w`.
+    pub fn with_witness(mut self, w: &Witness) -> PairOpts {
+        self.master = self.master.with_witness(w);
+        self.slave = self.slave.with_witness(w);
+        self
+    }
+
     /// Both nodes with the authentication plugin and `users`; the slave logs in to the
     /// master with `<masterConnector userName=user password=pass>`.
     pub fn with_auth(users: &[(&str, &str)], user: &str, pass: &str) -> PairOpts {
