@@ -1,5 +1,5 @@
 //! A master/slave pair with an etcd witness (`<tandem witness witnessKey
-//! witnessLease>`, docs/REPLICATION.md, `src/replication/machine.rs`): real `tandem`
+//! witnessLease>`, docs/REPLICATION.md, `src/replication/machine/`): real `tandem`
 //! processes, a real etcd started by each test (`support/etcd.rs`), and `kill -9` or
 //! iptables cuts (`support/partition.rs`) rather than method calls.
 //!

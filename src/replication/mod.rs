@@ -9,8 +9,13 @@
 //! * [`port`]  — messages and channels between the shards and the core.
 //! * [`role`]  — the vocabulary: this node's [`role::Role`] and its link's
 //!   [`role::PeerState`] (shown by the status endpoint).
-//! * [`state`] — `<data>/node.state`: epoch, last role, peer (format documented there).
-//! * [`core`]  — the replication executor's logic: discovery and takeover
+//! * [`state`] — `<data>/node.state`: epoch, last role, peer, epoch history (format
+//!   documented there).
+//! * [`machine`] — the pair's decisions as a pure state machine (`step(now, input) ->
+//!   effects`): discovery and campaigns (`machine/discover.rs`), following and serving,
+//!   grants to confirm alone, probes, step-down (`machine/serve.rs`), the witness's
+//!   answers (`machine/witness.rs`). `tests/sim.rs` drives it through a simulated world.
+//! * [`core`]  — the replication executor: performs the machine's effects; discovery
 //!   (`core/mod.rs`), the slave loop (`core/slave.rs`), the master loop and heartbeats
 //!   (`core/master.rs`) with its parts: attach (`core/master_attach.rs`), shipping and
 //!   the buffer bound (`core/master_ship.rs`, decisions in `core/flow.rs`), catch-up
