@@ -1,8 +1,8 @@
 //! Tandem: an ActiveMQ-compatible message broker built on thread-per-core shards.
 //!
 //! Module map (imports point down only: `node -> net -> protocol -> broker -> store -> rt`,
-//! and `node -> replication -> store, witness, rt`; `broker` and `replication` never import each
-//! other):
+//! and `node -> replication -> store, witness, rt`; `broker` and `replication` never
+//! import each other):
 //!
 //! * [`config`]   — `activemq.xml`-style configuration, parsed and validated into typed settings.
 //! * [`uri`]      — transport URIs (`stomp://host:port`, `tcp://…`, `failover:(…)?opts`).
@@ -14,8 +14,8 @@
 //!   codec plus a session state machine, turned into protocol-neutral broker operations.
 //! * [`broker`]   — destinations, subscriptions, dispatch, transactions, and `apply(record)`.
 //! * [`store`]    — the per-shard journal: record framing, segments, group commit, replay.
-//! * [`replication`] — master/slave: the pair's decisions (a pure state machine), role discovery, the link, log shipping, catch-up,
-//!   takeover, epochs (docs/REPLICATION.md).
+//! * [`replication`] — master/slave: the pair's decisions (a pure state machine), role
+//!   discovery, the link, log shipping, catch-up, takeover, epochs (docs/REPLICATION.md).
 //! * [`metrics`]  — per-shard counters and the HTTP `/status`, `/metrics` and `/admin/*` endpoint.
 //! * [`rt`]       — the only module that imports glommio: executors, channels, files, sockets.
 //! * [`witness`]  — the etcd witness: a blocking etcd v3 client (JSON gateway) and an agent
