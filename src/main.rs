@@ -113,7 +113,7 @@ fn main() -> ExitCode {
     config.journal.skip_damaged_records = cli.skip_damaged_records;
     match tandem::node::run(config) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(tandem::node::NodeError::Rejoin(reason)) => rejoin(&reason),
+        Err(tandem::node::NodeError::Restart(reason)) => restart(&reason),
         Err(e) => {
             eprintln!("tandem: {e}");
             ExitCode::FAILURE
@@ -121,12 +121,13 @@ fn main() -> ExitCode {
     }
 }
 
-/// The node stepped down (a newer master serves): start this program again with the
-/// same arguments, in the same process (same pid, same log), so that it rejoins as
-/// slave. Every descriptor Tandem opens is close-on-exec.
-fn rejoin(reason: &str) -> ExitCode {
+/// The node stopped serving (a newer master serves, or it lost its witness lease):
+/// start this program again with the same arguments, in the same process (same pid,
+/// same log), so that discovery runs anew (and a stepped-down node rejoins as slave).
+/// Every descriptor Tandem opens is close-on-exec.
+fn restart(reason: &str) -> ExitCode {
     use std::os::unix::process::CommandExt;
-    eprintln!("tandem: {reason}; starting again as slave");
+    eprintln!("tandem: {reason}; starting again");
     let mut args = std::env::args_os();
     let program = args.next().unwrap_or_else(|| "tandem".into());
     let exe = std::env::current_exe().unwrap_or_else(|_| program.into());

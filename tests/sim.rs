@@ -354,6 +354,7 @@ impl World {
                 self.crash(i, 50, 300);
             }
             Effect::Exit { .. } => self.crash(i, 200, 1000),
+            Effect::Restart { .. } => self.crash(i, 50, 300),
             Effect::Campaign { claim, expect } => {
                 self.send_to_witness(i, WReq::Campaign(claim, expect))
             }

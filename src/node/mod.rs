@@ -76,12 +76,12 @@ pub enum NodeError {
     /// stops rather than guess what is on disk, so the slave takes over.
     #[error("journal failed ({0}); stopping the node (restart it once the disk is sound: recovery reads what is on disk)")]
     JournalFailed(String),
-    /// A newer epoch serves elsewhere: this node stepped down (`node.state` says
-    /// `role=slave`). The process starts again to rejoin as slave (`main` re-executes
-    /// itself): a clean start is the one path that turns a master's shards into a
-    /// slave's.
+    /// The pair's decisions say stop serving and start again: a newer epoch serves
+    /// elsewhere (`node.state` says `role=slave`: the node rejoins as slave), or the
+    /// master lost its witness lease with no slave in sync. `main` re-executes itself:
+    /// a clean start is the one path that turns a master's shards into a slave's.
     #[error("{0}")]
-    Rejoin(String),
+    Restart(String),
     #[error("shard {shard} failed to start: {reason}")]
     Shard { shard: usize, reason: String },
     /// An executor thread that must live as long as the process ended (a task

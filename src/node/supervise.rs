@@ -145,11 +145,11 @@ impl<'a> Supervisor<'a> {
                 }
                 Some(Err(NodeError::Replication(reason)))
             }
-            Event::Rejoin { reason } => {
+            Event::Restart { reason } => {
                 for l in &state.open {
                     l.shutdown();
                 }
-                Some(Err(NodeError::Rejoin(reason)))
+                Some(Err(NodeError::Restart(reason)))
             }
             Event::Stopped => None,
         }

@@ -100,9 +100,10 @@ pub enum Event {
     SlaveInSync,
     /// Stop the process with this status.
     Exit { code: i32, reason: String },
-    /// A newer epoch serves elsewhere: `node.state` says `role=slave`; stop serving
-    /// and start again, as the slave this node now is.
-    Rejoin { reason: String },
+    /// Stop serving and start the process again: a newer epoch serves elsewhere
+    /// (`node.state` then says `role=slave`, and the node rejoins as slave), or this
+    /// master lost its witness lease with no slave in sync (discovery decides anew).
+    Restart { reason: String },
     /// The core has said goodbye to its peer after a [`Request::Shutdown`].
     Stopped,
 }
@@ -184,6 +185,9 @@ pub async fn run(
     ms.shutdown_on_master_failure = s.shutdown_on_master_failure;
     ms.shutdown_on_slave_failure = s.shutdown_on_slave_failure;
     ms.witness = s.witness.is_some();
+    if let Some(w) = &s.witness {
+        ms.fence_after = Duration::from_secs(w.lease_secs).max(ms.silence);
+    }
     s.stats.set_witness(ms.witness);
     let (witness, witness_events) = match &s.witness {
         None => (None, None),
@@ -432,6 +436,11 @@ impl Core {
                     self.emit(Event::Exit { code, reason });
                 }
                 Effect::StepDown { epoch, why } => self.step_down(epoch, &why),
+                Effect::Restart { why } => {
+                    let reason = format!("{why}: starting again");
+                    tracing::error!("{reason}");
+                    self.emit(Event::Restart { reason });
+                }
                 Effect::Campaign { claim, expect } => self.to_witness(WitnessRequest::Campaign {
                     record: record_of(claim),
                     expect: match expect {
@@ -514,7 +523,7 @@ impl Core {
         );
         tracing::error!("{reason}");
         self.s.stats.set_role(Role::Slave);
-        self.emit(Event::Rejoin { reason });
+        self.emit(Event::Restart { reason });
     }
 
     /// Finds this node's role: drives the machine's discovery (attach attempts, the

@@ -223,6 +223,7 @@ impl Machine {
             probing: false,
             last_probe: now,
             lease_until: lease.map(|(u, _)| u),
+            lease_lost_at: None,
             recorded: lease.map(|(_, c)| c),
             updating: false,
             regaining: false,

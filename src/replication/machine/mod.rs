@@ -41,7 +41,10 @@
 //!   confirms alone); a slave counts as in sync only once the record names it. A slave
 //!   takes over only by winning the lease with the record still naming it in sync at
 //!   its master's epoch: a master that served alone since has rewritten the record, so
-//!   a stale slave can never win.
+//!   a stale slave can never win. A master that has neither its lease nor an in-sync
+//!   slave for [`Settings::fence_after`] can confirm nothing: it starts again
+//!   ([`Effect::Restart`]) with its connectors closed, so clients fail over instead of
+//!   waiting, and serves again only by winning the lease.
 
 use std::time::Duration;
 
@@ -88,6 +91,9 @@ pub struct Settings {
     pub recheck: Duration,
     /// Pause between discovery attempts and between witness campaigns.
     pub retry: Duration,
+    /// With a witness: how long a master without its lease and without an in-sync
+    /// slave keeps its connectors open before it starts again ([`Effect::Restart`]).
+    pub fence_after: Duration,
     /// A witness is configured.
     pub witness: bool,
     /// A master is configured (`masterConnectorURI`): a fresh node follows it.
@@ -109,6 +115,7 @@ impl Settings {
             grant: heartbeat * 2,
             recheck: heartbeat * 10,
             retry: heartbeat * 2,
+            fence_after: heartbeat * 20,
             witness: false,
             configured_master: false,
             has_peer: false,
@@ -243,6 +250,10 @@ pub enum Effect {
         epoch: u64,
         why: String,
     },
+    /// Stop serving and start again (node state unchanged): discovery decides anew.
+    Restart {
+        why: String,
+    },
     Exit {
         code: i32,
         reason: String,
@@ -303,6 +314,8 @@ struct Serving {
     last_probe: Duration,
     /// Witness: the lease is ours until then.
     lease_until: Option<Duration>,
+    /// Witness: since when the lease is lost (see [`Settings::fence_after`]).
+    lease_lost_at: Option<Duration>,
     /// Witness: what the record says (as written by us), once written.
     recorded: Option<Claim>,
     /// Witness: an update is out.

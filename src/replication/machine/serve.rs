@@ -248,6 +248,26 @@ impl Machine {
                     if lease_gone {
                         sv.lease_until = None;
                     }
+                    if sv.lease_until.is_some() {
+                        sv.lease_lost_at = None;
+                    } else {
+                        // Without the lease and without an in-sync slave this node can
+                        // confirm nothing; still accepting clients would only make them
+                        // wait. Past `fence_after` it starts again: connectors closed,
+                        // it serves once it wins the lease, or follows who did.
+                        let since = *sv.lease_lost_at.get_or_insert(now);
+                        let slave_holds = sv.slave.is_some_and(|s| s.in_sync || s.declaring);
+                        if !slave_holds && now.saturating_sub(since) >= self.s.fence_after {
+                            if sv.granted.is_some() {
+                                out.push(Effect::ConfirmAlone(None));
+                            }
+                            self.phase = Phase::Stopped;
+                            out.push(Effect::Restart {
+                                why: "the witness's lease is lost and no slave is in sync".into(),
+                            });
+                            return;
+                        }
+                    }
                     if sv.lease_until.is_none() && !sv.regaining {
                         sv.regaining = true;
                         let (claim, expect) = self.claim_for(Campaign::Regain);
