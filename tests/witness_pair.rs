@@ -40,7 +40,7 @@ use support::pair::{
 use support::partition::Net;
 use support::poll_until;
 use support::safety::{
-    assert_delivered_once, confirmed_under_a_newer_master, in_sync_as, seq_ranges, Sample, Traffic,
+    assert_delivered_once, confirmed_under_a_newer_master, in_sync_as, seqs_of, Sample, Traffic,
 };
 use tandem::replication::machine::epoch_node;
 use tandem::witness::Record;
@@ -492,7 +492,7 @@ fn a_master_cut_from_slave_and_witness_stops_confirming_then_rejoins_as_slave() 
             late.len(),
             slave_first.seq,
             slave_first.at.as_millis(),
-            seq_ranges(&late.iter().map(|c| c.seq).collect::<Vec<_>>())
+            seqs_of(&late)
         );
         let replaced = confirmed_under_a_newer_master(log, &samples);
         assert!(
@@ -600,7 +600,7 @@ fn a_cut_link_with_witness_keeps_one_master_and_the_slave_reattaches() {
             by_slave.is_empty(),
             "the slave confirmed {} messages (seq {}): two nodes confirmed",
             by_slave.len(),
-            seq_ranges(&by_slave.iter().map(|c| c.seq).collect::<Vec<_>>())
+            seqs_of(&by_slave)
         );
         assert!(log.after_another_node_confirmed().is_empty());
         let replaced = confirmed_under_a_newer_master(log, &samples);
