@@ -25,8 +25,8 @@ use support::pair::{
 };
 use support::partition::Net;
 use support::safety::{
-    check_delivered, confirmed_under_a_newer_master, drain, produce, restart_stale, sample_status,
-    seq_ranges, serving_and_stale, status_report, Confirmations, DEST, RUN_LIMIT,
+    confirmed_under_a_newer_master, drain_and_check, restart_stale, seq_ranges, serving_and_stale,
+    Traffic, DEST, RUN_LIMIT,
 };
 use support::{poll_until, run_bounded, tandem_bin};
 
@@ -67,25 +67,17 @@ fn a_paused_master_never_makes_two_masters() {
     let _slot = test_slot();
     let pair = Pair::start(PairOpts::default());
     let (a, b) = (&pair.master, &pair.slave);
-    let started = Instant::now();
-    let log = Confirmations::new(started, &[a.name(), b.name()]);
-    let targets = [a.stomp_addr(), b.stomp_addr()];
-    let (stop_producer, stop_sampler) = (AtomicBool::new(false), AtomicBool::new(false));
-    let (mut paused_at, mut resumed_at) = (Duration::ZERO, Duration::ZERO);
+    let traffic = Traffic::new([a, b]);
+    let log = &traffic.log;
 
-    let samples = std::thread::scope(|scope| {
-        let producer = scope.spawn(|| produce(&targets, &log, &stop_producer));
-        let sampler = scope.spawn(|| sample_status([a, b], started, &stop_sampler));
-        let warmed = poll_until(Duration::from_secs(60), || {
-            log.count() >= 200 || producer.is_finished()
-        });
-        assert!(warmed && !producer.is_finished(), "producer too slow");
+    let ((paused_at, resumed_at), samples) = traffic.run(|run| {
+        run.warm_up(Duration::from_secs(60));
 
-        paused_at = started.elapsed();
+        let paused_at = traffic.elapsed();
         a.signal(libc::SIGSTOP);
         scenario_delay(PAUSE);
         a.signal(libc::SIGCONT);
-        resumed_at = started.elapsed();
+        let resumed_at = traffic.elapsed();
         println!(
             "{} stopped at {} ms, continued at {} ms",
             a.name(),
@@ -95,13 +87,10 @@ fn a_paused_master_never_makes_two_masters() {
 
         // Keep sending: new sessions start at the old master again.
         scenario_delay(Duration::from_secs(3));
-        poll_until(Duration::from_secs(30), || {
-            log.count_since(resumed_at) >= 100 || producer.is_finished()
+        run.progressed(Duration::from_secs(30), |log| {
+            log.count_since(resumed_at) >= 100
         });
-        stop_producer.store(true, Ordering::SeqCst);
-        producer.join().expect("producer thread");
-        stop_sampler.store(true, Ordering::SeqCst);
-        sampler.join().expect("sampler thread")
+        (paused_at, resumed_at)
     });
 
     let phases = [
@@ -109,27 +98,14 @@ fn a_paused_master_never_makes_two_masters() {
         ("paused", paused_at),
         ("after SIGCONT", resumed_at),
     ];
-    println!(
-        "confirmations:\n{}/status:\n{}",
-        log.summary(&phases),
-        status_report([a.name(), b.name()], &samples)
-    );
+    traffic.report("", &phases, &samples);
     let interleaved = log.after_another_node_confirmed();
-    let replaced = confirmed_under_a_newer_master(&log, &samples);
+    let replaced = confirmed_under_a_newer_master(log, &samples);
 
     let (serving, stale) = serving_and_stale([a, b]);
     println!("serving: {}; stale: {}", serving.name(), stale.name());
     restart_stale(serving, stale);
-    let frames = drain(serving);
-    let (missing, duplicated, unknown) = check_delivered(&frames, &log);
-    println!(
-        "drained {} messages from {}: {} confirmed missing, {} unflagged duplicates, {} unknown",
-        frames.len(),
-        serving.name(),
-        missing.len(),
-        duplicated.len(),
-        unknown.len()
-    );
+    let (missing, duplicated, unknown) = drain_and_check(serving, log);
 
     let mut problems = Vec::new();
     if let Some(c) = interleaved.first() {
@@ -189,25 +165,17 @@ fn a_cut_link_without_witness_keeps_what_diverged_and_replays_it() {
     net.run_in_router(|| {
         let pair = Pair::start(net.pair_opts());
         let (a, b) = (&pair.master, &pair.slave);
-        let started = Instant::now();
-        let log = Confirmations::new(started, &[a.name(), b.name()]);
-        let targets = [a.stomp_addr(), b.stomp_addr()];
-        let (stop_producer, stop_sampler) = (AtomicBool::new(false), AtomicBool::new(false));
-        let (mut cut_at, mut healed_at, mut converged_at) = (Duration::ZERO, Duration::ZERO, None);
+        let traffic = Traffic::new([a, b]);
+        let log = &traffic.log;
 
-        let samples = std::thread::scope(|scope| {
-            let producer = scope.spawn(|| produce(&targets, &log, &stop_producer));
-            let sampler = scope.spawn(|| sample_status([a, b], started, &stop_sampler));
-            let warmed = poll_until(Duration::from_secs(60), || {
-                log.count() >= 200 || producer.is_finished()
-            });
-            assert!(warmed && !producer.is_finished(), "producer too slow");
+        let ((cut_at, healed_at, converged_at), samples) = traffic.run(|run| {
+            run.warm_up(Duration::from_secs(60));
 
-            cut_at = started.elapsed();
+            let cut_at = traffic.elapsed();
             net.cut("master", "slave");
             scenario_delay(CUT);
             net.heal("master", "slave");
-            healed_at = started.elapsed();
+            let healed_at = traffic.elapsed();
 
             // The pair converges: one master, its in-sync slave. The producer keeps
             // sending meanwhile.
@@ -222,35 +190,19 @@ fn a_cut_link_without_witness_keeps_what_diverged_and_replays_it() {
                 };
                 one_each(&sa, &sb) || one_each(&sb, &sa)
             });
-            if converged {
-                converged_at = Some(started.elapsed());
-                poll_until(Duration::from_secs(30), || {
-                    log.count_since(converged_at.unwrap()) >= 50 || producer.is_finished()
+            let converged_at = converged.then(|| traffic.elapsed());
+            if let Some(converged_at) = converged_at {
+                run.progressed(Duration::from_secs(30), |log| {
+                    log.count_since(converged_at) >= 50
                 });
             }
-            stop_producer.store(true, Ordering::SeqCst);
-            producer.join().expect("producer thread");
-            stop_sampler.store(true, Ordering::SeqCst);
-            sampler.join().expect("sampler thread")
+            (cut_at, healed_at, converged_at)
         });
 
-        let phases = [
-            ("before the cut", Duration::ZERO),
-            ("cut", cut_at),
-            ("healed", healed_at),
-            ("converged", converged_at.unwrap_or(Duration::MAX)),
-        ];
-        println!(
-            "cut at {} ms, healed at {} ms, converged at {:?} ms\nconfirmations:\n{}/status:\n{}",
-            cut_at.as_millis(),
-            healed_at.as_millis(),
-            converged_at.map(|c| c.as_millis()),
-            log.summary(&phases),
-            status_report([a.name(), b.name()], &samples)
-        );
+        traffic.report_cut(cut_at, healed_at, converged_at, &samples);
         // Without a witness, both sides may accept writes during the cut: what the
         // replaced side confirmed must come back through the replay.
-        let replaced = confirmed_under_a_newer_master(&log, &samples);
+        let replaced = confirmed_under_a_newer_master(log, &samples);
         println!(
             "confirmations by a replaced master: {} (seq {})",
             replaced.len(),
@@ -299,17 +251,7 @@ fn a_cut_link_without_witness_keeps_what_diverged_and_replays_it() {
             );
         }
 
-        let frames = drain(serving);
-        let (missing, duplicated, unknown) = check_delivered(&frames, &log);
-        println!(
-            "drained {} messages from {}: {} confirmed missing, {} unflagged duplicates, {} \
-             unknown",
-            frames.len(),
-            serving.name(),
-            missing.len(),
-            duplicated.len(),
-            unknown.len()
-        );
+        let (missing, duplicated, unknown) = drain_and_check(serving, log);
         assert!(
             missing.is_empty(),
             "{} confirmed messages not on {} after replaying {} diverged directories: {}",

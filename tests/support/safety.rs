@@ -201,6 +201,121 @@ impl Drop for StopOnDrop<'_> {
     }
 }
 
+// ---------------------------------------------------------------------------------
+// A scenario under load
+
+/// The failover producer ([`produce`]) and the /status sampler ([`sample_status`]) over
+/// a pair's two nodes, and the producer's log. The clock starts at [`Traffic::new`].
+pub struct Traffic<'n> {
+    nodes: [&'n Node; 2],
+    pub log: Confirmations,
+}
+
+impl<'n> Traffic<'n> {
+    /// Targets `nodes` in this order (the configured master first).
+    pub fn new(nodes: [&'n Node; 2]) -> Traffic<'n> {
+        let started = Instant::now();
+        Traffic {
+            nodes,
+            log: Confirmations::new(started, &[nodes[0].name(), nodes[1].name()]),
+        }
+    }
+
+    /// Since the clock started.
+    pub fn elapsed(&self) -> Duration {
+        self.log.started.elapsed()
+    }
+
+    /// Runs the producer and the sampler while `body` runs, then stops the producer,
+    /// joins it, stops the sampler and joins it; returns what `body` returned and the
+    /// samples. If `body` panics, both are stopped ([`StopOnDrop`]) before the panic
+    /// goes on.
+    pub fn run<R>(&self, body: impl FnOnce(&Run) -> R) -> (R, [Vec<Sample>; 2]) {
+        let targets = self.nodes.map(|n| n.stomp_addr());
+        let (stop_producer, stop_sampler) = (AtomicBool::new(false), AtomicBool::new(false));
+        std::thread::scope(|scope| {
+            let producer = scope.spawn(|| produce(&targets, &self.log, &stop_producer));
+            let sampler =
+                scope.spawn(|| sample_status(self.nodes, self.log.started, &stop_sampler));
+            let _stop = StopOnDrop(vec![&stop_producer, &stop_sampler]);
+            let run = Run {
+                log: &self.log,
+                producer,
+            };
+            let out = body(&run);
+            stop_producer.store(true, Ordering::SeqCst);
+            run.producer.join().expect("producer thread");
+            stop_sampler.store(true, Ordering::SeqCst);
+            (out, sampler.join().expect("sampler thread"))
+        })
+    }
+
+    /// Prints `headline`, then the confirmations per node and phase
+    /// ([`Confirmations::summary`]) and the /status timeline ([`status_report`]).
+    pub fn report(&self, headline: &str, phases: &[(&str, Duration)], samples: &[Vec<Sample>; 2]) {
+        println!(
+            "{headline}confirmations:\n{}/status:\n{}",
+            self.log.summary(phases),
+            status_report([self.nodes[0].name(), self.nodes[1].name()], samples)
+        );
+    }
+
+    /// [`Traffic::report`] of a cut: when it began, healed and the pair converged
+    /// (None: it did not), and the confirmations in each of those phases.
+    pub fn report_cut(
+        &self,
+        cut_at: Duration,
+        healed_at: Duration,
+        converged_at: Option<Duration>,
+        samples: &[Vec<Sample>; 2],
+    ) {
+        let phases = [
+            ("before the cut", Duration::ZERO),
+            ("cut", cut_at),
+            ("healed", healed_at),
+            ("converged", converged_at.unwrap_or(Duration::MAX)),
+        ];
+        let converged =
+            converged_at.map_or("never".to_string(), |c| format!("{} ms", c.as_millis()));
+        self.report(
+            &format!(
+                "cut at {} ms, healed at {} ms, converged at {converged}\n",
+                cut_at.as_millis(),
+                healed_at.as_millis()
+            ),
+            &phases,
+            samples,
+        );
+    }
+}
+
+/// The producer while [`Traffic::run`]'s body runs.
+pub struct Run<'scope, 'env> {
+    log: &'env Confirmations,
+    producer: std::thread::ScopedJoinHandle<'scope, ()>,
+}
+
+impl Run<'_, '_> {
+    pub fn producer_finished(&self) -> bool {
+        self.producer.is_finished()
+    }
+
+    /// Waits up to `timeout` until `enough` holds of the log (or the producer ended):
+    /// whether it holds with the producer still running.
+    pub fn progressed(&self, timeout: Duration, enough: impl Fn(&Confirmations) -> bool) -> bool {
+        let ok = poll_until(timeout, || enough(self.log) || self.producer.is_finished());
+        ok && !self.producer.is_finished()
+    }
+
+    /// Asserts that the producer gets 200 confirmations within `timeout`.
+    pub fn warm_up(&self, timeout: Duration) {
+        assert!(
+            self.progressed(timeout, |log| log.count() >= 200),
+            "producer too slow"
+        );
+    }
+}
+
 /// Runs failover sessions over `targets` (in order) until `stop`; see the module doc.
 pub fn produce(targets: &[SocketAddr], log: &Confirmations, stop: &AtomicBool) {
     let deadline = Instant::now() + RUN_LIMIT;
@@ -404,6 +519,17 @@ pub fn serving_and_stale(nodes: [&Node; 2]) -> (&Node, &Node) {
     }
 }
 
+/// Whether `master` says master with its slave in sync and `slave` says in-sync slave
+/// (each /status within 1 s; `master` asked first).
+pub fn in_sync_as(master: &Node, slave: &Node) -> bool {
+    master
+        .try_status_within(Duration::from_secs(1))
+        .is_some_and(|s| is_master_in_sync(&s))
+        && slave
+            .try_status_within(Duration::from_secs(1))
+            .is_some_and(|s| is_slave_in_sync(&s))
+}
+
 /// Restarts `stale` unless it is already an in-sync slave (exited, or still a master
 /// with an older epoch, or anything else), then waits until `serving` is a master
 /// with `stale` as its in-sync slave.
@@ -528,6 +654,45 @@ pub fn check_delivered(
         .map(|(s, (_, u))| (*s, *u))
         .collect();
     (missing, duplicated, unknown)
+}
+
+/// [`drain`]s `node` and [`check_delivered`] against `log`; prints the counts.
+pub fn drain_and_check(
+    node: &Node,
+    log: &Confirmations,
+) -> (Vec<u64>, Vec<(u64, u32)>, Vec<String>) {
+    let frames = drain(node);
+    let (missing, duplicated, unknown) = check_delivered(&frames, log);
+    println!(
+        "drained {} messages from {}: {} confirmed missing, {} unflagged duplicates, {} unknown",
+        frames.len(),
+        node.name(),
+        missing.len(),
+        duplicated.len(),
+        unknown.len()
+    );
+    (missing, duplicated, unknown)
+}
+
+/// [`drain_and_check`], asserting that every confirmed message is on `node`, none
+/// twice unflagged, and nothing that was not sent.
+pub fn assert_delivered_once(node: &Node, log: &Confirmations) {
+    let (missing, duplicated, unknown) = drain_and_check(node, log);
+    assert!(
+        missing.is_empty(),
+        "confirmed but missing: {}",
+        seq_ranges(&missing)
+    );
+    assert!(
+        duplicated.is_empty(),
+        "unflagged duplicates: {duplicated:?}"
+    );
+    assert!(unknown.is_empty(), "messages nobody sent: {unknown:?}");
+}
+
+/// The sequence numbers of `confirmed` as [`seq_ranges`].
+pub fn seqs_of(confirmed: &[Confirmed]) -> String {
+    seq_ranges(&confirmed.iter().map(|c| c.seq).collect::<Vec<_>>())
 }
 
 /// `[1, 2, 3, 7]` as "1..=3, 7".
