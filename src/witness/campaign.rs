@@ -84,14 +84,28 @@ impl Etcd {
         expect: Expect,
         ttl_secs: u64,
     ) -> Result<Campaign, WitnessError> {
-        let expect = match expect {
+        // What the state key must hold, as an etcd comparison (none for `Any`).
+        let state_compare = match expect {
+            Expect::Any => None,
+            Expect::Absent => Some(Compare::CreateRevision {
+                key: keys.state.clone(),
+                equals: 0,
+            }),
+            Expect::Is(r) => Some(Compare::Value {
+                key: keys.state.clone(),
+                equals: r.encode().into_bytes(),
+            }),
             Expect::WrittenBy { epoch, node } => {
                 let current = match self.get(&keys.state)? {
                     Some(kv) => Some(Record::decode(&kv.value)?),
                     None => None,
                 };
                 match current {
-                    Some(r) if r.epoch == epoch && r.node == node => Expect::Is(r),
+                    // Compared exactly in the transaction: a change since fails it.
+                    Some(r) if r.epoch == epoch && r.node == node => Some(Compare::Value {
+                        key: keys.state.clone(),
+                        equals: r.encode().into_bytes(),
+                    }),
                     state => {
                         let holder = match self.get(&keys.lease)? {
                             Some(kv) => Some(Record::decode(&kv.value)?),
@@ -101,7 +115,6 @@ impl Etcd {
                     }
                 }
             }
-            other => other,
         };
         let granted_at = Instant::now();
         let lease = self.grant(ttl_secs)?;
@@ -109,18 +122,7 @@ impl Etcd {
             key: keys.lease.clone(),
             equals: 0,
         }];
-        match expect {
-            Expect::Any => {}
-            Expect::Absent => compare.push(Compare::CreateRevision {
-                key: keys.state.clone(),
-                equals: 0,
-            }),
-            Expect::Is(r) => compare.push(Compare::Value {
-                key: keys.state.clone(),
-                equals: r.encode().into_bytes(),
-            }),
-            Expect::WrittenBy { .. } => unreachable!("resolved to Is above"),
-        }
+        compare.extend(state_compare);
         let value = record.encode().into_bytes();
         let success = [
             Op::Put {
