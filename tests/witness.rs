@@ -345,6 +345,63 @@ fn a_failed_state_precondition_loses() {
 }
 
 #[test]
+fn written_by_wins_only_over_the_record_that_node_wrote_at_that_epoch() {
+    // A restarted master: whatever its record says of the slave, it may serve again
+    // only if nobody wrote the state since it did.
+    let etcd = EtcdServer::start();
+    let c = client(&etcd);
+    let keys = Keys::new("/restart/");
+    let mine = rec(0x1_0001, 1, Some(2));
+    let Campaign::Won { lease, .. } = c.campaign(&keys, mine, Expect::Absent, TTL_SECS).unwrap()
+    else {
+        panic!("fresh pair, Expect::Absent must win");
+    };
+    c.resign(lease).unwrap();
+    let again = rec(0x2_0001, 1, None);
+    // Another node's epoch, or another node: lost, and the state is reported.
+    for expect in [
+        Expect::WrittenBy {
+            epoch: 0x1_0002,
+            node: 1,
+        },
+        Expect::WrittenBy {
+            epoch: 0x1_0001,
+            node: 2,
+        },
+    ] {
+        assert_eq!(
+            c.campaign(&keys, again, expect, TTL_SECS).unwrap(),
+            Campaign::Lost {
+                holder: None,
+                state: Some(mine)
+            },
+            "{expect:?}"
+        );
+        assert_eq!(c.get(&keys.lease).unwrap(), None, "no lease left held");
+    }
+    // Its own record (in_sync whatever it was): won, and the state is the new claim.
+    let Campaign::Won { lease, .. } = c
+        .campaign(
+            &keys,
+            again,
+            Expect::WrittenBy {
+                epoch: 0x1_0001,
+                node: 1,
+            },
+            TTL_SECS,
+        )
+        .unwrap()
+    else {
+        panic!("its own record must let it win");
+    };
+    assert_eq!(
+        Record::decode(&c.get(&keys.state).unwrap().expect("state").value).unwrap(),
+        again
+    );
+    c.resign(lease).unwrap();
+}
+
+#[test]
 fn update_after_the_lease_expired_returns_false() {
     let etcd = EtcdServer::start();
     let c = client(&etcd);
