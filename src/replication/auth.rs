@@ -336,8 +336,8 @@ pub fn judge_proof(acceptor: &Acceptor, n: &Nonces, view: &MasterView, frame: &F
         return Verdict::Refuse {
             code: RefuseCode::StaleEpoch,
             reason: format!(
-                "the peer holds a newer epoch ({} > {}): this node must not serve; restart it \
-                 to rejoin as slave",
+                "the peer holds a newer epoch ({} > {}): this node steps down and \
+                 rejoins as slave",
                 frame.epoch, view.epoch
             ),
             stale: true,

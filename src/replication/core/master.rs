@@ -12,7 +12,7 @@
 //! * `master_catch_up.rs` — catch-up rounds from the journal: plans, the Welcome,
 //!   chunks, the end of a round and the queued live batches behind it.
 //! * `master_acks.rs`     — acknowledgements, lag, the ack timeout, and the slave's
-//!   standing: in sync, or lost (the master serves alone, degraded).
+//!   standing: in sync, or lost (the machine decides: probe, then confirm alone or step down).
 //!
 //! Their log events keep this file's target ([`LOG_TARGET`],
 //! `tandem::replication::core::master`), as they had before the split: the log lines

@@ -1,7 +1,7 @@
 //! The slave's acknowledgements on the master and what follows from them: the bound
 //! on what it may acknowledge, the shards told what it holds, round trips and lag for
 //! the status endpoint, the ack timeout, and its standing: in sync (every reply now
-//! waits for it) or lost (the master serves alone, degraded).
+//! waits for it) or lost (the machine decides: probe, then confirm alone or step down).
 
 use std::time::{Duration, Instant};
 
