@@ -527,30 +527,12 @@ impl World {
                     let side = usize::from(c.slave == to);
                     c.open_at[side] = false;
                 }
-                if serving {
-                    self.on_slave_gone(to);
-                }
-                self.step(
-                    to,
-                    Input::LinkClosed {
-                        clean: false,
-                        why: "closed".into(),
-                    },
-                );
+                self.link_broke(to, serving, "closed");
             }
             _ if epoch != self.nodes[to].m.epoch() => {
                 // A frame at another epoch: protocol error, the link closes.
                 self.close_conn_of(to);
-                if serving {
-                    self.on_slave_gone(to);
-                }
-                self.step(
-                    to,
-                    Input::LinkClosed {
-                        clean: false,
-                        why: "epoch".into(),
-                    },
-                );
+                self.link_broke(to, serving, "epoch");
             }
             Msg::Heartbeat => self.step(to, Input::Heard),
             Msg::InSync => {
@@ -581,6 +563,21 @@ impl World {
                 }
             }
         }
+    }
+
+    /// Node `to`'s link ended uncleanly: a master's data path lets the slave go, and the
+    /// machine hears of it.
+    fn link_broke(&mut self, to: usize, serving: bool, why: &str) {
+        if serving {
+            self.on_slave_gone(to);
+        }
+        self.step(
+            to,
+            Input::LinkClosed {
+                clean: false,
+                why: why.into(),
+            },
+        );
     }
 
     /// The master's data path when its slave goes: acks forgotten, replies held until

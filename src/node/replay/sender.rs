@@ -20,31 +20,11 @@ use crate::broker::{BodyKind, Message};
 use crate::client::openwire::{Client as OpenWireClient, OpenWireOptions};
 use crate::client::{Client as StompClient, ClientError, ClientOptions};
 use crate::protocol::openwire::session::convert::to_openwire_message;
+use crate::protocol::stomp::session::NON_PROPERTY_HEADERS;
 use crate::uri::{FailoverUri, Scheme};
 
 /// The property a replayed message carries: its original message id.
 pub const REPLAYED_FROM: &str = "TandemReplayedFrom";
-
-/// STOMP headers the broker interprets rather than keeping as properties (the STOMP
-/// session's list): a stored property of such a name (from a JMS producer) cannot be
-/// sent as itself over STOMP, and is left out.
-const STOMP_RESERVED: &[&str] = &[
-    "destination",
-    "receipt",
-    "transaction",
-    "content-length",
-    "persistent",
-    "priority",
-    "expires",
-    "reply-to",
-    "message-id",
-    "timestamp",
-    "redelivered",
-    "subscription",
-    "ack",
-    "amq-msg-type",
-    REPLAYED_FROM,
-];
 
 /// Which protocol a URL speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,7 +129,11 @@ impl Sender {
                 headers.extend(
                     m.headers
                         .iter()
-                        .filter(|(k, _)| !STOMP_RESERVED.contains(&k.as_str()))
+                        .filter(|(k, _)| {
+                            // Interpreted by the broker (the STOMP session's list), or
+                            // the replay mark added below: not sent as themselves.
+                            !NON_PROPERTY_HEADERS.contains(&k.as_str()) && k != REPLAYED_FROM
+                        })
                         .map(|(k, v)| (k.as_str(), v.as_str())),
                 );
                 headers.push((REPLAYED_FROM, &m.id));

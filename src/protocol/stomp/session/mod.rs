@@ -90,6 +90,7 @@ pub enum Action {
 }
 
 pub use crate::protocol::{unix_now_ms, SessionEnv};
+pub use send::NON_PROPERTY_HEADERS;
 
 /// Fixed facts about the connection a session serves.
 #[derive(Clone, Debug)]

@@ -12,8 +12,8 @@ use super::{invalid, required, Action, Session, SessionEnv, SessionError};
 use crate::broker::{BodyType, DestKind, Destination, Message, Request, TxOp};
 
 /// Headers that STOMP (or this session) interprets and therefore does not keep as a
-/// message property.
-const NON_PROPERTY_HEADERS: &[&str] = &[
+/// message property (so a stored property of such a name cannot be sent as itself).
+pub const NON_PROPERTY_HEADERS: &[&str] = &[
     "destination",
     "receipt",
     "transaction",
