@@ -146,6 +146,7 @@ pub fn run(mut config: BrokerConfig) -> Result<(), NodeError> {
         replication_stats.clone(),
         node_state,
         core_port,
+        &shards.shard0_guests,
     )?;
 
     let admin_open = Arc::new(AtomicBool::new(false));

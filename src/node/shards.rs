@@ -36,6 +36,9 @@ pub(super) struct Shards {
     pub serve_txs: Vec<async_channel::Sender<Listeners>>,
     /// `/admin/*` commands, one channel per shard (in shard order).
     pub admin_txs: Vec<async_channel::Sender<admin::AdminCommand>>,
+    /// Work to run on shard 0's executor (the replication core on a small host, see
+    /// `replication_executor::Placement`).
+    pub shard0_guests: async_channel::Sender<exec::Guest>,
     /// Each shard reports here when the replication core promoted it.
     pub promoted_rx: mpsc::Receiver<usize>,
     /// Shard executors that end (a panicking task takes the thread) are reported here.
@@ -97,6 +100,8 @@ pub(super) fn start(
     let (died_tx, died_rx) = mpsc::channel::<String>();
     let (journal_failed_tx, journal_failed_rx) = mpsc::channel::<String>();
     let mut shard_ports: Vec<Option<port::ShardPort>> = shard_ports.into_iter().map(Some).collect();
+    let (shard0_guests, guests_rx) = async_channel::unbounded::<exec::Guest>();
+    let mut guests_rx = Some(guests_rx);
     for shard in (0..shard_count).rev() {
         let Some(mesh) = ends.pop() else { break };
         let Some(shard_port) = shard_ports[shard].take() else {
@@ -146,6 +151,7 @@ pub(super) fn start(
         admin_txs.push(admin_tx);
         let opened = opened_tx.clone();
         let promoted = promoted_tx.clone();
+        let guests = if shard == 0 { guests_rx.take() } else { None };
         let handle = exec::start_watched(&spec, died_tx.clone(), move || async move {
             let (shard_handle, router) = match Shard::open(setup).await {
                 Ok(s) => s,
@@ -157,6 +163,9 @@ pub(super) fn start(
             let shard_handle = Rc::new(shard_handle);
             crate::rt::spawn_local(admin::serve(shard_handle.clone(), admin_rx));
             crate::rt::spawn_local(shard_glue::run(shard_handle, shard_port, promoted));
+            if let Some(guests) = guests {
+                crate::rt::spawn_local(exec::host_guests(guests));
+            }
             let _ = opened.send(Ok(shard));
             // Serve what the node hands over (as master; `waitForSlave` opens the
             // client-only connectors later).
@@ -179,6 +188,7 @@ pub(super) fn start(
         handles,
         serve_txs,
         admin_txs,
+        shard0_guests,
         promoted_rx,
         died_rx,
         journal_failed_rx,

@@ -88,6 +88,19 @@ thread_local! {
     static EXIT_WATCH: std::cell::RefCell<Option<ExitWatch>> = const { std::cell::RefCell::new(None) };
 }
 
+/// Work handed to a running executor from another thread: a `Send` constructor whose
+/// future then runs as a task of that executor (the future itself need not be `Send`).
+/// How the replication core shares a shard's executor on a small host.
+pub type Guest = Box<dyn FnOnce() -> std::pin::Pin<Box<dyn Future<Output = ()>>> + Send>;
+
+/// Runs every [`Guest`] that arrives on `guests` as a task of the current executor,
+/// until the sending side is dropped.
+pub async fn host_guests(guests: async_channel::Receiver<Guest>) {
+    while let Ok(guest) = guests.recv().await {
+        glommio::spawn_local(guest()).detach();
+    }
+}
+
 /// A task whose result can be awaited; dropping it cancels the task.
 pub struct Task<T>(glommio::Task<T>);
 
