@@ -11,7 +11,7 @@ use std::future::Future;
 use tandem::rt;
 
 use tandem::store::{
-    format, Journal, JournalConfig, Location, Position, ReplayedRecord, StoreError,
+    format, Journal, JournalConfig, Location, Position, ReplayedRecord, StoreError, Synced,
 };
 
 /// 16 KiB segments: a header block and three blocks of records, so a few dozen
@@ -199,6 +199,119 @@ fn unawaited_record_shares_the_next_awaited_flush() {
             rt::sleep(Duration::from_millis(1)).await;
         }
         j.close().await.unwrap();
+    });
+}
+
+/// Installs a sync observer that keeps every [`Synced`] it is told.
+fn observe_syncs(j: &Journal) -> Rc<RefCell<Vec<Synced>>> {
+    let seen: Rc<RefCell<Vec<Synced>>> = Rc::default();
+    let s = seen.clone();
+    j.set_sync_observer(Rc::new(move |synced| s.borrow_mut().push(synced)));
+    seen
+}
+
+/// What the `/metrics` histograms `tandem_journal_{records,bytes}_per_fsync` are fed:
+/// every write+fdatasync tells how many records and new framed bytes it made durable.
+/// One at a time, each fsync holds one record; many concurrent waiters share fsyncs;
+/// across segment rolls (the roll marker is bytes, not a record) and on a slave taking
+/// shipped batches, the counts still add up to what was appended.
+#[test]
+fn sync_observer_counts_records_and_bytes_per_fsync() {
+    let dir = tempfile::tempdir_in(".").unwrap();
+    rt::run_local(async {
+        let mut c = cfg(dir.path());
+        c.segment_bytes = 1 << 20;
+        let (j, _) = Journal::open(c).await.unwrap();
+        let seen = observe_syncs(&j);
+
+        // One waited-for record at a time: one fsync each, holding exactly it.
+        for i in 0..5 {
+            let p = payload(i);
+            let a = j.append(&p).unwrap();
+            j.wait_durable(a.end).await.unwrap();
+            let last = *seen.borrow().last().expect("an fsync was observed");
+            assert_eq!(last.records, 1, "record {i}: {last:?}");
+            assert_eq!(
+                last.bytes,
+                u64::from(format::framed_len(p.len() as u32)),
+                "record {i}: {last:?}"
+            );
+        }
+        assert_eq!(seen.borrow().len() as u64, j.stats().fsyncs);
+
+        // Many concurrent waiters: group commit, and every record counted once.
+        let before = j.stats();
+        let observed_before = seen.borrow().len();
+        const TASKS: u64 = 300;
+        let done = Rc::new(Cell::new(0u64));
+        let j = Rc::new(j);
+        for i in 0..TASKS {
+            let (j, done) = (j.clone(), done.clone());
+            rt::spawn_local(async move {
+                let a = j.append(&payload(i)).unwrap();
+                j.wait_durable(a.end).await.unwrap();
+                done.set(done.get() + 1);
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while done.get() < TASKS {
+            assert!(Instant::now() < deadline, "waiters did not complete");
+            rt::sleep(Duration::from_millis(1)).await;
+        }
+        let after = j.stats();
+        let burst: Vec<Synced> = seen.borrow()[observed_before..].to_vec();
+        assert_eq!(burst.len() as u64, after.fsyncs - before.fsyncs);
+        assert_eq!(burst.iter().map(|s| s.records).sum::<u64>(), TASKS);
+        assert_eq!(
+            burst.iter().map(|s| s.bytes).sum::<u64>(),
+            after.bytes_appended - before.bytes_appended
+        );
+        let most = burst.iter().map(|s| s.records).max().unwrap();
+        assert!(most > 1, "no fsync covered more than one record: {burst:?}");
+        assert!(burst.iter().all(|s| s.records >= 1), "{burst:?}");
+        Rc::try_unwrap(j).ok().unwrap().close().await.unwrap();
+    });
+
+    // Small segments (rolls) and a slave journal fed the master's batches.
+    let master_dir = tempfile::tempdir_in(".").unwrap();
+    let slave_dir = tempfile::tempdir_in(".").unwrap();
+    rt::run_local(async {
+        let (master, _) = Journal::open(cfg(master_dir.path())).await.unwrap();
+        let (slave, _) = Journal::open(cfg(slave_dir.path())).await.unwrap();
+        let on_master = observe_syncs(&master);
+        let on_slave = observe_syncs(&slave);
+        let slave = Rc::new(slave);
+        {
+            let slave = slave.clone();
+            master.set_batch_tap(Box::new(move |pos, bytes| {
+                slave.write_shipped(pos, &bytes).unwrap();
+            }));
+        }
+        const N: u64 = 60;
+        append_range(&master, 0, N).await;
+        slave.wait_durable(slave.appended_position()).await.unwrap();
+        let rolls = master.segments().len() as u64 - 1;
+        assert!(rolls >= 3, "segments: {:?}", master.segments());
+        let stats = master.stats();
+        for (who, seen, fsyncs) in [
+            ("master", &on_master, stats.fsyncs),
+            ("slave", &on_slave, slave.stats().fsyncs),
+        ] {
+            let seen = seen.borrow();
+            assert_eq!(seen.len() as u64, fsyncs, "{who}");
+            assert_eq!(
+                seen.iter().map(|s| s.records).sum::<u64>(),
+                N,
+                "{who}: {seen:?}"
+            );
+            assert_eq!(
+                seen.iter().map(|s| s.bytes).sum::<u64>(),
+                stats.bytes_appended + rolls * u64::from(format::FRAME_HEADER_BYTES),
+                "{who}: records' framed bytes plus one roll marker per roll: {seen:?}"
+            );
+        }
+        master.close().await.unwrap();
+        Rc::try_unwrap(slave).ok().unwrap().close().await.unwrap();
     });
 }
 

@@ -22,9 +22,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::pair::{
-    assert_took_over, depth, destination, epoch, http_post, is_master_in_sync, is_slave_in_sync,
-    peer, refuses, role, scenario_delay, takeover_time, takeovers, test_slot, LinkStyle, Node,
-    NodeOpts, Pair, PairOpts, NODE_START_TIMEOUT, SYNC_TIMEOUT,
+    assert_took_over, depth, destination, epoch, http_at, http_post, is_master_in_sync,
+    is_slave_in_sync, peer, refuses, role, scenario_delay, takeover_time, takeovers, test_slot,
+    LinkStyle, Node, NodeOpts, Pair, PairOpts, NODE_START_TIMEOUT, SYNC_TIMEOUT,
 };
 use support::{poll_until, Frame, ReadEnd, Stomp, REPLY_TIMEOUT};
 use tandem::client::{AckMode, Client, ClientError, ClientOptions};
@@ -1236,6 +1236,80 @@ fn g14_slave_refuses_clients_while_master_lives_and_status_shows_the_pair() {
         pair.master.tcp_port
     );
     pair.slave.assert_ports_refused("after the status checks");
+
+    // Group commit as /metrics shows it: persistent sends with receipts (up to 64
+    // unconfirmed) go out in batch frames the master counts, and are made durable by
+    // fsyncs both journals count (the slave's takes the shipped batches).
+    const N: u64 = 200;
+    let mut producer = pair.master.client();
+    send_range(&mut producer, "/queue/g14-metrics", 0..N, 100);
+    let metrics = |node: &Node| {
+        let (code, text) = http_at(node.status_addr(), "GET", "/metrics", REPLY_TIMEOUT)
+            .unwrap_or_else(|| panic!("{}: /metrics does not answer", node.name()));
+        assert_eq!(code, 200, "{}: {text}", node.name());
+        text
+    };
+    let m = metrics(&pair.master);
+    let frames = sample(&m, "tandem_replication_records_per_frame_count");
+    let shipped = sample(&m, "tandem_replication_records_per_frame_sum");
+    assert!(frames > 0.0, "{m}");
+    assert!(shipped >= N as f64, "{m}");
+    assert_eq!(
+        sample(
+            &m,
+            "tandem_replication_records_per_frame_bucket{le=\"+Inf\"}"
+        ),
+        frames,
+        "{m}"
+    );
+    assert!(
+        sample(&m, "tandem_replication_bytes_per_frame_sum") >= (N * 100) as f64,
+        "{m}"
+    );
+    // Every shipped record is counted in one frame: the sum is the shipped total
+    // (read apart from it in a scrape, so polled until the link is quiet).
+    let mut last = m;
+    let agreed = poll_until(REPLY_TIMEOUT, || {
+        last = metrics(&pair.master);
+        sample(&last, "tandem_replication_records_per_frame_sum")
+            == sample(&last, "tandem_replication_shipped_records_total")
+    });
+    assert!(
+        agreed,
+        "records_per_frame_sum != shipped_records_total:\n{last}"
+    );
+    for node in [&pair.master, &pair.slave] {
+        let text = metrics(node);
+        let fsyncs = sample(&text, "tandem_journal_records_per_fsync_count");
+        let records = sample(&text, "tandem_journal_records_per_fsync_sum");
+        assert!(fsyncs > 0.0, "{}: {text}", node.name());
+        assert!(records >= N as f64, "{}: {text}", node.name());
+        eprintln!(
+            "{}: {records} records in {fsyncs} fsyncs ({:.1} per fsync)",
+            node.name(),
+            records / fsyncs
+        );
+    }
+    eprintln!(
+        "master: {shipped} records in {frames} frames ({:.1} per frame)",
+        shipped / frames
+    );
+    // The slave ships nothing.
+    let s = metrics(&pair.slave);
+    assert_eq!(
+        sample(&s, "tandem_replication_records_per_frame_count"),
+        0.0,
+        "{s}"
+    );
+}
+
+/// The value of the unlabelled sample `name` in Prometheus text.
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no sample {name} in:\n{text}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("sample {name}: {e}"))
 }
 
 // ---------------------------------------------------------------------------------

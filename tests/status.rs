@@ -36,6 +36,15 @@ fn queue(status: &serde_json::Value, name: &str) -> Option<serde_json::Value> {
         .cloned()
 }
 
+/// The value of the unlabelled sample `name` in Prometheus text.
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no sample {name} in:\n{text}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("sample {name}: {e}"))
+}
+
 /// Polls `/status` until `check` holds for `/queue/a`; returns that entry.
 fn wait_for_queue(
     port: u16,
@@ -181,12 +190,62 @@ fn status_and_metrics_follow_the_broker() {
         "tandem_replication_rtt_seconds_count 0",
         "tandem_replication_rtt_seconds_bucket{le=\"+Inf\"} 0",
         "# TYPE tandem_replication_rtt_seconds histogram",
+        "# TYPE tandem_journal_records_per_fsync histogram",
+        "# TYPE tandem_journal_bytes_per_fsync histogram",
+        // Standalone: nothing shipped.
+        "# TYPE tandem_replication_records_per_frame histogram",
+        "tandem_replication_records_per_frame_count 0",
+        "tandem_replication_records_per_frame_sum 0.0",
+        "# TYPE tandem_replication_bytes_per_frame histogram",
+        "tandem_replication_bytes_per_frame_count 0",
     ] {
         assert!(
             text.lines().any(|l| l == line),
             "missing {line:?} in:\n{text}"
         );
     }
+
+    // Records per fsync: the 10 receipted persistent sends were made durable by
+    // fsyncs the histogram counted.
+    let fsyncs = sample(&text, "tandem_journal_records_per_fsync_count");
+    let records = sample(&text, "tandem_journal_records_per_fsync_sum");
+    assert!(fsyncs > 0.0, "{text}");
+    assert!(records >= 10.0, "{text}");
+    assert_eq!(
+        sample(
+            &text,
+            "tandem_journal_records_per_fsync_bucket{le=\"+Inf\"}"
+        ),
+        fsyncs,
+        "{text}"
+    );
+    assert!(
+        sample(&text, "tandem_journal_bytes_per_fsync_count") > 0.0,
+        "{text}"
+    );
+    // Each record frames to at least 16 bytes (8 of header, the payload padded to 8).
+    assert!(
+        sample(&text, "tandem_journal_bytes_per_fsync_sum") >= 16.0 * 10.0,
+        "{text}"
+    );
+
+    // Each fsync and each record is counted exactly once: once the journal is quiet
+    // and the shards' ticker (500 ms) has copied the counters, the histogram's count
+    // is the fsyncs and its sum the records appended.
+    let mut last = String::new();
+    let agreed = poll_until(PUBLISH_TIMEOUT, || {
+        last = get(status_port, "/metrics").1;
+        sample(&last, "tandem_journal_records_per_fsync_count")
+            == sample(&last, "tandem_journal_fsyncs_total")
+            && sample(&last, "tandem_journal_records_per_fsync_sum")
+                == sample(&last, "tandem_journal_records_total")
+            && sample(&last, "tandem_journal_bytes_per_fsync_count")
+                == sample(&last, "tandem_journal_fsyncs_total")
+    });
+    assert!(
+        agreed,
+        "records_per_fsync never agreed with the journal counters:\n{last}"
+    );
 
     for path in ["/", "/statusx", "/metrics/x", "/favicon.ico"] {
         assert_eq!(get(status_port, path).0, 404, "{path}");

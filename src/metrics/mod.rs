@@ -8,18 +8,21 @@
 //!  ─────────────────────────                        ──────────────────────────
 //!  Router::register/unregister ─ atomic ─┐
 //!  journal writer: each fsync ── atomic ─┤ ShardStats ──▶ Snapshot::collect ─▶ JSON
+//!    (latency, records, bytes)           │
 //!  ticker (500 ms): core.destination_    │  (Arc, one         (per request)   ─▶ Prometheus
 //!    stats(), mem_used, JournalStats ────┘   per shard)        ▲
 //!                                                              │
 //!  replication link (any thread): role, ─ atomic ─▶ ReplicationStats
-//!    epoch, peer, lag, shipped, rtt                 (one Arc per broker)
+//!    epoch, peer, lag, shipped, rtt,                (one Arc per broker)
+//!    records and bytes per frame
 //! ```
 //!
-//! * [`stats`]    — [`ShardStats`]: what a shard publishes (atomics, a fixed-bucket
-//!   fsync histogram, a destination list swapped in by the ticker).
+//! * [`stats`]    — [`ShardStats`]: what a shard publishes (atomics, fixed-bucket
+//!   histograms of fsync latency and of records and bytes per fsync, a destination
+//!   list swapped in by the ticker).
 //! * [`replication`] — [`ReplicationStats`]: what the master/slave link publishes
 //!   (role, epoch, peer state and address, lag, shipped counters, takeovers, a
-//!   round-trip histogram with the fsync buckets).
+//!   round-trip histogram with the fsync buckets, records and bytes per shipped frame).
 //! * [`limits`]   — [`LimitStats`]: transaction bytes, pending output bytes and
 //!   refusals of the per-connection and per-broker limits (one Arc per broker).
 //! * [`snapshot`] — [`Snapshot`]: all shards and the replication state read once; the
@@ -45,7 +48,8 @@
 //! imports back along that path. `broker` writes into it (and
 //! the replication link will, through [`ReplicationStats`]), `node` wires it (and
 //! implements [`Admin`], the operations behind `/admin/*`), `store` does not know it
-//! exists (the journal reports fsync latency through a plain callback).
+//! exists (the journal reports each fsync's latency, records and bytes through a plain
+//! callback).
 
 pub mod admin;
 pub mod http;

@@ -17,6 +17,8 @@
 //! | `destination_consumers` | gauge | `destination` |
 //! | `connections` | gauge | |
 //! | `journal_fsync_seconds` | histogram (50 µs .. 102.4 ms) | |
+//! | `journal_records_per_fsync` | histogram (1 .. 256): records one write+fdatasync made durable | |
+//! | `journal_bytes_per_fsync` | histogram (256 B .. 16 MiB): new framed bytes one write+fdatasync made durable | |
 //! | `journal_fsyncs_total`, `journal_records_total` | counter | |
 //! | `journal_appended_bytes_total`, `journal_written_bytes_total` | counter | |
 //! | `journal_disk_full` | gauge: 1 while writes are paused for lack of disk space | |
@@ -40,6 +42,8 @@
 //! | `replication_confirm_alone`, `replication_witness_lease_held` | gauge (0/1): a grant to confirm without the slave is in force; this node holds the witness's lease | |
 //! | `replication_probes_total`, `replication_step_downs_total` | counter: the peer asked who serves; stepped down for a newer epoch | |
 //! | `replication_rtt_seconds` | histogram (50 µs .. 102.4 ms) | |
+//! | `replication_records_per_frame` | histogram (1 .. 256): records in one batch frame shipped to the slave | |
+//! | `replication_bytes_per_frame` | histogram (256 B .. 16 MiB): bytes of one batch frame's journal batch | |
 //! | `replication_buffered_bytes` | gauge: master memory held for the slave | `use` (`channel`, `queued`, `socket`) |
 //! | `replication_buffer_limit_bytes` | gauge (`<tandem replicationBuffer>`) | |
 //! | `replication_catch_up_switches_total` | counter: live stream switched to the journal | |
@@ -53,6 +57,7 @@ use prometheus_client::registry::Registry;
 
 use super::replication::{PeerState, Role};
 use super::snapshot::Snapshot;
+use super::stats::CountSnapshot;
 
 /// The `Content-Type` of what [`encode`] writes.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -123,6 +128,18 @@ impl Collector for SnapshotCollector {
             s.fsync.count,
             &s.fsync.bounds_seconds(),
             None,
+        )?;
+        count_histogram(
+            &mut enc,
+            "tandem_journal_records_per_fsync",
+            "Journal records one write+fdatasync (one group commit) made durable",
+            &s.per_fsync.records,
+        )?;
+        count_histogram(
+            &mut enc,
+            "tandem_journal_bytes_per_fsync",
+            "New framed journal bytes one write+fdatasync (one group commit) made durable",
+            &s.per_fsync.bytes,
         )?;
         counter(
             &mut enc,
@@ -415,7 +432,30 @@ fn replication(enc: &mut DescriptorEncoder, s: &Snapshot) -> Result<(), std::fmt
         r.rtt.count,
         &r.rtt.bounds_seconds(),
         None,
+    )?;
+    count_histogram(
+        enc,
+        "tandem_replication_records_per_frame",
+        "Journal records in one batch frame shipped to the slave",
+        &r.per_frame.records,
+    )?;
+    count_histogram(
+        enc,
+        "tandem_replication_bytes_per_frame",
+        "Journal bytes in one batch frame shipped to the slave",
+        &r.per_frame.bytes,
     )
+}
+
+/// A histogram of counts (records, bytes) per batch.
+fn count_histogram(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    h: &CountSnapshot,
+) -> Result<(), std::fmt::Error> {
+    enc.encode_descriptor(name, help, None, MetricType::Histogram)?
+        .encode_histogram::<NoLabelSet>(h.sum as f64, h.count, &h.bounds(), None)
 }
 
 /// A gauge family with one series per possible value of `label`: 1 for the current
@@ -479,7 +519,9 @@ fn counter(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::stats::{HistogramSnapshot, JournalCounters, FSYNC_BUCKETS_US};
+    use crate::metrics::stats::{
+        BatchSizes, HistogramSnapshot, JournalCounters, COUNT_BUCKETS, FSYNC_BUCKETS_US,
+    };
     use crate::metrics::{DestinationStats, Memory, MemoryByUse, ReplicationStats};
     use std::time::Duration;
 
@@ -530,6 +572,15 @@ mod tests {
                 sum_seconds: 0.2,
                 count: 6,
             },
+            per_fsync: {
+                // 6 fsyncs, 14 records: 1, 1, 1, 2, 4, 5.
+                let h = BatchSizes::default();
+                for (records, bytes) in [(1, 100), (1, 100), (1, 100), (2, 200), (4, 400), (5, 500)]
+                {
+                    h.observe(records, bytes);
+                }
+                h.snapshot()
+            },
         }
     }
 
@@ -551,6 +602,20 @@ mod tests {
             "tandem_journal_fsync_seconds_bucket{le=\"+Inf\"} 6",
             "tandem_journal_fsync_seconds_count 6",
             "tandem_journal_fsyncs_total 6",
+            "# TYPE tandem_journal_records_per_fsync histogram",
+            "tandem_journal_records_per_fsync_bucket{le=\"1\"} 3",
+            "tandem_journal_records_per_fsync_bucket{le=\"2\"} 4",
+            "tandem_journal_records_per_fsync_bucket{le=\"4\"} 5",
+            "tandem_journal_records_per_fsync_bucket{le=\"8\"} 6",
+            "tandem_journal_records_per_fsync_bucket{le=\"256\"} 6",
+            "tandem_journal_records_per_fsync_bucket{le=\"+Inf\"} 6",
+            "tandem_journal_records_per_fsync_sum 14.0",
+            "tandem_journal_records_per_fsync_count 6",
+            "# TYPE tandem_journal_bytes_per_fsync histogram",
+            "tandem_journal_bytes_per_fsync_bucket{le=\"256\"} 4",
+            "tandem_journal_bytes_per_fsync_bucket{le=\"1024\"} 6",
+            "tandem_journal_bytes_per_fsync_sum 1400.0",
+            "tandem_journal_bytes_per_fsync_count 6",
             "tandem_journal_records_total 14",
             "tandem_journal_appended_bytes_total 1400",
             "tandem_journal_written_bytes_total 40960",
@@ -579,6 +644,11 @@ mod tests {
             "tandem_replication_catch_up_switches_total 0",
             "tandem_replication_volatile_dropped_total 0",
             "tandem_replication_rtt_seconds_count 0",
+            "# TYPE tandem_replication_records_per_frame histogram",
+            "tandem_replication_records_per_frame_count 0",
+            "tandem_replication_records_per_frame_bucket{le=\"+Inf\"} 0",
+            "# TYPE tandem_replication_bytes_per_frame histogram",
+            "tandem_replication_bytes_per_frame_count 0",
         ] {
             assert!(
                 text.lines().any(|l| l == line),
@@ -591,6 +661,18 @@ mod tests {
                 .count(),
             FSYNC_BUCKETS_US.len() + 1
         );
+        for family in [
+            "tandem_journal_records_per_fsync_bucket",
+            "tandem_journal_bytes_per_fsync_bucket",
+            "tandem_replication_records_per_frame_bucket",
+            "tandem_replication_bytes_per_frame_bucket",
+        ] {
+            assert_eq!(
+                text.lines().filter(|l| l.starts_with(family)).count(),
+                COUNT_BUCKETS + 1,
+                "{family} in:\n{text}"
+            );
+        }
     }
 
     #[test]
@@ -608,6 +690,9 @@ mod tests {
         r.observe_rtt(Duration::from_micros(150));
         r.observe_rtt(Duration::from_micros(180));
         r.observe_rtt(Duration::from_millis(300));
+        r.observe_frame(1, 100);
+        r.observe_frame(3, 300);
+        r.observe_frame(300, 30_000);
         let mut s = synthetic();
         s.role = "slave".into();
         s.replication = r.snapshot();
@@ -641,6 +726,20 @@ mod tests {
             "tandem_replication_rtt_seconds_bucket{le=\"0.1024\"} 2",
             "tandem_replication_rtt_seconds_bucket{le=\"+Inf\"} 3",
             "tandem_replication_rtt_seconds_count 3",
+            "# TYPE tandem_replication_records_per_frame histogram",
+            "tandem_replication_records_per_frame_bucket{le=\"1\"} 1",
+            "tandem_replication_records_per_frame_bucket{le=\"2\"} 1",
+            "tandem_replication_records_per_frame_bucket{le=\"4\"} 2",
+            "tandem_replication_records_per_frame_bucket{le=\"256\"} 2",
+            "tandem_replication_records_per_frame_bucket{le=\"+Inf\"} 3",
+            "tandem_replication_records_per_frame_sum 304.0",
+            "tandem_replication_records_per_frame_count 3",
+            "# TYPE tandem_replication_bytes_per_frame histogram",
+            "tandem_replication_bytes_per_frame_bucket{le=\"256\"} 1",
+            "tandem_replication_bytes_per_frame_bucket{le=\"1024\"} 2",
+            "tandem_replication_bytes_per_frame_bucket{le=\"65536\"} 3",
+            "tandem_replication_bytes_per_frame_sum 30400.0",
+            "tandem_replication_bytes_per_frame_count 3",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::stats::{HistogramSnapshot, LatencyHistogram};
+use super::stats::{BatchSizes, BatchSizesSnapshot, HistogramSnapshot, LatencyHistogram};
 pub use crate::replication::role::{PeerState, Role};
 
 /// Shipped but not yet acknowledged by the slave.
@@ -90,6 +90,10 @@ pub struct ReplicationSnapshot {
     pub last_takeover_ms: u64,
     /// Replication round trip: batch shipped -> slave acknowledgement.
     pub rtt: HistogramSnapshot,
+    /// Master: records and bytes in each batch frame shipped to the slave (Prometheus
+    /// only, like the journal's per-fsync histograms).
+    #[serde(skip)]
+    pub per_frame: BatchSizesSnapshot,
     /// Master: memory held for the slave.
     pub buffered: Buffered,
     /// Master: what the bound on `buffered` cost.
@@ -134,6 +138,8 @@ pub struct ReplicationStats {
     /// Replication round trip (batch shipped -> slave ack); the fsync histogram's
     /// buckets (50 µs .. 102.4 ms, then `+Inf`). Same as [`Self::observe_rtt`].
     pub rtt: LatencyHistogram,
+    /// Records and bytes per batch frame shipped to the slave ([`Self::observe_frame`]).
+    pub per_frame: BatchSizes,
     buffer_limit: AtomicU64,
     /// Added by the shards as they post, taken off by the core as it reads: the
     /// shards→core channel's bytes ([`Self::reserve_channel`]).
@@ -222,6 +228,12 @@ impl ReplicationStats {
         self.rtt.observe(d);
     }
 
+    /// One batch frame shipped to the slave, carrying `records` journal records in
+    /// `bytes` framed bytes (live batches and catch-up chunks alike).
+    pub fn observe_frame(&self, records: u64, bytes: u64) {
+        self.per_frame.observe(records, bytes);
+    }
+
     /// Counts records and bytes shipped to the slave.
     pub fn add_shipped(&self, records: u64, bytes: u64) {
         self.shipped_records.fetch_add(records, Relaxed);
@@ -302,6 +314,7 @@ impl ReplicationStats {
             takeovers: self.takeovers.load(Relaxed),
             last_takeover_ms: self.last_takeover_ms.load(Relaxed),
             rtt: self.rtt.snapshot(),
+            per_frame: self.per_frame.snapshot(),
             buffered: Buffered {
                 limit: self.buffer_limit.load(Relaxed),
                 channel: self.buffered_channel.load(Relaxed),
@@ -397,8 +410,13 @@ mod tests {
         s.set_last_takeover_ms(250);
         s.observe_rtt(Duration::from_micros(150));
         s.rtt.observe(Duration::from_secs(1));
+        s.observe_frame(10, 1000);
+        s.observe_frame(5, 500);
 
         let snap = s.snapshot();
+        assert_eq!(snap.per_frame.records.count, 2);
+        assert_eq!(snap.per_frame.records.sum, 15);
+        assert_eq!(snap.per_frame.bytes.sum, 1500);
         assert_eq!(
             snap.shipped,
             Shipped {
@@ -421,6 +439,7 @@ mod tests {
         assert_eq!(v["takeovers"], 2);
         assert_eq!(v["last_takeover_ms"], 250);
         assert_eq!(v["rtt"]["count"], 2);
+        assert!(v.get("per_frame").is_none(), "Prometheus only: {v}");
         assert!((v["rtt"]["sum_seconds"].as_f64().unwrap() - 1.00015).abs() < 1e-9);
         let buckets = v["rtt"]["buckets"].as_array().unwrap();
         assert_eq!(buckets.len(), FSYNC_BUCKETS_US.len() + 1);

@@ -38,7 +38,9 @@ use serde::Serialize;
 
 use super::limits::{LimitStats, LimitsSnapshot};
 use super::replication::{ReplicationSnapshot, ReplicationStats};
-use super::stats::{DestinationStats, HistogramSnapshot, JournalCounters, ShardStats};
+use super::stats::{
+    BatchSizesSnapshot, DestinationStats, HistogramSnapshot, JournalCounters, ShardStats,
+};
 
 /// What the endpoint knows about the broker besides the shards' numbers.
 #[derive(Clone, Debug)]
@@ -115,6 +117,10 @@ pub struct Snapshot {
     /// Journal write+fdatasync latency, all shards merged (Prometheus only).
     #[serde(skip)]
     pub fsync: HistogramSnapshot,
+    /// Records and bytes each journal write+fdatasync made durable, all shards merged
+    /// (Prometheus only).
+    #[serde(skip)]
+    pub per_fsync: BatchSizesSnapshot,
 }
 
 impl Snapshot {
@@ -149,6 +155,7 @@ impl Snapshot {
                 s.journal.disk_full = j.disk_full;
             }
             s.fsync.merge(&shard.fsync_latency.snapshot());
+            s.per_fsync.merge(&shard.per_fsync.snapshot());
             s.destinations.extend(shard.destinations().iter().cloned());
         }
         s.destinations.sort_by(|a, b| a.name.cmp(&b.name));
@@ -195,6 +202,8 @@ mod tests {
         b.add_diverged(1, 1);
         b.set_diverged_sets(2);
         a.fsync_latency.observe(Duration::from_micros(200));
+        a.per_fsync.observe(2, 300);
+        b.per_fsync.observe(1, 40);
         b.set_destinations(vec![DestinationStats {
             name: "/queue/b".into(),
             depth: 1,
@@ -218,6 +227,9 @@ mod tests {
         };
         let snap = Snapshot::collect(&info, &[a, b]);
         assert_eq!(snap.fsync.count, 1);
+        assert_eq!(snap.per_fsync.records.count, 2);
+        assert_eq!(snap.per_fsync.records.sum, 3);
+        assert_eq!(snap.per_fsync.bytes.sum, 340);
         let v: serde_json::Value = serde_json::from_str(&snap.to_json()).unwrap();
         assert_eq!(v["broker"], "b1");
         assert_eq!(v["role"], "standalone");
@@ -253,6 +265,7 @@ mod tests {
         assert_eq!(v["replication"]["takeovers"], 0);
         assert_eq!(v["replication"]["rtt"]["count"], 0);
         assert!(v.get("fsync").is_none());
+        assert!(v.get("per_fsync").is_none());
         assert_eq!(v["limits"]["transaction_bytes"], 0);
         assert_eq!(v["limits"]["pending_output_bytes"], 0);
         assert_eq!(v["limits"]["refusals"][0]["limit"], "maxTransactionSize");

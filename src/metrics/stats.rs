@@ -144,6 +144,162 @@ impl Serialize for HistogramSnapshot {
     }
 }
 
+/// Upper bounds of the records-per-batch buckets (records one journal fdatasync made
+/// durable, records in one batch frame shipped to the slave): 1 doubling to 256. A
+/// single producer waiting for each receipt gets 1; group commit under many producers
+/// shows as the higher buckets. More land in the implicit `+Inf` bucket.
+pub const RECORDS_BUCKETS: [u64; COUNT_BUCKETS] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
+
+/// Upper bounds of the bytes-per-batch buckets, in bytes: 256 B times 4 up to 16 MiB
+/// (a journal batch is at most `max_batch_bytes`, 1 MiB, unless one record is larger).
+pub const BYTES_BUCKETS: [u64; COUNT_BUCKETS] = [
+    256,
+    1 << 10,
+    4 << 10,
+    16 << 10,
+    64 << 10,
+    256 << 10,
+    1 << 20,
+    4 << 20,
+    16 << 20,
+];
+
+/// Bounds in a [`CountHistogram`] (`+Inf` not counted).
+pub const COUNT_BUCKETS: usize = 9;
+
+/// A fixed-bucket histogram of a count per event (records or bytes per batch), of
+/// atomics like [`LatencyHistogram`]: any number of writers and readers, three relaxed
+/// adds per observation, no allocation.
+#[derive(Debug)]
+pub struct CountHistogram {
+    /// Upper bounds, inclusive; `+Inf` is implicit.
+    bounds: &'static [u64; COUNT_BUCKETS],
+    /// Per-bucket (not cumulative) counts; the last slot is `+Inf`.
+    buckets: [AtomicU64; COUNT_BUCKETS + 1],
+    sum: AtomicU64,
+    count: AtomicU64,
+}
+
+/// A copy of a [`CountHistogram`] (or the sum of several with the same bounds).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CountSnapshot {
+    /// The histogram's bounds; empty only in a `Default` snapshot nothing was merged into.
+    pub bounds: &'static [u64],
+    /// Per-bucket counts; `buckets[i]` goes with `bounds[i]`, the last is `+Inf`.
+    pub buckets: Vec<u64>,
+    pub sum: u64,
+    pub count: u64,
+}
+
+impl CountHistogram {
+    pub const fn new(bounds: &'static [u64; COUNT_BUCKETS]) -> CountHistogram {
+        CountHistogram {
+            bounds,
+            buckets: [const { AtomicU64::new(0) }; COUNT_BUCKETS + 1],
+            sum: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    pub fn observe(&self, v: u64) {
+        let i = self
+            .bounds
+            .iter()
+            .position(|le| v <= *le)
+            .unwrap_or(COUNT_BUCKETS);
+        self.buckets[i].fetch_add(1, Relaxed);
+        self.sum.fetch_add(v, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+    }
+
+    pub fn snapshot(&self) -> CountSnapshot {
+        CountSnapshot {
+            bounds: self.bounds,
+            buckets: self.buckets.iter().map(|b| b.load(Relaxed)).collect(),
+            sum: self.sum.load(Relaxed),
+            count: self.count.load(Relaxed),
+        }
+    }
+}
+
+impl CountSnapshot {
+    /// Adds `other` bucket by bucket (histograms of different shards, same bounds).
+    pub fn merge(&mut self, other: &CountSnapshot) {
+        if self.bounds.is_empty() {
+            self.bounds = other.bounds;
+        }
+        debug_assert_eq!(self.bounds, other.bounds, "merging different buckets");
+        if self.buckets.len() < other.buckets.len() {
+            self.buckets.resize(other.buckets.len(), 0);
+        }
+        for (a, b) in self.buckets.iter_mut().zip(&other.buckets) {
+            *a += b;
+        }
+        self.sum += other.sum;
+        self.count += other.count;
+    }
+
+    /// `(upper bound, count)` per bucket, `+Inf` last: what the Prometheus encoder takes.
+    pub fn bounds(&self) -> Vec<(f64, u64)> {
+        self.buckets
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let le = self.bounds.get(i).map_or(f64::INFINITY, |v| *v as f64);
+                (le, *n)
+            })
+            .collect()
+    }
+}
+
+/// How many records and bytes each batch carried: one journal write+fdatasync (a
+/// shard's group commit), or one batch frame shipped to the slave.
+#[derive(Debug)]
+pub struct BatchSizes {
+    /// Records (journal frames the broker appended; roll markers not counted).
+    pub records: CountHistogram,
+    /// New framed bytes (records, and a roll marker when the batch closes a segment;
+    /// not the rewritten tail block or the padding to the block).
+    pub bytes: CountHistogram,
+}
+
+/// A copy of a [`BatchSizes`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BatchSizesSnapshot {
+    pub records: CountSnapshot,
+    pub bytes: CountSnapshot,
+}
+
+impl Default for BatchSizes {
+    fn default() -> BatchSizes {
+        BatchSizes {
+            records: CountHistogram::new(&RECORDS_BUCKETS),
+            bytes: CountHistogram::new(&BYTES_BUCKETS),
+        }
+    }
+}
+
+impl BatchSizes {
+    pub fn observe(&self, records: u64, bytes: u64) {
+        self.records.observe(records);
+        self.bytes.observe(bytes);
+    }
+
+    pub fn snapshot(&self) -> BatchSizesSnapshot {
+        BatchSizesSnapshot {
+            records: self.records.snapshot(),
+            bytes: self.bytes.snapshot(),
+        }
+    }
+}
+
+impl BatchSizesSnapshot {
+    pub fn merge(&mut self, other: &BatchSizesSnapshot) {
+        self.records.merge(&other.records);
+        self.bytes.merge(&other.bytes);
+    }
+}
+
 /// Diverged records a shard set aside when it rejoined a master after a split brain
 /// (`store::diverged`): never deleted by Tandem, resent by `tandem journal
 /// replay-diverged`.
@@ -196,6 +352,8 @@ pub struct ShardStats {
     diverged_messages: AtomicU64,
     /// Latency of each journal write+fdatasync.
     pub fsync_latency: LatencyHistogram,
+    /// Records and bytes each journal write+fdatasync made durable.
+    pub per_fsync: BatchSizes,
     /// The shard's destinations as of its last tick.
     destinations: Mutex<Arc<Vec<DestinationStats>>>,
     /// Whether someone reads `destinations` (the endpoint is on): the ticker skips
@@ -218,6 +376,7 @@ impl ShardStats {
             diverged_records: AtomicU64::new(0),
             diverged_messages: AtomicU64::new(0),
             fsync_latency: LatencyHistogram::default(),
+            per_fsync: BatchSizes::default(),
             destinations: Mutex::new(Arc::new(Vec::new())),
             publish_destinations,
         }
@@ -317,6 +476,56 @@ mod tests {
         let b = s.bounds_seconds();
         assert_eq!(b[0].0, 50e-6);
         assert!(b.last().unwrap().0.is_infinite());
+    }
+
+    #[test]
+    fn counts_land_in_the_right_bucket_and_merge() {
+        let h = BatchSizes::default();
+        for (records, bytes) in [
+            (0, 8),
+            (1, 40),
+            (2, 300),
+            (3, 5000),
+            (256, 1 << 20),
+            (257, 1 << 30),
+        ] {
+            h.observe(records, bytes);
+        }
+        let s = h.snapshot();
+        assert_eq!(s.records.count, 6);
+        assert_eq!(s.records.sum, 519);
+        assert_eq!(s.records.bounds, &RECORDS_BUCKETS[..]);
+        assert_eq!(s.records.buckets.len(), COUNT_BUCKETS + 1);
+        assert_eq!(
+            s.records.buckets[0], 2,
+            "0 and 1 record are in the le=1 bucket"
+        );
+        assert_eq!(s.records.buckets[1], 1);
+        assert_eq!(s.records.buckets[2], 1, "3 records are in the le=4 bucket");
+        assert_eq!(s.records.buckets[8], 1, "256 is in its own bucket");
+        assert_eq!(s.records.buckets[9], 1, "257 is past every bound");
+        assert_eq!(s.bytes.buckets[0], 2, "8 and 40 bytes: le=256");
+        assert_eq!(s.bytes.buckets[1], 1, "300 bytes: le=1024");
+        assert_eq!(s.bytes.buckets[3], 1, "5000 bytes: le=16384");
+        assert_eq!(s.bytes.buckets[6], 1, "1 MiB: le=1 MiB");
+        assert_eq!(s.bytes.buckets[9], 1, "1 GiB: +Inf");
+        let b = s.records.bounds();
+        assert_eq!(b[0], (1.0, 2));
+        assert_eq!(b[8], (256.0, 1));
+        assert!(b[9].0.is_infinite());
+
+        // Merged from nothing (as a scrape starts), then a second shard.
+        let mut all = BatchSizesSnapshot::default();
+        all.merge(&s);
+        all.merge(&s);
+        assert_eq!(all.records.count, 12);
+        assert_eq!(all.records.sum, 1038);
+        assert_eq!(all.records.buckets[0], 4);
+        assert_eq!(all.bytes.bounds, &BYTES_BUCKETS[..]);
+        assert_eq!(
+            all.bytes.sum,
+            2 * (8 + 40 + 300 + 5000 + (1 << 20) + (1 << 30))
+        );
     }
 
     #[test]

@@ -34,7 +34,7 @@ use crate::rt::file::align_down;
 use super::config::{JournalConfig, ReplayedRecord};
 use super::format::{self, Frame, FRAME_HEADER_BYTES, HEADER_BYTES, SEGMENT_BYTES_MAX};
 use super::segment::Segment;
-use super::state::{FailureObserver, Inner, JournalStats, State};
+use super::state::{FailureObserver, Inner, JournalStats, State, Synced};
 use super::waiters::{DurableWaiters, WakerList};
 use super::{recovery, writer, Location, Position, StoreError};
 
@@ -187,6 +187,7 @@ impl Journal {
         let batch = st.batch_for(framed);
         debug_assert_eq!(batch.end(), offset);
         format::encode_record(&mut batch.buf, payload);
+        batch.records += 1;
         let end = Position::new(batch.segment, batch.end());
         debug_assert!(end > st.appended, "positions only grow");
         st.cursor_offset = end.offset();
@@ -365,9 +366,10 @@ impl Journal {
             .map_err(|e| StoreError::io("fsync directory", &self.inner.dir, e))
     }
 
-    /// Installs a callback told the duration of every write+fdatasync (one group
-    /// commit), after it completed and before its waiters are woken.
-    pub fn set_sync_observer(&self, observer: Rc<dyn Fn(std::time::Duration)>) {
+    /// Installs a callback told, for every write+fdatasync (one group commit), how long
+    /// it took and how many records and bytes it made durable ([`Synced`]), after it
+    /// completed and before its waiters are woken.
+    pub fn set_sync_observer(&self, observer: Rc<dyn Fn(Synced)>) {
         self.inner.state.borrow_mut().sync_observer = Some(observer);
     }
 

@@ -106,9 +106,12 @@ impl Journal {
         let mut from = 0usize;
         let mut records = 0u64;
         let mut record_bytes = 0u64;
+        // Records of the piece being gathered (counted into its batch).
+        let mut piece_records = 0u32;
         for (i, f) in frames.iter().enumerate() {
             if f.payload.is_some() {
                 records += 1;
+                piece_records += 1;
                 record_bytes += (f.range.end - f.range.start) as u64;
             }
             let last = i + 1 == frames.len();
@@ -128,6 +131,7 @@ impl Journal {
             let piece = &bytes[from..f.range.end];
             let batch = st.batch_for(piece.len() as u32);
             batch.buf.extend_from_slice(piece);
+            batch.records += std::mem::take(&mut piece_records);
             let end = batch.end();
             st.cursor_offset = end;
             st.appended = Position::new(seg, end);

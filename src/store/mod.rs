@@ -53,7 +53,7 @@ pub use diverged::{DivergedInfo, DivergedSet, DivergedVisitor};
 pub use journal::{Appended, Journal};
 pub use lock::{lock_dir, DirLock};
 pub use mirror::{batch_frames, BatchFrame};
-pub use state::JournalStats;
+pub use state::{JournalStats, Synced};
 
 /// A place in the log: `segment_id << 32 | byte offset in that segment`.
 ///

@@ -35,6 +35,20 @@ pub struct JournalStats {
     pub bytes_written: u64,
 }
 
+/// What one write+fdatasync (one group commit) did, as the sync observer is told
+/// (see `Journal::set_sync_observer`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Synced {
+    /// The write and the fdatasync together.
+    pub elapsed: std::time::Duration,
+    /// Records it made durable (appended ones, or records of shipped batches on a
+    /// slave); roll markers are not records. 0 for a batch holding only a roll marker.
+    pub records: u64,
+    /// New framed bytes it made durable: records and a closing roll marker, not the
+    /// rewritten partial tail block nor the zero padding to the block boundary.
+    pub bytes: u64,
+}
+
 /// A batch of framed bytes for one segment, starting on a block boundary.
 pub(crate) struct Batch {
     pub(crate) segment: u64,
@@ -44,6 +58,8 @@ pub(crate) struct Batch {
     /// written partial tail block, rewritten because O_DIRECT writes whole blocks.
     pub(crate) new_from: u32,
     pub(crate) buf: Vec<u8>,
+    /// Records among the new bytes (whoever adds a record's frame counts it).
+    pub(crate) records: u32,
 }
 
 impl Batch {
@@ -120,8 +136,9 @@ pub(crate) struct State {
     /// local write succeeded and before its fdatasync (replication ships them in
     /// parallel with the fsync; nothing that failed to write is shipped).
     pub(crate) tap: Option<Box<dyn Fn(Position, Bytes)>>,
-    /// Told how long each write+fdatasync took (metrics; the store does not care).
-    pub(crate) sync_observer: Option<Rc<dyn Fn(std::time::Duration)>>,
+    /// Told how long each write+fdatasync took and what it made durable (metrics; the
+    /// store does not care).
+    pub(crate) sync_observer: Option<Rc<dyn Fn(Synced)>>,
     pub(crate) stats: JournalStats,
 }
 
@@ -199,6 +216,7 @@ impl State {
                 base,
                 new_from: off,
                 buf,
+                records: 0,
             });
         }
         let b = st.pending.back_mut().expect("a batch was just ensured");

@@ -141,7 +141,10 @@ impl Shard {
         })
         .await?;
         let fsync_stats = setup.stats.clone();
-        journal.set_sync_observer(Rc::new(move |d| fsync_stats.fsync_latency.observe(d)));
+        journal.set_sync_observer(Rc::new(move |s| {
+            fsync_stats.fsync_latency.observe(s.elapsed);
+            fsync_stats.per_fsync.observe(s.records, s.bytes);
+        }));
         {
             let failed = setup.on_journal_failure;
             let shard = setup.shard;

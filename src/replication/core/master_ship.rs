@@ -92,6 +92,7 @@ impl Attached {
         let (records, end) = scan_batch(start, &bytes);
         let len = bytes.len() as u64;
         core.s.stats.add_shipped(records, len);
+        core.s.stats.observe_frame(records, len);
         self.shards[shard]
             .unacked
             .push_back((end, records, len, Instant::now()));
