@@ -255,7 +255,8 @@ fn log_contains(node: &Node, word: &str) -> bool {
 /// one second after the `kill_after`th receipt the master is killed (the producer is
 /// still sending, paced so it cannot have finished). Afterwards the slave has taken
 /// over and holds every message, in order, bodies and headers exact.
-fn queue_failover(opts: PairOpts, login: Option<(&'static str, &'static str)>, total: u64) {
+/// Returns the pair (its master killed) for the caller's own checks.
+fn queue_failover(opts: PairOpts, login: Option<(&'static str, &'static str)>, total: u64) -> Pair {
     let kill_after = total / 2;
     const PAD: usize = 100;
     let dest = "/queue/failover";
@@ -310,12 +311,55 @@ fn queue_failover(opts: PairOpts, login: Option<(&'static str, &'static str)>, t
         "{total} sent, master killed at {at_kill} confirmed; duplicate from the re-sent \
          in-flight send: {dup:?}"
     );
+    pair
 }
 
 #[test]
 fn s1_queue_failover_500_in_order_after_master_kill() {
     let _slot = test_slot();
     queue_failover(PairOpts::default(), None, 500);
+}
+
+/// Both places the replication core can run (`node::replication_executor::Placement`)
+/// carry a takeover: its own executor (`replicationCore` set), and shard 0's executor
+/// (the default on a host with fewer CPUs than shards + 1, as the test machines are;
+/// on a bigger host the default is a dedicated executor too, and the log says so).
+#[test]
+fn s1_queue_failover_with_the_replication_core_on_its_own_executor() {
+    let _slot = test_slot();
+    let mut opts = PairOpts::default();
+    opts.master.replication_core = Some(0);
+    opts.slave.replication_core = Some(0);
+    let pair = queue_failover(opts, None, 200);
+    for node in [&pair.master, &pair.slave] {
+        let log = node.log();
+        assert!(
+            log.contains("replication core placement placement=Dedicated(Some(0))"),
+            "{} did not give the core its own executor:\n{}",
+            node.name(),
+            node.log_tail(40)
+        );
+    }
+}
+
+#[test]
+fn s1_default_placement_is_logged_and_follows_the_cpu_count() {
+    let _slot = test_slot();
+    let pair = Pair::start(PairOpts::default());
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let expected = if cpus < 2 + 1 {
+        "placement=OnShard0"
+    } else {
+        "placement=Dedicated(None)"
+    };
+    for node in [&pair.master, &pair.slave] {
+        assert!(
+            poll_until(Duration::from_secs(10), || node.log().contains(expected)),
+            "{} (2 shards, {cpus} CPUs) did not log {expected}:\n{}",
+            node.name(),
+            node.log_tail(40)
+        );
+    }
 }
 
 #[test]

@@ -106,6 +106,10 @@ pub struct NodeOpts {
     pub replication_ack_timeout_ms: Option<u64>,
     /// `<tandem replicationBuffer>` (a size, e.g. "2 mb").
     pub replication_buffer: Option<String>,
+    /// `<tandem replicationCore>`: the CPU of a dedicated replication executor.
+    /// `None`: not written (on a host with fewer CPUs than shards + 1 the core then
+    /// runs on shard 0's executor).
+    pub replication_core: Option<usize>,
     /// Extra environment variables of the process (e.g. a fault hook's).
     pub env: Vec<(String, String)>,
     /// The address the connectors and the status endpoint (`statusHost`) bind, and
@@ -173,6 +177,7 @@ impl NodeOpts {
             replication_group: None,
             replication_ack_timeout_ms: None,
             replication_buffer: None,
+            replication_core: None,
             env: Vec::new(),
             host: None,
             netns: None,
@@ -273,6 +278,7 @@ pub fn node_config_xml(
         "replicationBuffer",
         opts.replication_buffer.as_ref(),
     );
+    push_attr(&mut tandem, "replicationCore", opts.replication_core);
     if let Some(w) = &opts.witness {
         push_attr(&mut tandem, "witness", Some(&w.url));
         push_attr(&mut tandem, "witnessKey", Some(&w.key));
