@@ -1239,8 +1239,6 @@ pub(crate) struct Reactor {
     poll_ring: RefCell<PollRing>,
 
     latency_preemption_timeout_src: Cell<Option<Source>>,
-    /// When the timer in `latency_preemption_timeout_src` fires (Tandem patch 2).
-    latency_preemption_deadline: Cell<Option<Instant>>,
     throughput_preemption_timeout_src: Cell<Option<Source>>,
     /// The main ring's poll of the latency ring's fd, kept armed between sleeps until
     /// it fires (Tandem patch 3).
@@ -1375,7 +1373,6 @@ impl Reactor {
             latency_ring: RefCell::new(latency_ring),
             poll_ring: RefCell::new(poll_ring),
             latency_preemption_timeout_src: Cell::new(None),
-            latency_preemption_deadline: Cell::new(None),
             throughput_preemption_timeout_src: Cell::new(None),
             link_rings_src: Cell::new(None),
             blocking_thread,
@@ -1848,31 +1845,13 @@ impl Reactor {
         // consume all events from the rings
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
-        // Tandem patch 2 (vendor/PATCHES.md): a timer already armed in the latency
-        // ring stays armed if it fires no later than the one we would arm now (the
-        // preempt timer while running; the user timer when about to sleep; any time
-        // when sleeping with no user timer, at the cost of one early wake-up at most).
-        // Upstream cancels it and arms a new one on every call: a TIMEOUT and an
-        // ASYNC_CANCEL per reactor iteration.
-        let preempt = preempt_timer();
-        let now = Instant::now();
-        let wanted = match preempt {
-            Some(d) => Some(now + d),
-            None => user_timer.map(|d| now + d),
-        };
-        let armed = self.latency_preemption_timeout_src.take().filter(Source::is_pending);
-        let keep = match (&armed, self.latency_preemption_deadline.get(), wanted) {
-            (Some(_), Some(at), Some(wanted)) => at <= wanted,
-            (Some(_), _, None) => true,
-            _ => false,
-        };
-        if keep {
-            self.latency_preemption_timeout_src.set(armed);
-        } else {
-            // Cancels it if it is still in the kernel.
-            drop(armed);
-            self.latency_preemption_deadline.set(None);
-        }
+        // Cancel the old timer regardless of whether we can sleep:
+        // if we won't sleep, we will register the new timer with its new
+        // value.
+        //
+        // But if we will sleep, there might be a timer registered that needs
+        // to be removed otherwise we'll wake up when it expires.
+        drop(self.latency_preemption_timeout_src.take());
 
         // The throughput-based timeout fires after `ring_depth` completions in the main
         // ring; it is re-armed only once it fired (Tandem patch 2), not on every call.
@@ -1896,7 +1875,7 @@ impl Reactor {
         consume_rings!(into &mut woke; lat_ring, poll_ring, main_ring);
 
         // If we generated any event so far, we can't sleep. Need to handle them.
-        let should_sleep = preempt.is_none()
+        let should_sleep = preempt_timer().is_none()
             && (woke == 0)
             && poll_ring.can_sleep()
             && main_ring.can_sleep()
@@ -1904,18 +1883,11 @@ impl Reactor {
 
         if should_sleep {
             // We are about to go to sleep. It's ok to sleep, but if there
-            // is a timer set, we need to make sure we wake up to handle it
-            // (unless the timer kept armed above fires no later).
-            let armed = self.latency_preemption_timeout_src.take();
-            match (armed, user_timer) {
-                (None, Some(dur)) => {
-                    self.latency_preemption_timeout_src
-                        .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
-                    self.latency_preemption_deadline
-                        .set(Some(Instant::now() + dur));
-                    assert!(flush_rings!(lat_ring)? > 0);
-                }
-                (armed, _) => self.latency_preemption_timeout_src.set(armed),
+            // is a timer set, we need to make sure we wake up to handle it.
+            if let Some(dur) = user_timer {
+                self.latency_preemption_timeout_src
+                    .set(Some(lat_ring.prepare_latency_preemption_timer(dur)));
+                assert!(flush_rings!(lat_ring)? > 0);
             }
             // From this moment on the remote executors are aware that we are sleeping
             // We have to sweep the remote channels function once more because since
@@ -1945,18 +1917,10 @@ impl Reactor {
             }
         }
 
-        if let Some(preempt) = preempt {
-            let armed = self.latency_preemption_timeout_src.take();
-            if armed.is_some() {
-                // Kept armed above: it fires no later than `preempt` from now.
-                self.latency_preemption_timeout_src.set(armed);
-            } else {
-                self.latency_preemption_timeout_src
-                    .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
-                self.latency_preemption_deadline
-                    .set(Some(Instant::now() + preempt));
-                flush_rings!(lat_ring, main_ring)?;
-            }
+        if let Some(preempt) = preempt_timer() {
+            self.latency_preemption_timeout_src
+                .set(Some(lat_ring.prepare_latency_preemption_timer(preempt)));
+            flush_rings!(lat_ring, main_ring)?;
         }
 
         // A Note about `need_preempt`:
