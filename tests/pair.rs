@@ -26,7 +26,7 @@ use support::pair::{
     is_slave_in_sync, peer, refuses, role, scenario_delay, takeover_time, takeovers, test_slot,
     LinkStyle, Node, NodeOpts, Pair, PairOpts, NODE_START_TIMEOUT, SYNC_TIMEOUT,
 };
-use support::{poll_until, Frame, ReadEnd, Stomp, REPLY_TIMEOUT};
+use support::{poll_until, prom_sample as sample, Frame, ReadEnd, Stomp, REPLY_TIMEOUT};
 use tandem::client::{AckMode, Client, ClientError, ClientOptions};
 
 const PERSISTENT: (&str, &str) = ("persistent", "true");
@@ -1345,15 +1345,6 @@ fn g14_slave_refuses_clients_while_master_lives_and_status_shows_the_pair() {
         0.0,
         "{s}"
     );
-}
-
-/// The value of the unlabelled sample `name` in Prometheus text.
-fn sample(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no sample {name} in:\n{text}"))
-        .parse()
-        .unwrap_or_else(|e| panic!("sample {name}: {e}"))
 }
 
 // ---------------------------------------------------------------------------------

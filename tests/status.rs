@@ -10,7 +10,7 @@ mod support;
 use std::ffi::OsStr;
 use std::time::Duration;
 
-use support::{poll_until, Broker, BrokerOpts, HttpReply};
+use support::{poll_until, prom_sample as sample, Broker, BrokerOpts, HttpReply};
 
 /// Status numbers are published by each shard's ticker (every 500 ms).
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(20);
@@ -34,15 +34,6 @@ fn queue(status: &serde_json::Value, name: &str) -> Option<serde_json::Value> {
         .iter()
         .find(|d| d["name"] == name)
         .cloned()
-}
-
-/// The value of the unlabelled sample `name` in Prometheus text.
-fn sample(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no sample {name} in:\n{text}"))
-        .parse()
-        .unwrap_or_else(|e| panic!("sample {name}: {e}"))
 }
 
 /// Polls `/status` until `check` holds for `/queue/a`; returns that entry.

@@ -48,6 +48,16 @@ pub const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
 // ---------------------------------------------------------------------------------
 // Waiting
 
+/// The value of the unlabelled sample `name` in Prometheus text (`/metrics`).
+#[allow(dead_code)]
+pub fn prom_sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no sample {name} in:\n{text}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("sample {name}: {e}"))
+}
+
 /// Calls `check` until it returns true or `timeout` passes; true if it succeeded.
 /// Attempts are spaced by a short back-off and bounded in number.
 pub fn poll_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
