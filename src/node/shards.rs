@@ -100,7 +100,8 @@ pub(super) fn start(
     let (died_tx, died_rx) = mpsc::channel::<String>();
     let (journal_failed_tx, journal_failed_rx) = mpsc::channel::<String>();
     let mut shard_ports: Vec<Option<port::ShardPort>> = shard_ports.into_iter().map(Some).collect();
-    let (shard0_guests, guests_rx) = async_channel::unbounded::<exec::Guest>();
+    // One guest ever (the replication core on a small host): bounded to that.
+    let (shard0_guests, guests_rx) = async_channel::bounded::<exec::Guest>(1);
     let mut guests_rx = Some(guests_rx);
     for shard in (0..shard_count).rev() {
         let Some(mesh) = ends.pop() else { break };
