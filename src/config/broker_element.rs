@@ -161,6 +161,7 @@ impl Reader<'_> {
                 connect_attempt_timeout_ms: c
                     .connect_attempt_timeout_ms
                     .unwrap_or(t.limits.connect_attempt_timeout_ms),
+                tls: None,
             })
             .collect();
         let replication = ReplicationSettings {
@@ -198,6 +199,7 @@ impl Reader<'_> {
             status_port: t.status_port,
             status_host: t.status_host,
             admin_group: t.admin_group,
+            tls: None,
         })
     }
 }

@@ -87,6 +87,9 @@ pub struct BrokerConfig {
     /// `<tandem adminGroup>`: with the authentication plugin, only users whose groups
     /// include it may call `/admin/*`; default `admins`. Non-empty.
     pub admin_group: String,
+    /// `<sslContext>` / `<tandem tls*>`: required when a connector or
+    /// `masterConnectorURI` uses TLS (the loader says so otherwise).
+    pub tls: Option<TlsSettings>,
 }
 
 /// One `<transportConnector>` Tandem listens on.
@@ -105,6 +108,63 @@ pub struct TransportConnector {
     /// `?transport.connectAttemptTimeout=` if given, else
     /// [`ProtocolLimits::connect_attempt_timeout_ms`].
     pub connect_attempt_timeout_ms: u64,
+    /// `Some` on a TLS scheme (`ssl`, `nio+ssl`, `stomp+ssl`, `stomp+nio+ssl`,
+    /// `auto+ssl`, `auto+nio+ssl`): whether a client certificate is asked for
+    /// (`?needClientAuth=true`, `?wantClientAuth=true`, also spelled
+    /// `transport.needClientAuth`). The material is [`BrokerConfig::tls`].
+    pub tls: Option<ClientAuth>,
+}
+
+/// Whether a TLS connector asks clients for a certificate (mutual TLS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientAuth {
+    /// No client certificate asked for (ActiveMQ's default).
+    #[default]
+    None,
+    /// `wantClientAuth`: asked for; a client without one is still served, one with a
+    /// certificate the trust store does not verify is refused.
+    Want,
+    /// `needClientAuth`: a client without a certificate the trust store verifies is
+    /// refused during the handshake.
+    Need,
+}
+
+/// The broker's TLS material: `<sslContext><sslContext keyStore keyStorePassword
+/// trustStore trustStorePassword/>` (PKCS12 stores, as `keytool` makes them), or PEM
+/// files on `<tandem tlsCertificate tlsPrivateKey tlsTrustedCa>`. Paths are resolved
+/// against the configuration file's directory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsSettings {
+    /// This node's certificate chain and private key: what a TLS connector presents,
+    /// and what a slave presents to a master that asks for a client certificate.
+    pub identity: Option<TlsIdentity>,
+    /// The certificates that verify peers: clients' certificates on a connector with
+    /// client auth, the master's certificate for a slave.
+    pub trust: Option<TlsTrust>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TlsIdentity {
+    /// `keyStore` + `keyStorePassword` (+ `keyStoreKeyPassword` when the key's password
+    /// differs): the first private-key entry and its chain.
+    Pkcs12 {
+        path: PathBuf,
+        password: Secret,
+        key_password: Option<Secret>,
+    },
+    /// `tlsCertificate` (chain, leaf first) + `tlsPrivateKey` (PKCS#8, PKCS#1 or SEC1).
+    Pem {
+        certificate: PathBuf,
+        private_key: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TlsTrust {
+    /// `trustStore` + `trustStorePassword`: every certificate entry is a trusted root.
+    Pkcs12 { path: PathBuf, password: Secret },
+    /// `tlsTrustedCa`: one or more PEM certificates.
+    Pem { ca: PathBuf },
 }
 
 /// Where and how the journal is written.
