@@ -7,6 +7,7 @@
 //!   writer, keep-alive timer) around a protocol session ([`conn::Wire`]).
 //! * [`stomp`]     — STOMP's session and codec in that loop.
 //! * [`openwire`]  — OpenWire's (JMS clients) session and codec in that loop.
+//! * [`tls`]       — TLS material (PKCS12 stores, PEM files) turned into rustls configs.
 //! * [`signal`]    — a single-waiter wake-up flag the connection's tasks use to nudge
 //!   each other (runtime-neutral: plain `Waker`s).
 
@@ -15,5 +16,6 @@ pub mod connector;
 pub mod openwire;
 pub mod signal;
 pub mod stomp;
+pub mod tls;
 
 pub use connector::{serve_connector, ConnectorPolicy};

@@ -1,0 +1,301 @@
+//! TLS material: the configured stores and PEM files turned into rustls configurations,
+//! checked once at startup so that a bad file is a one-line error naming it, not a
+//! failed handshake later.
+//!
+//! * PKCS12 stores as `keytool` writes them (`-storetype PKCS12`, the default since
+//!   Java 9: PBES2/AES-256 with an HMAC-SHA256 MAC; the older PBES1 ciphers too). A
+//!   key store's first private-key entry is the identity; every certificate entry of a
+//!   trust store is a trusted root (what Java's `TrustManagerFactory` does).
+//! * PEM: a certificate chain (leaf first), a private key (PKCS#8, PKCS#1 or SEC1) and
+//!   CA certificates.
+//! * TLS 1.2 and 1.3 with rustls's ring provider and its default cipher suites.
+//!
+//! Used by the broker's connectors ([`server_config`]), by a slave connecting to its
+//! master and by the bundled clients ([`client_config`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+
+use crate::config::{ClientAuth, TlsIdentity, TlsSettings, TlsTrust};
+
+/// Why TLS material could not be used. Each names the file (or the setting) at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{path}: {reason}")]
+    File { path: PathBuf, reason: String },
+    /// Something is needed that is not configured (e.g. no trust for client auth).
+    #[error("{0}")]
+    Missing(&'static str),
+    #[error("TLS setup: {0}")]
+    Rustls(#[from] rustls::Error),
+    #[error("\"{0}\" is not a valid TLS server name")]
+    ServerName(String),
+}
+
+fn file_error(path: &Path, reason: impl Into<String>) -> TlsError {
+    TlsError::File {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// The ring provider, explicitly: the process never depends on a default provider
+/// being installed. rustls marks it deprecated because ring has no post-quantum key
+/// exchange; the provider that has one (aws-lc-rs) needs cmake and a long C build,
+/// which the machines we build on do not all have.
+#[allow(deprecated)]
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A certificate chain and its private key, loaded and checked.
+struct Identity {
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+}
+
+/// What a TLS connector with `auth` presents and checks. `settings.identity` is
+/// required; `settings.trust` too when `auth` asks for client certificates.
+pub fn server_config(
+    settings: &TlsSettings,
+    auth: ClientAuth,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let identity = match &settings.identity {
+        Some(identity) => load_identity(identity)?,
+        None => {
+            return Err(TlsError::Missing(
+                "a TLS connector needs a keyStore (sslContext) or tlsCertificate/tlsPrivateKey",
+            ))
+        }
+    };
+    let builder =
+        ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
+    let builder = match auth {
+        ClientAuth::None => builder.with_no_client_auth(),
+        ClientAuth::Want | ClientAuth::Need => {
+            let Some(trust) = &settings.trust else {
+                return Err(TlsError::Missing(
+                    "needClientAuth/wantClientAuth need a trustStore (sslContext) or tlsTrustedCa",
+                ));
+            };
+            let roots = Arc::new(load_trust(trust)?);
+            let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider());
+            let verifier = match auth {
+                ClientAuth::Want => verifier.allow_unauthenticated(),
+                _ => verifier,
+            };
+            let verifier = verifier
+                .build()
+                .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let config = builder.with_single_cert(identity.chain, identity.key)?;
+    Ok(Arc::new(config))
+}
+
+/// What a client (a slave connecting to its master, the bundled clients) trusts and,
+/// when an identity is configured, presents if the server asks for a certificate.
+pub fn client_config(settings: &TlsSettings) -> Result<Arc<ClientConfig>, TlsError> {
+    let Some(trust) = &settings.trust else {
+        return Err(TlsError::Missing(
+            "a TLS client verifies the server's certificate: configure a trustStore or tlsTrustedCa",
+        ));
+    };
+    let roots = load_trust(trust)?;
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots);
+    let config = match &settings.identity {
+        Some(identity) => {
+            let identity = load_identity(identity)?;
+            builder.with_client_auth_cert(identity.chain, identity.key)?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+/// The name a client checks the server's certificate against: the host as written in
+/// the URI (a DNS name, or an IP address matched against the certificate's IP SANs).
+pub fn server_name(host: &str) -> Result<ServerName<'static>, TlsError> {
+    ServerName::try_from(host.to_owned()).map_err(|_| TlsError::ServerName(host.to_owned()))
+}
+
+fn load_identity(identity: &TlsIdentity) -> Result<Identity, TlsError> {
+    let (identity, path) = match identity {
+        TlsIdentity::Pem {
+            certificate,
+            private_key,
+        } => {
+            let chain = read_pem_certificates(certificate)?;
+            let key = PrivateKeyDer::from_pem_file(private_key).map_err(|e| {
+                file_error(
+                    private_key,
+                    format!("no usable private key: {}", pem_reason(&e)),
+                )
+            })?;
+            (Identity { chain, key }, certificate)
+        }
+        TlsIdentity::Pkcs12 {
+            path,
+            password,
+            key_password,
+        } => {
+            let store = read_pkcs12(path, &password.0)?;
+            let Some((alias, entry)) = store.private_key_chain() else {
+                return Err(file_error(path, "the key store holds no private key entry"));
+            };
+            if key_password.as_ref().is_some_and(|k| k.0 != password.0) {
+                // PKCS12 keeps one password for the store and its keys in practice
+                // (keytool refuses a different one); a differing keyStoreKeyPassword is
+                // a configuration mistake worth naming rather than a silent success.
+                return Err(file_error(
+                    path,
+                    "keyStoreKeyPassword differs from keyStorePassword; a PKCS12 store has one password",
+                ));
+            }
+            let chain: Vec<CertificateDer<'static>> = entry
+                .certs()
+                .iter()
+                .map(|c| CertificateDer::from(c.as_der().to_vec()))
+                .collect();
+            if chain.is_empty() {
+                return Err(file_error(
+                    path,
+                    format!("key entry \"{alias}\" has no certificate"),
+                ));
+            }
+            let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(entry.key().as_der().to_vec()));
+            (Identity { chain, key }, path)
+        }
+    };
+    check_validity(path, &identity.chain[0])?;
+    // A key that is not the certificate's is otherwise found only by the first client.
+    rustls::sign::CertifiedKey::from_der(
+        identity.chain.clone(),
+        identity.key.clone_key(),
+        &provider(),
+    )
+    .map_err(|e| {
+        file_error(
+            path,
+            format!("certificate and private key do not go together: {e}"),
+        )
+    })?;
+    Ok(identity)
+}
+
+fn load_trust(trust: &TlsTrust) -> Result<RootCertStore, TlsError> {
+    let (certificates, path) = match trust {
+        TlsTrust::Pem { ca } => (read_pem_certificates(ca)?, ca),
+        TlsTrust::Pkcs12 { path, password } => {
+            let store = read_pkcs12(path, &password.0)?;
+            let mut certificates = Vec::new();
+            for (_, entry) in store.entries() {
+                match entry {
+                    p12_keystore::KeyStoreEntry::Certificate(c) => {
+                        certificates.push(CertificateDer::from(c.as_der().to_vec()))
+                    }
+                    // A store with a key entry used as a trust store: trust its chain's
+                    // top (what a self-signed single-store setup means).
+                    p12_keystore::KeyStoreEntry::PrivateKeyChain(chain) => {
+                        if let Some(last) = chain.certs().last() {
+                            certificates.push(CertificateDer::from(last.as_der().to_vec()))
+                        }
+                    }
+                    p12_keystore::KeyStoreEntry::Secret(_) => {}
+                }
+            }
+            (certificates, path)
+        }
+    };
+    let mut roots = RootCertStore::empty();
+    for certificate in certificates {
+        roots
+            .add(certificate)
+            .map_err(|e| file_error(path, format!("not a usable CA certificate: {e}")))?;
+    }
+    if roots.is_empty() {
+        return Err(file_error(path, "holds no certificate to trust"));
+    }
+    Ok(roots)
+}
+
+fn read_pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let iter = CertificateDer::pem_file_iter(path).map_err(|e| file_error(path, pem_reason(&e)))?;
+    let certificates = iter
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| file_error(path, pem_reason(&e)))?;
+    if certificates.is_empty() {
+        return Err(file_error(
+            path,
+            "no PEM certificate (-----BEGIN CERTIFICATE-----) in it",
+        ));
+    }
+    Ok(certificates)
+}
+
+fn read_pkcs12(path: &Path, password: &str) -> Result<p12_keystore::KeyStore, TlsError> {
+    let bytes = std::fs::read(path).map_err(|e| file_error(path, e.to_string()))?;
+    if bytes.starts_with(&[0xFE, 0xED, 0xFE, 0xED]) || bytes.starts_with(&[0xCE, 0xCE, 0xCE, 0xCE])
+    {
+        return Err(file_error(
+            path,
+            "a JKS/JCEKS store; convert it: keytool -importkeystore -srckeystore FILE -srcstoretype JKS -destkeystore FILE.p12 -deststoretype PKCS12",
+        ));
+    }
+    p12_keystore::KeyStore::from_pkcs12(&bytes, password, p12_keystore::Pkcs12ImportPolicy::Relaxed)
+        .map_err(|e| {
+            file_error(
+                path,
+                format!("cannot open the PKCS12 store (wrong password, or not PKCS12): {e}"),
+            )
+        })
+}
+
+fn pem_reason(e: &rustls_pki_types::pem::Error) -> String {
+    match e {
+        rustls_pki_types::pem::Error::Io(e) => e.to_string(),
+        rustls_pki_types::pem::Error::NoItemsFound => "nothing of the expected kind in it".into(),
+        other => format!("not valid PEM: {other:?}"),
+    }
+}
+
+/// Refuses a leaf certificate that is expired or not yet valid: a broker that starts
+/// with one serves no TLS client at all.
+fn check_validity(path: &Path, leaf: &CertificateDer<'_>) -> Result<(), TlsError> {
+    let (_, certificate) = x509_parser::parse_x509_certificate(leaf.as_ref())
+        .map_err(|e| file_error(path, format!("the certificate does not parse: {e}")))?;
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let validity = certificate.validity();
+    if now > validity.not_after.timestamp() {
+        return Err(file_error(
+            path,
+            format!("the certificate expired on {}", validity.not_after),
+        ));
+    }
+    if now < validity.not_before.timestamp() {
+        return Err(file_error(
+            path,
+            format!(
+                "the certificate is not valid before {}",
+                validity.not_before
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "tls_tests.rs"]
+mod tests;
