@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use futures_lite::FutureExt;
 
 use crate::broker::Router;
-use crate::rt::net::{Listener, ReadHalf};
+use crate::rt::net::{accept_tls, Detached, Listener, ReadHalf};
 use crate::rt::{sleep, spawn_local as spawn};
 
 /// Pause after a failed accept (e.g. EMFILE) so the loop does not spin.
@@ -69,13 +69,16 @@ pub struct ConnectorPolicy {
     /// core), with its slot under `maximumConnections` (held until the link closes);
     /// `None`: such a connection is closed.
     #[allow(clippy::type_complexity)]
-    pub replication:
-        Option<Arc<dyn Fn(std::net::TcpStream, Box<dyn std::any::Any + Send>) + Send + Sync>>,
+    pub replication: Option<Arc<dyn Fn(Detached, Box<dyn std::any::Any + Send>) + Send + Sync>>,
     /// Says whether a connection's first bytes are a replication Hello. The node
     /// passes the replication protocol's check, as it passes `replication`, so `net`
     /// does not depend on that protocol. `None`: no connection is taken for a
     /// replication link.
     pub replication_sniff: Option<ReplicationSniff>,
+    /// Set on a TLS connector (`ssl://`, `stomp+ssl://`, ...): every connection runs
+    /// this TLS handshake first, within the login deadline; the protocols then see
+    /// plaintext. Client auth (`needClientAuth`/`wantClientAuth`) is in the config.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Clients are served only while this is set (`waitForSlave` holds them until a
     /// slave is in sync); a client connecting meanwhile waits.
     pub clients_open: Arc<AtomicBool>,
@@ -92,6 +95,7 @@ impl std::fmt::Debug for ConnectorPolicy {
             .field("open", &self.open)
             .field("replication", &self.replication.is_some())
             .field("replication_sniff", &self.replication_sniff.is_some())
+            .field("tls", &self.tls.is_some())
             .field("clients_open", &self.clients_open)
             .finish()
     }
@@ -108,6 +112,7 @@ impl ConnectorPolicy {
             open: AtomicUsize::new(0),
             replication: None,
             replication_sniff: None,
+            tls: None,
             clients_open: Arc::new(AtomicBool::new(true)),
         }
     }
@@ -142,7 +147,7 @@ pub async fn serve_connector(listener: Listener, router: Router, policy: Arc<Con
         .unwrap_or(0);
     loop {
         match listener.accept().await {
-            Ok((rd, mut wr, peer)) => {
+            Ok((mut rd, mut wr, peer)) => {
                 let accepted = Instant::now();
                 let Some(admitted) = Admitted::try_new(&policy) else {
                     tracing::warn!(connector = %policy.name, %peer, "maximumConnections reached; connection refused");
@@ -157,11 +162,31 @@ pub async fn serve_connector(listener: Listener, router: Router, policy: Arc<Con
                         max_login_frame_bytes: policy.max_login_frame_bytes,
                         deadline: accepted + policy.connect_attempt_timeout,
                     };
-                    let protocol = match sniff(&rd, limits.deadline, policy.replication_sniff).await
+                    if let Some(config) = &policy.tls {
+                        let handshake = accept_tls(rd, wr, config.clone());
+                        let expire = async {
+                            sleep(limits.deadline.saturating_duration_since(Instant::now())).await;
+                            Err(std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                "no TLS handshake within transport.connectAttemptTimeout",
+                            ))
+                        };
+                        match handshake.or(expire).await {
+                            Ok(halves) => (rd, wr) = halves,
+                            Err(e) => {
+                                // A plain-text client, a failed certificate check, a
+                                // silent peer: this connection only.
+                                tracing::info!(connector = %policy.name, %peer, error = %e, "TLS handshake failed; connection closed");
+                                return;
+                            }
+                        }
+                    }
+                    let protocol = match sniff(&mut rd, limits.deadline, policy.replication_sniff)
+                        .await
                     {
                         Opening::Closed => return,
                         Opening::Replication => {
-                            match (&policy.replication, rd.into_std(wr)) {
+                            match (&policy.replication, rd.detach(wr)) {
                                 (Some(hand_off), Ok(stream)) => {
                                     hand_off(stream, Box::new(admitted))
                                 }
@@ -236,7 +261,11 @@ const FIRST_BYTES_WAIT: Duration = Duration::from_millis(500);
 /// command or an EOL, which the first five bytes already rule out as either. A peer
 /// still undecided at `deadline` (the login deadline) is closed. `replication`: the
 /// replication Hello check (see [`ConnectorPolicy::replication_sniff`]).
-async fn sniff(rd: &ReadHalf, deadline: Instant, replication: Option<ReplicationSniff>) -> Opening {
+async fn sniff(
+    rd: &mut ReadHalf,
+    deadline: Instant,
+    replication: Option<ReplicationSniff>,
+) -> Opening {
     let mut buf = [0u8; 21];
     loop {
         // A silent peer goes to the STOMP loop, whose CONNECT timeout applies.

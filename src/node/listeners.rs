@@ -58,6 +58,7 @@ pub(super) fn hand_to_shards(
 pub(super) fn bind_connectors(
     connectors: &[&TransportConnector],
     config: &BrokerConfig,
+    tls: &super::tls::NodeTls,
     clients_open: &Arc<AtomicBool>,
     slave_sockets: &async_channel::Sender<port::Live>,
 ) -> Result<Listeners, NodeError> {
@@ -69,7 +70,7 @@ pub(super) fn bind_connectors(
             source,
         })?;
         let addr = l.local_addr().unwrap_or(c.uri.addr);
-        tracing::info!(connector = %c.name, %addr, "listening (STOMP, OpenWire, replication)");
+        tracing::info!(connector = %c.name, %addr, tls = c.tls.is_some(), "listening (STOMP, OpenWire, replication)");
         let mut policy = net::ConnectorPolicy::new(
             &c.name,
             c.max_connections.map(|n| n as usize),
@@ -83,6 +84,7 @@ pub(super) fn bind_connectors(
         }));
         policy.replication_sniff = Some(looks_like_replication);
         policy.clients_open = clients_open.clone();
+        policy.tls = tls.for_connector(&c.name);
         listeners.push((l, Arc::new(policy)));
     }
     Ok(listeners)

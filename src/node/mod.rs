@@ -25,6 +25,7 @@ mod signals;
 mod startup;
 mod status;
 mod supervise;
+mod tls;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -70,6 +71,9 @@ pub enum NodeError {
     WaitForSlave(u64),
     #[error("no transport connector this version serves (stomp://) is configured")]
     NoConnector,
+    /// TLS material that cannot be used (the message names the file).
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("cannot start executor: {0}")]
     Executor(std::io::Error),
     /// A journal write or fdatasync failed (not a full disk, which pauses): the node
@@ -112,6 +116,7 @@ pub fn run(mut config: BrokerConfig) -> Result<(), NodeError> {
     let node_state = NodeState::load(&config.data_directory)?;
     let shard_count = startup::shard_count(&config);
     let connectors = listeners::client_connectors(&config)?;
+    let tls = tls::load(&config, &connectors)?;
     let status = status::bind_status(&config)?;
 
     // Every shard opens and replays its journal, holding its state without serving.
@@ -143,6 +148,7 @@ pub fn run(mut config: BrokerConfig) -> Result<(), NodeError> {
         &config,
         shard_count,
         &connectors,
+        &tls,
         replication_stats.clone(),
         node_state,
         core_port,
@@ -166,6 +172,7 @@ pub fn run(mut config: BrokerConfig) -> Result<(), NodeError> {
     let result = supervise::Supervisor {
         config: &config,
         connectors: &connectors,
+        tls: &tls,
         shards: &shards,
         core: &core,
         stop_signal: &stop_signal,

@@ -43,6 +43,7 @@ pub(super) fn start(
     config: &BrokerConfig,
     shard_count: usize,
     connectors: &[&TransportConnector],
+    tls: &super::tls::NodeTls,
     stats: Arc<ReplicationStats>,
     node_state: NodeState,
     core_port: port::CorePort,
@@ -50,7 +51,7 @@ pub(super) fn start(
 ) -> Result<ReplicationCore, NodeError> {
     let (requests_tx, requests_rx) = async_channel::unbounded::<Request>();
     let (events_tx, events_rx) = mpsc::channel::<Event>();
-    let core_settings = settings::core_settings(config, shard_count, connectors, stats);
+    let core_settings = settings::core_settings(config, shard_count, connectors, tls, stats);
     let run = move || async move {
         replication::core::run(core_settings, node_state, core_port, requests_rx, events_tx).await;
     };

@@ -100,6 +100,7 @@ pub(super) fn core_settings(
     config: &BrokerConfig,
     shards: usize,
     connectors: &[&TransportConnector],
+    tls: &super::tls::NodeTls,
     stats: Arc<ReplicationStats>,
 ) -> CoreSettings {
     let r = &config.replication;
@@ -110,7 +111,9 @@ pub(super) fn core_settings(
         master: r.master.as_ref().map(|m| MasterTarget {
             addr: m.uri.addr,
             login: master_login(m, &acceptor),
+            tls: tls.master.clone(),
         }),
+        rejoin_tls: tls.rejoin.clone(),
         acceptor,
         shutdown_on_master_failure: r.shutdown_on_master_failure,
         shutdown_on_slave_failure: r.shutdown_on_slave_failure,

@@ -30,6 +30,7 @@ const POLL: Duration = Duration::from_millis(20);
 pub(super) struct Supervisor<'a> {
     pub config: &'a BrokerConfig,
     pub connectors: &'a [&'a TransportConnector],
+    pub tls: &'a super::tls::NodeTls,
     pub shards: &'a Shards,
     pub core: &'a ReplicationCore,
     /// The shutdown signal received (0: none yet).
@@ -232,6 +233,7 @@ impl<'a> Supervisor<'a> {
         let l = bind_connectors(
             connectors,
             self.config,
+            self.tls,
             &state.clients_open,
             self.slave_sockets,
         )?;

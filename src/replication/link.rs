@@ -19,6 +19,15 @@ use super::frame::{self, Decoder, Frame};
 use crate::rt;
 use crate::rt::net::{ReadHalf, WriteHalf};
 
+/// How a connecting node runs TLS on its link: the trust (and identity) to use, and the
+/// name the peer's certificate must carry (`None`: the peer's IP address, for a
+/// remembered peer known only by address).
+#[derive(Clone, Debug)]
+pub struct LinkTls {
+    pub config: std::sync::Arc<rustls::ClientConfig>,
+    pub name: Option<rustls_pki_types::ServerName<'static>>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
     #[error("connection closed by the peer")]
@@ -88,9 +97,24 @@ impl Link {
         *self.held.borrow_mut() = Some(thing);
     }
 
-    /// Connects to `addr`, giving up after `timeout`.
-    pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Rc<Link>, LinkError> {
-        let connect = async { rt::net::connect(addr).await.map_err(LinkError::Io) };
+    /// Connects to `addr` (with TLS when `tls` is set), giving up after `timeout`.
+    pub async fn connect(
+        addr: SocketAddr,
+        timeout: Duration,
+        tls: Option<&LinkTls>,
+    ) -> Result<Rc<Link>, LinkError> {
+        let connect = async {
+            match tls {
+                None => rt::net::connect(addr).await,
+                Some(tls) => {
+                    let name = tls.name.clone().unwrap_or_else(|| {
+                        rustls_pki_types::ServerName::IpAddress(addr.ip().into())
+                    });
+                    rt::net::connect_tls(addr, tls.config.clone(), name).await
+                }
+            }
+            .map_err(LinkError::Io)
+        };
         let expire = async {
             rt::sleep(timeout).await;
             Err(LinkError::Timeout(timeout))

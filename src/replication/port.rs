@@ -11,13 +11,13 @@
 //! Everything here is `Send`: the channels cross executors (async-channel wakes a
 //! glommio task from another thread through glommio's foreign-waker queue).
 
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 
 use bytes::Bytes;
 
 use crate::metrics::replication::ReplicationStats;
+use crate::rt::net::Detached;
 use crate::store::Position;
 use crate::ShardId;
 
@@ -53,11 +53,12 @@ pub enum Live {
     /// failed journal): the link must be dropped and resynchronised.
     ApplyFailed { shard: ShardId, reason: String },
     /// Master: a client connector accepted a connection that opened with a
-    /// replication Hello (nothing of it has been read yet). `slot` is the connection's
+    /// replication Hello (nothing of it has been read yet; on a TLS connector the
+    /// handshake is done and the session moves along). `slot` is the connection's
     /// place under the connector's `maximumConnections`: held as long as the link
     /// lives, so replication handshakes count like any other connection.
     SlaveSocket {
-        stream: TcpStream,
+        stream: Detached,
         slot: ConnectionSlot,
     },
 }

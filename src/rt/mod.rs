@@ -6,7 +6,8 @@
 //! * [`file`] — O_DIRECT files (`DmaFile`) and aligned buffers for the journal.
 //! * [`channel`] — the shard mesh and local queues.
 //! * [`exec`] — executors pinned or not, tasks that can be awaited, blocking work.
-//! * [`net`] — listeners (socket2) shared by shards, TCP streams split in halves.
+//! * [`net`] — listeners (socket2) shared by shards, TCP streams split in halves,
+//!   optionally under TLS (the rustls glue is `tls.rs`).
 //! * [`run_local`] — run a future on a fresh single executor (tests, benches, tools).
 //! * [`spawn_local`], [`sleep`], [`yield_if_needed`] — task helpers for the current executor.
 
@@ -14,6 +15,7 @@ pub mod channel;
 pub mod exec;
 pub mod file;
 pub mod net;
+mod tls;
 
 use std::future::Future;
 use std::time::Duration;

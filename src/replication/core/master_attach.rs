@@ -22,7 +22,7 @@ impl Core {
     /// Runs a new connection's Hello and Challenge off the event loop; only a Proof
     /// (not yet checked) reaches the core, as [`Ev::Proof`]. Reads no node state: the
     /// Challenge carries the nonce and nothing else.
-    pub(super) fn handshake(&self, stream: std::net::TcpStream, slot: port::ConnectionSlot) {
+    pub(super) fn handshake(&self, stream: crate::rt::net::Detached, slot: port::ConnectionSlot) {
         if self.handshakes.get() >= MAX_HANDSHAKES {
             // Each is a task and a socket: bounded, so a flood of Hellos costs little.
             tracing::warn!(target: LOG_TARGET,
@@ -178,13 +178,13 @@ const MAX_HANDSHAKES: usize = 8;
 
 /// Hello, Challenge, Proof on a fresh connection; hands the Proof to the core.
 async fn run_handshake(
-    stream: std::net::TcpStream,
+    stream: crate::rt::net::Detached,
     slot: port::ConnectionSlot,
     acceptor: &Acceptor,
     tx: &async_channel::Sender<Ev>,
 ) {
     let Ok(peer) = stream.peer_addr() else { return };
-    let (r, w) = match rt::net::from_std(stream) {
+    let (r, w) = match rt::net::attach(stream) {
         Ok(halves) => halves,
         Err(e) => {
             tracing::warn!(target: LOG_TARGET, %peer, error = %e, "cannot adopt the replication connection");

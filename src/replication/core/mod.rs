@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use self::slave::SlaveEnd;
 use super::auth::{self, Acceptor, Answer, Login, Nonces};
 use super::frame::{Body, Decoder, Frame, Nonce, RefuseCode, PROOF_BYTES, VERSION};
-use super::link::{Link, LinkError};
+use super::link::{Link, LinkError, LinkTls};
 use super::machine::{self, AttachResult, Effect, Input, Machine, ProbeResult, Remembered};
 use super::port::{CatchUp, Command, CorePort, Live};
 use super::role::{PeerState, Role};
@@ -60,6 +60,8 @@ pub struct MasterTarget {
     /// What it proves: `<masterConnector userName password>`, else the replication
     /// secret; `None`: nothing configured, so no master would accept it.
     pub login: Option<Login>,
+    /// `Some` when the master URI is `ssl://`: the link runs TLS, checking the master.
+    pub tls: Option<LinkTls>,
 }
 
 /// What the core needs from the configuration.
@@ -69,6 +71,8 @@ pub struct CoreSettings {
     pub data_dir: PathBuf,
     /// Set for a slave configuration (`masterConnectorURI` / `<masterConnector>`).
     pub master: Option<MasterTarget>,
+    /// TLS for rejoining a remembered peer (no configured master); see `node::tls`.
+    pub rejoin_tls: Option<Arc<rustls::ClientConfig>>,
     /// Who may attach as a slave, and the login a node without a configured master
     /// uses to rejoin the peer it remembers ([`Acceptor::rejoin_login`]).
     pub acceptor: Acceptor,
@@ -704,7 +708,15 @@ impl Core {
     /// One handshake with `addr` as the connecting side (see [`auth`]): nothing the
     /// peer says is believed before its proof checks out.
     async fn attach_once(&self, addr: SocketAddr, login: &Login) -> Attach {
-        let link = match Link::connect(addr, CONNECT_TIMEOUT).await {
+        let tls = match &self.s.master {
+            Some(m) => m.tls.clone(),
+            None => self
+                .s
+                .rejoin_tls
+                .clone()
+                .map(|config| LinkTls { config, name: None }),
+        };
+        let link = match Link::connect(addr, CONNECT_TIMEOUT, tls.as_ref()).await {
             Ok(l) => l,
             Err(e) => {
                 tracing::debug!(%addr, error = %e, "peer not reachable");
