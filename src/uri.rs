@@ -32,6 +32,18 @@ pub enum Scheme {
     Auto,
     /// `auto+nio`: as `auto`.
     AutoNio,
+    /// `ssl`: OpenWire over TLS.
+    Ssl,
+    /// `nio+ssl`: OpenWire over TLS; as `ssl`.
+    NioSsl,
+    /// `stomp+ssl`: STOMP over TLS.
+    StompSsl,
+    /// `stomp+nio+ssl`: STOMP over TLS; as `stomp+ssl`.
+    StompNioSsl,
+    /// `auto+ssl`: TLS, then the protocol detected from the first decrypted bytes.
+    AutoSsl,
+    /// `auto+nio+ssl`: as `auto+ssl`.
+    AutoNioSsl,
 }
 
 /// The wire protocol spoken on a transport, which is all the scheme means to Tandem:
@@ -54,15 +66,42 @@ impl Scheme {
             Scheme::StompNio => "stomp+nio",
             Scheme::Auto => "auto",
             Scheme::AutoNio => "auto+nio",
+            Scheme::Ssl => "ssl",
+            Scheme::NioSsl => "nio+ssl",
+            Scheme::StompSsl => "stomp+ssl",
+            Scheme::StompNioSsl => "stomp+nio+ssl",
+            Scheme::AutoSsl => "auto+ssl",
+            Scheme::AutoNioSsl => "auto+nio+ssl",
         }
     }
 
-    /// The protocol a connection on this scheme speaks.
+    /// The protocol a connection on this scheme speaks (inside TLS for the `ssl`
+    /// schemes, which map like their plain twins).
     pub fn wire(self) -> Wire {
         match self {
-            Scheme::Tcp | Scheme::Nio => Wire::OpenWire,
-            Scheme::Stomp | Scheme::StompNio => Wire::Stomp,
-            Scheme::Auto | Scheme::AutoNio => Wire::Auto,
+            Scheme::Tcp | Scheme::Nio | Scheme::Ssl | Scheme::NioSsl => Wire::OpenWire,
+            Scheme::Stomp | Scheme::StompNio | Scheme::StompSsl | Scheme::StompNioSsl => {
+                Wire::Stomp
+            }
+            Scheme::Auto | Scheme::AutoNio | Scheme::AutoSsl | Scheme::AutoNioSsl => Wire::Auto,
+        }
+    }
+
+    /// True for the schemes whose connections are TLS from the first byte.
+    pub fn is_tls(self) -> bool {
+        match self {
+            Scheme::Ssl
+            | Scheme::NioSsl
+            | Scheme::StompSsl
+            | Scheme::StompNioSsl
+            | Scheme::AutoSsl
+            | Scheme::AutoNioSsl => true,
+            Scheme::Tcp
+            | Scheme::Nio
+            | Scheme::Stomp
+            | Scheme::StompNio
+            | Scheme::Auto
+            | Scheme::AutoNio => false,
         }
     }
 
@@ -74,6 +113,12 @@ impl Scheme {
             "stomp+nio" => Scheme::StompNio,
             "auto" => Scheme::Auto,
             "auto+nio" => Scheme::AutoNio,
+            "ssl" => Scheme::Ssl,
+            "nio+ssl" => Scheme::NioSsl,
+            "stomp+ssl" => Scheme::StompSsl,
+            "stomp+nio+ssl" => Scheme::StompNioSsl,
+            "auto+ssl" => Scheme::AutoSsl,
+            "auto+nio+ssl" => Scheme::AutoNioSsl,
             _ => return None,
         })
     }
@@ -93,14 +138,18 @@ pub enum UriError {
     Empty,
     #[error("expected `scheme://host:port`, {0}")]
     Syntax(String),
-    /// A scheme ActiveMQ knows but Tandem does not serve (TLS, AMQP, MQTT, WebSocket, ...).
+    /// A scheme ActiveMQ knows but Tandem does not serve (AMQP, MQTT, WebSocket, HTTP,
+    /// ..., in plain or TLS form).
     /// The config loader skips connectors with this error instead of refusing to start.
     #[error("unsupported scheme \"{scheme}\": {reason}")]
     UnsupportedScheme {
         scheme: String,
         reason: &'static str,
     },
-    #[error("unknown scheme \"{0}\" (expected tcp, nio, stomp, stomp+nio, auto or auto+nio)")]
+    #[error(
+        "unknown scheme \"{0}\" (expected tcp, nio, stomp, stomp+nio, auto, auto+nio, \
+         or over TLS ssl, nio+ssl, stomp+ssl, stomp+nio+ssl, auto+ssl, auto+nio+ssl)"
+    )]
     UnknownScheme(String),
     #[error("bad host \"{host}\": {reason}")]
     BadHost { host: String, reason: String },
@@ -374,18 +423,17 @@ fn parse_scheme(raw: &str) -> Result<Scheme, UriError> {
             reason,
         })
     };
-    // Order matters: "stomp+ssl" is refused for TLS, not for being STOMP.
-    if lower.contains("ssl") || lower == "wss" || lower == "https" {
-        return unsupported(
-            "TLS is not supported; terminate TLS in front of Tandem (stunnel, haproxy)",
-        );
-    }
+    // The family decides, so "amqp+ssl" and "wss" are refused for their protocol, not
+    // for their TLS: Tandem serves TLS, but only around STOMP and OpenWire.
     let family = lower.split('+').next().unwrap_or("");
     match family {
-        "amqp" | "mqtt" | "ws" | "http" | "udp" | "vm" | "discovery" | "multicast" | "static"
-        | "peer" | "fanout" | "masterslave" | "zeroconf" => {
-            unsupported("Tandem speaks STOMP and OpenWire over TCP only")
+        "amqp" | "mqtt" | "ws" | "wss" | "http" | "https" => {
+            unsupported("another protocol; Tandem speaks STOMP and OpenWire (over TCP or TLS) only")
         }
+        "udp" | "vm" | "discovery" | "multicast" | "static" | "peer" | "fanout" | "masterslave"
+        | "zeroconf" => unsupported(
+            "not a TCP or TLS listener; Tandem serves tcp, stomp, auto and their ssl forms",
+        ),
         _ => Err(UriError::UnknownScheme(lower)),
     }
 }

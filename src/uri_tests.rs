@@ -20,11 +20,40 @@ fn schemes_and_wires() {
         ("auto://127.0.0.1:5671", Scheme::Auto, Wire::Auto),
         ("auto+nio://127.0.0.1:5671", Scheme::AutoNio, Wire::Auto),
         ("STOMP://127.0.0.1:61613", Scheme::Stomp, Wire::Stomp),
+        ("ssl://127.0.0.1:61617", Scheme::Ssl, Wire::OpenWire),
+        ("nio+ssl://127.0.0.1:61617", Scheme::NioSsl, Wire::OpenWire),
+        ("stomp+ssl://127.0.0.1:61612", Scheme::StompSsl, Wire::Stomp),
+        (
+            "stomp+nio+ssl://127.0.0.1:61612",
+            Scheme::StompNioSsl,
+            Wire::Stomp,
+        ),
+        ("auto+ssl://127.0.0.1:5671", Scheme::AutoSsl, Wire::Auto),
+        (
+            "auto+nio+ssl://127.0.0.1:5671",
+            Scheme::AutoNioSsl,
+            Wire::Auto,
+        ),
+        ("SSL://127.0.0.1:61617", Scheme::Ssl, Wire::OpenWire),
     ] {
         let u = ok(text);
         assert_eq!(u.scheme, scheme, "{text}");
         assert_eq!(u.scheme.wire(), wire, "{text}");
+        assert_eq!(
+            u.scheme.is_tls(),
+            text.to_ascii_lowercase().contains("ssl"),
+            "{text}"
+        );
+        // Display round-trips the scheme.
+        assert_eq!(ok(&u.to_string()).scheme, scheme, "{text}");
     }
+    assert!(Scheme::StompNioSsl.is_tls() && !Scheme::StompNio.is_tls());
+    let u = ok("ssl://0.0.0.0:61617?needClientAuth=true&transport.enabledProtocols=TLSv1.3");
+    assert_eq!(u.option("needclientauth"), Some("true"));
+    assert_eq!(
+        u.to_string(),
+        "ssl://0.0.0.0:61617?needClientAuth=true&transport.enabledProtocols=TLSv1.3"
+    );
 }
 
 #[test]
@@ -76,17 +105,22 @@ fn errors() {
     let err = |s: &str| TransportUri::parse(s).expect_err(s);
     assert_eq!(err(""), UriError::Empty);
     assert!(matches!(err("127.0.0.1:61616"), UriError::Syntax(_)));
-    assert!(matches!(
-        err("ssl://0.0.0.0:61617"),
-        UriError::UnsupportedScheme { ref scheme, .. } if scheme == "ssl"
-    ));
-    assert!(err("ssl://0.0.0.0:61617")
-        .to_string()
-        .contains("TLS is not supported"));
-    assert!(matches!(
-        err("stomp+ssl://0.0.0.0:61612"),
-        UriError::UnsupportedScheme { .. }
-    ));
+    // Other protocols over TLS are refused for the protocol, not for the TLS.
+    for other in [
+        "wss://0.0.0.0:61619",
+        "https://0.0.0.0:8443",
+        "mqtt+ssl://0.0.0.0:8883",
+        "mqtt+nio+ssl://0.0.0.0:8883",
+        "amqp+ssl://0.0.0.0:5671",
+        "amqp+nio+ssl://0.0.0.0:5671",
+    ] {
+        let e = err(other);
+        assert!(
+            matches!(e, UriError::UnsupportedScheme { .. }),
+            "{other}: {e}"
+        );
+        assert!(e.to_string().contains("another protocol"), "{other}: {e}");
+    }
     assert!(matches!(
         err("amqp://0.0.0.0:5672"),
         UriError::UnsupportedScheme { .. }
@@ -102,6 +136,11 @@ fn errors() {
     assert_eq!(
         err("gopher://a:1"),
         UriError::UnknownScheme("gopher".into())
+    );
+    assert!(err("gopher://a:1").to_string().contains("stomp+nio+ssl"));
+    assert_eq!(
+        err("stomp+ssl+nio://a:1"),
+        UriError::UnknownScheme("stomp+ssl+nio".into())
     );
     assert_eq!(err("tcp://127.0.0.1"), UriError::MissingPort);
     assert_eq!(err("tcp://127.0.0.1:"), UriError::MissingPort);
@@ -161,6 +200,17 @@ fn failover_forms() {
     let single = FailoverUri::parse("stomp://127.0.0.1:61613").unwrap();
     assert_eq!(single.uris.len(), 1);
     assert!(single.randomize);
+    // TLS inner URIs, as a client of a TLS pair writes them.
+    let tls = FailoverUri::parse(
+        "failover:(ssl://127.0.0.1:61617,ssl://127.0.0.1:61627)?randomize=false",
+    )
+    .unwrap();
+    assert_eq!(tls.uris.len(), 2);
+    assert!(tls.uris.iter().all(|u| u.scheme == Scheme::Ssl));
+    assert!(!tls.randomize);
+    let mixed =
+        FailoverUri::parse("failover:stomp+ssl://localhost:1,stomp+nio+ssl://localhost:2").unwrap();
+    assert_eq!(mixed.uris[1].scheme, Scheme::StompNioSsl);
     // Parentheses without options.
     assert_eq!(
         FailoverUri::parse("failover:(tcp://127.0.0.1:1)")
@@ -210,7 +260,7 @@ fn failover_errors() {
         UriError::NestedFailover
     );
     assert!(matches!(
-        err("failover:(ssl://127.0.0.1:1)"),
+        err("failover:(wss://127.0.0.1:1)"),
         UriError::UnsupportedScheme { .. }
     ));
     assert!(matches!(

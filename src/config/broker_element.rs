@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::master::master_uri_attr;
 use super::read::Reader;
 use super::value::{parse_bool, parse_u64};
 use super::xml::Element;
@@ -82,6 +83,7 @@ impl Reader<'_> {
         let mut persistence = None;
         let mut system_usage = None;
         let mut tandem = None;
+        let mut ssl_context = None;
         let mut users = Vec::new();
         let mut auth_enabled = false;
         for child in &el.children {
@@ -100,6 +102,7 @@ impl Reader<'_> {
                 "persistenceAdapter" => self.once(&mut persistence, child)?,
                 "systemUsage" => self.once(&mut system_usage, child)?,
                 "tandem" => self.once(&mut tandem, child)?,
+                "sslContext" => self.once(&mut ssl_context, child)?,
                 "plugins" => self.plugins(child, &child_path, &mut users, &mut auth_enabled)?,
                 "services" => self.services(child, &child_path, el, &mut master)?,
                 _ => self.ignore_element(child, path),
@@ -120,6 +123,7 @@ impl Reader<'_> {
             Some(t) => self.tandem(t, &format!("{path}/tandem"))?,
             None => self.tandem(&empty_element("tandem"), "")?,
         };
+        let tls = self.tls_settings(ssl_context, &format!("{path}/sslContext"), tandem)?;
 
         if connectors.is_empty() {
             let skipped: Vec<&str> = self
@@ -129,13 +133,19 @@ impl Reader<'_> {
                 .map(|i| i.path.as_str())
                 .collect();
             let mut message = "no <transportConnector> Tandem can serve \
-                               (schemes tcp, nio, stomp, stomp+nio, auto)"
+                               (schemes tcp, nio, stomp, stomp+nio, auto, auto+nio and \
+                               their +ssl forms)"
                 .to_string();
             if !skipped.is_empty() {
                 message.push_str(&format!("; skipped: {}", skipped.join(", ")));
             }
             return Err(self.el_err(el, message));
         }
+        let master_at = master
+            .as_ref()
+            .zip(master_uri_attr(el))
+            .map(|(m, (e, a))| (&m.uri, e, a));
+        self.check_tls_users(tls.as_ref(), &connectors, master_at)?;
         if auth_enabled && users.is_empty() {
             return Err(self.el_err(
                 el,
@@ -161,7 +171,7 @@ impl Reader<'_> {
                 connect_attempt_timeout_ms: c
                     .connect_attempt_timeout_ms
                     .unwrap_or(t.limits.connect_attempt_timeout_ms),
-                tls: None,
+                tls: c.tls,
             })
             .collect();
         let replication = ReplicationSettings {
@@ -199,7 +209,7 @@ impl Reader<'_> {
             status_port: t.status_port,
             status_host: t.status_host,
             admin_group: t.admin_group,
-            tls: None,
+            tls,
         })
     }
 }

@@ -1,29 +1,36 @@
 //! `<transportConnectors><transportConnector name uri>` and the URI options Tandem
-//! reads.
+//! reads (on a TLS scheme also `needClientAuth` / `wantClientAuth`; the TLS material
+//! itself is `tls.rs`'s).
 
 use std::net::SocketAddr;
 
 use super::read::Reader;
-use super::value::{parse_size, parse_u64};
-use super::xml::Element;
-use super::ConfigError;
+use super::value::{parse_bool, parse_size, parse_u64};
+use super::xml::{Attr, Element};
+use super::{ClientAuth, ConfigError};
 use crate::uri::{TransportUri, UriError};
 
-/// A connector as read, before the global frame limit is known.
-pub(super) struct RawConnector {
+/// A connector as read, before the global frame limit and the TLS material are known.
+pub(super) struct RawConnector<'e> {
     pub(super) name: String,
     pub(super) uri: TransportUri,
     pub(super) max_connections: Option<u32>,
     pub(super) max_frame_bytes: Option<u64>,
     pub(super) connect_attempt_timeout_ms: Option<u64>,
+    /// `Some` iff the scheme is TLS; see [`super::TransportConnector::tls`].
+    pub(super) tls: Option<ClientAuth>,
+    /// The element and its `uri`, for errors found once the whole file is read (a TLS
+    /// connector without a certificate).
+    pub(super) el: &'e Element,
+    pub(super) uri_attr: &'e Attr,
 }
 
 impl Reader<'_> {
-    pub(super) fn connector(
+    pub(super) fn connector<'e>(
         &mut self,
-        el: &Element,
+        el: &'e Element,
         parent: &str,
-        out: &mut Vec<RawConnector>,
+        out: &mut Vec<RawConnector<'e>>,
     ) -> Result<(), ConfigError> {
         let base = format!("{parent}/transportConnector");
         self.check_attrs(el, &base, &["name", "uri"]);
@@ -51,6 +58,9 @@ impl Reader<'_> {
         let mut max_connections = None;
         let mut max_frame_bytes = None;
         let mut connect_attempt_timeout_ms = None;
+        // The last spelling written wins for each; need wins over want.
+        let mut need_client_auth = false;
+        let mut want_client_auth = false;
         for (key, value) in &uri.options {
             let bad = |expected: &str| {
                 self.attr_err(
@@ -80,6 +90,35 @@ impl Reader<'_> {
                         .map_err(|_| bad("milliseconds in 100-600000"))?;
                     connect_attempt_timeout_ms = Some(n);
                 }
+                "needclientauth"
+                | "transport.needclientauth"
+                | "wantclientauth"
+                | "transport.wantclientauth" => {
+                    if !uri.scheme.is_tls() {
+                        self.ignore(
+                            format!("{here}?{key}"),
+                            uri_attr.line,
+                            "only meaningful on a TLS scheme (ssl, nio+ssl, stomp+ssl, \
+                             stomp+nio+ssl, auto+ssl, auto+nio+ssl)",
+                        );
+                        continue;
+                    }
+                    let on = parse_bool(value).map_err(bad)?;
+                    if key.to_ascii_lowercase().ends_with("needclientauth") {
+                        need_client_auth = on;
+                    } else {
+                        want_client_auth = on;
+                    }
+                }
+                "transport.enabledciphersuites" | "transport.enabledprotocols"
+                    if uri.scheme.is_tls() =>
+                {
+                    self.ignore(
+                        format!("{here}?{key}"),
+                        uri_attr.line,
+                        "Tandem's TLS (rustls) offers TLS 1.2 and 1.3 with its own cipher suites",
+                    )
+                }
                 _ => self.ignore(
                     format!("{here}?{key}"),
                     uri_attr.line,
@@ -106,12 +145,22 @@ impl Reader<'_> {
                 ),
             ));
         }
+        let tls = uri.scheme.is_tls().then_some(if need_client_auth {
+            ClientAuth::Need
+        } else if want_client_auth {
+            ClientAuth::Want
+        } else {
+            ClientAuth::None
+        });
         out.push(RawConnector {
             name,
             uri,
             max_connections,
             max_frame_bytes,
             connect_attempt_timeout_ms,
+            tls,
+            el,
+            uri_attr,
         });
         Ok(())
     }

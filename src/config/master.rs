@@ -6,8 +6,26 @@ use super::xml::{Attr, Element};
 use super::{ConfigError, MasterConnector};
 use crate::uri::TransportUri;
 
+/// Where the master URI was written: `<broker masterConnectorURI>` or the first
+/// `<services><masterConnector remoteURI>` (the reader refuses a second), for errors
+/// found once the whole file is read (a TLS master without a trust store).
+pub(super) fn master_uri_attr(broker: &Element) -> Option<(&Element, &Attr)> {
+    if let Some(a) = broker.attr("masterConnectorURI") {
+        return Some((broker, a));
+    }
+    broker
+        .children
+        .iter()
+        .filter(|s| s.name == "services")
+        .flat_map(|s| &s.children)
+        .filter(|c| c.name == "masterConnector")
+        .find_map(|c| c.attr("remoteURI").map(|a| (c, a)))
+}
+
 impl Reader<'_> {
-    /// `masterConnectorURI` / `remoteURI`: an address a slave can actually dial.
+    /// `masterConnectorURI` / `remoteURI`: an address a slave can actually dial. A TLS
+    /// scheme (`ssl://`) is fine here; whether a trust store is configured for it is
+    /// checked once the whole file is read.
     pub(super) fn master_uri(
         &self,
         el: &Element,

@@ -16,7 +16,8 @@
 //! placeholders), `read.rs` (tree -> settings: the entry point and the reader's
 //! reporting), `attrs.rs` (attribute access), one file per part of the document
 //! (`broker_element.rs`, `connectors.rs`, `storage.rs`, `plugins.rs`, `master.rs`,
-//! `tandem_element.rs`), `cpus.rs` (allowed CPUs).
+//! `tandem_element.rs`, `tls.rs` for `<sslContext>`, the PEM files on `<tandem>` and who
+//! needs them), `cpus.rs` (allowed CPUs).
 
 mod attrs;
 mod broker_element;
@@ -27,6 +28,7 @@ mod plugins;
 mod read;
 mod storage;
 mod tandem_element;
+mod tls;
 mod value;
 mod xml;
 

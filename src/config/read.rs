@@ -5,8 +5,9 @@
 //! This file holds the entry point, the [`Reader`] and its reporting; the elements
 //! are read in `broker_element.rs` (`<beans>`/`<broker>`), `connectors.rs`
 //! (`<transportConnectors>`), `storage.rs` (`<persistenceAdapter>`, `<systemUsage>`),
-//! `plugins.rs` (`<plugins>`), `master.rs` (`<services>`, `masterConnectorURI`) and
-//! `tandem_element.rs` (`<tandem>`); attribute access and placeholders in `attrs.rs`.
+//! `plugins.rs` (`<plugins>`), `master.rs` (`<services>`, `masterConnectorURI`),
+//! `tandem_element.rs` (`<tandem>`) and `tls.rs` (`<sslContext>`, `<tandem tls*>`);
+//! attribute access and placeholders in `attrs.rs`.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -88,8 +89,9 @@ impl Reader<'_> {
             element: el.name.clone(),
             attribute: a.local.clone(),
             // A password can only fail on its placeholder syntax, but even then the
-            // message must not carry the password into a log.
-            value: if a.local.eq_ignore_ascii_case("password") {
+            // message must not carry the password into a log (`password`,
+            // `keyStorePassword`, `trustStorePassword`, `keyStoreKeyPassword`).
+            value: if a.local.to_ascii_lowercase().contains("password") {
                 "<redacted>".to_string()
             } else {
                 a.value.clone()

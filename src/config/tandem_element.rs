@@ -1,9 +1,11 @@
 //! The `<tandem>` element: Tandem's own settings (shards, protocol and connection
-//! limits, redelivery, replication link, status endpoint).
+//! limits, redelivery, replication link, status endpoint). Its TLS attributes
+//! (`tlsCertificate`, `tlsPrivateKey`, `tlsTrustedCa`) are read by `tls.rs`.
 
 use super::attrs::size_at_least;
 use super::connectors::parse_connect_attempt_timeout;
 use super::read::Reader;
+use super::tls::TANDEM_TLS_ATTRS;
 use super::value::{parse_bool, parse_cpu_list, parse_size, parse_u64};
 use super::xml::Element;
 use super::{
@@ -77,6 +79,7 @@ impl Reader<'_> {
             .into_iter()
             .chain(REPLICATION_LINK_ATTRS)
             .chain(CONNECTION_LIMIT_ATTRS)
+            .chain(TANDEM_TLS_ATTRS)
             .collect::<Vec<_>>(),
         );
         for c in &el.children {

@@ -356,7 +356,7 @@ fn connector_validation() {
     // Only unsupported connectors: a clear error listing what was skipped.
     let e = error(&two(
         r#"<transportConnector name="amqp" uri="amqp://0.0.0.0:5672"/>"#,
-        r#"<transportConnector name="tls" uri="ssl://0.0.0.0:61617"/>"#,
+        r#"<transportConnector name="mqtts" uri="mqtt+ssl://0.0.0.0:8883"/>"#,
     ));
     let msg = e.to_string();
     assert!(
@@ -364,7 +364,7 @@ fn connector_validation() {
         "{msg}"
     );
     assert!(
-        msg.contains("transportConnector[amqp]") && msg.contains("transportConnector[tls]"),
+        msg.contains("transportConnector[amqp]") && msg.contains("transportConnector[mqtts]"),
         "{msg}"
     );
     let e = error("<broker/>");
@@ -613,8 +613,15 @@ fn master_slave_settings() {
         e.to_string().ends_with("the master's port cannot be 0"),
         "{e}"
     );
+    // TLS to the master: accepted with a trust store (see `tls_master_uri`).
     let e = error(&broker("masterConnectorURI=\"ssl://127.0.0.1:1\"", ""));
-    assert!(e.to_string().contains("TLS is not supported"), "{e}");
+    assert!(
+        e.to_string()
+            .ends_with("the slave verifies the master's certificate: configure trustStore (sslContext) or tlsTrustedCa (tandem)"),
+        "{e}"
+    );
+    let e = error(&broker("masterConnectorURI=\"amqp+ssl://127.0.0.1:1\"", ""));
+    assert!(e.to_string().contains("another protocol"), "{e}");
 }
 
 #[test]
@@ -809,4 +816,511 @@ fn load_reads_files_and_reports_missing_ones() {
     let e = load(&dir.path().join("missing.xml")).unwrap_err();
     assert!(matches!(e, ConfigError::Io { .. }));
     assert!(e.to_string().contains("missing.xml: cannot read:"), "{e}");
+}
+
+// ---- TLS (`tls.rs`, TLS options in `connectors.rs`) ------------------------------
+
+/// `<sslContext>` with both PKCS12 stores (relative and `file:` paths).
+const STORES: &str = "<sslContext><sslContext keyStore=\"broker.p12\" keyStorePassword=\"kpw\" \
+                      trustStore=\"file:trust/ca.p12\" trustStorePassword=\"tpw\"/></sslContext>";
+
+/// A broker with `inner` on line 2 and the connectors (one per line from line 4).
+fn tls_broker(inner: &str, connectors: &[(&str, &str)]) -> String {
+    let list: Vec<String> = connectors
+        .iter()
+        .map(|(name, uri)| format!("<transportConnector name=\"{name}\" uri=\"{uri}\"/>"))
+        .collect();
+    format!(
+        "<broker>\n{inner}\n<transportConnectors>\n{}\n</transportConnectors>\n</broker>\n",
+        list.join("\n")
+    )
+}
+
+fn connector<'c>(c: &'c BrokerConfig, name: &str) -> &'c TransportConnector {
+    c.transport_connectors
+        .iter()
+        .find(|t| t.name == name)
+        .unwrap_or_else(|| panic!("no connector {name}"))
+}
+
+#[test]
+fn tls_connectors_and_client_auth() {
+    let (c, ignored) = parse(&tls_broker(
+        STORES,
+        &[
+            ("ssl", "ssl://0.0.0.0:61617"),
+            ("nio", "nio+ssl://0.0.0.0:61618?needClientAuth=true"),
+            ("stomp", "stomp+ssl://0.0.0.0:61612?wantClientAuth=true"),
+            (
+                "both",
+                "auto+ssl://0.0.0.0:5671?transport.wantClientAuth=true&amp;transport.needClientAuth=true",
+            ),
+            (
+                "want",
+                "stomp+nio+ssl://0.0.0.0:61619?needClientAuth=false&amp;wantClientAuth=yes",
+            ),
+            (
+                "off",
+                "auto+nio+ssl://0.0.0.0:5672?needClientAuth=false&amp;transport.enabledCipherSuites=X&amp;transport.verifyHostName=false",
+            ),
+            ("plain", "tcp://0.0.0.0:61616?needClientAuth=true&amp;transport.wantClientAuth=true"),
+        ],
+    ));
+    assert_eq!(connector(&c, "ssl").tls, Some(ClientAuth::None));
+    assert_eq!(connector(&c, "ssl").uri.scheme, Scheme::Ssl);
+    assert_eq!(connector(&c, "nio").tls, Some(ClientAuth::Need));
+    assert_eq!(connector(&c, "stomp").tls, Some(ClientAuth::Want));
+    // Need wins over want, whatever the order and spelling.
+    assert_eq!(connector(&c, "both").tls, Some(ClientAuth::Need));
+    assert_eq!(connector(&c, "want").tls, Some(ClientAuth::Want));
+    assert_eq!(connector(&c, "off").tls, Some(ClientAuth::None));
+    assert_eq!(connector(&c, "plain").tls, None);
+
+    let reasons: Vec<(&str, &str)> = ignored
+        .iter()
+        .map(|i| (i.path.as_str(), i.reason.as_str()))
+        .collect();
+    let base = "broker/transportConnectors/transportConnector";
+    assert_eq!(reasons.len(), 4, "{reasons:?}");
+    assert_eq!(
+        reasons[0].0,
+        format!("{base}[off]?transport.enabledCipherSuites")
+    );
+    assert!(reasons[0].1.contains("rustls"), "{reasons:?}");
+    assert_eq!(
+        reasons[1].0,
+        format!("{base}[off]?transport.verifyHostName")
+    );
+    assert_eq!(reasons[1].1, "URI option not supported");
+    // Client auth on a plain connector means nothing: reported, not applied.
+    assert_eq!(reasons[2].0, format!("{base}[plain]?needClientAuth"));
+    assert!(
+        reasons[2].1.contains("only meaningful on a TLS scheme"),
+        "{reasons:?}"
+    );
+    assert_eq!(
+        reasons[3].0,
+        format!("{base}[plain]?transport.wantClientAuth")
+    );
+    assert_eq!(ignored[2].line, 10);
+
+    let e = error(&tls_broker(
+        STORES,
+        &[("x", "ssl://0.0.0.0:1?needClientAuth=maybe")],
+    ));
+    assert_eq!(
+        e.to_string(),
+        "config/broker.xml:4: <transportConnector uri=\"ssl://0.0.0.0:1?needClientAuth=maybe\">: \
+         option needClientAuth=\"maybe\": expected true or false"
+    );
+    // A bad value on a plain connector is not even looked at.
+    let (c, _) = parse(&tls_broker(
+        "",
+        &[("x", "tcp://0.0.0.0:1?needClientAuth=maybe")],
+    ));
+    assert_eq!(c.tls, None);
+}
+
+#[test]
+fn ssl_context_stores() {
+    let (c, ignored) = parse(&tls_broker(STORES, &[("ssl", "ssl://0.0.0.0:61617")]));
+    assert!(ignored.is_empty(), "{ignored:?}");
+    let tls = c.tls.expect("TLS settings");
+    // Relative paths (file: or not) are relative to the configuration file's directory.
+    assert_eq!(
+        tls.identity,
+        Some(TlsIdentity::Pkcs12 {
+            path: PathBuf::from("config/broker.p12"),
+            password: Secret("kpw".into()),
+            key_password: None,
+        })
+    );
+    assert_eq!(
+        tls.trust,
+        Some(TlsTrust::Pkcs12 {
+            path: PathBuf::from("config/trust/ca.p12"),
+            password: Secret("tpw".into()),
+        })
+    );
+
+    // file:// URLs and absolute paths; placeholders; the key's own password; the
+    // JSSE attributes rustls has no use for, reported.
+    let text = tls_broker(
+        "<sslContext>\n<sslContext keyStore=\"file://${activemq.conf}/b.p12\" \
+         keyStorePassword=\"${KS_PW}\" keyStoreKeyPassword=\"kk\" keyStoreType=\"PKCS12\" \
+         trustStore=\"/etc/tandem/ca.p12\" trustStorePassword=\"\" trustStoreType=\"pkcs12\"\n \
+         protocol=\"TLS\" keyStoreAlgorithm=\"SunX509\" trustStoreAlgorithm=\"PKIX\" \
+         secureRandomAlgorithm=\"SHA1PRNG\" provider=\"SUN\"/>\n</sslContext>",
+        &[("ssl", "ssl://0.0.0.0:61617")],
+    );
+    let (c, ignored) = parse_str_with(
+        &text,
+        Path::new("/opt/tandem/conf/activemq.xml"),
+        &env(&[("activemq.conf", "/opt/tandem/conf"), ("KS_PW", "from-env")]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let tls = c.tls.unwrap();
+    assert_eq!(
+        tls.identity,
+        Some(TlsIdentity::Pkcs12 {
+            path: PathBuf::from("/opt/tandem/conf/b.p12"),
+            password: Secret("from-env".into()),
+            key_password: Some(Secret("kk".into())),
+        })
+    );
+    assert_eq!(
+        tls.trust,
+        Some(TlsTrust::Pkcs12 {
+            path: PathBuf::from("/etc/tandem/ca.p12"),
+            password: Secret(String::new()),
+        })
+    );
+    let paths: Vec<&str> = ignored.iter().map(|i| i.path.as_str()).collect();
+    let base = "broker/sslContext/sslContext";
+    assert_eq!(
+        paths,
+        [
+            format!("{base}@protocol"),
+            format!("{base}@keyStoreAlgorithm"),
+            format!("{base}@trustStoreAlgorithm"),
+            format!("{base}@secureRandomAlgorithm"),
+            format!("{base}@provider"),
+        ]
+    );
+    assert!(ignored[0].reason.contains("TLS 1.2 and 1.3"), "{ignored:?}");
+    assert_eq!(ignored[0].line, 4);
+    // Passwords never reach a log through Debug.
+    let dump = format!("{:?}", tls.identity);
+    assert!(
+        !dump.contains("from-env") && !dump.contains("kk\""),
+        "{dump}"
+    );
+
+    // Only a trust store (a slave, say): identity None. Passwords without their store,
+    // and an empty outer element, are reported.
+    let (c, ignored) = parse(&tls_broker(
+        "<sslContext><sslContext trustStore=\"ca.p12\" trustStorePassword=\"t\" \
+         keyStorePassword=\"k\"/></sslContext>",
+        &[("s", "stomp://0.0.0.0:61613")],
+    ));
+    let tls = c.tls.unwrap();
+    assert_eq!(tls.identity, None);
+    assert!(matches!(tls.trust, Some(TlsTrust::Pkcs12 { .. })));
+    assert_eq!(
+        ignored[0].path,
+        "broker/sslContext/sslContext@keyStorePassword"
+    );
+    let (c, ignored) = parse(&tls_broker(
+        "<sslContext/>",
+        &[("s", "stomp://0.0.0.0:61613")],
+    ));
+    assert_eq!(c.tls, None);
+    assert_eq!(ignored[0].path, "broker/sslContext");
+    // Nothing configured: no settings.
+    assert_eq!(parse(&broker("", "")).0.tls, None);
+}
+
+#[test]
+fn ssl_context_errors() {
+    let ctx = |attrs: &str| {
+        tls_broker(
+            &format!("<sslContext><sslContext {attrs}/></sslContext>"),
+            &[("ssl", "ssl://0.0.0.0:61617")],
+        )
+    };
+    let keytool = "keytool -importkeystore -srckeystore config/broker.ks -srcstoretype JKS \
+                   -destkeystore config/broker.p12 -deststoretype PKCS12";
+    for (attrs, want) in [
+        (
+            "keyStore=\"broker.ks\" keyStorePassword=\"p\" keyStoreType=\"jks\"",
+            format!(
+                "config/broker.xml:2: <sslContext keyStoreType=\"jks\">: JKS stores are not \
+                 supported; convert it to PKCS12: {keytool}, then point keyStore at the .p12 \
+                 file and drop keyStoreType"
+            ),
+        ),
+        (
+            "keyStore=\"p.p12\" keyStorePassword=\"p\" trustStore=\"file:ca.ts\" \
+             trustStorePassword=\"p\" trustStoreType=\"JCEKS\"",
+            "-srckeystore config/ca.ts -srcstoretype JCEKS -destkeystore config/ca.p12".into(),
+        ),
+        (
+            "keyStore=\"p.p12\" keyStorePassword=\"p\" keyStoreType=\"BKS\"",
+            "<sslContext keyStoreType=\"BKS\">: expected PKCS12".into(),
+        ),
+        (
+            "keyStore=\"broker.p12\"",
+            "config/broker.xml:2: <sslContext keyStore=\"broker.p12\">: keyStorePassword is \
+             missing (a PKCS12 store is opened with its password)"
+                .into(),
+        ),
+        (
+            "keyStore=\"p.p12\" keyStorePassword=\"p\" trustStore=\"ca.p12\"",
+            "<sslContext trustStore=\"ca.p12\">: trustStorePassword is missing".into(),
+        ),
+        (
+            "keyStore=\"classpath:broker.p12\" keyStorePassword=\"p\"",
+            "classpath: resources are Java's; give a file path or a file: URL".into(),
+        ),
+        (
+            "keyStore=\"file:\" keyStorePassword=\"p\"",
+            "expected a file path".into(),
+        ),
+        (
+            "keyStore=\"http://example.com/b.p12\" keyStorePassword=\"p\"",
+            "expected a file path or a file: URL".into(),
+        ),
+    ] {
+        let e = error(&ctx(attrs));
+        assert!(e.to_string().contains(&want), "{attrs}:\n{e}\nwant: {want}");
+    }
+    // Any case of jks.
+    let e = error(&ctx(
+        "keyStore=\"broker.ks\" keyStorePassword=\"p\" keyStoreType=\"Jks\"",
+    ));
+    assert!(e.to_string().contains(keytool), "{e}");
+    let e = error(&tls_broker(
+        "<sslContext><sslContext/></sslContext>\n<sslContext/>",
+        &[("s", "stomp://0.0.0.0:61613")],
+    ));
+    assert!(e.to_string().contains("<sslContext>: appears twice"), "{e}");
+
+    // A password never reaches the message, even with a broken placeholder.
+    let e = error(&ctx(
+        "keyStore=\"b.p12\" keyStorePassword=\"hunter2${oops\"",
+    ));
+    assert!(!e.to_string().contains("hunter2"), "{e}");
+    assert!(
+        e.to_string().contains("keyStorePassword=\"<redacted>\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn java_stores_are_recognised_by_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("activemq.xml");
+    std::fs::write(
+        dir.path().join("broker.ks"),
+        [0xFE, 0xED, 0xFE, 0xED, 0, 0, 0, 2],
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("broker.jceks"), [0xCE, 0xCE, 0xCE, 0xCE, 0]).unwrap();
+    // PKCS12 is DER: it starts with a SEQUENCE tag.
+    std::fs::write(dir.path().join("broker.p12"), [0x30, 0x82, 0x0A, 0x00]).unwrap();
+    std::fs::write(dir.path().join("short"), [0xFE, 0xED]).unwrap();
+    let load = |store: &str| {
+        let text = tls_broker(
+            &format!(
+                "<sslContext><sslContext keyStore=\"{store}\" keyStorePassword=\"p\"/></sslContext>"
+            ),
+            &[("ssl", "ssl://0.0.0.0:61617")],
+        );
+        parse_str_with(&text, &source, &env(&[]))
+    };
+    let ks = dir.path().join("broker.ks");
+    let e = load("broker.ks").unwrap_err().to_string();
+    assert!(
+        e.contains(&format!(
+            "<sslContext keyStore=\"broker.ks\">: {} is a JKS store, which Tandem does not read; \
+             convert it to PKCS12: keytool -importkeystore -srckeystore {} -srcstoretype JKS \
+             -destkeystore {} -deststoretype PKCS12, then point keyStore at the .p12 file",
+            ks.display(),
+            ks.display(),
+            dir.path().join("broker.p12").display()
+        )),
+        "{e}"
+    );
+    // The same file named by a file: URL, and declared PKCS12: the content decides.
+    let url = format!("file://{}", ks.display());
+    let text = tls_broker(
+        &format!(
+            "<sslContext><sslContext keyStore=\"{url}\" keyStorePassword=\"p\" \
+             keyStoreType=\"PKCS12\"/></sslContext>"
+        ),
+        &[("ssl", "ssl://0.0.0.0:61617")],
+    );
+    let e = parse_str_with(&text, Path::new("elsewhere/b.xml"), &env(&[])).unwrap_err();
+    assert!(e.to_string().contains("is a JKS store"), "{e}");
+    let e = load("broker.jceks").unwrap_err().to_string();
+    assert!(
+        e.contains("is a JCEKS store") && e.contains("-srcstoretype JCEKS"),
+        "{e}"
+    );
+    // A PKCS12 file, a file too short to tell, a missing file and a directory pass:
+    // the TLS module reads and judges them at startup.
+    for ok in ["broker.p12", "short", "missing.p12", "."] {
+        let (c, _) = load(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        assert!(c.tls.unwrap().identity.is_some());
+    }
+}
+
+#[test]
+fn pem_files_on_tandem() {
+    let (c, ignored) = parse(&tls_broker(
+        "<tandem tlsCertificate=\"tls/chain.pem\" tlsPrivateKey=\"file:tls/key.pem\" \
+         tlsTrustedCa=\"file:///etc/ssl/ca.pem\"/>",
+        &[("stomp", "stomp+ssl://0.0.0.0:61612?needClientAuth=true")],
+    ));
+    assert!(ignored.is_empty(), "{ignored:?}");
+    assert_eq!(
+        c.tls,
+        Some(TlsSettings {
+            identity: Some(TlsIdentity::Pem {
+                certificate: PathBuf::from("config/tls/chain.pem"),
+                private_key: PathBuf::from("config/tls/key.pem"),
+            }),
+            trust: Some(TlsTrust::Pem {
+                ca: PathBuf::from("/etc/ssl/ca.pem")
+            }),
+        })
+    );
+    assert_eq!(connector(&c, "stomp").tls, Some(ClientAuth::Need));
+
+    // Trust only.
+    let (c, _) = parse(&broker("", "<tandem tlsTrustedCa=\"ca.pem\"/>"));
+    let tls = c.tls.unwrap();
+    assert_eq!(tls.identity, None);
+    assert_eq!(
+        tls.trust,
+        Some(TlsTrust::Pem {
+            ca: PathBuf::from("config/ca.pem")
+        })
+    );
+
+    let plain = [("s", "stomp://0.0.0.0:61613")];
+    for (inner, want) in [
+        (
+            "<tandem tlsCertificate=\"c.pem\"/>".to_string(),
+            "config/broker.xml:2: <tandem tlsCertificate=\"c.pem\">: tlsPrivateKey is missing; \
+             give both tlsCertificate and tlsPrivateKey, or neither",
+        ),
+        (
+            "<tandem tlsPrivateKey=\"k.pem\"/>".to_string(),
+            "config/broker.xml:2: <tandem tlsPrivateKey=\"k.pem\">: tlsCertificate is missing; \
+             give both tlsCertificate and tlsPrivateKey, or neither",
+        ),
+        (
+            format!("{STORES}\n<tandem tlsCertificate=\"c.pem\" tlsPrivateKey=\"k.pem\"/>"),
+            "config/broker.xml:3: <tandem tlsCertificate=\"c.pem\">: give either keyStore on \
+             <sslContext> (line 2) or tlsCertificate/tlsPrivateKey on <tandem>, not both",
+        ),
+        (
+            format!("{STORES}\n<tandem tlsTrustedCa=\"ca.pem\"/>"),
+            "config/broker.xml:3: <tandem tlsTrustedCa=\"ca.pem\">: give either trustStore on \
+             <sslContext> (line 2) or tlsTrustedCa on <tandem>, not both",
+        ),
+        (
+            "<tandem tlsTrustedCa=\"classpath:ca.pem\"/>".to_string(),
+            "config/broker.xml:2: <tandem tlsTrustedCa=\"classpath:ca.pem\">: classpath: \
+             resources are Java's; give a file path or a file: URL",
+        ),
+    ] {
+        assert_eq!(
+            error(&tls_broker(&inner, &plain)).to_string(),
+            want,
+            "{inner}"
+        );
+    }
+    // A PKCS12 identity with PEM trust (and the reverse) is fine.
+    let (c, _) = parse(&tls_broker(
+        "<sslContext><sslContext keyStore=\"b.p12\" keyStorePassword=\"p\"/></sslContext>\n\
+         <tandem tlsTrustedCa=\"ca.pem\"/>",
+        &plain,
+    ));
+    let tls = c.tls.unwrap();
+    assert!(matches!(tls.identity, Some(TlsIdentity::Pkcs12 { .. })));
+    assert!(matches!(tls.trust, Some(TlsTrust::Pem { .. })));
+}
+
+#[test]
+fn tls_users_need_material() {
+    let identity_only =
+        "<sslContext><sslContext keyStore=\"b.p12\" keyStorePassword=\"p\"/></sslContext>";
+    let e = error(&tls_broker("", &[("ssl", "ssl://0.0.0.0:61617")]));
+    assert_eq!(
+        e.to_string(),
+        "config/broker.xml:4: <transportConnector uri=\"ssl://0.0.0.0:61617\">: connector \
+         \"ssl\" uses TLS but no keyStore (sslContext) or tlsCertificate is configured"
+    );
+    // Trust alone is no identity.
+    let e = error(&tls_broker(
+        "<tandem tlsTrustedCa=\"ca.pem\"/>",
+        &[
+            ("s", "stomp://0.0.0.0:61613"),
+            ("tls", "stomp+ssl://0.0.0.0:61612"),
+        ],
+    ));
+    assert!(
+        e.to_string()
+            .contains("connector \"tls\" uses TLS but no keyStore"),
+        "{e}"
+    );
+    assert_eq!(e.line(), 5);
+    for (option, uri) in [
+        ("needClientAuth", "ssl://0.0.0.0:61617?needClientAuth=true"),
+        (
+            "wantClientAuth",
+            "ssl://0.0.0.0:61617?transport.wantClientAuth=true",
+        ),
+    ] {
+        let e = error(&tls_broker(identity_only, &[("ssl", uri)]));
+        assert!(
+            e.to_string().ends_with(&format!(
+                "connector \"ssl\" asks for client certificates ({option}) but no trustStore \
+                 (sslContext) or tlsTrustedCa is configured to verify them"
+            )),
+            "{e}"
+        );
+    }
+    // Without client auth an identity is enough.
+    let (c, _) = parse(&tls_broker(
+        identity_only,
+        &[("ssl", "ssl://0.0.0.0:61617?needClientAuth=false")],
+    ));
+    assert_eq!(connector(&c, "ssl").tls, Some(ClientAuth::None));
+}
+
+#[test]
+fn tls_master_uri() {
+    let trust = "<tandem tlsTrustedCa=\"ca.pem\"/>";
+    let (c, _) = parse(&broker(
+        "masterConnectorURI=\"ssl://127.0.0.1:61617\"",
+        trust,
+    ));
+    let m = c.replication.master.unwrap();
+    assert_eq!(m.uri.scheme, Scheme::Ssl);
+    assert!(c.tls.unwrap().trust.is_some());
+    let (c, _) = parse(&broker(
+        "",
+        &format!(
+            "{trust}<services><masterConnector remoteURI=\"nio+ssl://127.0.0.1:61617\" \
+             userName=\"u\" password=\"p\"/></services>"
+        ),
+    ));
+    assert_eq!(c.replication.master.unwrap().uri.scheme, Scheme::NioSsl);
+
+    let e = error(&broker("masterConnectorURI=\"ssl://127.0.0.1:61617\"", ""));
+    assert_eq!(
+        e.to_string(),
+        "config/broker.xml:1: <broker masterConnectorURI=\"ssl://127.0.0.1:61617\">: the slave \
+         verifies the master's certificate: configure trustStore (sslContext) or tlsTrustedCa \
+         (tandem)"
+    );
+    // An identity alone does not verify the master.
+    let e = error(&broker(
+        "",
+        "<sslContext><sslContext keyStore=\"b.p12\" keyStorePassword=\"p\"/></sslContext>\n\
+         <services><masterConnector remoteURI=\"ssl://127.0.0.1:61617\"/></services>",
+    ));
+    assert!(
+        e.to_string().starts_with(
+            "config/broker.xml:3: <masterConnector remoteURI=\"ssl://127.0.0.1:61617\">: \
+             the slave verifies the master's certificate"
+        ),
+        "{e}"
+    );
+    // A plain master needs nothing.
+    let (c, _) = parse(&broker("masterConnectorURI=\"tcp://127.0.0.1:61616\"", ""));
+    assert_eq!(c.tls, None);
 }

@@ -38,8 +38,10 @@ impl Wire {
     pub fn of(url: &str) -> Result<Wire, String> {
         let uri = FailoverUri::parse(url).map_err(|e| format!("--url {url}: {e}"))?;
         let wire = |s: &Scheme| match s {
-            Scheme::Stomp | Scheme::StompNio => Some(Wire::Stomp),
-            Scheme::Tcp | Scheme::Nio => Some(Wire::OpenWire),
+            Scheme::Stomp | Scheme::StompNio | Scheme::StompSsl | Scheme::StompNioSsl => {
+                Some(Wire::Stomp)
+            }
+            Scheme::Tcp | Scheme::Nio | Scheme::Ssl | Scheme::NioSsl => Some(Wire::OpenWire),
             _ => None,
         };
         let mut wires = uri.uris.iter().map(|u| wire(&u.scheme));
