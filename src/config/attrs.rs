@@ -1,6 +1,8 @@
 //! Attribute access for the [`Reader`]: placeholders filled, values parsed, errors
 //! pointing at the attribute.
 
+use std::path::Path;
+
 use super::read::Reader;
 use super::value::{expand, parse_size, PlaceholderError};
 use super::xml::{Attr, Element};
@@ -16,7 +18,31 @@ impl Reader<'_> {
         let Some(a) = el.attr(name) else {
             return Ok(None);
         };
-        match expand(&a.value, &*self.env.vars) {
+        // `${activemq.conf}` is the directory ActiveMQ's activemq.xml lives in
+        // (`$ACTIVEMQ_BASE/conf`): unless the environment says otherwise, this file's
+        // directory, so the stock `file:${activemq.conf}/broker.ks` finds the store
+        // beside the configuration.
+        let conf_dir = || {
+            let dir = self.source.parent().unwrap_or_else(|| Path::new(""));
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            // Absolute, so a path under it is not resolved against this directory twice.
+            let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+            Some(dir.display().to_string())
+        };
+        let lookup = |name: &str| {
+            (self.env.vars)(name).or_else(|| match name {
+                "activemq.conf" => ["activemq_conf", "ACTIVEMQ_CONF"]
+                    .iter()
+                    .find_map(|n| (self.env.vars)(n))
+                    .or_else(conf_dir),
+                _ => None,
+            })
+        };
+        match expand(&a.value, &lookup) {
             Ok(v) => Ok(Some((v, a))),
             Err(PlaceholderError::Unset(p)) => Err(self.attr_err(
                 el,

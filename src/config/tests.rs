@@ -1324,3 +1324,37 @@ fn tls_master_uri() {
     let (c, _) = parse(&broker("masterConnectorURI=\"tcp://127.0.0.1:61616\"", ""));
     assert_eq!(c.tls, None);
 }
+
+#[test]
+fn activemq_conf_is_the_configuration_files_directory() {
+    // The stock `file:${activemq.conf}/broker.ks` spelling, with the store beside the
+    // file (as in ActiveMQ's conf/ directory); the environment can still override it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("conf");
+    std::fs::create_dir_all(&conf).expect("mkdir");
+    let source = conf.join("activemq.xml");
+    let text = r#"<broker xmlns="http://activemq.apache.org/schema/core">
+        <sslContext><sslContext keyStore="file:${activemq.conf}/broker.p12" keyStorePassword="pw"/></sslContext>
+        <transportConnectors><transportConnector name="ssl" uri="ssl://127.0.0.1:0"/></transportConnectors>
+      </broker>"#;
+    let env = LoadEnv {
+        vars: Box::new(|_| None),
+        allowed_cpus: vec![0, 1],
+    };
+    let (c, _) = parse_str_with(text, &source, &env).expect("config");
+    match c.tls.and_then(|t| t.identity) {
+        Some(TlsIdentity::Pkcs12 { path, .. }) => assert_eq!(path, conf.join("broker.p12")),
+        other => panic!("expected a PKCS12 identity, got {other:?}"),
+    }
+    let env = LoadEnv {
+        vars: Box::new(|n| (n == "ACTIVEMQ_CONF").then(|| "/etc/amq".to_string())),
+        allowed_cpus: vec![0, 1],
+    };
+    let (c, _) = parse_str_with(text, &source, &env).expect("config");
+    match c.tls.and_then(|t| t.identity) {
+        Some(TlsIdentity::Pkcs12 { path, .. }) => {
+            assert_eq!(path, std::path::PathBuf::from("/etc/amq/broker.p12"))
+        }
+        other => panic!("expected a PKCS12 identity, got {other:?}"),
+    }
+}

@@ -78,6 +78,8 @@ pub(crate) fn parse_cpu_list(s: &str) -> Result<Vec<usize>, &'static str> {
 const BUILTIN: &[(&str, &str)] = &[
     ("activemq.base", "."),
     ("activemq.home", "."),
+    // The loader answers `activemq.conf` itself with the configuration file's
+    // directory (see `Reader::value`), so this entry only serves `expand` on its own.
     ("activemq.conf", "conf"),
     ("activemq.data", "data"),
 ];

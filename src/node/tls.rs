@@ -64,7 +64,7 @@ pub(super) fn load(
         out.connectors.push((c.name.clone(), server));
     }
     if let Some(master) = &config.replication.master {
-        if master.uri.scheme.as_str().ends_with("ssl") {
+        if master.uri.scheme.is_tls() {
             let settings = settings.ok_or_else(|| {
                 NodeError::Tls(
                     "masterConnectorURI uses TLS: configure a trustStore or tlsTrustedCa to check the master with".into(),
