@@ -1,8 +1,13 @@
 import java.io.File;
+import java.io.FileInputStream;
+import java.security.KeyStore;
 import java.util.ArrayList;
 import java.util.List;
 
+import javax.net.ssl.KeyManagerFactory;
+
 import org.apache.activemq.broker.BrokerService;
+import org.apache.activemq.broker.SslContext;
 import org.apache.activemq.broker.TransportConnector;
 import org.apache.activemq.store.SharedFileLocker;
 import org.apache.activemq.store.kahadb.KahaDBPersistenceAdapter;
@@ -16,6 +21,8 @@ import org.apache.activemq.store.kahadb.KahaDBPersistenceAdapter;
  * java EmbeddedActiveMq --port P [--stomp-port S] --data DIR [--kahadb]
  *                       [--name NAME] [--lock-interval-ms MS] [--exit-with-parent]
  *                       [--openwire-options QUERY]
+ *                       [--ssl-port P] [--stomp-ssl-port S]
+ *                       [--key-store FILE.p12 --key-store-password PW]
  * </pre>
  *
  * <ul>
@@ -30,6 +37,9 @@ import org.apache.activemq.store.kahadb.KahaDBPersistenceAdapter;
  *       {@code ?}, e.g. {@code wireFormat.tightEncodingEnabled=false&wireFormat.cacheEnabled=false}
  *       to force loose encoding without the marshal cache, as Tandem does
  *       ({@code tools/capture-openwire} uses it).</li>
+ *   <li>{@code --ssl-port}, {@code --stomp-ssl-port}: {@code ssl://} (OpenWire) and
+ *       {@code stomp+ssl://} connectors, presenting the PKCS12 {@code --key-store}'s key
+ *       (the broker's SSL context, as {@code <sslContext keyStore>} sets it).</li>
  *   <li>{@code --exit-with-parent}: exit when the parent process goes away (a test
  *       harness killed with SIGKILL must not leave brokers behind).</li>
  * </ul>
@@ -48,6 +58,10 @@ public final class EmbeddedActiveMq {
         long lockIntervalMs = 500;
         boolean exitWithParent = false;
         String openwireOptions = null;
+        int sslPort = -1;
+        int stompSslPort = -1;
+        String keyStore = null;
+        String keyStorePassword = null;
         for (int i = 0; i < argv.length; i++) {
             String a = argv[i];
             switch (a) {
@@ -59,6 +73,10 @@ public final class EmbeddedActiveMq {
                 case "--lock-interval-ms": lockIntervalMs = Long.parseLong(argv[++i]); break;
                 case "--exit-with-parent": exitWithParent = true; break;
                 case "--openwire-options": openwireOptions = argv[++i]; break;
+                case "--ssl-port": sslPort = Integer.parseInt(argv[++i]); break;
+                case "--stomp-ssl-port": stompSslPort = Integer.parseInt(argv[++i]); break;
+                case "--key-store": keyStore = argv[++i]; break;
+                case "--key-store-password": keyStorePassword = argv[++i]; break;
                 default:
                     System.err.println("EmbeddedActiveMq: unknown argument " + a);
                     System.exit(2);
@@ -67,7 +85,8 @@ public final class EmbeddedActiveMq {
         if (port <= 0 || data == null) {
             System.err.println("usage: EmbeddedActiveMq --port P [--stomp-port S] --data DIR [--kahadb]"
                     + " [--name NAME] [--lock-interval-ms MS] [--exit-with-parent]"
-                    + " [--openwire-options QUERY]");
+                    + " [--openwire-options QUERY] [--ssl-port P] [--stomp-ssl-port S]"
+                    + " [--key-store FILE.p12 --key-store-password PW]");
             System.exit(2);
         }
         if (exitWithParent) {
@@ -108,6 +127,31 @@ public final class EmbeddedActiveMq {
             TransportConnector stomp = broker.addConnector("stomp://127.0.0.1:" + stompPort);
             stomp.setName("stomp");
             uris.add("stomp=" + stompPort);
+        }
+        if ((sslPort > 0 || stompSslPort > 0) && keyStore == null) {
+            System.err.println("EmbeddedActiveMq: --ssl-port/--stomp-ssl-port need --key-store");
+            System.exit(2);
+        }
+        if (keyStore != null) {
+            // The broker's own SSL context (as <sslContext keyStore> does in activemq.xml).
+            char[] pw = keyStorePassword == null ? new char[0] : keyStorePassword.toCharArray();
+            KeyStore ks = KeyStore.getInstance("PKCS12");
+            try (FileInputStream in = new FileInputStream(keyStore)) {
+                ks.load(in, pw);
+            }
+            KeyManagerFactory kmf = KeyManagerFactory.getInstance(KeyManagerFactory.getDefaultAlgorithm());
+            kmf.init(ks, pw);
+            broker.setSslContext(new SslContext(kmf.getKeyManagers(), null, null));
+        }
+        if (sslPort > 0) {
+            TransportConnector ssl = broker.addConnector("ssl://127.0.0.1:" + sslPort);
+            ssl.setName("ssl");
+            uris.add("ssl=" + sslPort);
+        }
+        if (stompSslPort > 0) {
+            TransportConnector stompSsl = broker.addConnector("stomp+ssl://127.0.0.1:" + stompSslPort);
+            stompSsl.setName("stomp+ssl");
+            uris.add("stomp+ssl=" + stompSslPort);
         }
         broker.start();
         broker.waitUntilStarted();
