@@ -56,6 +56,11 @@ impl Router {
         Router::with_stats(outbox, settings, boot_id, stats, Arc::default())
     }
 
+    /// Counts a TLS handshake on one of this shard's connectors (for `/metrics`).
+    pub fn tls_handshake(&self, ok: bool) {
+        self.inner.stats.tls_handshake(ok);
+    }
+
     /// Like [`Router::new`], publishing the connection count into `stats`, with the
     /// broker-wide registries every shard shares.
     pub fn with_stats(

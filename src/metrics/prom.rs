@@ -270,6 +270,24 @@ impl Collector for SnapshotCollector {
                     .encode_counter::<NoLabelSet, u64, u64>(&r.count, None)?;
             }
         }
+        {
+            let mut family = enc.encode_descriptor(
+                "tandem_tls_handshakes",
+                "TLS handshakes on the client connectors, by result (failed: a plain-text \
+                 client, a certificate refused, no handshake within the login deadline)",
+                None,
+                MetricType::Counter,
+            )?;
+            for (result, count) in [
+                ("ok", s.tls.handshakes),
+                ("failed", s.tls.handshake_failures),
+            ] {
+                let labels: Labels = [("result", result)];
+                family
+                    .encode_family(&labels)?
+                    .encode_counter::<NoLabelSet, u64, u64>(&count, None)?;
+            }
+        }
         gauge(
             &mut enc,
             "tandem_uptime_seconds",
@@ -535,6 +553,10 @@ mod tests {
             uptime_s: 7,
             shards: 2,
             connections: 3,
+            tls: crate::metrics::stats::TlsCounters {
+                handshakes: 8,
+                handshake_failures: 2,
+            },
             limits: Default::default(),
             destinations: vec![DestinationStats {
                 name: "/queue/a".into(),
@@ -595,6 +617,9 @@ mod tests {
             "tandem_destination_dequeued_total{destination=\"/queue/a\"} 4",
             "tandem_destination_consumers{destination=\"/queue/a\"} 1",
             "tandem_connections 3",
+            "# TYPE tandem_tls_handshakes_total counter",
+            "tandem_tls_handshakes_total{result=\"ok\"} 8",
+            "tandem_tls_handshakes_total{result=\"failed\"} 2",
             "# TYPE tandem_journal_fsync_seconds histogram",
             "tandem_journal_fsync_seconds_bucket{le=\"5e-05\"} 0",
             "tandem_journal_fsync_seconds_bucket{le=\"0.0002\"} 5",

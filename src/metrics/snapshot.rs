@@ -3,7 +3,7 @@
 //!
 //! ```json
 //! {"broker": "localhost", "role": "standalone", "uptime_s": 12, "shards": 2,
-//!  "connections": 3,
+//!  "connections": 3, "tls": {"handshakes": 0, "handshake_failures": 0},
 //!  "destinations": [{"name": "/queue/a", "depth": 6, "enqueued": 10, "dequeued": 4,
 //!                    "consumers": 1}],
 //!  "journal": {"fsyncs": 10, "appended_bytes": 5120, "records": 14, "written_bytes": 40960,
@@ -40,6 +40,7 @@ use super::limits::{LimitStats, LimitsSnapshot};
 use super::replication::{ReplicationSnapshot, ReplicationStats};
 use super::stats::{
     BatchSizesSnapshot, DestinationStats, HistogramSnapshot, JournalCounters, ShardStats,
+    TlsCounters,
 };
 
 /// What the endpoint knows about the broker besides the shards' numbers.
@@ -108,6 +109,8 @@ pub struct Snapshot {
     pub uptime_s: u64,
     pub shards: usize,
     pub connections: u64,
+    /// TLS handshakes on the client connectors, all shards.
+    pub tls: TlsCounters,
     /// Sorted by name; each destination lives on exactly one shard.
     pub destinations: Vec<DestinationStats>,
     pub journal: JournalCounters,
@@ -142,6 +145,9 @@ impl Snapshot {
         };
         for shard in shards {
             s.connections += shard.connections();
+            let tls = shard.tls();
+            s.tls.handshakes += tls.handshakes;
+            s.tls.handshake_failures += tls.handshake_failures;
             s.memory.used_bytes += shard.memory_used();
             let j = shard.journal();
             s.journal.records += j.records;
@@ -266,6 +272,8 @@ mod tests {
         assert_eq!(v["replication"]["rtt"]["count"], 0);
         assert!(v.get("fsync").is_none());
         assert!(v.get("per_fsync").is_none());
+        assert_eq!(v["tls"]["handshakes"], 0);
+        assert_eq!(v["tls"]["handshake_failures"], 0);
         assert_eq!(v["limits"]["transaction_bytes"], 0);
         assert_eq!(v["limits"]["pending_output_bytes"], 0);
         assert_eq!(v["limits"]["refusals"][0]["limit"], "maxTransactionSize");
@@ -283,6 +291,7 @@ mod tests {
                 "replication",
                 "role",
                 "shards",
+                "tls",
                 "uptime_s"
             ]
         );

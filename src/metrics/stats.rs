@@ -332,12 +332,23 @@ pub struct JournalCounters {
     pub diverged: DivergedCounters,
 }
 
+/// TLS handshakes on the client connectors (`/status` `tls`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TlsCounters {
+    pub handshakes: u64,
+    pub handshake_failures: u64,
+}
+
 /// One shard's published numbers. Written only by its shard, read by the HTTP thread.
 #[derive(Debug)]
 pub struct ShardStats {
     pub shard: usize,
     /// Client connections open on this shard.
     connections: AtomicI64,
+    /// TLS handshakes on this shard's connectors that completed, and that failed (a
+    /// plain-text client, a certificate refused, a peer gone silent).
+    tls_handshakes: AtomicU64,
+    tls_handshake_failures: AtomicU64,
     /// Bytes of message bodies the shard holds in memory.
     memory_used_bytes: AtomicU64,
     journal_records: AtomicU64,
@@ -366,6 +377,8 @@ impl ShardStats {
         ShardStats {
             shard,
             connections: AtomicI64::new(0),
+            tls_handshakes: AtomicU64::new(0),
+            tls_handshake_failures: AtomicU64::new(0),
             memory_used_bytes: AtomicU64::new(0),
             journal_records: AtomicU64::new(0),
             journal_appended_bytes: AtomicU64::new(0),
@@ -390,6 +403,23 @@ impl ShardStats {
     }
     pub fn connections(&self) -> u64 {
         self.connections.load(Relaxed).max(0) as u64
+    }
+
+    /// Counts one TLS handshake on a connector: completed (`ok`) or failed.
+    pub fn tls_handshake(&self, ok: bool) {
+        let counter = if ok {
+            &self.tls_handshakes
+        } else {
+            &self.tls_handshake_failures
+        };
+        counter.fetch_add(1, Relaxed);
+    }
+
+    pub fn tls(&self) -> TlsCounters {
+        TlsCounters {
+            handshakes: self.tls_handshakes.load(Relaxed),
+            handshake_failures: self.tls_handshake_failures.load(Relaxed),
+        }
     }
 
     pub fn set_memory_used(&self, bytes: u64) {

@@ -171,7 +171,9 @@ pub async fn serve_connector(listener: Listener, router: Router, policy: Arc<Con
                                 "no TLS handshake within transport.connectAttemptTimeout",
                             ))
                         };
-                        match handshake.or(expire).await {
+                        let done = handshake.or(expire).await;
+                        router.tls_handshake(done.is_ok());
+                        match done {
                             Ok(halves) => (rd, wr) = halves,
                             Err(e) => {
                                 // A plain-text client, a failed certificate check, a
