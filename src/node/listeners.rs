@@ -80,7 +80,10 @@ pub(super) fn bind_connectors(
         policy.max_login_frame_bytes = config.limits.max_login_frame_bytes as usize;
         let to_core = slave_sockets.clone();
         policy.replication = Some(Arc::new(move |stream, slot| {
-            let _ = to_core.try_send(port::Live::SlaveSocket { stream, slot });
+            let _ = to_core.try_send(port::Live::SlaveSocket {
+                stream: Box::new(stream),
+                slot,
+            });
         }));
         policy.replication_sniff = Some(looks_like_replication);
         policy.clients_open = clients_open.clone();

@@ -144,12 +144,17 @@ pub fn run(mut config: BrokerConfig) -> Result<(), NodeError> {
     // Recovery may have set damage aside, and recorded that this node must follow its
     // peer (see `settings::damage_policy`).
     let node_state = NodeState::load(&config.data_directory)?;
-    let core = replication_executor::start(
+    let core_settings = settings::core_settings(
         &config,
         shard_count,
         &connectors,
         &tls,
         replication_stats.clone(),
+    );
+    let core = replication_executor::start(
+        &config,
+        shard_count,
+        core_settings,
         node_state,
         core_port,
         &shards.shard0_guests,

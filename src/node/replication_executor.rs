@@ -10,13 +10,11 @@
 //! wake-up (docs/perf/PROFILE.md); on shard 0 those hand-offs are local.
 
 use std::sync::mpsc;
-use std::sync::Arc;
 
-use super::{settings, NodeError};
-use crate::config::{BrokerConfig, TransportConnector};
-use crate::metrics::replication::ReplicationStats;
+use super::NodeError;
+use crate::config::BrokerConfig;
 use crate::replication;
-use crate::replication::core::{Event, Request};
+use crate::replication::core::{CoreSettings, Event, Request};
 use crate::replication::port;
 use crate::replication::state::NodeState;
 use crate::rt::exec::{self, ExecutorHandle, ExecutorSpec};
@@ -38,20 +36,18 @@ pub(super) struct ReplicationCore {
     pub events_rx: mpsc::Receiver<Event>,
 }
 
-/// Starts the replication core's executor.
+/// Starts the replication core's executor with `core_settings`
+/// (`settings::core_settings`).
 pub(super) fn start(
     config: &BrokerConfig,
     shard_count: usize,
-    connectors: &[&TransportConnector],
-    tls: &super::tls::NodeTls,
-    stats: Arc<ReplicationStats>,
+    core_settings: CoreSettings,
     node_state: NodeState,
     core_port: port::CorePort,
     shard0_guests: &async_channel::Sender<exec::Guest>,
 ) -> Result<ReplicationCore, NodeError> {
     let (requests_tx, requests_rx) = async_channel::unbounded::<Request>();
     let (events_tx, events_rx) = mpsc::channel::<Event>();
-    let core_settings = settings::core_settings(config, shard_count, connectors, tls, stats);
     let run = move || async move {
         replication::core::run(core_settings, node_state, core_port, requests_rx, events_tx).await;
     };

@@ -58,7 +58,8 @@ pub enum Live {
     /// place under the connector's `maximumConnections`: held as long as the link
     /// lives, so replication handshakes count like any other connection.
     SlaveSocket {
-        stream: Detached,
+        /// Boxed: a TLS session is over a kilobyte, the other messages are small.
+        stream: Box<Detached>,
         slot: ConnectionSlot,
     },
 }

@@ -36,7 +36,7 @@ impl Core {
         let mut slave: Option<Attached> = None;
         loop {
             match self.next().await {
-                Ev::Live(Live::SlaveSocket { stream, slot }) => self.handshake(stream, slot),
+                Ev::Live(Live::SlaveSocket { stream, slot }) => self.handshake(*stream, slot),
                 Ev::Proof(link, nonces, proof) => {
                     if let Some(a) = self.on_proof(&mut slave, link, nonces, proof) {
                         slave = Some(a);
