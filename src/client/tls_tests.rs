@@ -4,9 +4,6 @@
 //! I/O thread while callers write), and the client refuses a broker whose certificate
 //! its CA did not sign, a host name not in the certificate, a TLS URL without a CA, and
 //! a broker that never finishes the handshake.
-//!
-//! The ssl schemes are `crate::uri`'s to parse; until they do, these tests ask for TLS
-//! over `stomp://` with the test-only `?tandem.test.tls=true` (see `failover::conn`).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -252,14 +249,14 @@ fn stomp_client_works_over_tls_by_name_by_ip_and_with_failover() {
     let server = Server::start(pki.server("ca", ClientAuth::None), 2);
     let p = server.port;
     let c = Client::connect(
-        &format!("stomp://localhost:{p}?tandem.test.tls=true"),
+        &format!("stomp+ssl://localhost:{p}"),
         opts(Some(pki.client("ca", false))),
     )
     .expect("connect by name");
     round_trip(&c, 300);
     c.close().expect("close");
     let c = Client::connect(
-        &format!("failover:(stomp://127.0.0.1:{p}?tandem.test.tls=true)?randomize=false"),
+        &format!("failover:(stomp+ssl://127.0.0.1:{p},stomp+ssl://localhost:{p})?randomize=false"),
         opts(Some(pki.client("ca", false))),
     )
     .expect("connect by IP, failover");
@@ -272,7 +269,7 @@ fn stomp_client_works_over_tls_by_name_by_ip_and_with_failover() {
 fn mutual_tls_presents_the_client_certificate() {
     let pki = Pki::new();
     let server = Server::start(pki.server("ca", ClientAuth::Need), 2);
-    let url = format!("stomp://localhost:{}?tandem.test.tls=true", server.port);
+    let url = format!("stomp+ssl://localhost:{}", server.port);
     let c = Client::connect(&url, opts(Some(pki.client("ca", true)))).expect("connect");
     round_trip(&c, 5);
     c.close().expect("close");
@@ -292,7 +289,7 @@ fn mutual_tls_presents_the_client_certificate() {
 fn a_broker_certificate_not_signed_by_the_ca_is_refused() {
     let pki = Pki::new();
     let server = Server::start(pki.server("other-ca", ClientAuth::None), 2);
-    let url = format!("stomp://localhost:{}?tandem.test.tls=true", server.port);
+    let url = format!("stomp+ssl://localhost:{}", server.port);
     match Client::connect(&url, opts(Some(pki.client("ca", false)))) {
         Err(ClientError::Connect { reason, .. }) => {
             assert!(reason.contains("UnknownIssuer"), "{reason}");
@@ -305,7 +302,7 @@ fn a_broker_certificate_not_signed_by_the_ca_is_refused() {
         connect_timeout: Duration::from_secs(5),
         ..OpenWireOptions::default()
     };
-    let url = format!("tcp://127.0.0.1:{}?tandem.test.tls=true", server.port);
+    let url = format!("ssl://127.0.0.1:{}", server.port);
     match OwClient::connect(&url, ow) {
         Err(ClientError::Connect { reason, .. }) => {
             assert!(reason.contains("UnknownIssuer"), "{reason}")
@@ -324,11 +321,8 @@ fn a_host_name_not_in_the_certificate_is_refused() {
     let server = Server::start(pki.server("ca", ClientAuth::None), 1);
     // The address is the server's; the name, which the certificate is checked
     // against, is not one of its names (`localhost`, `127.0.0.1`).
-    let mut uri = TransportUri::parse(&format!(
-        "stomp://127.0.0.1:{}?tandem.test.tls=true",
-        server.port
-    ))
-    .expect("uri");
+    let mut uri =
+        TransportUri::parse(&format!("stomp+ssl://127.0.0.1:{}", server.port)).expect("uri");
     uri.host = "broker.example".into();
     let config = pki.client("ca", false);
     let e = connect(&uri, Duration::from_secs(5), Some(&config))
@@ -347,18 +341,25 @@ fn a_host_name_not_in_the_certificate_is_refused() {
 #[test]
 fn a_tls_url_without_a_ca_is_refused_before_connecting() {
     // Port 1: nothing listens; the error must come before any attempt.
-    let url = "failover:(stomp://127.0.0.1:1?tandem.test.tls=true)?maxReconnectAttempts=-1";
+    let url = "failover:(stomp://127.0.0.1:1,stomp+ssl://127.0.0.1:1)?maxReconnectAttempts=-1";
     match Client::connect(url, opts(None)) {
         Err(e @ ClientError::TlsNotConfigured(_)) => {
             assert!(e.to_string().contains("CA file"), "{e}")
         }
         other => panic!("{:?}", other.map(|_| ())),
     }
-    let url = "tcp://127.0.0.1:1?tandem.test.tls=true";
-    assert!(matches!(
-        OwClient::connect(url, OpenWireOptions::default()),
-        Err(ClientError::TlsNotConfigured(_))
-    ));
+    for url in [
+        "ssl://127.0.0.1:1",
+        "failover:(tcp://127.0.0.1:1,nio+ssl://localhost:1)",
+    ] {
+        assert!(
+            matches!(
+                OwClient::connect(url, OpenWireOptions::default()),
+                Err(ClientError::TlsNotConfigured(_))
+            ),
+            "{url}"
+        );
+    }
 }
 
 #[test]
@@ -371,7 +372,7 @@ fn a_handshake_that_does_not_finish_fails_within_the_connect_timeout() {
     let mut o = opts(Some(pki.client("ca", false)));
     o.connect_timeout = Duration::from_millis(300);
     let started = Instant::now();
-    let e = Client::connect(&format!("stomp://127.0.0.1:{port}?tandem.test.tls=true"), o)
+    let e = Client::connect(&format!("stomp+ssl://127.0.0.1:{port}"), o)
         .err()
         .expect("no handshake");
     let took = started.elapsed();
@@ -381,41 +382,4 @@ fn a_handshake_that_does_not_finish_fails_within_the_connect_timeout() {
     );
     assert!(took < Duration::from_secs(2), "{took:?}");
     drop(held.join());
-}
-
-/// The real URLs, once `crate::uri` parses the ssl schemes (a concurrent change):
-/// run with `cargo test --lib client::tls_tests -- --ignored` after merging it.
-#[test]
-#[ignore = "needs stomp+ssl:// and ssl:// in crate::uri::Scheme"]
-fn ssl_urls_select_tls() {
-    let pki = Pki::new();
-    let server = Server::start(pki.server("ca", ClientAuth::None), 2);
-    let p = server.port;
-    let c = Client::connect(
-        &format!("stomp+ssl://localhost:{p}"),
-        opts(Some(pki.client("ca", false))),
-    )
-    .expect("stomp+ssl://");
-    round_trip(&c, 5);
-    c.close().expect("close");
-    let c = Client::connect(
-        &format!("failover:(stomp+ssl://127.0.0.1:{p},stomp+ssl://localhost:{p})?randomize=false"),
-        opts(Some(pki.client("ca", false))),
-    )
-    .expect("failover of stomp+ssl://");
-    round_trip(&c, 5);
-    c.close().expect("close");
-    assert_eq!(server.outcomes(), ["disconnected", "disconnected"]);
-    for url in [
-        "ssl://127.0.0.1:1",
-        "failover:(tcp://127.0.0.1:1,ssl://localhost:1)",
-    ] {
-        assert!(
-            matches!(
-                OwClient::connect(url, OpenWireOptions::default()),
-                Err(ClientError::TlsNotConfigured(_))
-            ),
-            "{url}"
-        );
-    }
 }

@@ -39,14 +39,9 @@ pub fn failed(reason: impl Into<String>) -> AttemptError {
 }
 
 /// Whether `uri` asks for TLS: the `ssl` schemes (`ssl`, `nio+ssl`, `stomp+ssl`,
-/// ...), told by name so the client needs nothing from `crate::uri` beyond the text.
+/// `stomp+nio+ssl`).
 pub fn uses_tls(uri: &TransportUri) -> bool {
-    let tls = uri.scheme.as_str().contains("ssl");
-    // Unit tests drive the TLS path through a plain scheme with this option (see
-    // `super::super::tls_tests`), so they do not depend on how the ssl schemes parse.
-    #[cfg(test)]
-    let tls = tls || uri.option("tandem.test.tls") == Some("true");
-    tls
+    uri.scheme.is_tls()
 }
 
 /// TCP connect to `uri` within `timeout`, TCP_NODELAY on; for a TLS URI (see
