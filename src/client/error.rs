@@ -14,11 +14,16 @@ pub enum ClientError {
     #[error("bad URL: {0}")]
     Uri(#[from] UriError),
     /// The URL names a transport this client does not speak: the STOMP client takes
-    /// `stomp://host:port`, the OpenWire one `tcp://host:port` (or `nio://`).
+    /// `stomp://host:port` (or `stomp+nio://`, `stomp+ssl://`), the OpenWire one
+    /// `tcp://host:port` (or `nio://`, `ssl://`).
     #[error(
-        "unsupported transport {0}: stomp:// is for the STOMP client, tcp:// for the OpenWire one"
+        "unsupported transport {0}: stomp:// and stomp+ssl:// are for the STOMP client, tcp:// and ssl:// for the OpenWire one"
     )]
     Unsupported(String),
+    /// The URL names a TLS transport (`ssl://`, `stomp+ssl://`) but the options carry
+    /// no TLS configuration (`tls`) to verify the broker's certificate with.
+    #[error("{0}: TLS needs a CA file to verify the broker (the client options' `tls`; tandem-load: --ca-file)")]
+    TlsNotConfigured(String),
     /// A plain (non-failover) URL could not be connected.
     #[error("cannot connect to {addr}: {reason}")]
     Connect { addr: String, reason: String },

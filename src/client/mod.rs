@@ -1,7 +1,8 @@
 //! Blocking clients with ActiveMQ-style failover, for tools (`tandem-load`) and tests:
 //! STOMP ([`Client`], `stomp://h:p`) and OpenWire ([`openwire::Client`], `tcp://h:p`),
-//! each also under `failover:(...)?...`. Plain `std::net` and threads, so they work
-//! from any ordinary thread.
+//! each also over TLS (`stomp+ssl://`, `ssl://`; the options' `tls` says what to
+//! trust) and under `failover:(...)?...`. Plain `std::net` and threads (rustls for
+//! TLS), so they work from any ordinary thread.
 //!
 //! Both run on one reconnect/replay core and differ only in an adapter:
 //!
@@ -9,6 +10,8 @@
 //!   per-client I/O thread (reads, keep-alives, reconnect and replay), the
 //!   `failover::Protocol` trait the adapters implement.
 //! * `policy`   — reconnect order, back-off and give-up rules (pure, unit tested).
+//! * `stream`   — the connection's bytes: plain TCP or TLS, and how TLS is shared
+//!   between the reading I/O thread and the writers.
 //! * `stomp`    — the STOMP adapter and its API, re-exported here: [`Client`],
 //!   [`ClientOptions`], [`Message`], [`Pending`], [`SubscriptionId`].
 //! * [`openwire`] — the OpenWire adapter and its API.
@@ -22,10 +25,16 @@ mod failover;
 pub mod openwire;
 mod policy;
 mod stomp;
+mod stream;
+#[cfg(test)]
+mod tls_tests;
 
 use std::sync::{Mutex, MutexGuard};
 
 pub use error::ClientError;
+/// What the options' `tls` holds (rustls's client configuration; make one with
+/// [`crate::net::tls::client_config`]), re-exported so users need no rustls of their own.
+pub use rustls::ClientConfig as TlsClientConfig;
 pub use stomp::{Client, ClientOptions, Message, Pending, SubscriptionId};
 
 /// How a subscription's deliveries are acknowledged (the SUBSCRIBE `ack` header).

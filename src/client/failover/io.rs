@@ -82,10 +82,15 @@ fn serve<P: Protocol>(inner: &Inner<P>, conn: &mut Opened<P>) -> String {
         if delivered {
             inner.changed.notify_all();
         }
+        // TLS records queued by the reads (a KeyUpdate answer) that no write took yet.
+        let tls_due = conn.stream.wants_write();
         // try_lock: a writer blocked on a full socket is traffic anyway, and the reader
         // must never wait for it (the broker may be waiting for us to read).
-        if keep_alive_due || !send_every.is_zero() {
+        if keep_alive_due || !send_every.is_zero() || tls_due {
             if let Ok(mut w) = inner.writer.try_lock() {
+                if tls_due {
+                    let _ = w.flush();
+                }
                 let idle = !send_every.is_zero() && w.last_write.elapsed() >= send_every;
                 if w.stream.is_some() && (keep_alive_due || idle) {
                     let mut out = BytesMut::new();
@@ -151,7 +156,7 @@ fn install<P: Protocol>(
     let mut w = lock(&inner.writer);
     let write_half = opened
         .stream
-        .try_clone()
+        .write_half()
         .map_err(|e| format!("clone socket: {e}"))?;
     let items = {
         let mut st = lock(&inner.state);

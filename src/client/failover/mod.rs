@@ -10,8 +10,8 @@
 //!   and stop the I/O thread); [`parse_url`].
 //! * `io`   — the per-client I/O thread: reads the connection, keep-alives both ways,
 //!   and on a loss runs the failover policy (`super::policy`) and replays the session.
-//! * `conn` — what every handshake needs: TCP connect, a bounded read loop, why an
-//!   attempt failed.
+//! * `conn` — what every handshake needs: TCP connect (and TLS handshake), a bounded
+//!   read loop, why an attempt failed.
 //!
 //! # Threads and locks
 //!
@@ -27,17 +27,18 @@ mod conn;
 mod io;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
-pub use conn::{failed, read_until, tcp_connect, AttemptError, ReadFail};
+pub use conn::{connect, failed, read_until, AttemptError, ReadFail};
 pub use io::{IDLE_TICK, MIN_TICK};
 
 use super::policy::Attempt;
+use super::stream::{ClientStream, WriteHalf};
 use super::{lock, ClientError};
 use crate::uri::{FailoverUri, Scheme, TransportUri};
 
@@ -68,6 +69,8 @@ pub trait Protocol: Sized + 'static {
     const SILENT: &'static str;
 
     fn connect_timeout(opts: &Self::Options) -> Duration;
+    /// What TLS connections (`ssl` schemes) trust and present; None: TLS URLs refused.
+    fn tls(opts: &Self::Options) -> Option<&Arc<rustls::ClientConfig>>;
     /// One attempt on `target`: TCP connect and handshake (`first`: not a reconnect).
     fn open(inner: &Inner<Self>, target: &TransportUri, first: bool) -> Attempt<Opened<Self>>;
     /// Bumps the generation and returns the session to write on a new connection,
@@ -95,8 +98,9 @@ pub trait Protocol: Sized + 'static {
 
 /// A connection whose handshake is done, as the I/O thread serves it.
 pub struct Opened<P: Protocol> {
-    /// The socket; the reader keeps this one, writers use a clone.
-    pub stream: TcpStream,
+    /// The connection; the reader keeps this one, writers use its
+    /// [`ClientStream::write_half`].
+    pub stream: ClientStream,
     /// Bytes read past the handshake (the broker may already be sending).
     pub buf: BytesMut,
     pub decoder: P::Decoder,
@@ -208,7 +212,7 @@ pub struct Inner<P: Protocol> {
 /// The write half of the current connection.
 pub struct Writer<C> {
     /// None while disconnected.
-    pub stream: Option<TcpStream>,
+    pub stream: Option<WriteHalf>,
     pub codec: C,
     /// For keep-alives: when we last wrote anything.
     pub last_write: Instant,
@@ -224,6 +228,15 @@ impl<C> Writer<C> {
         stream.write_all(bytes)?;
         self.last_write = Instant::now();
         Ok(())
+    }
+
+    /// TLS: sends the records rustls queued while reading (see `super::stream`).
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        use std::io::Write;
+        match self.stream.as_mut() {
+            Some(stream) => stream.flush(),
+            None => Ok(()),
+        }
     }
 
     /// Drops the stream (shut down both ways).
@@ -438,6 +451,13 @@ impl<P: Protocol> Handle<P> {
         P::Message: 'static,
         P::Outstanding: 'static,
     {
+        // Refused here, not per attempt: under failover a missing config would
+        // otherwise be retried until maxReconnectAttempts (forever by default).
+        if P::tls(&opts).is_none() {
+            if let Some(u) = uri.uris.iter().find(|u| conn::uses_tls(u)) {
+                return Err(ClientError::TlsNotConfigured(u.to_string()));
+            }
+        }
         let inner = Arc::new(Inner {
             uri,
             failover,

@@ -1,5 +1,5 @@
 //! The OpenWire adapter of the reconnect/replay core ([`OpenWire`]): opening one
-//! connection (TCP connect, the WireFormatInfo exchange, then the ConnectionInfo and its
+//! connection (TCP connect and, for `ssl://`, the TLS handshake; the WireFormatInfo exchange, then the ConnectionInfo and its
 //! Response, bounded by the connect timeout end to end), the inactivity rule, and how
 //! commands are encoded, decoded and handed to the state.
 //!
@@ -8,17 +8,19 @@
 //! known per attempt and the next URI can be tried before anything else is written.
 
 use std::io::Write;
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
 use super::super::failover::{
-    failed, read_until, tcp_connect, AttemptError, Inner, Opened, Protocol, ReadFail, IDLE_TICK,
+    connect, failed, read_until, AttemptError, Inner, Opened, Protocol, ReadFail, IDLE_TICK,
     MIN_TICK,
 };
 use super::super::lock;
 use super::super::policy::Attempt;
+use super::super::stream::ClientStream;
 use super::state::{exception_text, Outstanding, Session, State};
 use super::{ClientError, Message, OpenWireOptions};
 use crate::protocol::openwire::{
@@ -45,6 +47,10 @@ impl Protocol for OpenWire {
 
     fn connect_timeout(opts: &OpenWireOptions) -> Duration {
         opts.connect_timeout
+    }
+
+    fn tls(opts: &OpenWireOptions) -> Option<&Arc<rustls::ClientConfig>> {
+        opts.tls.as_ref()
     }
 
     fn open(
@@ -124,10 +130,10 @@ pub(super) fn wire_format(opts: &OpenWireOptions) -> WireFormatInfo {
 fn pick<T>(
     decoder: &mut Decoder,
     buf: &mut BytesMut,
-    stream: &mut TcpStream,
+    stream: &mut ClientStream,
     uri: &TransportUri,
     what: &str,
-    mut done: impl FnMut(Command, &mut TcpStream) -> Option<Result<T, AttemptError>>,
+    mut done: impl FnMut(Command, &mut ClientStream) -> Option<Result<T, AttemptError>>,
 ) -> Result<Option<T>, AttemptError> {
     loop {
         match decoder.decode(buf) {
@@ -162,7 +168,7 @@ fn open(
     reconnect: bool,
 ) -> Result<Opened<OpenWire>, AttemptError> {
     let deadline = Instant::now() + opts.connect_timeout;
-    let mut stream = tcp_connect(uri, opts.connect_timeout)?;
+    let mut stream = connect(uri, opts.connect_timeout, opts.tls.as_ref())?;
     let ours = wire_format(opts);
     let mut out = BytesMut::new();
     Encoder::default()

@@ -3,7 +3,7 @@
 //! shape of API, built on Tandem's own codec ([`crate::protocol::openwire`]). It speaks
 //! to Tandem and to a real ActiveMQ 5.17 broker alike.
 //!
-//! * [`Client`] — connect (`tcp://h:p` or `failover:(...)?...`), send (sync, pipelined,
+//! * [`Client`] — connect (`tcp://h:p`, `ssl://h:p` or `failover:(...)?...`), send (sync, pipelined,
 //!   or fire-and-forget; or a message built elsewhere, [`Client::send_built`]),
 //!   subscribe, receive, ack, local transactions, close.
 //!   This file holds that API and how each call builds its commands.
@@ -81,6 +81,7 @@ mod state;
 mod tx;
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
@@ -94,7 +95,7 @@ use crate::protocol::openwire::{
     MessageId, MessageKind, PrimitiveMap, ProducerId, ProducerInfo, RemoveInfo,
     RemoveSubscriptionInfo, RemoveTarget, SessionId, SessionInfo, ShutdownInfo, TransactionId,
 };
-use crate::uri::Scheme;
+use crate::uri::Wire;
 use conn::OpenWire;
 use message::{destination, subscription_id};
 pub use message::{Message, SubscriptionId};
@@ -112,11 +113,16 @@ pub struct OpenWireOptions {
     /// MaxInactivityDuration we offer, ms (the broker's smaller value wins; <= 0 turns
     /// keep-alive and the dead-broker check off).
     pub max_inactivity_ms: i64,
-    /// Bound on one connection attempt: TCP connect, WireFormatInfo, ConnectionInfo.
+    /// Bound on one connection attempt: TCP connect, TLS handshake, WireFormatInfo,
+    /// ConnectionInfo.
     pub connect_timeout: Duration,
     /// Bound on waiting for a Response in `send`, `subscribe`, `ack`, `commit`,
     /// `rollback`, `unsubscribe` and `close` (time spent reconnecting counts).
     pub response_timeout: Duration,
+    /// For `ssl://` URLs: the CAs that verify the broker (checked against the host as
+    /// written in the URL) and the identity to present if it asks (mutual TLS); see
+    /// [`crate::net::tls::client_config`]. None: TLS URLs are refused.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Default for OpenWireOptions {
@@ -129,6 +135,7 @@ impl Default for OpenWireOptions {
             max_inactivity_ms: 30_000,
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(30),
+            tls: None,
         }
     }
 }
@@ -180,11 +187,13 @@ pub struct Client {
 pub type Pending = failover::Pending<OpenWire>;
 
 impl Client {
-    /// Connects to `url` (`tcp://host:port`, `nio://`, or `failover:(...)?options`) and
+    /// Connects to `url` (`tcp://host:port`, `nio://`, `ssl://` (with `opts.tls`), or
+    /// `failover:(...)?options` of them) and
     /// returns once a broker answered the ConnectionInfo. With `failover:`, it keeps
     /// trying the list as the reconnect policy says.
     pub fn connect(url: &str, opts: OpenWireOptions) -> Result<Client, ClientError> {
-        let (uri, failover) = parse_url(url, |s| matches!(s, Scheme::Tcp | Scheme::Nio))?;
+        // By wire, so the TLS schemes (`ssl`, `nio+ssl`) come with their plain twins.
+        let (uri, failover) = parse_url(url, |s| s.wire() == Wire::OpenWire)?;
         let connection_id = ConnectionId::new(new_connection_id());
         let mut sess = Session::default();
         let conn_header = Header::new(sess.command_id(), true);

@@ -1,16 +1,17 @@
 //! The STOMP adapter of the reconnect/replay core ([`Stomp`]): opening one connection
-//! (TCP connect, CONNECT, wait for CONNECTED, bounded by the connect timeout end to
+//! (TCP connect and, for `stomp+ssl://`, the TLS handshake; CONNECT, wait for CONNECTED, bounded by the connect timeout end to
 //! end), heart-beat timing, and how frames are encoded, decoded and handed to the
 //! state.
 
 use std::io::Write;
 use std::net::Shutdown;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
 use super::super::failover::{
-    failed, read_until, tcp_connect, AttemptError, Inner, Opened, Protocol, ReadFail, IDLE_TICK,
+    connect, failed, read_until, AttemptError, Inner, Opened, Protocol, ReadFail, IDLE_TICK,
     MIN_TICK,
 };
 use super::super::policy::Attempt;
@@ -40,6 +41,10 @@ impl Protocol for Stomp {
 
     fn connect_timeout(opts: &ClientOptions) -> Duration {
         opts.connect_timeout
+    }
+
+    fn tls(opts: &ClientOptions) -> Option<&Arc<rustls::ClientConfig>> {
+        opts.tls.as_ref()
     }
 
     fn open(inner: &Inner<Stomp>, target: &TransportUri, _first: bool) -> Attempt<Opened<Stomp>> {
@@ -99,7 +104,7 @@ impl Protocol for Stomp {
 /// Connects to `uri` and completes the CONNECT handshake within `opts.connect_timeout`.
 fn open(uri: &TransportUri, opts: &ClientOptions) -> Result<Opened<Stomp>, AttemptError> {
     let deadline = Instant::now() + opts.connect_timeout;
-    let mut stream = tcp_connect(uri, opts.connect_timeout)?;
+    let mut stream = connect(uri, opts.connect_timeout, opts.tls.as_ref())?;
 
     let mut connect = Frame::new(Command::Connect)
         .with_header("accept-version", "1.1,1.2")

@@ -1,7 +1,7 @@
 //! The STOMP client: a blocking client with ActiveMQ-style failover, the STOMP adapter
 //! of the shared reconnect/replay core (`super::failover`).
 //!
-//! * this file — the API: [`Client`] (connect with `stomp://h:p` or
+//! * this file — the API: [`Client`] (connect with `stomp://h:p`, `stomp+ssl://h:p` or
 //!   `failover:(...)?...`, send, subscribe, receive, ack, transactions, close),
 //!   [`ClientOptions`], [`Message`], [`SubscriptionId`], [`Pending`].
 //! * `conn`  — the `Stomp` protocol adapter: the CONNECT/CONNECTED handshake, frame
@@ -47,6 +47,7 @@
 mod conn;
 mod state;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -54,7 +55,7 @@ use bytes::Bytes;
 use super::failover::{self, parse_url, Handle};
 use super::{lock, AckMode, ClientError};
 use crate::protocol::stomp::{encode, Command, Frame, Version};
-use crate::uri::Scheme;
+use crate::uri::Wire;
 use conn::Stomp;
 use state::{Kind, Session};
 
@@ -68,11 +69,15 @@ pub struct ClientOptions {
     /// `heart-beat` we offer, ms: (how often we can send, how often we want to hear).
     /// A broker silent for twice the agreed period counts as a lost connection.
     pub heartbeat_ms: (u64, u64),
-    /// Bound on one connection attempt: TCP connect plus CONNECTED.
+    /// Bound on one connection attempt: TCP connect, TLS handshake, CONNECTED.
     pub connect_timeout: Duration,
     /// Bound on waiting for a RECEIPT in `send`, `subscribe`, `ack`, `begin`,
     /// `commit`, `abort` and `close` (time spent reconnecting counts).
     pub receipt_timeout: Duration,
+    /// For `stomp+ssl://` URLs: the CAs that verify the broker (checked against the
+    /// host as written in the URL) and the identity to present if it asks (mutual
+    /// TLS); see [`crate::net::tls::client_config`]. None: TLS URLs are refused.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Default for ClientOptions {
@@ -84,6 +89,7 @@ impl Default for ClientOptions {
             heartbeat_ms: (0, 0),
             connect_timeout: Duration::from_secs(5),
             receipt_timeout: Duration::from_secs(30),
+            tls: None,
         }
     }
 }
@@ -136,12 +142,14 @@ pub struct Client {
 pub type Pending = failover::Pending<Stomp>;
 
 impl Client {
-    /// Connects to `url` (`stomp://host:port` or `failover:(...)?options`) and returns
+    /// Connects to `url` (`stomp://host:port`, `stomp+ssl://` (with `opts.tls`), or
+    /// `failover:(...)?options` of them) and returns
     /// once a broker answered CONNECTED. With `failover:`, it keeps trying the list as
     /// the reconnect policy says (so it fails with `FailoverExhausted` only after
     /// `maxReconnectAttempts` passes).
     pub fn connect(url: &str, opts: ClientOptions) -> Result<Client, ClientError> {
-        let (uri, failover) = parse_url(url, |s| matches!(s, Scheme::Stomp | Scheme::StompNio))?;
+        // By wire, so the TLS schemes (`stomp+ssl`, ...) come with their plain twins.
+        let (uri, failover) = parse_url(url, |s| s.wire() == Wire::Stomp)?;
         let h = Handle::start(uri, failover, opts, Session::default(), Version::V1_2)?;
         Ok(Client { h })
     }

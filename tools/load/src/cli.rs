@@ -3,10 +3,13 @@
 //! was run).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
+use tandem::client::TlsClientConfig;
+use tandem::config::{TlsIdentity, TlsSettings, TlsTrust};
 
 use crate::error::LoadError;
 
@@ -14,9 +17,10 @@ use crate::error::LoadError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
-    /// STOMP 1.2 (`stomp://host:port`).
+    /// STOMP 1.2 (`stomp://host:port`, TLS: `stomp+ssl://host:port`).
     Stomp,
-    /// OpenWire, as the ActiveMQ JMS client speaks it (`tcp://host:port`).
+    /// OpenWire, as the ActiveMQ JMS client speaks it (`tcp://host:port`, TLS:
+    /// `ssl://host:port`).
     Openwire,
 }
 
@@ -44,8 +48,9 @@ pub enum Ack {
                   failed (a lost or an unflagged duplicate message)."
 )]
 pub struct Args {
-    /// Broker URL: stomp://host:port (STOMP), tcp://host:port (OpenWire), or
-    /// failover:(a,b)?options of either.
+    /// Broker URL: stomp://host:port (STOMP), tcp://host:port (OpenWire), their TLS
+    /// forms stomp+ssl://host:port and ssl://host:port (need --ca-file), or
+    /// failover:(a,b)?options of them.
     #[arg(long, default_value = "stomp://127.0.0.1:61613")]
     pub url: String,
     /// Wire protocol.
@@ -101,6 +106,18 @@ pub struct Args {
     pub user: Option<String>,
     #[arg(long)]
     pub password: Option<String>,
+    /// TLS: PEM file of the CA certificate(s) that signed the broker's certificate.
+    /// Needed for ssl:// and stomp+ssl:// URLs; the broker's certificate must name the
+    /// host as written in the URL.
+    #[arg(long, value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
+    /// TLS: PEM certificate chain (leaf first) to present when the broker asks for a
+    /// client certificate (mutual TLS); with --key-file.
+    #[arg(long, value_name = "PATH", requires = "key_file")]
+    pub cert_file: Option<PathBuf>,
+    /// TLS: PEM private key (PKCS#8, PKCS#1 or SEC1) of --cert-file.
+    #[arg(long, value_name = "PATH", requires = "cert_file")]
+    pub key_file: Option<PathBuf>,
     /// Write the JSON report here.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -155,6 +172,13 @@ pub struct Settings {
     pub password_set: bool,
     #[serde(skip)]
     pub password: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// Built once from the three files above (None without --ca-file), shared by
+    /// every connection.
+    #[serde(skip)]
+    pub tls: Option<Arc<TlsClientConfig>>,
     pub json: Option<PathBuf>,
     pub hdr: Option<PathBuf>,
     pub quiet: bool,
@@ -196,6 +220,7 @@ impl Settings {
                 return bad(format!("--rate {r}: must be a positive number"));
             }
         }
+        let tls = tls_config(&a)?;
         let amount = match (a.messages, a.duration) {
             (Some(n), _) => Amount::Messages(n),
             (None, Some(d)) => Amount::DurationS(d.as_secs_f64()),
@@ -221,6 +246,10 @@ impl Settings {
             user: a.user,
             password_set: a.password.is_some(),
             password: a.password,
+            ca_file: a.ca_file,
+            cert_file: a.cert_file,
+            key_file: a.key_file,
+            tls,
             json: a.json,
             hdr: a.hdr,
             quiet: a.quiet,
@@ -234,6 +263,48 @@ impl Settings {
     pub fn drain_quiet(&self) -> Duration {
         Duration::from_secs_f64(self.drain_quiet_s)
     }
+}
+
+/// The TLS client configuration from `--ca-file` (and `--cert-file`/`--key-file`),
+/// loaded and checked now so a bad file is one line naming it, before any connection.
+/// None without `--ca-file`; a TLS URL then is a usage error.
+fn tls_config(a: &Args) -> Result<Option<Arc<TlsClientConfig>>, LoadError> {
+    let Some(ca) = &a.ca_file else {
+        if a.cert_file.is_some() {
+            return Err(LoadError::Usage(
+                "--cert-file/--key-file need --ca-file (the CA that signed the broker's certificate)"
+                    .into(),
+            ));
+        }
+        if is_tls_url(&a.url) {
+            return Err(LoadError::Usage(format!(
+                "--url {}: TLS needs --ca-file PATH (the CA that signed the broker's certificate)",
+                a.url
+            )));
+        }
+        return Ok(None);
+    };
+    let identity = match (&a.cert_file, &a.key_file) {
+        (Some(certificate), Some(private_key)) => Some(TlsIdentity::Pem {
+            certificate: certificate.clone(),
+            private_key: private_key.clone(),
+        }),
+        // clap requires the pair; one alone cannot get here.
+        _ => None,
+    };
+    let settings = TlsSettings {
+        identity,
+        trust: Some(TlsTrust::Pem { ca: ca.clone() }),
+    };
+    tandem::net::tls::client_config(&settings)
+        .map(Some)
+        .map_err(|e| LoadError::Tls(e.to_string()))
+}
+
+/// Whether `url` names a TLS transport anywhere (`ssl://`, `nio+ssl://`,
+/// `stomp+ssl://`, ..., also inside `failover:(...)`).
+fn is_tls_url(url: &str) -> bool {
+    url.to_ascii_lowercase().contains("ssl://")
 }
 
 /// `30s`, `500ms`, `2m`, `1.5s`, or a bare number of seconds.
@@ -289,5 +360,75 @@ mod tests {
         let q = Settings::from_args(Args::parse_from(["tandem-load", "--persistent", "false"]))
             .expect("valid");
         assert!(!q.persistent);
+        assert!(q.tls.is_none());
+    }
+
+    fn fixture(name: &str) -> String {
+        format!("{}/tests/fixtures/tls/{name}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    fn settings(args: &[&str]) -> Result<Settings, LoadError> {
+        let mut argv = vec!["tandem-load".to_string()];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        Settings::from_args(
+            Args::try_parse_from(argv).map_err(|e| LoadError::Usage(e.to_string()))?,
+        )
+    }
+
+    #[test]
+    fn tls_files_make_one_client_config() {
+        let ca = fixture("ca.pem");
+        for url in [
+            "ssl://127.0.0.1:61617",
+            "stomp+ssl://localhost:61612",
+            "failover:(ssl://a:61617,ssl://b:61617)?randomize=false",
+        ] {
+            let s = settings(&["--url", url, "--ca-file", &ca]).expect("valid");
+            assert!(s.tls.is_some(), "{url}");
+        }
+        let (cert, key) = (fixture("client.pem"), fixture("client.key"));
+        let s = settings(&["--ca-file", &ca, "--cert-file", &cert, "--key-file", &key])
+            .expect("mutual TLS");
+        assert!(s.tls.is_some());
+        let json = serde_json::to_value(&s).expect("json");
+        assert_eq!(json["ca_file"], ca.as_str(), "the report names the files");
+        assert!(json.get("tls").is_none());
+    }
+
+    #[test]
+    fn bad_tls_flags_are_one_line_errors_naming_the_file() {
+        let missing = fixture("no-such-ca.pem");
+        let e = settings(&["--ca-file", &missing]).expect_err("missing file");
+        let text = e.to_string();
+        assert!(text.contains(&missing) && !text.contains('\n'), "{text}");
+
+        let (ca, cert) = (fixture("ca.pem"), fixture("client.pem"));
+        let other = fixture("other.key");
+        let e = settings(&["--ca-file", &ca, "--cert-file", &cert, "--key-file", &other])
+            .expect_err("mismatched key");
+        let text = e.to_string();
+        assert!(
+            text.contains(&cert) && text.contains("do not go together"),
+            "{text}"
+        );
+
+        // A key file is not a CA.
+        let e = settings(&["--ca-file", &other]).expect_err("not a CA");
+        assert!(e.to_string().contains(&other), "{e}");
+
+        let e = settings(&["--url", "stomp+ssl://127.0.0.1:61612"]).expect_err("no CA");
+        assert!(e.to_string().contains("--ca-file"), "{e}");
+        let e = settings(&[
+            "--url",
+            "failover:(tcp://a:1,SSL://b:2)",
+            "--protocol",
+            "openwire",
+        ])
+        .expect_err("no CA");
+        assert!(e.to_string().contains("--ca-file"), "{e}");
+        let e = settings(&["--cert-file", &cert, "--key-file", &other]).expect_err("no CA");
+        assert!(e.to_string().contains("need --ca-file"), "{e}");
+        // clap: the pair or nothing.
+        assert!(settings(&["--ca-file", &ca, "--cert-file", &cert]).is_err());
     }
 }

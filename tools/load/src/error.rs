@@ -10,6 +10,9 @@ pub enum LoadError {
     /// Flags that parse but do not make a run.
     #[error("{0}")]
     Usage(String),
+    /// `--ca-file`, `--cert-file` or `--key-file` cannot be used (names the file).
+    #[error("TLS: {0}")]
+    Tls(String),
     /// Connecting or subscribing failed before the run started.
     #[error("{what}: {source}")]
     Setup {

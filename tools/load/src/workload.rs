@@ -203,6 +203,7 @@ pub fn run<T: Transport>(s: &Settings) -> Result<RunResult, LoadError> {
         user: s.user.clone(),
         password: s.password.clone(),
         client_id: Some(format!("tandem-load-{}-{role}-{i}", std::process::id())),
+        tls: s.tls.clone(),
     };
     // Connect and subscribe everything before the clock starts: set-up is not load.
     let mut consumers = Vec::new();

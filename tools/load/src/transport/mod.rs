@@ -7,7 +7,10 @@
 pub mod openwire;
 pub mod stomp;
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use tandem::client::TlsClientConfig;
 
 use crate::cli::{Ack, DestKind};
 
@@ -35,6 +38,7 @@ impl TransportError {
                     | E::Unsupported(_)
                     | E::Uri(_)
                     | E::Invalid(_)
+                    | E::TlsNotConfigured(_)
             ),
         }
     }
@@ -47,6 +51,9 @@ pub struct ConnectOptions {
     pub password: Option<String>,
     /// Names the connection in the broker's logs (STOMP `client-id`, JMS clientID).
     pub client_id: Option<String>,
+    /// For TLS URLs (`ssl://`, `stomp+ssl://`): what to trust and present; built once
+    /// from `--ca-file`, `--cert-file`, `--key-file`.
+    pub tls: Option<Arc<TlsClientConfig>>,
 }
 
 /// Where messages go: the tool's `/queue/NAME` or `/topic/NAME` syntax, split.

@@ -49,6 +49,7 @@ impl Transport for OpenWire {
             password: opts.password.clone(),
             client_id: opts.client_id.clone(),
             text: false,
+            tls: opts.tls.clone(),
             ..OpenWireOptions::default()
         };
         Ok(OpenWire {

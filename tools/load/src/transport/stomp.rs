@@ -46,6 +46,7 @@ impl Transport for Stomp {
             login: opts.user.clone(),
             passcode: opts.password.clone(),
             client_id: opts.client_id.clone(),
+            tls: opts.tls.clone(),
             ..ClientOptions::default()
         };
         Ok(Stomp {

@@ -66,15 +66,44 @@ pub struct Tandem {
     child: Child,
     dir: tempfile::TempDir,
     pub port: u16,
+    /// [`Tandem::start_tls`]: an `auto+ssl` connector (STOMP or OpenWire in TLS) with
+    /// `tests/fixtures/tls/server.pem` (names `localhost` and `127.0.0.1`).
+    pub tls_port: Option<u16>,
+}
+
+/// A file of `tests/fixtures/tls` (test-only certificates, see its README).
+pub fn tls_fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/tls/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
 impl Tandem {
     pub fn start() -> Tandem {
+        Tandem::start_with(false)
+    }
+
+    /// As [`Tandem::start`], plus a TLS connector on `tls_port`.
+    pub fn start_tls() -> Tandem {
+        Tandem::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Tandem {
         let dir = tempfile::Builder::new()
             .prefix("tandem-load-itest-")
             .tempdir()
             .expect("tempdir");
         let port = free_port();
+        let tls_port = tls.then(free_port);
+        let (tls_connector, tls_files) = match tls_port {
+            Some(p) => (
+                format!(r#"<transportConnector name="tls" uri="auto+ssl://127.0.0.1:{p}"/>"#),
+                format!(
+                    r#" tlsCertificate="{}" tlsPrivateKey="{}""#,
+                    tls_fixture("server.pem"),
+                    tls_fixture("server.key")
+                ),
+            ),
+            None => (String::new(), String::new()),
+        };
         let data = dir.path().join("data");
         fs::create_dir_all(&data).expect("data dir");
         let config = dir.path().join("broker.xml");
@@ -85,10 +114,11 @@ impl Tandem {
 <broker xmlns="http://activemq.apache.org/schema/core" brokerName="load-itest" dataDirectory="{data}" persistent="true">
   <transportConnectors>
     <transportConnector name="stomp" uri="stomp://127.0.0.1:{port}"/>
+    {tls_connector}
   </transportConnectors>
   <persistenceAdapter><kahaDB journalMaxFileLength="8 mb"/></persistenceAdapter>
   <systemUsage><systemUsage><memoryUsage><memoryUsage limit="32 mb"/></memoryUsage></systemUsage></systemUsage>
-  <tandem shards="2" pinCores="false"/>
+  <tandem shards="2" pinCores="false"{tls_files}/>
 </broker>
 "#,
                 data = data.display()
@@ -107,7 +137,12 @@ impl Tandem {
             .stderr(log)
             .spawn()
             .expect("spawn tandem");
-        let mut b = Tandem { child, dir, port };
+        let mut b = Tandem {
+            child,
+            dir,
+            port,
+            tls_port,
+        };
         let url = b.url();
         let ready = poll_until(START_TIMEOUT, || {
             tandem::client::Client::connect(&url, Default::default()).is_ok()
