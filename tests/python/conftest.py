@@ -4,11 +4,18 @@
 * `poll_until(t, f)`   call `f` until it returns something truthy, or fail after `t` s.
 * `Broker`             one `tandem` process: its own config, ports and data dir;
                        `kill9()`, `stop()`, `start()`, `restart()`; stderr in a log file
-                       that is printed when the test fails.
+                       that is printed when the test fails. Extra connectors
+                       (`connectors={"tls": "stomp+ssl://127.0.0.1:{port}"}`, each on its own
+                       free port: `broker.address("tls")`), attributes on `<tandem>`
+                       (`tandem_attrs`) and elements (`extra_xml`) are arguments.
 * `Client`             a stomp.py connection plus a `Collector` listener; every wait in it
                        is bounded and fails early (with the frame) if the broker sent ERROR.
+                       `connector=` picks the broker's connector, `ssl=` is passed to
+                       stomp.py's `set_ssl` (ca_certs, cert_file, key_file).
 
-Fixtures: `broker` (a started default broker) and `broker_factory` (make your own).
+Fixtures: `broker` (a started default broker), `broker_factory` (make your own) and
+`tls_files` (a test CA, a broker certificate for 127.0.0.1 and client certificates, made
+once per session with the `openssl` CLI).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from ssl import SSLSocket
 from xml.sax.saxutils import quoteattr
 
 import pytest
@@ -71,17 +79,30 @@ class Broker:
     """One tandem process. Ports and data dir stay fixed across restarts."""
 
     def __init__(self, workdir: Path, shards: int = 2, memory_limit: str = "64 mb",
-                 users: list[tuple[str, str, str]] | None = None, extra_xml: str = ""):
+                 users: list[tuple[str, str, str]] | None = None, extra_xml: str = "",
+                 connectors: dict[str, str] | None = None,
+                 tandem_attrs: dict[str, str] | None = None):
+        """`connectors`: name -> URI with a `{port}` placeholder, added after the plain
+        `stomp` connector, each on its own free port (fixed across restarts).
+        `tandem_attrs`: more attributes on `<tandem>`. `extra_xml`: more children of
+        `<broker>`. Relative paths in the config resolve against `workdir`."""
         self.workdir = workdir
         self.data_dir = workdir / "data"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
+        self.ports = {"stomp": self.port}
+        self.uris = {"stomp": f"stomp://127.0.0.1:{self.port}"}
+        for name, uri in (connectors or {}).items():
+            assert name not in self.ports, f"connector name {name!r} used twice"
+            self.ports[name] = free_port()
+            self.uris[name] = uri.format(port=self.ports[name])
         self.config_path = workdir / "broker.xml"
         self.log_path = workdir / "broker.log"
         self.proc: subprocess.Popen | None = None
-        self.config_path.write_text(self._config(shards, memory_limit, users, extra_xml))
+        self.config_path.write_text(
+            self._config(shards, memory_limit, users, extra_xml, tandem_attrs or {}))
 
-    def _config(self, shards, memory_limit, users, extra_xml) -> str:
+    def _config(self, shards, memory_limit, users, extra_xml, tandem_attrs) -> str:
         plugins = ""
         if users is not None:
             rows = "\n".join(
@@ -89,17 +110,21 @@ class Broker:
                 f" groups={quoteattr(g)}/>" for (u, p, g) in users)
             plugins = (f"  <plugins>\n    <simpleAuthenticationPlugin>\n      <users>\n{rows}\n"
                        f"      </users>\n    </simpleAuthenticationPlugin>\n  </plugins>\n")
+        connectors = "\n".join(
+            f"    <transportConnector name={quoteattr(name)} uri={quoteattr(uri)}/>"
+            for name, uri in self.uris.items())
+        attrs = "".join(f" {k}={quoteattr(v)}" for k, v in tandem_attrs.items())
         return f"""<?xml version="1.0" encoding="UTF-8"?>
 <broker xmlns="http://activemq.apache.org/schema/core" brokerName="pytest"
         dataDirectory={quoteattr(str(self.data_dir))} persistent="true">
   <transportConnectors>
-    <transportConnector name="stomp" uri="stomp://127.0.0.1:{self.port}"/>
+{connectors}
   </transportConnectors>
   <persistenceAdapter><kahaDB journalMaxFileLength="4 mb"/></persistenceAdapter>
   <systemUsage><systemUsage><memoryUsage>
     <memoryUsage limit={quoteattr(memory_limit)}/>
   </memoryUsage></systemUsage></systemUsage>
-{plugins}  <tandem shards="{shards}" pinCores="false"/>
+{plugins}  <tandem shards="{shards}" pinCores="false"{attrs}/>
 {extra_xml}
 </broker>
 """
@@ -107,6 +132,9 @@ class Broker:
     @property
     def host_and_port(self):
         return ("127.0.0.1", self.port)
+
+    def address(self, connector: str = "stomp"):
+        return ("127.0.0.1", self.ports[connector])
 
     def start(self) -> "Broker":
         assert self.proc is None or self.proc.poll() is not None, "broker already running"
@@ -119,31 +147,32 @@ class Broker:
         # io_uring rings asynchronously). Starting now would race it (EADDRINUSE) and our
         # readiness probe would be accepted by the dying socket, so wait until it is gone.
         # test_restart.py checks the SIGTERM case separately.
-        poll_until(STOP_TIMEOUT_S, self.port_closed, f"port {self.port} to be released")
+        poll_until(STOP_TIMEOUT_S, self.ports_closed, f"ports {self.ports} to be released")
         with open(self.log_path, "ab") as log:
             log.write(f"==== start {time.strftime('%H:%M:%S')} ====\n".encode())
             log.flush()
             self.proc = subprocess.Popen(
                 [str(binary), "--config", str(self.config_path), "--data-dir", str(self.data_dir)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=self.workdir)
-        poll_until(START_TIMEOUT_S, self._accepting, f"broker to listen on {self.port}")
+        for port in self.ports.values():   # a TCP connect, closed at once (no TLS, no STOMP)
+            poll_until(START_TIMEOUT_S, lambda: self._accepting(port),
+                       f"broker to listen on {port}")
         return self
 
-    def _accepting(self) -> bool:
+    def _accepting(self, port: int) -> bool:
         if self.proc.poll() is not None:
             pytest.fail(f"broker exited with {self.proc.returncode} during start:\n{self.log()}")
-        try:
-            with socket.create_connection(self.host_and_port, timeout=1):
-                return True
-        except OSError:
-            return False
+        return not self.port_closed(port)
 
-    def port_closed(self) -> bool:
+    def port_closed(self, port: int | None = None) -> bool:
         try:
-            with socket.create_connection(self.host_and_port, timeout=1):
+            with socket.create_connection(("127.0.0.1", port or self.port), timeout=1):
                 return False
         except OSError:
             return True
+
+    def ports_closed(self) -> bool:
+        return all(self.port_closed(p) for p in self.ports.values())
 
     def kill9(self):
         """kill -9: no shutdown code runs."""
@@ -204,6 +233,79 @@ def broker_factory(tmp_path, request):
 @pytest.fixture
 def broker(broker_factory) -> Broker:
     return broker_factory()
+
+
+# ---------------------------------------------------------------------------- TLS material
+
+OPENSSL_TIMEOUT_S = 60.0
+
+
+class TlsFiles:
+    """Paths of the PEM files `tls_files` makes (README "Making a test CA and stores")."""
+
+    def __init__(self, d: Path):
+        self.dir = d
+        self.ca = d / "ca.pem"                      # the CA the broker and the clients trust
+        self.broker_cert = d / "broker.pem"         # CN=broker, SAN DNS:localhost,IP:127.0.0.1
+        self.broker_key = d / "broker.key"
+        self.client_cert = d / "app.pem"            # CN=app, clientAuth, signed by ca.pem
+        self.client_key = d / "app.key"
+        self.foreign_ca = d / "foreign-ca.pem"      # a CA nobody trusts
+        self.foreign_cert = d / "foreign-app.pem"   # CN=app, clientAuth, signed by foreign-ca
+        self.foreign_key = d / "foreign-app.key"
+        self.broker_p12 = d / "broker.p12"          # broker.pem + key + ca.pem, PKCS12
+        self.p12_password = "changeit"
+
+    def pem_attrs(self) -> dict[str, str]:
+        """`<tandem>` attributes: the broker's identity, and the CA to check clients with."""
+        return {"tlsCertificate": str(self.broker_cert), "tlsPrivateKey": str(self.broker_key),
+                "tlsTrustedCa": str(self.ca)}
+
+    def ssl_context_xml(self) -> str:
+        """`<sslContext>` with the PKCS12 key store only: the broker's identity, no trust
+        store. (An `openssl pkcs12 -export -nokeys` store lacks Java's trusted-certificate
+        attribute, so Tandem, like Java, finds nothing to trust in it; the README makes
+        trust.p12 with keytool.)"""
+        return (f"  <sslContext>\n    <sslContext keyStore={quoteattr(str(self.broker_p12))}"
+                f" keyStorePassword={quoteattr(self.p12_password)}/>\n  </sslContext>")
+
+
+def openssl(cwd: Path, *args: str) -> None:
+    r = subprocess.run(["openssl", *args], cwd=cwd, stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=OPENSSL_TIMEOUT_S)
+    if r.returncode != 0:
+        pytest.fail(f"openssl {' '.join(args)} exited with {r.returncode}:\n{r.stderr}")
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory) -> TlsFiles:
+    """Two CAs (ours and a foreign one), the broker's certificate and client certificates,
+    made with the openssl CLI as README.md's TLS section does."""
+    d = tmp_path_factory.mktemp("tls")
+    (d / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    (d / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+
+    def ca(name, cn):
+        openssl(d, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "365",
+                "-subj", f"/CN={cn}", "-keyout", f"{name}.key", "-out", f"{name}.pem")
+
+    def signed(name, cn, ca_name, ext):
+        openssl(d, "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}",
+                "-keyout", f"{name}.key", "-out", f"{name}.csr")
+        openssl(d, "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca_name}.pem",
+                "-CAkey", f"{ca_name}.key", "-CAcreateserial", "-days", "365",
+                "-extfile", ext, "-out", f"{name}.pem")
+
+    ca("ca", "Tandem test CA")
+    signed("broker", "broker", "ca", "san.ext")
+    signed("app", "app", "ca", "client.ext")
+    ca("foreign-ca", "Foreign test CA")
+    signed("foreign-app", "app", "foreign-ca", "client.ext")
+    files = TlsFiles(d)
+    openssl(d, "pkcs12", "-export", "-in", "broker.pem", "-inkey", "broker.key",
+            "-certfile", "ca.pem", "-name", "broker", "-out", files.broker_p12.name,
+            "-passout", f"pass:{files.p12_password}")
+    return files
 
 
 # ---------------------------------------------------------------------------- client
@@ -272,14 +374,19 @@ class Client:
     """A stomp.py connection with bounded waits. Messages are consumed with take()."""
 
     def __init__(self, broker: Broker, version: str = "1.2", auto_decode: bool = True,
-                 heartbeats=(0, 0)):
+                 heartbeats=(0, 0), connector: str = "stomp", ssl: dict | None = None):
         self.version = version
         cls = CONNECTION_CLASSES[version]
-        kwargs = dict(host_and_ports=[broker.host_and_port], reconnect_attempts_max=1,
-                      auto_decode=auto_decode)
+        address = broker.address(connector)
+        # timeout bounds the TCP connect and the TLS handshake (stomp.py then switches the
+        # socket to blocking, or to non-blocking with a selector for TLS).
+        kwargs = dict(host_and_ports=[address], reconnect_attempts_max=1,
+                      auto_decode=auto_decode, timeout=WAIT_S)
         if version != "1.0":
             kwargs["heartbeats"] = heartbeats
         self.conn = cls(**kwargs)
+        if ssl is not None:
+            self.conn.set_ssl(for_hosts=[address], **ssl)
         self.col = Collector()
         self.conn.set_listener("collector", self.col)
         self.cursor = 0  # messages before this index were returned by take()
@@ -305,7 +412,29 @@ class Client:
 
     def close(self):
         """Drop the socket without DISCONNECT (as a crashed client would)."""
-        self.conn.transport.disconnect_socket()
+        sock = self.conn.transport.socket
+        if not isinstance(sock, SSLSocket):
+            self.conn.transport.disconnect_socket()
+            return
+        # stomp.py closes TLS with SSLSocket.unwrap() on a blocking socket: it waits without
+        # a bound for the broker's close_notify (or EOF). Cut the TCP connection if neither
+        # has come within WAIT_S, and fail.
+        cut = threading.Event()
+
+        def watchdog():
+            cut.set()
+            try:
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
+                pass
+        timer = threading.Timer(WAIT_S, watchdog)
+        timer.start()
+        try:
+            self.conn.transport.disconnect_socket()
+        finally:
+            timer.cancel()
+        if cut.is_set():
+            pytest.fail(f"TLS close: no close_notify or EOF from the broker within {WAIT_S}s")
 
     def wait_closed_by_broker(self):
         return self.col.wait(lambda: self.col.disconnected, "the broker to close the connection",
@@ -421,12 +550,14 @@ class Client:
 @pytest.fixture
 def connect():
     """connect(broker, version='1.2', login=None, passcode=None, auto_decode=True,
-    **connect_headers) -> a connected Client, closed at teardown."""
+    connector='stomp', ssl=None, **connect_headers) -> a connected Client, closed at
+    teardown."""
     clients: list[Client] = []
 
     def make(broker: Broker, version="1.2", login=None, passcode=None, auto_decode=True,
-             **headers) -> Client:
-        c = Client(broker, version=version, auto_decode=auto_decode)
+             connector="stomp", ssl=None, **headers) -> Client:
+        c = Client(broker, version=version, auto_decode=auto_decode, connector=connector,
+                   ssl=ssl)
         clients.append(c)
         c.connect(login, passcode, **headers)
         return c
