@@ -148,7 +148,7 @@ fn load_identity(identity: &TlsIdentity) -> Result<Identity, TlsError> {
             password,
             key_password,
         } => {
-            let store = read_pkcs12(path, &password.0)?;
+            let store = read_pkcs12(path, &password.0, Pkcs12Use::KeyStore)?;
             let Some((alias, entry)) = store.private_key_chain() else {
                 return Err(file_error(path, "the key store holds no private key entry"));
             };
@@ -196,15 +196,16 @@ fn load_trust(trust: &TlsTrust) -> Result<RootCertStore, TlsError> {
     let (certificates, path) = match trust {
         TlsTrust::Pem { ca } => (read_pem_certificates(ca)?, ca),
         TlsTrust::Pkcs12 { path, password } => {
-            let store = read_pkcs12(path, &password.0)?;
+            let store = read_pkcs12(path, &password.0, Pkcs12Use::TrustStore)?;
             let mut certificates = Vec::new();
             for (_, entry) in store.entries() {
                 match entry {
                     p12_keystore::KeyStoreEntry::Certificate(c) => {
                         certificates.push(CertificateDer::from(c.as_der().to_vec()))
                     }
-                    // A store with a key entry used as a trust store: trust its chain's
-                    // top (what a self-signed single-store setup means).
+                    // Read raw, a key's certificates are entries of their own (a key
+                    // store used as a trust store trusts them); a linked chain, should
+                    // one appear, counts by its top.
                     p12_keystore::KeyStoreEntry::PrivateKeyChain(chain) => {
                         if let Some(last) = chain.certs().last() {
                             certificates.push(CertificateDer::from(last.as_der().to_vec()))
@@ -242,7 +243,22 @@ fn read_pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, Tl
     Ok(certificates)
 }
 
-fn read_pkcs12(path: &Path, password: &str) -> Result<p12_keystore::KeyStore, TlsError> {
+/// How a PKCS12 file is read.
+#[derive(Clone, Copy)]
+enum Pkcs12Use {
+    /// Keys linked with their certificate chains.
+    KeyStore,
+    /// Every certificate on its own, whether or not keytool marked it trusted: a
+    /// trust store made by `openssl pkcs12 -export -nokeys` carries no such mark, and
+    /// the operator named the file as what to trust.
+    TrustStore,
+}
+
+fn read_pkcs12(
+    path: &Path,
+    password: &str,
+    usage: Pkcs12Use,
+) -> Result<p12_keystore::KeyStore, TlsError> {
     let bytes = std::fs::read(path).map_err(|e| file_error(path, e.to_string()))?;
     if bytes.starts_with(&[0xFE, 0xED, 0xFE, 0xED]) || bytes.starts_with(&[0xCE, 0xCE, 0xCE, 0xCE])
     {
@@ -251,13 +267,16 @@ fn read_pkcs12(path: &Path, password: &str) -> Result<p12_keystore::KeyStore, Tl
             "a JKS/JCEKS store; convert it: keytool -importkeystore -srckeystore FILE -srcstoretype JKS -destkeystore FILE.p12 -deststoretype PKCS12",
         ));
     }
-    p12_keystore::KeyStore::from_pkcs12(&bytes, password, p12_keystore::Pkcs12ImportPolicy::Relaxed)
-        .map_err(|e| {
-            file_error(
-                path,
-                format!("cannot open the PKCS12 store (wrong password, or not PKCS12): {e}"),
-            )
-        })
+    let policy = match usage {
+        Pkcs12Use::KeyStore => p12_keystore::Pkcs12ImportPolicy::Relaxed,
+        Pkcs12Use::TrustStore => p12_keystore::Pkcs12ImportPolicy::Raw,
+    };
+    p12_keystore::KeyStore::from_pkcs12(&bytes, password, policy).map_err(|e| {
+        file_error(
+            path,
+            format!("cannot open the PKCS12 store (wrong password, or not PKCS12): {e}"),
+        )
+    })
 }
 
 fn pem_reason(e: &rustls_pki_types::pem::Error) -> String {
