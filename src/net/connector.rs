@@ -230,6 +230,11 @@ pub async fn serve_connector(listener: Listener, router: Router, policy: Arc<Con
                     drop(admitted);
                 });
             }
+            // The listener was shut down (the node is stopping): accept() says EINVAL.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                tracing::debug!(connector = %policy.name, "listener closed; accept loop ends");
+                return;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
                 sleep(ACCEPT_BACKOFF).await;
