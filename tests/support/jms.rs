@@ -7,7 +7,8 @@
 //!   [`PROBE_TIMEOUT`]) and returns its [`ProbeOutput`]: the parsed lines, exit status
 //!   and stderr. [`spawn_probe`] runs one in the background ([`RunningProbe`]): wait for
 //!   a line (`READY`, `SENT seq=249`, `PAUSED`), then [`RunningProbe::finish`] or
-//!   [`RunningProbe::kill`].
+//!   [`RunningProbe::kill`]. [`probe_with`] and [`spawn_probe_with`] give the JVM
+//!   options too (e.g. `-Djavax.net.ssl.trustStore=...` for an `ssl://` URL).
 //! * [`Line`], [`Recv`] — a parsed `WORD key=value ...` line and a `RECV` line.
 //! * [`ActiveMq`] — a real ActiveMQ broker (`tools/activemq run`) on free ports, in its
 //!   own temp dir, killed on drop; [`ActiveMqPair`] — two of them on one KahaDB
@@ -346,14 +347,20 @@ pub struct RunningProbe {
     started: Instant,
 }
 
-/// The `java ... JmsProbe COMMAND --url URL ARGS` command.
-fn probe_command<S: AsRef<str>>(url: &str, command: &str, args: &[S]) -> (Command, String) {
+/// The `java JVM_OPTIONS ... JmsProbe COMMAND --url URL ARGS` command.
+fn probe_command<S: AsRef<str>>(
+    jvm: &[String],
+    url: &str,
+    command: &str,
+    args: &[S],
+) -> (Command, String) {
     let args: Vec<&str> = args.iter().map(|a| a.as_ref()).collect();
     let java = java();
     let mut cmd = Command::new("java");
     cmd.arg("-XX:+UseSerialGC")
         .arg("-XX:TieredStopAtLevel=1")
         .arg("-Xmx256m")
+        .args(jvm)
         .arg("-cp")
         .arg(format!("{}:{}", java.classes.display(), java.classpath))
         .arg("JmsProbe")
@@ -364,12 +371,27 @@ fn probe_command<S: AsRef<str>>(url: &str, command: &str, args: &[S]) -> (Comman
         .arg(url)
         .args(&args);
     let what = format!("JmsProbe {command} --url {url} {}", args.join(" "));
+    let what = match jvm.is_empty() {
+        true => what,
+        false => format!("java {} {what}", jvm.join(" ")),
+    };
     (cmd, what)
 }
 
 /// Starts a probe; its output is collected as it comes.
 pub fn spawn_probe<S: AsRef<str>>(url: &str, command: &str, args: &[S]) -> RunningProbe {
-    let (mut cmd, what) = probe_command(url, command, args);
+    spawn_probe_with(&[], url, command, args)
+}
+
+/// [`spawn_probe`] with JVM options on the `java` command line (before the class
+/// name), e.g. `-Djavax.net.ssl.trustStore=trust.p12`.
+pub fn spawn_probe_with<S: AsRef<str>>(
+    jvm: &[String],
+    url: &str,
+    command: &str,
+    args: &[S],
+) -> RunningProbe {
+    let (mut cmd, what) = probe_command(jvm, url, command, args);
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -405,6 +427,16 @@ pub fn spawn_probe<S: AsRef<str>>(url: &str, command: &str, args: &[S]) -> Runni
 /// Runs a probe to completion (bounded by [`PROBE_TIMEOUT`]).
 pub fn probe<S: AsRef<str>>(url: &str, command: &str, args: &[S]) -> ProbeOutput {
     spawn_probe(url, command, args).finish(PROBE_TIMEOUT)
+}
+
+/// [`probe`] with JVM options (see [`spawn_probe_with`]).
+pub fn probe_with<S: AsRef<str>>(
+    jvm: &[String],
+    url: &str,
+    command: &str,
+    args: &[S],
+) -> ProbeOutput {
+    spawn_probe_with(jvm, url, command, args).finish(PROBE_TIMEOUT)
 }
 
 impl RunningProbe {
@@ -546,6 +578,10 @@ pub trait JmsPairTarget {
     /// `--user`/`--password` every client must give, if the brokers require a login.
     fn login(&self) -> Option<(String, String)> {
         None
+    }
+    /// JVM options every client needs (e.g. the trust store for `ssl://` URLs).
+    fn jvm_options(&self) -> Vec<String> {
+        Vec::new()
     }
 }
 

@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::jms::{
-    probe, spawn_probe, with_options, JmsPairTarget, JmsTarget, ProbeOutput, Recv, RunningProbe,
-    NO_REDELIVERY_DELAY, PROBE_TIMEOUT,
+    probe, spawn_probe, spawn_probe_with, with_options, JmsPairTarget, JmsTarget, ProbeOutput,
+    Recv, RunningProbe, NO_REDELIVERY_DELAY, PROBE_TIMEOUT,
 };
 use super::{encode, poll_until, Stomp};
 
@@ -926,19 +926,41 @@ fn args_with(p: &dyn JmsPairTarget, args: &[&str]) -> Vec<String> {
     v
 }
 
+/// A probe on the pair's failover URL, with its login and JVM options, started.
+fn pair_spawn(p: &dyn JmsPairTarget, command: &str, args: &[&str]) -> RunningProbe {
+    spawn_probe_with(
+        &p.jvm_options(),
+        &p.failover_url(),
+        command,
+        &args_with(p, args),
+    )
+}
+
+/// [`pair_spawn`] run to completion (bounded by [`PROBE_TIMEOUT`]).
+fn pair_probe(p: &dyn JmsPairTarget, command: &str, args: &[&str]) -> ProbeOutput {
+    pair_spawn(p, command, args).finish(PROBE_TIMEOUT)
+}
+
+/// [`drain`] through the pair's failover URL.
+#[track_caller]
+fn pair_drain(p: &dyn JmsPairTarget, dest: &str) -> ProbeOutput {
+    pair_probe(
+        p,
+        "recv",
+        &["--dest", dest, "--drain", "--timeout-ms", "1000"],
+    )
+    .assert_ok()
+}
+
 /// The failover producer of S1/S2: `total` persistent messages, 8 ms apart; the master
 /// is killed 1 s after the `half`-th send was confirmed, while the producer is still
 /// sending. Returns the producer's output (every seq confirmed, in order).
 fn produce_across_kill(p: &dyn JmsPairTarget, dest: &str, total: i64) -> ProbeOutput {
-    let url = p.failover_url();
     let count = total.to_string();
-    let mut producer = spawn_probe(
-        &url,
+    let mut producer = pair_spawn(
+        p,
         "send",
-        &args_with(
-            p,
-            &["--dest", dest, "--count", &count, "--interval-ms", "8"],
-        ),
+        &["--dest", dest, "--count", &count, "--interval-ms", "8"],
     );
     let half = total / 2 - 1;
     producer.wait_line(PROBE_TIMEOUT, |l| {
@@ -977,20 +999,17 @@ fn assert_exact_sequence(out: &ProbeOutput, total: i64) {
 pub fn queue_failover(p: &dyn JmsPairTarget) {
     let total = 500;
     produce_across_kill(p, "queue:s1", total);
-    let out = probe(
-        &p.failover_url(),
+    let out = pair_probe(
+        p,
         "recv",
-        &args_with(
-            p,
-            &[
-                "--dest",
-                "queue:s1",
-                "--count",
-                "500",
-                "--then-none-ms",
-                "1000",
-            ],
-        ),
+        &[
+            "--dest",
+            "queue:s1",
+            "--count",
+            "500",
+            "--then-none-ms",
+            "1000",
+        ],
     )
     .assert_ok();
     assert_exact_sequence(&out, total);
@@ -1000,11 +1019,10 @@ pub fn queue_failover(p: &dyn JmsPairTarget) {
 /// registered before the load and consuming after the takeover.
 pub fn durable_failover(p: &dyn JmsPairTarget) {
     let total = 500;
-    let url = p.failover_url();
     let sub = ["--client-id", "s2-client", "--durable", "s2-sub"];
     let mut reg: Vec<&str> = vec!["--dest", "topic:s2", "--count", "0"];
     reg.extend_from_slice(&sub);
-    probe(&url, "recv", &args_with(p, &reg)).assert_ok();
+    pair_probe(p, "recv", &reg).assert_ok();
     produce_across_kill(p, "topic:s2", total);
     let mut args: Vec<&str> = vec![
         "--dest",
@@ -1015,7 +1033,7 @@ pub fn durable_failover(p: &dyn JmsPairTarget) {
         "1000",
     ];
     args.extend_from_slice(&sub);
-    let out = probe(&url, "recv", &args_with(p, &args)).assert_ok();
+    let out = pair_probe(p, "recv", &args).assert_ok();
     assert_exact_sequence(&out, total);
 }
 
@@ -1024,31 +1042,27 @@ pub fn durable_failover(p: &dyn JmsPairTarget) {
 /// once and whole; a batch whose commit failed (in doubt) is delivered whole or not at
 /// all.
 pub fn transacted_failover(p: &dyn JmsPairTarget) {
-    let url = p.failover_url();
     let dir = tempfile::tempdir().expect("tempdir");
     let resume = dir.path().join("resume");
     let resume_s = resume.display().to_string();
-    let mut producer = spawn_probe(
-        &url,
+    let mut producer = pair_spawn(
+        p,
         "send",
-        &args_with(
-            p,
-            &[
-                "--dest",
-                "queue:s7",
-                "--count",
-                "200",
-                "--tx",
-                "commit",
-                "--batch",
-                "20",
-                "--tolerate-commit-failure",
-                "--pause-at",
-                "100",
-                "--resume-file",
-                &resume_s,
-            ],
-        ),
+        &[
+            "--dest",
+            "queue:s7",
+            "--count",
+            "200",
+            "--tx",
+            "commit",
+            "--batch",
+            "20",
+            "--tolerate-commit-failure",
+            "--pause-at",
+            "100",
+            "--resume-file",
+            &resume_s,
+        ],
     );
     producer.wait_word("PAUSED", PROBE_TIMEOUT);
     p.kill_master();
@@ -1067,7 +1081,7 @@ pub fn transacted_failover(p: &dyn JmsPairTarget) {
         out.dump()
     );
 
-    let got = drain(&url, "queue:s7", &as_strs(&login_args(p)));
+    let got = pair_drain(p, "queue:s7");
     let mut per_batch: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
     for r in got.recvs() {
         per_batch.entry(r.seq / 20).or_default().push(r.seq);
@@ -1108,16 +1122,9 @@ pub enum UnflaggedDuplicates {
 /// consumers (AUTO ack) through the failover URL: every confirmed message is consumed,
 /// and (`Forbidden`) none is delivered twice without the redelivered flag.
 pub fn load_failover(p: &dyn JmsPairTarget, duplicates: UnflaggedDuplicates) {
-    let url = p.failover_url();
     let q = "queue:g7";
     let mut consumers: Vec<_> = (0..2)
-        .map(|_| {
-            spawn_probe(
-                &url,
-                "recv",
-                &args_with(p, &["--dest", q, "--drain", "--timeout-ms", "3000"]),
-            )
-        })
+        .map(|_| pair_spawn(p, "recv", &["--dest", q, "--drain", "--timeout-ms", "3000"]))
         .collect();
     for c in &mut consumers {
         c.wait_word("READY", READY_TIMEOUT);
@@ -1125,22 +1132,19 @@ pub fn load_failover(p: &dyn JmsPairTarget, duplicates: UnflaggedDuplicates) {
     let mut producers: Vec<_> = [0, 10_000]
         .iter()
         .map(|start| {
-            spawn_probe(
-                &url,
+            pair_spawn(
+                p,
                 "send",
-                &args_with(
-                    p,
-                    &[
-                        "--dest",
-                        q,
-                        "--start",
-                        &start.to_string(),
-                        "--count",
-                        "250",
-                        "--interval-ms",
-                        "4",
-                    ],
-                ),
+                &[
+                    "--dest",
+                    q,
+                    "--start",
+                    &start.to_string(),
+                    "--count",
+                    "250",
+                    "--interval-ms",
+                    "4",
+                ],
             )
         })
         .collect();
@@ -1159,7 +1163,7 @@ pub fn load_failover(p: &dyn JmsPairTarget, duplicates: UnflaggedDuplicates) {
         deliveries.extend(c.finish(PROBE_TIMEOUT).assert_ok().recvs());
     }
     // Whatever a consumer left behind (one may have given up during the takeover gap).
-    deliveries.extend(drain(&url, q, &as_strs(&login_args(p))).recvs());
+    deliveries.extend(pair_drain(p, q).recvs());
 
     let mut unflagged: BTreeMap<i64, usize> = BTreeMap::new();
     let mut seen = BTreeSet::new();

@@ -16,6 +16,8 @@
 //! * [`jms`] — the real ActiveMQ JMS client (Java probes in `tests/java`) and a real
 //!   ActiveMQ Classic broker; [`jms_cases`] — the JMS tests both brokers must pass
 //!   (`tests/jms_activemq.rs`, `tests/jms_tandem.rs`).
+//! * [`tls`] — a test CA and stores made with `openssl`/`keytool`, and `openssl
+//!   s_client` as a STOMP client (`tests/tls.rs`).
 //!
 //! No bare sleeps: every wait is a bounded poll on something observable.
 
@@ -29,6 +31,7 @@ pub mod pair;
 pub mod partition;
 pub mod safety;
 pub mod stomp_py;
+pub mod tls;
 
 use std::collections::HashSet;
 use std::fs;
@@ -203,6 +206,12 @@ pub struct BrokerOpts {
     pub replication_secret: Option<String>,
     /// More `<tandem>` attributes, written as is (e.g. `maxTransactionSize="1 mb"`).
     pub tandem_extra: Option<String>,
+    /// More transport connector URIs, written as is after the STOMP and OpenWire ones
+    /// (e.g. `ssl://127.0.0.1:P?needClientAuth=true`); see [`ConfigXml::connectors`]
+    /// for their names.
+    pub extra_connectors: Vec<String>,
+    /// More `<broker>` children, written as is (e.g. an `<sslContext>` element).
+    pub broker_xml: Option<String>,
 }
 
 impl Default for BrokerOpts {
@@ -229,6 +238,8 @@ impl Default for BrokerOpts {
             max_connections: None,
             replication_secret: None,
             tandem_extra: None,
+            extra_connectors: Vec::new(),
+            broker_xml: None,
         }
     }
 }
@@ -268,10 +279,12 @@ pub fn config_xml(opts: &BrokerOpts, port: u16, data_dir: &Path) -> String {
     if let Some(p) = opts.openwire_port {
         connectors.push(format!("tcp://127.0.0.1:{p}"));
     }
+    connectors.extend(opts.extra_connectors.iter().cloned());
     ConfigXml {
         name: "itest",
         data_dir,
         broker_attrs: String::new(),
+        children: opts.broker_xml.clone().unwrap_or_default(),
         connectors,
         segment: &opts.segment_size,
         memory: &opts.memory_limit,
@@ -298,7 +311,11 @@ pub struct ConfigXml<'a> {
     pub data_dir: &'a Path,
     /// Extra `<broker>` attributes, each with its leading space.
     pub broker_attrs: String,
-    /// Transport connector URIs, named `stomp` and `openwire` by scheme.
+    /// Extra `<broker>` children (e.g. `<sslContext>`), written first, as is; or empty.
+    pub children: String,
+    /// Transport connector URIs. Names: `stomp` for `stomp://`, `openwire` for
+    /// `tcp://`, the scheme for any other (`ssl`, `stomp+ssl`, ...); `-2`, `-3`... is
+    /// appended to a name already taken (the broker refuses a name used twice).
     pub connectors: Vec<String>,
     /// `journalMaxFileLength`.
     pub segment: &'a str,
@@ -316,15 +333,27 @@ pub struct ConfigXml<'a> {
 
 impl ConfigXml<'_> {
     pub fn render(&self) -> String {
+        let mut names: Vec<String> = Vec::new();
         let connectors: String = self
             .connectors
             .iter()
             .map(|uri| {
-                let name = if uri.starts_with("stomp") {
-                    "stomp"
-                } else {
-                    "openwire"
+                let scheme = uri.split_once("://").map_or(uri.as_str(), |(s, _)| s);
+                let base = match scheme {
+                    "stomp" => "stomp",
+                    "tcp" => "openwire",
+                    other => other,
                 };
+                let name = (1..)
+                    .map(|n| match n {
+                        1 => base.to_string(),
+                        n => format!("{base}-{n}"),
+                    })
+                    .find(|n| !names.contains(n))
+                    .expect("a free connector name");
+                names.push(name.clone());
+                // `&` is the one URI character XML attributes need escaped.
+                let uri = uri.replace('&', "&amp;");
                 format!("    <transportConnector name=\"{name}\" uri=\"{uri}\"/>\n")
             })
             .collect();
@@ -336,7 +365,7 @@ impl ConfigXml<'_> {
         format!(
             r#"<?xml version="1.0" encoding="UTF-8"?>
 <broker xmlns="http://activemq.apache.org/schema/core" brokerName="{name}" dataDirectory="{data}" persistent="true"{broker_attrs}>
-  <transportConnectors>
+{children}  <transportConnectors>
 {connectors}  </transportConnectors>
   <persistenceAdapter>
     <kahaDB journalMaxFileLength="{segment}"/>
@@ -354,6 +383,7 @@ impl ConfigXml<'_> {
             name = self.name,
             data = self.data_dir.display(),
             broker_attrs = self.broker_attrs,
+            children = self.children,
             segment = self.segment,
             memory = self.memory,
             plugins = self.plugins,

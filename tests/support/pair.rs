@@ -67,9 +67,12 @@ pub enum LinkStyle {
 /// A slave's link to its master.
 #[derive(Clone, Debug)]
 pub struct MasterLink {
+    /// The URI scheme: `tcp`, or `ssl` for a link that runs TLS (the slave checks the
+    /// master's certificate against its own trust material).
+    pub scheme: String,
     /// The master's address ([`LOOPBACK`] unless it runs in a namespace).
     pub host: IpAddr,
-    /// The master's `tcp://` connector port.
+    /// The master's connector port (its `tcp://` one unless the link runs TLS).
     pub port: u16,
     pub style: LinkStyle,
 }
@@ -122,6 +125,12 @@ pub struct NodeOpts {
     /// pair's key prefix. Both nodes of a pair must name the same; give every test its
     /// own key ([`Witness::for_test`]). `None`: no witness.
     pub witness: Option<Witness>,
+    /// More transport connector URIs, written as is after the `stomp://` and `tcp://`
+    /// ones (e.g. `ssl://127.0.0.1:P`; names as [`ConfigXml::connectors`] says). The
+    /// node's methods know nothing of them (ports, probes).
+    pub extra_connectors: Vec<String>,
+    /// More `<broker>` children, written as is (e.g. an `<sslContext>` element).
+    pub broker_xml: Option<String>,
 }
 
 /// The witness a node's `<tandem>` element names (`witness`, `witnessKey`,
@@ -182,6 +191,8 @@ impl NodeOpts {
             host: None,
             netns: None,
             witness: None,
+            extra_connectors: Vec::new(),
+            broker_xml: None,
         }
     }
 
@@ -193,8 +204,26 @@ impl NodeOpts {
 
     /// These options as a slave of the master whose `tcp://` connector is
     /// `host`:`port`.
-    pub fn slave_of_at(mut self, host: IpAddr, port: u16, style: LinkStyle) -> NodeOpts {
-        self.master = Some(MasterLink { host, port, style });
+    pub fn slave_of_at(self, host: IpAddr, port: u16, style: LinkStyle) -> NodeOpts {
+        self.slave_via("tcp", host, port, style)
+    }
+
+    /// These options as a slave of the master at `scheme://host:port` (`ssl`: the
+    /// link runs TLS; `port` is then the master's `ssl://` connector, one of its
+    /// [`NodeOpts::extra_connectors`]).
+    pub fn slave_via(
+        mut self,
+        scheme: &str,
+        host: IpAddr,
+        port: u16,
+        style: LinkStyle,
+    ) -> NodeOpts {
+        self.master = Some(MasterLink {
+            scheme: scheme.to_string(),
+            host,
+            port,
+            style,
+        });
         self
     }
 
@@ -225,7 +254,11 @@ pub fn node_config_xml(
     let mut broker_attrs = String::new();
     let mut services = String::new();
     if let Some(link) = &opts.master {
-        let uri = format!("tcp://{}", SocketAddr::new(link.host, link.port));
+        let uri = format!(
+            "{}://{}",
+            link.scheme,
+            SocketAddr::new(link.host, link.port)
+        );
         match &link.style {
             LinkStyle::Uri => broker_attrs.push_str(&format!(r#" masterConnectorURI="{uri}""#)),
             LinkStyle::Connector { user, password } => {
@@ -288,10 +321,14 @@ pub fn node_config_xml(
         name: &opts.name,
         data_dir,
         broker_attrs,
-        connectors: vec![
+        children: opts.broker_xml.clone().unwrap_or_default(),
+        connectors: [
             format!("stomp://{}", SocketAddr::new(host, stomp_port)),
             format!("tcp://{}", SocketAddr::new(host, tcp_port)),
-        ],
+        ]
+        .into_iter()
+        .chain(opts.extra_connectors.iter().cloned())
+        .collect(),
         segment: &opts.segment_size,
         memory: &opts.memory_limit,
         store_limit: None,
