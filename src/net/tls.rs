@@ -176,6 +176,16 @@ fn load_identity(identity: &TlsIdentity) -> Result<Identity, TlsError> {
             (Identity { chain, key }, path)
         }
     };
+    // keytool's EC keys lack their public key (see "EC keys without their public key").
+    let identity = match identity.key {
+        PrivateKeyDer::Pkcs8(key) => Identity {
+            key: PrivateKeyDer::Pkcs8(
+                with_ec_public_key(key.secret_pkcs8_der(), &identity.chain[0]).into(),
+            ),
+            chain: identity.chain,
+        },
+        _ => identity,
+    };
     check_validity(path, &identity.chain[0])?;
     // A key that is not the certificate's is otherwise found only by the first client.
     rustls::sign::CertifiedKey::from_der(
@@ -186,7 +196,10 @@ fn load_identity(identity: &TlsIdentity) -> Result<Identity, TlsError> {
     .map_err(|e| {
         file_error(
             path,
-            format!("certificate and private key do not go together: {e}"),
+            format!(
+                "the private key cannot be used with this certificate (not its key, or a \
+                 kind of key this broker cannot use): {e}"
+            ),
         )
     })?;
     Ok(identity)
@@ -313,6 +326,130 @@ fn check_validity(path: &Path, leaf: &CertificateDer<'_>) -> Result<(), TlsError
         ));
     }
     Ok(())
+}
+
+// ---- EC keys without their public key --------------------------------------------
+//
+// The JDK's keytool writes an EC private key as PKCS#8 whose inner ECPrivateKey holds
+// only the version and the secret; ring (rustls's provider here) refuses such a key,
+// it wants the optional public key too. The public key is the certificate's, so it is
+// put back before the key is used. The layouts (DER, RFC 5208 and RFC 5915):
+//
+//   PrivateKeyInfo ::= SEQUENCE {                       -- tag 0x30
+//       version INTEGER, algorithm AlgorithmIdentifier,  -- 0x02, 0x30
+//       privateKey OCTET STRING (an ECPrivateKey),       -- 0x04
+//       attributes [0] ... OPTIONAL }                    -- 0xA0, kept as is
+//   ECPrivateKey ::= SEQUENCE {                          -- 0x30
+//       version INTEGER (1), privateKey OCTET STRING,    -- 0x02, 0x04
+//       parameters [0] EXPLICIT ECParameters OPTIONAL,   -- 0xA0
+//       publicKey  [1] EXPLICIT BIT STRING OPTIONAL }    -- 0xA1 { 0x03 len 0x00 point }
+//
+// Anything else (RSA, Ed25519, an EC key that has its public key, bytes that do not
+// parse) is returned unchanged, and rustls then says what it thinks of it.
+
+/// `pkcs8` with the ECPrivateKey's public key filled in from `certificate` when it is
+/// an EC key without one; otherwise `pkcs8` unchanged.
+fn with_ec_public_key(pkcs8: &[u8], certificate: &CertificateDer<'_>) -> Vec<u8> {
+    ec_key_with_public_key(pkcs8, certificate).unwrap_or_else(|| pkcs8.to_vec())
+}
+
+fn ec_key_with_public_key(pkcs8: &[u8], certificate: &CertificateDer<'_>) -> Option<Vec<u8>> {
+    const SEQUENCE: u8 = 0x30;
+    const OCTET_STRING: u8 = 0x04;
+    const BIT_STRING: u8 = 0x03;
+    const PUBLIC_KEY: u8 = 0xA1;
+    let (tag, body, rest) = der_tlv(pkcs8)?;
+    if tag != SEQUENCE || !rest.is_empty() {
+        return None;
+    }
+    let outer = der_children(body)?;
+    let (key_index, inner) = outer
+        .iter()
+        .enumerate()
+        .find(|(_, (tag, _))| *tag == OCTET_STRING)
+        .map(|(i, (_, value))| (i, *value))?;
+    let (tag, ec_body, rest) = der_tlv(inner)?;
+    if tag != SEQUENCE || !rest.is_empty() {
+        return None;
+    }
+    let ec = der_children(ec_body)?;
+    // An ECPrivateKey: INTEGER 1, then the secret; nothing to do if it has its key.
+    if ec.len() < 2 || ec[0] != (0x02, &[1u8][..]) || ec[1].0 != OCTET_STRING {
+        return None;
+    }
+    if ec.iter().any(|(tag, _)| *tag == PUBLIC_KEY) {
+        return None;
+    }
+    let (_, cert) = x509_parser::parse_x509_certificate(certificate.as_ref()).ok()?;
+    let spki = &cert.public_key().subject_public_key;
+    if spki.unused_bits != 0 {
+        return None;
+    }
+    let mut bits = vec![0u8];
+    bits.extend_from_slice(&spki.data);
+    let mut ec_out = Vec::new();
+    for (tag, value) in &ec {
+        ec_out.extend(der_encode(*tag, value));
+    }
+    ec_out.extend(der_encode(PUBLIC_KEY, &der_encode(BIT_STRING, &bits)));
+    let ec_out = der_encode(SEQUENCE, &ec_out);
+    let mut out = Vec::new();
+    for (i, (tag, value)) in outer.iter().enumerate() {
+        if i == key_index {
+            out.extend(der_encode(OCTET_STRING, &ec_out));
+        } else {
+            out.extend(der_encode(*tag, value));
+        }
+    }
+    Some(der_encode(SEQUENCE, &out))
+}
+
+/// One DER element: (tag, value, what follows). Single-byte tags and definite lengths
+/// only (all these structures use).
+fn der_tlv(bytes: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = bytes.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7F);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        (len, &rest[n..])
+    };
+    if rest.len() < len {
+        return None;
+    }
+    Some((tag, &rest[..len], &rest[len..]))
+}
+
+fn der_children(mut body: &[u8]) -> Option<Vec<(u8, &[u8])>> {
+    let mut out = Vec::new();
+    while !body.is_empty() {
+        let (tag, value, rest) = der_tlv(body)?;
+        out.push((tag, value));
+        body = rest;
+    }
+    Some(out)
+}
+
+fn der_encode(tag: u8, value: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = value.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+    out.extend_from_slice(value);
+    out
 }
 
 #[cfg(test)]

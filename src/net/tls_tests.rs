@@ -110,7 +110,11 @@ fn a_key_that_is_not_the_certificates_is_refused_naming_the_file() {
     let m = make((2020, 2090));
     let e = server_config(&pem(&m, "other.key"), ClientAuth::None).expect_err("mismatch");
     assert!(names(&e, &m.path("server.pem")), "{e}");
-    assert!(e.to_string().contains("do not go together"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("cannot be used with this certificate"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -186,4 +190,65 @@ fn server_names_are_dns_names_or_ip_addresses() {
     assert!(server_name("127.0.0.1").is_ok());
     assert!(server_name("::1").is_ok());
     assert!(server_name("bad name!").is_err());
+}
+
+/// An EC key as the JDK's keytool writes it (PKCS#8 without the public key inside the
+/// ECPrivateKey) is completed from the certificate and serves.
+#[test]
+fn an_ec_key_without_its_public_key_is_completed_from_the_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("ec key");
+    let cert = CertificateParams::new(vec!["localhost".to_string()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("cert");
+    let full = key.serialize_der();
+    let stripped = strip_ec_public_key(&full);
+    assert!(
+        stripped.len() < full.len(),
+        "the test key had no public key to strip"
+    );
+    let mut store = p12_keystore::KeyStore::new();
+    let chain = p12_keystore::PrivateKeyChain::new(
+        b"id".to_vec(),
+        p12_keystore::PrivateKey::from_der(&stripped).expect("key der"),
+        vec![p12_keystore::Certificate::from_der(cert.der()).expect("cert der")],
+    );
+    store.add_entry("ec", p12_keystore::KeyStoreEntry::PrivateKeyChain(chain));
+    let path = dir.path().join("ec.p12");
+    std::fs::write(&path, store.writer("pw").write().expect("pkcs12")).expect("write");
+    let settings = TlsSettings {
+        identity: Some(TlsIdentity::Pkcs12 {
+            path,
+            password: Secret("pw".into()),
+            key_password: None,
+        }),
+        trust: None,
+    };
+    server_config(&settings, ClientAuth::None).expect("the completed EC key serves");
+    // What was put back is exactly what was taken out; a complete key is left alone.
+    let der = CertificateDer::from(cert.der().to_vec());
+    assert_eq!(with_ec_public_key(&stripped, &der), full);
+    assert_eq!(with_ec_public_key(&full, &der), full);
+}
+
+/// The ECPrivateKey inside `pkcs8` without its `[1] publicKey`.
+fn strip_ec_public_key(pkcs8: &[u8]) -> Vec<u8> {
+    let (_, body, _) = der_tlv(pkcs8).expect("outer");
+    let mut out = Vec::new();
+    for (tag, value) in der_children(body).expect("children") {
+        if tag == 0x04 {
+            let (_, ec, _) = der_tlv(value).expect("ec");
+            let mut inner = Vec::new();
+            for (t, v) in der_children(ec).expect("ec children") {
+                if t != 0xA1 {
+                    inner.extend(der_encode(t, v));
+                }
+            }
+            out.extend(der_encode(0x04, &der_encode(0x30, &inner)));
+        } else {
+            out.extend(der_encode(tag, value));
+        }
+    }
+    der_encode(0x30, &out)
 }

@@ -160,6 +160,9 @@ struct Core {
     next_link: Cell<u64>,
     /// The link catch-up chunks go out on, for backpressure.
     catch_up_link: RefCell<Option<Rc<Link>>>,
+    /// The last TLS failure reaching the peer, logged once as a warning (the attach is
+    /// retried for as long as it fails; the operator needs the reason, not a flood).
+    last_tls_failure: RefCell<Option<String>>,
     /// Handshake tasks running (master side), bounded by `master_attach::MAX_HANDSHAKES`.
     handshakes: Rc<Cell<usize>>,
     /// The pair's decisions ([`machine`]); this core performs its effects.
@@ -223,6 +226,7 @@ pub async fn run(
         queue_tx: queue_tx.clone(),
         next_link: Cell::new(1),
         catch_up_link: RefCell::new(None),
+        last_tls_failure: RefCell::new(None),
         handshakes: Rc::new(Cell::new(0)),
     });
     forward(port.live, queue_tx.clone(), Ev::Live);
@@ -719,7 +723,20 @@ impl Core {
         let link = match Link::connect(addr, CONNECT_TIMEOUT, tls.as_ref()).await {
             Ok(l) => l,
             Err(e) => {
-                tracing::debug!(%addr, error = %e, "peer not reachable");
+                let tls_failure = tls.is_some()
+                    && matches!(&e, LinkError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData);
+                if tls_failure {
+                    // A certificate refused (either way), a plain-text port: not a
+                    // peer that is down, and not something a retry will change.
+                    let text = e.to_string();
+                    let mut last = self.last_tls_failure.borrow_mut();
+                    if last.as_deref() != Some(text.as_str()) {
+                        tracing::warn!(%addr, error = %text, "TLS handshake with the peer failed; retrying (check the trust store and the peer's certificate names)");
+                        *last = Some(text);
+                    }
+                } else {
+                    tracing::debug!(%addr, error = %e, "peer not reachable");
+                }
                 let refused = matches!(&e, LinkError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused);
                 return Attach::Unreachable { refused };
             }
