@@ -748,7 +748,7 @@ fn startup_refuses_a_key_that_is_not_the_certificates() {
     assert_one_line_naming(
         startup_error(None, Some(attrs)),
         &cert,
-        "do not go together",
+        "cannot be used with this certificate",
     );
 }
 
