@@ -408,7 +408,7 @@ mod tests {
             .expect_err("mismatched key");
         let text = e.to_string();
         assert!(
-            text.contains(&cert) && text.contains("do not go together"),
+            text.contains(&cert) && text.contains("cannot be used with this certificate"),
             "{text}"
         );
 
