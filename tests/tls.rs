@@ -299,6 +299,61 @@ fn s1_queue_failover_over_ssl() {
     assert_eq!(role(&s), "master", "{s}");
 }
 
+/// The master's `ssl://` connector needs client certificates: a slave with the
+/// CA-signed key store presents it and attaches (in sync); a slave with only a trust
+/// store is refused during the handshake, never attaches, and says why in its log.
+#[test]
+fn a_master_that_needs_client_auth_takes_only_a_slave_with_a_certificate() {
+    let _slot = test_slot();
+    let m = material();
+    for with_key_store in [true, false] {
+        let master_ssl = free_port();
+        let mut mo = NodeOpts::named("master");
+        mo.extra_connectors = vec![format!("ssl://127.0.0.1:{master_ssl}?needClientAuth=true")];
+        mo.broker_xml = Some(ca_sslcontext());
+        let master = Node::spawn(mo);
+        master.wait_serving(NODE_START_TIMEOUT);
+        let mut so =
+            NodeOpts::named("slave").slave_via("ssl", LOOPBACK, master_ssl, LinkStyle::Uri);
+        so.broker_xml = Some(if with_key_store {
+            ca_sslcontext()
+        } else {
+            format!(
+                "  <sslContext>\n    <sslContext trustStore=\"{}\" trustStorePassword=\"{PASSWORD}\"/>\n  </sslContext>\n",
+                m.path("trust.p12").display()
+            )
+        });
+        let slave = Node::spawn(so);
+        if with_key_store {
+            let pair = Pair { master, slave };
+            pair.wait_in_sync(SYNC_TIMEOUT);
+            continue;
+        }
+        let refused = poll_until(SYNC_TIMEOUT, || {
+            slave.log().contains("TLS with the peer failed")
+                && master.log().contains("TLS handshake failed")
+        });
+        assert!(
+            refused,
+            "no refusal seen; master log:\n{}\nslave log:\n{}",
+            master.log_tail(20),
+            slave.log_tail(20)
+        );
+        let s = master.status();
+        assert_eq!(
+            peer(&s),
+            "none",
+            "the master took a slave without a certificate: {s}"
+        );
+        assert!(
+            s["tls"]["handshake_failures"].as_u64() >= Some(1),
+            "the refusal is not counted in /status: {s}"
+        );
+        slave.assert_running();
+        assert_eq!(role(&slave.status()), "slave");
+    }
+}
+
 // ---------------------------------------------------------------------------------
 // 3. STOMP over TLS
 

@@ -709,32 +709,46 @@ impl Core {
         }
     }
 
-    /// One handshake with `addr` as the connecting side (see [`auth`]): nothing the
-    /// peer says is believed before its proof checks out.
-    async fn attach_once(&self, addr: SocketAddr, login: &Login) -> Attach {
-        let tls = match &self.s.master {
+    /// How this node's links to its peer run TLS: the configured master's, or for a
+    /// remembered peer the rejoin configuration (`node::tls`); `None`: plain TCP.
+    fn link_tls(&self) -> Option<LinkTls> {
+        match &self.s.master {
             Some(m) => m.tls.clone(),
             None => self
                 .s
                 .rejoin_tls
                 .clone()
                 .map(|config| LinkTls { config, name: None }),
-        };
+        }
+    }
+
+    /// Logs a TLS failure reaching `addr` (a certificate refused either way, a
+    /// plain-text port) as a warning, once per distinct reason: the attach is retried
+    /// for as long as it fails, and the operator needs the reason, not a flood. False
+    /// if `e` is not a TLS failure.
+    fn noted_tls_failure(&self, addr: SocketAddr, tls: bool, e: &LinkError) -> bool {
+        let is_tls =
+            tls && matches!(e, LinkError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData);
+        if !is_tls {
+            return false;
+        }
+        let text = e.to_string();
+        let mut last = self.last_tls_failure.borrow_mut();
+        if last.as_deref() != Some(text.as_str()) {
+            tracing::warn!(%addr, error = %text, "TLS with the peer failed; retrying (check the trust store, this node's key store and the peer's certificate names)");
+            *last = Some(text);
+        }
+        true
+    }
+
+    /// One handshake with `addr` as the connecting side (see [`auth`]): nothing the
+    /// peer says is believed before its proof checks out.
+    async fn attach_once(&self, addr: SocketAddr, login: &Login) -> Attach {
+        let tls = self.link_tls();
         let link = match Link::connect(addr, CONNECT_TIMEOUT, tls.as_ref()).await {
             Ok(l) => l,
             Err(e) => {
-                let tls_failure = tls.is_some()
-                    && matches!(&e, LinkError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData);
-                if tls_failure {
-                    // A certificate refused (either way), a plain-text port: not a
-                    // peer that is down, and not something a retry will change.
-                    let text = e.to_string();
-                    let mut last = self.last_tls_failure.borrow_mut();
-                    if last.as_deref() != Some(text.as_str()) {
-                        tracing::warn!(%addr, error = %text, "TLS handshake with the peer failed; retrying (check the trust store and the peer's certificate names)");
-                        *last = Some(text);
-                    }
-                } else {
+                if !self.noted_tls_failure(addr, tls.is_some(), &e) {
                     tracing::debug!(%addr, error = %e, "peer not reachable");
                 }
                 let refused = matches!(&e, LinkError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused);
@@ -785,7 +799,11 @@ impl Core {
                 return Attach::Unreachable { refused: false };
             }
             Err(e) => {
-                tracing::debug!(%addr, error = %e, "no answer to Hello");
+                // With TLS 1.3 a master that refuses this node's certificate says so
+                // only now, in an alert instead of an answer.
+                if !self.noted_tls_failure(addr, self.link_tls().is_some(), &e) {
+                    tracing::debug!(%addr, error = %e, "no answer to Hello");
+                }
                 return Attach::Unreachable { refused: false };
             }
         };
