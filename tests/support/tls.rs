@@ -124,6 +124,28 @@ fn keytool(dir: &Path, args: &[&str]) -> Result<(), String> {
     run(dir, "keytool", args)
 }
 
+/// `keytool -importcert`: the PEM certificate `pem` into the PKCS12 trust store
+/// `store` under `alias` (README "Making a test CA and stores").
+fn import_trusted(dir: &Path, alias: &str, pem: &str, store: &str) -> Result<(), String> {
+    keytool(
+        dir,
+        &[
+            "-importcert",
+            "-noprompt",
+            "-alias",
+            alias,
+            "-file",
+            pem,
+            "-keystore",
+            store,
+            "-storetype",
+            "PKCS12",
+            "-storepass",
+            PASSWORD,
+        ],
+    )
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> Result<(), String> {
     fs::write(dir.join(name), text).map_err(|e| format!("write {name}: {e}"))
 }
@@ -142,23 +164,7 @@ fn make_ca(dir: &Path, prefix: &str, cn: &str) -> Result<(), String> {
         ],
     )?;
     let trust = format!("{prefix}trust.p12");
-    keytool(
-        dir,
-        &[
-            "-importcert",
-            "-noprompt",
-            "-alias",
-            "ca",
-            "-file",
-            &pem,
-            "-keystore",
-            &trust,
-            "-storetype",
-            "PKCS12",
-            "-storepass",
-            PASSWORD,
-        ],
-    )
+    import_trusted(dir, "ca", &pem, &trust)
 }
 
 /// README "Making a test CA and stores": a key and certificate `<name>.key`/`.pem`
@@ -259,23 +265,7 @@ fn make_keytool_store(dir: &Path, name: &str, keyalg: &str) -> Result<(), String
             &pem,
         ],
     )?;
-    keytool(
-        dir,
-        &[
-            "-importcert",
-            "-noprompt",
-            "-alias",
-            "broker",
-            "-file",
-            &pem,
-            "-keystore",
-            &trust,
-            "-storetype",
-            "PKCS12",
-            "-storepass",
-            PASSWORD,
-        ],
-    )
+    import_trusted(dir, "broker", &pem, &trust)
 }
 
 fn make_all(dir: &Path) -> Result<(), String> {

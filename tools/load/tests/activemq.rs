@@ -15,21 +15,7 @@ fn persistent_queue_runs_against_activemq_stomp_and_openwire() {
         return;
     }
     let broker = ActiveMq::start();
-    let common = [
-        "--messages",
-        "1000",
-        "--warmup",
-        "0s",
-        "--drain-quiet",
-        "1s",
-        "--producers",
-        "2",
-        "--consumers",
-        "2",
-        "--max-pending",
-        "8",
-        "--quiet",
-    ];
+    let common = support::SMALL_RUN;
     for (protocol, url, dest) in [
         ("stomp", broker.url(), "/queue/load-stomp"),
         ("openwire", broker.openwire_url(), "/queue/load-openwire"),

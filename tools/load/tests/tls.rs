@@ -5,23 +5,7 @@
 
 mod support;
 
-use support::{run_load, tls_fixture, Tandem};
-
-const SMALL: &[&str] = &[
-    "--messages",
-    "1000",
-    "--warmup",
-    "0s",
-    "--drain-quiet",
-    "1s",
-    "--producers",
-    "2",
-    "--consumers",
-    "2",
-    "--max-pending",
-    "8",
-    "--quiet",
-];
+use support::{run_load, tls_fixture, Tandem, SMALL_RUN as SMALL};
 
 #[test]
 fn stomp_and_openwire_runs_over_tls_lose_nothing() {

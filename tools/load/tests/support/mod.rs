@@ -16,6 +16,24 @@ pub mod proxy;
 
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// A small checked run: 1000 messages, 2 producers (8 in flight) and 2 consumers, no
+/// warm-up, quiet.
+pub const SMALL_RUN: &[&str] = &[
+    "--messages",
+    "1000",
+    "--warmup",
+    "0s",
+    "--drain-quiet",
+    "1s",
+    "--producers",
+    "2",
+    "--consumers",
+    "2",
+    "--max-pending",
+    "8",
+    "--quiet",
+];
+
 /// Calls `check` until it returns true or `timeout` passes; true if it succeeded.
 pub fn poll_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
