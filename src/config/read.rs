@@ -88,10 +88,14 @@ impl Reader<'_> {
             line: a.line,
             element: el.name.clone(),
             attribute: a.local.clone(),
-            // A password can only fail on its placeholder syntax, but even then the
-            // message must not carry the password into a log (`password`,
-            // `keyStorePassword`, `trustStorePassword`, `keyStoreKeyPassword`).
-            value: if a.local.to_ascii_lowercase().contains("password") {
+            // A secret can only fail on its placeholder syntax or its length, but even
+            // then the message must not carry it into a log (`password`,
+            // `keyStorePassword`, `trustStorePassword`, `keyStoreKeyPassword`,
+            // `replicationSecret`).
+            value: if ["password", "secret"]
+                .iter()
+                .any(|w| a.local.to_ascii_lowercase().contains(w))
+            {
                 "<redacted>".to_string()
             } else {
                 a.value.clone()

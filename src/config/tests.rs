@@ -1358,3 +1358,15 @@ fn activemq_conf_is_the_configuration_files_directory() {
         other => panic!("expected a PKCS12 identity, got {other:?}"),
     }
 }
+
+#[test]
+fn a_refused_replication_secret_is_not_echoed() {
+    // An unterminated placeholder in the secret: refused, without the value in the text.
+    let e = error(&broker(
+        "",
+        r#"<tandem replicationSecret="hunter2-${oops"/>"#,
+    ));
+    let text = e.to_string();
+    assert!(text.contains("replicationSecret=\"<redacted>\""), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+}
