@@ -1434,3 +1434,42 @@ fn g7_a_message_is_delivered_only_once_the_slave_holds_it() {
     assert!(!m.redelivered, "{m:?}");
     consumer.close().expect("close");
 }
+
+// ---------------------------------------------------------------------------------
+// Virtual topics across a takeover (issue 17)
+
+/// A virtual topic's consumer queues survive a takeover. On the master, consumers
+/// create `Consumer.A.VirtualTopic.Orders` and `Consumer.B.VirtualTopic.Orders` and
+/// leave; 100 messages go to both through the virtual topic; A's copies are consumed
+/// there (A is empty again), B keeps its own. After `kill -9` of the master, the slave
+/// that took over has B's 100 and routes new sends to the topic into both queues.
+#[test]
+fn virtual_topic_consumer_queues_survive_takeover() {
+    let _slot = test_slot();
+    const PAD: usize = 10;
+    let (topic, qa, qb) = (
+        "/topic/VirtualTopic.Orders",
+        "/queue/Consumer.A.VirtualTopic.Orders",
+        "/queue/Consumer.B.VirtualTopic.Orders",
+    );
+    let pair = Pair::start(PairOpts::default());
+    let epoch0 = epoch_of(&pair.slave);
+    for (i, q) in [qa, qb].into_iter().enumerate() {
+        let mut c = Stomp::connect(pair.master.stomp_port);
+        c.subscribe(&format!("make-{i}"), q, "auto");
+    }
+    let mut producer = Stomp::connect(pair.master.stomp_port);
+    send_range(&mut producer, topic, 0..100, PAD);
+    drop(producer);
+    let a_before = drain(pair.master.stomp_port, None, qa, 100);
+    assert_exact_sequence(&a_before, 0..100, PAD, None);
+
+    pair.takeover_time();
+    assert_took_over(&pair.slave, epoch0, Some(1));
+    let mut producer = Stomp::connect(pair.slave.stomp_port);
+    send_range(&mut producer, topic, 100..150, PAD);
+    let a = drain(pair.slave.stomp_port, None, qa, 50);
+    assert_exact_sequence(&a, 100..150, PAD, None);
+    let b = drain(pair.slave.stomp_port, None, qb, 150);
+    assert_exact_sequence(&b, 0..150, PAD, None);
+}

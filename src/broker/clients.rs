@@ -8,6 +8,9 @@
 //!   subscribes (a JMS client refuses to send to a temporary destination it has not
 //!   heard of).
 //!
+//! * [`VirtualTopicIndex`]: which virtual-topic consumer queues exist (kept by the
+//!   shards that hold them; a send to a virtual topic is expanded with it).
+//!
 //! Mutexes, not shard messages: they change once per connection or temporary
 //! destination, never per message.
 
@@ -16,6 +19,7 @@ use std::sync::Mutex;
 
 use super::destination::Destination;
 use super::ops::ConnId;
+use super::virtual_topic::VirtualTopicIndex;
 
 /// Who holds a client id.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,14 +78,28 @@ impl ClientIds {
     }
 }
 
-/// Both registries, shared by every shard's router (and so by every protocol).
-#[derive(Debug, Default)]
+/// The registries, shared by every shard's router (and so by every protocol).
+#[derive(Debug)]
 pub struct Registries {
     pub client_ids: ClientIds,
     pub temp_destinations: TempDestinations,
+    /// Virtual topic -> its consumer queues that exist now.
+    pub virtual_topics: std::sync::Arc<VirtualTopicIndex>,
     /// Transaction bytes, pending output and refusals of the connection limits: shared
     /// with `/status` and `/metrics`.
     pub limits: std::sync::Arc<crate::metrics::LimitStats>,
+}
+
+impl Default for Registries {
+    fn default() -> Self {
+        let limits = std::sync::Arc::<crate::metrics::LimitStats>::default();
+        Registries {
+            client_ids: ClientIds::default(),
+            temp_destinations: TempDestinations::default(),
+            virtual_topics: std::sync::Arc::new(VirtualTopicIndex::counting_in(limits.clone())),
+            limits,
+        }
+    }
 }
 
 /// The live temporary destinations created by JMS clients.

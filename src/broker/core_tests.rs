@@ -1466,3 +1466,133 @@ fn closing_the_connection_forgets_its_browsers() {
         vec![(1, "m0"), (2, "m1"), (3, "m2")]
     );
 }
+
+/// A core reporting to `index`, as a shard's does.
+fn indexed_core(index: &Arc<crate::broker::VirtualTopicIndex>) -> ShardCore {
+    let mut c = core();
+    c.index_virtual_topics_in(index.clone());
+    c
+}
+
+#[test]
+fn a_virtual_topic_consumer_queue_is_journaled_indexed_and_replayed() {
+    let index = Arc::new(crate::broker::VirtualTopicIndex::default());
+    let mut c = indexed_core(&index);
+    let mut j = MemJournal::default();
+    let qa = Destination::queue("Consumer.A.VirtualTopic.X");
+    subscribe(&mut c, &mut j, sub(1, 1), qa.clone(), 10);
+    // The subscription is answered once the queue's record is durable.
+    let durable: Vec<Option<Position>> = c
+        .drain()
+        .iter()
+        .filter_map(|o| match o {
+            Output::Reply { durable_at, .. } => Some(*durable_at),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(durable, vec![Some(Position(j.end))]);
+    assert_eq!(j.records.len(), 1);
+    let loc = j.records[0].0;
+    assert_eq!(
+        Record::decode(&j.records[0].1).unwrap(),
+        Record::CreateQueue {
+            destination: qa.clone()
+        }
+    );
+    assert!(
+        c.is_pinned(loc.segment),
+        "the record is live while the queue is"
+    );
+    assert_eq!(index.queues_of("VirtualTopic.X"), vec![qa.name.clone()]);
+    // A second consumer, a plain queue, a producer to an existing queue: no record.
+    subscribe(&mut c, &mut j, sub(2, 1), qa.clone(), 10);
+    subscribe(&mut c, &mut j, sub(2, 2), Destination::queue("plain"), 10);
+    send(&mut c, &mut j, &Destination::queue("plain"), "p", false);
+    c.drain();
+    assert_eq!(j.records.len(), 1);
+
+    // A restart (or a slave) rebuilds the queue and the index from the record alone.
+    drop(c);
+    assert!(
+        index.is_empty(),
+        "a dropped core takes its queues out of the index"
+    );
+    let mut r = indexed_core(&index);
+    for (loc, payload) in &j.records {
+        r.apply(Record::decode(payload).unwrap(), Some(*loc));
+    }
+    r.finish_recovery();
+    assert!(stats_of(&r, "/queue/Consumer.A.VirtualTopic.X").is_some());
+    assert_eq!(index.queues_of("VirtualTopic.X"), vec![qa.name.clone()]);
+
+    // Relocation re-journals it; deleting the queue unpins and unindexes it.
+    r.relocate_durables(loc.segment, &mut j);
+    assert_eq!(j.records.len(), 2);
+    assert_eq!(
+        Record::decode(&j.records[1].1).unwrap(),
+        Record::CreateQueue {
+            destination: qa.clone()
+        }
+    );
+    assert_eq!(
+        r.live_bytes(loc.segment),
+        u64::from(j.records[1].0.len),
+        "one pin"
+    );
+    r.delete_queue(&qa, &mut j).expect("delete");
+    assert!(index.is_empty());
+    assert!(!r.is_pinned(loc.segment), "nothing keeps the records");
+    let again = replay(&j);
+    assert!(stats_of(&again, "/queue/Consumer.A.VirtualTopic.X").is_none());
+}
+
+#[test]
+fn a_producer_creating_a_consumer_queue_journals_it_too() {
+    let index = Arc::new(crate::broker::VirtualTopicIndex::default());
+    let mut c = indexed_core(&index);
+    let mut j = MemJournal::default();
+    let qb = Destination::queue("Consumer.B.VirtualTopic.X");
+    send(&mut c, &mut j, &qb, "n", false);
+    c.drain();
+    let kinds: Vec<Record> = j
+        .records
+        .iter()
+        .map(|(_, p)| Record::decode(p).unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![Record::CreateQueue {
+            destination: qb.clone()
+        }]
+    );
+    assert_eq!(index.len(), 1);
+}
+
+#[test]
+fn one_jms_message_is_stored_on_a_topic_and_a_queue_of_the_same_shard() {
+    // A virtual topic send (or a composite one) stores one message id on several
+    // destinations; the duplicate check is per destination.
+    let mut c = core();
+    let mut j = MemJournal::default();
+    let q = Destination::queue("Consumer.A.VirtualTopic.X");
+    subscribe(&mut c, &mut j, sub(1, 1), q.clone(), 10);
+    c.drain();
+    for d in [Destination::topic("VirtualTopic.X"), q.clone()] {
+        let mut m = (*msg(d, "x", true)).clone();
+        m.id = "ID:host-1-2-3:1:1:1:1".into();
+        c.handle(
+            Request::Send {
+                msg: Arc::new(m),
+                reply: reply(1),
+            },
+            &mut j,
+        );
+    }
+    let got = deliveries(&c.drain());
+    assert_eq!(
+        got.len(),
+        1,
+        "the queue copy is stored and delivered: {got:?}"
+    );
+    assert_eq!(c.depth(&q), 1);
+}

@@ -201,7 +201,7 @@ impl Analysis {
                     }
                 }
             }
-            Record::Durable { .. } => {}
+            Record::Durable { .. } | Record::CreateQueue { .. } => {}
             Record::Undurable { destination, name } => {
                 let mut gone = Vec::new();
                 for (key, e) in self.live.iter_mut() {

@@ -7,6 +7,8 @@
 //! * [`producer_audit`] — duplicate persistent sends (failover replays) by producer sequence.
 //! * [`clients`]     — broker-wide registries of JMS client ids and temporary destinations.
 //! * [`settings`]    — runtime settings distilled from the configuration.
+//! * [`virtual_topic`] — virtual topics: which queues are a topic's consumer queues, and
+//!   the broker-wide index of those that exist, that expands a send.
 //! * [`diverged`]    — which messages a diverged log (set aside after a split brain)
 //!   stored that its new master never had: what a replay resends.
 
@@ -26,6 +28,7 @@ pub mod selector;
 pub mod seq_map;
 pub mod settings;
 pub mod shard;
+pub mod virtual_topic;
 
 pub use clients::{ClientIds, Registries, TempDestinations};
 pub use destination::{DestKind, Destination};
@@ -33,3 +36,4 @@ pub use message::{BodyKind, BodyType, Message, MessageRef, PropValue};
 pub use ops::*;
 pub use router::{ConnEvents, Router};
 pub use settings::{BrokerSettings, Limits, User};
+pub use virtual_topic::{VirtualTopicIndex, VirtualTopicRule};

@@ -7,8 +7,10 @@
 //! already stored that message, storing it again would deliver it twice. ActiveMQ
 //! Classic guards against this with its producer audit; so do we.
 //!
-//! Each shard keeps, per producer, the highest sequence number it has stored as a
-//! persistent message. The audit is fed from the one path every stored message takes,
+//! Each shard keeps, per producer and destination, the highest sequence number it has
+//! stored as a persistent message there. Per destination because one send may store
+//! one message (one id) on several destinations of a shard: the members of a composite
+//! destination, a virtual topic and its consumer queues. The audit is fed from the one path every stored message takes,
 //! `ShardCore::apply` of an `Enqueue` record: live sends, recovery replay, and a slave
 //! applying shipped records. So the slave holds the same audit as its master and a
 //! takeover keeps it; nothing extra is journaled or shipped.
@@ -26,10 +28,13 @@
 
 use std::collections::HashMap;
 
+use super::destination::Destination;
+
 /// Highest stored sequence per producer, for one shard.
 #[derive(Debug)]
 pub struct ProducerAudit {
-    /// producer id -> (highest sequence stored, generation of the last store).
+    /// (producer id, destination) (see [`key`]) -> (highest sequence stored,
+    /// generation of the last store).
     producers: HashMap<Box<str>, (u64, u64)>,
     generation: u64,
     capacity: usize,
@@ -47,6 +52,12 @@ pub fn producer_sequence(message_id: &str) -> Option<(&str, u64)> {
     let (connection, session) = rest.rsplit_once(':')?;
     let decimal = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     (decimal(value) && decimal(session) && !connection.is_empty()).then_some((producer, seq))
+}
+
+/// The audit's key: producer id and destination (a NUL apart: neither a JMS id nor a
+/// kind's name holds one).
+fn key(producer: &str, destination: &Destination) -> Box<str> {
+    format!("{producer}\0{destination}").into_boxed_str()
 }
 
 impl Default for ProducerAudit {
@@ -68,26 +79,27 @@ impl ProducerAudit {
         }
     }
 
-    /// Whether a message with this id was stored already.
-    pub fn is_duplicate(&self, message_id: &str) -> bool {
+    /// Whether a message with this id was stored on `destination` already.
+    pub fn is_duplicate(&self, destination: &Destination, message_id: &str) -> bool {
         producer_sequence(message_id).is_some_and(|(producer, seq)| {
             self.producers
-                .get(producer)
+                .get(key(producer, destination).as_ref())
                 .is_some_and(|&(highest, _)| seq <= highest)
         })
     }
 
-    /// A message with this id is stored.
-    pub fn stored(&mut self, message_id: &str) {
+    /// A message with this id is stored on `destination`.
+    pub fn stored(&mut self, destination: &Destination, message_id: &str) {
         let Some((producer, seq)) = producer_sequence(message_id) else {
             return;
         };
         self.generation += 1;
         let generation = self.generation;
-        match self.producers.get_mut(producer) {
+        let key = key(producer, destination);
+        match self.producers.get_mut(&key) {
             Some(entry) => *entry = (entry.0.max(seq), generation),
             None => {
-                self.producers.insert(producer.into(), (seq, generation));
+                self.producers.insert(key, (seq, generation));
                 if self.producers.len() > self.capacity {
                     self.forget_oldest_half();
                 }
@@ -121,6 +133,21 @@ mod tests {
 
     const P: &str = "ID:host-40915-1732612345678-1:1:1:1";
 
+    fn q() -> Destination {
+        Destination::queue("q")
+    }
+
+    #[test]
+    fn one_message_is_stored_once_per_destination() {
+        // A composite (or virtual topic) send stores one id on several destinations.
+        let mut a = ProducerAudit::default();
+        let id = format!("{P}:7");
+        a.stored(&Destination::topic("VirtualTopic.X"), &id);
+        assert!(!a.is_duplicate(&Destination::queue("Consumer.A.VirtualTopic.X"), &id));
+        assert!(!a.is_duplicate(&Destination::queue("VirtualTopic.X"), &id));
+        assert!(a.is_duplicate(&Destination::topic("VirtualTopic.X"), &id));
+    }
+
     #[test]
     fn splits_jms_ids_only() {
         assert_eq!(producer_sequence(&format!("{P}:42")), Some((P, 42)));
@@ -134,21 +161,21 @@ mod tests {
     #[test]
     fn a_sequence_at_or_below_the_highest_stored_is_a_duplicate() {
         let mut a = ProducerAudit::default();
-        assert!(!a.is_duplicate(&format!("{P}:1")));
-        a.stored(&format!("{P}:1"));
-        a.stored(&format!("{P}:3"));
-        assert!(a.is_duplicate(&format!("{P}:1")));
-        assert!(a.is_duplicate(&format!("{P}:2")));
-        assert!(a.is_duplicate(&format!("{P}:3")));
-        assert!(!a.is_duplicate(&format!("{P}:4")));
+        assert!(!a.is_duplicate(&q(), &format!("{P}:1")));
+        a.stored(&q(), &format!("{P}:1"));
+        a.stored(&q(), &format!("{P}:3"));
+        assert!(a.is_duplicate(&q(), &format!("{P}:1")));
+        assert!(a.is_duplicate(&q(), &format!("{P}:2")));
+        assert!(a.is_duplicate(&q(), &format!("{P}:3")));
+        assert!(!a.is_duplicate(&q(), &format!("{P}:4")));
         // Another producer of the same connection is independent.
-        assert!(!a.is_duplicate("ID:host-40915-1732612345678-1:1:1:2:1"));
+        assert!(!a.is_duplicate(&q(), "ID:host-40915-1732612345678-1:1:1:2:1"));
         // A lower sequence stored later (a relocated record) does not lower the mark.
-        a.stored(&format!("{P}:2"));
-        assert!(a.is_duplicate(&format!("{P}:3")));
+        a.stored(&q(), &format!("{P}:2"));
+        assert!(a.is_duplicate(&q(), &format!("{P}:3")));
         // Ids the broker assigned are never duplicates.
-        a.stored("ID:tandem-1-0-5");
-        assert!(!a.is_duplicate("ID:tandem-1-0-5"));
+        a.stored(&q(), "ID:tandem-1-0-5");
+        assert!(!a.is_duplicate(&q(), "ID:tandem-1-0-5"));
         assert_eq!(a.len(), 1);
     }
 
@@ -156,17 +183,23 @@ mod tests {
     fn bounded_forgetting_the_least_recent_producers() {
         let mut a = ProducerAudit::with_capacity(8);
         for p in 0..8 {
-            a.stored(&format!("ID:c:1:{p}:1"));
+            a.stored(&q(), &format!("ID:c:1:{p}:1"));
         }
         // Producer 0 is stored to again: now the most recent.
-        a.stored("ID:c:1:0:2");
-        a.stored("ID:c:1:8:1");
+        a.stored(&q(), "ID:c:1:0:2");
+        a.stored(&q(), "ID:c:1:8:1");
         assert!(a.len() <= 8);
-        assert!(a.is_duplicate("ID:c:1:0:2"), "recently used producer kept");
-        assert!(a.is_duplicate("ID:c:1:8:1"), "newest producer kept");
-        assert!(!a.is_duplicate("ID:c:1:1:1"), "oldest producer forgotten");
+        assert!(
+            a.is_duplicate(&q(), "ID:c:1:0:2"),
+            "recently used producer kept"
+        );
+        assert!(a.is_duplicate(&q(), "ID:c:1:8:1"), "newest producer kept");
+        assert!(
+            !a.is_duplicate(&q(), "ID:c:1:1:1"),
+            "oldest producer forgotten"
+        );
         for p in 9..1000 {
-            a.stored(&format!("ID:c:1:{p}:1"));
+            a.stored(&q(), &format!("ID:c:1:{p}:1"));
             assert!(a.len() <= 8);
         }
     }

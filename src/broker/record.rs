@@ -16,6 +16,8 @@
 //! kind 8  Resolved  gtx:u128 commit:u8              (participant applied/dropped)
 //! kind 9  Purge     dest                           (every message of a queue removed)
 //! kind 10 DeleteQueue dest                         (queue purged and removed)
+//! kind 11 CreateQueue dest                         (queue exists, even empty: a
+//!                                                   virtual-topic consumer queue)
 //!
 //! dest      := kind:u8 str
 //! durable?  := 0:u8 | 1:u8 name
@@ -87,6 +89,13 @@ pub enum Record {
     /// The queue is purged and forgotten (it no longer exists; a later send creates
     /// it afresh, as in ActiveMQ).
     DeleteQueue {
+        destination: Destination,
+    },
+    /// The queue exists from now on, even while empty (a virtual-topic consumer queue
+    /// created by a consumer: a send to its topic must reach it after a restart or a
+    /// takeover, as in ActiveMQ, whose store keeps every destination). Journaled once,
+    /// when the queue is created; it pins its segment while the queue exists.
+    CreateQueue {
         destination: Destination,
     },
 }
@@ -206,6 +215,10 @@ impl Record {
             }
             Record::DeleteQueue { destination } => {
                 out.put_u8(10);
+                put_dest(out, destination);
+            }
+            Record::CreateQueue { destination } => {
+                out.put_u8(11);
                 put_dest(out, destination);
             }
         }
@@ -538,6 +551,9 @@ impl Reader<'_> {
             10 => Record::DeleteQueue {
                 destination: self.dest()?,
             },
+            11 => Record::CreateQueue {
+                destination: self.dest()?,
+            },
             other => return Err(DecodeError::UnknownKind(other)),
         })
     }
@@ -664,9 +680,24 @@ mod tests {
             Record::DeleteQueue {
                 destination: Destination::queue("gone"),
             },
+            Record::CreateQueue {
+                destination: Destination::queue("Consumer.A.VirtualTopic.X"),
+            },
         ];
         for r in all {
             assert_eq!(Record::decode(&r.encode()).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn create_queue_layout_is_kind_11_then_the_destination() {
+        let bytes = Record::CreateQueue {
+            destination: Destination::queue("ab"),
+        }
+        .encode();
+        assert_eq!(&bytes[..], &[11, 0, 2, 0, 0, 0, b'a', b'b']);
+        for cut in 0..bytes.len() {
+            assert!(Record::decode(&bytes.slice(..cut)).is_err());
         }
     }
 

@@ -34,6 +34,10 @@ pub struct BrokerSettings {
     /// Deliveries after which a message goes to the dead-letter queue instead.
     pub maximum_redeliveries: u32,
     pub limits: Limits,
+    /// `<virtualTopic>` rules: which topics are virtual and how their consumer queues
+    /// are named (`broker::virtual_topic`); ActiveMQ's default rule when none is
+    /// configured, none with `<virtualDestinations/>` empty.
+    pub virtual_topics: Vec<super::virtual_topic::VirtualTopicRule>,
 }
 
 /// Per-connection and per-broker limits (issue 11): what one client may make the broker
@@ -98,6 +102,7 @@ impl Default for BrokerSettings {
             shard_memory_limit_bytes: 64 * 1024 * 1024,
             maximum_redeliveries: 6,
             limits: Limits::default(),
+            virtual_topics: vec![super::virtual_topic::VirtualTopicRule::activemq_default()],
         }
     }
 }

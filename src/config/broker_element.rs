@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::interceptors::default_virtual_topics;
 use super::master::master_uri_attr;
 use super::read::Reader;
 use super::value::{parse_bool, parse_u64};
@@ -60,6 +61,7 @@ impl Reader<'_> {
                 "waitForSlave",
                 "waitForSlaveTimeout",
                 "shutdownOnSlaveFailure",
+                "useVirtualTopics",
             ],
         );
         let broker_name = self
@@ -84,6 +86,7 @@ impl Reader<'_> {
         let mut system_usage = None;
         let mut tandem = None;
         let mut ssl_context = None;
+        let mut interceptors = None;
         let mut users = Vec::new();
         let mut auth_enabled = false;
         for child in &el.children {
@@ -103,6 +106,7 @@ impl Reader<'_> {
                 "systemUsage" => self.once(&mut system_usage, child)?,
                 "tandem" => self.once(&mut tandem, child)?,
                 "sslContext" => self.once(&mut ssl_context, child)?,
+                "destinationInterceptors" => self.once(&mut interceptors, child)?,
                 "plugins" => self.plugins(child, &child_path, &mut users, &mut auth_enabled)?,
                 "services" => self.services(child, &child_path, el, &mut master)?,
                 _ => self.ignore_element(child, path),
@@ -124,6 +128,16 @@ impl Reader<'_> {
             None => self.tandem(&empty_element("tandem"), "")?,
         };
         let tls = self.tls_settings(ssl_context, &format!("{path}/sslContext"), tandem)?;
+        let use_virtual_topics = self
+            .typed(el, "useVirtualTopics", parse_bool)?
+            .unwrap_or(true);
+        let virtual_topics = match interceptors {
+            Some(i) => {
+                self.destination_interceptors(i, &format!("{path}/destinationInterceptors"))?
+            }
+            None if use_virtual_topics => default_virtual_topics(),
+            None => Vec::new(),
+        };
 
         if connectors.is_empty() {
             let skipped: Vec<&str> = self
@@ -210,6 +224,7 @@ impl Reader<'_> {
             status_host: t.status_host,
             admin_group: t.admin_group,
             tls,
+            virtual_topics,
         })
     }
 }

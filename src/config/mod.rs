@@ -15,7 +15,8 @@
 //! Files: `xml.rs` (element tree with line numbers), `value.rs` (sizes, booleans,
 //! placeholders), `read.rs` (tree -> settings: the entry point and the reader's
 //! reporting), `attrs.rs` (attribute access), one file per part of the document
-//! (`broker_element.rs`, `connectors.rs`, `storage.rs`, `plugins.rs`, `master.rs`,
+//! (`broker_element.rs`, `connectors.rs`, `storage.rs`, `plugins.rs`, `interceptors.rs`
+//! (virtual topics), `master.rs`,
 //! `tandem_element.rs`, `tls.rs` for `<sslContext>`, the PEM files on `<tandem>` and who
 //! needs them), `cpus.rs` (allowed CPUs).
 
@@ -23,6 +24,7 @@ mod attrs;
 mod broker_element;
 mod connectors;
 pub mod cpus;
+mod interceptors;
 mod master;
 mod plugins;
 mod read;
@@ -92,6 +94,23 @@ pub struct BrokerConfig {
     /// `<sslContext>` / `<tandem tls*>`: required when a connector or
     /// `masterConnectorURI` uses TLS (the loader says so otherwise).
     pub tls: Option<TlsSettings>,
+    /// The `<virtualTopic>` rules of `<destinationInterceptors>`; without that element
+    /// ActiveMQ's default (`VirtualTopic.>`, `Consumer.*.`), unless
+    /// `<broker useVirtualTopics="false">`. Each valid for
+    /// `broker::VirtualTopicRule::new`.
+    pub virtual_topics: Vec<VirtualTopicSettings>,
+}
+
+/// One `<virtualTopic>`: topics matching `name` also go to the existing queues named
+/// `prefix` + topic + `postfix` (`*` in the prefix: any one segment).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualTopicSettings {
+    /// Topic pattern; default `>` (every topic) on an element, as in ActiveMQ.
+    pub name: String,
+    /// Default `Consumer.*.`.
+    pub prefix: String,
+    /// Default empty.
+    pub postfix: String,
 }
 
 /// One `<transportConnector>` Tandem listens on.

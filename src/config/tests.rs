@@ -1370,3 +1370,131 @@ fn a_refused_replication_secret_is_not_echoed() {
     assert!(text.contains("replicationSecret=\"<redacted>\""), "{text}");
     assert!(!text.contains("hunter2"), "{text}");
 }
+
+fn vt(name: &str, prefix: &str, postfix: &str) -> VirtualTopicSettings {
+    VirtualTopicSettings {
+        name: name.into(),
+        prefix: prefix.into(),
+        postfix: postfix.into(),
+    }
+}
+
+#[test]
+fn virtual_topics_default_to_activemq_naming() {
+    let (c, _) = parse(&broker("", ""));
+    assert_eq!(
+        c.virtual_topics,
+        vec![vt("VirtualTopic.>", "Consumer.*.", "")]
+    );
+    let (c, ignored) = parse(&broker("useVirtualTopics=\"false\"", ""));
+    assert!(ignored.is_empty(), "{ignored:?}");
+    assert!(c.virtual_topics.is_empty());
+}
+
+#[test]
+fn virtual_destination_interceptor_lists_the_virtual_topics() {
+    let (c, ignored) = parse(&broker(
+        "",
+        r#"<destinationInterceptors>
+  <virtualDestinationInterceptor>
+    <virtualDestinations>
+      <virtualTopic name="VirtualTopic.>" prefix="Consumer.*." selectorAware="false"/>
+      <virtualTopic name="Events.*" prefix="VTC.*." postfix=".in" local="true"/>
+      <virtualTopic/>
+      <compositeQueue name="fan"><forwardTo><queue physicalName="a"/></forwardTo></compositeQueue>
+    </virtualDestinations>
+  </virtualDestinationInterceptor>
+  <mirroredQueue copyMessage="true"/>
+</destinationInterceptors>"#,
+    ));
+    assert_eq!(
+        c.virtual_topics,
+        vec![
+            vt("VirtualTopic.>", "Consumer.*.", ""),
+            vt("Events.*", "VTC.*.", ".in"),
+            // ActiveMQ's `<virtualTopic>` defaults: every topic.
+            vt(">", "Consumer.*.", ""),
+        ]
+    );
+    let reported: Vec<(u32, &str)> = ignored.iter().map(|i| (i.line, i.path.as_str())).collect();
+    let p = "broker/destinationInterceptors";
+    assert_eq!(
+        reported,
+        vec![
+            (
+                6,
+                format!("{p}/virtualDestinationInterceptor/virtualDestinations/virtualTopic@local")
+                    .as_str()
+            ),
+            (
+                8,
+                format!("{p}/virtualDestinationInterceptor/virtualDestinations/compositeQueue")
+                    .as_str()
+            ),
+            (11, format!("{p}/mirroredQueue").as_str()),
+        ]
+    );
+}
+
+#[test]
+fn destination_interceptors_without_virtual_topics_turn_the_default_off() {
+    let (c, _) = parse(&broker(
+        "",
+        "<destinationInterceptors><mirroredQueue/></destinationInterceptors>",
+    ));
+    assert!(c.virtual_topics.is_empty());
+}
+
+#[test]
+fn selector_aware_virtual_topics_are_reported_as_ignored() {
+    let (c, ignored) = parse(&broker(
+        "",
+        "<destinationInterceptors><virtualDestinationInterceptor><virtualDestinations>\n\
+         <virtualTopic name=\"VirtualTopic.>\" selectorAware=\"true\"/>\n\
+         </virtualDestinations></virtualDestinationInterceptor></destinationInterceptors>",
+    ));
+    assert_eq!(
+        c.virtual_topics,
+        vec![vt("VirtualTopic.>", "Consumer.*.", "")]
+    );
+    assert_eq!(ignored.len(), 1, "{ignored:?}");
+    assert_eq!(ignored[0].line, 3);
+    assert!(
+        ignored[0].path.ends_with("virtualTopic@selectorAware"),
+        "{ignored:?}"
+    );
+    assert!(ignored[0].reason.contains("not supported"), "{ignored:?}");
+}
+
+#[test]
+fn bad_virtual_topic_patterns_name_the_attribute() {
+    let wrap = |vt: &str| {
+        broker(
+            "",
+            &format!(
+                "<destinationInterceptors><virtualDestinationInterceptor><virtualDestinations>\n\
+                 {vt}\n</virtualDestinations></virtualDestinationInterceptor></destinationInterceptors>"
+            ),
+        )
+    };
+    let e = error(&wrap(r#"<virtualTopic name="a.>.b"/>"#));
+    assert_eq!(
+        e.to_string(),
+        "config/broker.xml:3: <virtualTopic name=\"a.>.b\">: `>` may only be the last segment of a pattern"
+    );
+    let e = error(&wrap(r#"<virtualTopic prefix="Consumer.x*."/>"#));
+    assert!(e.to_string().contains("prefix=\"Consumer.x*.\""), "{e}");
+    let e = error(&wrap(r#"<virtualTopic postfix=".>"/>"#));
+    assert!(
+        e.to_string()
+            .contains("wildcards are not allowed in a postfix"),
+        "{e}"
+    );
+    let e = error(&wrap(r#"<virtualTopic selectorAware="maybe"/>"#));
+    assert!(e.to_string().contains("expected true or false"), "{e}");
+    let e = error(&broker(
+        "",
+        "<destinationInterceptors/>\n<destinationInterceptors/>",
+    ));
+    assert!(e.to_string().contains("appears twice"), "{e}");
+}

@@ -58,6 +58,9 @@ pub struct LimitStats {
     pending_output_bytes: AtomicU64,
     /// Queues and topics the shards hold (each shard adds and removes its own).
     destinations: AtomicU64,
+    /// Virtual-topic consumer queues in the broker-wide index (a subset of
+    /// `destinations`), as the index last counted them.
+    virtual_topic_queues: AtomicU64,
     /// Shards whose journal is paused by a full disk, and why (the first one's
     /// reason): every shard refuses persistent sends while any is, as they normally
     /// share one file system.
@@ -137,6 +140,15 @@ impl LimitStats {
         self.destinations.load(Ordering::Acquire)
     }
 
+    /// The virtual-topic index holds `n` consumer queues now.
+    pub fn set_virtual_topic_queues(&self, n: u64) {
+        self.virtual_topic_queues.store(n, Ordering::Release);
+    }
+
+    pub fn virtual_topic_queues(&self) -> u64 {
+        self.virtual_topic_queues.load(Ordering::Acquire)
+    }
+
     /// A shard's journal was paused (`true`) or resumed (`false`) by a full disk.
     pub fn set_disk_full(&self, paused: bool, reason: &str) {
         if paused {
@@ -191,6 +203,7 @@ impl LimitStats {
             transaction_bytes: self.transaction_bytes(),
             pending_output_bytes: self.pending_output_bytes(),
             destinations: self.destinations(),
+            virtual_topic_queues: self.virtual_topic_queues(),
             store_bytes: self.store_bytes(),
             refusals: Limit::ALL
                 .iter()
@@ -214,6 +227,9 @@ pub struct LimitsSnapshot {
     /// Queues and topics (temporary ones included) the broker holds: what
     /// `maxDestinations` caps.
     pub destinations: u64,
+    /// Virtual-topic consumer queues (among `destinations`) a send to their topic
+    /// reaches.
+    pub virtual_topic_queues: u64,
     /// Journal bytes on disk, all shards: what `<storeUsage limit>` caps.
     pub store_bytes: u64,
     pub refusals: Vec<Refusals>,

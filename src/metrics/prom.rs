@@ -30,6 +30,7 @@
 //! | `process_resident_bytes` | gauge | |
 //! | `transaction_bytes`, `pending_output_bytes` | gauge | |
 //! | `destinations` | gauge: queues and topics held (`maxDestinations` caps it) | |
+//! | `virtual_topic_queues` | gauge: virtual-topic consumer queues held (among `destinations`) | |
 //! | `store_bytes` | gauge: journal bytes on disk (`storeUsage` caps it) | |
 //! | `limit_refusals_total` | counter | `limit` (the configuration attribute) |
 //! | `uptime_seconds`, `shards` | gauge | |
@@ -255,6 +256,12 @@ impl Collector for SnapshotCollector {
             "tandem_destinations",
             "Queues and topics (temporary ones included) the broker holds",
             s.limits.destinations,
+        )?;
+        gauge(
+            &mut enc,
+            "tandem_virtual_topic_queues",
+            "Virtual-topic consumer queues the broker holds (a send to their topic reaches them)",
+            s.limits.virtual_topic_queues,
         )?;
         {
             let mut family = enc.encode_descriptor(

@@ -168,6 +168,9 @@ fn describe_record(r: &Record) -> String {
         Record::DeleteQueue { destination } => {
             format!("delete queue {}", destination.stomp_name())
         }
+        Record::CreateQueue { destination } => {
+            format!("create queue {}", destination.stomp_name())
+        }
     }
 }
 

@@ -36,6 +36,16 @@ pub fn broker_settings(config: &BrokerConfig, shard_count: usize) -> BrokerSetti
         shard_memory_limit_bytes: (config.memory_limit_bytes as usize / shard_count.max(1)).max(1),
         maximum_redeliveries: config.redelivery.maximum_redeliveries.unwrap_or(u32::MAX),
         limits: limits(config),
+        virtual_topics: config
+            .virtual_topics
+            .iter()
+            .filter_map(|v| {
+                // Validated by the loader with this same constructor.
+                crate::broker::VirtualTopicRule::new(&v.name, &v.prefix, &v.postfix)
+                    .inspect_err(|e| tracing::error!(name = %v.name, error = %e, "virtual topic rule dropped"))
+                    .ok()
+            })
+            .collect(),
         ..defaults
     }
 }

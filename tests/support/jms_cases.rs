@@ -1197,6 +1197,77 @@ pub fn load_failover(p: &dyn JmsPairTarget, duplicates: UnflaggedDuplicates) {
 }
 
 // ---------------------------------------------------------------------------------
+// Virtual topics
+
+/// Virtual topics, ActiveMQ's default (no configuration): a send to topic
+/// `VirtualTopic.Orders` also goes to every queue `Consumer.<name>.VirtualTopic.Orders`
+/// that exists when it is sent. Two competing consumers on queue A share its copies
+/// (each message exactly once between them); queue B, made by a consumer that left at
+/// once, holds its own copy of every message; a plain topic subscriber still gets every
+/// message; and messages sent before the consumer queues existed are in neither.
+pub fn virtual_topic_consumer_queues(t: &dyn JmsTarget) {
+    let url = t.url();
+    let topic = "topic:VirtualTopic.Orders";
+    let qa = "queue:Consumer.A.VirtualTopic.Orders";
+    let qb = "queue:Consumer.B.VirtualTopic.Orders";
+    // No consumer queue yet: these go to the topic only (no subscriber: nowhere).
+    send(&url, topic, 2, &[]);
+    let b0 = recv(&url, qb, &["--count", "0", "--then-none-ms", "200"]);
+    assert!(b0.recvs().is_empty(), "{}", b0.dump());
+    // Prefetch 1 and a pause per message: neither consumer can take the whole run.
+    let slow = with_options(&url, "jms.prefetchPolicy.all=1");
+    let mut a: Vec<_> = (0..2)
+        .map(|_| {
+            spawn_probe(
+                &slow,
+                "recv",
+                &[
+                    "--dest",
+                    qa,
+                    "--drain",
+                    "--timeout-ms",
+                    "8000",
+                    "--interval-ms",
+                    "50",
+                ],
+            )
+        })
+        .collect();
+    for c in &mut a {
+        c.wait_word("READY", READY_TIMEOUT);
+    }
+    let mut sub = spawn_probe(&url, "recv", &["--dest", topic, "--count", "10"]);
+    sub.wait_word("READY", READY_TIMEOUT);
+    send_from(&url, topic, 2, 10, &[]);
+    let on_topic = sub.finish(PROBE_TIMEOUT).assert_ok();
+    assert_eq!(rdc(&on_topic), fresh(2..12), "{}", on_topic.dump());
+    let mut on_a = Vec::new();
+    for c in a {
+        let out = c.finish(PROBE_TIMEOUT).assert_ok();
+        assert!(
+            !out.recvs().is_empty(),
+            "each competing consumer gets some: {}",
+            out.dump()
+        );
+        for r in out.recvs() {
+            assert_eq!(
+                (r.redelivered, r.body.as_str()),
+                (false, format!("msg-{}", r.seq).as_str())
+            );
+            on_a.push(r.seq);
+        }
+    }
+    on_a.sort_unstable();
+    assert_eq!(
+        on_a,
+        (2..12).collect::<Vec<_>>(),
+        "queue A: each message once"
+    );
+    let on_b = drain(&url, qb, &[]);
+    assert_eq!(rdc(&on_b), fresh(2..12), "{}", on_b.dump());
+}
+
+// ---------------------------------------------------------------------------------
 // Exclusive consumers and message groups
 
 /// Exclusive consumers (`queue:X?consumer.exclusive=true`): of two, the first attached
@@ -1292,6 +1363,7 @@ macro_rules! single_broker_tests {
             expiry_large_and_non_persistent,
             stomp_jms_exchange,
             exclusive_consumers_and_message_groups,
+            virtual_topic_consumer_queues,
         );
     };
     (@each $start:expr; $($case:ident),* $(,)?) => {

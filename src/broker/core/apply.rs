@@ -3,7 +3,7 @@
 //! and durable backlogs (or moving the pin of a relocated copy), acknowledgements,
 //! durable subscriptions created and removed, one-shard transactions, prepared
 //! transactions held until resolved (their acks locked meanwhile), purges and queue
-//! deletes (`admin`).
+//! deletes (`admin`), and queues created empty (virtual-topic consumer queues).
 
 use std::sync::Arc;
 
@@ -165,6 +165,13 @@ impl ShardCore {
             }
             Record::Purge { destination } => self.apply_purge(&destination),
             Record::DeleteQueue { destination } => self.apply_delete_queue(&destination),
+            Record::CreateQueue { destination } => {
+                // New, or a relocated copy of the record: either way it now pins `loc`.
+                let q = self.queue_mut(&destination);
+                let old = std::mem::replace(&mut q.created_at, loc);
+                self.unpin(old);
+                self.pin(loc);
+            }
         }
     }
 
@@ -177,7 +184,7 @@ impl ShardCore {
         loc: Option<Location>,
     ) {
         if message.persistent {
-            self.audit.stored(&message.id);
+            self.audit.stored(&message.destination, &message.id);
         }
         let d = message.destination.clone();
         if d.kind.is_queue() {

@@ -45,6 +45,7 @@ use super::producer_audit::ProducerAudit;
 use super::record::Record;
 use super::selector::Selector;
 use super::settings::BrokerSettings;
+use super::virtual_topic::{self, VirtualTopicIndex, VirtualTopicRule};
 use crate::metrics::{Limit, LimitStats};
 use crate::store::{Location, Position};
 
@@ -156,6 +157,9 @@ struct Queue {
     /// Temporary queues belong to a connection and die with it.
     temp_owner: Option<ConnId>,
     counters: stats::DestCounters,
+    /// The `CreateQueue` record that keeps this queue across restarts (a virtual-topic
+    /// consumer queue); it pins its segment while the queue exists.
+    created_at: Option<Location>,
 }
 
 struct Durable {
@@ -221,6 +225,39 @@ pub struct ShardCore {
     audit: ProducerAudit,
     /// This shard's part of the broker-wide destination count (`maxDestinations`).
     destinations: DestinationShare,
+    /// This shard's virtual-topic consumer queues in the broker-wide index.
+    virtual_topics: VirtualTopicShare,
+}
+
+/// What one shard core adds to the broker-wide index of virtual-topic consumer queues
+/// (`broker::virtual_topic`). Dropping it takes the core's queues out again: a slave
+/// that starts over replaces its whole core.
+struct VirtualTopicShare {
+    index: Arc<VirtualTopicIndex>,
+    /// Tells this core's entries from those of a core that replaces it.
+    owner: u64,
+}
+
+impl VirtualTopicShare {
+    fn created(&self, rules: &[VirtualTopicRule], d: &Destination) {
+        let topics = virtual_topic::topics_of(rules, d);
+        if !topics.is_empty() {
+            tracing::debug!(queue = %d.name, ?topics, "virtual-topic consumer queue");
+            self.index.add(&d.name, topics, self.owner);
+        }
+    }
+
+    fn removed(&self, d: &Destination) {
+        if d.kind == DestKind::Queue {
+            self.index.remove(&d.name, self.owner);
+        }
+    }
+}
+
+impl Drop for VirtualTopicShare {
+    fn drop(&mut self) {
+        self.index.forget_owner(self.owner);
+    }
 }
 
 /// What one shard adds to the broker-wide count of destinations. Dropping it takes
@@ -302,7 +339,22 @@ impl ShardCore {
                 stats: Arc::default(),
                 mine: 0,
             },
+            virtual_topics: VirtualTopicShare {
+                index: Arc::default(),
+                owner: virtual_topic::new_owner(),
+            },
         }
+    }
+
+    /// Reports this shard's virtual-topic consumer queues to the broker-wide `index`
+    /// (the node's registries) instead of a private one. Call before anything is
+    /// applied.
+    pub fn index_virtual_topics_in(&mut self, index: Arc<VirtualTopicIndex>) {
+        assert!(self.queues.is_empty(), "queues indexed elsewhere already");
+        self.virtual_topics = VirtualTopicShare {
+            index,
+            owner: virtual_topic::new_owner(),
+        };
     }
 
     /// Counts this shard's destinations in the broker-wide `stats` (the node's
@@ -526,6 +578,28 @@ impl ShardCore {
         Ok(loc)
     }
 
+    /// Journals a `CreateQueue` record if `d` is a virtual-topic consumer queue that
+    /// does not exist yet, so that it outlives a restart and reaches a slave even
+    /// while empty. Returns the ticket to wait for (`None`: nothing journaled).
+    fn create_consumer_queue(
+        &mut self,
+        d: &Destination,
+        sink: &mut dyn JournalSink,
+    ) -> Result<Option<Position>, BrokerError> {
+        if d.kind != DestKind::Queue
+            || self.queues.contains_key(d)
+            || virtual_topic::topics_of(&self.settings.virtual_topics, d).is_empty()
+        {
+            return Ok(None);
+        }
+        let rec = Record::CreateQueue {
+            destination: d.clone(),
+        };
+        let loc = self.journal(sink, &rec)?;
+        self.apply(rec, Some(loc));
+        Ok(Some(sink.end()))
+    }
+
     fn exists(&self, d: &Destination) -> bool {
         if d.kind.is_queue() {
             self.queues.contains_key(d)
@@ -569,13 +643,17 @@ impl ShardCore {
 
     fn queue_mut(&mut self, d: &Destination) -> &mut Queue {
         let share = &mut self.destinations;
+        let virtual_topics = &self.virtual_topics;
+        let rules = &self.settings.virtual_topics;
         self.queues.entry(d.clone()).or_insert_with(|| {
             share.created();
+            virtual_topics.created(rules, d);
             Queue {
                 backlog: Backlog::default(),
                 next_seq: 1,
                 temp_owner: None,
                 counters: Default::default(),
+                created_at: None,
             }
         })
     }
@@ -597,6 +675,8 @@ impl ShardCore {
     fn remove_queue(&mut self, d: &Destination) -> Option<Queue> {
         let q = self.queues.remove(d)?;
         self.destinations.removed();
+        self.virtual_topics.removed(d);
+        self.unpin(q.created_at);
         Some(q)
     }
 

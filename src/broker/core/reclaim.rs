@@ -85,9 +85,17 @@ impl ShardCore {
         out
     }
 
-    /// Durable subscription definitions whose record is in `segment`: re-journal them.
+    /// Durable subscription definitions and queue creations (`CreateQueue`) whose
+    /// record is in `segment`: re-journal them.
     pub fn relocate_durables(&mut self, segment: u64, sink: &mut dyn JournalSink) {
         let mut recs = Vec::new();
+        for (d, q) in &self.queues {
+            if q.created_at.is_some_and(|l| l.segment == segment) {
+                recs.push(Record::CreateQueue {
+                    destination: d.clone(),
+                });
+            }
+        }
         for (d, t) in &self.topics {
             for (n, s) in &t.durables {
                 if s.loc.is_some_and(|l| l.segment == segment) {
@@ -102,7 +110,9 @@ impl ShardCore {
         for rec in recs {
             match self.journal(sink, &rec) {
                 Ok(loc) => self.apply(rec, Some(loc)),
-                Err(e) => tracing::error!(error = %e, "cannot relocate a durable subscription"),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot relocate a durable subscription or a queue creation")
+                }
             }
         }
     }

@@ -26,7 +26,7 @@ impl ShardCore {
         }
         if msg.persistent
             && matches!(reply.to, ReplyTo::Conn(_))
-            && self.audit.is_duplicate(&msg.id)
+            && self.audit.is_duplicate(&msg.destination, &msg.id)
         {
             // A failover client replaying a send the broker (or the master before a
             // takeover) already stored: confirm it once what is stored is durable,
@@ -52,6 +52,12 @@ impl ShardCore {
         }
         if let (true, Some(why)) = (msg.persistent, sink.paused()) {
             self.reply(reply, None, Err(BrokerError::StoreFull(why)));
+            return;
+        }
+        // A virtual-topic consumer queue a producer creates is kept too, as when a
+        // consumer creates it (its messages may all be acknowledged and reclaimed).
+        if let Err(e) = self.create_consumer_queue(&d, sink) {
+            self.reply(reply, None, Err(e));
             return;
         }
         let rec = self.enqueue_record(&msg);

@@ -60,6 +60,14 @@ impl ShardCore {
             return;
         }
         if d.kind.is_queue() {
+            // A virtual-topic consumer queue is kept from its first consumer on.
+            let created_at = match self.create_consumer_queue(&d, sink) {
+                Ok(at) => at,
+                Err(e) => {
+                    self.reply(reply, None, Err(e));
+                    return;
+                }
+            };
             let q = self.queue_mut(&d);
             if d.kind.is_temporary() && q.temp_owner.is_none() {
                 q.temp_owner = Some(spec.temp_owner.unwrap_or(sub.conn));
@@ -67,7 +75,7 @@ impl ShardCore {
             q.backlog.add_consumer(consumer);
             self.attached.insert(sub, BacklogId::Queue(d.clone()));
             self.mark_dirty(BacklogId::Queue(d));
-            self.reply(reply, None, Ok(()));
+            self.reply(reply, created_at, Ok(()));
             return;
         }
         let Some(name) = spec.durable.clone() else {

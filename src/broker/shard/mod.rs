@@ -98,6 +98,9 @@ struct Shared {
     settings: Arc<BrokerSettings>,
     /// Broker-wide limit counters (a new core after a reset counts in them too).
     limit_stats: Arc<crate::metrics::LimitStats>,
+    /// The broker-wide index of virtual-topic consumer queues (a new core after a
+    /// reset reports to it too).
+    virtual_topics: Arc<crate::broker::VirtualTopicIndex>,
     /// This shard's journal pause is counted in `limit_stats` (see `publish_stats`).
     disk_full_published: Cell<bool>,
     /// This shard's journal size as last counted in `limit_stats` (`publish_stats`).
@@ -136,6 +139,7 @@ impl Shard {
         // replays in the memory limit (bodies beyond it stay on disk, as live).
         let mut core = ShardCore::new(setup.shard, setup.shard_count, setup.settings.clone());
         core.count_destinations_in(setup.registries.limits.clone());
+        core.index_virtual_topics_in(setup.registries.virtual_topics.clone());
         let (journal, count) = Journal::open_with(cfg, &mut |r| {
             apply_payload(&mut core, &r.payload, r.location);
         })
@@ -175,6 +179,7 @@ impl Shard {
             shard_count: setup.shard_count,
             settings: setup.settings.clone(),
             limit_stats: setup.registries.limits.clone(),
+            virtual_topics: setup.registries.virtual_topics.clone(),
             disk_full_published: Cell::new(false),
             disk_bytes_published: Cell::new(0),
             segment_bytes: setup.segment_bytes,

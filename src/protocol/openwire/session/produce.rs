@@ -1,6 +1,7 @@
 //! Producing: ProducerInfo, message sends (sync ones answered once the broker stored
 //! the message; one send per member of a composite destination; transacted ones
-//! buffered until COMMIT), producer flow control, and temporary destinations
+//! buffered until COMMIT; a virtual topic's consumer queues are members too), producer
+//! flow control, and temporary destinations
 //! (DestinationInfo).
 
 use std::sync::Arc;
@@ -27,6 +28,18 @@ impl<E: SessionEnv> Session<E> {
                 self.ctx.registries.limits.refused(Limit::CompositeMembers);
             }
         })
+    }
+
+    /// Where a send to `d` goes: its members, plus the consumer queues that exist now
+    /// of each virtual topic among them (`broker::virtual_topic`), under the same cap.
+    fn send_members(&self, d: &super::super::Destination) -> Result<Vec<Destination>, Refusal> {
+        let mut members = self.members_of(d)?;
+        let max = self.ctx.settings.limits.max_composite_destinations;
+        if let Err(e) = self.ctx.registries.virtual_topics.expand(&mut members, max) {
+            self.ctx.registries.limits.refused(Limit::CompositeMembers);
+            return Err(Refusal::new(JAVA_RESOURCE_ALLOCATION, e.to_string()));
+        }
+        Ok(members)
     }
 
     /// A per-connection cap reached: counted, and the client told which setting it
@@ -67,7 +80,7 @@ impl<E: SessionEnv> Session<E> {
                 "message without a destination",
             ));
         };
-        let members = self.members_of(destination)?;
+        let members = self.send_members(destination)?;
         let now_ms = self.env.now_ms();
         let mut msgs = Vec::with_capacity(members.len());
         for d in members {

@@ -60,7 +60,7 @@ use super::error::StompError;
 use super::frame::{Command, Frame};
 use super::version::Version;
 
-use receipts::{BarrierGroup, Pending};
+use receipts::{BarrierGroup, Pending, SendGroup};
 use subscribe::Subscription;
 use tx::{Transaction, TwoPhase};
 
@@ -258,6 +258,10 @@ pub struct Session<E: SessionEnv> {
     /// Per shard: ever posted to (DISCONNECT's barrier goes to these).
     used: Vec<bool>,
     barriers: HashMap<u64, BarrierGroup>,
+    /// Sends posted as several copies (a virtual topic), by group number; at most one
+    /// per pending send, so bounded by `max_pending_sends` (reading pauses there).
+    send_groups: HashMap<u64, SendGroup>,
+    /// Numbers barrier groups and send groups.
     next_group: u64,
 
     pending_sends: usize,
@@ -308,6 +312,7 @@ impl<E: SessionEnv> Session<E> {
             unreplied_confirmed: vec![0; shards],
             used: vec![false; shards],
             barriers: HashMap::new(),
+            send_groups: HashMap::new(),
             next_group: 1,
             pending_sends: 0,
             reading_paused: false,

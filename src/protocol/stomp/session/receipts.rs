@@ -15,6 +15,11 @@ pub(super) enum Pending {
     Send {
         receipt: Option<String>,
     },
+    /// One copy of a send that went to several destinations (a virtual topic and its
+    /// consumer queues): the send is done when every copy is.
+    SendPart {
+        group: u64,
+    },
     /// Subscribe: on failure the local subscription is dropped again.
     Subscribe {
         receipt: Option<String>,
@@ -34,6 +39,15 @@ pub(super) enum Pending {
     Barrier {
         group: u64,
     },
+}
+
+/// A send posted as several copies, waiting for all of them.
+#[derive(Debug)]
+pub(super) struct SendGroup {
+    pub(super) remaining: usize,
+    pub(super) receipt: Option<String>,
+    /// The first copy that failed: the client hears of it (once).
+    pub(super) failed: Option<BrokerError>,
 }
 
 #[derive(Debug)]
@@ -65,13 +79,23 @@ impl<E: SessionEnv> Session<E> {
             *n = n.saturating_sub(1);
         }
         match pending {
-            Pending::Send { receipt } => {
-                self.pending_sends = self.pending_sends.saturating_sub(1);
-                if self.reading_paused && self.pending_sends < self.ctx.settings.max_pending_sends {
-                    self.reading_paused = false;
-                    self.out.push(Action::ResumeReading);
+            Pending::Send { receipt } => self.send_done(result, receipt),
+            Pending::SendPart { group } => {
+                let Some(g) = self.send_groups.get_mut(&group) else {
+                    return;
+                };
+                g.remaining = g.remaining.saturating_sub(1);
+                if let Err(e) = result {
+                    g.failed.get_or_insert(e);
                 }
-                self.complete(result, receipt, "Send failed");
+                if g.remaining > 0 {
+                    return;
+                }
+                let Some(g) = self.send_groups.remove(&group) else {
+                    return;
+                };
+                let result = g.failed.map_or(Ok(()), Err);
+                self.send_done(result, g.receipt);
             }
             Pending::Subscribe { receipt, sub } => {
                 if result.is_err() {
@@ -111,6 +135,17 @@ impl<E: SessionEnv> Session<E> {
                 }
             }
         }
+    }
+
+    /// A send is done (every copy of it): it no longer counts against
+    /// `max_pending_sends`, and the client hears the outcome.
+    fn send_done(&mut self, result: Result<(), BrokerError>, receipt: Option<String>) {
+        self.pending_sends = self.pending_sends.saturating_sub(1);
+        if self.reading_paused && self.pending_sends < self.ctx.settings.max_pending_sends {
+            self.reading_paused = false;
+            self.out.push(Action::ResumeReading);
+        }
+        self.complete(result, receipt, "Send failed");
     }
 
     /// RECEIPT on success, ERROR (naming the receipt) on failure. Broker failures keep

@@ -1,5 +1,6 @@
 //! SEND: building the broker `Message` from a frame (persistence, priority, expiry,
-//! reply-to, the headers kept as properties), transactional sends, producer flow control,
+//! reply-to, the headers kept as properties), one copy for each consumer queue of a
+//! virtual topic (`broker::virtual_topic`), transactional sends, producer flow control,
 //! and STOMP destination names: parsing `/queue/`, `/topic/` and the temporary
 //! destination prefixes, naming this connection's temporary destinations, and showing
 //! the client its own alias for them again.
@@ -7,9 +8,9 @@
 use std::sync::Arc;
 
 use super::super::frame::Frame;
-use super::receipts::Pending;
+use super::receipts::{Pending, SendGroup};
 use super::{invalid, required, Action, Session, SessionEnv, SessionError};
-use crate::broker::{BodyType, DestKind, Destination, Message, Request, TxOp};
+use crate::broker::{BodyType, DestKind, Destination, Message, MessageRef, Request, TxOp};
 
 /// Headers that STOMP (or this session) interprets and therefore does not keep as a
 /// message property (so a stored property of such a name cannot be sent as itself).
@@ -59,7 +60,7 @@ impl<E: SessionEnv> Session<E> {
             .filter(|(k, _)| !NON_PROPERTY_HEADERS.contains(&k.as_str()))
             .cloned()
             .collect();
-        let msg = Arc::new(Message {
+        let msg = Message {
             id: self.env.next_message_id(),
             destination,
             persistent,
@@ -71,7 +72,30 @@ impl<E: SessionEnv> Session<E> {
             body: frame.body.clone(),
             body_type: body_type(frame),
             properties: Vec::new(),
-        });
+        };
+        // A virtual topic's consumer queues get the message too (one copy each, same
+        // id), as the members of a composite destination would.
+        let mut members = vec![msg.destination.clone()];
+        let max = self.ctx.settings.limits.max_composite_destinations;
+        if let Err(e) = self.ctx.registries.virtual_topics.expand(&mut members, max) {
+            self.ctx
+                .registries
+                .limits
+                .refused(crate::metrics::Limit::CompositeMembers);
+            return Err(SessionError::LimitReached(e.to_string()));
+        }
+        let msgs: Vec<MessageRef> = match members.len() {
+            1 => vec![Arc::new(msg)],
+            _ => members
+                .into_iter()
+                .map(|d| {
+                    Arc::new(Message {
+                        destination: d,
+                        ..msg.clone()
+                    })
+                })
+                .collect(),
+        };
         if let Some(tx) = frame.header("transaction") {
             let t = self
                 .transactions
@@ -79,7 +103,7 @@ impl<E: SessionEnv> Session<E> {
                 .ok_or_else(|| SessionError::UnknownTransaction(tx.into()))?;
             // Buffered until COMMIT: counted against maxTransactionSize and, with every
             // open transaction, against the memory limit.
-            let size = msg.memory_size() as u64;
+            let size = msgs.iter().map(|m| m.memory_size() as u64).sum();
             if let Err(refusal) =
                 t.charge
                     .add(&self.ctx.registries.limits, &self.ctx.settings.limits, size)
@@ -87,16 +111,38 @@ impl<E: SessionEnv> Session<E> {
                 self.refuse_transaction(tx, &refusal.message(), frame.header("receipt"));
                 return Ok(());
             }
-            t.ops.push(TxOp::Send(msg));
+            t.ops.extend(msgs.into_iter().map(TxOp::Send));
             return self.receipt_now(frame.header("receipt"));
         }
-        let shard = self.shard_of(&msg.destination);
         let receipt = frame.header("receipt").map(str::to_owned);
         self.pending_sends += 1;
-        self.post_with_reply(shard, Pending::Send { receipt }, |reply| Request::Send {
-            msg,
-            reply,
-        });
+        if let [msg] = &msgs[..] {
+            let msg = msg.clone();
+            let shard = self.shard_of(&msg.destination);
+            self.post_with_reply(shard, Pending::Send { receipt }, |reply| Request::Send {
+                msg,
+                reply,
+            });
+        } else {
+            // One RECEIPT (or ERROR) once every copy is stored.
+            let group = self.next_group;
+            self.next_group += 1;
+            self.send_groups.insert(
+                group,
+                SendGroup {
+                    remaining: msgs.len(),
+                    receipt,
+                    failed: None,
+                },
+            );
+            for msg in msgs {
+                let shard = self.shard_of(&msg.destination);
+                self.post_with_reply(shard, Pending::SendPart { group }, |reply| Request::Send {
+                    msg,
+                    reply,
+                });
+            }
+        }
         if self.pending_sends >= self.ctx.settings.max_pending_sends.max(1) && !self.reading_paused
         {
             self.reading_paused = true;

@@ -144,6 +144,44 @@ fn a_composite_destination_is_one_send_per_member_answered_after_all() {
 }
 
 #[test]
+fn a_send_to_a_virtual_topic_also_goes_to_its_consumer_queues() {
+    let registries = Arc::new(Registries::default());
+    let rules = vec![crate::broker::VirtualTopicRule::activemq_default()];
+    let q = Destination::queue("Consumer.A.VirtualTopic.X");
+    let topics = crate::broker::virtual_topic::topics_of(&rules, &q);
+    registries.virtual_topics.add(&q.name, topics, 1);
+    let mut s = fresh_with_ids(4, BrokerSettings::default(), registries);
+    s.on_command(client_wfi_at(12));
+    s.on_command(Command::ConnectionInfo(connection_info(1, "cid")));
+    s.take_actions();
+    s.on_command(text_message(
+        8,
+        true,
+        OwDestination::topic("VirtualTopic.X"),
+        1,
+        "x",
+    ));
+    let p = posts(s.take_actions());
+    let sent: Vec<(Destination, String)> = p
+        .iter()
+        .map(|(_, r)| match r {
+            Request::Send { msg, .. } => (msg.destination.clone(), msg.id.clone()),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let id = format!("{CID}:1:1:1");
+    assert_eq!(
+        sent,
+        vec![(Destination::topic("VirtualTopic.X"), id.clone()), (q, id)]
+    );
+    let replies: Vec<Reply> = p.iter().map(|(_, r)| reply_of(r)).collect();
+    s.on_event(ok(replies[0]));
+    assert!(s.take_actions().is_empty(), "answered after every copy");
+    s.on_event(ok(replies[1]));
+    assert_eq!(response(&s.take_actions()), 8);
+}
+
+#[test]
 fn too_many_unconfirmed_sends_pause_reading() {
     let mut s = open_with(
         1,

@@ -1,7 +1,7 @@
 //! Tests for SEND: message building, errors, flow control, temporary destinations.
 
 use super::*;
-use crate::broker::BrokerError;
+use crate::broker::{BrokerError, MessageRef};
 
 #[test]
 fn send_builds_the_message_and_receipts_on_done() {
@@ -167,4 +167,116 @@ fn temp_destinations_map_aliases_per_connection() {
     };
     assert_eq!(spec.temp_owner, None);
     assert_eq!(spec.destination.name, "ID:x:1");
+}
+
+/// A connected STOMP 1.2 session whose broker holds `queues` as virtual-topic
+/// consumer queues.
+fn connected_with_consumer_queues(queues: &[&str], settings: BrokerSettings) -> Session<TestEnv> {
+    let registries = Arc::new(Registries::default());
+    let rules = vec![crate::broker::VirtualTopicRule::activemq_default()];
+    for q in queues {
+        let topics = crate::broker::virtual_topic::topics_of(&rules, &Destination::queue(*q));
+        registries.virtual_topics.add(q, topics, 1);
+    }
+    let mut s = session_in(registries, CONN, 4, settings);
+    s.on_frame(frame(
+        Command::Connect,
+        &[("host", "localhost"), ("accept-version", "1.2")],
+    ));
+    s.take_actions();
+    s
+}
+
+#[test]
+fn a_send_to_a_virtual_topic_goes_to_its_consumer_queues_with_one_receipt() {
+    let qa = "Consumer.A.VirtualTopic.X";
+    let qb = "Consumer.B.VirtualTopic.X";
+    let mut s = connected_with_consumer_queues(&[qa, qb], BrokerSettings::default());
+    s.on_frame(frame(
+        Command::Send,
+        &[("destination", "/topic/VirtualTopic.X"), ("receipt", "r1")],
+    ));
+    let sends: Vec<(ShardId, MessageRef, Reply)> = posts(s.take_actions())
+        .into_iter()
+        .map(|(shard, r)| match r {
+            Request::Send { msg, reply } => (shard, msg, reply),
+            other => panic!("not a send: {other:?}"),
+        })
+        .collect();
+    let dests: Vec<&Destination> = sends.iter().map(|(_, m, _)| &m.destination).collect();
+    assert_eq!(
+        dests,
+        vec![
+            &Destination::topic("VirtualTopic.X"),
+            &Destination::queue(qa),
+            &Destination::queue(qb),
+        ]
+    );
+    for (shard, m, _) in &sends {
+        assert_eq!(*shard, m.destination.shard(4));
+        assert_eq!(m.id, "ID:m-1", "one message, one id");
+    }
+    // The RECEIPT waits for every copy.
+    let mut replies: Vec<Reply> = sends.into_iter().map(|(_, _, r)| r).collect();
+    let last = replies.pop().unwrap();
+    for r in replies {
+        s.on_event(ok(r));
+        assert!(writes(&s.take_actions()).is_empty());
+    }
+    s.on_event(ok(last));
+    let a = s.take_actions();
+    assert_eq!(headers(writes(&a)[0]), vec![("receipt-id", "r1")]);
+
+    // A topic that is not virtual, or a queue of that name: one send.
+    for dest in ["/topic/Other", "/queue/VirtualTopic.X"] {
+        s.on_frame(frame(Command::Send, &[("destination", dest)]));
+        assert_eq!(posts(s.take_actions()).len(), 1, "{dest}");
+    }
+}
+
+#[test]
+fn a_virtual_topic_send_in_a_transaction_buffers_every_copy() {
+    let mut s =
+        connected_with_consumer_queues(&["Consumer.A.VirtualTopic.X"], BrokerSettings::default());
+    s.on_frame(frame(Command::Begin, &[("transaction", "t")]));
+    s.on_frame(frame(
+        Command::Send,
+        &[
+            ("destination", "/topic/VirtualTopic.X"),
+            ("transaction", "t"),
+        ],
+    ));
+    s.take_actions();
+    s.on_frame(frame(Command::Commit, &[("transaction", "t")]));
+    let ops: usize = posts(s.take_actions())
+        .iter()
+        .map(|(_, r)| match r {
+            Request::Commit { ops, .. } | Request::Prepare { ops, .. } => ops.len(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(ops, 2, "the topic's copy and the consumer queue's");
+}
+
+#[test]
+fn a_virtual_topic_send_beyond_the_composite_cap_is_refused_and_counted() {
+    let mut settings = BrokerSettings::default();
+    settings.limits.max_composite_destinations = 2;
+    let mut s = connected_with_consumer_queues(
+        &["Consumer.A.VirtualTopic.X", "Consumer.B.VirtualTopic.X"],
+        settings,
+    );
+    s.on_frame(frame(
+        Command::Send,
+        &[("destination", "/topic/VirtualTopic.X"), ("receipt", "r")],
+    ));
+    let a = s.take_actions();
+    let e = writes(&a)[0];
+    assert_eq!(e.command, Command::Error);
+    assert!(
+        String::from_utf8_lossy(&e.body).contains("maxCompositeDestinations"),
+        "{e:?}"
+    );
+    assert!(!a.iter().any(is_close), "the connection stays open");
+    assert!(posts(a).is_empty());
 }
