@@ -9,6 +9,7 @@
 //! * [`settings`]    — runtime settings distilled from the configuration.
 //! * [`virtual_topic`] — virtual topics: which queues are a topic's consumer queues, and
 //!   the broker-wide index of those that exist, that expands a send.
+//! * [`wildcard`]    — ActiveMQ destination patterns (`*` one segment, `>` the rest).
 //! * [`diverged`]    — which messages a diverged log (set aside after a split brain)
 //!   stored that its new master never had: what a replay resends.
 
@@ -29,6 +30,7 @@ pub mod seq_map;
 pub mod settings;
 pub mod shard;
 pub mod virtual_topic;
+pub mod wildcard;
 
 pub use clients::{ClientIds, Registries, TempDestinations};
 pub use destination::{DestKind, Destination};
