@@ -148,10 +148,15 @@ impl Core {
                 Ev::Tick => {
                     if let Some(a) = slave.as_mut() {
                         a.resume_behind(self);
-                        a.link.send(&Frame {
-                            epoch: self.state.borrow().epoch,
-                            body: Body::Heartbeat,
-                        });
+                        // Not before the Welcome: the slave takes the first frame after
+                        // its Proof as the answer, and a heartbeat there (catch-up still
+                        // planning on a busy master) made it give up the attach.
+                        if a.welcomed {
+                            a.link.send(&Frame {
+                                epoch: self.state.borrow().epoch,
+                                body: Body::Heartbeat,
+                            });
+                        }
                         a.publish_lag(self);
                     }
                     // Silence, pauses, grants, probes: the machine's.
