@@ -42,3 +42,13 @@ fn s7_transacted_batches_failover() {
 fn g7_load_failover() {
     cases::load_failover(&ActiveMqPair::start(), cases::UnflaggedDuplicates::Reported);
 }
+
+/// Real ActiveMQ with the individual dead-letter policy entry the case needs.
+#[test]
+fn individual_dead_letter_queues() {
+    let (pattern, prefix) = cases::INDIVIDUAL_DLQ;
+    cases::individual_dead_letter_queues(&ActiveMq::start(ActiveMqOpts {
+        individual_dlq: Some((pattern.into(), prefix.into())),
+        ..ActiveMqOpts::default()
+    }));
+}

@@ -36,6 +36,30 @@ fn broker() -> Broker {
     })
 }
 
+/// The `<destinationPolicy>` of [`cases::individual_dead_letter_queues`]: the same
+/// policy entry real ActiveMQ gets from `--individual-dlq`.
+fn individual_dlq_policy() -> String {
+    let (pattern, prefix) = cases::INDIVIDUAL_DLQ;
+    format!(
+        r#"<destinationPolicy><policyMap><policyEntries>
+  <policyEntry queue="{pattern}">
+    <deadLetterStrategy>
+      <individualDeadLetterStrategy queuePrefix="{prefix}" useQueueForQueueMessages="true"/>
+    </deadLetterStrategy>
+  </policyEntry>
+</policyEntries></policyMap></destinationPolicy>"#
+    )
+}
+
+/// A broker with an OpenWire connector and the individual dead-letter policy.
+fn broker_with_individual_dlq() -> Broker {
+    Broker::start(BrokerOpts {
+        openwire_port: Some(free_port()),
+        broker_xml: Some(individual_dlq_policy()),
+        ..BrokerOpts::default()
+    })
+}
+
 /// A Tandem pair for the failover cases; holds a pair-test slot while it lives.
 struct TandemPair {
     pair: Pair,
@@ -72,6 +96,11 @@ impl JmsPairTarget for TandemPair {
 }
 
 cases::single_broker_tests!(broker);
+
+#[test]
+fn individual_dead_letter_queues() {
+    cases::individual_dead_letter_queues(&broker_with_individual_dlq());
+}
 
 #[test]
 fn s1_queue_failover() {

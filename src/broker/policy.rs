@@ -124,9 +124,17 @@ impl DeadLetterStrategy {
             DeadLetterTarget::Individual(i) => i,
         };
         let (prefix, suffix, use_queue) = if original.kind.is_queue() {
-            (&i.queue_prefix, &i.queue_suffix, i.use_queue_for_queue_messages)
+            (
+                &i.queue_prefix,
+                &i.queue_suffix,
+                i.use_queue_for_queue_messages,
+            )
         } else {
-            (&i.topic_prefix, &i.topic_suffix, i.use_queue_for_topic_messages)
+            (
+                &i.topic_prefix,
+                &i.topic_suffix,
+                i.use_queue_for_topic_messages,
+            )
         };
         let mut name = format!("{prefix}{}", original.name);
         if let (true, Some(d)) = (i.destination_per_durable_subscriber, durable) {
@@ -166,6 +174,16 @@ impl Default for PolicyEntry {
             topic_prefetch: DEFAULT_TOPIC_PREFETCH,
             durable_topic_prefetch: DEFAULT_DURABLE_TOPIC_PREFETCH,
         }
+    }
+}
+
+/// The prefetch ActiveMQ's clients (JMS and STOMP) ask for by default.
+pub fn default_prefetch(kind: ConsumerKind) -> u32 {
+    match kind {
+        ConsumerKind::Queue => DEFAULT_QUEUE_PREFETCH,
+        ConsumerKind::QueueBrowser => DEFAULT_QUEUE_BROWSER_PREFETCH,
+        ConsumerKind::Topic => DEFAULT_TOPIC_PREFETCH,
+        ConsumerKind::DurableTopic => DEFAULT_DURABLE_TOPIC_PREFETCH,
     }
 }
 
@@ -283,8 +301,7 @@ impl PolicyMap {
 
     /// The prefetch a consumer of `d` asking for `asked` gets.
     pub fn prefetch(&self, d: &Destination, kind: ConsumerKind, asked: u32) -> u32 {
-        self.entry_for(d)
-            .map_or(asked, |e| e.prefetch(kind, asked))
+        self.entry_for(d).map_or(asked, |e| e.prefetch(kind, asked))
     }
 }
 
@@ -309,7 +326,9 @@ fn more_specific(a: &Keyed, b: &Keyed, name: &str) -> Ordering {
         // Each matches the other as a name (`ORDERS.*` and `ORDERS.>`): ActiveMQ's
         // comparator says "after" both ways, so its choice depends on hash order.
         // Tandem picks the one without `>`, which matches fewer names.
-        (true, true) => ends_in_rest(a).cmp(&ends_in_rest(b)).then(a.text.cmp(&b.text)),
+        (true, true) => ends_in_rest(a)
+            .cmp(&ends_in_rest(b))
+            .then(a.text.cmp(&b.text)),
         (false, false) => a.text.cmp(&b.text),
     }
 }
@@ -412,8 +431,14 @@ mod tests {
         assert_eq!(e.prefetch(ConsumerKind::DurableTopic, 1000), 3);
         assert_eq!(e.prefetch(ConsumerKind::QueueBrowser, 500), 4);
         let m = map(&[(DestKind::Queue, "A", 7)], None);
-        assert_eq!(m.prefetch(&Destination::queue("A"), ConsumerKind::Queue, 1000), 7);
-        assert_eq!(m.prefetch(&Destination::queue("B"), ConsumerKind::Queue, 1000), 1000);
+        assert_eq!(
+            m.prefetch(&Destination::queue("A"), ConsumerKind::Queue, 1000),
+            7
+        );
+        assert_eq!(
+            m.prefetch(&Destination::queue("B"), ConsumerKind::Queue, 1000),
+            1000
+        );
     }
 
     #[test]

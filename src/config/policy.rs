@@ -309,7 +309,8 @@ impl Reader<'_> {
         );
         let d = Individual::default();
         let text = |r: &Self, name: &str, default: String| -> Result<String, ConfigError> {
-            Ok(r.value(el, name)?.map_or(default, |(v, _)| v.trim().to_string()))
+            Ok(r.value(el, name)?
+                .map_or(default, |(v, _)| v.trim().to_string()))
         };
         let individual = Individual {
             queue_prefix: text(self, "queuePrefix", d.queue_prefix)?,

@@ -91,7 +91,10 @@ fn entries_strategies_prefetches_and_the_default_entry_are_read() {
         })
     );
     let prices = &p.entries[1].1;
-    assert_eq!((prices.topic_prefetch, prices.durable_topic_prefetch), (7, 8));
+    assert_eq!(
+        (prices.topic_prefetch, prices.durable_topic_prefetch),
+        (7, 8)
+    );
     assert_eq!(prices.queue_prefetch, 1000, "unset: ActiveMQ's default");
     assert_eq!(
         prices.dead_letter,
@@ -134,7 +137,10 @@ fn entries_strategies_prefetches_and_the_default_entry_are_read() {
         Destination::queue("DLQ.ORDERS.EU")
     );
     assert_eq!(map.prefetch(&q, ConsumerKind::Queue, 1000), 5);
-    assert_eq!(map.prefetch(&Destination::queue("X"), ConsumerKind::Queue, 1000), 2);
+    assert_eq!(
+        map.prefetch(&Destination::queue("X"), ConsumerKind::Queue, 1000),
+        2
+    );
 }
 
 #[test]
@@ -172,14 +178,22 @@ fn bad_values_name_file_line_element_and_attribute() {
         e,
         "conf/activemq.xml:3: <policyEntry queuePrefetch=\"lots\">: expected a whole number >= 0"
     );
-    let e = error(&wrap(r#"<policyEntry queue=">" topicPrefetch="3000000000"/>"#));
-    assert!(e.contains("topicPrefetch") && e.contains("2147483647"), "{e}");
+    let e = error(&wrap(
+        r#"<policyEntry queue=">" topicPrefetch="3000000000"/>"#,
+    ));
+    assert!(
+        e.contains("topicPrefetch") && e.contains("2147483647"),
+        "{e}"
+    );
     let e = error(&wrap(r#"<policyEntry queuePrefetch="1"/>"#));
     assert!(e.contains(":3: <policyEntry>: names no destination"), "{e}");
     let e = error(&wrap(r#"<policyEntry queue="A" topic="B"/>"#));
     assert!(e.contains("more than one destination"), "{e}");
     let e = error(&wrap(r#"<policyEntry queue="A,B"/>"#));
-    assert!(e.contains("<policyEntry queue=\"A,B\">: a composite"), "{e}");
+    assert!(
+        e.contains("<policyEntry queue=\"A,B\">: a composite"),
+        "{e}"
+    );
     let e = error(&wrap(
         r#"<policyEntry queue="A"><deadLetterStrategy>
 <individualDeadLetterStrategy useQueueForQueueMessages="maybe"/></deadLetterStrategy></policyEntry>"#,
@@ -204,9 +218,7 @@ fn bad_values_name_file_line_element_and_attribute() {
 <individualDeadLetterStrategy/></deadLetterStrategy></policyEntry>"#,
     ));
     assert!(e.contains("a second dead-letter strategy"), "{e}");
-    let e = error(
-        "<destinationPolicy><policyMap/><policyMap/></destinationPolicy>",
-    );
+    let e = error("<destinationPolicy><policyMap/><policyMap/></destinationPolicy>");
     assert!(e.contains("appears twice"), "{e}");
 }
 

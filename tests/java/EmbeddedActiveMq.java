@@ -9,6 +9,9 @@ import javax.net.ssl.KeyManagerFactory;
 import org.apache.activemq.broker.BrokerService;
 import org.apache.activemq.broker.SslContext;
 import org.apache.activemq.broker.TransportConnector;
+import org.apache.activemq.broker.region.policy.IndividualDeadLetterStrategy;
+import org.apache.activemq.broker.region.policy.PolicyEntry;
+import org.apache.activemq.broker.region.policy.PolicyMap;
 import org.apache.activemq.store.SharedFileLocker;
 import org.apache.activemq.store.kahadb.KahaDBPersistenceAdapter;
 
@@ -23,6 +26,7 @@ import org.apache.activemq.store.kahadb.KahaDBPersistenceAdapter;
  *                       [--openwire-options QUERY]
  *                       [--ssl-port P] [--stomp-ssl-port S]
  *                       [--key-store FILE.p12 --key-store-password PW]
+ *                       [--individual-dlq PATTERN=PREFIX]
  * </pre>
  *
  * <ul>
@@ -40,6 +44,10 @@ import org.apache.activemq.store.kahadb.KahaDBPersistenceAdapter;
  *   <li>{@code --ssl-port}, {@code --stomp-ssl-port}: {@code ssl://} (OpenWire) and
  *       {@code stomp+ssl://} connectors, presenting the PKCS12 {@code --key-store}'s key
  *       (the broker's SSL context, as {@code <sslContext keyStore>} sets it).</li>
+ *   <li>{@code --individual-dlq PATTERN=PREFIX}: a destination policy, as
+ *       {@code <policyEntry queue="PATTERN"><deadLetterStrategy><individualDeadLetterStrategy
+ *       queuePrefix="PREFIX" useQueueForQueueMessages="true"/>} writes it: the queues
+ *       matching PATTERN dead-letter to their own queue PREFIX + name.</li>
  *   <li>{@code --exit-with-parent}: exit when the parent process goes away (a test
  *       harness killed with SIGKILL must not leave brokers behind).</li>
  * </ul>
@@ -62,6 +70,7 @@ public final class EmbeddedActiveMq {
         int stompSslPort = -1;
         String keyStore = null;
         String keyStorePassword = null;
+        String individualDlq = null;
         for (int i = 0; i < argv.length; i++) {
             String a = argv[i];
             switch (a) {
@@ -77,6 +86,7 @@ public final class EmbeddedActiveMq {
                 case "--stomp-ssl-port": stompSslPort = Integer.parseInt(argv[++i]); break;
                 case "--key-store": keyStore = argv[++i]; break;
                 case "--key-store-password": keyStorePassword = argv[++i]; break;
+                case "--individual-dlq": individualDlq = argv[++i]; break;
                 default:
                     System.err.println("EmbeddedActiveMq: unknown argument " + a);
                     System.exit(2);
@@ -117,6 +127,22 @@ public final class EmbeddedActiveMq {
             broker.setPersistenceAdapter(store);
         } else {
             broker.setPersistent(false);
+        }
+        if (individualDlq != null) {
+            int eq = individualDlq.indexOf('=');
+            if (eq <= 0) {
+                System.err.println("EmbeddedActiveMq: --individual-dlq wants PATTERN=PREFIX");
+                System.exit(2);
+            }
+            IndividualDeadLetterStrategy dlq = new IndividualDeadLetterStrategy();
+            dlq.setQueuePrefix(individualDlq.substring(eq + 1));
+            dlq.setUseQueueForQueueMessages(true);
+            PolicyEntry entry = new PolicyEntry();
+            entry.setQueue(individualDlq.substring(0, eq));
+            entry.setDeadLetterStrategy(dlq);
+            PolicyMap policies = new PolicyMap();
+            policies.setPolicyEntries(List.of(entry));
+            broker.setDestinationPolicy(policies);
         }
         List<String> uris = new ArrayList<>();
         TransportConnector openwire = broker.addConnector("tcp://127.0.0.1:" + port

@@ -595,6 +595,9 @@ pub struct ActiveMqOpts {
     pub name: String,
     /// KahaDB persistence (default sync) instead of memory.
     pub kahadb: bool,
+    /// `--individual-dlq PATTERN=PREFIX`: queues matching PATTERN dead-letter to
+    /// PREFIX + their name (an `individualDeadLetterStrategy` policy entry).
+    pub individual_dlq: Option<(String, String)>,
 }
 
 impl Default for ActiveMqOpts {
@@ -602,6 +605,7 @@ impl Default for ActiveMqOpts {
         ActiveMqOpts {
             name: "activemq".into(),
             kahadb: true,
+            individual_dlq: None,
         }
     }
 }
@@ -655,6 +659,10 @@ impl ActiveMq {
             .arg(&opts.name);
         if opts.kahadb {
             cmd.arg("--kahadb");
+        }
+        if let Some((pattern, prefix)) = &opts.individual_dlq {
+            cmd.arg("--individual-dlq")
+                .arg(format!("{pattern}={prefix}"));
         }
         let child = cmd
             .env("JMS_CLASSES", &java.classes)
@@ -813,6 +821,7 @@ impl ActiveMqPair {
             ActiveMqOpts {
                 name: "master".into(),
                 kahadb: true,
+                individual_dlq: None,
             },
         );
         master.wait_started(ACTIVEMQ_START_TIMEOUT);
@@ -821,6 +830,7 @@ impl ActiveMqPair {
             ActiveMqOpts {
                 name: "slave".into(),
                 kahadb: true,
+                individual_dlq: None,
             },
         );
         slave.wait_log(ACTIVEMQ_START_TIMEOUT, "slave mode", |l| {

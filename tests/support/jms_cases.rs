@@ -1334,6 +1334,139 @@ pub fn exclusive_consumers_and_message_groups(t: &dyn JmsTarget) {
     }
 }
 
+/// `JMSXGroupSeq = -1` closes a message group (ActiveMQ's `Queue.assignMessageGroup`):
+/// once the group's owner has been given that message the group has no owner, and its
+/// next message goes to whichever consumer takes it, which becomes the new owner. A
+/// group that is not closed keeps its owner: a message of it the owner does not select
+/// waits. Selectors make the outcome exact: consumer `before` only takes `phase =
+/// 'before'` messages, consumer `after` only `phase = 'after'`.
+pub fn message_group_closing(t: &dyn JmsTarget) {
+    let url = t.url();
+    let q = "queue:group-closing";
+    let attached = |selector: &str| {
+        let mut p = spawn_probe(
+            &url,
+            "recv",
+            &[
+                "--dest",
+                q,
+                "--selector",
+                selector,
+                "--drain",
+                "--timeout-ms",
+                "90000",
+            ],
+        );
+        p.wait_word("READY", READY_TIMEOUT);
+        p
+    };
+    let before = attached("phase = 'before'");
+    let after = attached("phase = 'after'");
+    let a_before = ["--prop", "JMSXGroupID=A", "--prop", "phase=before"];
+    // Group A: `before` owns it from seq 0; seq 2 (JMSXGroupSeq -1) closes it.
+    send_from(&url, q, 0, 2, &a_before);
+    send_from(
+        &url,
+        q,
+        2,
+        1,
+        &[&a_before[..], &["--prop", "JMSXGroupSeq=-1"]].concat(),
+    );
+    // So `after` may take A's next messages and becomes A's owner.
+    send_from(
+        &url,
+        q,
+        3,
+        2,
+        &["--prop", "JMSXGroupID=A", "--prop", "phase=after"],
+    );
+    // Group B is never closed: its `after` message waits for B's owner, `before`.
+    send_from(
+        &url,
+        q,
+        10,
+        1,
+        &["--prop", "JMSXGroupID=B", "--prop", "phase=before"],
+    );
+    send_from(
+        &url,
+        q,
+        11,
+        1,
+        &["--prop", "JMSXGroupID=B", "--prop", "phase=after"],
+    );
+    let count = |p: &RunningProbe| p.lines().iter().filter(|l| l.starts_with("RECV ")).count();
+    assert!(
+        poll_until(PROBE_TIMEOUT, || count(&before) >= 4 && count(&after) >= 2),
+        "the closed group's messages never arrived:\n{}\n{}",
+        before.lines().join("\n"),
+        after.lines().join("\n")
+    );
+    // Time for seq 11 to arrive if it wrongly could.
+    std::thread::sleep(Duration::from_millis(1500));
+    let (before, after) = (before.kill(), after.kill());
+    assert_eq!(before.recv_seqs(), vec![0, 1, 2, 10], "{}", before.dump());
+    assert_eq!(after.recv_seqs(), vec![3, 4], "{}", after.dump());
+    // With both gone, B has no owner: its waiting message goes to the next consumer.
+    let rest = drain(&url, q, &[]);
+    assert_eq!(rest.recv_seqs(), vec![11], "{}", rest.dump());
+}
+
+/// The queue pattern and prefix of the `individualDeadLetterStrategy` policy entry the
+/// broker of [`individual_dead_letter_queues`] is configured with.
+pub const INDIVIDUAL_DLQ: (&str, &str) = ("policy.>", "DLQ.");
+
+/// A broker configured with `<policyEntry queue="policy.>"><deadLetterStrategy>
+/// <individualDeadLetterStrategy queuePrefix="DLQ." useQueueForQueueMessages="true"/>`:
+/// a message past its redeliveries on `policy.orders` goes to queue
+/// `DLQ.policy.orders`, one on a queue the entry does not match to `ActiveMQ.DLQ`
+/// (the default strategy); a non-persistent one is dropped (the strategy's default
+/// `processNonPersistent="false"`).
+pub fn individual_dead_letter_queues(t: &dyn JmsTarget) {
+    let url = with_options(
+        &t.url(),
+        &format!("{NO_REDELIVERY_DELAY}&jms.redeliveryPolicy.maximumRedeliveries=1"),
+    );
+    send(&url, "queue:policy.orders", 2, &[]);
+    send_from(
+        &url,
+        "queue:policy.orders",
+        2,
+        1,
+        &["--persistent", "false"],
+    );
+    send_from(&url, "queue:plain.orders", 10, 1, &[]);
+    for q in ["queue:policy.orders", "queue:plain.orders"] {
+        // Two rolled back rounds: the second exceeds maximumRedeliveries=1.
+        let out = recv(
+            &url,
+            q,
+            &[
+                "--drain",
+                "--timeout-ms",
+                "1000",
+                "--ack",
+                "transacted",
+                "--redeliver",
+                "2",
+            ],
+        );
+        assert!(
+            out.lines.iter().any(|l| l.starts_with("ROLLBACK round=1")),
+            "{}",
+            out.dump()
+        );
+    }
+    let dlq = drain(&url, "queue:DLQ.policy.orders", &[]);
+    assert_eq!(rdc(&dlq), fresh(0..2), "{}", dlq.dump());
+    let shared = drain(&url, "queue:ActiveMQ.DLQ", &[]);
+    assert_eq!(rdc(&shared), fresh([10]), "{}", shared.dump());
+    for q in ["queue:policy.orders", "queue:plain.orders"] {
+        let left = drain(&url, q, &[]);
+        assert!(left.recvs().is_empty(), "{}", left.dump());
+    }
+}
+
 /// One `#[test]` per single-broker case above, each against a fresh broker from
 /// `$start()`: the same list for real ActiveMQ (`tests/jms_activemq.rs`) and for Tandem
 /// (`tests/jms_tandem.rs`), so the two can never drift apart.
@@ -1364,6 +1497,7 @@ macro_rules! single_broker_tests {
             stomp_jms_exchange,
             exclusive_consumers_and_message_groups,
             virtual_topic_consumer_queues,
+            message_group_closing,
         );
     };
     (@each $start:expr; $($case:ident),* $(,)?) => {

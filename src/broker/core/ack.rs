@@ -210,7 +210,11 @@ impl ShardCore {
             && to != *id.destination()
             && !matches!(id, BacklogId::TopicSub(..));
         if !take {
-            tracing::debug!(seq, reason, "dropping a message its dead-letter strategy does not take");
+            tracing::debug!(
+                seq,
+                reason,
+                "dropping a message its dead-letter strategy does not take"
+            );
             let removed = self.backlog_mut(&id).and_then(|b| b.remove(seq));
             if let Some(e) = removed {
                 self.forget_entry(&e);
