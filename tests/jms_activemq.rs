@@ -43,12 +43,20 @@ fn g7_load_failover() {
     cases::load_failover(&ActiveMqPair::start(), cases::UnflaggedDuplicates::Reported);
 }
 
-/// Real ActiveMQ with the individual dead-letter policy entry the case needs.
+/// Real ActiveMQ with one destination policy entry (a policy case's).
+fn broker_with_policy(policy: support::jms::QueuePolicy) -> ActiveMq {
+    ActiveMq::start(ActiveMqOpts {
+        policy: Some(policy),
+        ..ActiveMqOpts::default()
+    })
+}
+
 #[test]
 fn individual_dead_letter_queues() {
-    let (pattern, prefix) = cases::INDIVIDUAL_DLQ;
-    cases::individual_dead_letter_queues(&ActiveMq::start(ActiveMqOpts {
-        individual_dlq: Some((pattern.into(), prefix.into())),
-        ..ActiveMqOpts::default()
-    }));
+    cases::individual_dead_letter_queues(&broker_with_policy(cases::POLICY_DLQ));
+}
+
+#[test]
+fn policy_queue_prefetch() {
+    cases::policy_queue_prefetch(&broker_with_policy(cases::POLICY_PREFETCH));
 }

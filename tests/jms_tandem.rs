@@ -36,26 +36,12 @@ fn broker() -> Broker {
     })
 }
 
-/// The `<destinationPolicy>` of [`cases::individual_dead_letter_queues`]: the same
-/// policy entry real ActiveMQ gets from `--individual-dlq`.
-fn individual_dlq_policy() -> String {
-    let (pattern, prefix) = cases::INDIVIDUAL_DLQ;
-    format!(
-        r#"<destinationPolicy><policyMap><policyEntries>
-  <policyEntry queue="{pattern}">
-    <deadLetterStrategy>
-      <individualDeadLetterStrategy queuePrefix="{prefix}" useQueueForQueueMessages="true"/>
-    </deadLetterStrategy>
-  </policyEntry>
-</policyEntries></policyMap></destinationPolicy>"#
-    )
-}
-
-/// A broker with an OpenWire connector and the individual dead-letter policy.
-fn broker_with_individual_dlq() -> Broker {
+/// A broker with an OpenWire connector and one destination policy entry (a policy
+/// case's; the same entry real ActiveMQ gets in `tests/jms_activemq.rs`).
+fn broker_with_policy(policy: support::jms::QueuePolicy) -> Broker {
     Broker::start(BrokerOpts {
         openwire_port: Some(free_port()),
-        broker_xml: Some(individual_dlq_policy()),
+        broker_xml: Some(policy.xml()),
         ..BrokerOpts::default()
     })
 }
@@ -99,7 +85,12 @@ cases::single_broker_tests!(broker);
 
 #[test]
 fn individual_dead_letter_queues() {
-    cases::individual_dead_letter_queues(&broker_with_individual_dlq());
+    cases::individual_dead_letter_queues(&broker_with_policy(cases::POLICY_DLQ));
+}
+
+#[test]
+fn policy_queue_prefetch() {
+    cases::policy_queue_prefetch(&broker_with_policy(cases::POLICY_PREFETCH));
 }
 
 #[test]

@@ -26,7 +26,8 @@ import org.apache.activemq.store.kahadb.KahaDBPersistenceAdapter;
  *                       [--openwire-options QUERY]
  *                       [--ssl-port P] [--stomp-ssl-port S]
  *                       [--key-store FILE.p12 --key-store-password PW]
- *                       [--individual-dlq PATTERN=PREFIX]
+ *                       [--policy-queue PATTERN [--individual-dlq-prefix PREFIX]
+ *                        [--queue-prefetch N]]
  * </pre>
  *
  * <ul>
@@ -44,10 +45,12 @@ import org.apache.activemq.store.kahadb.KahaDBPersistenceAdapter;
  *   <li>{@code --ssl-port}, {@code --stomp-ssl-port}: {@code ssl://} (OpenWire) and
  *       {@code stomp+ssl://} connectors, presenting the PKCS12 {@code --key-store}'s key
  *       (the broker's SSL context, as {@code <sslContext keyStore>} sets it).</li>
- *   <li>{@code --individual-dlq PATTERN=PREFIX}: a destination policy, as
- *       {@code <policyEntry queue="PATTERN"><deadLetterStrategy><individualDeadLetterStrategy
- *       queuePrefix="PREFIX" useQueueForQueueMessages="true"/>} writes it: the queues
- *       matching PATTERN dead-letter to their own queue PREFIX + name.</li>
+ *   <li>{@code --policy-queue PATTERN}: one destination policy entry, as
+ *       {@code <policyEntry queue="PATTERN" queuePrefetch="N"><deadLetterStrategy>
+ *       <individualDeadLetterStrategy queuePrefix="PREFIX" useQueueForQueueMessages="true"/>}
+ *       writes it: with {@code --individual-dlq-prefix}, the queues matching PATTERN
+ *       dead-letter to their own queue PREFIX + name; with {@code --queue-prefetch}, their
+ *       consumers that keep the client's default prefetch get N.</li>
  *   <li>{@code --exit-with-parent}: exit when the parent process goes away (a test
  *       harness killed with SIGKILL must not leave brokers behind).</li>
  * </ul>
@@ -70,7 +73,9 @@ public final class EmbeddedActiveMq {
         int stompSslPort = -1;
         String keyStore = null;
         String keyStorePassword = null;
-        String individualDlq = null;
+        String policyQueue = null;
+        String dlqPrefix = null;
+        int queuePrefetch = -1;
         for (int i = 0; i < argv.length; i++) {
             String a = argv[i];
             switch (a) {
@@ -86,7 +91,9 @@ public final class EmbeddedActiveMq {
                 case "--stomp-ssl-port": stompSslPort = Integer.parseInt(argv[++i]); break;
                 case "--key-store": keyStore = argv[++i]; break;
                 case "--key-store-password": keyStorePassword = argv[++i]; break;
-                case "--individual-dlq": individualDlq = argv[++i]; break;
+                case "--policy-queue": policyQueue = argv[++i]; break;
+                case "--individual-dlq-prefix": dlqPrefix = argv[++i]; break;
+                case "--queue-prefetch": queuePrefetch = Integer.parseInt(argv[++i]); break;
                 default:
                     System.err.println("EmbeddedActiveMq: unknown argument " + a);
                     System.exit(2);
@@ -128,18 +135,22 @@ public final class EmbeddedActiveMq {
         } else {
             broker.setPersistent(false);
         }
-        if (individualDlq != null) {
-            int eq = individualDlq.indexOf('=');
-            if (eq <= 0) {
-                System.err.println("EmbeddedActiveMq: --individual-dlq wants PATTERN=PREFIX");
-                System.exit(2);
-            }
-            IndividualDeadLetterStrategy dlq = new IndividualDeadLetterStrategy();
-            dlq.setQueuePrefix(individualDlq.substring(eq + 1));
-            dlq.setUseQueueForQueueMessages(true);
+        if ((dlqPrefix != null || queuePrefetch >= 0) && policyQueue == null) {
+            System.err.println("EmbeddedActiveMq: --individual-dlq-prefix/--queue-prefetch need --policy-queue");
+            System.exit(2);
+        }
+        if (policyQueue != null) {
             PolicyEntry entry = new PolicyEntry();
-            entry.setQueue(individualDlq.substring(0, eq));
-            entry.setDeadLetterStrategy(dlq);
+            entry.setQueue(policyQueue);
+            if (dlqPrefix != null) {
+                IndividualDeadLetterStrategy dlq = new IndividualDeadLetterStrategy();
+                dlq.setQueuePrefix(dlqPrefix);
+                dlq.setUseQueueForQueueMessages(true);
+                entry.setDeadLetterStrategy(dlq);
+            }
+            if (queuePrefetch >= 0) {
+                entry.setQueuePrefetch(queuePrefetch);
+            }
             PolicyMap policies = new PolicyMap();
             policies.setPolicyEntries(List.of(entry));
             broker.setDestinationPolicy(policies);

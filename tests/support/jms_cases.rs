@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::jms::{
     probe, spawn_probe, spawn_probe_with, with_options, JmsPairTarget, JmsTarget, ProbeOutput,
-    Recv, RunningProbe, NO_REDELIVERY_DELAY, PROBE_TIMEOUT,
+    QueuePolicy, Recv, RunningProbe, NO_REDELIVERY_DELAY, PROBE_TIMEOUT,
 };
 use super::{encode, poll_until, Stomp};
 
@@ -1412,9 +1412,21 @@ pub fn message_group_closing(t: &dyn JmsTarget) {
     assert_eq!(rest.recv_seqs(), vec![11], "{}", rest.dump());
 }
 
-/// The queue pattern and prefix of the `individualDeadLetterStrategy` policy entry the
-/// broker of [`individual_dead_letter_queues`] is configured with.
-pub const INDIVIDUAL_DLQ: (&str, &str) = ("policy.>", "DLQ.");
+/// The destination policy entry the broker of [`individual_dead_letter_queues`] is
+/// configured with.
+pub const POLICY_DLQ: QueuePolicy = QueuePolicy {
+    queue: "policy.>",
+    individual_dlq_prefix: Some("DLQ."),
+    queue_prefetch: None,
+};
+
+/// The destination policy entry the broker of [`policy_queue_prefetch`] is configured
+/// with.
+pub const POLICY_PREFETCH: QueuePolicy = QueuePolicy {
+    queue: "policy.>",
+    individual_dlq_prefix: None,
+    queue_prefetch: Some(1),
+};
 
 /// A broker configured with `<policyEntry queue="policy.>"><deadLetterStrategy>
 /// <individualDeadLetterStrategy queuePrefix="DLQ." useQueueForQueueMessages="true"/>`:
@@ -1465,6 +1477,55 @@ pub fn individual_dead_letter_queues(t: &dyn JmsTarget) {
         let left = drain(&url, q, &[]);
         assert!(left.recvs().is_empty(), "{}", left.dump());
     }
+}
+
+/// `queuePrefetch="1"` on the broker's [`POLICY_PREFETCH`] entry: a consumer that keeps the
+/// client's default prefetch (1000) gets 1 (ActiveMQ's `PolicyEntry.configurePrefetch`),
+/// so an idle consumer holds back exactly one message from a busy one (as
+/// `jms.prefetchPolicy.all=1` does in [`prefetch_zero_and_one`]); a consumer that asks
+/// for another prefetch keeps its own, and a queue outside the entry is not affected.
+pub fn policy_queue_prefetch(t: &dyn JmsTarget) {
+    let url = t.url();
+    let by_consumer = |out: &ProbeOutput| -> Vec<(String, i64)> {
+        out.recvs()
+            .iter()
+            .map(|r| (r.consumer.clone().unwrap_or_default(), r.seq))
+            .collect()
+    };
+    let named = |list: &[(&str, i64)]| -> Vec<(String, i64)> {
+        list.iter().map(|(c, s)| (c.to_string(), *s)).collect()
+    };
+    send(&url, "queue:policy.pf", 5, &[]);
+    let out = probe(&url, "prefetch", &["--dest", "queue:policy.pf"]).assert_ok();
+    assert_eq!(
+        by_consumer(&out),
+        named(&[("B", 1), ("B", 2), ("B", 3), ("B", 4), ("A", 0)]),
+        "{}",
+        out.dump()
+    );
+    // Asked for 10, not the default: the idle consumer holds all five.
+    send(&url, "queue:policy.pf10", 5, &[]);
+    let own = probe(
+        &with_options(&url, "jms.prefetchPolicy.all=10"),
+        "prefetch",
+        &["--dest", "queue:policy.pf10"],
+    )
+    .assert_ok();
+    assert_eq!(
+        own.lines.last().map(String::as_str),
+        Some("OK a=5 b=0"),
+        "{}",
+        own.dump()
+    );
+    // Outside the entry: the default 1000 holds all five too.
+    send(&url, "queue:plain.pf", 5, &[]);
+    let plain = probe(&url, "prefetch", &["--dest", "queue:plain.pf"]).assert_ok();
+    assert_eq!(
+        plain.lines.last().map(String::as_str),
+        Some("OK a=5 b=0"),
+        "{}",
+        plain.dump()
+    );
 }
 
 /// One `#[test]` per single-broker case above, each against a fresh broker from
