@@ -42,3 +42,21 @@ fn s7_transacted_batches_failover() {
 fn g7_load_failover() {
     cases::load_failover(&ActiveMqPair::start(), cases::UnflaggedDuplicates::Reported);
 }
+
+/// Real ActiveMQ with one destination policy entry (a policy case's).
+fn broker_with_policy(policy: support::jms::QueuePolicy) -> ActiveMq {
+    ActiveMq::start(ActiveMqOpts {
+        policy: Some(policy),
+        ..ActiveMqOpts::default()
+    })
+}
+
+#[test]
+fn individual_dead_letter_queues() {
+    cases::individual_dead_letter_queues(&broker_with_policy(cases::POLICY_DLQ));
+}
+
+#[test]
+fn policy_queue_prefetch() {
+    cases::policy_queue_prefetch(&broker_with_policy(cases::POLICY_PREFETCH));
+}

@@ -36,6 +36,16 @@ fn broker() -> Broker {
     })
 }
 
+/// A broker with an OpenWire connector and one destination policy entry (a policy
+/// case's; the same entry real ActiveMQ gets in `tests/jms_activemq.rs`).
+fn broker_with_policy(policy: support::jms::QueuePolicy) -> Broker {
+    Broker::start(BrokerOpts {
+        openwire_port: Some(free_port()),
+        broker_xml: Some(policy.xml()),
+        ..BrokerOpts::default()
+    })
+}
+
 /// A Tandem pair for the failover cases; holds a pair-test slot while it lives.
 struct TandemPair {
     pair: Pair,
@@ -72,6 +82,16 @@ impl JmsPairTarget for TandemPair {
 }
 
 cases::single_broker_tests!(broker);
+
+#[test]
+fn individual_dead_letter_queues() {
+    cases::individual_dead_letter_queues(&broker_with_policy(cases::POLICY_DLQ));
+}
+
+#[test]
+fn policy_queue_prefetch() {
+    cases::policy_queue_prefetch(&broker_with_policy(cases::POLICY_PREFETCH));
+}
 
 #[test]
 fn s1_queue_failover() {

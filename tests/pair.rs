@@ -1146,6 +1146,68 @@ fn g13_consumed_on_master_is_gone_on_slave_and_after_takeover() {
     );
 }
 
+/// An individual dead-letter queue (`<destinationPolicy>` with an
+/// `individualDeadLetterStrategy`) is a destination like any other: messages NACKed on
+/// the master move to their queue's own DLQ (on whichever shard owns that name), the
+/// move is replicated, and after the takeover the slave serves them from there, the
+/// original queue and `ActiveMQ.DLQ` empty.
+#[test]
+fn individual_dead_letter_queue_moves_are_replicated_and_hold_after_takeover() {
+    let _slot = test_slot();
+    let policy = r#"<destinationPolicy><policyMap><policyEntries>
+  <policyEntry queue="pdlq.>">
+    <deadLetterStrategy><individualDeadLetterStrategy queuePrefix="DLQ."/></deadLetterStrategy>
+  </policyEntry>
+</policyEntries></policyMap></destinationPolicy>"#;
+    let mut opts = PairOpts::default();
+    opts.master.broker_xml = Some(policy.into());
+    opts.slave.broker_xml = Some(policy.into());
+    let pair = Pair::start(opts);
+    let mut p = pair.master.client();
+    send_range(&mut p, "/queue/pdlq.orders", 0..20, 10);
+    drop(p);
+
+    let c = connect(&pair.master.stomp_url(), None);
+    c.subscribe("/queue/pdlq.orders", AckMode::ClientIndividual, &[])
+        .expect("subscribe");
+    for i in 0..20u64 {
+        let m = c.recv(REPLY_TIMEOUT).unwrap().expect("message");
+        assert_eq!(m.header("seq"), Some(i.to_string().as_str()));
+        c.nack(&m).expect("nack");
+    }
+    c.close().expect("close");
+    let moved = |s: &serde_json::Value| {
+        depth(s, "/queue/DLQ.pdlq.orders") == 20 && depth(s, "/queue/pdlq.orders") == 0
+    };
+    pair.master.wait_status(moved, REPLY_TIMEOUT);
+    pair.slave.wait_status(moved, REPLY_TIMEOUT);
+
+    let epoch0 = epoch_of(&pair.slave);
+    pair.takeover_time();
+    assert_took_over(&pair.slave, epoch0, Some(1));
+    let back = drain(pair.slave.stomp_port, None, "/queue/DLQ.pdlq.orders", 20);
+    assert_eq!(
+        back.iter().map(seq_of).collect::<Vec<_>>(),
+        (0..20).collect::<Vec<_>>()
+    );
+    for f in &back {
+        assert_eq!(
+            f.header("originalDestination"),
+            Some("/queue/pdlq.orders"),
+            "{f:?}"
+        );
+        assert_eq!(f.body, body_of(seq_of(f), 10), "{f:?}");
+    }
+    for q in ["/queue/pdlq.orders", "/queue/ActiveMQ.DLQ"] {
+        let left = drain(pair.slave.stomp_port, None, q, 0);
+        assert!(
+            left.is_empty(),
+            "{q}: {:?}",
+            left.iter().map(seq_of).collect::<Vec<_>>()
+        );
+    }
+}
+
 /// `POST /admin/{op}?destination={dest}` on `node`'s status port: (code, JSON body).
 fn admin(node: &Node, op: &str, dest: &str) -> (u16, serde_json::Value) {
     let path = format!("/admin/{op}?destination={dest}");

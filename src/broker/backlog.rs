@@ -12,7 +12,12 @@
 //! * **message groups**: messages with the same `JMSXGroupID` go to one consumer, the
 //!   group's owner, chosen when the group's first message is dispatched and released
 //!   when that consumer leaves (at most [`GROUPS_MAX`] groups remembered per queue,
-//!   the least recently assigned forgotten first, as ActiveMQ's cached group map);
+//!   the least recently assigned forgotten first, as ActiveMQ's cached group map).
+//!   `JMSXGroupSeq` as in ActiveMQ's `Queue.assignMessageGroup`: a message with
+//!   sequence 1 (re)opens its group, whoever owned it: it goes to any consumer, which
+//!   becomes the owner; a negative sequence (`-1`) closes the group once its owner has
+//!   been given that message, so the group's next message may go to another consumer
+//!   (a negative sequence on a group nobody owns opens it, as in ActiveMQ);
 //! * **consumer priority**: the highest priority consumer with room gets the message;
 //!   round robin among equals.
 //!
@@ -60,6 +65,9 @@ pub struct Entry {
     /// The message's `JMSXGroupID`, kept here because the body may be on disk. A thin
     /// pointer: every queued message pays for this field, few have a group.
     pub group: Option<GroupId>,
+    /// The message's `JMSXGroupSeq` (0 when absent or not a number): 1 opens the
+    /// group, negative closes it (module doc). Kept beside `group` for the same reason.
+    pub group_seq: i32,
 }
 
 #[derive(Clone, Debug)]
@@ -274,6 +282,9 @@ impl Backlog {
             // then round robin).
             let owner = exclusive.or_else(|| {
                 let g = entry.group.as_ref()?;
+                if entry.group_seq == 1 {
+                    return None; // a first message (re)opens its group
+                }
                 let key = self.groups.get(g)?;
                 self.consumers.iter().position(|c| c.key == *key)
             });
@@ -326,10 +337,12 @@ impl Backlog {
                 }
                 continue;
             };
-            let group = if owner.is_none() && exclusive.is_none() {
-                entry.group.clone()
-            } else {
-                None
+            // The group gets this consumer as its owner, or (its end reached by its
+            // owner) none.
+            let (open, close) = match (&entry.group, owner, exclusive) {
+                (Some(g), None, None) => (Some(g.clone()), None),
+                (Some(g), Some(_), None) if entry.group_seq < 0 => (None, Some(g.clone())),
+                _ => (None, None),
             };
             self.next_consumer = (idx + 1) % n;
             let size = entry.size as u64;
@@ -341,8 +354,11 @@ impl Backlog {
             if let Some(e) = self.entries.get_mut(&seq) {
                 e.state = EntryState::Delivered(key);
             }
-            if let Some(g) = group {
+            if let Some(g) = open {
                 self.assign_group(g, key);
+            }
+            if let Some(g) = close {
+                self.close_group(&g);
             }
             out.push(Assignment { sub: key, seq });
         }
@@ -359,6 +375,13 @@ impl Backlog {
             }
         }
         owner
+    }
+
+    /// The group's last message went to its owner: the next one picks a new owner.
+    fn close_group(&mut self, group: &GroupId) {
+        if self.groups.remove(group).is_some() {
+            self.group_order.retain(|g| g != group);
+        }
     }
 
     fn assign_group(&mut self, group: GroupId, key: SubKey) {
@@ -398,6 +421,7 @@ mod tests {
             redeliveries: 0,
             tx_locked: false,
             group: None,
+            group_seq: 0,
         }
     }
     fn consumer(n: u64, prefetch: u32) -> Consumer {
@@ -529,6 +553,62 @@ mod tests {
         b.remove_consumer(key(1), &[]);
         b.insert(6, grouped("A"));
         assert_eq!(pass(&mut b), vec![(2, 1), (2, 2), (2, 4), (2, 6)]);
+    }
+
+    fn in_group(group: &str, seq: i32) -> Entry {
+        Entry {
+            group_seq: seq,
+            ..grouped(group)
+        }
+    }
+
+    #[test]
+    fn a_negative_group_sequence_closes_the_group_after_its_owner_got_it() {
+        let mut b = Backlog::default();
+        b.add_consumer(consumer(1, 10));
+        b.add_consumer(consumer(2, 10));
+        b.insert(1, in_group("A", 1));
+        b.insert(2, in_group("A", 2));
+        b.insert(3, in_group("A", -1));
+        // Closed: the next message of A picks an owner again, round robin (2 is next).
+        b.insert(4, in_group("A", 4));
+        b.insert(5, in_group("A", 5));
+        assert_eq!(pass(&mut b), vec![(1, 1), (1, 2), (1, 3), (2, 4), (2, 5)]);
+        // An end-of-group message for a group nobody owns opens it (as ActiveMQ).
+        b.insert(6, in_group("B", -1));
+        b.insert(7, in_group("B", 0));
+        assert_eq!(pass(&mut b), vec![(1, 6), (1, 7)]);
+        assert_eq!(b.groups.len(), 2, "A with 2, B with 1");
+    }
+
+    #[test]
+    fn a_first_group_sequence_reopens_the_group_for_any_consumer() {
+        let mut b = Backlog::default();
+        b.add_consumer(consumer(1, 10));
+        b.add_consumer(consumer(2, 10));
+        b.insert(1, in_group("A", 0));
+        b.insert(2, entry());
+        // Sequence 1: A is open again; the round robin gives it to 1 this time.
+        b.insert(3, in_group("A", 1));
+        b.insert(4, in_group("A", 0));
+        assert_eq!(pass(&mut b), vec![(1, 1), (2, 2), (1, 3), (1, 4)]);
+        // Owned by 1, but a sequence 1 goes to whoever is next: 2, the new owner.
+        b.insert(5, in_group("A", 1));
+        b.insert(6, in_group("A", 2));
+        assert_eq!(pass(&mut b), vec![(2, 5), (2, 6)]);
+    }
+
+    #[test]
+    fn a_closed_group_is_forgotten_from_the_bounded_order_too() {
+        let mut b = Backlog::default();
+        b.add_consumer(consumer(1, u32::MAX));
+        for i in 0..GROUPS_MAX as u64 {
+            b.insert(2 * i + 1, in_group("A", 1));
+            b.insert(2 * i + 2, in_group("A", -1));
+        }
+        pass(&mut b);
+        assert!(b.groups.is_empty());
+        assert!(b.group_order.is_empty());
     }
 
     #[test]

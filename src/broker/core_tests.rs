@@ -393,6 +393,116 @@ fn nack_moves_to_the_dead_letter_queue() {
     assert_eq!(replay(&j).depth(&q), 0);
 }
 
+/// NACKs message 1 of `q` (sent with `persistent`) and returns where the dead-letter
+/// move goes, or `None` when the message was dropped instead.
+fn nack_one(c: &mut ShardCore, q: &Destination, persistent: bool) -> Option<Destination> {
+    let mut j = MemJournal::default();
+    subscribe(c, &mut j, sub(1, 1), q.clone(), 10);
+    c.handle(
+        Request::Send {
+            msg: msg(q.clone(), "bad", persistent),
+            reply: reply(1),
+        },
+        &mut j,
+    );
+    c.drain();
+    c.handle(
+        Request::Nack {
+            sub: sub(1, 1),
+            destination: q.clone(),
+            seqs: vec![1],
+            reply: None,
+        },
+        &mut j,
+    );
+    let to = c.drain().into_iter().find_map(|o| match o {
+        Output::DeadLetter { to, .. } => Some(to),
+        _ => None,
+    });
+    if to.is_none() {
+        assert_eq!(c.depth(q), 0, "a dropped message is gone at once");
+    }
+    to
+}
+
+#[test]
+fn the_destination_policy_says_where_and_whether_a_message_is_dead_lettered() {
+    use super::policy::*;
+    let individual = DeadLetterStrategy {
+        target: DeadLetterTarget::Individual(Individual {
+            queue_prefix: "DLQ.".into(),
+            ..Individual::default()
+        }),
+        process_expired: true,
+        process_non_persistent: true,
+    };
+    let entry = |pattern: &str, dl: DeadLetterStrategy| {
+        (
+            PolicyDestination {
+                kind: DestKind::Queue,
+                pattern: pattern.into(),
+            },
+            PolicyEntry {
+                dead_letter: Some(dl),
+                ..PolicyEntry::default()
+            },
+        )
+    };
+    let settings = BrokerSettings {
+        policies: Arc::new(PolicyMap::new(
+            vec![
+                entry("orders.>", individual),
+                entry(
+                    "shared.>",
+                    DeadLetterStrategy::shared(Destination::queue("shared.dlq")),
+                ),
+            ],
+            None,
+            Destination::dead_letter_queue(),
+        )),
+        ..BrokerSettings::default()
+    };
+    let c = || ShardCore::new(0, 1, Arc::new(settings.clone()));
+    let orders = Destination::queue("orders.eu");
+    assert_eq!(
+        nack_one(&mut c(), &orders, true),
+        Some(Destination::queue("DLQ.orders.eu"))
+    );
+    // processNonPersistent="true": a non-persistent message is dead-lettered too...
+    assert_eq!(
+        nack_one(&mut c(), &orders, false),
+        Some(Destination::queue("DLQ.orders.eu"))
+    );
+    // ...by default it is dropped.
+    assert_eq!(
+        nack_one(&mut c(), &Destination::queue("other"), false),
+        None
+    );
+    assert_eq!(
+        nack_one(&mut c(), &Destination::queue("other"), true),
+        Some(Destination::dead_letter_queue())
+    );
+    // A message on its own dead-letter queue is dropped, not moved onto itself.
+    assert_eq!(
+        nack_one(&mut c(), &Destination::queue("shared.dlq"), true),
+        None
+    );
+    assert_eq!(
+        nack_one(&mut c(), &Destination::dead_letter_queue(), true),
+        None
+    );
+}
+
+#[test]
+fn a_non_persistent_dead_letter_copy_is_made_persistent_and_marked() {
+    let m = msg(Destination::queue("a"), "x", false);
+    let copy = super::core::dead_letter_copy(&m, "Delivery[NACK]", &Destination::queue("DLQ.a"));
+    assert!(copy.persistent);
+    assert_eq!(copy.destination, Destination::queue("DLQ.a"));
+    assert_eq!(copy.header("originalDeliveryMode"), Some("NON_PERSISTENT"));
+    assert_eq!(copy.header("originalDestination"), Some("/queue/a"));
+}
+
 #[test]
 fn memory_limit_pages_persistent_bodies_and_blocks_non_persistent_producers() {
     let settings = BrokerSettings {

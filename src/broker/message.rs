@@ -31,6 +31,9 @@ use super::destination::Destination;
 /// The header naming a message's group (JMS `JMSXGroupID`, the same name in STOMP):
 /// messages of one group go to one consumer of a queue.
 pub const GROUP_ID: &str = "JMSXGroupID";
+/// The header carrying a message's place in its group (JMS `JMSXGroupSeq`, a string in
+/// STOMP): 1 opens the group, -1 closes it (`backlog`).
+pub const GROUP_SEQ: &str = "JMSXGroupSeq";
 
 /// A message. Immutable after the producer's connection built it; the body is a
 /// reference-counted [`Bytes`], so fan-out and cross-shard delivery never copy it.

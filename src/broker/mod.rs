@@ -9,6 +9,8 @@
 //! * [`settings`]    — runtime settings distilled from the configuration.
 //! * [`virtual_topic`] — virtual topics: which queues are a topic's consumer queues, and
 //!   the broker-wide index of those that exist, that expands a send.
+//! * [`policy`]      — per-destination policies (`<policyEntry>`): dead-letter strategy,
+//!   prefetch; which entry applies to a destination.
 //! * [`wildcard`]    — ActiveMQ destination patterns (`*` one segment, `>` the rest).
 //! * [`diverged`]    — which messages a diverged log (set aside after a split brain)
 //!   stored that its new master never had: what a replay resends.
@@ -22,6 +24,7 @@ pub mod destination;
 pub mod diverged;
 pub mod message;
 pub mod ops;
+pub mod policy;
 pub mod producer_audit;
 pub mod record;
 pub mod router;

@@ -38,6 +38,9 @@ pub struct BrokerSettings {
     /// are named (`broker::virtual_topic`); ActiveMQ's default rule when none is
     /// configured, none with `<virtualDestinations/>` empty.
     pub virtual_topics: Vec<super::virtual_topic::VirtualTopicRule>,
+    /// `<destinationPolicy>`: per-destination dead-letter strategy and prefetch
+    /// (`broker::policy`); empty (everything to `ActiveMQ.DLQ`) when not configured.
+    pub policies: std::sync::Arc<super::policy::PolicyMap>,
 }
 
 /// Per-connection and per-broker limits (issue 11): what one client may make the broker
@@ -103,6 +106,7 @@ impl Default for BrokerSettings {
             maximum_redeliveries: 6,
             limits: Limits::default(),
             virtual_topics: vec![super::virtual_topic::VirtualTopicRule::activemq_default()],
+            policies: Default::default(),
         }
     }
 }

@@ -87,6 +87,7 @@ impl Reader<'_> {
         let mut tandem = None;
         let mut ssl_context = None;
         let mut interceptors = None;
+        let mut destination_policy = None;
         let mut users = Vec::new();
         let mut auth_enabled = false;
         for child in &el.children {
@@ -107,6 +108,7 @@ impl Reader<'_> {
                 "tandem" => self.once(&mut tandem, child)?,
                 "sslContext" => self.once(&mut ssl_context, child)?,
                 "destinationInterceptors" => self.once(&mut interceptors, child)?,
+                "destinationPolicy" => self.once(&mut destination_policy, child)?,
                 "plugins" => self.plugins(child, &child_path, &mut users, &mut auth_enabled)?,
                 "services" => self.services(child, &child_path, el, &mut master)?,
                 _ => self.ignore_element(child, path),
@@ -137,6 +139,11 @@ impl Reader<'_> {
             }
             None if use_virtual_topics => default_virtual_topics(),
             None => Vec::new(),
+        };
+
+        let destination_policy = match destination_policy {
+            Some(p) => self.destination_policy(p, &format!("{path}/destinationPolicy"))?,
+            None => Default::default(),
         };
 
         if connectors.is_empty() {
@@ -225,6 +232,7 @@ impl Reader<'_> {
             admin_group: t.admin_group,
             tls,
             virtual_topics,
+            destination_policy,
         })
     }
 }

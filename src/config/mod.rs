@@ -16,7 +16,7 @@
 //! placeholders), `read.rs` (tree -> settings: the entry point and the reader's
 //! reporting), `attrs.rs` (attribute access), one file per part of the document
 //! (`broker_element.rs`, `connectors.rs`, `storage.rs`, `plugins.rs`, `interceptors.rs`
-//! (virtual topics), `master.rs`,
+//! (virtual topics), `policy.rs` (`<destinationPolicy>`), `master.rs`,
 //! `tandem_element.rs`, `tls.rs` for `<sslContext>`, the PEM files on `<tandem>` and who
 //! needs them), `cpus.rs` (allowed CPUs).
 
@@ -27,6 +27,7 @@ pub mod cpus;
 mod interceptors;
 mod master;
 mod plugins;
+mod policy;
 mod read;
 mod storage;
 mod tandem_element;
@@ -40,6 +41,7 @@ use std::path::{Path, PathBuf};
 use crate::uri::TransportUri;
 
 pub use cpus::allowed_cpus;
+pub use policy::DestinationPolicySettings;
 
 /// Default journal segment size (`journalMaxFileLength`), as KahaDB's default.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 32 << 20;
@@ -99,6 +101,9 @@ pub struct BrokerConfig {
     /// `<broker useVirtualTopics="false">`. Each valid for
     /// `broker::VirtualTopicRule::new`.
     pub virtual_topics: Vec<VirtualTopicSettings>,
+    /// `<destinationPolicy>`: per-destination policy entries (dead-letter strategy,
+    /// prefetch); empty when not configured.
+    pub destination_policy: DestinationPolicySettings,
 }
 
 /// One `<virtualTopic>`: topics matching `name` also go to the existing queues named
@@ -557,5 +562,7 @@ fn journal_directory(data: &Path, configured: Option<&Path>) -> PathBuf {
     }
 }
 
+#[cfg(test)]
+mod policy_tests;
 #[cfg(test)]
 mod tests;

@@ -5,7 +5,7 @@
 //! This file holds the entry point, the [`Reader`] and its reporting; the elements
 //! are read in `broker_element.rs` (`<beans>`/`<broker>`), `connectors.rs`
 //! (`<transportConnectors>`), `storage.rs` (`<persistenceAdapter>`, `<systemUsage>`),
-//! `plugins.rs` (`<plugins>`), `interceptors.rs` (`<destinationInterceptors>`), `master.rs` (`<services>`, `masterConnectorURI`),
+//! `plugins.rs` (`<plugins>`), `interceptors.rs` (`<destinationInterceptors>`), `policy.rs` (`<destinationPolicy>`), `master.rs` (`<services>`, `masterConnectorURI`),
 //! `tandem_element.rs` (`<tandem>`) and `tls.rs` (`<sslContext>`, `<tandem tls*>`);
 //! attribute access and placeholders in `attrs.rs`.
 

@@ -163,7 +163,7 @@ fn stock_activemq_5_17_loads() {
     assert_eq!(
         paths,
         [
-            "beans/broker/destinationPolicy",
+            "beans/broker/destinationPolicy/policyMap/policyEntries/policyEntry/pendingMessageLimitStrategy",
             "beans/broker/managementContext",
             "beans/broker/systemUsage/systemUsage/memoryUsage/memoryUsage@percentOfJvmHeap",
             "beans/broker/systemUsage/systemUsage/tempUsage",
@@ -177,7 +177,10 @@ fn stock_activemq_5_17_loads() {
     let amqp = &ignored[4];
     assert_eq!(amqp.line, 67);
     assert!(amqp.reason.contains("\"amqp\""), "{}", amqp.reason);
-    assert_eq!(ignored[0].line, 30);
+    assert_eq!(ignored[0].line, 34);
+    // The stock policy entry (topic ">") is read, with nothing Tandem applies set.
+    assert_eq!(c.destination_policy.entries.len(), 1);
+    assert_eq!(c.destination_policy.entries[0].0.pattern, ">");
 
     // Default layout: four allowed CPUs, four pinned shards.
     assert_eq!(c.shards.count, 4);

@@ -46,6 +46,11 @@ pub fn broker_settings(config: &BrokerConfig, shard_count: usize) -> BrokerSetti
                     .ok()
             })
             .collect(),
+        policies: Arc::new(crate::broker::policy::PolicyMap::new(
+            config.destination_policy.entries.clone(),
+            config.destination_policy.default_entry.clone(),
+            crate::broker::Destination::queue(config.redelivery.dead_letter_queue.clone()),
+        )),
         ..defaults
     }
 }

@@ -9,6 +9,9 @@ import javax.net.ssl.KeyManagerFactory;
 import org.apache.activemq.broker.BrokerService;
 import org.apache.activemq.broker.SslContext;
 import org.apache.activemq.broker.TransportConnector;
+import org.apache.activemq.broker.region.policy.IndividualDeadLetterStrategy;
+import org.apache.activemq.broker.region.policy.PolicyEntry;
+import org.apache.activemq.broker.region.policy.PolicyMap;
 import org.apache.activemq.store.SharedFileLocker;
 import org.apache.activemq.store.kahadb.KahaDBPersistenceAdapter;
 
@@ -23,6 +26,8 @@ import org.apache.activemq.store.kahadb.KahaDBPersistenceAdapter;
  *                       [--openwire-options QUERY]
  *                       [--ssl-port P] [--stomp-ssl-port S]
  *                       [--key-store FILE.p12 --key-store-password PW]
+ *                       [--policy-queue PATTERN [--individual-dlq-prefix PREFIX]
+ *                        [--queue-prefetch N]]
  * </pre>
  *
  * <ul>
@@ -40,6 +45,12 @@ import org.apache.activemq.store.kahadb.KahaDBPersistenceAdapter;
  *   <li>{@code --ssl-port}, {@code --stomp-ssl-port}: {@code ssl://} (OpenWire) and
  *       {@code stomp+ssl://} connectors, presenting the PKCS12 {@code --key-store}'s key
  *       (the broker's SSL context, as {@code <sslContext keyStore>} sets it).</li>
+ *   <li>{@code --policy-queue PATTERN}: one destination policy entry, as
+ *       {@code <policyEntry queue="PATTERN" queuePrefetch="N"><deadLetterStrategy>
+ *       <individualDeadLetterStrategy queuePrefix="PREFIX" useQueueForQueueMessages="true"/>}
+ *       writes it: with {@code --individual-dlq-prefix}, the queues matching PATTERN
+ *       dead-letter to their own queue PREFIX + name; with {@code --queue-prefetch}, their
+ *       consumers that keep the client's default prefetch get N.</li>
  *   <li>{@code --exit-with-parent}: exit when the parent process goes away (a test
  *       harness killed with SIGKILL must not leave brokers behind).</li>
  * </ul>
@@ -62,6 +73,9 @@ public final class EmbeddedActiveMq {
         int stompSslPort = -1;
         String keyStore = null;
         String keyStorePassword = null;
+        String policyQueue = null;
+        String dlqPrefix = null;
+        int queuePrefetch = -1;
         for (int i = 0; i < argv.length; i++) {
             String a = argv[i];
             switch (a) {
@@ -77,6 +91,9 @@ public final class EmbeddedActiveMq {
                 case "--stomp-ssl-port": stompSslPort = Integer.parseInt(argv[++i]); break;
                 case "--key-store": keyStore = argv[++i]; break;
                 case "--key-store-password": keyStorePassword = argv[++i]; break;
+                case "--policy-queue": policyQueue = argv[++i]; break;
+                case "--individual-dlq-prefix": dlqPrefix = argv[++i]; break;
+                case "--queue-prefetch": queuePrefetch = Integer.parseInt(argv[++i]); break;
                 default:
                     System.err.println("EmbeddedActiveMq: unknown argument " + a);
                     System.exit(2);
@@ -117,6 +134,26 @@ public final class EmbeddedActiveMq {
             broker.setPersistenceAdapter(store);
         } else {
             broker.setPersistent(false);
+        }
+        if ((dlqPrefix != null || queuePrefetch >= 0) && policyQueue == null) {
+            System.err.println("EmbeddedActiveMq: --individual-dlq-prefix/--queue-prefetch need --policy-queue");
+            System.exit(2);
+        }
+        if (policyQueue != null) {
+            PolicyEntry entry = new PolicyEntry();
+            entry.setQueue(policyQueue);
+            if (dlqPrefix != null) {
+                IndividualDeadLetterStrategy dlq = new IndividualDeadLetterStrategy();
+                dlq.setQueuePrefix(dlqPrefix);
+                dlq.setUseQueueForQueueMessages(true);
+                entry.setDeadLetterStrategy(dlq);
+            }
+            if (queuePrefetch >= 0) {
+                entry.setQueuePrefetch(queuePrefetch);
+            }
+            PolicyMap policies = new PolicyMap();
+            policies.setPolicyEntries(List.of(entry));
+            broker.setDestinationPolicy(policies);
         }
         List<String> uris = new ArrayList<>();
         TransportConnector openwire = broker.addConnector("tcp://127.0.0.1:" + port

@@ -595,6 +595,44 @@ pub struct ActiveMqOpts {
     pub name: String,
     /// KahaDB persistence (default sync) instead of memory.
     pub kahadb: bool,
+    /// One destination policy entry (`--policy-queue` and its options).
+    pub policy: Option<QueuePolicy>,
+}
+
+/// A `<policyEntry queue="...">` with what the JMS cases need of it.
+#[derive(Clone, Debug)]
+pub struct QueuePolicy {
+    /// The entry's queue pattern.
+    pub queue: &'static str,
+    /// `individualDeadLetterStrategy queuePrefix` (with `useQueueForQueueMessages`).
+    pub individual_dlq_prefix: Option<&'static str>,
+    /// `queuePrefetch`.
+    pub queue_prefetch: Option<u32>,
+}
+
+impl QueuePolicy {
+    /// The same entry as Tandem's `<destinationPolicy>` XML.
+    pub fn xml(&self) -> String {
+        let prefetch = self
+            .queue_prefetch
+            .map(|n| format!(" queuePrefetch=\"{n}\""))
+            .unwrap_or_default();
+        let dlq = self
+            .individual_dlq_prefix
+            .map(|p| {
+                format!(
+                    "<deadLetterStrategy><individualDeadLetterStrategy queuePrefix=\"{p}\" \
+                     useQueueForQueueMessages=\"true\"/></deadLetterStrategy>"
+                )
+            })
+            .unwrap_or_default();
+        format!(
+            "<destinationPolicy><policyMap><policyEntries>\
+             <policyEntry queue=\"{}\"{prefetch}>{dlq}</policyEntry>\
+             </policyEntries></policyMap></destinationPolicy>",
+            self.queue
+        )
+    }
 }
 
 impl Default for ActiveMqOpts {
@@ -602,6 +640,7 @@ impl Default for ActiveMqOpts {
         ActiveMqOpts {
             name: "activemq".into(),
             kahadb: true,
+            policy: None,
         }
     }
 }
@@ -655,6 +694,15 @@ impl ActiveMq {
             .arg(&opts.name);
         if opts.kahadb {
             cmd.arg("--kahadb");
+        }
+        if let Some(p) = &opts.policy {
+            cmd.arg("--policy-queue").arg(p.queue);
+            if let Some(prefix) = p.individual_dlq_prefix {
+                cmd.arg("--individual-dlq-prefix").arg(prefix);
+            }
+            if let Some(n) = p.queue_prefetch {
+                cmd.arg("--queue-prefetch").arg(n.to_string());
+            }
         }
         let child = cmd
             .env("JMS_CLASSES", &java.classes)
@@ -813,6 +861,7 @@ impl ActiveMqPair {
             ActiveMqOpts {
                 name: "master".into(),
                 kahadb: true,
+                policy: None,
             },
         );
         master.wait_started(ACTIVEMQ_START_TIMEOUT);
@@ -821,6 +870,7 @@ impl ActiveMqPair {
             ActiveMqOpts {
                 name: "slave".into(),
                 kahadb: true,
+                policy: None,
             },
         );
         slave.wait_log(ACTIVEMQ_START_TIMEOUT, "slave mode", |l| {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::jms::{
     probe, spawn_probe, spawn_probe_with, with_options, JmsPairTarget, JmsTarget, ProbeOutput,
-    Recv, RunningProbe, NO_REDELIVERY_DELAY, PROBE_TIMEOUT,
+    QueuePolicy, Recv, RunningProbe, NO_REDELIVERY_DELAY, PROBE_TIMEOUT,
 };
 use super::{encode, poll_until, Stomp};
 
@@ -1334,6 +1334,203 @@ pub fn exclusive_consumers_and_message_groups(t: &dyn JmsTarget) {
     }
 }
 
+/// `JMSXGroupSeq = -1` closes a message group (ActiveMQ's `Queue.assignMessageGroup`):
+/// once the group's owner has been given that message the group has no owner, and its
+/// next message goes to whichever consumer takes it, which becomes the new owner. A
+/// group that is not closed keeps its owner: a message of it the owner does not select
+/// waits. Selectors make the outcome exact: consumer `before` only takes `phase =
+/// 'before'` messages, consumer `after` only `phase = 'after'`.
+pub fn message_group_closing(t: &dyn JmsTarget) {
+    let url = t.url();
+    let q = "queue:group-closing";
+    let attached = |selector: &str| {
+        let mut p = spawn_probe(
+            &url,
+            "recv",
+            &[
+                "--dest",
+                q,
+                "--selector",
+                selector,
+                "--drain",
+                "--timeout-ms",
+                "90000",
+            ],
+        );
+        p.wait_word("READY", READY_TIMEOUT);
+        p
+    };
+    let before = attached("phase = 'before'");
+    let after = attached("phase = 'after'");
+    let a_before = ["--prop", "JMSXGroupID=A", "--prop", "phase=before"];
+    // Group A: `before` owns it from seq 0; seq 2 (JMSXGroupSeq -1) closes it.
+    send_from(&url, q, 0, 2, &a_before);
+    send_from(
+        &url,
+        q,
+        2,
+        1,
+        &[&a_before[..], &["--prop", "JMSXGroupSeq=-1"]].concat(),
+    );
+    // So `after` may take A's next messages and becomes A's owner.
+    send_from(
+        &url,
+        q,
+        3,
+        2,
+        &["--prop", "JMSXGroupID=A", "--prop", "phase=after"],
+    );
+    // Group B is never closed: its `after` message waits for B's owner, `before`.
+    send_from(
+        &url,
+        q,
+        10,
+        1,
+        &["--prop", "JMSXGroupID=B", "--prop", "phase=before"],
+    );
+    send_from(
+        &url,
+        q,
+        11,
+        1,
+        &["--prop", "JMSXGroupID=B", "--prop", "phase=after"],
+    );
+    let count = |p: &RunningProbe| p.lines().iter().filter(|l| l.starts_with("RECV ")).count();
+    assert!(
+        poll_until(PROBE_TIMEOUT, || count(&before) >= 4 && count(&after) >= 2),
+        "the closed group's messages never arrived:\n{}\n{}",
+        before.lines().join("\n"),
+        after.lines().join("\n")
+    );
+    // Time for seq 11 to arrive if it wrongly could.
+    std::thread::sleep(Duration::from_millis(1500));
+    // `after` first: once `before` is gone, group B has no owner and seq 11 could go
+    // to `after`.
+    let after = after.kill();
+    let before = before.kill();
+    assert_eq!(before.recv_seqs(), vec![0, 1, 2, 10], "{}", before.dump());
+    assert_eq!(after.recv_seqs(), vec![3, 4], "{}", after.dump());
+    // With both gone, B has no owner: its waiting message goes to the next consumer.
+    let rest = drain(&url, q, &[]);
+    assert_eq!(rest.recv_seqs(), vec![11], "{}", rest.dump());
+}
+
+/// The destination policy entry the broker of [`individual_dead_letter_queues`] is
+/// configured with.
+pub const POLICY_DLQ: QueuePolicy = QueuePolicy {
+    queue: "policy.>",
+    individual_dlq_prefix: Some("DLQ."),
+    queue_prefetch: None,
+};
+
+/// The destination policy entry the broker of [`policy_queue_prefetch`] is configured
+/// with.
+pub const POLICY_PREFETCH: QueuePolicy = QueuePolicy {
+    queue: "policy.>",
+    individual_dlq_prefix: None,
+    queue_prefetch: Some(1),
+};
+
+/// A broker configured with `<policyEntry queue="policy.>"><deadLetterStrategy>
+/// <individualDeadLetterStrategy queuePrefix="DLQ." useQueueForQueueMessages="true"/>`:
+/// a message past its redeliveries on `policy.orders` goes to queue
+/// `DLQ.policy.orders`, one on a queue the entry does not match to `ActiveMQ.DLQ`
+/// (the default strategy); a non-persistent one is dropped (the strategy's default
+/// `processNonPersistent="false"`).
+pub fn individual_dead_letter_queues(t: &dyn JmsTarget) {
+    let url = with_options(
+        &t.url(),
+        &format!("{NO_REDELIVERY_DELAY}&jms.redeliveryPolicy.maximumRedeliveries=1"),
+    );
+    send(&url, "queue:policy.orders", 2, &[]);
+    send_from(
+        &url,
+        "queue:policy.orders",
+        2,
+        1,
+        &["--persistent", "false"],
+    );
+    send_from(&url, "queue:plain.orders", 10, 1, &[]);
+    for q in ["queue:policy.orders", "queue:plain.orders"] {
+        // Two rolled back rounds: the second exceeds maximumRedeliveries=1.
+        let out = recv(
+            &url,
+            q,
+            &[
+                "--drain",
+                "--timeout-ms",
+                "1000",
+                "--ack",
+                "transacted",
+                "--redeliver",
+                "2",
+            ],
+        );
+        assert!(
+            out.lines.iter().any(|l| l.starts_with("ROLLBACK round=1")),
+            "{}",
+            out.dump()
+        );
+    }
+    let dlq = drain(&url, "queue:DLQ.policy.orders", &[]);
+    assert_eq!(rdc(&dlq), fresh(0..2), "{}", dlq.dump());
+    let shared = drain(&url, "queue:ActiveMQ.DLQ", &[]);
+    assert_eq!(rdc(&shared), fresh([10]), "{}", shared.dump());
+    for q in ["queue:policy.orders", "queue:plain.orders"] {
+        let left = drain(&url, q, &[]);
+        assert!(left.recvs().is_empty(), "{}", left.dump());
+    }
+}
+
+/// `queuePrefetch="1"` on the broker's [`POLICY_PREFETCH`] entry: a consumer that keeps the
+/// client's default prefetch (1000) gets 1 (ActiveMQ's `PolicyEntry.configurePrefetch`),
+/// so an idle consumer holds back exactly one message from a busy one (as
+/// `jms.prefetchPolicy.all=1` does in [`prefetch_zero_and_one`]); a consumer that asks
+/// for another prefetch keeps its own, and a queue outside the entry is not affected.
+pub fn policy_queue_prefetch(t: &dyn JmsTarget) {
+    let url = t.url();
+    let by_consumer = |out: &ProbeOutput| -> Vec<(String, i64)> {
+        out.recvs()
+            .iter()
+            .map(|r| (r.consumer.clone().unwrap_or_default(), r.seq))
+            .collect()
+    };
+    let named = |list: &[(&str, i64)]| -> Vec<(String, i64)> {
+        list.iter().map(|(c, s)| (c.to_string(), *s)).collect()
+    };
+    send(&url, "queue:policy.pf", 5, &[]);
+    let out = probe(&url, "prefetch", &["--dest", "queue:policy.pf"]).assert_ok();
+    assert_eq!(
+        by_consumer(&out),
+        named(&[("B", 1), ("B", 2), ("B", 3), ("B", 4), ("A", 0)]),
+        "{}",
+        out.dump()
+    );
+    // Asked for 10, not the default: the idle consumer holds all five.
+    send(&url, "queue:policy.pf10", 5, &[]);
+    let own = probe(
+        &with_options(&url, "jms.prefetchPolicy.all=10"),
+        "prefetch",
+        &["--dest", "queue:policy.pf10"],
+    )
+    .assert_ok();
+    assert_eq!(
+        own.lines.last().map(String::as_str),
+        Some("OK a=5 b=0"),
+        "{}",
+        own.dump()
+    );
+    // Outside the entry: the default 1000 holds all five too.
+    send(&url, "queue:plain.pf", 5, &[]);
+    let plain = probe(&url, "prefetch", &["--dest", "queue:plain.pf"]).assert_ok();
+    assert_eq!(
+        plain.lines.last().map(String::as_str),
+        Some("OK a=5 b=0"),
+        "{}",
+        plain.dump()
+    );
+}
+
 /// One `#[test]` per single-broker case above, each against a fresh broker from
 /// `$start()`: the same list for real ActiveMQ (`tests/jms_activemq.rs`) and for Tandem
 /// (`tests/jms_tandem.rs`), so the two can never drift apart.
@@ -1364,6 +1561,7 @@ macro_rules! single_broker_tests {
             stomp_jms_exchange,
             exclusive_consumers_and_message_groups,
             virtual_topic_consumer_queues,
+            message_group_closing,
         );
     };
     (@each $start:expr; $($case:ident),* $(,)?) => {

@@ -9,6 +9,10 @@ use crate::broker::destination::Destination;
 use crate::broker::ops::{Reply, SubKey};
 use crate::broker::record::Record;
 
+/// The dead-letter reason of an expired message (ActiveMQ's `dlqDeliveryFailureCause`
+/// spelling); the strategy's `processExpired` applies to these.
+pub(super) const EXPIRED: &str = "Expired";
+
 impl ShardCore {
     /// The acknowledgement record for `seqs` delivered to `sub`, keeping only the
     /// deliveries that really are that consumer's; `None` if there are none.
@@ -192,9 +196,25 @@ impl ShardCore {
         };
         let persistent = e.persistent;
         b.release(seq);
-        if !persistent || matches!(id, BacklogId::TopicSub(..)) {
-            // ActiveMQ drops non-persistent messages rather than dead-lettering them.
-            tracing::debug!(seq, reason, "dropping a non-persistent message");
+        // The original destination's policy says whether and where (ActiveMQ's
+        // `DeadLetterStrategy`: by default non-persistent messages are dropped).
+        let strategy = self.settings.policies.dead_letter_for(id.destination());
+        let durable = match &id {
+            BacklogId::Durable(_, name) => Some(name),
+            _ => None,
+        };
+        let to = strategy.destination_for(id.destination(), durable);
+        let take = strategy.takes(persistent, reason == EXPIRED)
+            // A message already on its dead-letter destination is not moved onto
+            // itself (ActiveMQ's DLQ loop guard).
+            && to != *id.destination()
+            && !matches!(id, BacklogId::TopicSub(..));
+        if !take {
+            tracing::debug!(
+                seq,
+                reason,
+                "dropping a message its dead-letter strategy does not take"
+            );
             let removed = self.backlog_mut(&id).and_then(|b| b.remove(seq));
             if let Some(e) = removed {
                 self.forget_entry(&e);
@@ -208,6 +228,7 @@ impl ShardCore {
         self.moving.insert(token, (id, seq));
         self.out.push(Output::DeadLetter {
             destination,
+            to,
             body,
             seq,
             token,
@@ -248,6 +269,6 @@ impl ShardCore {
 
     /// ActiveMQ sends expired persistent messages to the DLQ and drops the others.
     fn expire(&mut self, id: BacklogId, seq: u64, _sink: &mut dyn JournalSink) {
-        self.start_dead_letter(id, seq, "Expired");
+        self.start_dead_letter(id, seq, EXPIRED);
     }
 }

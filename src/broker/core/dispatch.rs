@@ -49,7 +49,7 @@ impl ShardCore {
                     });
                 }
                 for seq in skipped {
-                    self.start_dead_letter(id.clone(), seq, "Expired");
+                    self.start_dead_letter(id.clone(), seq, super::ack::EXPIRED);
                 }
                 self.request_page_in(&id, &destination, page_in);
             }

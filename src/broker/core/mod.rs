@@ -98,10 +98,12 @@ pub enum Output {
         /// redelivered flag).
         stored_at: Option<Location>,
     },
-    /// Send a dead-letter copy of `body` to the dead-letter queue's shard and report
-    /// back to this shard with `token`.
+    /// Send a dead-letter copy of `body` to `to`'s shard (the dead-letter destination
+    /// the original destination's policy names) and report back to this shard with
+    /// `token`.
     DeadLetter {
         destination: Destination,
+        to: Destination,
         body: Body,
         seq: u64,
         token: u64,
@@ -296,13 +298,20 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// The copy of `msg` that goes to the dead-letter queue: same id and body, the
+/// The copy of `msg` that goes to dead-letter destination `to`: same id and body, the
 /// original destination kept as a property (ActiveMQ's `originalDestination`), and no
-/// expiry (so it does not expire again in the DLQ).
-pub fn dead_letter_copy(msg: &Message, reason: &str) -> Message {
+/// expiry (so it does not expire again in the DLQ). A non-persistent message (taken
+/// only with `processNonPersistent`) becomes persistent, marked
+/// `originalDeliveryMode=NON_PERSISTENT`, as ActiveMQ does.
+pub fn dead_letter_copy(msg: &Message, reason: &str, to: &Destination) -> Message {
     let mut copy = msg.clone();
-    copy.destination = Destination::dead_letter_queue();
+    copy.destination = to.clone();
     copy.expires_ms = 0;
+    if !msg.persistent {
+        copy.persistent = true;
+        copy.headers
+            .push(("originalDeliveryMode".into(), "NON_PERSISTENT".into()));
+    }
     copy.headers
         .push(("originalDestination".into(), msg.destination.stomp_name()));
     copy.headers

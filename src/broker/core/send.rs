@@ -12,7 +12,7 @@ use super::{now_ms, BacklogId, JournalSink, ShardCore};
 use crate::broker::backlog::{Entry, EntryState};
 use crate::broker::destination::DestKind;
 use crate::broker::message::MessageRef;
-use crate::broker::message::GROUP_ID;
+use crate::broker::message::{GROUP_ID, GROUP_SEQ};
 use crate::broker::ops::{BrokerError, Reply, ReplyTo, SubKey};
 use crate::broker::record::Record;
 use crate::store::Location;
@@ -220,6 +220,10 @@ impl ShardCore {
             redeliveries,
             tx_locked: false,
             group: msg.header(GROUP_ID).map(|g| Arc::new(g.to_owned())),
+            group_seq: msg
+                .header(GROUP_SEQ)
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0),
         }
     }
 

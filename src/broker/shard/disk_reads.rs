@@ -115,6 +115,7 @@ pub(super) async fn pending_pump(shared: Rc<Shared>) {
             }
             Output::DeadLetter {
                 destination,
+                to,
                 body,
                 seq,
                 token,
@@ -127,9 +128,8 @@ pub(super) async fn pending_pump(shared: Rc<Shared>) {
                 };
                 match msg {
                     Some(m) => {
-                        let copy = MessageRef::new(dead_letter_copy(&m, reason));
-                        let dlq = Destination::dead_letter_queue();
-                        router.post(router.shard_of(&dlq), Request::Send { msg: copy, reply });
+                        let copy = MessageRef::new(dead_letter_copy(&m, reason, &to));
+                        router.post(router.shard_of(&to), Request::Send { msg: copy, reply });
                     }
                     None => {
                         tracing::error!(%destination, seq, "cannot read a message to dead-letter it");

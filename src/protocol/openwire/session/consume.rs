@@ -39,6 +39,7 @@ use super::convert::{
     advisory_message, advisory_topic, to_openwire_destination, to_openwire_message,
 };
 use super::{Action, Refusal, Session, State, Then, JAVA_INVALID_SELECTOR, JAVA_JMS};
+use crate::broker::policy::ConsumerKind;
 use crate::broker::selector::Selector;
 use crate::broker::{
     AckMode, Delivery, DestKind, Destination, Request, ShardId, SubKey, SubscribeSpec,
@@ -164,10 +165,22 @@ impl<E: SessionEnv> Session<E> {
             }
             _ => None,
         };
+        // A consumer that kept its client's default prefetch gets its destination's
+        // policy prefetch (`broker::policy`; a composite consumer: its first member's).
         // The broker caps what a client may ask (maxPrefetch).
-        let prefetch = u32::try_from(info.prefetch_size)
-            .unwrap_or(0)
-            .min(self.ctx.settings.limits.max_prefetch);
+        let asked = u32::try_from(info.prefetch_size).unwrap_or(0);
+        let prefetch = match members.first() {
+            Some(m) if !advisory => {
+                let kind = match (&durable, m.kind.is_queue()) {
+                    (_, true) => ConsumerKind::Queue,
+                    (Some(_), false) => ConsumerKind::DurableTopic,
+                    (None, false) => ConsumerKind::Topic,
+                };
+                self.ctx.settings.policies.prefetch(m, kind, asked)
+            }
+            _ => asked,
+        }
+        .min(self.ctx.settings.limits.max_prefetch);
         let mut subs = Vec::with_capacity(members.len());
         for m in &members {
             subs.push((self.next_sub, m.clone()));
@@ -251,9 +264,16 @@ impl<E: SessionEnv> Session<E> {
         // pushed, one at a time: `ActiveMQQueueBrowser` waits for dispatches (its pulls
         // only nudge), and ActiveMQ would end such a browse at the first pull that finds
         // nothing dispatched yet.
-        let prefetch = u32::try_from(prefetch_size)
-            .unwrap_or(0)
-            .clamp(1, self.ctx.settings.limits.max_prefetch.max(1));
+        let asked = u32::try_from(prefetch_size).unwrap_or(0);
+        let prefetch = match members.first() {
+            Some(m) => self
+                .ctx
+                .settings
+                .policies
+                .prefetch(m, ConsumerKind::QueueBrowser, asked),
+            None => asked,
+        }
+        .clamp(1, self.ctx.settings.limits.max_prefetch.max(1));
         let mut subs = Vec::with_capacity(members.len());
         for m in &members {
             subs.push((self.next_sub, m.clone()));

@@ -9,6 +9,7 @@ use super::super::frame::{Command, Frame};
 use super::super::version::Version;
 use super::receipts::{AfterBarrier, Pending};
 use super::{invalid, missing, required, Session, SessionEnv, SessionError};
+use crate::broker::policy::{self, ConsumerKind};
 use crate::broker::{
     AckMode, Delivery, DestKind, Destination, DurableName, Request, ShardId, SubKey, SubscribeSpec,
 };
@@ -92,17 +93,14 @@ impl<E: SessionEnv> Session<E> {
             "client-individual" => AckMode::ClientIndividual,
             other => return Err(SessionError::InvalidAckMode(other.into())),
         };
-        let prefetch = match frame.header("activemq.prefetchSize") {
-            // ActiveMQ's DEFAULT_QUEUE_BROWSER_PREFETCH.
-            None if browser => QUEUE_BROWSER_PREFETCH,
-            None => self.ctx.settings.default_prefetch,
-            Some(v) => v
-                .trim()
-                .parse::<u32>()
-                .map_err(|_| invalid("activemq.prefetchSize", v))?,
-        }
-        // The broker caps what a client may ask (maxPrefetch).
-        .clamp(1, self.ctx.settings.limits.max_prefetch.max(1));
+        let asked = match frame.header("activemq.prefetchSize") {
+            None => None,
+            Some(v) => Some(
+                v.trim()
+                    .parse::<u32>()
+                    .map_err(|_| invalid("activemq.prefetchSize", v))?,
+            ),
+        };
         // ActiveMQ also accepts its historical misspelling.
         let durable_name = frame
             .header("activemq.subscriptionName")
@@ -121,6 +119,25 @@ impl<E: SessionEnv> Session<E> {
             }
             _ => None,
         };
+        let kind = match (browser, destination.kind.is_queue(), &durable) {
+            (true, _, _) => ConsumerKind::QueueBrowser,
+            (false, true, _) => ConsumerKind::Queue,
+            (false, false, Some(_)) => ConsumerKind::DurableTopic,
+            (false, false, None) => ConsumerKind::Topic,
+        };
+        let policies = &self.ctx.settings.policies;
+        let prefetch = match (asked, policies.entry_for(&destination)) {
+            // A destination policy sets the prefetch of a subscription that names none
+            // (or names ActiveMQ's default for its kind), as ActiveMQ's STOMP does.
+            (None, Some(entry)) => entry.prefetch(kind, policy::default_prefetch(kind)),
+            (Some(n), Some(entry)) => entry.prefetch(kind, n),
+            // ActiveMQ's DEFAULT_QUEUE_BROWSER_PREFETCH.
+            (None, None) if browser => QUEUE_BROWSER_PREFETCH,
+            (None, None) => self.ctx.settings.default_prefetch,
+            (Some(n), None) => n,
+        }
+        // The broker caps what a client may ask (maxPrefetch).
+        .clamp(1, self.ctx.settings.limits.max_prefetch.max(1));
         let selector = frame.header("selector").map(str::to_owned);
         // ActiveMQ's STOMP consumer options.
         let exclusive = frame.header("activemq.exclusive") == Some("true");
