@@ -128,7 +128,10 @@ impl<T> Default for Node<T> {
 
 impl<T: Eq + Hash> Node<T> {
     fn is_empty(&self) -> bool {
-        self.literal.is_empty() && self.one.is_none() && self.here.is_empty() && self.rest.is_empty()
+        self.literal.is_empty()
+            && self.one.is_none()
+            && self.here.is_empty()
+            && self.rest.is_empty()
     }
 
     /// Removes `value` under `segments`; prunes nodes left empty. True if it was there.
@@ -280,12 +283,29 @@ mod tests {
     #[test]
     fn index_finds_exactly_the_matching_patterns() {
         let patterns = [
-            "PRICE.>", "PRICE.*", "PRICE.*.NYSE", "PRICE.IBM.NYSE", "*", ">", "A.*.>", "PRICE",
-            "*.*", "A.>.C",
+            "PRICE.>",
+            "PRICE.*",
+            "PRICE.*.NYSE",
+            "PRICE.IBM.NYSE",
+            "*",
+            ">",
+            "A.*.>",
+            "PRICE",
+            "*.*",
+            "A.>.C",
         ];
         let names = [
-            "PRICE", "PRICE.A", "PRICE.IBM.NYSE", "PRICE.IBM.LSE", "A", "A.B", "A.B.C", "B.C",
-            "PRICES.A", "PRICE.>", "",
+            "PRICE",
+            "PRICE.A",
+            "PRICE.IBM.NYSE",
+            "PRICE.IBM.LSE",
+            "A",
+            "A.B",
+            "A.B.C",
+            "B.C",
+            "PRICES.A",
+            "PRICE.>",
+            "",
         ];
         let mut index = WildcardIndex::default();
         for (i, p) in patterns.iter().enumerate() {

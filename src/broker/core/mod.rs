@@ -35,8 +35,6 @@ mod subscribe;
 mod tx;
 mod wildcard_subs;
 
-pub use wildcard_subs::is_wildcard_destination;
-
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -653,7 +651,8 @@ impl ShardCore {
     fn queue_mut(&mut self, d: &Destination) -> &mut Queue {
         if !self.queues.contains_key(d) {
             self.destinations.created();
-            self.virtual_topics.created(&self.settings.virtual_topics, d);
+            self.virtual_topics
+                .created(&self.settings.virtual_topics, d);
             self.queues.insert(
                 d.clone(),
                 Queue {
@@ -666,7 +665,9 @@ impl ShardCore {
             );
             self.wildcards_on_created(d);
         }
-        self.queues.get_mut(d).expect("queue exists: inserted above")
+        self.queues
+            .get_mut(d)
+            .expect("queue exists: inserted above")
     }
 
     fn topic_mut(&mut self, d: &Destination) -> &mut Topic {
@@ -684,7 +685,9 @@ impl ShardCore {
             );
             self.wildcards_on_created(d);
         }
-        self.topics.get_mut(d).expect("topic exists: inserted above")
+        self.topics
+            .get_mut(d)
+            .expect("topic exists: inserted above")
     }
 
     fn remove_queue(&mut self, d: &Destination) -> Option<Queue> {

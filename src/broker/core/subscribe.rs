@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use super::{is_wildcard_destination, BacklogId, JournalSink, ShardCore};
+use super::{BacklogId, JournalSink, ShardCore};
 use crate::broker::backlog::{Backlog, Consumer};
 use crate::broker::destination::Destination;
 use crate::broker::ops::{BrokerError, ConnId, DurableName, Reply, SubKey, SubscribeSpec};
@@ -56,7 +56,7 @@ impl ShardCore {
             self.reply(reply, None, Ok(()));
             return;
         }
-        if is_wildcard_destination(&d) {
+        if d.is_wildcard() {
             // Creates no destination: attaches to the matching ones (`wildcard_subs`).
             self.subscribe_wildcard(sub, &spec, consumer, reply);
             return;
@@ -206,9 +206,7 @@ impl ShardCore {
         let mut undelivered = undelivered.to_vec();
         undelivered.sort_unstable();
         // A wildcard subscription's part on one destination (see `Request::Unsubscribe`).
-        if !is_wildcard_destination(&destination)
-            && self.detach_wild_part(sub, &destination, &undelivered)
-        {
+        if !destination.is_wildcard() && self.detach_wild_part(sub, &destination, &undelivered) {
             self.reply(reply, None, Ok(()));
             return;
         }

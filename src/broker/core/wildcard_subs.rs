@@ -26,13 +26,7 @@ use super::{BacklogId, ShardCore};
 use crate::broker::backlog::{Backlog, Consumer, SharedCredit};
 use crate::broker::destination::{DestKind, Destination};
 use crate::broker::ops::{BrokerError, Reply, SubKey, SubscribeSpec};
-use crate::broker::wildcard::{self, Pattern, WildcardIndex};
-
-/// Whether subscribing to `d` is a wildcard subscription: a queue or topic (not a
-/// temporary one) whose name has a `*` or `>` segment.
-pub fn is_wildcard_destination(d: &Destination) -> bool {
-    matches!(d.kind, DestKind::Queue | DestKind::Topic) && wildcard::is_wildcard(&d.name)
-}
+use crate::broker::wildcard::{Pattern, WildcardIndex};
 
 /// One wildcard subscription on this shard.
 struct WildSub {
