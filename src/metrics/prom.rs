@@ -567,6 +567,7 @@ mod tests {
             uptime_s: 7,
             shards: 2,
             connections: 3,
+            wildcard_subscriptions: 4,
             tls: crate::metrics::stats::TlsCounters {
                 handshakes: 8,
                 handshake_failures: 2,
@@ -665,6 +666,7 @@ mod tests {
             "tandem_journal_diverged_records_total 9",
             "tandem_journal_diverged_messages_total 4",
             "tandem_memory_used_bytes 123",
+            "tandem_wildcard_subscriptions 4",
             "tandem_memory_limit_bytes 456",
             "tandem_memory_bytes{use=\"message_bodies\"} 123",
             "tandem_memory_bytes{use=\"transactions\"} 7",

@@ -296,7 +296,8 @@ mod tests {
                 "role",
                 "shards",
                 "tls",
-                "uptime_s"
+                "uptime_s",
+                "wildcard_subscriptions"
             ]
         );
     }
