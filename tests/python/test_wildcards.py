@@ -130,16 +130,20 @@ def test_prefetch_bounds_a_pattern_per_shard(broker, connect):
     assert {fnv_shard(True, m.headers["destination"][len("/queue/"):], 2)
             for m in first} == {0, 1}, "one per shard"
     quiet(c)
-    # Acking frees one message's credit on its shard at a time: all 12 arrive.
-    pending = list(first)
+    # Acknowledging returns credit on the shards the messages came from: all 12 come,
+    # never more than one per shard unacknowledged.
     received = list(first)
-    while pending:
-        m = pending.pop()
-        c.ack(m)
-        if len(received) < 12:
-            nxt = c.take_one()
-            received.append(nxt)
-            pending.append(nxt)
+    unacked = list(first)
+    while len(received) < 12:
+        for m in unacked:
+            c.ack(m)
+        c.col.wait(lambda: c.pending() > 0, "more messages")
+        time.sleep(QUIET_S)             # whatever the two shards send now
+        unacked = c.take(c.pending())
+        assert len(unacked) <= 2, body_list(unacked)
+        assert len({fnv_shard(True, m.headers["destination"][len("/queue/"):], 2)
+                    for m in unacked}) == len(unacked), "one per shard"
+        received += unacked
     assert sorted(body_list(received)) == sorted(b for n in names for b in bodies(n, 2))
     quiet(c)
 
