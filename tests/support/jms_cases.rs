@@ -1445,6 +1445,17 @@ pub fn wildcard_queue_consumer(t: &dyn JmsTarget) {
     }
     let other = drain(&url, "queue:WQX.A", &[]);
     assert_eq!(rdc(&other), fresh([5]), "{}", other.dump());
+
+    // A pull consumer (prefetch 0) on a pattern: each receive() gets a message, from
+    // whichever queue.
+    send_from(&url, "queue:WP.A", 0, 3, &[]);
+    send_from(&url, "queue:WP.B", 3, 3, &[]);
+    let pull = with_options(&url, "jms.prefetchPolicy.all=0");
+    let out = recv(&pull, "queue:WP.*", &["--count", "6", "--then-none-ms", "500"]);
+    let mut seqs = out.recv_seqs();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..6).collect::<Vec<_>>(), "{}", out.dump());
+    assert!(out.recvs().iter().all(|r| !r.redelivered), "{}", out.dump());
 }
 
 /// One `#[test]` per single-broker case above, each against a fresh broker from
