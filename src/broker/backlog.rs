@@ -104,9 +104,25 @@ pub struct SharedCredit {
     /// Credit came back while it was used up: parts that stopped may dispatch again
     /// (the core marks them dirty and clears this).
     freed: AtomicBool,
+    /// Set with `freed`, shared by every wildcard subscription of the shard: the core
+    /// looks for freed credit only when it is set.
+    any_freed: Arc<AtomicBool>,
 }
 
 impl SharedCredit {
+    /// A credit that also raises the shard-wide flag `any_freed` when it frees up.
+    pub fn new(any_freed: Arc<AtomicBool>) -> SharedCredit {
+        SharedCredit {
+            any_freed,
+            ..SharedCredit::default()
+        }
+    }
+
+    fn set_freed(&self) {
+        self.freed.store(true, Ordering::Relaxed);
+        self.any_freed.store(true, Ordering::Relaxed);
+    }
+
     fn full(&self, prefetch: u32, max_unwritten: u64) -> bool {
         self.in_flight.load(Ordering::Relaxed) >= prefetch
             || self.unwritten.load(Ordering::Relaxed) >= max_unwritten
@@ -125,7 +141,7 @@ impl SharedCredit {
         let f = self.in_flight.load(Ordering::Relaxed);
         self.in_flight.store(f.saturating_sub(n), Ordering::Relaxed);
         if was_full && !self.full(prefetch, max_unwritten) {
-            self.freed.store(true, Ordering::Relaxed);
+            self.set_freed();
         }
     }
 
@@ -136,7 +152,7 @@ impl SharedCredit {
         self.unwritten
             .store(u.saturating_sub(bytes), Ordering::Relaxed);
         if was_full && !self.full(prefetch, max_unwritten) {
-            self.freed.store(true, Ordering::Relaxed);
+            self.set_freed();
         }
     }
 

@@ -1451,7 +1451,11 @@ pub fn wildcard_queue_consumer(t: &dyn JmsTarget) {
     send_from(&url, "queue:WP.A", 0, 3, &[]);
     send_from(&url, "queue:WP.B", 3, 3, &[]);
     let pull = with_options(&url, "jms.prefetchPolicy.all=0");
-    let out = recv(&pull, "queue:WP.*", &["--count", "6", "--then-none-ms", "500"]);
+    let out = recv(
+        &pull,
+        "queue:WP.*",
+        &["--count", "6", "--then-none-ms", "500"],
+    );
     let mut seqs = out.recv_seqs();
     seqs.sort_unstable();
     assert_eq!(seqs, (0..6).collect::<Vec<_>>(), "{}", out.dump());

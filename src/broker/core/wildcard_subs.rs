@@ -20,6 +20,7 @@
 //! Durable subscriptions on a pattern are refused (`BrokerError::WildcardDurable`).
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::{BacklogId, ShardCore};
@@ -58,6 +59,9 @@ pub(super) struct WildSubs {
     subs: HashMap<SubKey, WildSub>,
     queues: WildcardIndex<SubKey>,
     topics: WildcardIndex<SubKey>,
+    /// Some subscription's credit came back since the last drain (see
+    /// [`SharedCredit::new`]): only then are the subscriptions looked at.
+    any_freed: Arc<AtomicBool>,
 }
 
 impl WildSubs {
@@ -99,7 +103,7 @@ impl ShardCore {
             self.reply(reply, None, Ok(()));
             return;
         }
-        let credit = Arc::new(SharedCredit::default());
+        let credit = Arc::new(SharedCredit::new(self.wild.any_freed.clone()));
         consumer.shared = Some(credit.clone());
         let pattern = Pattern::parse(&d.name);
         let queues = d.kind.is_queue();
@@ -266,9 +270,9 @@ impl ShardCore {
 
     /// Wildcard subscriptions whose shared credit came back since the last drain: their
     /// parts with ready messages may dispatch again. One pass over this shard's wildcard
-    /// subscriptions (none: nothing to do).
+    /// subscriptions, only when one freed credit.
     pub(super) fn wildcard_credit_freed(&mut self) {
-        if self.wild.subs.is_empty() {
+        if !self.wild.any_freed.swap(false, Ordering::Relaxed) {
             return;
         }
         let mut ids = Vec::new();
