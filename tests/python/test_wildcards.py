@@ -170,3 +170,19 @@ def test_send_to_a_pattern_name_is_a_literal_destination(broker, connect):
     m = star.take_one()
     assert (m.body, m.headers["destination"]) == ("lit", "/topic/L.>")
     quiet(plain)
+
+
+def test_a_pattern_counts_once_against_the_subscription_limit(broker_factory, connect):
+    """Registered on every shard, a pattern subscription is still one subscription of
+    the connection (maxSubscriptionsPerConnection)."""
+    b = broker_factory(tandem_attrs={"maxSubscriptionsPerConnection": "2"})
+    c = connect(b)
+    c.subscribe("/topic/M.>")
+    c.subscribe("/queue/M.*")
+    c.conn.subscribe("/topic/M.x", "third", headers={"receipt": "r3"})
+    err = c.col.wait(lambda: c.col.errors, "ERROR frame", allow_error=True)[0]
+    assert "maxSubscriptionsPerConnection" in err.body, err
+    c.col.errors.clear()        # not fatal: the connection and its subscriptions stay
+    pub = connect(b)
+    pub.send("/topic/M.a.b", "still subscribed")
+    assert c.take_one().body == "still subscribed"
