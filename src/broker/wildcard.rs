@@ -5,8 +5,10 @@
 //! segment (`a*` is only the segment `a*`). A `>` before the last segment ends the
 //! pattern there, as in ActiveMQ's map: nothing after it is looked at.
 //!
-//! Used wherever ActiveMQ takes a destination pattern: wildcard subscriptions, policy
-//! entries (`<policyEntry queue="ORDERS.>">`), virtual topic rules.
+//! Used for wildcard subscriptions (`broker::core::wildcard_subs`), and meant for every
+//! other place ActiveMQ takes a destination pattern (policy entries,
+//! `<policyEntry queue="ORDERS.>">`). Virtual topic rules still use their own matcher
+//! (`virtual_topic.rs`, whose final `>` wants at least one segment).
 //!
 //! [`WildcardIndex`] holds many patterns in a trie keyed by their segments, so finding
 //! every pattern a name matches walks the name's segments (plus one `*` branch per
