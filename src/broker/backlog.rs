@@ -27,6 +27,7 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::store::Location;
@@ -94,6 +95,84 @@ pub struct Consumer {
     /// ActiveMQ's consumer priority (`consumer.priority`, STOMP `activemq.priority`):
     /// higher first.
     pub priority: i8,
+    /// A wildcard subscription's part (one per matching destination on the shard): the
+    /// parts share one credit, so the subscription's deliveries in flight on the shard
+    /// are bounded by its prefetch (and `max_unwritten`), not by prefetch per
+    /// destination. `in_flight` and `unwritten_bytes` above still count this part's own.
+    pub shared: Option<Arc<SharedCredit>>,
+}
+
+/// The prefetch and unwritten-bytes credit the parts of one wildcard subscription on one
+/// shard share (see [`Consumer::shared`]). Only the shard's thread touches it; atomics
+/// (relaxed) only because the core must stay `Send`.
+#[derive(Debug, Default)]
+pub struct SharedCredit {
+    in_flight: AtomicU32,
+    unwritten: AtomicU64,
+    /// Credit came back while it was used up: parts that stopped may dispatch again
+    /// (the core marks them dirty and clears this).
+    freed: AtomicBool,
+    /// Set with `freed`, shared by every wildcard subscription of the shard: the core
+    /// looks for freed credit only when it is set.
+    any_freed: Arc<AtomicBool>,
+}
+
+impl SharedCredit {
+    /// A credit that also raises the shard-wide flag `any_freed` when it frees up.
+    pub fn new(any_freed: Arc<AtomicBool>) -> SharedCredit {
+        SharedCredit {
+            any_freed,
+            ..SharedCredit::default()
+        }
+    }
+
+    fn set_freed(&self) {
+        self.freed.store(true, Ordering::Relaxed);
+        self.any_freed.store(true, Ordering::Relaxed);
+    }
+
+    fn full(&self, prefetch: u32, max_unwritten: u64) -> bool {
+        self.in_flight.load(Ordering::Relaxed) >= prefetch
+            || self.unwritten.load(Ordering::Relaxed) >= max_unwritten
+    }
+
+    fn took(&self, bytes: u64) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let u = self.unwritten.load(Ordering::Relaxed);
+        self.unwritten
+            .store(u.saturating_add(bytes), Ordering::Relaxed);
+    }
+
+    /// `n` deliveries left (acknowledged, returned, dead-lettered).
+    fn returned(&self, n: u32, prefetch: u32, max_unwritten: u64) {
+        let was_full = self.full(prefetch, max_unwritten);
+        let f = self.in_flight.load(Ordering::Relaxed);
+        self.in_flight.store(f.saturating_sub(n), Ordering::Relaxed);
+        if was_full && !self.full(prefetch, max_unwritten) {
+            self.set_freed();
+        }
+    }
+
+    /// `bytes` delivered reached the socket (see [`Backlog::written`]).
+    pub fn written(&self, bytes: u64, prefetch: u32, max_unwritten: u64) {
+        let was_full = self.full(prefetch, max_unwritten);
+        let u = self.unwritten.load(Ordering::Relaxed);
+        self.unwritten
+            .store(u.saturating_sub(bytes), Ordering::Relaxed);
+        if was_full && !self.full(prefetch, max_unwritten) {
+            self.set_freed();
+        }
+    }
+
+    /// Whether credit came back since the last call (and forgets it).
+    pub fn take_freed(&self) -> bool {
+        self.freed.swap(false, Ordering::Relaxed)
+    }
+
+    /// Deliveries in flight over every part.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
 }
 
 /// Whether a consumer takes an entry.
@@ -108,7 +187,28 @@ enum Verdict {
 impl Consumer {
     /// No room for another delivery: its prefetch or its unwritten bytes are used up.
     fn full(&self) -> bool {
-        self.in_flight >= self.prefetch || self.unwritten_bytes >= self.max_unwritten
+        match &self.shared {
+            Some(s) => s.full(self.prefetch, self.max_unwritten),
+            None => self.in_flight >= self.prefetch || self.unwritten_bytes >= self.max_unwritten,
+        }
+    }
+
+    /// A delivery of `bytes` was made to it.
+    fn took(&mut self, bytes: u64) {
+        self.in_flight += 1;
+        self.unwritten_bytes = self.unwritten_bytes.saturating_add(bytes);
+        if let Some(s) = &self.shared {
+            s.took(bytes);
+        }
+    }
+
+    /// `n` of its deliveries left it.
+    fn returned(&mut self, n: u32) {
+        let n = n.min(self.in_flight);
+        self.in_flight -= n;
+        if let Some(s) = &self.shared {
+            s.returned(n, self.prefetch, self.max_unwritten);
+        }
     }
 
     fn accepts(&self, e: &Entry) -> Verdict {
@@ -165,6 +265,10 @@ impl Backlog {
     /// except those in `undelivered` (never handed to the application; sorted). Returns
     /// the sequence numbers returned.
     pub fn remove_consumer(&mut self, key: SubKey, undelivered: &[u64]) -> Vec<u64> {
+        if let Some(c) = self.consumers.iter_mut().find(|c| c.key == key) {
+            // Its deliveries go back: a wildcard subscription's other parts get the credit.
+            c.returned(c.in_flight);
+        }
         self.consumers.retain(|c| c.key != key);
         if self.next_consumer >= self.consumers.len() {
             self.next_consumer = 0;
@@ -210,7 +314,7 @@ impl Backlog {
         }
         let e = self.entries.remove(&seq)?;
         if let Some(c) = self.consumers.iter_mut().find(|c| c.key == key) {
-            c.in_flight = c.in_flight.saturating_sub(1);
+            c.returned(1);
         }
         Some(e)
     }
@@ -221,7 +325,7 @@ impl Backlog {
         self.ready.remove(&seq);
         if let EntryState::Delivered(key) = e.state {
             if let Some(c) = self.consumers.iter_mut().find(|c| c.key == key) {
-                c.in_flight = c.in_flight.saturating_sub(1);
+                c.returned(1);
             }
         }
         Some(e)
@@ -233,7 +337,7 @@ impl Backlog {
         if let Some(e) = self.entries.get_mut(&seq) {
             if let EntryState::Delivered(key) = e.state {
                 if let Some(c) = self.consumers.iter_mut().find(|c| c.key == key) {
-                    c.in_flight = c.in_flight.saturating_sub(1);
+                    c.returned(1);
                 }
             }
             self.ready.remove(&seq);
@@ -347,8 +451,7 @@ impl Backlog {
             self.next_consumer = (idx + 1) % n;
             let size = entry.size as u64;
             let c = &mut self.consumers[idx];
-            c.in_flight += 1;
-            c.unwritten_bytes = c.unwritten_bytes.saturating_add(size);
+            c.took(size);
             let key = c.key;
             self.ready.remove(&seq);
             if let Some(e) = self.entries.get_mut(&seq) {
@@ -435,6 +538,7 @@ mod tests {
             selector: None,
             exclusive: false,
             priority: 0,
+            shared: None,
         }
     }
 

@@ -1706,3 +1706,196 @@ fn one_jms_message_is_stored_on_a_topic_and_a_queue_of_the_same_shard() {
     );
     assert_eq!(c.depth(&q), 1);
 }
+
+// ----- wildcard subscriptions -------------------------------------------------------
+
+/// (sub, destination name, body, redeliveries) of every delivery in `out`.
+fn wild_deliveries(out: &[Output]) -> Vec<(SubKey, String, String, u32)> {
+    let mut v: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Deliver {
+                sub,
+                destination,
+                body: Body::Memory(m),
+                redeliveries,
+                ..
+            } => Some((
+                *sub,
+                destination.name.clone(),
+                String::from_utf8_lossy(&m.body).into_owned(),
+                *redeliveries,
+            )),
+            _ => None,
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn send_to(c: &mut ShardCore, j: &mut MemJournal, d: Destination, body: &str) {
+    c.handle(
+        Request::Send {
+            msg: msg(d, body, false),
+            reply: reply(0),
+        },
+        j,
+    );
+}
+
+fn delivered(
+    sub: SubKey,
+    dest: &str,
+    body: &str,
+    redeliveries: u32,
+) -> (SubKey, String, String, u32) {
+    (sub, dest.into(), body.into(), redeliveries)
+}
+
+#[test]
+fn wildcard_topic_subscribers_get_matching_topics_under_their_real_names() {
+    let mut c = core();
+    let mut j = MemJournal::default();
+    send_to(&mut c, &mut j, Destination::topic("P.old"), "before"); // topic exists first
+    subscribe(&mut c, &mut j, sub(1, 1), Destination::topic("P.>"), 100);
+    subscribe(&mut c, &mut j, sub(1, 2), Destination::topic("P.*"), 100);
+    c.drain();
+    for (t, body) in [
+        ("P", "m0"),
+        ("P.old", "m1"),
+        ("P.new", "m2"),
+        ("P.a.b", "m3"),
+        ("Q.a", "m4"),
+    ] {
+        send_to(&mut c, &mut j, Destination::topic(t), body);
+    }
+    assert_eq!(
+        wild_deliveries(&c.drain()),
+        vec![
+            delivered(sub(1, 1), "P", "m0", 0),
+            delivered(sub(1, 1), "P.a.b", "m3", 0),
+            delivered(sub(1, 1), "P.new", "m2", 0),
+            delivered(sub(1, 1), "P.old", "m1", 0),
+            delivered(sub(1, 2), "P.new", "m2", 0),
+            delivered(sub(1, 2), "P.old", "m1", 0),
+        ]
+    );
+    assert_eq!(c.wildcard_subscriptions(), 2);
+    c.handle(Request::ConnectionClosed { conn: conn(1) }, &mut j);
+    assert_eq!(c.wildcard_subscriptions(), 0);
+    send_to(&mut c, &mut j, Destination::topic("P.later"), "gone");
+    assert!(wild_deliveries(&c.drain()).is_empty());
+}
+
+#[test]
+fn wildcard_queue_consumer_shares_one_prefetch_over_existing_and_new_queues() {
+    let mut c = core();
+    let mut j = MemJournal::default();
+    send_to(&mut c, &mut j, Destination::queue("Q.a"), "a1");
+    send_to(&mut c, &mut j, Destination::queue("Q.b"), "b1");
+    send_to(&mut c, &mut j, Destination::queue("R.a"), "r1");
+    c.drain();
+    let w = sub(1, 1);
+    subscribe(&mut c, &mut j, w, Destination::queue("Q.*"), 1);
+    let first = wild_deliveries(&c.drain());
+    assert_eq!(first.len(), 1, "prefetch 1 over both queues: {first:?}");
+    send_to(&mut c, &mut j, Destination::queue("Q.c"), "c1"); // a queue created later
+    assert!(wild_deliveries(&c.drain()).is_empty(), "no credit left");
+    let mut got = first;
+    while let Some((_, dest, _, _)) = got.last().cloned() {
+        if got.len() == 3 {
+            break;
+        }
+        // Each delivery is seq 1 of its queue; the ack names the real queue.
+        c.handle(
+            Request::Ack {
+                sub: w,
+                destination: Destination::queue(dest),
+                seqs: vec![1],
+                reply: None,
+            },
+            &mut j,
+        );
+        let next = wild_deliveries(&c.drain());
+        assert_eq!(next.len(), 1, "the ack returned one credit: {next:?}");
+        got.extend(next);
+    }
+    let mut bodies: Vec<String> = got.iter().map(|d| d.2.clone()).collect();
+    bodies.sort();
+    assert_eq!(bodies, ["a1", "b1", "c1"]);
+    assert_eq!(c.depth(&Destination::queue("R.a")), 1, "not matched: kept");
+}
+
+#[test]
+fn wildcard_parts_detach_one_by_one_or_all_at_once() {
+    let mut c = core();
+    let mut j = MemJournal::default();
+    send_to(&mut c, &mut j, Destination::queue("Q.a"), "a1");
+    send_to(&mut c, &mut j, Destination::queue("Q.b"), "b1");
+    let w = sub(1, 1);
+    subscribe(&mut c, &mut j, w, Destination::queue("Q.>"), 10);
+    assert_eq!(wild_deliveries(&c.drain()).len(), 2);
+    // The part on Q.a goes with its message never handed to the application.
+    c.handle(
+        Request::Unsubscribe {
+            sub: w,
+            destination: Destination::queue("Q.a"),
+            remove_durable: None,
+            undelivered: vec![1],
+            reply: reply(1),
+        },
+        &mut j,
+    );
+    // The rest goes with the pattern: Q.b's message was handed over (flagged).
+    c.handle(
+        Request::Unsubscribe {
+            sub: w,
+            destination: Destination::queue("Q.>"),
+            remove_durable: None,
+            undelivered: vec![],
+            reply: reply(2),
+        },
+        &mut j,
+    );
+    c.drain();
+    assert_eq!(c.wildcard_subscriptions(), 0);
+    subscribe(&mut c, &mut j, sub(2, 1), Destination::queue("Q.a"), 10);
+    subscribe(&mut c, &mut j, sub(2, 2), Destination::queue("Q.b"), 10);
+    assert_eq!(
+        wild_deliveries(&c.drain()),
+        vec![
+            delivered(sub(2, 1), "Q.a", "a1", 0),
+            delivered(sub(2, 2), "Q.b", "b1", 1),
+        ]
+    );
+}
+
+#[test]
+fn wildcard_durable_subscription_is_refused() {
+    let mut c = core();
+    let mut j = MemJournal::default();
+    c.handle(
+        Request::Subscribe {
+            sub: sub(1, 1),
+            spec: SubscribeSpec {
+                destination: Destination::topic("D.>"),
+                ack: AckMode::Auto,
+                prefetch: 10,
+                durable: Some(DurableName {
+                    client_id: "c".into(),
+                    name: "d".into(),
+                }),
+                selector: None,
+                temp_owner: None,
+                exclusive: false,
+                priority: 0,
+            },
+            reply: reply(7),
+        },
+        &mut j,
+    );
+    let out = c.drain();
+    assert!(out.iter().any(|o| matches!(o, Output::Reply { reply, result: Err(BrokerError::WildcardDurable(_)), .. } if reply.token == 7)), "{out:?}");
+    assert!(j.records.is_empty(), "nothing journaled");
+    assert_eq!(c.wildcard_subscriptions(), 0);
+}

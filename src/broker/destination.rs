@@ -84,6 +84,14 @@ impl Destination {
         (hash % shard_count.max(1) as u64) as usize
     }
 
+    /// Whether this names a pattern rather than one destination: a queue or topic (not
+    /// a temporary one) with a `*` or `>` segment (`broker::wildcard`). Subscribing to
+    /// it is a wildcard subscription; sending to it sends to the destination of that
+    /// literal name, as ActiveMQ does.
+    pub fn is_wildcard(&self) -> bool {
+        !self.kind.is_temporary() && super::wildcard::is_wildcard(&self.name)
+    }
+
     /// The STOMP spelling, as it appears in `destination` and `reply-to` headers.
     pub fn stomp_name(&self) -> String {
         match self.kind {

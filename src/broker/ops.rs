@@ -127,6 +127,12 @@ pub enum Request {
     /// unacknowledged deliveries go back flagged redelivered, except `undelivered`: the
     /// ones its client never handed to the application (a JMS consumer's prefetched
     /// messages past RemoveInfo's lastDeliveredSequenceId), which go back as they were.
+    ///
+    /// A wildcard subscription (its pattern sent to every shard) is removed by one
+    /// `Unsubscribe` naming the pattern on every shard. Sequence numbers are per
+    /// destination, so its `undelivered` go first, one `Unsubscribe` per destination
+    /// that has some, naming that destination (not the pattern): that detaches only the
+    /// subscription's part on that destination.
     Unsubscribe {
         sub: SubKey,
         destination: Destination,
@@ -221,6 +227,9 @@ pub enum BrokerError {
     UnknownTransaction(String),
     #[error("invalid selector: {0}")]
     InvalidSelector(String),
+    /// A durable subscription on a wildcard topic (ActiveMQ has them; Tandem does not).
+    #[error("durable subscriptions on a wildcard topic are not supported: {0}")]
+    WildcardDurable(String),
     #[error("shard {0} is gone")]
     ShardGone(usize),
     /// An administrative operation named a queue this broker does not have.

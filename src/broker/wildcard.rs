@@ -5,8 +5,17 @@
 //! segment (`a*` is only the segment `a*`). A `>` before the last segment ends the
 //! pattern there, as in ActiveMQ's map: nothing after it is looked at.
 //!
-//! Used wherever ActiveMQ takes a destination pattern: wildcard subscriptions, policy
-//! entries (`<policyEntry queue="ORDERS.>">`), virtual topic rules.
+//! Used for wildcard subscriptions (`broker::core::wildcard_subs`), and meant for every
+//! other place ActiveMQ takes a destination pattern (policy entries,
+//! `<policyEntry queue="ORDERS.>">`). Virtual topic rules still use their own matcher
+//! (`virtual_topic.rs`, whose final `>` wants at least one segment).
+//!
+//! [`WildcardIndex`] holds many patterns in a trie keyed by their segments, so finding
+//! every pattern a name matches walks the name's segments (plus one `*` branch per
+//! level), not every pattern: what a publish to a topic with wildcard subscribers costs.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
 
 /// The segment separator (ActiveMQ's default `.`).
 pub const SEPARATOR: char = '.';
@@ -87,6 +96,146 @@ impl Pattern {
     }
 }
 
+/// Values filed under patterns: [`WildcardIndex::matching`] finds the values of every
+/// pattern a destination name matches. A trie keyed by segments: a lookup visits, per
+/// segment of the name, the literal child and the `*` child of each node reached, so
+/// it costs O(segments) for patterns without `*`, and never more than the trie's size.
+#[derive(Debug)]
+pub struct WildcardIndex<T> {
+    root: Node<T>,
+    len: usize,
+}
+
+#[derive(Debug)]
+struct Node<T> {
+    literal: HashMap<String, Node<T>>,
+    /// The `*` child.
+    one: Option<Box<Node<T>>>,
+    /// Values of patterns that end here.
+    here: HashSet<T>,
+    /// Values of patterns that end here with `>` (this node and everything below).
+    rest: HashSet<T>,
+}
+
+impl<T> Default for Node<T> {
+    fn default() -> Self {
+        Node {
+            literal: HashMap::new(),
+            one: None,
+            here: HashSet::new(),
+            rest: HashSet::new(),
+        }
+    }
+}
+
+impl<T: Eq + Hash> Node<T> {
+    fn is_empty(&self) -> bool {
+        self.literal.is_empty()
+            && self.one.is_none()
+            && self.here.is_empty()
+            && self.rest.is_empty()
+    }
+
+    /// Removes `value` under `segments`; prunes nodes left empty. True if it was there.
+    fn remove(&mut self, segments: &[Segment], value: &T) -> bool {
+        let Some((first, tail)) = segments.split_first() else {
+            return self.here.remove(value);
+        };
+        match first {
+            Segment::Rest => self.rest.remove(value),
+            Segment::One => {
+                let Some(child) = self.one.as_mut() else {
+                    return false;
+                };
+                let removed = child.remove(tail, value);
+                if child.is_empty() {
+                    self.one = None;
+                }
+                removed
+            }
+            Segment::Literal(l) => {
+                let Some(child) = self.literal.get_mut(l) else {
+                    return false;
+                };
+                let removed = child.remove(tail, value);
+                if child.is_empty() {
+                    self.literal.remove(l);
+                }
+                removed
+            }
+        }
+    }
+
+    fn collect<'a>(&'a self, parts: &[&str], out: &mut Vec<&'a T>) {
+        out.extend(self.rest.iter());
+        let Some((first, tail)) = parts.split_first() else {
+            out.extend(self.here.iter());
+            return;
+        };
+        if let Some(child) = self.literal.get(*first) {
+            child.collect(tail, out);
+        }
+        if let Some(child) = &self.one {
+            child.collect(tail, out);
+        }
+    }
+}
+
+impl<T> Default for WildcardIndex<T> {
+    fn default() -> Self {
+        WildcardIndex {
+            root: Node::default(),
+            len: 0,
+        }
+    }
+}
+
+impl<T: Eq + Hash> WildcardIndex<T> {
+    /// Files `value` under `pattern`. False if it was there already.
+    pub fn insert(&mut self, pattern: &Pattern, value: T) -> bool {
+        let mut node = &mut self.root;
+        for seg in &pattern.segments {
+            node = match seg {
+                Segment::Rest => {
+                    let added = node.rest.insert(value);
+                    self.len += usize::from(added);
+                    return added;
+                }
+                Segment::One => node.one.get_or_insert_with(Box::default),
+                Segment::Literal(l) => node.literal.entry(l.clone()).or_default(),
+            };
+        }
+        let added = node.here.insert(value);
+        self.len += usize::from(added);
+        added
+    }
+
+    /// Removes `value` from under `pattern`. False if it was not there.
+    pub fn remove(&mut self, pattern: &Pattern, value: &T) -> bool {
+        let removed = self.root.remove(&pattern.segments, value);
+        self.len -= usize::from(removed);
+        removed
+    }
+
+    /// The values of every pattern destination name `name` matches (each value once
+    /// per pattern it is filed under).
+    pub fn matching(&self, name: &str) -> Vec<&T> {
+        let parts: Vec<&str> = name.split(SEPARATOR).collect();
+        let mut out = Vec::new();
+        self.root.collect(&parts, &mut out);
+        out
+    }
+
+    /// How many (pattern, value) pairs are filed.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,5 +279,71 @@ mod tests {
         assert!(is_wildcard("a.*"));
         assert!(is_wildcard(">"));
         assert!(!Pattern::parse("a.b").is_wildcard());
+    }
+
+    /// The index agrees with `Pattern::matches` on every (pattern, name) pair.
+    #[test]
+    fn index_finds_exactly_the_matching_patterns() {
+        let patterns = [
+            "PRICE.>",
+            "PRICE.*",
+            "PRICE.*.NYSE",
+            "PRICE.IBM.NYSE",
+            "*",
+            ">",
+            "A.*.>",
+            "PRICE",
+            "*.*",
+            "A.>.C",
+        ];
+        let names = [
+            "PRICE",
+            "PRICE.A",
+            "PRICE.IBM.NYSE",
+            "PRICE.IBM.LSE",
+            "A",
+            "A.B",
+            "A.B.C",
+            "B.C",
+            "PRICES.A",
+            "PRICE.>",
+            "",
+        ];
+        let mut index = WildcardIndex::default();
+        for (i, p) in patterns.iter().enumerate() {
+            assert!(index.insert(&Pattern::parse(p), i));
+        }
+        assert_eq!(index.len(), patterns.len());
+        for name in names {
+            let mut got: Vec<usize> = index.matching(name).into_iter().copied().collect();
+            got.sort_unstable();
+            let want: Vec<usize> = (0..patterns.len())
+                .filter(|&i| m(patterns[i], name))
+                .collect();
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn index_insert_and_remove_prune_and_count() {
+        let mut index = WildcardIndex::default();
+        let p = Pattern::parse("A.*.C");
+        let q = Pattern::parse("A.>");
+        assert!(index.insert(&p, 1));
+        assert!(!index.insert(&p, 1), "already filed");
+        assert!(index.insert(&p, 2));
+        assert!(index.insert(&q, 1));
+        assert_eq!(index.len(), 3);
+        assert_eq!(index.matching("A.B.C").len(), 3);
+        assert!(index.remove(&p, &1));
+        assert!(!index.remove(&p, &1), "gone already");
+        assert!(!index.remove(&Pattern::parse("X.Y"), &1));
+        let mut left: Vec<i32> = index.matching("A.B.C").into_iter().copied().collect();
+        left.sort_unstable();
+        assert_eq!(left, vec![1, 2]);
+        assert!(index.remove(&p, &2));
+        assert!(index.remove(&q, &1));
+        assert!(index.is_empty());
+        assert!(index.root.is_empty(), "every node pruned");
     }
 }

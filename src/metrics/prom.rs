@@ -31,6 +31,7 @@
 //! | `transaction_bytes`, `pending_output_bytes` | gauge | |
 //! | `destinations` | gauge: queues and topics held (`maxDestinations` caps it) | |
 //! | `virtual_topic_queues` | gauge: virtual-topic consumer queues held (among `destinations`) | |
+//! | `wildcard_subscriptions` | gauge: wildcard subscriptions, once per shard (each is on every shard) | |
 //! | `store_bytes` | gauge: journal bytes on disk (`storeUsage` caps it) | |
 //! | `limit_refusals_total` | counter | `limit` (the configuration attribute) |
 //! | `uptime_seconds`, `shards` | gauge | |
@@ -262,6 +263,12 @@ impl Collector for SnapshotCollector {
             "tandem_virtual_topic_queues",
             "Virtual-topic consumer queues the broker holds (a send to their topic reaches them)",
             s.limits.virtual_topic_queues,
+        )?;
+        gauge(
+            &mut enc,
+            "tandem_wildcard_subscriptions",
+            "Wildcard subscriptions, counted once per shard (each is registered on every shard)",
+            s.wildcard_subscriptions,
         )?;
         {
             let mut family = enc.encode_descriptor(
@@ -560,6 +567,7 @@ mod tests {
             uptime_s: 7,
             shards: 2,
             connections: 3,
+            wildcard_subscriptions: 4,
             tls: crate::metrics::stats::TlsCounters {
                 handshakes: 8,
                 handshake_failures: 2,
@@ -658,6 +666,7 @@ mod tests {
             "tandem_journal_diverged_records_total 9",
             "tandem_journal_diverged_messages_total 4",
             "tandem_memory_used_bytes 123",
+            "tandem_wildcard_subscriptions 4",
             "tandem_memory_limit_bytes 456",
             "tandem_memory_bytes{use=\"message_bodies\"} 123",
             "tandem_memory_bytes{use=\"transactions\"} 7",

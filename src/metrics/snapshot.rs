@@ -3,7 +3,7 @@
 //!
 //! ```json
 //! {"broker": "localhost", "role": "standalone", "uptime_s": 12, "shards": 2,
-//!  "connections": 3, "tls": {"handshakes": 0, "handshake_failures": 0},
+//!  "connections": 3, "wildcard_subscriptions": 0, "tls": {"handshakes": 0, "handshake_failures": 0},
 //!  "destinations": [{"name": "/queue/a", "depth": 6, "enqueued": 10, "dequeued": 4,
 //!                    "consumers": 1}],
 //!  "journal": {"fsyncs": 10, "appended_bytes": 5120, "records": 14, "written_bytes": 40960,
@@ -109,6 +109,9 @@ pub struct Snapshot {
     pub uptime_s: u64,
     pub shards: usize,
     pub connections: u64,
+    /// Wildcard subscriptions, counted once per shard (each is registered on every
+    /// shard, see `broker::core::wildcard_subs`).
+    pub wildcard_subscriptions: u64,
     /// TLS handshakes on the client connectors, all shards.
     pub tls: TlsCounters,
     /// Sorted by name; each destination lives on exactly one shard.
@@ -149,6 +152,7 @@ impl Snapshot {
             s.tls.handshakes += tls.handshakes;
             s.tls.handshake_failures += tls.handshake_failures;
             s.memory.used_bytes += shard.memory_used();
+            s.wildcard_subscriptions += shard.wildcard_subscriptions();
             let j = shard.journal();
             s.journal.records += j.records;
             s.journal.appended_bytes += j.appended_bytes;
@@ -292,7 +296,8 @@ mod tests {
                 "role",
                 "shards",
                 "tls",
-                "uptime_s"
+                "uptime_s",
+                "wildcard_subscriptions"
             ]
         );
     }

@@ -351,6 +351,8 @@ pub struct ShardStats {
     tls_handshake_failures: AtomicU64,
     /// Bytes of message bodies the shard holds in memory.
     memory_used_bytes: AtomicU64,
+    /// Wildcard subscriptions registered on the shard (each is on every shard).
+    wildcard_subscriptions: AtomicU64,
     journal_records: AtomicU64,
     journal_appended_bytes: AtomicU64,
     journal_written_bytes: AtomicU64,
@@ -380,6 +382,7 @@ impl ShardStats {
             tls_handshakes: AtomicU64::new(0),
             tls_handshake_failures: AtomicU64::new(0),
             memory_used_bytes: AtomicU64::new(0),
+            wildcard_subscriptions: AtomicU64::new(0),
             journal_records: AtomicU64::new(0),
             journal_appended_bytes: AtomicU64::new(0),
             journal_written_bytes: AtomicU64::new(0),
@@ -427,6 +430,13 @@ impl ShardStats {
     }
     pub fn memory_used(&self) -> u64 {
         self.memory_used_bytes.load(Relaxed)
+    }
+
+    pub fn set_wildcard_subscriptions(&self, n: u64) {
+        self.wildcard_subscriptions.store(n, Relaxed);
+    }
+    pub fn wildcard_subscriptions(&self) -> u64 {
+        self.wildcard_subscriptions.load(Relaxed)
     }
 
     pub fn set_journal(&self, j: JournalCounters) {

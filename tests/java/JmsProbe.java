@@ -400,7 +400,8 @@ public final class JmsProbe {
     static final class Args {
         /** Options that take no value. */
         private static final Set<String> SWITCHES = Set.of(
-                "--drain", "--unique", "--transacted", "--tolerate-commit-failure", "--no-local");
+                "--drain", "--unique", "--transacted", "--tolerate-commit-failure", "--no-local",
+                "--show-dest");
         private final Map<String, List<String>> values = new LinkedHashMap<>();
         private final Set<String> used = new HashSet<>();
 

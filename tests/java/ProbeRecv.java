@@ -16,7 +16,7 @@ import javax.jms.Topic;
  * recv --url U --dest queue:Q|topic:T [--count N=1 | --drain] [--unique]
  *      [--ack auto|client|dups_ok|individual|transacted] [--acks all|none|even|odd|first:K]
  *      [--redeliver R] [--selector S] [--timeout-ms T=10000] [--then-none-ms M]
- *      [--client-id C --durable NAME [--no-local]] [--interval-ms I]
+ *      [--client-id C --durable NAME [--no-local]] [--interval-ms I] [--show-dest]
  * unsubscribe --url U --client-id C --durable NAME
  * </pre>
  *
@@ -34,6 +34,8 @@ import javax.jms.Topic;
  *       {@code session.recover()} (client, individual), R times; the acks apply to the
  *       round after the last one. The client redelivers locally.</li>
  *   <li>--then-none-ms M: afterwards, no further message may arrive within M ms.</li>
+ *   <li>--show-dest: each RECV line ends with {@code dest=D}, the message's
+ *       {@code getJMSDestination()} (a wildcard consumer sees the real destination).</li>
  * </ul>
  *
  * Lines: {@code READY} (consumer created, connection started); per message
@@ -60,6 +62,7 @@ final class ProbeRecv {
         String durable = args.get("--durable", null);
         boolean noLocal = args.has("--no-local");
         long interval = args.getLong("--interval-ms", 0);
+        boolean showDest = args.has("--show-dest");
         args.done();
         if (durable != null && spec.clientId == null) {
             throw new JmsProbe.Usage("--durable needs --client-id");
@@ -99,7 +102,11 @@ final class ProbeRecv {
                     int seq = JmsProbe.seq(m);
                     seen.add(seq);
                     lastSeq = seq;
-                    JmsProbe.line(describe(m));
+                    String line = describe(m);
+                    if (showDest) {
+                        line += " dest=" + JmsProbe.esc(String.valueOf(m.getJMSDestination()));
+                    }
+                    JmsProbe.line(line);
                     if (last && acks.ackNow(got, seq)) {
                         if (ackMode == Session.SESSION_TRANSACTED) {
                             s.commit();

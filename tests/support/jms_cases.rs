@@ -1531,6 +1531,134 @@ pub fn policy_queue_prefetch(t: &dyn JmsTarget) {
     );
 }
 
+// ---------------------------------------------------------------------------------
+// Wildcards
+
+/// (seq, destination) of each RECV line of a `--show-dest` consumer, by seq.
+fn seq_dests(out: &ProbeOutput) -> Vec<(i64, String)> {
+    let mut v: Vec<(i64, String)> = out
+        .all("RECV")
+        .iter()
+        .map(|l| (l.num("seq"), l.get("dest").unwrap_or_default()))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A consumer of `dest` started in the background that expects `count` messages and
+/// then no more, printing each one's destination.
+fn wildcard_consumer(url: &str, dest: &str, count: usize) -> RunningProbe {
+    let count = count.to_string();
+    let mut p = spawn_probe(
+        url,
+        "recv",
+        &[
+            "--dest",
+            dest,
+            "--count",
+            &count,
+            "--timeout-ms",
+            "60000",
+            "--then-none-ms",
+            "1000",
+            "--show-dest",
+        ],
+    );
+    p.wait_word("READY", READY_TIMEOUT);
+    p
+}
+
+/// Wildcard topic subscribers (ActiveMQ's defaults: `.` separates segments, `*` is one
+/// segment, `>` the rest, none included): each gets exactly the messages of the topics
+/// its pattern matches, each showing the topic it was published to; a composite
+/// consumer may mix names and patterns. A message published to a pattern is published
+/// to the topic of that literal name (ActiveMQ does not refuse it), which patterns match
+/// like any other name.
+pub fn wildcard_topic_subscribers(t: &dyn JmsTarget) {
+    let url = t.url();
+    let subs = [
+        ("topic:WILD.*", vec![1, 2, 8]),
+        ("topic:WILD.>", vec![0, 1, 2, 3, 4, 8]),
+        ("topic:WILD.*.X", vec![3]),
+        ("topic:WILD.B,OTHER.>", vec![2, 5, 7]),
+    ];
+    let running: Vec<RunningProbe> = subs
+        .iter()
+        .map(|(dest, want)| wildcard_consumer(&url, dest, want.len()))
+        .collect();
+    let sends = [
+        (0, "WILD"),
+        (1, "WILD.A"),
+        (2, "WILD.B"),
+        (3, "WILD.A.X"),
+        (4, "WILD.A.Y"),
+        (5, "OTHER.A"),
+        (6, "WILDER.A"),
+        (7, "OTHER"),
+        (8, "WILD.>"),
+    ];
+    for (seq, topic) in sends {
+        send_from(&url, &format!("topic:{topic}"), seq, 1, &[]);
+    }
+    let topic_of = |seq: i64| format!("topic://{}", sends[seq as usize].1);
+    for (p, (dest, want)) in running.into_iter().zip(subs) {
+        let out = p.finish(PROBE_TIMEOUT).assert_ok();
+        let expected: Vec<(i64, String)> = want.iter().map(|&s| (s, topic_of(s))).collect();
+        assert_eq!(seq_dests(&out), expected, "{dest}: {}", out.dump());
+    }
+}
+
+/// A wildcard queue consumer takes the messages of every matching queue, those that
+/// existed before it subscribed and those created after, each showing its queue; a
+/// queue that does not match keeps its messages.
+pub fn wildcard_queue_consumer(t: &dyn JmsTarget) {
+    let url = t.url();
+    send_from(&url, "queue:WQ.A", 0, 2, &[]);
+    send_from(&url, "queue:WQ.B", 2, 2, &[]);
+    send_from(&url, "queue:WQ", 4, 1, &[]);
+    send_from(&url, "queue:WQX.A", 5, 1, &[]);
+    let consumer = wildcard_consumer(&url, "queue:WQ.>", 6);
+    send_from(&url, "queue:WQ.C.D", 6, 1, &[]);
+    let out = consumer.finish(PROBE_TIMEOUT).assert_ok();
+    let queue = |s: i64| match s {
+        0 | 1 => "queue://WQ.A",
+        2 | 3 => "queue://WQ.B",
+        4 => "queue://WQ",
+        _ => "queue://WQ.C.D",
+    };
+    let expected: Vec<(i64, String)> = [0, 1, 2, 3, 4, 6]
+        .into_iter()
+        .map(|s| (s, queue(s).to_string()))
+        .collect();
+    assert_eq!(seq_dests(&out), expected, "{}", out.dump());
+    // In order within each queue.
+    let seqs = out.recv_seqs();
+    let pos = |s: i64| seqs.iter().position(|&x| x == s);
+    assert!(pos(0) < pos(1) && pos(2) < pos(3), "{}", out.dump());
+    // Acknowledged: nothing left on the matching queues; the other keeps its message.
+    for q in ["queue:WQ.A", "queue:WQ.B", "queue:WQ", "queue:WQ.C.D"] {
+        let left = recv(&url, q, &["--count", "0", "--then-none-ms", "300"]);
+        assert!(left.recvs().is_empty(), "{q}: {}", left.dump());
+    }
+    let other = drain(&url, "queue:WQX.A", &[]);
+    assert_eq!(rdc(&other), fresh([5]), "{}", other.dump());
+
+    // A pull consumer (prefetch 0) on a pattern: each receive() gets a message, from
+    // whichever queue.
+    send_from(&url, "queue:WP.A", 0, 3, &[]);
+    send_from(&url, "queue:WP.B", 3, 3, &[]);
+    let pull = with_options(&url, "jms.prefetchPolicy.all=0");
+    let out = recv(
+        &pull,
+        "queue:WP.*",
+        &["--count", "6", "--then-none-ms", "500"],
+    );
+    let mut seqs = out.recv_seqs();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..6).collect::<Vec<_>>(), "{}", out.dump());
+    assert!(out.recvs().iter().all(|r| !r.redelivered), "{}", out.dump());
+}
+
 /// One `#[test]` per single-broker case above, each against a fresh broker from
 /// `$start()`: the same list for real ActiveMQ (`tests/jms_activemq.rs`) and for Tandem
 /// (`tests/jms_tandem.rs`), so the two can never drift apart.
@@ -1562,6 +1690,8 @@ macro_rules! single_broker_tests {
             exclusive_consumers_and_message_groups,
             virtual_topic_consumer_queues,
             message_group_closing,
+            wildcard_topic_subscribers,
+            wildcard_queue_consumer,
         );
     };
     (@each $start:expr; $($case:ident),* $(,)?) => {

@@ -16,13 +16,18 @@ pub(super) const EXPIRED: &str = "Expired";
 impl ShardCore {
     /// The acknowledgement record for `seqs` delivered to `sub`, keeping only the
     /// deliveries that really are that consumer's; `None` if there are none.
-    pub(super) fn ack_record(&mut self, sub: SubKey, seqs: &[u64]) -> Option<(Record, bool)> {
+    pub(super) fn ack_record(
+        &mut self,
+        sub: SubKey,
+        destination: &Destination,
+        seqs: &[u64],
+    ) -> Option<(Record, bool)> {
         if self.is_browser(sub) {
             // Browsing removes nothing: the ack only returns the browser's credit.
             self.browser_acked(sub, seqs);
             return None;
         }
-        let id = self.attached.get(&sub)?.clone();
+        let id = self.backlog_of(sub, destination)?;
         let b = self.backlog_mut(&id)?;
         let mut valid = Vec::with_capacity(seqs.len());
         let mut journaled = false;
@@ -73,14 +78,14 @@ impl ShardCore {
     pub(super) fn on_ack(
         &mut self,
         sub: SubKey,
-        _destination: Destination,
+        destination: Destination,
         seqs: Vec<u64>,
         reply: Option<Reply>,
         sink: &mut dyn JournalSink,
     ) {
         let mut durable_at = None;
         let mut result = Ok(());
-        if let Some((rec, journaled)) = self.ack_record(sub, &seqs) {
+        if let Some((rec, journaled)) = self.ack_record(sub, &destination, &seqs) {
             let loc = if journaled {
                 match self.journal(sink, &rec) {
                     Ok(loc) => {
@@ -112,13 +117,19 @@ impl ShardCore {
 
     /// NACK: every listed message still delivered to `sub` goes to the dead-letter
     /// queue.
-    pub(super) fn on_nack(&mut self, sub: SubKey, seqs: Vec<u64>, reply: Option<Reply>) {
+    pub(super) fn on_nack(
+        &mut self,
+        sub: SubKey,
+        destination: &Destination,
+        seqs: Vec<u64>,
+        reply: Option<Reply>,
+    ) {
         if self.is_browser(sub) {
             // ActiveMQ's browser subscription ignores acks of every kind: a refused
             // browsed message stays where it is (no dead-letter move).
             self.browser_acked(sub, &seqs);
         }
-        if let Some(id) = self.attached.get(&sub).cloned() {
+        if let Some(id) = self.backlog_of(sub, destination) {
             for seq in seqs {
                 let delivered = self
                     .backlog_mut(&id)

@@ -256,7 +256,8 @@ impl ShardCore {
             } = r
             {
                 let id = BacklogId::of_ack(destination, durable.as_ref());
-                let attached: Vec<SubKey> = self.attached.keys().copied().collect();
+                let mut attached: Vec<SubKey> = self.attached.keys().copied().collect();
+                attached.extend(self.wild.on(destination));
                 if let Some(b) = self.backlog_mut(&id) {
                     for s in seqs {
                         if let Some(e) = b.entries.get_mut(s) {

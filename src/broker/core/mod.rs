@@ -20,6 +20,8 @@
 //! * `reclaim`   — segment liveness pins and relocation of live records.
 //! * `stats`     — per-destination counters and depth for the status endpoint.
 //! * `admin`     — purging and deleting queues (the status endpoint's `/admin/*`).
+//! * `wildcard_subs` — subscriptions to a pattern (`PRICE.>`): a part on each matching
+//!   destination of the shard, one shared credit.
 
 mod ack;
 mod admin;
@@ -31,6 +33,7 @@ mod send;
 mod stats;
 mod subscribe;
 mod tx;
+mod wildcard_subs;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -196,6 +199,8 @@ pub struct ShardCore {
     queues: HashMap<Destination, Queue>,
     topics: HashMap<Destination, Topic>,
     attached: HashMap<SubKey, BacklogId>,
+    /// Wildcard subscriptions (not in `attached`: one has a part on many backlogs).
+    wild: wildcard_subs::WildSubs,
     prepared: HashMap<GlobalTxId, Prepared>,
     outcomes: HashMap<GlobalTxId, (bool, Option<Location>)>,
     /// Live records per journal segment (count, payload bytes): a segment with none
@@ -328,6 +333,7 @@ impl ShardCore {
             queues: HashMap::new(),
             topics: HashMap::new(),
             attached: HashMap::new(),
+            wild: Default::default(),
             prepared: HashMap::new(),
             outcomes: HashMap::new(),
             live: BTreeMap::new(),
@@ -398,6 +404,7 @@ impl ShardCore {
 
     /// Takes the outputs produced so far.
     pub fn drain(&mut self) -> Vec<Output> {
+        self.wildcard_credit_freed();
         self.dispatch_dirty();
         self.browse_dirty_browsers();
         std::mem::take(&mut self.out)
@@ -478,10 +485,10 @@ impl ShardCore {
             } => self.on_ack(sub, destination, seqs, reply, sink),
             Request::Nack {
                 sub,
-                destination: _,
+                destination,
                 seqs,
                 reply,
-            } => self.on_nack(sub, seqs, reply),
+            } => self.on_nack(sub, &destination, seqs, reply),
             Request::Commit { ops, reply } => self.on_commit(None, ops, reply, sink),
             Request::Prepare { gtx, ops, reply } => self.on_commit(Some(gtx), ops, reply, sink),
             Request::RecordOutcome { gtx, commit, reply } => {
@@ -651,38 +658,50 @@ impl ShardCore {
     }
 
     fn queue_mut(&mut self, d: &Destination) -> &mut Queue {
-        let share = &mut self.destinations;
-        let virtual_topics = &self.virtual_topics;
-        let rules = &self.settings.virtual_topics;
-        self.queues.entry(d.clone()).or_insert_with(|| {
-            share.created();
-            virtual_topics.created(rules, d);
-            Queue {
-                backlog: Backlog::default(),
-                next_seq: 1,
-                temp_owner: None,
-                counters: Default::default(),
-                created_at: None,
-            }
-        })
+        if !self.queues.contains_key(d) {
+            self.destinations.created();
+            self.virtual_topics
+                .created(&self.settings.virtual_topics, d);
+            self.queues.insert(
+                d.clone(),
+                Queue {
+                    backlog: Backlog::default(),
+                    next_seq: 1,
+                    temp_owner: None,
+                    counters: Default::default(),
+                    created_at: None,
+                },
+            );
+            self.wildcards_on_created(d);
+        }
+        self.queues
+            .get_mut(d)
+            .expect("queue exists: inserted above")
     }
 
     fn topic_mut(&mut self, d: &Destination) -> &mut Topic {
-        let share = &mut self.destinations;
-        self.topics.entry(d.clone()).or_insert_with(|| {
-            share.created();
-            Topic {
-                next_seq: 1,
-                durables: BTreeMap::new(),
-                subscribers: HashMap::new(),
-                temp_owner: None,
-                counters: Default::default(),
-            }
-        })
+        if !self.topics.contains_key(d) {
+            self.destinations.created();
+            self.topics.insert(
+                d.clone(),
+                Topic {
+                    next_seq: 1,
+                    durables: BTreeMap::new(),
+                    subscribers: HashMap::new(),
+                    temp_owner: None,
+                    counters: Default::default(),
+                },
+            );
+            self.wildcards_on_created(d);
+        }
+        self.topics
+            .get_mut(d)
+            .expect("topic exists: inserted above")
     }
 
     fn remove_queue(&mut self, d: &Destination) -> Option<Queue> {
         let q = self.queues.remove(d)?;
+        self.wildcards_on_removed(d);
         self.destinations.removed();
         self.virtual_topics.removed(d);
         self.unpin(q.created_at);
@@ -691,6 +710,7 @@ impl ShardCore {
 
     fn remove_topic(&mut self, d: &Destination) -> Option<Topic> {
         let t = self.topics.remove(d)?;
+        self.wildcards_on_removed(d);
         self.destinations.removed();
         Some(t)
     }

@@ -50,9 +50,15 @@ impl ShardCore {
             },
             exclusive: spec.exclusive,
             priority: spec.priority,
+            shared: None,
         };
         if self.attached.contains_key(&sub) {
             self.reply(reply, None, Ok(()));
+            return;
+        }
+        if d.is_wildcard() {
+            // Creates no destination: attaches to the matching ones (`wildcard_subs`).
+            self.subscribe_wildcard(sub, &spec, consumer, reply);
             return;
         }
         if let Err(e) = self.admit_destination(&d) {
@@ -142,9 +148,17 @@ impl ShardCore {
             // A browser took nothing off the queue: nothing goes back.
             return;
         }
+        if self.detach_wildcard(sub) {
+            return;
+        }
         let Some(id) = self.attached.remove(&sub) else {
             return;
         };
+        self.detach_backlog(sub, id, undelivered);
+    }
+
+    /// Detaches `sub` from backlog `id` (its own, or one wildcard part).
+    pub(super) fn detach_backlog(&mut self, sub: SubKey, id: BacklogId, undelivered: &[u64]) {
         match &id {
             BacklogId::TopicSub(d, k) => {
                 let removed = self.topics.get_mut(d).and_then(|t| t.subscribers.remove(k));
@@ -191,6 +205,11 @@ impl ShardCore {
     ) {
         let mut undelivered = undelivered.to_vec();
         undelivered.sort_unstable();
+        // A wildcard subscription's part on one destination (see `Request::Unsubscribe`).
+        if !destination.is_wildcard() && self.detach_wild_part(sub, &destination, &undelivered) {
+            self.reply(reply, None, Ok(()));
+            return;
+        }
         self.detach(sub, &undelivered);
         let Some(name) = remove_durable else {
             self.reply(reply, None, Ok(()));
@@ -245,6 +264,7 @@ impl ShardCore {
         let subs: Vec<SubKey> = self
             .attached
             .keys()
+            .chain(self.wild.subs_keys())
             .filter(|k| k.conn == conn)
             .copied()
             .collect();
@@ -300,6 +320,9 @@ impl ShardCore {
             self.browser_set_prefetch(sub, prefetch);
             return;
         }
+        if self.wild_set_prefetch(sub, prefetch) {
+            return;
+        }
         let Some(id) = self.attached.get(&sub).cloned() else {
             return;
         };
@@ -314,6 +337,9 @@ impl ShardCore {
 
     /// Bytes delivered to `sub` reached its socket (see [`Request::Written`]).
     pub(super) fn on_written(&mut self, sub: SubKey, bytes: u64) {
+        if self.wild_written(sub, bytes) {
+            return;
+        }
         let Some(id) = self.attached.get(&sub).cloned() else {
             return;
         };

@@ -39,8 +39,12 @@ impl ShardCore {
                     }
                     records.push(self.enqueue_record(&msg));
                 }
-                TxOp::Ack { sub, seqs, .. } => {
-                    if let Some((rec, _)) = self.ack_record(sub, &seqs) {
+                TxOp::Ack {
+                    sub,
+                    destination,
+                    seqs,
+                } => {
+                    if let Some((rec, _)) = self.ack_record(sub, &destination, &seqs) {
                         records.push(rec);
                     }
                 }

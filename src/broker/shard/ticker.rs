@@ -82,6 +82,9 @@ pub(super) fn publish_stats(shared: &Shared) {
     });
     let core = shared.core.borrow();
     shared.stats.set_memory_used(core.mem_used() as u64);
+    shared
+        .stats
+        .set_wildcard_subscriptions(core.wildcard_subscriptions() as u64);
     if shared.stats.wants_destinations() {
         shared.stats.set_destinations(core.destination_stats());
     }

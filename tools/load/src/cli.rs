@@ -65,6 +65,10 @@ pub struct Args {
     /// /queue/NAME or /topic/NAME.
     #[arg(long, default_value = "/queue/load")]
     pub destination: String,
+    /// Consumers subscribe here instead of --destination, e.g. a wildcard pattern that
+    /// matches it (`/topic/prices.>`); same kind (queue or topic) as --destination.
+    #[arg(long)]
+    pub subscribe_to: Option<String>,
     /// Message body size in bytes (the first 24 carry producer id, sequence and send time).
     #[arg(long, default_value_t = 1024)]
     pub size: usize,
@@ -156,6 +160,8 @@ pub struct Settings {
     pub consumers: u32,
     pub destination: String,
     pub destination_kind: DestKind,
+    /// What consumers subscribe to when not `destination` (a pattern matching it).
+    pub subscribe_to: Option<String>,
     pub size: usize,
     pub persistent: bool,
     pub amount: Amount,
@@ -200,6 +206,15 @@ impl Settings {
                 a.destination
             ));
         };
+        let prefix = match destination_kind {
+            DestKind::Queue => "/queue/",
+            DestKind::Topic => "/topic/",
+        };
+        if let Some(to) = a.subscribe_to.as_deref().filter(|t| !t.starts_with(prefix)) {
+            return bad(format!(
+                "--subscribe-to {to:?}: must start with {prefix}, as --destination does"
+            ));
+        }
         if a.size < MIN_SIZE {
             return bad(format!(
                 "--size {}: at least {MIN_SIZE} bytes (producer id, sequence, send time)",
@@ -233,6 +248,7 @@ impl Settings {
             consumers: a.consumers,
             destination: a.destination,
             destination_kind,
+            subscribe_to: a.subscribe_to,
             size: a.size,
             persistent: a.persistent.unwrap_or(destination_kind == DestKind::Queue),
             amount,

@@ -199,6 +199,8 @@ impl Window {
 /// Runs the workload over transport `T`.
 pub fn run<T: Transport>(s: &Settings) -> Result<RunResult, LoadError> {
     let dest = Destination::parse(&s.destination, s.destination_kind);
+    let subscribe_to = s.subscribe_to.as_deref().unwrap_or(&s.destination);
+    let sub_dest = Destination::parse(subscribe_to, s.destination_kind);
     let opts = |role: &str, i: u32| ConnectOptions {
         user: s.user.clone(),
         password: s.password.clone(),
@@ -212,9 +214,9 @@ pub fn run<T: Transport>(s: &Settings) -> Result<RunResult, LoadError> {
             what: format!("consumer {i}: connect to {}", s.url),
             source,
         })?;
-        t.subscribe(&dest, s.ack, s.prefetch)
+        t.subscribe(&sub_dest, s.ack, s.prefetch)
             .map_err(|source| LoadError::Setup {
-                what: format!("consumer {i}: subscribe to {}", s.destination),
+                what: format!("consumer {i}: subscribe to {subscribe_to}"),
                 source,
             })?;
         consumers.push(t);

@@ -77,22 +77,20 @@ impl<E: SessionEnv> Session<E> {
             .collect();
         let refuse = matches!(a.ack_type, AckType::Poison | AckType::Expired);
         let conn = self.ctx.conn;
-        let key_of = |d: &Destination| c.sub_of(d).map(|sub| SubKey { conn, sub });
-        // Per destination: the member's subscription and the sequence numbers.
-        let mut by_dest: BTreeMap<Destination, (SubKey, Vec<u64>)> = BTreeMap::new();
+        // Per destination and subscription (a member, or a pattern member matching the
+        // destination): the sequence numbers.
+        let mut by_dest: BTreeMap<(Destination, SubKey), Vec<u64>> = BTreeMap::new();
         let in_tx = a.transaction_id.clone().filter(|_| !refuse);
         for &i in &chosen {
             let o = &c.outstanding[i];
             if o.replayed {
                 continue;
             }
-            if let Some(key) = key_of(&o.destination) {
-                by_dest
-                    .entry(o.destination.clone())
-                    .or_insert_with(|| (key, Vec::new()))
-                    .1
-                    .push(o.seq);
-            }
+            let key = SubKey { conn, sub: o.sub };
+            by_dest
+                .entry((o.destination.clone(), key))
+                .or_default()
+                .push(o.seq);
         }
         // Remove back to front so earlier indices stay valid; inside a transaction
         // only replayed advisories (which the broker never saw) go now.
@@ -109,7 +107,7 @@ impl<E: SessionEnv> Session<E> {
         let cid = cid.clone();
         if let Some(txid) = in_tx {
             let tx = self.transactions.entry(txid).or_default();
-            for (destination, (sub, seqs)) in by_dest {
+            for ((destination, sub), seqs) in by_dest {
                 tx.acked.extend(seqs.iter().map(|&s| (cid.clone(), s)));
                 tx.ops.push(TxOp::Ack {
                     sub,
@@ -144,14 +142,14 @@ impl<E: SessionEnv> Session<E> {
                     report: false,
                 },
                 |s, g| {
-                    for (destination, (sub, seqs)) in by_dest {
+                    for ((destination, sub), seqs) in by_dest {
                         let shard = s.shard_of(&destination);
                         s.post_in(g, shard, |reply| make(destination, sub, seqs, Some(reply)));
                     }
                 },
             );
         } else {
-            for (destination, (sub, seqs)) in by_dest {
+            for ((destination, sub), seqs) in by_dest {
                 let shard = self.shard_of(&destination);
                 self.post(shard, make(destination, sub, seqs, None));
             }

@@ -13,7 +13,10 @@
 //! barrier proves nothing is on its way). ConsumerControl (failover) sets the prefetch.
 //!
 //! A consumer on a composite destination (`A,B`) is one broker subscription per
-//! member; acks go to the member the message came from.
+//! member; acks go to the member the message came from. A member that is a pattern
+//! (`PRICE.>`, see `broker::core::wildcard_subs`) is subscribed on every shard: its
+//! subscribe, prefetch, pull barriers and removal go to every shard, its acks to the
+//! shard of the destination each message came from.
 //!
 //! A queue browser (ConsumerInfo `browser`, `session.createBrowser`) is one
 //! `Request::Browse` per member queue instead: its deliveries are dispatched and
@@ -29,7 +32,7 @@
 //! place so none falls between): a JMS client sends to another connection's temporary
 //! destination (a JMSReplyTo) only if it heard of it this way.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use super::super::{
     Command, ConsumerControl, ConsumerId, ConsumerInfo, DestinationKind, Header, MessageDispatch,
@@ -55,7 +58,10 @@ pub(super) const ADVISORY_PREFIX: &str = "ActiveMQ.Advisory.";
 pub(super) struct Dispatched {
     /// The destination's sequence number: the MessageId's brokerSequenceId.
     pub(super) seq: u64,
+    /// Where it came from: a member, or a destination a wildcard member matched.
     pub(super) destination: Destination,
+    /// The subscription (`SubKey::sub`) it was delivered to: which member.
+    pub(super) sub: u64,
     /// A DELIVERED ack covered it: handed to the application, not acknowledged.
     pub(super) delivered: bool,
     /// Acknowledged inside this (still open) transaction.
@@ -100,6 +106,15 @@ pub(super) struct Pull {
     pub(super) deadline_ms: Option<u64>,
 }
 
+/// The shards member `d` is subscribed on: every shard for a pattern, else its own.
+fn member_shards(d: &Destination, shard_count: usize) -> Vec<ShardId> {
+    if d.is_wildcard() {
+        (0..shard_count.max(1)).collect()
+    } else {
+        vec![d.shard(shard_count)]
+    }
+}
+
 impl Consumer {
     /// The subscription number of member `d`.
     pub(super) fn sub_of(&self, d: &Destination) -> Option<u64> {
@@ -139,6 +154,24 @@ impl<E: SessionEnv> Session<E> {
         if self.consumer_of.len() + members.len() > limits.max_subscriptions_per_connection {
             let max = limits.max_subscriptions_per_connection;
             return Err(self.over_connection_limit(Limit::Subscriptions, max, "subscriptions"));
+        }
+        if let Some(w) = members.iter().find(|m| m.is_wildcard()) {
+            let what = if info.browser {
+                Some("a queue browser")
+            } else if info.subscription_name.is_some() {
+                Some("a durable subscription")
+            } else {
+                None
+            };
+            if let Some(what) = what {
+                return Err(Refusal::new(
+                    JAVA_JMS,
+                    format!(
+                        "{what} on a wildcard destination ({}) is not supported",
+                        w.name
+                    ),
+                ));
+            }
         }
         if info.browser {
             return self.browser_info(id, info.selector, info.prefetch_size, members, header);
@@ -223,9 +256,11 @@ impl<E: SessionEnv> Session<E> {
                         exclusive: info.exclusive,
                         priority: info.priority,
                     };
-                    let shard = s.shard_of(&destination);
                     let sub = s.sub_key(num);
-                    s.post_in(g, shard, |reply| Request::Subscribe { sub, spec, reply });
+                    for shard in member_shards(&destination, s.ctx.shard_count) {
+                        let spec = spec.clone();
+                        s.post_in(g, shard, |reply| Request::Subscribe { sub, spec, reply });
+                    }
                 }
             },
         );
@@ -356,9 +391,9 @@ impl<E: SessionEnv> Session<E> {
             let Some(c) = self.consumers.get_mut(cid) else {
                 return;
             };
-            if c.sub_of(&topic).is_none() {
+            let Some(sub) = c.sub_of(&topic) else {
                 continue;
-            }
+            };
             // Acknowledged like the others, but never by the broker: these are
             // this session's own copies (`Dispatched::replayed`).
             self.next_replayed += 1;
@@ -366,6 +401,7 @@ impl<E: SessionEnv> Session<E> {
             c.outstanding.push_back(Dispatched {
                 seq,
                 destination: topic.clone(),
+                sub,
                 delivered: false,
                 in_tx: None,
                 replayed: true,
@@ -414,34 +450,63 @@ impl<E: SessionEnv> Session<E> {
             last if last >= 0 => i64::try_from(seq).is_ok_and(|s| s <= last),
             _ => true,
         };
-        let undelivered = |member: &Destination| -> Vec<u64> {
-            c.outstanding
-                .iter()
-                .filter(|o| !o.replayed && o.destination == *member && !handed(o.seq))
-                .map(|o| o.seq)
-                .collect()
-        };
-        let subs: Vec<(u64, Destination, Vec<u64>)> = c
-            .subs
-            .iter()
-            .map(|(n, d)| (*n, d.clone(), undelivered(d)))
-            .collect();
+        // Per member, and per destination the message came from (a pattern member's
+        // come from many): the deliveries never handed to the application.
+        let mut undelivered: BTreeMap<(u64, Destination), Vec<u64>> = BTreeMap::new();
+        for o in &c.outstanding {
+            if !o.replayed && !handed(o.seq) {
+                undelivered
+                    .entry((o.sub, o.destination.clone()))
+                    .or_default()
+                    .push(o.seq);
+            }
+        }
+        let subs: Vec<(u64, Destination)> = c.subs.clone();
         self.group(
             Then::Respond {
                 correlation,
                 report: false,
             },
             |s, g| {
-                for (num, destination, undelivered) in subs {
-                    let shard = s.shard_of(&destination);
+                for (num, destination) in subs {
                     let sub = s.sub_key(num);
-                    s.post_in(g, shard, |reply| Request::Unsubscribe {
-                        sub,
-                        destination,
-                        remove_durable: None,
-                        undelivered,
-                        reply,
-                    });
+                    if destination.is_wildcard() {
+                        // First the parts with undelivered messages (see
+                        // `Request::Unsubscribe`), then the pattern everywhere.
+                        let parts: Vec<(Destination, Vec<u64>)> = undelivered
+                            .range((num, Destination::queue(""))..)
+                            .take_while(|((n, _), _)| *n == num)
+                            .map(|((_, d), seqs)| (d.clone(), seqs.clone()))
+                            .collect();
+                        for (part, seqs) in parts {
+                            let shard = s.shard_of(&part);
+                            s.post_in(g, shard, |reply| Request::Unsubscribe {
+                                sub,
+                                destination: part,
+                                remove_durable: None,
+                                undelivered: seqs,
+                                reply,
+                            });
+                        }
+                    }
+                    let seqs = if destination.is_wildcard() {
+                        Vec::new()
+                    } else {
+                        undelivered
+                            .remove(&(num, destination.clone()))
+                            .unwrap_or_default()
+                    };
+                    for shard in member_shards(&destination, s.ctx.shard_count) {
+                        let destination = destination.clone();
+                        let undelivered = seqs.clone();
+                        s.post_in(g, shard, |reply| Request::Unsubscribe {
+                            sub,
+                            destination,
+                            remove_durable: None,
+                            undelivered,
+                            reply,
+                        });
+                    }
                 }
             },
         );
@@ -516,7 +581,7 @@ impl<E: SessionEnv> Session<E> {
         let mut shards: Vec<ShardId> = c
             .subs
             .iter()
-            .map(|(_, d)| d.shard(self.ctx.shard_count))
+            .flat_map(|(_, d)| member_shards(d, self.ctx.shard_count))
             .collect();
         shards.sort_unstable();
         shards.dedup();
@@ -624,7 +689,11 @@ impl<E: SessionEnv> Session<E> {
         let subs: Vec<(u64, ShardId)> = c
             .subs
             .iter()
-            .map(|(n, d)| (*n, d.shard(self.ctx.shard_count)))
+            .flat_map(|(n, d)| {
+                member_shards(d, self.ctx.shard_count)
+                    .into_iter()
+                    .map(move |shard| (*n, shard))
+            })
             .collect();
         for (num, shard) in subs {
             let sub = self.sub_key(num);
@@ -671,6 +740,7 @@ impl<E: SessionEnv> Session<E> {
         c.outstanding.push_back(Dispatched {
             seq: d.seq,
             destination: d.destination.clone(),
+            sub: d.sub.sub,
             delivered: false,
             in_tx: None,
             replayed: false,

@@ -158,6 +158,10 @@ pub enum SessionError {
     /// names the limit and its value.
     #[error("{0}")]
     LimitReached(String),
+    /// Something ActiveMQ does that Tandem does not (README "Known limits"): refused
+    /// with an ERROR, the connection kept.
+    #[error("Not supported")]
+    Unsupported(String),
 }
 
 impl SessionError {
@@ -172,6 +176,7 @@ impl SessionError {
                 | SessionError::DuplicateTransaction(_)
                 | SessionError::Browser(_)
                 | SessionError::LimitReached(_)
+                | SessionError::Unsupported(_)
         )
     }
 
@@ -217,6 +222,7 @@ impl SessionError {
             }
             SessionError::Browser(what) => (*what).to_owned(),
             SessionError::LimitReached(why) => why.clone(),
+            SessionError::Unsupported(what) => what.clone(),
         }
     }
 }

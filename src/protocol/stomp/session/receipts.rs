@@ -99,8 +99,17 @@ impl<E: SessionEnv> Session<E> {
             }
             Pending::Subscribe { receipt, sub } => {
                 if result.is_err() {
-                    if let Some(s) = self.subs.remove(&sub) {
-                        self.sub_by_client_id.remove(&s.client_id);
+                    match self.subs.remove(&sub) {
+                        Some(s) => {
+                            self.sub_by_client_id.remove(&s.client_id);
+                            if s.destination.is_wildcard() {
+                                self.unsubscribe_everywhere(sub, s.destination);
+                            }
+                        }
+                        // A wildcard subscription another shard refused already: the
+                        // client heard of it once.
+                        None if receipt.is_none() => return,
+                        None => {}
                     }
                 }
                 self.complete(result, receipt, "Subscribe failed");

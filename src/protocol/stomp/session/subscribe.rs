@@ -119,6 +119,18 @@ impl<E: SessionEnv> Session<E> {
             }
             _ => None,
         };
+        // A pattern (`/topic/PRICE.>`): subscribed on every shard (`core::wildcard_subs`).
+        let wildcard = destination.is_wildcard();
+        if wildcard && (browser || durable.is_some()) {
+            let what = if browser {
+                "a queue browser"
+            } else {
+                "a durable subscription"
+            };
+            return Err(SessionError::Unsupported(format!(
+                "{what} on a wildcard destination ({dest_name}) is not supported"
+            )));
+        }
         let kind = match (browser, destination.kind.is_queue(), &durable) {
             (true, _, _) => ConsumerKind::QueueBrowser,
             (false, true, _) => ConsumerKind::Queue,
@@ -191,6 +203,26 @@ impl<E: SessionEnv> Session<E> {
             exclusive,
             priority,
         };
+        if wildcard {
+            let shards: Vec<ShardId> = (0..self.ctx.shard_count.max(1)).collect();
+            for &shard in &shards {
+                let spec = spec.clone();
+                let pending = Pending::Subscribe {
+                    receipt: None,
+                    sub: num,
+                };
+                self.post_with_reply(shard, pending, |reply| Request::Subscribe {
+                    sub,
+                    spec,
+                    reply,
+                });
+            }
+            // The receipt once every shard has it in place.
+            if let Some(receipt) = receipt {
+                self.barrier(shards, AfterBarrier::Receipt(receipt));
+            }
+            return Ok(());
+        }
         self.post_with_reply(shard, Pending::Subscribe { receipt, sub: num }, |reply| {
             Request::Subscribe { sub, spec, reply }
         });
@@ -230,6 +262,14 @@ impl<E: SessionEnv> Session<E> {
         let receipt = frame.header("receipt").map(str::to_owned);
         let key = self.sub_key(num);
         let destination = sub.destination;
+        if destination.is_wildcard() {
+            // Subscribed on every shard: removed from every shard.
+            let shards = self.unsubscribe_everywhere(num, destination);
+            if let Some(receipt) = receipt {
+                self.barrier(shards, AfterBarrier::Receipt(receipt));
+            }
+            return Ok(());
+        }
         self.post_with_reply(shard, Pending::Simple { receipt }, |reply| {
             Request::Unsubscribe {
                 sub: key,
@@ -240,6 +280,30 @@ impl<E: SessionEnv> Session<E> {
             }
         });
         Ok(())
+    }
+
+    /// Removes wildcard subscription `num` (on `pattern`) from every shard; returns the
+    /// shards.
+    pub(super) fn unsubscribe_everywhere(
+        &mut self,
+        num: u64,
+        pattern: Destination,
+    ) -> Vec<ShardId> {
+        let shards: Vec<ShardId> = (0..self.ctx.shard_count.max(1)).collect();
+        let key = self.sub_key(num);
+        for &shard in &shards {
+            let destination = pattern.clone();
+            self.post_with_reply(shard, Pending::Simple { receipt: None }, |reply| {
+                Request::Unsubscribe {
+                    sub: key,
+                    destination,
+                    remove_durable: None,
+                    undelivered: Vec::new(),
+                    reply,
+                }
+            });
+        }
+        shards
     }
 
     /// Removes durable subscription `name` of this connection's client id: on the

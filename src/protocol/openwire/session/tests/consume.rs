@@ -557,3 +557,78 @@ fn a_no_local_topic_consumer_skips_its_own_connections_messages() {
     ));
     assert_eq!(dispatched(&s.take_actions()), vec![2]);
 }
+
+/// A consumer on a pattern is subscribed on every shard; its acks go to the shard of
+/// each message's real destination; removing it first returns, per real destination,
+/// the messages the application never saw (that part only), then removes the pattern
+/// from every shard.
+#[test]
+fn a_wildcard_consumer_is_on_every_shard_and_leaves_part_by_part() {
+    let mut s = open(2);
+    s.on_command(Command::ConsumerInfo(consumer_info(
+        10,
+        1,
+        OwDestination::queue("Q.>"),
+    )));
+    let p = posts(s.take_actions());
+    let shards: Vec<ShardId> = p.iter().map(|(shard, _)| *shard).collect();
+    assert_eq!(shards, vec![0, 1]);
+    let mut sub = None;
+    for (_, r) in p {
+        let Request::Subscribe {
+            sub: k,
+            spec,
+            reply,
+        } = r
+        else {
+            panic!("{r:?}")
+        };
+        assert_eq!(spec.destination, Destination::queue("Q.>"));
+        sub = Some(k);
+        s.on_event(ok(reply));
+    }
+    assert_eq!(response(&s.take_actions()), 10, "one response");
+    let sub = sub.expect("subscribed");
+    let (a, b) = (Destination::queue("Q.a"), Destination::queue("Q.b"));
+    for (d, seq) in [(&a, 1), (&b, 1), (&b, 2)] {
+        s.on_event(delivery(sub, stomp_message(d.clone(), "m"), seq, 0));
+    }
+    s.take_actions();
+    s.on_command(Command::RemoveInfo(RemoveInfo {
+        header: Header::new(11, false),
+        object_id: Some(RemoveTarget::Consumer(consumer_id(1))),
+        last_delivered_sequence_id: RemoveInfo::NOTHING_DELIVERED,
+    }));
+    let got: Vec<(ShardId, Destination, Vec<u64>)> = posts(s.take_actions())
+        .into_iter()
+        .map(|(shard, r)| match r {
+            Request::Unsubscribe {
+                destination,
+                undelivered,
+                ..
+            } => (shard, destination, undelivered),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (a.shard(2), a.clone(), vec![1]),
+            (b.shard(2), b.clone(), vec![1, 2]),
+            (0, Destination::queue("Q.>"), vec![]),
+            (1, Destination::queue("Q.>"), vec![]),
+        ]
+    );
+}
+
+#[test]
+fn a_durable_subscription_on_a_pattern_is_refused() {
+    let mut s = open(2);
+    let mut info = consumer_info(10, 1, OwDestination::topic("T.>"));
+    info.subscription_name = Some("d".into());
+    s.on_command(Command::ConsumerInfo(info));
+    let a = s.take_actions();
+    let text = format!("{a:?}");
+    assert!(text.contains("wildcard destination"), "{text}");
+    assert!(posts(a).is_empty(), "{text}");
+}

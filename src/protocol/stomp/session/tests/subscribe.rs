@@ -293,3 +293,128 @@ fn a_browser_subscription_browses_and_ends_with_browser_end() {
         assert!(posts(a).is_empty());
     }
 }
+
+/// A pattern is subscribed on every shard; its receipt waits for a barrier on every
+/// shard; acks go to the shard of the message's real destination; UNSUBSCRIBE reaches
+/// every shard. A refusal (every shard refuses alike) is told once.
+#[test]
+fn wildcard_subscription_goes_to_every_shard() {
+    let mut s = connected("1.2", 3);
+    s.on_frame(frame(
+        Command::Subscribe,
+        &[
+            ("destination", "/queue/Q.>"),
+            ("id", "w"),
+            ("ack", "client-individual"),
+            ("receipt", "r"),
+        ],
+    ));
+    let p = posts(s.take_actions());
+    let subscribes: Vec<(ShardId, Destination)> = p
+        .iter()
+        .filter_map(|(shard, r)| match r {
+            Request::Subscribe { spec, .. } => Some((*shard, spec.destination.clone())),
+            _ => None,
+        })
+        .collect();
+    let pattern = Destination::queue("Q.>");
+    assert_eq!(
+        subscribes,
+        (0..3).map(|s| (s, pattern.clone())).collect::<Vec<_>>()
+    );
+    let barriers: Vec<ShardId> = p
+        .iter()
+        .filter(|(_, r)| matches!(r, Request::Barrier { .. }))
+        .map(|(shard, _)| *shard)
+        .collect();
+    assert_eq!(barriers, vec![0, 1, 2], "the receipt waits for every shard");
+    let mut sub = None;
+    for (_, r) in &p {
+        if let Request::Subscribe { sub: k, .. } = r {
+            sub = Some(*k);
+        }
+        s.on_event(ok(reply_of(r)));
+    }
+    let a = s.take_actions();
+    assert_eq!(writes(&a).len(), 1);
+    assert_eq!(writes(&a)[0].header("receipt-id"), Some("r"));
+    let sub = sub.expect("subscribed");
+
+    // A message from one matching queue: acked on that queue's shard, naming it.
+    let real = Destination::queue("Q.a.b");
+    s.on_event(delivery(sub, real.clone(), 4, "ID:x"));
+    let a = s.take_actions();
+    assert_eq!(writes(&a)[0].header("destination"), Some("/queue/Q.a.b"));
+    let ack_id = writes(&a)[0].header("ack").expect("ack header").to_owned();
+    s.on_frame(frame(Command::Ack, &[("id", &ack_id)]));
+    let p = posts(s.take_actions());
+    assert!(
+        matches!(&p[..], [(shard, Request::Ack { destination, seqs, .. })]
+            if *shard == real.shard(3) && *destination == real && *seqs == vec![4]),
+        "{p:?}"
+    );
+
+    s.on_frame(frame(Command::Unsubscribe, &[("id", "w")]));
+    let shards: Vec<ShardId> = posts(s.take_actions())
+        .into_iter()
+        .filter_map(|(shard, r)| matches!(r, Request::Unsubscribe { .. }).then_some(shard))
+        .collect();
+    assert_eq!(shards, vec![0, 1, 2]);
+
+    // Every shard refuses a bad selector: one ERROR.
+    s.on_frame(frame(
+        Command::Subscribe,
+        &[
+            ("destination", "/topic/T.*"),
+            ("id", "bad"),
+            ("selector", "color ="),
+        ],
+    ));
+    for (_, r) in posts(s.take_actions()) {
+        if let Request::Subscribe { reply, .. } = r {
+            s.on_event(Event::Done {
+                reply,
+                result: Err(crate::broker::BrokerError::InvalidSelector("x".into())),
+            });
+        }
+    }
+    let a = s.take_actions();
+    let errors = writes(&a)
+        .iter()
+        .filter(|f| f.command == Command::Error)
+        .count();
+    assert_eq!(errors, 1, "{a:?}");
+}
+
+#[test]
+fn durable_or_browser_on_a_pattern_is_refused_and_the_connection_kept() {
+    let mut s = session_with(2, BrokerSettings::default());
+    s.on_frame(frame(
+        Command::Connect,
+        &[("accept-version", "1.2"), ("host", "h"), ("client-id", "c")],
+    ));
+    s.take_actions();
+    for h in [
+        vec![
+            ("destination", "/topic/T.>"),
+            ("id", "d"),
+            ("activemq.subscriptionName", "n"),
+        ],
+        vec![
+            ("destination", "/queue/Q.*"),
+            ("id", "b"),
+            ("browser", "true"),
+        ],
+    ] {
+        s.on_frame(frame(Command::Subscribe, &h));
+        let a = s.take_actions();
+        let w = writes(&a);
+        assert_eq!(w[0].command, Command::Error, "{h:?}");
+        assert!(
+            String::from_utf8_lossy(&w[0].body).contains("wildcard destination"),
+            "{h:?}"
+        );
+        assert!(!a.iter().any(is_close), "{h:?}");
+        assert!(posts(a).is_empty());
+    }
+}
