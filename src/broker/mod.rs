@@ -9,6 +9,8 @@
 //! * [`settings`]    — runtime settings distilled from the configuration.
 //! * [`virtual_topic`] — virtual topics: which queues are a topic's consumer queues, and
 //!   the broker-wide index of those that exist, that expands a send.
+//! * [`scheduler`]   — scheduled delivery: which sends are scheduled, when jobs fire, the
+//!   copy they deliver, and the in-memory index of a shard's jobs (no bodies).
 //! * [`wildcard`]    — ActiveMQ destination patterns (`*` one segment, `>` the rest).
 //! * [`diverged`]    — which messages a diverged log (set aside after a split brain)
 //!   stored that its new master never had: what a replay resends.
@@ -25,6 +27,7 @@ pub mod ops;
 pub mod producer_audit;
 pub mod record;
 pub mod router;
+pub mod scheduler;
 pub mod selector;
 pub mod seq_map;
 pub mod settings;

@@ -38,6 +38,9 @@ pub struct BrokerSettings {
     /// are named (`broker::virtual_topic`); ActiveMQ's default rule when none is
     /// configured, none with `<virtualDestinations/>` empty.
     pub virtual_topics: Vec<super::virtual_topic::VirtualTopicRule>,
+    /// `<broker schedulerSupport>`: sends with `AMQ_SCHEDULED_*` properties are
+    /// scheduled (`broker::scheduler`); off (ActiveMQ's default), they go at once.
+    pub scheduler_support: bool,
 }
 
 /// Per-connection and per-broker limits (issue 11): what one client may make the broker
@@ -67,6 +70,9 @@ pub struct Limits {
     /// `<storeUsage limit>`: journal bytes on disk (all shards) beyond which persistent
     /// sends are refused.
     pub store_limit_bytes: u64,
+    /// `<tandem maxScheduledMessages>`: scheduled jobs the broker holds (all shards)
+    /// before a scheduled send is refused.
+    pub max_scheduled_messages: u64,
 }
 
 impl Default for Limits {
@@ -83,6 +89,7 @@ impl Default for Limits {
             max_composite_destinations: 1_000,
             max_destinations: 100_000,
             store_limit_bytes: 100 << 30,
+            max_scheduled_messages: 2_000_000,
         }
     }
 }
@@ -103,6 +110,7 @@ impl Default for BrokerSettings {
             maximum_redeliveries: 6,
             limits: Limits::default(),
             virtual_topics: vec![super::virtual_topic::VirtualTopicRule::activemq_default()],
+            scheduler_support: false,
         }
     }
 }

@@ -62,6 +62,7 @@ impl Reader<'_> {
                 "waitForSlaveTimeout",
                 "shutdownOnSlaveFailure",
                 "useVirtualTopics",
+                "schedulerSupport",
             ],
         );
         let broker_name = self
@@ -128,6 +129,9 @@ impl Reader<'_> {
             None => self.tandem(&empty_element("tandem"), "")?,
         };
         let tls = self.tls_settings(ssl_context, &format!("{path}/sslContext"), tandem)?;
+        let scheduler_support = self
+            .typed(el, "schedulerSupport", parse_bool)?
+            .unwrap_or(false);
         let use_virtual_topics = self
             .typed(el, "useVirtualTopics", parse_bool)?
             .unwrap_or(true);
@@ -225,6 +229,7 @@ impl Reader<'_> {
             admin_group: t.admin_group,
             tls,
             virtual_topics,
+            scheduler_support,
         })
     }
 }

@@ -99,6 +99,9 @@ pub struct BrokerConfig {
     /// `<broker useVirtualTopics="false">`. Each valid for
     /// `broker::VirtualTopicRule::new`.
     pub virtual_topics: Vec<VirtualTopicSettings>,
+    /// `<broker schedulerSupport>`; default false, as ActiveMQ: scheduled delivery
+    /// (`AMQ_SCHEDULED_*` properties). Off, those properties are ignored.
+    pub scheduler_support: bool,
 }
 
 /// One `<virtualTopic>`: topics matching `name` also go to the existing queues named
@@ -301,6 +304,10 @@ pub struct ConnectionLimits {
     /// broker holds; default 100000 (ActiveMQ's `policyEntry maxDestinations`, which
     /// defaults to unlimited).
     pub max_destinations: u32,
+    /// `<tandem maxScheduledMessages>`: scheduled messages waiting to fire, all
+    /// shards, before a scheduled send is refused; default 2000000 (each costs about
+    /// 150 bytes of memory; its body stays in the journal).
+    pub max_scheduled_messages: u64,
 }
 
 /// What happens to a message that keeps coming back.

@@ -693,7 +693,7 @@ fn authentication() {
 #[test]
 fn ignored_items_are_reported_once_per_path() {
     let (_, ignored) = parse(&broker(
-        "useJmx=\"false\" schedulerSupport=\"true\"",
+        "useJmx=\"false\" schedulerDirectory=\"x\"",
         "<networkConnectors/>\n<networkConnectors/>\n\
          <persistenceAdapter><levelDB directory=\"x\"/></persistenceAdapter>",
     ));
@@ -702,7 +702,7 @@ fn ignored_items_are_reported_once_per_path() {
         paths,
         [
             "broker@useJmx",
-            "broker@schedulerSupport",
+            "broker@schedulerDirectory",
             "broker/networkConnectors",
             "broker/persistenceAdapter/levelDB"
         ]

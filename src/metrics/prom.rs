@@ -31,6 +31,7 @@
 //! | `transaction_bytes`, `pending_output_bytes` | gauge | |
 //! | `destinations` | gauge: queues and topics held (`maxDestinations` caps it) | |
 //! | `virtual_topic_queues` | gauge: virtual-topic consumer queues held (among `destinations`) | |
+//! | `scheduled_messages` | gauge: scheduled messages waiting to fire (`maxScheduledMessages` caps it) | |
 //! | `store_bytes` | gauge: journal bytes on disk (`storeUsage` caps it) | |
 //! | `limit_refusals_total` | counter | `limit` (the configuration attribute) |
 //! | `uptime_seconds`, `shards` | gauge | |
@@ -262,6 +263,12 @@ impl Collector for SnapshotCollector {
             "tandem_virtual_topic_queues",
             "Virtual-topic consumer queues the broker holds (a send to their topic reaches them)",
             s.limits.virtual_topic_queues,
+        )?;
+        gauge(
+            &mut enc,
+            "tandem_scheduled_messages",
+            "Scheduled messages waiting to fire, all shards (what maxScheduledMessages caps)",
+            s.limits.scheduled_messages,
         )?;
         {
             let mut family = enc.encode_descriptor(

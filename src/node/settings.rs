@@ -30,6 +30,7 @@ pub fn broker_settings(config: &BrokerConfig, shard_count: usize) -> BrokerSetti
             })
             .collect(),
         auth_required: config.auth_enabled,
+        scheduler_support: config.scheduler_support,
         max_frame_bytes: config.limits.max_frame_bytes as usize,
         max_header_bytes: config.limits.max_header_bytes as usize,
         max_headers: config.limits.max_headers as usize,
@@ -67,6 +68,7 @@ fn limits(config: &BrokerConfig) -> crate::broker::Limits {
         max_composite_destinations: l.max_composite_destinations as usize,
         max_destinations: l.max_destinations as usize,
         store_limit_bytes: config.store_limit_bytes,
+        max_scheduled_messages: l.max_scheduled_messages,
     }
 }
 

@@ -20,6 +20,7 @@
 //! * `reclaim`   — segment liveness pins and relocation of live records.
 //! * `stats`     — per-destination counters and depth for the status endpoint.
 //! * `admin`     — purging and deleting queues (the status endpoint's `/admin/*`).
+//! * `schedule`  — scheduled delivery: jobs journaled, fired, relocated.
 
 mod ack;
 mod admin;
@@ -27,6 +28,7 @@ mod apply;
 mod browse;
 mod dispatch;
 mod reclaim;
+mod schedule;
 mod send;
 mod stats;
 mod subscribe;
@@ -227,6 +229,12 @@ pub struct ShardCore {
     destinations: DestinationShare,
     /// This shard's virtual-topic consumer queues in the broker-wide index.
     virtual_topics: VirtualTopicShare,
+    /// Scheduled jobs (`schedule.rs`): their schedules and message locations.
+    jobs: super::scheduler::Index,
+    /// The next job key: one more than any key the journal has named.
+    next_job: u64,
+    /// This shard's part of the broker-wide count of jobs (`maxScheduledMessages`).
+    scheduled: schedule::ScheduledShare,
 }
 
 /// What one shard core adds to the broker-wide index of virtual-topic consumer queues
@@ -342,6 +350,12 @@ impl ShardCore {
             virtual_topics: VirtualTopicShare {
                 index: Arc::default(),
                 owner: virtual_topic::new_owner(),
+            },
+            jobs: Default::default(),
+            next_job: 1,
+            scheduled: schedule::ScheduledShare {
+                stats: Arc::default(),
+                mine: 0,
             },
         }
     }

@@ -43,9 +43,37 @@ fn find_message(rec: Record, destination: &Destination, seq: u64) -> Option<Mess
         Record::Enqueue {
             seq: s, message, ..
         } if s == seq && message.destination == *destination => Some(message),
-        Record::Tx(records) | Record::Prepare { records, .. } => records
+        Record::Tx(records)
+        | Record::Prepare { records, .. }
+        | Record::Fire { then: records, .. } => records
             .into_iter()
             .find_map(|r| find_message(r, destination, seq)),
+        _ => None,
+    }
+}
+
+/// Reads the message of scheduled job `key` back from the record at `loc`: a
+/// `Schedule`, or a `Tx`/`Prepare`/`Fire` that contains it.
+pub(super) async fn load_scheduled(journal: &Journal, loc: Location, key: u64) -> Option<MessageRef> {
+    let found = match journal.read(loc).await {
+        Ok(payload) => Record::decode(&payload)
+            .map_err(|e| e.to_string())
+            .and_then(|r| find_job(r, key).ok_or_else(|| format!("job {key} not in record"))),
+        Err(e) => Err(e.to_string()),
+    };
+    found
+        .inspect_err(|e| tracing::error!(key, error = %e, "cannot read a scheduled message back from the journal"))
+        .ok()
+}
+
+fn find_job(rec: Record, key: u64) -> Option<MessageRef> {
+    match rec {
+        Record::Schedule { key: k, message, .. } if k == key => Some(message),
+        Record::Tx(records)
+        | Record::Prepare { records, .. }
+        | Record::Fire { then: records, .. } => {
+            records.into_iter().find_map(|r| find_job(r, key))
+        }
         _ => None,
     }
 }
