@@ -21,6 +21,15 @@ fn broker() -> ActiveMq {
 
 cases::single_broker_tests!(broker);
 
+fn scheduler_broker() -> ActiveMq {
+    ActiveMq::start(ActiveMqOpts {
+        scheduler: true,
+        ..ActiveMqOpts::default()
+    })
+}
+
+cases::scheduler_broker_tests!(scheduler_broker);
+
 #[test]
 fn s1_queue_failover() {
     cases::queue_failover(&ActiveMqPair::start());

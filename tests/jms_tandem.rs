@@ -73,6 +73,17 @@ impl JmsPairTarget for TandemPair {
 
 cases::single_broker_tests!(broker);
 
+/// A broker with an OpenWire connector and `schedulerSupport="true"`.
+fn scheduler_broker() -> Broker {
+    Broker::start(BrokerOpts {
+        openwire_port: Some(free_port()),
+        broker_attrs: Some(r#"schedulerSupport="true""#.into()),
+        ..BrokerOpts::default()
+    })
+}
+
+cases::scheduler_broker_tests!(scheduler_broker);
+
 #[test]
 fn s1_queue_failover() {
     cases::queue_failover(&TandemPair::start(PairOpts::default(), None));

@@ -595,6 +595,11 @@ pub struct ActiveMqOpts {
     pub name: String,
     /// KahaDB persistence (default sync) instead of memory.
     pub kahadb: bool,
+    /// `schedulerSupport="true"` (`--scheduler`).
+    pub scheduler: bool,
+    /// A redelivery plugin whose default policy has these properties
+    /// (`--redelivery-plugin`, e.g. `maximumRedeliveries=2,redeliveryDelay=1000`).
+    pub redelivery_plugin: Option<String>,
 }
 
 impl Default for ActiveMqOpts {
@@ -602,6 +607,8 @@ impl Default for ActiveMqOpts {
         ActiveMqOpts {
             name: "activemq".into(),
             kahadb: true,
+            scheduler: false,
+            redelivery_plugin: None,
         }
     }
 }
@@ -655,6 +662,12 @@ impl ActiveMq {
             .arg(&opts.name);
         if opts.kahadb {
             cmd.arg("--kahadb");
+        }
+        if opts.scheduler {
+            cmd.arg("--scheduler");
+        }
+        if let Some(p) = &opts.redelivery_plugin {
+            cmd.arg("--redelivery-plugin").arg(p);
         }
         let child = cmd
             .env("JMS_CLASSES", &java.classes)
@@ -812,7 +825,7 @@ impl ActiveMqPair {
             dir.path(),
             ActiveMqOpts {
                 name: "master".into(),
-                kahadb: true,
+                ..ActiveMqOpts::default()
             },
         );
         master.wait_started(ACTIVEMQ_START_TIMEOUT);
@@ -820,7 +833,7 @@ impl ActiveMqPair {
             dir.path(),
             ActiveMqOpts {
                 name: "slave".into(),
-                kahadb: true,
+                ..ActiveMqOpts::default()
             },
         );
         slave.wait_log(ACTIVEMQ_START_TIMEOUT, "slave mode", |l| {

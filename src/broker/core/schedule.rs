@@ -592,7 +592,10 @@ mod tests {
             send(&mut c, &mut j, m2),
             Err(BrokerError::TooManyScheduled { limit: 1 })
         ));
-        let bad = scheduled(true, vec![(DELAY, PropValue::Double(1.0))]);
+        let bad = MessageRef::new(Message {
+            id: "ID:p-1:1:1:3".into(),
+            ..(*scheduled(true, vec![(DELAY, PropValue::Double(1.0))])).clone()
+        });
         assert!(matches!(
             send(&mut c, &mut j, bad),
             Err(BrokerError::BadSchedule(_))
