@@ -162,7 +162,9 @@ impl Record {
             Record::Enqueue { message, .. } | Record::Schedule { message, .. } => {
                 128 + message.memory_size()
             }
-            Record::Fire { then, .. } => 64 + then.iter().map(|r| r.encoded_len_hint()).sum::<usize>(),
+            Record::Fire { then, .. } => {
+                64 + then.iter().map(|r| r.encoded_len_hint()).sum::<usize>()
+            }
             _ => 64,
         }
     }

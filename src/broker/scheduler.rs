@@ -238,7 +238,8 @@ pub fn delivered_copy(msg: &Message, job_name: &str, new_id: Option<String>, now
         .retain(|(k, _)| !scheduling.contains(&k.as_str()) && k != JOB_ID);
     copy.properties
         .retain(|(k, _)| !scheduling.contains(&k.as_str()) && k != JOB_ID);
-    copy.headers.push((JOB_ID.to_string(), job_name.to_string()));
+    copy.headers
+        .push((JOB_ID.to_string(), job_name.to_string()));
     if let Some(id) = new_id {
         copy.id = id;
     }
@@ -569,7 +570,10 @@ mod tests {
         assert_eq!(ix.next_due(), Some(10));
         let due: Vec<u64> = ix.take_due(25, 10).into_iter().map(|(k, _)| k).collect();
         assert_eq!(due, [2, 3]);
-        assert!(ix.take_due(25, 10).is_empty(), "firing jobs are not handed out twice");
+        assert!(
+            ix.take_due(25, 10).is_empty(),
+            "firing jobs are not handed out twice"
+        );
         ix.retry(2, 40);
         assert_eq!(ix.next_due(), Some(30));
         assert_eq!(ix.len(), 3);

@@ -1387,7 +1387,9 @@ const SCHEDULE_SLACK_MS: i64 = 1500;
 
 /// The `key=value` fields of a probe line.
 fn fields(line: &str) -> BTreeMap<&str, &str> {
-    line.split(' ').filter_map(|kv| kv.split_once('=')).collect()
+    line.split(' ')
+        .filter_map(|kv| kv.split_once('='))
+        .collect()
 }
 
 /// The RECV lines of a `scheduled`/`poison` probe, as field maps.

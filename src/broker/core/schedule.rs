@@ -74,7 +74,11 @@ impl ShardCore {
         if self.scheduled.stats.scheduled() >= limit {
             let refusals = self.scheduled.stats.refused(Limit::ScheduledMessages);
             if refusals.is_power_of_two() {
-                tracing::warn!(limit, refusals, "maxScheduledMessages reached: scheduled send refused");
+                tracing::warn!(
+                    limit,
+                    refusals,
+                    "maxScheduledMessages reached: scheduled send refused"
+                );
             }
             return Err(BrokerError::TooManyScheduled { limit });
         }
@@ -363,11 +367,15 @@ mod tests {
         fn job_message(&self, loc: Location, key: u64) -> MessageRef {
             let (_, payload) = self.records[loc.segment as usize - 1].clone();
             match Record::decode(&payload).unwrap() {
-                Record::Schedule { key: k, message, .. } if k == key => message,
+                Record::Schedule {
+                    key: k, message, ..
+                } if k == key => message,
                 Record::Tx(rs) => rs
                     .into_iter()
                     .find_map(|r| match r {
-                        Record::Schedule { key: k, message, .. } if k == key => Some(message),
+                        Record::Schedule {
+                            key: k, message, ..
+                        } if k == key => Some(message),
                         _ => None,
                     })
                     .unwrap(),
@@ -491,7 +499,12 @@ mod tests {
     fn without_scheduler_support_the_properties_are_ignored() {
         let (mut c, mut j) = (core(false), Mem::default());
         subscribe(&mut c, &mut j);
-        send(&mut c, &mut j, scheduled(true, vec![(DELAY, PropValue::Long(60_000))])).unwrap();
+        send(
+            &mut c,
+            &mut j,
+            scheduled(true, vec![(DELAY, PropValue::Long(60_000))]),
+        )
+        .unwrap();
         assert_eq!(c.scheduled_jobs(), 0);
         assert_eq!(c.depth(&Destination::queue("q")), 1);
     }
@@ -519,7 +532,10 @@ mod tests {
         let now = first + 3;
         let got = fire_due(&mut c, &mut j, now);
         assert_eq!(got.len(), 1);
-        assert_ne!(got[0].0, "ID:p-1:1:1:1", "a repeating job renames its copies");
+        assert_ne!(
+            got[0].0, "ID:p-1:1:1:1",
+            "a repeating job renames its copies"
+        );
         // Replayed (a restart, or a slave): the job is there, one repeat left.
         let r = replay(&j);
         let job = r.jobs.get(1).unwrap();
@@ -535,7 +551,12 @@ mod tests {
     #[test]
     fn a_persistent_copy_is_journaled_with_the_firing_and_carries_the_job_id() {
         let (mut c, mut j) = (core(true), Mem::default());
-        send(&mut c, &mut j, scheduled(true, vec![(DELAY, PropValue::Long(10))])).unwrap();
+        send(
+            &mut c,
+            &mut j,
+            scheduled(true, vec![(DELAY, PropValue::Long(10))]),
+        )
+        .unwrap();
         let at = c.jobs.get(1).unwrap().next_ms;
         fire_due(&mut c, &mut j, at);
         let r = replay(&j);
@@ -557,7 +578,12 @@ mod tests {
     #[test]
     fn relocation_moves_the_pin_and_keeps_the_state() {
         let (mut c, mut j) = (core(true), Mem::default());
-        send(&mut c, &mut j, scheduled(true, vec![(DELAY, PropValue::Long(60_000))])).unwrap();
+        send(
+            &mut c,
+            &mut j,
+            scheduled(true, vec![(DELAY, PropValue::Long(60_000))]),
+        )
+        .unwrap();
         assert_eq!(c.jobs_in_segment(1).len(), 1);
         let m = j.job_message(c.jobs.get(1).unwrap().loc, 1);
         c.relocate_job(1, m, &mut j);
@@ -570,7 +596,10 @@ mod tests {
         };
         let r = replay(&rest);
         assert_eq!(r.scheduled_jobs(), 1);
-        assert_eq!(r.jobs.get(1).unwrap().next_ms, c.jobs.get(1).unwrap().next_ms);
+        assert_eq!(
+            r.jobs.get(1).unwrap().next_ms,
+            c.jobs.get(1).unwrap().next_ms
+        );
     }
 
     #[test]

@@ -54,7 +54,11 @@ fn find_message(rec: Record, destination: &Destination, seq: u64) -> Option<Mess
 
 /// Reads the message of scheduled job `key` back from the record at `loc`: a
 /// `Schedule`, or a `Tx`/`Prepare`/`Fire` that contains it.
-pub(super) async fn load_scheduled(journal: &Journal, loc: Location, key: u64) -> Option<MessageRef> {
+pub(super) async fn load_scheduled(
+    journal: &Journal,
+    loc: Location,
+    key: u64,
+) -> Option<MessageRef> {
     let found = match journal.read(loc).await {
         Ok(payload) => Record::decode(&payload)
             .map_err(|e| e.to_string())
@@ -68,12 +72,12 @@ pub(super) async fn load_scheduled(journal: &Journal, loc: Location, key: u64) -
 
 fn find_job(rec: Record, key: u64) -> Option<MessageRef> {
     match rec {
-        Record::Schedule { key: k, message, .. } if k == key => Some(message),
+        Record::Schedule {
+            key: k, message, ..
+        } if k == key => Some(message),
         Record::Tx(records)
         | Record::Prepare { records, .. }
-        | Record::Fire { then: records, .. } => {
-            records.into_iter().find_map(|r| find_job(r, key))
-        }
+        | Record::Fire { then: records, .. } => records.into_iter().find_map(|r| find_job(r, key)),
         _ => None,
     }
 }

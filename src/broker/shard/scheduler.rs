@@ -31,7 +31,10 @@ pub(super) async fn scheduler(shared: Rc<Shared>) {
         if !shared.serving.get() {
             continue;
         }
-        let due = shared.core.borrow_mut().take_due_jobs(now_ms(), MAX_PER_TICK);
+        let due = shared
+            .core
+            .borrow_mut()
+            .take_due_jobs(now_ms(), MAX_PER_TICK);
         for (key, loc) in due {
             let msg = load_scheduled(&shared.journal, loc, key).await;
             {
