@@ -28,7 +28,15 @@ fn scheduler_broker() -> ActiveMq {
     })
 }
 
-cases::scheduler_broker_tests!(scheduler_broker);
+fn redelivery_broker() -> ActiveMq {
+    ActiveMq::start(ActiveMqOpts {
+        scheduler: true,
+        redelivery_plugin: Some(cases::REDELIVERY_POLICY.into()),
+        ..ActiveMqOpts::default()
+    })
+}
+
+cases::scheduler_broker_tests!(scheduler_broker, redelivery_broker);
 
 #[test]
 fn s1_queue_failover() {

@@ -9,6 +9,8 @@
 //! * [`settings`]    — runtime settings distilled from the configuration.
 //! * [`virtual_topic`] — virtual topics: which queues are a topic's consumer queues, and
 //!   the broker-wide index of those that exist, that expands a send.
+//! * [`redelivery`]  — the redelivery plugin: a refused message back to its queue after
+//!   a delay (as a scheduled message) instead of to the dead-letter queue.
 //! * [`scheduler`]   — scheduled delivery: which sends are scheduled, when jobs fire, the
 //!   copy they deliver, and the in-memory index of a shard's jobs (no bodies).
 //! * [`wildcard`]    — ActiveMQ destination patterns (`*` one segment, `>` the rest).
@@ -26,6 +28,7 @@ pub mod message;
 pub mod ops;
 pub mod producer_audit;
 pub mod record;
+pub mod redelivery;
 pub mod router;
 pub mod scheduler;
 pub mod selector;

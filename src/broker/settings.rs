@@ -41,6 +41,8 @@ pub struct BrokerSettings {
     /// `<broker schedulerSupport>`: sends with `AMQ_SCHEDULED_*` properties are
     /// scheduled (`broker::scheduler`); off (ActiveMQ's default), they go at once.
     pub scheduler_support: bool,
+    /// `<redeliveryPlugin>` (`broker::redelivery`); needs `scheduler_support`.
+    pub redelivery_plugin: Option<super::redelivery::RedeliveryPlugin>,
 }
 
 /// Per-connection and per-broker limits (issue 11): what one client may make the broker
@@ -111,6 +113,7 @@ impl Default for BrokerSettings {
             limits: Limits::default(),
             virtual_topics: vec![super::virtual_topic::VirtualTopicRule::activemq_default()],
             scheduler_support: false,
+            redelivery_plugin: None,
         }
     }
 }

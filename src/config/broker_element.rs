@@ -90,6 +90,7 @@ impl Reader<'_> {
         let mut interceptors = None;
         let mut users = Vec::new();
         let mut auth_enabled = false;
+        let mut redelivery = None;
         for child in &el.children {
             let child_path = format!("{path}/{}", child.name);
             match child.name.as_str() {
@@ -108,7 +109,13 @@ impl Reader<'_> {
                 "tandem" => self.once(&mut tandem, child)?,
                 "sslContext" => self.once(&mut ssl_context, child)?,
                 "destinationInterceptors" => self.once(&mut interceptors, child)?,
-                "plugins" => self.plugins(child, &child_path, &mut users, &mut auth_enabled)?,
+                "plugins" => self.plugins(
+                    child,
+                    &child_path,
+                    &mut users,
+                    &mut auth_enabled,
+                    &mut redelivery,
+                )?,
                 "services" => self.services(child, &child_path, el, &mut master)?,
                 _ => self.ignore_element(child, path),
             }
@@ -132,6 +139,16 @@ impl Reader<'_> {
         let scheduler_support = self
             .typed(el, "schedulerSupport", parse_bool)?
             .unwrap_or(false);
+        if let (Some((_, line)), false) = (&redelivery, scheduler_support) {
+            return Err(ConfigError::Element {
+                path: self.source.to_path_buf(),
+                line: *line,
+                element: "redeliveryPlugin".into(),
+                message: "requires schedulerSupport=\"true\" on <broker>, as in ActiveMQ \
+                          (it redelivers through the scheduler)"
+                    .into(),
+            });
+        }
         let use_virtual_topics = self
             .typed(el, "useVirtualTopics", parse_bool)?
             .unwrap_or(true);
@@ -230,6 +247,7 @@ impl Reader<'_> {
             tls,
             virtual_topics,
             scheduler_support,
+            redelivery_plugin: redelivery.map(|(r, _)| r),
         })
     }
 }

@@ -40,6 +40,7 @@ use std::path::{Path, PathBuf};
 use crate::uri::TransportUri;
 
 pub use cpus::allowed_cpus;
+pub use plugins::{RedeliveryPluginSettings, RedeliveryPolicySettings};
 
 /// Default journal segment size (`journalMaxFileLength`), as KahaDB's default.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 32 << 20;
@@ -102,6 +103,8 @@ pub struct BrokerConfig {
     /// `<broker schedulerSupport>`; default false, as ActiveMQ: scheduled delivery
     /// (`AMQ_SCHEDULED_*` properties). Off, those properties are ignored.
     pub scheduler_support: bool,
+    /// `<plugins><redeliveryPlugin>`; only with `scheduler_support`.
+    pub redelivery_plugin: Option<RedeliveryPluginSettings>,
 }
 
 /// One `<virtualTopic>`: topics matching `name` also go to the existing queues named

@@ -1513,15 +1513,71 @@ pub fn scheduled_delay_and_repeat(t: &dyn JmsTarget) {
     assert_eq!(timed(&tx)[0]["job_id"], "true", "{}", tx.dump());
 }
 
+/// The redelivery policy both brokers of [`redelivery_plugin_delays`] are configured
+/// with (as the default entry of a `<redeliveryPlugin>`).
+pub const REDELIVERY_POLICY: &str =
+    "maximumRedeliveries=2,initialRedeliveryDelay=1000,redeliveryDelay=2000";
+
+/// ActiveMQ's redelivery plugin (`<redeliveryPlugin>`, with [`REDELIVERY_POLICY`]): a
+/// message the client gives up on (a poison ack after its own redeliveries, here none)
+/// goes back to its queue after the policy's delay instead of to the dead-letter queue,
+/// flagged redelivered with its count and a `redeliveryDelay` property: first after
+/// `initialRedeliveryDelay`, then after `redeliveryDelay`; once the broker has redelivered
+/// it `maximumRedeliveries` times, the next poison ack sends it to the DLQ.
+pub fn redelivery_plugin_delays(t: &dyn JmsTarget) {
+    let url = with_options(&t.url(), "jms.redeliveryPolicy.maximumRedeliveries=0");
+    send(&url, "queue:redeliver", 1, &[]);
+    let out = probe(
+        &url,
+        "poison",
+        &[
+            "--dest",
+            "queue:redeliver",
+            "--rounds",
+            "3",
+            "--timeout-ms",
+            "10000",
+        ],
+    )
+    .assert_ok();
+    let rs = timed(&out);
+    let got: Vec<(&str, &str, &str)> = rs
+        .iter()
+        .map(|r| (r["redelivered"], r["deliveryCount"], r["redelivery_delay"]))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("false", "1", "-1"),
+            ("true", "2", "1000"),
+            ("true", "3", "2000")
+        ],
+        "{}",
+        out.dump()
+    );
+    assert_on_time(&out, 1, 1000, SCHEDULE_SLACK_MS);
+    assert_on_time(&out, 2, 3000, 2 * SCHEDULE_SLACK_MS);
+    let dlq = drain(&url, "queue:ActiveMQ.DLQ", &[]);
+    assert_eq!(dlq.recvs().len(), 1, "{}", dlq.dump());
+    let left = drain(&url, "queue:redeliver", &[]);
+    assert!(left.recvs().is_empty(), "{}", left.dump());
+}
+
 /// One `#[test]` per case that needs a broker with `schedulerSupport="true"`, each
-/// against a fresh broker from `$scheduler()`; the same list for real ActiveMQ and for
+/// against a fresh broker from `$scheduler()` (or, with the redelivery plugin of
+/// [`REDELIVERY_POLICY`], `$redelivery()`); the same list for real ActiveMQ and for
 /// Tandem.
 #[allow(unused_macros)]
 macro_rules! scheduler_broker_tests {
-    ($scheduler:expr) => {
+    ($scheduler:expr, $redelivery:expr) => {
         #[test]
         fn scheduled_delay_and_repeat() {
             $crate::support::jms_cases::scheduled_delay_and_repeat(&$scheduler());
+        }
+
+        #[test]
+        fn redelivery_plugin_delays() {
+            $crate::support::jms_cases::redelivery_plugin_delays(&$redelivery());
         }
     };
 }

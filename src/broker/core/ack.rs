@@ -203,6 +203,13 @@ impl ShardCore {
             self.release_blocked();
             return;
         }
+        let redeliveries = self
+            .backlog_ref(&id)
+            .and_then(|b| b.entries.get(&seq))
+            .map_or(0, |e| e.redeliveries);
+        if self.redelivery_instead(&id, seq, redeliveries, reason, &body) {
+            return;
+        }
         let token = self.token();
         let destination = id.destination().clone();
         self.moving.insert(token, (id, seq));

@@ -110,6 +110,14 @@ pub enum Output {
         /// Why, as ActiveMQ's `dlqDeliveryFailureCause` says it.
         reason: &'static str,
     },
+    /// The redelivery plugin sends message `seq` of queue `destination` back to it
+    /// later: read `body`, then hand it to [`ShardCore::redeliver`] with `token`.
+    Redeliver {
+        destination: Destination,
+        body: Body,
+        seq: u64,
+        token: u64,
+    },
     /// Browser `sub` has had its whole snapshot of `destination`: send it
     /// [`Event::BrowseEnd`](super::ops::Event::BrowseEnd), after the deliveries before it.
     BrowseEnd {
@@ -209,6 +217,9 @@ pub struct ShardCore {
     blocked: VecDeque<Reply>,
     /// Dead-letter moves in flight: token -> (backlog, seq).
     moving: HashMap<u64, (BacklogId, u64)>,
+    /// Redelivery-plugin moves in flight (their tokens are in `moving` too): token ->
+    /// (delay, redelivery count).
+    redelivering: HashMap<u64, (i64, u32)>,
     /// Bodies being read back for selective consumers: token -> (backlog, seq).
     paging: HashMap<u64, (BacklogId, u64)>,
     /// Queue browsers on this shard (see `browse.rs`).
@@ -334,6 +345,7 @@ impl ShardCore {
             expiring: 0,
             blocked: VecDeque::new(),
             moving: HashMap::new(),
+            redelivering: HashMap::new(),
             paging: HashMap::new(),
             browsers: HashMap::new(),
             browse_dirty: Vec::new(),

@@ -7,16 +7,22 @@
 //! body is read back when it fires (`shard::scheduler`), so millions of jobs cost their
 //! index entries, not their bodies. A job pins the segment of the record holding its
 //! message; reclamation re-journals it (with its current state) to free an old segment.
+//! The redelivery plugin (`broker::redelivery`) schedules here too: a refused message's
+//! job and its removal from the queue are one `Tx` record.
 
 use std::sync::Arc;
 
-use super::{JournalSink, ShardCore};
-use crate::broker::message::MessageRef;
-use crate::broker::ops::{BrokerError, Reply};
+use super::{BacklogId, JournalSink, Output, ShardCore};
+use crate::broker::message::{MessageRef, PropValue};
+use crate::broker::ops::{BrokerError, Reply, ReplyTo, Request};
 use crate::broker::record::Record;
+use crate::broker::redelivery::Action;
 use crate::broker::scheduler::{self, Job, Spec};
 use crate::metrics::{Limit, LimitStats};
 use crate::store::Location;
+
+/// The property ActiveMQ's redelivery plugin sets on a message it sends back: the delay.
+const REDELIVERY_DELAY: &str = "redeliveryDelay";
 
 /// What one shard adds to the broker-wide count of scheduled jobs
 /// (`maxScheduledMessages`). Dropping it takes the shard's part back: a slave that
@@ -285,6 +291,134 @@ impl ShardCore {
                 sink.volatile(&rec.encode());
             }
             self.apply(rec, None);
+        }
+    }
+
+    /// With the redelivery plugin, what becomes of message `seq` of backlog `id`
+    /// instead of a dead-letter move (`broker::redelivery`): true if the plugin took it
+    /// (it is redelivered later, or dropped). Expired messages, durable subscriptions'
+    /// and non-persistent ones (the caller drops those first) are not its business.
+    pub(super) fn redelivery_instead(
+        &mut self,
+        id: &BacklogId,
+        seq: u64,
+        redeliveries: u32,
+        reason: &str,
+        body: &super::Body,
+    ) -> bool {
+        let Some(plugin) = self.settings.redelivery_plugin.as_ref() else {
+            return false;
+        };
+        if reason == "Expired" || !matches!(id, BacklogId::Queue(_)) {
+            return false;
+        }
+        let destination = id.destination().clone();
+        let action = plugin.action(&destination, redeliveries);
+        let token = self.token();
+        self.moving.insert(token, (id.clone(), seq));
+        match action {
+            Action::DeadLetter => {
+                self.moving.remove(&token);
+                return false;
+            }
+            Action::Drop => {
+                tracing::debug!(%destination, seq, "redelivery plugin: message dropped");
+                // Removed (journaled) as a completed move is: a barrier on this shard
+                // answers the token.
+                self.out.push(Output::Post {
+                    shard: self.shard,
+                    request: Request::Barrier {
+                        reply: Reply {
+                            to: ReplyTo::Shard(self.shard),
+                            token,
+                        },
+                    },
+                });
+            }
+            Action::Redeliver { delay_ms, count } => {
+                self.redelivering.insert(token, (delay_ms, count));
+                self.out.push(Output::Redeliver {
+                    destination,
+                    body: body.clone(),
+                    seq,
+                    token,
+                });
+            }
+        }
+        true
+    }
+
+    /// The body of a message the redelivery plugin sends back (`msg`; `None`: it
+    /// could not be read, and the message stays deliverable): one `Tx` record holds
+    /// the job that redelivers it after the delay (with its redelivery count and
+    /// `redeliveryDelay`, as ActiveMQ's plugin re-sends it) and the removal of the
+    /// original.
+    pub fn redeliver(
+        &mut self,
+        token: u64,
+        msg: Option<MessageRef>,
+        now: u64,
+        sink: &mut dyn JournalSink,
+    ) {
+        let Some((delay_ms, count)) = self.redelivering.remove(&token) else {
+            return;
+        };
+        let scheduled = msg.ok_or(BrokerError::UnreadableMessage).and_then(|m| {
+            let mut copy = (*m).clone();
+            for name in [scheduler::JOB_ID, scheduler::DELAY, REDELIVERY_DELAY] {
+                copy.headers.retain(|(k, _)| k != name);
+                copy.properties.retain(|(k, _)| k != name);
+            }
+            copy.properties
+                .push((REDELIVERY_DELAY.into(), PropValue::Long(delay_ms)));
+            copy.properties
+                .push((scheduler::DELAY.into(), PropValue::Long(delay_ms)));
+            let spec = Spec {
+                cron: None,
+                delay: delay_ms,
+                period: 0,
+                repeat: 0,
+            };
+            self.schedule_record(&MessageRef::new(copy), spec, count, now)
+        });
+        let Some((id, seq)) = self.moving.get(&token).cloned() else {
+            return;
+        };
+        let sched = match scheduled {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "redelivery plugin: cannot schedule; message kept");
+                self.on_internal_done(token, Err(e), sink);
+                return;
+            }
+        };
+        self.moving.remove(&token);
+        let BacklogId::Queue(d) = &id else {
+            return;
+        };
+        let rec = Record::Tx(vec![
+            sched.clone(),
+            Record::Ack {
+                destination: d.clone(),
+                durable: None,
+                seqs: vec![seq],
+            },
+        ]);
+        match self.journal(sink, &rec) {
+            Ok(loc) => {
+                self.apply(sched, Some(loc));
+                let removed = self.backlog_mut(&id).and_then(|b| b.remove(seq));
+                if let Some(e) = removed {
+                    self.forget_entry(&e);
+                    self.count_dequeued(id.destination(), 1);
+                }
+                self.mark_dirty(id);
+                self.release_blocked();
+            }
+            Err(e) => {
+                self.moving.insert(token, (id, seq));
+                self.on_internal_done(token, Err(e), sink);
+            }
         }
     }
 

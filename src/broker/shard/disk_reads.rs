@@ -18,6 +18,13 @@ use super::mesh::{delivery, process_outputs};
 use super::replica_gate::settle;
 use super::Shared;
 
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 pub(super) fn push_pending(shared: &Rc<Shared>, p: Output) {
     shared.pending.borrow_mut().push_back(p);
     if let Some(wake) = shared.pending_wake.borrow_mut().take() {
@@ -172,12 +179,25 @@ pub(super) async fn pending_pump(shared: Rc<Shared>) {
                     }
                 }
             }
+            Output::Redeliver {
+                destination,
+                body,
+                seq,
+                token,
+            } => {
+                let msg = resolve(&shared, body, &destination, seq).await;
+                let mut sink = super::journal_sink::Sink(&shared);
+                shared
+                    .core
+                    .borrow_mut()
+                    .redeliver(token, msg, now_ms(), &mut sink);
+            }
             Output::BrowseEnd { sub, destination } => {
                 router.post_event(Event::BrowseEnd { sub, destination });
             }
             Output::Reply { .. } | Output::Post { .. } => {
                 unreachable!(
-                    "only deliveries, browse ends, dead-letter moves and page-ins are queued"
+                    "only deliveries, browse ends, dead-letter and redelivery moves and page-ins are queued"
                 )
             }
         }
