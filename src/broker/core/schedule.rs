@@ -764,4 +764,90 @@ mod tests {
             Err(BrokerError::BadSchedule(_))
         ));
     }
+
+    #[test]
+    fn the_redelivery_plugin_turns_a_nack_into_a_delayed_job_in_one_record() {
+        use crate::broker::redelivery::{Policy, RedeliveryPlugin};
+        let plugin = RedeliveryPlugin {
+            fallback_to_dead_letter: true,
+            send_to_dlq_if_max_retries_exceeded: true,
+            default_entry: Some(Policy {
+                maximum_redeliveries: 1,
+                initial_redelivery_delay_ms: 1500,
+                ..Policy::default()
+            }),
+            entries: Vec::new(),
+        };
+        let mut c = ShardCore::new(
+            0,
+            1,
+            Arc::new(BrokerSettings {
+                scheduler_support: true,
+                redelivery_plugin: Some(plugin),
+                ..BrokerSettings::default()
+            }),
+        );
+        let mut j = Mem::default();
+        let sub = subscribe(&mut c, &mut j);
+        c.handle(
+            Request::Send {
+                msg: scheduled(true, vec![]),
+                reply: Reply {
+                    to: ReplyTo::Conn(sub.conn),
+                    token: 5,
+                },
+            },
+            &mut j,
+        );
+        let seq = c
+            .drain()
+            .iter()
+            .find_map(|o| match o {
+                Output::Deliver { seq, .. } => Some(*seq),
+                _ => None,
+            })
+            .expect("delivered");
+        c.handle(
+            Request::Nack {
+                sub,
+                destination: Destination::queue("q"),
+                seqs: vec![seq],
+                reply: None,
+            },
+            &mut j,
+        );
+        let token = c
+            .drain()
+            .iter()
+            .find_map(|o| match o {
+                Output::Redeliver { token, .. } => Some(*token),
+                Output::DeadLetter { .. } => panic!("dead-lettered despite the plugin"),
+                _ => None,
+            })
+            .expect("a redelivery");
+        let records = j.records.len();
+        c.redeliver(token, Some(scheduled(true, vec![])), 10_000, &mut j);
+        assert_eq!(j.records.len(), records + 1, "job and removal: one record");
+        assert_eq!(c.depth(&Destination::queue("q")), 0);
+        let job = c.jobs.get(1).expect("the redelivery job");
+        assert_eq!((job.next_ms, job.redeliveries), (11_500, 1));
+        let r = replay(&j);
+        assert_eq!(r.scheduled_jobs(), 1);
+        assert_eq!(r.depth(&Destination::queue("q")), 0);
+        // Fired: back on the queue, counted as redelivered once, with redeliveryDelay.
+        let got = fire_due(&mut c, &mut j, 11_500);
+        assert_eq!(got, [("ID:p-1:1:1:1".to_string(), 1)]);
+        let Record::Fire { then, .. } = Record::decode(&j.records.last().unwrap().1).unwrap()
+        else {
+            panic!("a Fire record")
+        };
+        let [Record::Enqueue { message, .. }] = &then[..] else {
+            panic!("the copy")
+        };
+        assert_eq!(
+            message.property(REDELIVERY_DELAY),
+            Some(&PropValue::Long(1500))
+        );
+        assert_eq!(message.property(DELAY), None);
+    }
 }
