@@ -79,3 +79,33 @@ def test_a_bad_delay_is_refused(sched, connect):
     c = connect(sched)
     with pytest.raises(BrokerError, match="AMQ_SCHEDULED_DELAY"):
         c.send("/queue/s.bad", "x", AMQ_SCHEDULED_DELAY="soon")
+
+
+REDELIVERY_PLUGIN = """  <plugins><redeliveryPlugin>
+    <redeliveryPolicyMap><redeliveryPolicyMap><defaultEntry>
+      <redeliveryPolicy maximumRedeliveries="1" initialRedeliveryDelay="1000"/>
+    </defaultEntry></redeliveryPolicyMap></redeliveryPolicyMap>
+  </redeliveryPlugin></plugins>"""
+
+
+def test_a_nack_with_the_redelivery_plugin_comes_back_after_the_delay_then_dead_letters(
+        broker_factory, connect):
+    b = broker_factory(broker_attrs=SCHEDULER, extra_xml=REDELIVERY_PLUGIN)
+    c = connect(b)
+    c.subscribe("/queue/s.nack", ack="client-individual")
+    c.send("/queue/s.nack", "poison", persistent=True)
+    first = c.take_one()
+    assert "redelivered" not in first.headers
+    refused_at = time.monotonic()
+    c.nack(first)
+    again = c.take_one(timeout=1 + SLACK_S + 5)
+    waited = time.monotonic() - refused_at
+    assert 0.9 <= waited <= 1 + SLACK_S, waited
+    assert again.body == "poison"
+    assert again.headers.get("redelivered") == "true"
+    assert again.headers.get("redeliveryDelay") == "1000"
+    c.nack(again)                       # the policy's one redelivery is used up
+    dlq = connect(b)
+    dlq.subscribe("/queue/ActiveMQ.DLQ")
+    assert dlq.take_one(timeout=5).body == "poison"
+    marker_follows(c, c, "/queue/s.nack")
