@@ -100,3 +100,63 @@ fn a_scheduled_message_survives_the_reclamation_of_its_segment_and_a_restart() {
         "fired at {at:?}, scheduled for {DELAY_MS} ms"
     );
 }
+
+/// `maxScheduledMessages` bounds the jobs the broker holds: past it a scheduled send
+/// gets a non-fatal ERROR naming the limit (ordinary sends still go), counted in
+/// `/status` (`limits.scheduled_messages`, the refusal) and `/metrics`
+/// (`tandem_scheduled_messages`).
+#[test]
+fn scheduled_messages_are_bounded_and_shown_in_status_and_metrics() {
+    let status_port = support::free_port();
+    let broker = Broker::start(BrokerOpts {
+        status_port: Some(status_port),
+        broker_attrs: Some(r#"schedulerSupport="true""#.into()),
+        tandem_extra: Some(r#"maxScheduledMessages="2""#.into()),
+        ..BrokerOpts::default()
+    });
+    let mut c = broker.client();
+    let send = |c: &mut support::Stomp, dest: &str, receipt: &str| {
+        c.send_frame(
+            "SEND",
+            &[
+                ("destination", dest),
+                ("AMQ_SCHEDULED_DELAY", "600000"),
+                ("receipt", receipt),
+            ],
+            b"x",
+        );
+        c.read_frame(REPLY_TIMEOUT).expect("a reply")
+    };
+    // Two queues, wherever their shards are: the limit is broker-wide.
+    for (i, dest) in ["/queue/bound.a", "/queue/bound.b"].into_iter().enumerate() {
+        let f = send(&mut c, dest, &format!("r{i}"));
+        assert_eq!(f.command, "RECEIPT", "{f:?}");
+    }
+    let refused = send(&mut c, "/queue/bound.c", "r2");
+    assert_eq!(refused.command, "ERROR", "{refused:?}");
+    assert!(
+        refused.body_str().contains("maxScheduledMessages"),
+        "{refused:?}"
+    );
+    // The connection is kept and ordinary sends still go.
+    c.send_receipted("/queue/bound.c", b"now", "r3");
+
+    let s = support::http_request(status_port, "GET", "/status", None, REPLY_TIMEOUT)
+        .expect("status")
+        .json();
+    assert_eq!(s["limits"]["scheduled_messages"].as_u64(), Some(2), "{s}");
+    let refusals = s["limits"]["refusals"]
+        .as_array()
+        .expect("limits.refusals")
+        .iter()
+        .find(|r| r["limit"] == "maxScheduledMessages")
+        .and_then(|r| r["count"].as_u64());
+    assert_eq!(refusals, Some(1), "{s}");
+    let metrics = support::http_request(status_port, "GET", "/metrics", None, REPLY_TIMEOUT)
+        .expect("metrics")
+        .body;
+    assert_eq!(
+        support::prom_sample(&metrics, "tandem_scheduled_messages"),
+        2.0
+    );
+}
