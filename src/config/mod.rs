@@ -309,7 +309,7 @@ pub struct ConnectionLimits {
     pub max_destinations: u32,
     /// `<tandem maxScheduledMessages>`: scheduled messages waiting to fire, all
     /// shards, before a scheduled send is refused; default 2000000 (each costs about
-    /// 150 bytes of memory; its body stays in the journal).
+    /// 250 bytes of memory; its body stays in the journal).
     pub max_scheduled_messages: u64,
 }
 
