@@ -356,17 +356,6 @@ impl Index {
         }
     }
 
-    /// Puts every job being fired back into the time index (a shard that stops
-    /// serving: its reads are abandoned).
-    pub fn unfire_all(&mut self) {
-        for (key, j) in &mut self.jobs {
-            if j.firing {
-                j.firing = false;
-                self.due.insert((j.next_ms, *key));
-            }
-        }
-    }
-
     pub fn iter(&self) -> impl Iterator<Item = (&u64, &Job)> {
         self.jobs.iter()
     }
@@ -578,7 +567,6 @@ mod tests {
         assert_eq!(ix.next_due(), Some(30));
         assert_eq!(ix.len(), 3);
         ix.remove(3);
-        ix.unfire_all();
         assert_eq!(ix.max_key(), 2);
     }
 }

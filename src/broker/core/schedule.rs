@@ -211,6 +211,14 @@ impl ShardCore {
             .collect()
     }
 
+    /// A job taken by [`ShardCore::take_due_jobs`] that will not be fired now (the
+    /// shard stopped serving while its message was read): due again at its time.
+    pub fn unfire_job(&mut self, key: u64) {
+        if let Some(at) = self.jobs.get(key).map(|j| j.next_ms) {
+            self.jobs.retry(key, at);
+        }
+    }
+
     /// Scheduled jobs on this shard (for status and tests).
     pub fn scheduled_jobs(&self) -> usize {
         self.jobs.len()

@@ -37,6 +37,11 @@ pub(super) async fn scheduler(shared: Rc<Shared>) {
             .take_due_jobs(now_ms(), MAX_PER_TICK);
         for (key, loc) in due {
             let msg = load_scheduled(&shared.journal, loc, key).await;
+            if !shared.serving.get() {
+                // Stopped serving during the read: nothing may be journaled here now.
+                shared.core.borrow_mut().unfire_job(key);
+                continue;
+            }
             {
                 let mut sink = Sink(&shared);
                 shared.core.borrow_mut().fire(key, msg, now_ms(), &mut sink);
