@@ -21,6 +21,23 @@ fn broker() -> ActiveMq {
 
 cases::single_broker_tests!(broker);
 
+fn scheduler_broker() -> ActiveMq {
+    ActiveMq::start(ActiveMqOpts {
+        scheduler: true,
+        ..ActiveMqOpts::default()
+    })
+}
+
+fn redelivery_broker() -> ActiveMq {
+    ActiveMq::start(ActiveMqOpts {
+        scheduler: true,
+        redelivery_plugin: Some(cases::REDELIVERY_POLICY.into()),
+        ..ActiveMqOpts::default()
+    })
+}
+
+cases::scheduler_broker_tests!(scheduler_broker, redelivery_broker);
+
 #[test]
 fn s1_queue_failover() {
     cases::queue_failover(&ActiveMqPair::start());

@@ -83,6 +83,39 @@ impl JmsPairTarget for TandemPair {
 
 cases::single_broker_tests!(broker);
 
+/// A broker with an OpenWire connector and `schedulerSupport="true"`.
+fn scheduler_broker() -> Broker {
+    Broker::start(BrokerOpts {
+        openwire_port: Some(free_port()),
+        broker_attrs: Some(r#"schedulerSupport="true""#.into()),
+        ..BrokerOpts::default()
+    })
+}
+
+/// [`scheduler_broker`] with a `<redeliveryPlugin>` whose default policy is
+/// [`cases::REDELIVERY_POLICY`].
+fn redelivery_broker() -> Broker {
+    let attrs: Vec<String> = cases::REDELIVERY_POLICY
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| format!(r#"{k}="{v}""#))
+        .collect();
+    Broker::start(BrokerOpts {
+        openwire_port: Some(free_port()),
+        broker_attrs: Some(r#"schedulerSupport="true""#.into()),
+        plugins_xml: Some(format!(
+            "    <redeliveryPlugin fallbackToDeadLetter=\"true\" sendToDlqIfMaxRetriesExceeded=\"true\">\
+             <redeliveryPolicyMap><redeliveryPolicyMap><defaultEntry>\
+             <redeliveryPolicy {}/>\
+             </defaultEntry></redeliveryPolicyMap></redeliveryPolicyMap></redeliveryPlugin>",
+            attrs.join(" ")
+        )),
+        ..BrokerOpts::default()
+    })
+}
+
+cases::scheduler_broker_tests!(scheduler_broker, redelivery_broker);
+
 #[test]
 fn individual_dead_letter_queues() {
     cases::individual_dead_letter_queues(&broker_with_policy(cases::POLICY_DLQ));

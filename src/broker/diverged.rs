@@ -23,7 +23,9 @@
 //!   before `from` (the master holds that decision and commits them itself). Rolled
 //!   back: nothing. Prepared at or after `from` and never resolved here: **in doubt**,
 //!   not resent (nobody was told it committed);
-//! * non-persistent messages are not journaled, so they are not here.
+//! * non-persistent messages are not journaled, so they are not here;
+//! * a `Fire` counts with the copy it delivered (its nested `Enqueue`); scheduled jobs
+//!   themselves (`Schedule`) are not messages stored yet and are not resent.
 
 use std::collections::{HashMap, HashSet};
 
@@ -201,7 +203,12 @@ impl Analysis {
                     }
                 }
             }
-            Record::Durable { .. } | Record::CreateQueue { .. } => {}
+            Record::Durable { .. } | Record::CreateQueue { .. } | Record::Schedule { .. } => {}
+            Record::Fire { then, .. } => {
+                for r in then {
+                    self.apply(r, at, diverged, gtx);
+                }
+            }
             Record::Undurable { destination, name } => {
                 let mut gone = Vec::new();
                 for (key, e) in self.live.iter_mut() {

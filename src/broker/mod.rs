@@ -11,6 +11,10 @@
 //!   the broker-wide index of those that exist, that expands a send.
 //! * [`policy`]      — per-destination policies (`<policyEntry>`): dead-letter strategy,
 //!   prefetch; which entry applies to a destination.
+//! * [`redelivery`]  — the redelivery plugin: a refused message back to its queue after
+//!   a delay (as a scheduled message) instead of to the dead-letter queue.
+//! * [`scheduler`]   — scheduled delivery: which sends are scheduled, when jobs fire, the
+//!   copy they deliver, and the in-memory index of a shard's jobs (no bodies).
 //! * [`wildcard`]    — ActiveMQ destination patterns (`*` one segment, `>` the rest).
 //! * [`diverged`]    — which messages a diverged log (set aside after a split brain)
 //!   stored that its new master never had: what a replay resends.
@@ -27,7 +31,9 @@ pub mod ops;
 pub mod policy;
 pub mod producer_audit;
 pub mod record;
+pub mod redelivery;
 pub mod router;
+pub mod scheduler;
 pub mod selector;
 pub mod seq_map;
 pub mod settings;

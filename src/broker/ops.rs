@@ -253,6 +253,13 @@ pub enum BrokerError {
     /// `maxDestinations`.
     #[error("destination {name} not created: the broker holds maxDestinations ({limit})")]
     TooManyDestinations { name: String, limit: usize },
+    /// A send's scheduling properties (`AMQ_SCHEDULED_*`) cannot be used; the text
+    /// says why.
+    #[error("invalid scheduled message: {0}")]
+    BadSchedule(String),
+    /// A scheduled send refused while the broker holds `maxScheduledMessages` jobs.
+    #[error("scheduled message refused: the broker holds maxScheduledMessages ({limit})")]
+    TooManyScheduled { limit: u64 },
 }
 
 impl From<StoreError> for BrokerError {

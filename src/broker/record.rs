@@ -18,6 +18,16 @@
 //! kind 10 DeleteQueue dest                         (queue purged and removed)
 //! kind 11 CreateQueue dest                         (queue exists, even empty: a
 //!                                                   virtual-topic consumer queue)
+//! kind 12 Schedule  key:u64 created_ms:u64 next_ms:u64 fired:u32 redeliveries:u32
+//!                   cron:(0:u8 | 1:u8 str) delay:i64 period:i64 repeat:i32 message
+//!                   (a scheduled message, `broker::scheduler`: job `key`, unique on
+//!                   the shard, fires at `next_ms` with `repeat` repeats left; also
+//!                   the relocated copy of a job, with its current state)
+//! kind 13 Fire      key:u64 next_ms:u64 repeat:i32 fired:u32 count:u32 record*
+//!                   (job `key` fired: it next fires at `next_ms` with `repeat` left,
+//!                   or is done if `next_ms` is 0; the nested records, applied with
+//!                   it, are the delivered copy's Enqueue (if journaled) and the
+//!                   Schedule of a job a cron job starts)
 //!
 //! dest      := kind:u8 str
 //! durable?  := 0:u8 | 1:u8 name
@@ -39,13 +49,16 @@
 //! bytes     := len:u32 raw
 //! ```
 //!
-//! Nested records inside `Tx`/`Prepare` are only `Enqueue` and `Ack`.
+//! Nested records inside `Tx`/`Prepare` are only `Enqueue`, `Ack` and `Schedule`; inside
+//! `Fire` only `Enqueue` and `Schedule`. Kinds 12 and 13 are new with scheduled delivery:
+//! an older binary refuses a journal that holds them (unknown record kind).
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::destination::{DestKind, Destination};
 use super::message::{BodyKind, BodyType, Message, MessageRef, PropValue};
 use super::ops::{DurableName, GlobalTxId};
+use super::scheduler::Spec;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Record {
@@ -98,6 +111,25 @@ pub enum Record {
     CreateQueue {
         destination: Destination,
     },
+    /// A scheduled message (`broker::scheduler`), or the relocated copy of one with
+    /// its current state. Pins its segment while the job exists.
+    Schedule {
+        key: u64,
+        created_ms: u64,
+        next_ms: u64,
+        fired: u32,
+        redeliveries: u32,
+        spec: Spec,
+        message: MessageRef,
+    },
+    /// Job `key` fired: its new state (`next`: when it fires again and the repeats
+    /// left then; `None`: done) and, in the same record, what the firing stored.
+    Fire {
+        key: u64,
+        next: Option<(u64, i32)>,
+        fired: u32,
+        then: Vec<Record>,
+    },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -127,7 +159,12 @@ impl Record {
 
     fn encoded_len_hint(&self) -> usize {
         match self {
-            Record::Enqueue { message, .. } => 128 + message.memory_size(),
+            Record::Enqueue { message, .. } | Record::Schedule { message, .. } => {
+                128 + message.memory_size()
+            }
+            Record::Fire { then, .. } => {
+                64 + then.iter().map(|r| r.encoded_len_hint()).sum::<usize>()
+            }
             _ => 64,
         }
     }
@@ -221,6 +258,44 @@ impl Record {
                 out.put_u8(11);
                 put_dest(out, destination);
             }
+            Record::Schedule {
+                key,
+                created_ms,
+                next_ms,
+                fired,
+                redeliveries,
+                spec,
+                message,
+            } => {
+                out.put_u8(12);
+                out.put_u64_le(*key);
+                out.put_u64_le(*created_ms);
+                out.put_u64_le(*next_ms);
+                out.put_u32_le(*fired);
+                out.put_u32_le(*redeliveries);
+                put_opt_str(out, spec.cron.as_deref());
+                out.put_i64_le(spec.delay);
+                out.put_i64_le(spec.period);
+                out.put_i32_le(spec.repeat);
+                put_message(out, message);
+            }
+            Record::Fire {
+                key,
+                next,
+                fired,
+                then,
+            } => {
+                out.put_u8(13);
+                out.put_u64_le(*key);
+                let (next_ms, repeat) = next.unwrap_or((0, 0));
+                out.put_u64_le(next_ms);
+                out.put_i32_le(repeat);
+                out.put_u32_le(*fired);
+                out.put_u32_le(then.len() as u32);
+                for r in then {
+                    r.encode_into(out);
+                }
+            }
         }
     }
 
@@ -231,7 +306,7 @@ impl Record {
             buf: payload,
             pos: 0,
         };
-        let rec = r.record(false)?;
+        let rec = r.record(ALL_KINDS)?;
         Ok(rec)
     }
 }
@@ -327,6 +402,11 @@ fn put_message(out: &mut BytesMut, m: &Message) {
         }
     }
 }
+
+/// Which record kinds may appear where (see the module doc).
+const ALL_KINDS: &[u8] = &[];
+const IN_TX: &[u8] = &[1, 2, 12];
+const IN_FIRE: &[u8] = &[1, 12];
 
 /// Bit 31 of a message's headers count: the JMS extension follows the body.
 const JMS_FLAG: u32 = 1 << 31;
@@ -479,17 +559,24 @@ impl Reader<'_> {
         }
         Ok((body_type, props))
     }
-    fn nested(&mut self) -> Result<Vec<Record>, DecodeError> {
+    fn nested(&mut self, allowed: &[u8]) -> Result<Vec<Record>, DecodeError> {
         let n = self.u32()? as usize;
         let mut v = Vec::with_capacity(n.min(self.buf.len() / 8));
         for _ in 0..n {
-            v.push(self.record(true)?);
+            v.push(self.record(allowed)?);
         }
         Ok(v)
     }
-    fn record(&mut self, nested: bool) -> Result<Record, DecodeError> {
+    fn i32(&mut self) -> Result<i32, DecodeError> {
+        Ok(self.u32()? as i32)
+    }
+    fn i64(&mut self) -> Result<i64, DecodeError> {
+        Ok(self.u64()? as i64)
+    }
+    /// One record; `allowed` empty: any kind (top level), else only those kinds.
+    fn record(&mut self, allowed: &[u8]) -> Result<Record, DecodeError> {
         let kind = self.u8()?;
-        if nested && !matches!(kind, 1 | 2) {
+        if !allowed.is_empty() && !allowed.contains(&kind) {
             return Err(DecodeError::BadNested(kind));
         }
         Ok(match kind {
@@ -532,10 +619,10 @@ impl Reader<'_> {
                 destination: self.dest()?,
                 name: self.name()?,
             },
-            5 => Record::Tx(self.nested()?),
+            5 => Record::Tx(self.nested(IN_TX)?),
             6 => Record::Prepare {
                 gtx: self.u128()?,
-                records: self.nested()?,
+                records: self.nested(IN_TX)?,
             },
             7 => Record::Outcome {
                 gtx: self.u128()?,
@@ -554,6 +641,31 @@ impl Reader<'_> {
             11 => Record::CreateQueue {
                 destination: self.dest()?,
             },
+            12 => Record::Schedule {
+                key: self.u64()?,
+                created_ms: self.u64()?,
+                next_ms: self.u64()?,
+                fired: self.u32()?,
+                redeliveries: self.u32()?,
+                spec: Spec {
+                    cron: self.opt_str()?,
+                    delay: self.i64()?,
+                    period: self.i64()?,
+                    repeat: self.i32()?,
+                },
+                message: MessageRef::new(self.message()?),
+            },
+            13 => {
+                let key = self.u64()?;
+                let next_ms = self.u64()?;
+                let repeat = self.i32()?;
+                Record::Fire {
+                    key,
+                    next: (next_ms != 0).then_some((next_ms, repeat)),
+                    fired: self.u32()?,
+                    then: self.nested(IN_FIRE)?,
+                }
+            }
             other => return Err(DecodeError::UnknownKind(other)),
         })
     }
@@ -664,7 +776,7 @@ mod tests {
             Record::Tx(vec![enq.clone(), ack.clone()]),
             Record::Prepare {
                 gtx: 1 << 100,
-                records: vec![enq],
+                records: vec![enq.clone()],
             },
             Record::Outcome {
                 gtx: 5,
@@ -683,10 +795,78 @@ mod tests {
             Record::CreateQueue {
                 destination: Destination::queue("Consumer.A.VirtualTopic.X"),
             },
+            schedule(),
+            Record::Fire {
+                key: 9,
+                next: Some((1234, -1)),
+                fired: 2,
+                then: vec![enq.clone(), schedule()],
+            },
+            Record::Fire {
+                key: 9,
+                next: None,
+                fired: 3,
+                then: vec![],
+            },
+            Record::Tx(vec![schedule(), ack.clone()]),
         ];
         for r in all {
             assert_eq!(Record::decode(&r.encode()).unwrap(), r);
         }
+    }
+
+    fn schedule() -> Record {
+        Record::Schedule {
+            key: 9,
+            created_ms: 100,
+            next_ms: 200,
+            fired: 1,
+            redeliveries: 2,
+            spec: Spec {
+                cron: Some("*/5 * * * *".into()),
+                delay: 10,
+                period: -3,
+                repeat: 4,
+            },
+            message: MessageRef::new(jms_msg()),
+        }
+    }
+
+    #[test]
+    fn schedule_and_fire_layouts_and_what_they_may_nest() {
+        let bytes = schedule().encode();
+        assert_eq!(bytes[0], 12);
+        assert_eq!(&bytes[1..9], &9u64.to_le_bytes());
+        for cut in 0..bytes.len() {
+            assert!(Record::decode(&bytes.slice(..cut)).is_err());
+        }
+        let done = Record::Fire {
+            key: 7,
+            next: None,
+            fired: 1,
+            then: vec![],
+        }
+        .encode();
+        let mut want = vec![13];
+        want.extend(7u64.to_le_bytes());
+        want.extend(0u64.to_le_bytes());
+        want.extend(0i32.to_le_bytes());
+        want.extend(1u32.to_le_bytes());
+        want.extend(0u32.to_le_bytes());
+        assert_eq!(&done[..], &want[..]);
+        // An Ack inside a Fire is refused.
+        let bad = Record::Fire {
+            key: 7,
+            next: None,
+            fired: 1,
+            then: vec![Record::Ack {
+                destination: Destination::queue("q"),
+                durable: None,
+                seqs: vec![1],
+            }],
+        }
+        .encode();
+        assert_eq!(Record::decode(&bad), Err(DecodeError::BadNested(2)));
     }
 
     #[test]

@@ -41,6 +41,11 @@ pub struct BrokerSettings {
     /// `<destinationPolicy>`: per-destination dead-letter strategy and prefetch
     /// (`broker::policy`); empty (everything to `ActiveMQ.DLQ`) when not configured.
     pub policies: std::sync::Arc<super::policy::PolicyMap>,
+    /// `<broker schedulerSupport>`: sends with `AMQ_SCHEDULED_*` properties are
+    /// scheduled (`broker::scheduler`); off (ActiveMQ's default), they go at once.
+    pub scheduler_support: bool,
+    /// `<redeliveryPlugin>` (`broker::redelivery`); needs `scheduler_support`.
+    pub redelivery_plugin: Option<super::redelivery::RedeliveryPlugin>,
 }
 
 /// Per-connection and per-broker limits (issue 11): what one client may make the broker
@@ -70,6 +75,9 @@ pub struct Limits {
     /// `<storeUsage limit>`: journal bytes on disk (all shards) beyond which persistent
     /// sends are refused.
     pub store_limit_bytes: u64,
+    /// `<tandem maxScheduledMessages>`: scheduled jobs the broker holds (all shards)
+    /// before a scheduled send is refused.
+    pub max_scheduled_messages: u64,
 }
 
 impl Default for Limits {
@@ -86,6 +94,7 @@ impl Default for Limits {
             max_composite_destinations: 1_000,
             max_destinations: 100_000,
             store_limit_bytes: 100 << 30,
+            max_scheduled_messages: 2_000_000,
         }
     }
 }
@@ -107,6 +116,8 @@ impl Default for BrokerSettings {
             limits: Limits::default(),
             virtual_topics: vec![super::virtual_topic::VirtualTopicRule::activemq_default()],
             policies: Default::default(),
+            scheduler_support: false,
+            redelivery_plugin: None,
         }
     }
 }

@@ -62,6 +62,7 @@ impl Reader<'_> {
                 "waitForSlaveTimeout",
                 "shutdownOnSlaveFailure",
                 "useVirtualTopics",
+                "schedulerSupport",
             ],
         );
         let broker_name = self
@@ -90,6 +91,7 @@ impl Reader<'_> {
         let mut destination_policy = None;
         let mut users = Vec::new();
         let mut auth_enabled = false;
+        let mut redelivery = None;
         for child in &el.children {
             let child_path = format!("{path}/{}", child.name);
             match child.name.as_str() {
@@ -109,7 +111,13 @@ impl Reader<'_> {
                 "sslContext" => self.once(&mut ssl_context, child)?,
                 "destinationInterceptors" => self.once(&mut interceptors, child)?,
                 "destinationPolicy" => self.once(&mut destination_policy, child)?,
-                "plugins" => self.plugins(child, &child_path, &mut users, &mut auth_enabled)?,
+                "plugins" => self.plugins(
+                    child,
+                    &child_path,
+                    &mut users,
+                    &mut auth_enabled,
+                    &mut redelivery,
+                )?,
                 "services" => self.services(child, &child_path, el, &mut master)?,
                 _ => self.ignore_element(child, path),
             }
@@ -130,6 +138,19 @@ impl Reader<'_> {
             None => self.tandem(&empty_element("tandem"), "")?,
         };
         let tls = self.tls_settings(ssl_context, &format!("{path}/sslContext"), tandem)?;
+        let scheduler_support = self
+            .typed(el, "schedulerSupport", parse_bool)?
+            .unwrap_or(false);
+        if let (Some((_, line)), false) = (&redelivery, scheduler_support) {
+            return Err(ConfigError::Element {
+                path: self.source.to_path_buf(),
+                line: *line,
+                element: "redeliveryPlugin".into(),
+                message: "requires schedulerSupport=\"true\" on <broker>, as in ActiveMQ \
+                          (it redelivers through the scheduler)"
+                    .into(),
+            });
+        }
         let use_virtual_topics = self
             .typed(el, "useVirtualTopics", parse_bool)?
             .unwrap_or(true);
@@ -233,6 +254,8 @@ impl Reader<'_> {
             tls,
             virtual_topics,
             destination_policy,
+            scheduler_support,
+            redelivery_plugin: redelivery.map(|(r, _)| r),
         })
     }
 }

@@ -41,6 +41,7 @@ use std::path::{Path, PathBuf};
 use crate::uri::TransportUri;
 
 pub use cpus::allowed_cpus;
+pub use plugins::{RedeliveryPluginSettings, RedeliveryPolicySettings};
 pub use policy::DestinationPolicySettings;
 
 /// Default journal segment size (`journalMaxFileLength`), as KahaDB's default.
@@ -104,6 +105,11 @@ pub struct BrokerConfig {
     /// `<destinationPolicy>`: per-destination policy entries (dead-letter strategy,
     /// prefetch); empty when not configured.
     pub destination_policy: DestinationPolicySettings,
+    /// `<broker schedulerSupport>`; default false, as ActiveMQ: scheduled delivery
+    /// (`AMQ_SCHEDULED_*` properties). Off, those properties are ignored.
+    pub scheduler_support: bool,
+    /// `<plugins><redeliveryPlugin>`; only with `scheduler_support`.
+    pub redelivery_plugin: Option<RedeliveryPluginSettings>,
 }
 
 /// One `<virtualTopic>`: topics matching `name` also go to the existing queues named
@@ -306,6 +312,10 @@ pub struct ConnectionLimits {
     /// broker holds; default 100000 (ActiveMQ's `policyEntry maxDestinations`, which
     /// defaults to unlimited).
     pub max_destinations: u32,
+    /// `<tandem maxScheduledMessages>`: scheduled messages waiting to fire, all
+    /// shards, before a scheduled send is refused; default 2000000 (each costs about
+    /// 250 bytes of memory; its body stays in the journal).
+    pub max_scheduled_messages: u64,
 }
 
 /// What happens to a message that keeps coming back.

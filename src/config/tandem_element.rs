@@ -28,7 +28,7 @@ pub(super) struct TandemRaw {
 }
 
 /// `<tandem>` attributes of the connection limits (read by [`Reader::connection_limits`]).
-const CONNECTION_LIMIT_ATTRS: [&str; 9] = [
+const CONNECTION_LIMIT_ATTRS: [&str; 10] = [
     "maxTransactionSize",
     "maxPrefetch",
     "maxPendingOutput",
@@ -38,6 +38,7 @@ const CONNECTION_LIMIT_ATTRS: [&str; 9] = [
     "maxTemporaryDestinationsPerConnection",
     "maxCompositeDestinations",
     "maxDestinations",
+    "maxScheduledMessages",
 ];
 
 /// `<tandem>` attributes of the replication link (read by [`Reader::replication_link`]).
@@ -330,6 +331,9 @@ impl Reader<'_> {
                 .typed(el, "maxCompositeDestinations", count)?
                 .unwrap_or(1_000),
             max_destinations: self.typed(el, "maxDestinations", count)?.unwrap_or(100_000),
+            max_scheduled_messages: self
+                .typed(el, "maxScheduledMessages", count)?
+                .map_or(2_000_000, u64::from),
         })
     }
 

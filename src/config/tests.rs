@@ -696,7 +696,7 @@ fn authentication() {
 #[test]
 fn ignored_items_are_reported_once_per_path() {
     let (_, ignored) = parse(&broker(
-        "useJmx=\"false\" schedulerSupport=\"true\"",
+        "useJmx=\"false\" schedulerDirectory=\"x\"",
         "<networkConnectors/>\n<networkConnectors/>\n\
          <persistenceAdapter><levelDB directory=\"x\"/></persistenceAdapter>",
     ));
@@ -705,7 +705,7 @@ fn ignored_items_are_reported_once_per_path() {
         paths,
         [
             "broker@useJmx",
-            "broker@schedulerSupport",
+            "broker@schedulerDirectory",
             "broker/networkConnectors",
             "broker/persistenceAdapter/levelDB"
         ]
@@ -1500,4 +1500,59 @@ fn bad_virtual_topic_patterns_name_the_attribute() {
         "<destinationInterceptors/>\n<destinationInterceptors/>",
     ));
     assert!(e.to_string().contains("appears twice"), "{e}");
+}
+
+#[test]
+fn scheduler_support_and_the_redelivery_plugin() {
+    let (c, _) = parse(&broker("", ""));
+    assert!(!c.scheduler_support, "off by default, as in ActiveMQ");
+    assert_eq!(c.redelivery_plugin, None);
+    let plugin = "<plugins><redeliveryPlugin sendToDlqIfMaxRetriesExceeded=\"false\">\
+        <redeliveryPolicyMap><redeliveryPolicyMap>\
+        <defaultEntry><redeliveryPolicy maximumRedeliveries=\"3\" redeliveryDelay=\"2000\"/></defaultEntry>\
+        <redeliveryPolicyEntries><redeliveryPolicy queue=\"orders.>\" maximumRedeliveries=\"-1\" \
+        useExponentialBackOff=\"true\" backOffMultiplier=\"2\" maximumRedeliveryDelay=\"60000\"/>\
+        </redeliveryPolicyEntries></redeliveryPolicyMap></redeliveryPolicyMap>\
+        </redeliveryPlugin></plugins>";
+    let (c, _) = parse(&broker("schedulerSupport=\"true\"", plugin));
+    assert!(c.scheduler_support);
+    let r = c.redelivery_plugin.expect("the plugin");
+    assert!(r.fallback_to_dead_letter && !r.send_to_dlq_if_max_retries_exceeded);
+    let d = r.default_entry.expect("a default entry");
+    assert_eq!(
+        (
+            d.maximum_redeliveries,
+            d.initial_redelivery_delay_ms,
+            d.redelivery_delay_ms
+        ),
+        (3, 1000, 2000)
+    );
+    assert_eq!(r.entries.len(), 1);
+    let e = &r.entries[0];
+    assert_eq!(e.destination, Some((true, "orders.>".to_string())));
+    assert_eq!(
+        (
+            e.maximum_redeliveries,
+            e.use_exponential_back_off,
+            e.back_off_multiplier
+        ),
+        (-1, true, 2.0)
+    );
+
+    // ActiveMQ refuses to start the plugin without the scheduler, or with short delays.
+    let e = error(&broker("", plugin));
+    assert!(
+        e.to_string()
+            .contains("<redeliveryPlugin>: requires schedulerSupport=\"true\""),
+        "{e}"
+    );
+    let short = plugin.replace("redeliveryDelay=\"2000\"", "redeliveryDelay=\"500\"");
+    let e = error(&broker("schedulerSupport=\"true\"", &short));
+    assert!(e.to_string().contains("redeliveryDelay=\"500\""), "{e}");
+    assert!(e.to_string().contains("at least 1000 ms"), "{e}");
+    let nameless = plugin.replace("queue=\"orders.>\" ", "");
+    let e = error(&broker("schedulerSupport=\"true\"", &nameless));
+    assert!(e.to_string().contains("names no destination"), "{e}");
+    let e = error(&broker("schedulerSupport=\"maybe\"", ""));
+    assert!(e.to_string().contains("schedulerSupport"), "{e}");
 }

@@ -21,10 +21,11 @@ pub enum Limit {
     CompositeMembers,
     Destinations,
     StoreUsage,
+    ScheduledMessages,
 }
 
 impl Limit {
-    pub const ALL: [Limit; 9] = [
+    pub const ALL: [Limit; 10] = [
         Limit::TransactionSize,
         Limit::TransactionMemory,
         Limit::Transactions,
@@ -34,6 +35,7 @@ impl Limit {
         Limit::CompositeMembers,
         Limit::Destinations,
         Limit::StoreUsage,
+        Limit::ScheduledMessages,
     ];
 
     /// The configuration attribute that sets it: what the metric label says.
@@ -48,6 +50,7 @@ impl Limit {
             Limit::CompositeMembers => "maxCompositeDestinations",
             Limit::Destinations => "maxDestinations",
             Limit::StoreUsage => "storeUsage",
+            Limit::ScheduledMessages => "maxScheduledMessages",
         }
     }
 }
@@ -68,7 +71,9 @@ pub struct LimitStats {
     /// Journal bytes on disk, all shards (each shard adds what it changed by).
     store_bytes: AtomicU64,
     disk_full_reason: std::sync::Mutex<String>,
-    refusals: [AtomicU64; 9],
+    /// Scheduled jobs the shards hold (each shard adds and removes its own).
+    scheduled: AtomicU64,
+    refusals: [AtomicU64; 10],
 }
 
 impl LimitStats {
@@ -140,6 +145,23 @@ impl LimitStats {
         self.destinations.load(Ordering::Acquire)
     }
 
+    pub fn add_scheduled(&self, n: u64) {
+        self.scheduled.fetch_add(n, Ordering::AcqRel);
+    }
+
+    pub fn sub_scheduled(&self, n: u64) {
+        let _ = self
+            .scheduled
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                Some(held.saturating_sub(n))
+            });
+    }
+
+    /// Scheduled jobs broker-wide: what `maxScheduledMessages` caps.
+    pub fn scheduled(&self) -> u64 {
+        self.scheduled.load(Ordering::Acquire)
+    }
+
     /// The virtual-topic index holds `n` consumer queues now.
     pub fn set_virtual_topic_queues(&self, n: u64) {
         self.virtual_topic_queues.store(n, Ordering::Release);
@@ -204,6 +226,7 @@ impl LimitStats {
             pending_output_bytes: self.pending_output_bytes(),
             destinations: self.destinations(),
             virtual_topic_queues: self.virtual_topic_queues(),
+            scheduled_messages: self.scheduled(),
             store_bytes: self.store_bytes(),
             refusals: Limit::ALL
                 .iter()
@@ -230,6 +253,9 @@ pub struct LimitsSnapshot {
     /// Virtual-topic consumer queues (among `destinations`) a send to their topic
     /// reaches.
     pub virtual_topic_queues: u64,
+    /// Scheduled messages (jobs) waiting to fire, all shards: what
+    /// `maxScheduledMessages` caps.
+    pub scheduled_messages: u64,
     /// Journal bytes on disk, all shards: what `<storeUsage limit>` caps.
     pub store_bytes: u64,
     pub refusals: Vec<Refusals>,

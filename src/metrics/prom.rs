@@ -32,6 +32,7 @@
 //! | `destinations` | gauge: queues and topics held (`maxDestinations` caps it) | |
 //! | `virtual_topic_queues` | gauge: virtual-topic consumer queues held (among `destinations`) | |
 //! | `wildcard_subscriptions` | gauge: wildcard subscriptions, once per shard (each is on every shard) | |
+//! | `scheduled_messages` | gauge: scheduled messages waiting to fire (`maxScheduledMessages` caps it) | |
 //! | `store_bytes` | gauge: journal bytes on disk (`storeUsage` caps it) | |
 //! | `limit_refusals_total` | counter | `limit` (the configuration attribute) |
 //! | `uptime_seconds`, `shards` | gauge | |
@@ -269,6 +270,12 @@ impl Collector for SnapshotCollector {
             "tandem_wildcard_subscriptions",
             "Wildcard subscriptions, counted once per shard (each is registered on every shard)",
             s.wildcard_subscriptions,
+        )?;
+        gauge(
+            &mut enc,
+            "tandem_scheduled_messages",
+            "Scheduled messages waiting to fire, all shards (what maxScheduledMessages caps)",
+            s.limits.scheduled_messages,
         )?;
         {
             let mut family = enc.encode_descriptor(

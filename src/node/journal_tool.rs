@@ -171,6 +171,35 @@ fn describe_record(r: &Record) -> String {
         Record::CreateQueue { destination } => {
             format!("create queue {}", destination.stomp_name())
         }
+        Record::Schedule {
+            key,
+            next_ms,
+            fired,
+            spec,
+            message,
+            ..
+        } => format!(
+            "schedule job={key} {} id={} next={next_ms} fired={fired} cron={:?} delay={} period={} repeat={}",
+            message.destination.stomp_name(),
+            message.id,
+            spec.cron,
+            spec.delay,
+            spec.period,
+            spec.repeat
+        ),
+        Record::Fire {
+            key,
+            next,
+            fired,
+            then,
+        } => format!(
+            "fire job={key} fired={fired} next={} [{}]",
+            next.map_or("done".to_string(), |(t, r)| format!("{t} repeat={r}")),
+            then.iter()
+                .map(describe_record)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
     }
 }
 

@@ -30,6 +30,8 @@ pub fn broker_settings(config: &BrokerConfig, shard_count: usize) -> BrokerSetti
             })
             .collect(),
         auth_required: config.auth_enabled,
+        scheduler_support: config.scheduler_support,
+        redelivery_plugin: config.redelivery_plugin.as_ref().map(redelivery_plugin),
         max_frame_bytes: config.limits.max_frame_bytes as usize,
         max_header_bytes: config.limits.max_header_bytes as usize,
         max_headers: config.limits.max_headers as usize,
@@ -55,6 +57,43 @@ pub fn broker_settings(config: &BrokerConfig, shard_count: usize) -> BrokerSetti
     }
 }
 
+/// The redelivery plugin the shards apply (`broker::redelivery`).
+fn redelivery_plugin(
+    r: &crate::config::RedeliveryPluginSettings,
+) -> crate::broker::redelivery::RedeliveryPlugin {
+    use crate::broker::redelivery::{Entry, Policy, RedeliveryPlugin};
+    use crate::broker::wildcard::Pattern;
+    let policy = |p: &crate::config::RedeliveryPolicySettings| Policy {
+        maximum_redeliveries: p.maximum_redeliveries,
+        initial_redelivery_delay_ms: p.initial_redelivery_delay_ms,
+        redelivery_delay_ms: p.redelivery_delay_ms,
+        use_exponential_back_off: p.use_exponential_back_off,
+        back_off_multiplier: p.back_off_multiplier,
+        maximum_redelivery_delay_ms: p.maximum_redelivery_delay_ms,
+    };
+    RedeliveryPlugin {
+        fallback_to_dead_letter: r.fallback_to_dead_letter,
+        send_to_dlq_if_max_retries_exceeded: r.send_to_dlq_if_max_retries_exceeded,
+        default_entry: r.default_entry.as_ref().map(policy),
+        entries: r
+            .entries
+            .iter()
+            .filter_map(|p| {
+                let (queue, pattern) = p.destination.as_ref()?;
+                Some(Entry {
+                    kind: if *queue {
+                        crate::broker::DestKind::Queue
+                    } else {
+                        crate::broker::DestKind::Topic
+                    },
+                    pattern: Pattern::parse(pattern),
+                    policy: policy(p),
+                })
+            })
+            .collect(),
+    }
+}
+
 /// The connection limits the sessions and shards enforce.
 fn limits(config: &BrokerConfig) -> crate::broker::Limits {
     let l = &config.connection_limits;
@@ -72,6 +111,7 @@ fn limits(config: &BrokerConfig) -> crate::broker::Limits {
         max_composite_destinations: l.max_composite_destinations as usize,
         max_destinations: l.max_destinations as usize,
         store_limit_bytes: config.store_limit_bytes,
+        max_scheduled_messages: l.max_scheduled_messages,
     }
 }
 

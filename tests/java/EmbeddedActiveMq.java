@@ -28,6 +28,7 @@ import org.apache.activemq.store.kahadb.KahaDBPersistenceAdapter;
  *                       [--key-store FILE.p12 --key-store-password PW]
  *                       [--policy-queue PATTERN [--individual-dlq-prefix PREFIX]
  *                        [--queue-prefetch N]]
+ *                       [--scheduler] [--redelivery-plugin K=V,K=V...]
  * </pre>
  *
  * <ul>
@@ -51,6 +52,12 @@ import org.apache.activemq.store.kahadb.KahaDBPersistenceAdapter;
  *       writes it: with {@code --individual-dlq-prefix}, the queues matching PATTERN
  *       dead-letter to their own queue PREFIX + name; with {@code --queue-prefetch}, their
  *       consumers that keep the client's default prefetch get N.</li>
+ *   <li>{@code --scheduler}: {@code schedulerSupport="true"} (scheduled delivery; its job
+ *       store in DIR, persistent with --kahadb).</li>
+ *   <li>{@code --redelivery-plugin K=V,...}: a {@code <redeliveryPlugin>} whose default
+ *       entry is a {@code RedeliveryPolicy} with these properties (e.g.
+ *       {@code maximumRedeliveries=2,initialRedeliveryDelay=1000,redeliveryDelay=1000});
+ *       needs --scheduler, as in ActiveMQ.</li>
  *   <li>{@code --exit-with-parent}: exit when the parent process goes away (a test
  *       harness killed with SIGKILL must not leave brokers behind).</li>
  * </ul>
@@ -76,6 +83,8 @@ public final class EmbeddedActiveMq {
         String policyQueue = null;
         String dlqPrefix = null;
         int queuePrefetch = -1;
+        boolean scheduler = false;
+        String redelivery = null;
         for (int i = 0; i < argv.length; i++) {
             String a = argv[i];
             switch (a) {
@@ -94,6 +103,8 @@ public final class EmbeddedActiveMq {
                 case "--policy-queue": policyQueue = argv[++i]; break;
                 case "--individual-dlq-prefix": dlqPrefix = argv[++i]; break;
                 case "--queue-prefetch": queuePrefetch = Integer.parseInt(argv[++i]); break;
+                case "--scheduler": scheduler = true; break;
+                case "--redelivery-plugin": redelivery = argv[++i]; break;
                 default:
                     System.err.println("EmbeddedActiveMq: unknown argument " + a);
                     System.exit(2);
@@ -114,7 +125,29 @@ public final class EmbeddedActiveMq {
         BrokerService broker = new BrokerService();
         broker.setBrokerName(name != null ? name : "activemq-" + port);
         broker.setUseJmx(false);
-        broker.setSchedulerSupport(false);
+        broker.setSchedulerSupport(scheduler);
+        if (redelivery != null) {
+            org.apache.activemq.broker.region.policy.RedeliveryPolicyMap map =
+                    new org.apache.activemq.broker.region.policy.RedeliveryPolicyMap();
+            org.apache.activemq.RedeliveryPolicy policy = new org.apache.activemq.RedeliveryPolicy();
+            for (String kv : redelivery.split(",")) {
+                String[] p = kv.split("=", 2);
+                switch (p[0]) {
+                    case "maximumRedeliveries": policy.setMaximumRedeliveries(Integer.parseInt(p[1])); break;
+                    case "initialRedeliveryDelay": policy.setInitialRedeliveryDelay(Long.parseLong(p[1])); break;
+                    case "redeliveryDelay": policy.setRedeliveryDelay(Long.parseLong(p[1])); break;
+                    case "useExponentialBackOff": policy.setUseExponentialBackOff(Boolean.parseBoolean(p[1])); break;
+                    case "backOffMultiplier": policy.setBackOffMultiplier(Double.parseDouble(p[1])); break;
+                    default:
+                        System.err.println("EmbeddedActiveMq: unknown redelivery policy property " + p[0]);
+                        System.exit(2);
+                }
+            }
+            map.setDefaultEntry(policy);
+            org.apache.activemq.broker.util.RedeliveryPlugin plugin = new org.apache.activemq.broker.util.RedeliveryPlugin();
+            plugin.setRedeliveryPolicyMap(map);
+            broker.setPlugins(new org.apache.activemq.broker.BrokerPlugin[] {plugin});
+        }
         broker.setAdvisorySupport(true);
         broker.setUseShutdownHook(true);
         broker.setDataDirectoryFile(dataDir);

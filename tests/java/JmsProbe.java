@@ -49,7 +49,8 @@ import org.apache.activemq.command.ActiveMQTopic;
  * {@code recv} ({@link ProbeRecv}), {@code unsubscribe} ({@link ProbeRecv}), {@code rpc}
  * ({@link ProbeRpc}), {@code prefetch} ({@link ProbePrefetch}), {@code bodies}
  * ({@link ProbeBodies}), {@code browse} ({@link ProbeBrowse}), {@code stomp-send} and
- * {@code stomp-recv} ({@link ProbeStomp}), {@code wire-tour} ({@link ProbeWire}).
+ * {@code stomp-recv} ({@link ProbeStomp}), {@code wire-tour} ({@link ProbeWire}),
+ * {@code scheduled} and {@code poison} ({@link ProbeScheduled}).
  * See tests/java/README.md for every option and line.
  */
 public final class JmsProbe {
@@ -93,6 +94,8 @@ public final class JmsProbe {
                 case "stomp-send": ProbeStomp.send(args); break;
                 case "stomp-recv": ProbeStomp.recv(args); break;
                 case "wire-tour": ProbeWire.run(args); break;
+                case "scheduled": ProbeScheduled.scheduled(args); break;
+                case "poison": ProbeScheduled.poison(args); break;
                 default: throw new Usage("unknown command " + cmd);
             }
         } catch (Usage e) {

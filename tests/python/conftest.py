@@ -81,10 +81,11 @@ class Broker:
     def __init__(self, workdir: Path, shards: int = 2, memory_limit: str = "64 mb",
                  users: list[tuple[str, str, str]] | None = None, extra_xml: str = "",
                  connectors: dict[str, str] | None = None,
-                 tandem_attrs: dict[str, str] | None = None):
+                 tandem_attrs: dict[str, str] | None = None,
+                 broker_attrs: dict[str, str] | None = None):
         """`connectors`: name -> URI with a `{port}` placeholder, added after the plain
         `stomp` connector, each on its own free port (fixed across restarts).
-        `tandem_attrs`: more attributes on `<tandem>`. `extra_xml`: more children of
+        `tandem_attrs`: more attributes on `<tandem>`; `broker_attrs` on `<broker>`. `extra_xml`: more children of
         `<broker>`. Relative paths in the config resolve against `workdir`."""
         self.workdir = workdir
         self.data_dir = workdir / "data"
@@ -100,9 +101,11 @@ class Broker:
         self.log_path = workdir / "broker.log"
         self.proc: subprocess.Popen | None = None
         self.config_path.write_text(
-            self._config(shards, memory_limit, users, extra_xml, tandem_attrs or {}))
+            self._config(shards, memory_limit, users, extra_xml, tandem_attrs or {},
+                         broker_attrs or {}))
 
-    def _config(self, shards, memory_limit, users, extra_xml, tandem_attrs) -> str:
+    def _config(self, shards, memory_limit, users, extra_xml, tandem_attrs,
+                broker_attrs) -> str:
         plugins = ""
         if users is not None:
             rows = "\n".join(
@@ -114,9 +117,10 @@ class Broker:
             f"    <transportConnector name={quoteattr(name)} uri={quoteattr(uri)}/>"
             for name, uri in self.uris.items())
         attrs = "".join(f" {k}={quoteattr(v)}" for k, v in tandem_attrs.items())
+        battrs = "".join(f" {k}={quoteattr(v)}" for k, v in broker_attrs.items())
         return f"""<?xml version="1.0" encoding="UTF-8"?>
 <broker xmlns="http://activemq.apache.org/schema/core" brokerName="pytest"
-        dataDirectory={quoteattr(str(self.data_dir))} persistent="true">
+        dataDirectory={quoteattr(str(self.data_dir))} persistent="true"{battrs}>
   <transportConnectors>
 {connectors}
   </transportConnectors>

@@ -595,6 +595,11 @@ pub struct ActiveMqOpts {
     pub name: String,
     /// KahaDB persistence (default sync) instead of memory.
     pub kahadb: bool,
+    /// `schedulerSupport="true"` (`--scheduler`).
+    pub scheduler: bool,
+    /// A redelivery plugin whose default policy has these properties
+    /// (`--redelivery-plugin`, e.g. `maximumRedeliveries=2,redeliveryDelay=1000`).
+    pub redelivery_plugin: Option<String>,
     /// One destination policy entry (`--policy-queue` and its options).
     pub policy: Option<QueuePolicy>,
 }
@@ -641,6 +646,8 @@ impl Default for ActiveMqOpts {
             name: "activemq".into(),
             kahadb: true,
             policy: None,
+            scheduler: false,
+            redelivery_plugin: None,
         }
     }
 }
@@ -694,6 +701,12 @@ impl ActiveMq {
             .arg(&opts.name);
         if opts.kahadb {
             cmd.arg("--kahadb");
+        }
+        if opts.scheduler {
+            cmd.arg("--scheduler");
+        }
+        if let Some(p) = &opts.redelivery_plugin {
+            cmd.arg("--redelivery-plugin").arg(p);
         }
         if let Some(p) = &opts.policy {
             cmd.arg("--policy-queue").arg(p.queue);
@@ -860,8 +873,7 @@ impl ActiveMqPair {
             dir.path(),
             ActiveMqOpts {
                 name: "master".into(),
-                kahadb: true,
-                policy: None,
+                ..ActiveMqOpts::default()
             },
         );
         master.wait_started(ACTIVEMQ_START_TIMEOUT);
@@ -869,8 +881,7 @@ impl ActiveMqPair {
             dir.path(),
             ActiveMqOpts {
                 name: "slave".into(),
-                kahadb: true,
-                policy: None,
+                ..ActiveMqOpts::default()
             },
         );
         slave.wait_log(ACTIVEMQ_START_TIMEOUT, "slave mode", |l| {

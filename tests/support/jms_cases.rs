@@ -1705,3 +1705,209 @@ macro_rules! single_broker_tests {
 }
 #[allow(unused_imports)]
 pub(crate) use single_broker_tests;
+
+// ---------------------------------------------------------------------------------
+// Scheduled delivery (`<broker schedulerSupport="true">`)
+
+/// How late a scheduled delivery may arrive, per firing: ActiveMQ rounds the start up
+/// to the next half second and polls its job store; Tandem's scheduler ticks every 50 ms.
+const SCHEDULE_SLACK_MS: i64 = 1500;
+
+/// The `key=value` fields of a probe line.
+fn fields(line: &str) -> BTreeMap<&str, &str> {
+    line.split(' ')
+        .filter_map(|kv| kv.split_once('='))
+        .collect()
+}
+
+/// The RECV lines of a `scheduled`/`poison` probe, as field maps.
+fn timed(out: &ProbeOutput) -> Vec<BTreeMap<&str, &str>> {
+    out.lines
+        .iter()
+        .filter(|l| l.starts_with("RECV "))
+        .map(|l| fields(l))
+        .collect()
+}
+
+#[track_caller]
+fn assert_on_time(out: &ProbeOutput, n: usize, want_ms: i64, slack_ms: i64) {
+    let r = &timed(out)[n];
+    let after: i64 = r["after_ms"].parse().expect("after_ms");
+    assert!(
+        after >= want_ms - 100 && after <= want_ms + slack_ms,
+        "delivery {n} after {after} ms, wanted {want_ms} (+{slack_ms}): {}",
+        out.dump()
+    );
+}
+
+/// Scheduled delivery as ActiveMQ does it: `AMQ_SCHEDULED_DELAY` holds a message back
+/// (then delivers it once, with its own id, a `scheduledJobId` and no scheduling
+/// properties); `AMQ_SCHEDULED_PERIOD` + `AMQ_SCHEDULED_REPEAT` deliver it repeat+1
+/// times, a period apart, each with a new id; `AMQ_SCHEDULED_REPEAT` alone schedules
+/// nothing; string values (as STOMP sends them) work as longs do; a scheduled send in a
+/// transaction is scheduled at the commit; a non-persistent message is scheduled too.
+pub fn scheduled_delay_and_repeat(t: &dyn JmsTarget) {
+    let url = t.url();
+    let run = |args: &[&str]| probe(&url, "scheduled", args).assert_ok();
+
+    let one = run(&[
+        "--dest",
+        "queue:sched.delay",
+        "--delay",
+        "2000",
+        "--expect",
+        "1",
+        "--then-none-ms",
+        "1500",
+    ]);
+    assert_on_time(&one, 0, 2000, SCHEDULE_SLACK_MS);
+    let r = &timed(&one)[0];
+    assert_eq!(
+        (
+            r["same_id"],
+            r["job_id"],
+            r["schedule_props"],
+            r["redelivered"],
+            r["deliveryCount"],
+            r["body"]
+        ),
+        ("true", "true", "false", "false", "1", "msg-0"),
+        "{}",
+        one.dump()
+    );
+
+    let repeated = run(&[
+        "--dest",
+        "queue:sched.repeat",
+        "--delay",
+        "1000",
+        "--period",
+        "1000",
+        "--repeat",
+        "2",
+        "--expect",
+        "3",
+        "--then-none-ms",
+        "2000",
+    ]);
+    for n in 0..3 {
+        assert_on_time(
+            &repeated,
+            n,
+            1000 * (n as i64 + 1),
+            SCHEDULE_SLACK_MS * (n as i64 + 1),
+        );
+        let r = &timed(&repeated)[n];
+        assert_eq!(
+            (r["same_id"], r["new_id"], r["job_id"], r["schedule_props"]),
+            ("false", "true", "true", "false"),
+            "{}",
+            repeated.dump()
+        );
+    }
+
+    let repeat_only = run(&[
+        "--dest",
+        "queue:sched.repeat-only",
+        "--repeat",
+        "3",
+        "--expect",
+        "1",
+        "--then-none-ms",
+        "1500",
+    ]);
+    assert_on_time(&repeat_only, 0, 0, 900);
+    assert_eq!(timed(&repeat_only)[0]["job_id"], "false");
+
+    // Strings, non-persistent, sent in a transaction committed a second later: the
+    // delay counts from the commit.
+    let tx = run(&[
+        "--dest",
+        "queue:sched.tx",
+        "--delay",
+        "1500",
+        "--as-strings",
+        "true",
+        "--persistent",
+        "false",
+        "--commit-after-ms",
+        "1000",
+        "--expect",
+        "1",
+        "--then-none-ms",
+        "1000",
+    ]);
+    assert_on_time(&tx, 0, 1500, SCHEDULE_SLACK_MS);
+    assert_eq!(timed(&tx)[0]["job_id"], "true", "{}", tx.dump());
+}
+
+/// The redelivery policy both brokers of [`redelivery_plugin_delays`] are configured
+/// with (as the default entry of a `<redeliveryPlugin>`).
+pub const REDELIVERY_POLICY: &str =
+    "maximumRedeliveries=2,initialRedeliveryDelay=1000,redeliveryDelay=2000";
+
+/// ActiveMQ's redelivery plugin (`<redeliveryPlugin>`, with [`REDELIVERY_POLICY`]): a
+/// message the client gives up on (a poison ack after its own redeliveries, here none)
+/// goes back to its queue after the policy's delay instead of to the dead-letter queue,
+/// flagged redelivered with its count and a `redeliveryDelay` property: first after
+/// `initialRedeliveryDelay`, then after `redeliveryDelay`; once the broker has redelivered
+/// it `maximumRedeliveries` times, the next poison ack sends it to the DLQ.
+pub fn redelivery_plugin_delays(t: &dyn JmsTarget) {
+    let url = with_options(&t.url(), "jms.redeliveryPolicy.maximumRedeliveries=0");
+    send(&url, "queue:redeliver", 1, &[]);
+    let out = probe(
+        &url,
+        "poison",
+        &[
+            "--dest",
+            "queue:redeliver",
+            "--rounds",
+            "3",
+            "--timeout-ms",
+            "10000",
+        ],
+    )
+    .assert_ok();
+    let rs = timed(&out);
+    let got: Vec<(&str, &str, &str)> = rs
+        .iter()
+        .map(|r| (r["redelivered"], r["deliveryCount"], r["redelivery_delay"]))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("false", "1", "-1"),
+            ("true", "2", "1000"),
+            ("true", "3", "2000")
+        ],
+        "{}",
+        out.dump()
+    );
+    assert_on_time(&out, 1, 1000, SCHEDULE_SLACK_MS);
+    assert_on_time(&out, 2, 3000, 2 * SCHEDULE_SLACK_MS);
+    let dlq = drain(&url, "queue:ActiveMQ.DLQ", &[]);
+    assert_eq!(dlq.recvs().len(), 1, "{}", dlq.dump());
+    let left = drain(&url, "queue:redeliver", &[]);
+    assert!(left.recvs().is_empty(), "{}", left.dump());
+}
+
+/// One `#[test]` per case that needs a broker with `schedulerSupport="true"`, each
+/// against a fresh broker from `$scheduler()` (or, with the redelivery plugin of
+/// [`REDELIVERY_POLICY`], `$redelivery()`); the same list for real ActiveMQ and for
+/// Tandem.
+#[allow(unused_macros)]
+macro_rules! scheduler_broker_tests {
+    ($scheduler:expr, $redelivery:expr) => {
+        #[test]
+        fn scheduled_delay_and_repeat() {
+            $crate::support::jms_cases::scheduled_delay_and_repeat(&$scheduler());
+        }
+
+        #[test]
+        fn redelivery_plugin_delays() {
+            $crate::support::jms_cases::redelivery_plugin_delays(&$redelivery());
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use scheduler_broker_tests;

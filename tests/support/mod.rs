@@ -212,6 +212,10 @@ pub struct BrokerOpts {
     pub extra_connectors: Vec<String>,
     /// More `<broker>` children, written as is (e.g. an `<sslContext>` element).
     pub broker_xml: Option<String>,
+    /// More `<broker>` attributes, written as is (e.g. `schedulerSupport="true"`).
+    pub broker_attrs: Option<String>,
+    /// More `<plugins>` children, written as is (e.g. a `<redeliveryPlugin>`).
+    pub plugins_xml: Option<String>,
 }
 
 impl Default for BrokerOpts {
@@ -240,6 +244,8 @@ impl Default for BrokerOpts {
             tandem_extra: None,
             extra_connectors: Vec::new(),
             broker_xml: None,
+            broker_attrs: None,
+            plugins_xml: None,
         }
     }
 }
@@ -283,17 +289,33 @@ pub fn config_xml(opts: &BrokerOpts, port: u16, data_dir: &Path) -> String {
     ConfigXml {
         name: "itest",
         data_dir,
-        broker_attrs: String::new(),
+        broker_attrs: opts
+            .broker_attrs
+            .as_ref()
+            .map(|a| format!(" {a}"))
+            .unwrap_or_default(),
         children: opts.broker_xml.clone().unwrap_or_default(),
         connectors,
         segment: &opts.segment_size,
         memory: &opts.memory_limit,
         store_limit: opts.store_limit.as_deref(),
-        plugins: auth_plugin_xml_with_admins(&opts.users, &opts.admins),
+        plugins: with_plugins(
+            auth_plugin_xml_with_admins(&opts.users, &opts.admins),
+            opts.plugins_xml.as_deref(),
+        ),
         services: String::new(),
         tandem,
     }
     .render()
+}
+
+/// A `<plugins>` element (`plugins`, or empty) with `extra` children added.
+pub fn with_plugins(plugins: String, extra: Option<&str>) -> String {
+    let Some(extra) = extra else { return plugins };
+    if plugins.is_empty() {
+        return format!("  <plugins>\n{extra}\n  </plugins>\n");
+    }
+    plugins.replacen("  </plugins>", &format!("{extra}\n  </plugins>"), 1)
 }
 
 /// Appends ` name="value"` to `attrs` when `value` is set.

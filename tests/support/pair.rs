@@ -131,6 +131,8 @@ pub struct NodeOpts {
     pub extra_connectors: Vec<String>,
     /// More `<broker>` children, written as is (e.g. an `<sslContext>` element).
     pub broker_xml: Option<String>,
+    /// More `<broker>` attributes, written as is (e.g. `schedulerSupport="true"`).
+    pub broker_attrs: Option<String>,
 }
 
 /// The witness a node's `<tandem>` element names (`witness`, `witnessKey`,
@@ -193,6 +195,7 @@ impl NodeOpts {
             witness: None,
             extra_connectors: Vec::new(),
             broker_xml: None,
+            broker_attrs: None,
         }
     }
 
@@ -274,6 +277,10 @@ pub fn node_config_xml(
         opts.shutdown_on_master_failure,
     );
     push_attr(&mut broker_attrs, "waitForSlave", opts.wait_for_slave);
+    if let Some(a) = &opts.broker_attrs {
+        broker_attrs.push(' ');
+        broker_attrs.push_str(a);
+    }
     push_attr(
         &mut broker_attrs,
         "waitForSlaveTimeout",

@@ -207,6 +207,19 @@ impl ShardCore {
         };
         let persistent = e.persistent;
         b.release(seq);
+        // The redelivery plugin comes first, as in ActiveMQ (it wraps the broker's
+        // dead-letter move): a persistent queue message goes back to its queue after a
+        // delay until its policy's maximumRedeliveries; only then does the
+        // dead-letter strategy below decide (a DLQ's own messages too).
+        if persistent {
+            let redeliveries = self
+                .backlog_ref(&id)
+                .and_then(|b| b.entries.get(&seq))
+                .map_or(0, |e| e.redeliveries);
+            if self.redelivery_instead(&id, seq, redeliveries, reason, &body) {
+                return;
+            }
+        }
         // The original destination's policy says whether and where (ActiveMQ's
         // `DeadLetterStrategy`: by default non-persistent messages are dropped).
         let strategy = self.settings.policies.dead_letter_for(id.destination());

@@ -3,7 +3,8 @@
 //! and durable backlogs (or moving the pin of a relocated copy), acknowledgements,
 //! durable subscriptions created and removed, one-shard transactions, prepared
 //! transactions held until resolved (their acks locked meanwhile), purges and queue
-//! deletes (`admin`), and queues created empty (virtual-topic consumer queues).
+//! deletes (`admin`), queues created empty (virtual-topic consumer queues), and
+//! scheduled jobs created and fired (`schedule`).
 
 use std::sync::Arc;
 
@@ -136,6 +137,9 @@ impl ShardCore {
                                 }
                             }
                         }
+                        Record::Schedule { key, .. } => {
+                            self.next_job = self.next_job.max(key + 1);
+                        }
                         _ => {}
                     }
                 }
@@ -165,6 +169,30 @@ impl ShardCore {
             }
             Record::Purge { destination } => self.apply_purge(&destination),
             Record::DeleteQueue { destination } => self.apply_delete_queue(&destination),
+            Record::Schedule {
+                key,
+                created_ms,
+                next_ms,
+                fired,
+                redeliveries,
+                spec,
+                message,
+            } => self.apply_schedule(
+                key,
+                created_ms,
+                next_ms,
+                fired,
+                redeliveries,
+                spec,
+                message,
+                loc,
+            ),
+            Record::Fire {
+                key,
+                next,
+                fired,
+                then,
+            } => self.apply_fire(key, next, fired, then, loc),
             Record::CreateQueue { destination } => {
                 // New, or a relocated copy of the record: either way it now pins `loc`.
                 let q = self.queue_mut(&destination);

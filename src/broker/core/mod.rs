@@ -22,6 +22,7 @@
 //! * `admin`     — purging and deleting queues (the status endpoint's `/admin/*`).
 //! * `wildcard_subs` — subscriptions to a pattern (`PRICE.>`): a part on each matching
 //!   destination of the shard, one shared credit.
+//! * `schedule`  — scheduled delivery: jobs journaled, fired, relocated.
 
 mod ack;
 mod admin;
@@ -29,6 +30,7 @@ mod apply;
 mod browse;
 mod dispatch;
 mod reclaim;
+mod schedule;
 mod send;
 mod stats;
 mod subscribe;
@@ -112,6 +114,14 @@ pub enum Output {
         token: u64,
         /// Why, as ActiveMQ's `dlqDeliveryFailureCause` says it.
         reason: &'static str,
+    },
+    /// The redelivery plugin sends message `seq` of queue `destination` back to it
+    /// later: read `body`, then hand it to [`ShardCore::redeliver`] with `token`.
+    Redeliver {
+        destination: Destination,
+        body: Body,
+        seq: u64,
+        token: u64,
     },
     /// Browser `sub` has had its whole snapshot of `destination`: send it
     /// [`Event::BrowseEnd`](super::ops::Event::BrowseEnd), after the deliveries before it.
@@ -214,6 +224,9 @@ pub struct ShardCore {
     blocked: VecDeque<Reply>,
     /// Dead-letter moves in flight: token -> (backlog, seq).
     moving: HashMap<u64, (BacklogId, u64)>,
+    /// Redelivery-plugin moves in flight (their tokens are in `moving` too): token ->
+    /// (delay, redelivery count).
+    redelivering: HashMap<u64, (i64, u32)>,
     /// Bodies being read back for selective consumers: token -> (backlog, seq).
     paging: HashMap<u64, (BacklogId, u64)>,
     /// Queue browsers on this shard (see `browse.rs`).
@@ -234,6 +247,12 @@ pub struct ShardCore {
     destinations: DestinationShare,
     /// This shard's virtual-topic consumer queues in the broker-wide index.
     virtual_topics: VirtualTopicShare,
+    /// Scheduled jobs (`schedule.rs`): their schedules and message locations.
+    jobs: super::scheduler::Index,
+    /// The next job key: one more than any key the journal has named.
+    next_job: u64,
+    /// This shard's part of the broker-wide count of jobs (`maxScheduledMessages`).
+    scheduled: schedule::ScheduledShare,
 }
 
 /// What one shard core adds to the broker-wide index of virtual-topic consumer queues
@@ -341,6 +360,7 @@ impl ShardCore {
             expiring: 0,
             blocked: VecDeque::new(),
             moving: HashMap::new(),
+            redelivering: HashMap::new(),
             paging: HashMap::new(),
             browsers: HashMap::new(),
             browse_dirty: Vec::new(),
@@ -357,6 +377,12 @@ impl ShardCore {
             virtual_topics: VirtualTopicShare {
                 index: Arc::default(),
                 owner: virtual_topic::new_owner(),
+            },
+            jobs: Default::default(),
+            next_job: 1,
+            scheduled: schedule::ScheduledShare {
+                stats: Arc::default(),
+                mine: 0,
             },
         }
     }

@@ -54,6 +54,19 @@ impl ShardCore {
             self.reply(reply, None, Err(BrokerError::StoreFull(why)));
             return;
         }
+        match self.schedule_of(&msg) {
+            Err(e) => {
+                self.reply(reply, None, Err(e));
+                return;
+            }
+            Ok(Some(spec)) => {
+                if let Err(e) = self.on_schedule(msg, spec, 0, Some(reply), sink) {
+                    self.reply(reply, None, Err(e));
+                }
+                return;
+            }
+            Ok(None) => {}
+        }
         // A virtual-topic consumer queue a producer creates is kept too, as when a
         // consumer creates it (its messages may all be acknowledged and reclaimed).
         if let Err(e) = self.create_consumer_queue(&d, sink) {
@@ -145,7 +158,7 @@ impl ShardCore {
     /// A message that is stored but not journaled (non-persistent, on a queue or for a
     /// durable subscription): a slave keeps it in memory (see [`JournalSink::volatile`]).
     /// Temporary destinations live and die with their connection on the master.
-    fn is_volatile_state(rec: &Record) -> bool {
+    pub(super) fn is_volatile_state(rec: &Record) -> bool {
         match rec {
             Record::Enqueue {
                 message, targets, ..

@@ -18,9 +18,10 @@ impl ShardCore {
         reply: Reply,
         sink: &mut dyn JournalSink,
     ) {
-        let persistent_sends = ops
-            .iter()
-            .any(|op| matches!(op, TxOp::Send(m) if m.persistent));
+        // Scheduled sends are journaled whether persistent or not.
+        let persistent_sends = ops.iter().any(|op| {
+            matches!(op, TxOp::Send(m) if m.persistent || matches!(self.schedule_of(m), Ok(Some(_))))
+        });
         if let (true, Some(why)) = (persistent_sends, sink.paused()) {
             self.reply(reply, None, Err(BrokerError::StoreFull(why)));
             return;
@@ -37,7 +38,21 @@ impl ShardCore {
                     if d.kind.is_temporary() && !self.exists(d) {
                         continue;
                     }
-                    records.push(self.enqueue_record(&msg));
+                    // A scheduled send is scheduled at the commit (as ActiveMQ's
+                    // afterCommit does), in the same record as the rest.
+                    let scheduled = match self.schedule_of(&msg) {
+                        Ok(Some(spec)) => self.schedule_record(&msg, spec, 0, now).map(Some),
+                        Ok(None) => Ok(None),
+                        Err(e) => Err(e),
+                    };
+                    match scheduled {
+                        Ok(Some(rec)) => records.push(rec),
+                        Ok(None) => records.push(self.enqueue_record(&msg)),
+                        Err(e) => {
+                            self.reply(reply, None, Err(e));
+                            return;
+                        }
+                    }
                 }
                 TxOp::Ack {
                     sub,
@@ -67,6 +82,7 @@ impl ShardCore {
                         None => false,
                     }
                 }
+                Record::Schedule { .. } => true,
                 _ => false,
             })
             .cloned()

@@ -18,6 +18,13 @@ use super::mesh::{delivery, process_outputs};
 use super::replica_gate::settle;
 use super::Shared;
 
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 pub(super) fn push_pending(shared: &Rc<Shared>, p: Output) {
     shared.pending.borrow_mut().push_back(p);
     if let Some(wake) = shared.pending_wake.borrow_mut().take() {
@@ -43,9 +50,41 @@ fn find_message(rec: Record, destination: &Destination, seq: u64) -> Option<Mess
         Record::Enqueue {
             seq: s, message, ..
         } if s == seq && message.destination == *destination => Some(message),
-        Record::Tx(records) | Record::Prepare { records, .. } => records
+        Record::Tx(records)
+        | Record::Prepare { records, .. }
+        | Record::Fire { then: records, .. } => records
             .into_iter()
             .find_map(|r| find_message(r, destination, seq)),
+        _ => None,
+    }
+}
+
+/// Reads the message of scheduled job `key` back from the record at `loc`: a
+/// `Schedule`, or a `Tx`/`Prepare`/`Fire` that contains it.
+pub(super) async fn load_scheduled(
+    journal: &Journal,
+    loc: Location,
+    key: u64,
+) -> Option<MessageRef> {
+    let found = match journal.read(loc).await {
+        Ok(payload) => Record::decode(&payload)
+            .map_err(|e| e.to_string())
+            .and_then(|r| find_job(r, key).ok_or_else(|| format!("job {key} not in record"))),
+        Err(e) => Err(e.to_string()),
+    };
+    found
+        .inspect_err(|e| tracing::error!(key, error = %e, "cannot read a scheduled message back from the journal"))
+        .ok()
+}
+
+fn find_job(rec: Record, key: u64) -> Option<MessageRef> {
+    match rec {
+        Record::Schedule {
+            key: k, message, ..
+        } if k == key => Some(message),
+        Record::Tx(records)
+        | Record::Prepare { records, .. }
+        | Record::Fire { then: records, .. } => records.into_iter().find_map(|r| find_job(r, key)),
         _ => None,
     }
 }
@@ -140,12 +179,25 @@ pub(super) async fn pending_pump(shared: Rc<Shared>) {
                     }
                 }
             }
+            Output::Redeliver {
+                destination,
+                body,
+                seq,
+                token,
+            } => {
+                let msg = resolve(&shared, body, &destination, seq).await;
+                let mut sink = super::journal_sink::Sink(&shared);
+                shared
+                    .core
+                    .borrow_mut()
+                    .redeliver(token, msg, now_ms(), &mut sink);
+            }
             Output::BrowseEnd { sub, destination } => {
                 router.post_event(Event::BrowseEnd { sub, destination });
             }
             Output::Reply { .. } | Output::Post { .. } => {
                 unreachable!(
-                    "only deliveries, browse ends, dead-letter moves and page-ins are queued"
+                    "only deliveries, browse ends, dead-letter and redelivery moves and page-ins are queued"
                 )
             }
         }

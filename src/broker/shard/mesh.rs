@@ -109,6 +109,7 @@ pub(super) fn process_outputs(shared: &Rc<Shared>) {
             Output::Post { shard, request } => router.post(shard, request),
             other @ (Output::Deliver { .. }
             | Output::DeadLetter { .. }
+            | Output::Redeliver { .. }
             | Output::PageIn { .. }
             | Output::BrowseEnd { .. }) => push_pending(shared, other),
         }

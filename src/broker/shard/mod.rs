@@ -12,6 +12,7 @@
 //! * `mesh`           — dispatch of mesh messages in, core outputs out.
 //! * `disk_reads`     — the pump for outputs that may read a body back from disk.
 //! * `ticker`         — expiry, status numbers and journal reclamation.
+//! * `scheduler`      — fires due scheduled jobs.
 
 mod admin;
 mod disk_reads;
@@ -19,6 +20,7 @@ mod journal_sink;
 mod mesh;
 mod replica_gate;
 mod replication;
+mod scheduler;
 mod ticker;
 
 use std::cell::{Cell, RefCell};
@@ -139,6 +141,7 @@ impl Shard {
         // replays in the memory limit (bodies beyond it stay on disk, as live).
         let mut core = ShardCore::new(setup.shard, setup.shard_count, setup.settings.clone());
         core.count_destinations_in(setup.registries.limits.clone());
+        core.count_scheduled_in(setup.registries.limits.clone());
         core.index_virtual_topics_in(setup.registries.virtual_topics.clone());
         let (journal, count) = Journal::open_with(cfg, &mut |r| {
             apply_payload(&mut core, &r.payload, r.location);
@@ -206,6 +209,7 @@ impl Shard {
         );
         *shared.router.borrow_mut() = Some(router.clone());
         rt::spawn_local(ticker(shared.clone()));
+        rt::spawn_local(scheduler::scheduler(shared.clone()));
         Ok((Shard { shared }, router))
     }
 

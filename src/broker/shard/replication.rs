@@ -174,6 +174,7 @@ impl Shard {
         let shared = &self.shared;
         let mut core = ShardCore::new(shared.shard, shared.shard_count, shared.settings.clone());
         core.count_destinations_in(shared.limit_stats.clone());
+        core.count_scheduled_in(shared.limit_stats.clone());
         core.index_virtual_topics_in(shared.virtual_topics.clone());
         // The old core's destinations leave the count (and its consumer queues the
         // virtual-topic index) when it is dropped here.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::metrics::JournalCounters;
 use crate::rt;
 
-use super::disk_reads::resolve;
+use super::disk_reads::{load_scheduled, resolve};
 use super::journal_sink::Sink;
 use super::mesh::process_outputs;
 use super::Shared;
@@ -150,6 +150,17 @@ async fn reclaim(shared: &Rc<Shared>) {
             .core
             .borrow_mut()
             .relocate_durables(oldest, &mut sink);
+    }
+    // Scheduled jobs whose message is in that segment: re-journaled with their
+    // current state (a job firing now is moved at a later tick).
+    let jobs = shared.core.borrow().jobs_in_segment(oldest);
+    for (key, loc) in jobs.into_iter().take(MAX_MOVES_PER_TICK) {
+        let Some(msg) = load_scheduled(&shared.journal, loc, key).await else {
+            continue;
+        };
+        let mut sink = Sink(shared);
+        shared.core.borrow_mut().relocate_job(key, msg, &mut sink);
+        rt::yield_if_needed().await;
     }
     process_outputs(shared);
 }

@@ -687,9 +687,9 @@ impl Refusal {
             BrokerError::NoSuchTempDestination(_) | BrokerError::NoSuchDestination(_) => {
                 JAVA_INVALID_DESTINATION
             }
-            BrokerError::TooManyDestinations { .. } | BrokerError::StoreFull(_) => {
-                JAVA_RESOURCE_ALLOCATION
-            }
+            BrokerError::TooManyDestinations { .. }
+            | BrokerError::StoreFull(_)
+            | BrokerError::TooManyScheduled { .. } => JAVA_RESOURCE_ALLOCATION,
             _ => JAVA_JMS,
         };
         Refusal::new(class, e.to_string())
