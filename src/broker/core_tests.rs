@@ -1899,3 +1899,176 @@ fn wildcard_durable_subscription_is_refused() {
     assert!(j.records.is_empty(), "nothing journaled");
     assert_eq!(c.wildcard_subscriptions(), 0);
 }
+
+/// Settings whose policy gives queues and topics under `limited.>` a `memoryLimit`.
+fn limited_settings(limit: u64) -> Arc<BrokerSettings> {
+    use super::policy::*;
+    let entry = |kind| {
+        (
+            PolicyDestination {
+                kind,
+                pattern: "limited.>".into(),
+            },
+            PolicyEntry {
+                memory_limit: Some(limit),
+                ..PolicyEntry::default()
+            },
+        )
+    };
+    Arc::new(BrokerSettings {
+        policies: Arc::new(PolicyMap::new(
+            vec![entry(DestKind::Queue), entry(DestKind::Topic)],
+            None,
+            Destination::dead_letter_queue(),
+        )),
+        ..BrokerSettings::default()
+    })
+}
+
+/// Reply tokens in `out` from `from` up.
+fn replied(out: &[Output], from: u64) -> Vec<u64> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Reply { reply, .. } if reply.token >= from => Some(reply.token),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_queue_memory_limit_leaves_bodies_beyond_it_in_the_journal_only() {
+    let settings = limited_settings(4096);
+    let mut c = ShardCore::new(0, 1, settings.clone());
+    let mut j = MemJournal::default();
+    let limited = Destination::queue("limited.q");
+    let free = Destination::queue("free");
+    let big = "x".repeat(1000);
+    for _ in 0..20 {
+        send(&mut c, &mut j, &limited, &big, true);
+        send(&mut c, &mut j, &free, &big, true);
+    }
+    c.drain();
+    let (used, limit) = c.destination_memory(&limited);
+    assert_eq!(limit, Some(4096));
+    assert!(used > 0 && used <= 4096, "{used}");
+    let size = msg(free.clone(), &big, true).memory_size();
+    assert_eq!(
+        c.destination_memory(&free),
+        (20 * size, None),
+        "a queue without a limit keeps every body (the shard has room)"
+    );
+    assert_eq!(c.mem_used(), used + 20 * size);
+    c.assert_memory_accounted();
+    let s = stats_of(&c, "/queue/limited.q").expect("stats");
+    assert_eq!((s.memory_bytes, s.memory_limit), (used as u64, Some(4096)));
+    assert_eq!(
+        stats_of(&c, "/queue/free").map(|s| s.memory_limit),
+        Some(None)
+    );
+
+    // Replayed (a restart, a slave): the same limit, the same accounting.
+    let mut r = ShardCore::new(0, 1, settings);
+    for (loc, payload) in &j.records {
+        r.apply(Record::decode(payload).expect("decodes"), Some(*loc));
+    }
+    r.finish_recovery();
+    assert_eq!(r.destination_memory(&limited).0, used);
+    r.assert_memory_accounted();
+
+    // Every message is delivered: the first ones from memory, the rest read back.
+    subscribe(&mut c, &mut j, sub(1, 1), limited.clone(), 100);
+    let d = deliveries(&c.drain());
+    assert_eq!(d.len(), 20);
+    let on_disk = d.iter().filter(|x| x.2 == "<disk>").count();
+    assert_eq!(on_disk, 20 - used / size, "{d:?}");
+    assert!(d.iter().all(|x| x.2 == "<disk>" || x.2 == big));
+    ack(
+        &mut c,
+        &mut j,
+        sub(1, 1),
+        &limited,
+        d.iter().map(|x| x.1).collect(),
+    );
+    c.drain();
+    assert_eq!(c.destination_memory(&limited).0, 0);
+    c.assert_memory_accounted();
+    // Room again: new bodies stay in memory.
+    send(&mut c, &mut j, &limited, &big, true);
+    assert_eq!(
+        deliveries(&c.drain())
+            .iter()
+            .map(|x| x.2.clone())
+            .collect::<Vec<_>>(),
+        [big.clone()]
+    );
+    assert_eq!(c.destination_memory(&limited).0, size);
+    c.assert_memory_accounted();
+}
+
+#[test]
+fn a_non_persistent_producer_to_a_destination_over_its_limit_is_held_until_consumers_drain_it() {
+    for limited in [
+        Destination::topic("limited.t"),
+        Destination::queue("limited.q"),
+    ] {
+        let mut c = ShardCore::new(0, 1, limited_settings(4096));
+        let mut j = MemJournal::default();
+        let consumer = sub(1, 1);
+        if !limited.kind.is_queue() {
+            // A topic holds messages only for its subscribers.
+            subscribe(&mut c, &mut j, consumer, limited.clone(), 1000);
+        }
+        let big = "x".repeat(1000);
+        for i in 0..10 {
+            c.handle(
+                Request::Send {
+                    msg: msg(limited.clone(), &big, false),
+                    reply: reply(100 + i),
+                },
+                &mut j,
+            );
+        }
+        // Another destination is not held back by this one's limit.
+        c.handle(
+            Request::Send {
+                msg: msg(Destination::queue("free"), &big, false),
+                reply: reply(1000),
+            },
+            &mut j,
+        );
+        let out = c.drain();
+        let first = replied(&out, 100);
+        let (used, _) = c.destination_memory(&limited);
+        assert!(used > 4096, "non-persistent bodies are kept: {used}");
+        assert!(first.contains(&1000), "{first:?}");
+        let held = 11 - first.len();
+        assert!(
+            held > 0 && held < 10,
+            "sends beyond the limit are held ({limited:?}): {first:?}"
+        );
+        c.assert_memory_accounted();
+        if limited.kind.is_queue() {
+            subscribe(&mut c, &mut j, consumer, limited.clone(), 1000);
+        }
+        // A topic's subscriber had its deliveries at once, a queue's consumer now.
+        let mut d = deliveries(&out);
+        d.extend(deliveries(&c.drain()));
+        assert_eq!(d.len(), 10, "{limited:?}");
+        // Delivered but not acknowledged: still held in memory, still over.
+        assert!(replied(&c.drain(), 100).is_empty());
+        ack(
+            &mut c,
+            &mut j,
+            consumer,
+            &limited,
+            d.iter().map(|x| x.1).collect(),
+        );
+        let released = replied(&c.drain(), 100);
+        assert_eq!(released.len(), held, "{limited:?}: {released:?}");
+        let mut all: Vec<u64> = first.into_iter().chain(released).collect();
+        all.sort();
+        assert_eq!(all, (100..110).chain([1000]).collect::<Vec<_>>());
+        assert_eq!(c.destination_memory(&limited).0, 0);
+        c.assert_memory_accounted();
+    }
+}

@@ -163,6 +163,10 @@ pub struct PolicyEntry {
     pub topic_prefetch: u32,
     /// `durableTopicPrefetch`, default 100.
     pub durable_topic_prefetch: u32,
+    /// `memoryLimit` in bytes; `None` (default): only the shard's limit applies. The
+    /// bytes of message bodies the destination holds in memory (a topic: all its
+    /// subscriptions' backlogs together), see `broker::core::send`.
+    pub memory_limit: Option<u64>,
 }
 
 impl Default for PolicyEntry {
@@ -173,6 +177,7 @@ impl Default for PolicyEntry {
             queue_browser_prefetch: DEFAULT_QUEUE_BROWSER_PREFETCH,
             topic_prefetch: DEFAULT_TOPIC_PREFETCH,
             durable_topic_prefetch: DEFAULT_DURABLE_TOPIC_PREFETCH,
+            memory_limit: None,
         }
     }
 }
@@ -299,6 +304,11 @@ impl PolicyMap {
             .unwrap_or_else(|| self.fallback_dead_letter.clone())
     }
 
+    /// The memory limit of destination `d` in bytes, if its entry sets one.
+    pub fn memory_limit_for(&self, d: &Destination) -> Option<u64> {
+        self.entry_for(d).and_then(|e| e.memory_limit)
+    }
+
     /// The prefetch a consumer of `d` asking for `asked` gets.
     pub fn prefetch(&self, d: &Destination, kind: ConsumerKind, asked: u32) -> u32 {
         self.entry_for(d).map_or(asked, |e| e.prefetch(kind, asked))
@@ -422,6 +432,7 @@ mod tests {
             durable_topic_prefetch: 3,
             queue_browser_prefetch: 4,
             dead_letter: None,
+            memory_limit: None,
         };
         assert_eq!(e.prefetch(ConsumerKind::Queue, 1000), 1);
         assert_eq!(e.prefetch(ConsumerKind::Queue, 10), 10);

@@ -18,11 +18,14 @@
 //! ```
 //!
 //! Read: the entry's destination (`queue`, `topic`, `tempQueue`, `tempTopic`), the
-//! four prefetches, and the dead-letter strategy (`individualDeadLetterStrategy`,
+//! four prefetches, `memoryLimit` (a size as `<memoryUsage limit>` takes it: `1 mb`,
+//! `64kb`, plain bytes; at least 1 kb; the destination's in-memory body bytes, see
+//! `broker::core::send`), and the dead-letter strategy (`individualDeadLetterStrategy`,
 //! `sharedDeadLetterStrategy`). Every other attribute and child is reported as ignored
 //! once (attributes ActiveMQ users commonly set get a reason saying what Tandem does
 //! instead).
 
+use super::attrs::size_at_least;
 use super::read::Reader;
 use super::value::{parse_bool, parse_u64};
 use super::xml::Element;
@@ -52,14 +55,11 @@ const ENTRY_ATTRS: &[&str] = &[
     "queueBrowserPrefetch",
     "topicPrefetch",
     "durableTopicPrefetch",
+    "memoryLimit",
 ];
 
 /// Ignored `<policyEntry>` attributes that deserve more than "not supported".
 const ENTRY_REASONS: &[(&str, &str)] = &[
-    (
-        "memoryLimit",
-        "Tandem's memory limit is per shard (<memoryUsage>), shared by the shard's destinations",
-    ),
     (
         "producerFlowControl",
         "producer flow control is always on (the shard's memory limit and the sender's \
@@ -261,6 +261,14 @@ impl Reader<'_> {
                 None => {}
             }
         }
+        entry.memory_limit = self.typed(
+            el,
+            "memoryLimit",
+            size_at_least(
+                1 << 10,
+                "a size of at least 1 kb (such as \"1 mb\" or \"65536\")",
+            ),
+        )?;
         for c in &el.children {
             let cpath = format!("{path}/{}", c.name);
             if c.name != "deadLetterStrategy" {

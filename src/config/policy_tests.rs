@@ -79,6 +79,12 @@ fn entries_strategies_prefetches_and_the_default_entry_are_read() {
     );
     let orders = &p.entries[0].1;
     assert_eq!(orders.queue_prefetch, 5);
+    assert_eq!(orders.memory_limit, Some(1 << 20));
+    assert_eq!(p.entries[1].1.memory_limit, Some(2 << 20));
+    assert_eq!(
+        p.entries[2].1.memory_limit, None,
+        "unset: only the shard's limit"
+    );
     assert_eq!(
         orders.dead_letter,
         Some(DeadLetterStrategy {
@@ -113,7 +119,6 @@ fn entries_strategies_prefetches_and_the_default_entry_are_read() {
     assert_eq!(
         found,
         [
-            (format!("{base}@memoryLimit"), 4),
             (
                 format!("{base}/deadLetterStrategy/individualDeadLetterStrategy@enableAudit"),
                 7
@@ -122,8 +127,7 @@ fn entries_strategies_prefetches_and_the_default_entry_are_read() {
             (format!("{base}[ORDERS.>]"), 18),
         ]
     );
-    assert!(ignored[0].reason.contains("per shard"), "{}", ignored[0]);
-    assert!(ignored[3].reason.contains("line 4"), "{}", ignored[3]);
+    assert!(ignored[2].reason.contains("line 4"), "{}", ignored[2]);
 
     // What the broker makes of it.
     let map = PolicyMap::new(
@@ -220,6 +224,30 @@ fn bad_values_name_file_line_element_and_attribute() {
     assert!(e.contains("a second dead-letter strategy"), "{e}");
     let e = error("<destinationPolicy><policyMap/><policyMap/></destinationPolicy>");
     assert!(e.contains("appears twice"), "{e}");
+    for bad in ["lots", "-1", "12 parsecs", "100", ""] {
+        let e = error(&wrap(&format!(
+            r#"<policyEntry queue="A" memoryLimit="{bad}"/>"#
+        )));
+        assert!(
+            e.starts_with(&format!(
+                "conf/activemq.xml:3: <policyEntry memoryLimit=\"{bad}\">: expected"
+            )),
+            "{e}"
+        );
+    }
+    let e = error(&wrap(r#"<policyEntry topic="T" memoryLimit="100"/>"#));
+    assert!(e.contains("at least 1 kb"), "{e}");
+    // ActiveMQ's size spellings.
+    for (text, bytes) in [("1 mb", 1 << 20), ("64kb", 64 << 10), ("65536", 65536)] {
+        let (c, _) = parse(&wrap(&format!(
+            r#"<policyEntry queue="A" memoryLimit="{text}"/>"#
+        )));
+        assert_eq!(
+            c.destination_policy.entries[0].1.memory_limit,
+            Some(bytes),
+            "{text}"
+        );
+    }
 }
 
 #[test]

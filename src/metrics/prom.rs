@@ -586,6 +586,7 @@ mod tests {
                 enqueued: 10,
                 dequeued: 4,
                 consumers: 1,
+                ..Default::default()
             }],
             journal: JournalCounters {
                 records: 14,

@@ -220,6 +220,7 @@ mod tests {
             enqueued: 2,
             dequeued: 1,
             consumers: 0,
+            ..Default::default()
         }]);
         a.set_destinations(vec![DestinationStats {
             name: "/queue/a".into(),
@@ -227,6 +228,7 @@ mod tests {
             enqueued: 10,
             dequeued: 4,
             consumers: 1,
+            ..Default::default()
         }]);
         let info = BrokerInfo {
             broker: "b1".into(),

@@ -27,6 +27,12 @@ pub struct DestinationStats {
     pub dequeued: u64,
     /// Consumers attached now (for a topic: subscribers plus active durables).
     pub consumers: u64,
+    /// Bytes of message bodies held in memory (for a topic: all its subscriptions'
+    /// backlogs together); bodies left in the journal are not counted.
+    pub memory_bytes: u64,
+    /// The destination's `memoryLimit` (its policy entry's), when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_limit: Option<u64>,
 }
 
 /// Upper bounds of the fsync latency buckets, in microseconds: 50 µs doubling to

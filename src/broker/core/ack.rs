@@ -64,7 +64,7 @@ impl ShardCore {
                         None => Vec::new(),
                     };
                 for e in &removed {
-                    self.forget_entry(e);
+                    self.forget_entry(&d, e);
                 }
                 self.count_dequeued(&d, removed.len());
                 self.mark_dirty(BacklogId::TopicSub(d, sub));
@@ -188,7 +188,7 @@ impl ShardCore {
         }
         let removed = self.backlog_mut(&id).and_then(|b| b.remove(seq));
         if let Some(e) = removed {
-            self.forget_entry(&e);
+            self.forget_entry(id.destination(), &e);
             self.count_dequeued(id.destination(), 1);
         }
         self.mark_dirty(id);
@@ -241,7 +241,7 @@ impl ShardCore {
             );
             let removed = self.backlog_mut(&id).and_then(|b| b.remove(seq));
             if let Some(e) = removed {
-                self.forget_entry(&e);
+                self.forget_entry(id.destination(), &e);
                 self.count_dequeued(id.destination(), 1);
             }
             self.release_blocked();

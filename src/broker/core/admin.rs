@@ -97,7 +97,7 @@ impl ShardCore {
             None => Vec::new(),
         };
         for e in &entries {
-            self.forget_entry(e);
+            self.forget_entry(d, e);
         }
         self.count_dequeued(d, entries.len());
         self.release_blocked();

@@ -41,7 +41,7 @@ impl ShardCore {
                 for seq in seqs {
                     let removed = self.backlog_mut(&id).and_then(|b| b.remove(seq));
                     if let Some(e) = removed {
-                        self.forget_entry(&e);
+                        self.forget_entry(id.destination(), &e);
                         acked += 1;
                     }
                 }
@@ -96,7 +96,7 @@ impl ShardCore {
                     .and_then(|t| t.durables.remove(&name));
                 if let Some(d) = removed {
                     for e in d.backlog.entries.values() {
-                        self.forget_entry(e);
+                        self.forget_entry(&destination, e);
                     }
                     self.unpin(d.loc);
                     if let Some(k) = d.active {

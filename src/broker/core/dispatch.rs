@@ -60,7 +60,13 @@ impl ShardCore {
         // Bodies read back for selection stay in memory until delivered or removed;
         // bound them to twice the limit so a consumer that selects nothing cannot pull
         // the whole backlog in.
-        if self.mem_used > 2 * self.settings.shard_memory_limit_bytes {
+        // The same per destination with a memoryLimit.
+        if self.mem_used > 2 * self.settings.shard_memory_limit_bytes
+            || self
+                .dest_mem(destination)
+                .and_then(|m| m.limit.map(|l| m.used > 2 * l))
+                .unwrap_or(false)
+        {
             return;
         }
         for seq in seqs {
@@ -104,6 +110,9 @@ impl ShardCore {
             }
         }
         self.mem_used += added;
+        if let Some(m) = self.dest_mem_mut(id.destination()) {
+            m.used += added;
+        }
         self.mark_dirty(id);
     }
 }

@@ -175,6 +175,7 @@ struct Queue {
     /// The `CreateQueue` record that keeps this queue across restarts (a virtual-topic
     /// consumer queue); it pins its segment while the queue exists.
     created_at: Option<Location>,
+    mem: DestMemory,
 }
 
 struct Durable {
@@ -193,6 +194,37 @@ struct Topic {
     subscribers: HashMap<SubKey, Backlog>,
     temp_owner: Option<ConnId>,
     counters: stats::DestCounters,
+    /// Every subscription's backlog together (durable and not), as ActiveMQ counts a
+    /// topic's memory per destination.
+    mem: DestMemory,
+}
+
+/// Bytes of message bodies one destination holds in memory (its part of
+/// `ShardCore::mem_used`), and its policy's `memoryLimit` (see `send.rs`).
+#[derive(Clone, Copy, Debug, Default)]
+struct DestMemory {
+    used: usize,
+    limit: Option<usize>,
+}
+
+impl DestMemory {
+    fn of(settings: &BrokerSettings, d: &Destination) -> DestMemory {
+        DestMemory {
+            used: 0,
+            limit: settings
+                .policies
+                .memory_limit_for(d)
+                .map(|l| usize::try_from(l).unwrap_or(usize::MAX)),
+        }
+    }
+
+    fn has_room(&self, size: usize) -> bool {
+        self.limit.is_none_or(|l| self.used + size <= l)
+    }
+
+    fn over_limit(&self) -> bool {
+        self.limit.is_some_and(|l| self.used > l)
+    }
 }
 
 struct Prepared {
@@ -220,8 +252,9 @@ pub struct ShardCore {
     mem_used: usize,
     /// Entries with an expiry: while there are none, the periodic sweep is skipped.
     expiring: usize,
-    /// Producers held back until memory drops below the limit.
-    blocked: VecDeque<Reply>,
+    /// Producers held back until memory drops below the limit: the shard's, and that
+    /// of the destination they sent to.
+    blocked: VecDeque<(Destination, Reply)>,
     /// Dead-letter moves in flight: token -> (backlog, seq).
     moving: HashMap<u64, (BacklogId, u64)>,
     /// Redelivery-plugin moves in flight (their tokens are in `moving` too): token ->
@@ -433,6 +466,9 @@ impl ShardCore {
         self.wildcard_credit_freed();
         self.dispatch_dirty();
         self.browse_dirty_browsers();
+        // Every core test checks the memory accounting at each step.
+        #[cfg(test)]
+        self.assert_memory_accounted();
         std::mem::take(&mut self.out)
     }
 
@@ -455,6 +491,56 @@ impl ShardCore {
 
     pub fn mem_used(&self) -> usize {
         self.mem_used
+    }
+
+    /// Bytes of bodies destination `d` holds in memory, and its `memoryLimit`.
+    pub fn destination_memory(&self, d: &Destination) -> (usize, Option<usize>) {
+        let m = self.dest_mem(d).copied().unwrap_or_default();
+        (m.used, m.limit)
+    }
+
+    fn dest_mem(&self, d: &Destination) -> Option<&DestMemory> {
+        if d.kind.is_queue() {
+            self.queues.get(d).map(|q| &q.mem)
+        } else {
+            self.topics.get(d).map(|t| &t.mem)
+        }
+    }
+
+    fn dest_mem_mut(&mut self, d: &Destination) -> Option<&mut DestMemory> {
+        if d.kind.is_queue() {
+            self.queues.get_mut(d).map(|q| &mut q.mem)
+        } else {
+            self.topics.get_mut(d).map(|t| &mut t.mem)
+        }
+    }
+
+    /// Checks the memory accounting against the backlogs: each destination's count is
+    /// the size of the bodies its entries hold, and they add up to the shard's.
+    #[cfg(test)]
+    pub(crate) fn assert_memory_accounted(&self) {
+        let held = |b: &Backlog| -> usize {
+            b.entries
+                .values()
+                .filter(|e| e.msg.is_some())
+                .map(|e| e.size)
+                .sum()
+        };
+        let mut total = 0;
+        for (d, q) in &self.queues {
+            assert_eq!(q.mem.used, held(&q.backlog), "memory of {d:?}");
+            total += q.mem.used;
+        }
+        for (d, t) in &self.topics {
+            let sum: usize = t.durables.values().map(|s| held(&s.backlog)).sum::<usize>()
+                + t.subscribers.values().map(held).sum::<usize>();
+            assert_eq!(t.mem.used, sum, "memory of {d:?}");
+            total += t.mem.used;
+        }
+        assert_eq!(
+            total, self.mem_used,
+            "destinations' memory adds up to the shard's"
+        );
     }
 
     /// Messages stored on this shard (ready or in flight), for tests and status.
@@ -696,6 +782,7 @@ impl ShardCore {
                     temp_owner: None,
                     counters: Default::default(),
                     created_at: None,
+                    mem: DestMemory::of(&self.settings, d),
                 },
             );
             self.wildcards_on_created(d);
@@ -716,6 +803,7 @@ impl ShardCore {
                     subscribers: HashMap::new(),
                     temp_owner: None,
                     counters: Default::default(),
+                    mem: DestMemory::of(&self.settings, d),
                 },
             );
             self.wildcards_on_created(d);

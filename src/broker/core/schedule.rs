@@ -417,7 +417,7 @@ impl ShardCore {
                 self.apply(sched, Some(loc));
                 let removed = self.backlog_mut(&id).and_then(|b| b.remove(seq));
                 if let Some(e) = removed {
-                    self.forget_entry(&e);
+                    self.forget_entry(id.destination(), &e);
                     self.count_dequeued(id.destination(), 1);
                 }
                 self.mark_dirty(id);

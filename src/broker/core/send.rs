@@ -5,12 +5,20 @@
 //! shard's memory accounting: bodies stay in memory while there is room, and producers
 //! of messages that are not journaled are held back (flow control) while the shard is
 //! over its limit.
+//!
+//! A destination whose policy sets `memoryLimit` has the same two rules on its own:
+//! its count is the bytes of bodies its backlogs hold in memory (a topic: all its
+//! subscriptions' backlogs together, as ActiveMQ counts per destination), a persistent
+//! body beyond it keeps only its journal location, and a non-journaled send while it
+//! is over holds its producer until it is under again. The shard's limit applies on
+//! top. Every change to `mem_used` changes the destination's count with it
+//! (`new_entry`, `forget_entry`, `paged_in`); `assert_memory_accounted` checks it.
 
 use std::sync::Arc;
 
 use super::{now_ms, BacklogId, JournalSink, ShardCore};
 use crate::broker::backlog::{Entry, EntryState};
-use crate::broker::destination::DestKind;
+use crate::broker::destination::{DestKind, Destination};
 use crate::broker::message::MessageRef;
 use crate::broker::message::{GROUP_ID, GROUP_SEQ};
 use crate::broker::ops::{BrokerError, Reply, ReplyTo, SubKey};
@@ -95,10 +103,11 @@ impl ShardCore {
         self.apply(rec, loc);
         if journaled {
             self.reply(reply, Some(sink.end()), Ok(()));
-        } else if self.over_memory_limit() {
+        } else if self.over_memory_limit(&d) {
             // Producer flow control: the sender's window stays consumed until
-            // consumers make room.
-            self.blocked.push_back(reply);
+            // consumers make room (on the shard, and on the destination if its policy
+            // sets a memoryLimit).
+            self.blocked.push_back((d, reply));
         } else {
             self.reply(reply, None, Ok(()));
         }
@@ -206,7 +215,8 @@ impl ShardCore {
         }
     }
 
-    /// A new entry for `msg`; its body stays in memory only while there is room for it
+    /// A new entry for `msg` (to go into a backlog of `msg.destination`); its body stays
+    /// in memory only while there is room for it, on the shard and on its destination
     /// (a persistent message can be read back from the journal later).
     pub(super) fn new_entry(
         &mut self,
@@ -215,9 +225,15 @@ impl ShardCore {
         redeliveries: u32,
     ) -> Entry {
         let size = msg.memory_size();
-        let keep = loc.is_none() || self.mem_used + size <= self.settings.shard_memory_limit_bytes;
+        let d = &msg.destination;
+        let keep = loc.is_none()
+            || (self.mem_used + size <= self.settings.shard_memory_limit_bytes
+                && self.dest_mem(d).is_none_or(|m| m.has_room(size)));
         if keep {
             self.mem_used += size;
+            if let Some(m) = self.dest_mem_mut(d) {
+                m.used += size;
+            }
         }
         self.pin(loc);
         if msg.expires_ms != 0 {
@@ -240,27 +256,44 @@ impl ShardCore {
         }
     }
 
-    /// Accounts for an entry leaving its backlog for good.
-    pub(super) fn forget_entry(&mut self, e: &Entry) {
+    /// Accounts for an entry leaving a backlog of `d` for good (`d` may be removed
+    /// already, its count with it).
+    pub(super) fn forget_entry(&mut self, d: &Destination, e: &Entry) {
         if e.expires_ms != 0 {
             self.expiring = self.expiring.saturating_sub(1);
         }
         if e.msg.is_some() {
             self.mem_used = self.mem_used.saturating_sub(e.size);
+            if let Some(m) = self.dest_mem_mut(d) {
+                debug_assert!(m.used >= e.size, "destination memory undercounted");
+                m.used = m.used.saturating_sub(e.size);
+            }
         }
         self.unpin(e.loc);
     }
 
-    fn over_memory_limit(&self) -> bool {
+    /// Whether a non-journaled send to `d` must hold its producer back: the shard is
+    /// over its limit, or `d` over its own.
+    fn over_memory_limit(&self, d: &Destination) -> bool {
         self.mem_used > self.settings.shard_memory_limit_bytes
+            || self.dest_mem(d).is_some_and(|m| m.over_limit())
     }
 
+    /// Releases the held producers whose destination (and the shard) is under its
+    /// limit again, in order; those of a destination still over its limit stay, and
+    /// do not hold back the others. One pass over the held replies, which are bounded
+    /// by the producers' windows.
     pub(super) fn release_blocked(&mut self) {
-        while !self.over_memory_limit() {
-            let Some(reply) = self.blocked.pop_front() else {
-                break;
-            };
-            self.reply(reply, None, Ok(()));
+        if self.blocked.is_empty() || self.mem_used > self.settings.shard_memory_limit_bytes {
+            return;
+        }
+        let held = std::mem::take(&mut self.blocked);
+        for (d, reply) in held {
+            if self.over_memory_limit(&d) {
+                self.blocked.push_back((d, reply));
+            } else {
+                self.reply(reply, None, Ok(()));
+            }
         }
     }
 }

@@ -63,6 +63,8 @@ impl ShardCore {
                 enqueued: q.counters.enqueued,
                 dequeued: q.counters.dequeued,
                 consumers: q.backlog.consumers.len() as u64,
+                memory_bytes: q.mem.used as u64,
+                memory_limit: q.mem.limit.map(|l| l as u64),
             });
         }
         for (d, t) in &self.topics {
@@ -73,6 +75,8 @@ impl ShardCore {
                 enqueued: t.counters.enqueued,
                 dequeued: t.counters.dequeued,
                 consumers: (t.subscribers.len() + active_durables) as u64,
+                memory_bytes: t.mem.used as u64,
+                memory_limit: t.mem.limit.map(|l| l as u64),
             });
         }
         out

@@ -164,7 +164,7 @@ impl ShardCore {
                 let removed = self.topics.get_mut(d).and_then(|t| t.subscribers.remove(k));
                 if let Some(b) = removed {
                     for e in b.entries.values() {
-                        self.forget_entry(e);
+                        self.forget_entry(d, e);
                     }
                 }
                 self.release_blocked();
@@ -302,14 +302,14 @@ impl ShardCore {
                     self.attached.remove(&c.key);
                 }
                 for e in q.backlog.entries.values() {
-                    self.forget_entry(e);
+                    self.forget_entry(d, e);
                 }
             }
         } else if let Some(t) = self.remove_topic(d) {
             for (k, b) in &t.subscribers {
                 self.attached.remove(k);
                 for e in b.entries.values() {
-                    self.forget_entry(e);
+                    self.forget_entry(d, e);
                 }
             }
         }
