@@ -129,3 +129,96 @@ fn restart_replays_a_journal_larger_than_memory_in_bounded_memory() {
         );
     }
 }
+
+/// `memoryLimit="1 mb"` on `<policyEntry queue="big.>">`: 20 MiB of persistent
+/// messages to `big.q` leave at most 1 MiB of bodies in memory (the rest only in the
+/// journal), as `/status` shows, while a queue without a limit keeps its bodies (the
+/// shard has room). Then every message of `big.q` is delivered intact, in order.
+#[test]
+fn a_destination_memory_limit_keeps_its_bodies_beyond_it_on_disk() {
+    const COUNT: usize = 320;
+    const SIZE: usize = 64 << 10;
+    const LIMIT: u64 = MIB;
+    let status_port = support::free_port();
+    let broker = support::Broker::start(support::BrokerOpts {
+        memory_limit: "64 mb".into(),
+        status_port: Some(status_port),
+        broker_xml: Some(
+            r#"<destinationPolicy><policyMap><policyEntries>
+                 <policyEntry queue="big.>" memoryLimit="1 mb"/>
+               </policyEntries></policyMap></destinationPolicy>"#
+                .into(),
+        ),
+        ..support::BrokerOpts::default()
+    });
+    let body = |i: usize| format!("{i:06}-{}", "b".repeat(SIZE - 7));
+    let mut c = broker.client();
+    for i in 0..COUNT {
+        let receipt = format!("r{i}");
+        let mut headers = vec![("destination", "/queue/big.q"), ("persistent", "true")];
+        if i % 32 == 31 {
+            headers.push(("receipt", &receipt));
+        }
+        c.send_frame("SEND", &headers, body(i).as_bytes());
+        if i % 32 == 31 {
+            c.expect_receipt(&receipt);
+        }
+    }
+    for i in 0..16 {
+        let headers = [("destination", "/queue/free.q"), ("persistent", "true")];
+        c.send_frame("SEND", &headers, body(i).as_bytes());
+    }
+    c.send_frame(
+        "SEND",
+        &[
+            ("destination", "/queue/free.q"),
+            ("persistent", "true"),
+            ("receipt", "free"),
+        ],
+        body(16).as_bytes(),
+    );
+    c.expect_receipt("free");
+
+    let find = |s: &serde_json::Value, name: &str| {
+        s["destinations"]
+            .as_array()
+            .and_then(|a| a.iter().find(|d| d["name"] == name).cloned())
+    };
+    let mut last = serde_json::Value::Null;
+    let shown = support::poll_until(Duration::from_secs(20), || {
+        let Some(r) = support::http_request(status_port, "GET", "/status", None, REPLY_TIMEOUT)
+        else {
+            return false;
+        };
+        last = serde_json::from_str(&r.body).unwrap_or_default();
+        let depth = |n| find(&last, n).and_then(|d| d["depth"].as_u64());
+        depth("/queue/big.q") == Some(COUNT as u64) && depth("/queue/free.q") == Some(17)
+    });
+    assert!(shown, "/status never showed both queues full: {last}");
+    let big = find(&last, "/queue/big.q").expect("big.q");
+    let used = big["memory_bytes"].as_u64().expect("memory_bytes");
+    eprintln!("big.q: {COUNT} x 64 KiB stored, {used} bytes of bodies in memory");
+    assert_eq!(big["memory_limit"].as_u64(), Some(LIMIT), "{big}");
+    assert!(used > 0 && used <= LIMIT, "{big}");
+    let free = find(&last, "/queue/free.q").expect("free.q");
+    assert!(
+        free["memory_bytes"].as_u64().expect("memory_bytes") >= 17 * SIZE as u64,
+        "{free}"
+    );
+    assert!(free["memory_limit"].is_null(), "{free}");
+
+    c.send_frame(
+        "SUBSCRIBE",
+        &[
+            ("id", "1"),
+            ("destination", "/queue/big.q"),
+            ("ack", "auto"),
+            ("activemq.prefetchSize", "20"),
+        ],
+        b"",
+    );
+    for i in 0..COUNT {
+        let m = c.expect_message();
+        assert!(m.body == body(i).as_bytes(), "message {i} differs");
+    }
+}
