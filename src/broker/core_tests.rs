@@ -1994,13 +1994,9 @@ fn a_queue_memory_limit_leaves_bodies_beyond_it_in_the_journal_only() {
     c.assert_memory_accounted();
     // Room again: new bodies stay in memory.
     send(&mut c, &mut j, &limited, &big, true);
-    assert_eq!(
-        deliveries(&c.drain())
-            .iter()
-            .map(|x| x.2.clone())
-            .collect::<Vec<_>>(),
-        [big.clone()]
-    );
+    let d = deliveries(&c.drain());
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].2, big, "delivered from memory");
     assert_eq!(c.destination_memory(&limited).0, size);
     c.assert_memory_accounted();
 }

@@ -1,6 +1,7 @@
 //! Per-destination policies: ActiveMQ's `<destinationPolicy><policyMap>`, reduced to
 //! what Tandem acts on (where dead-lettered messages go, which prefetch a consumer that
-//! kept its client's default gets). The configuration layer parses the XML into
+//! kept its client's default gets, how many bytes of bodies a destination keeps in
+//! memory). The configuration layer parses the XML into
 //! [`PolicyEntry`] values; `node` builds the [`PolicyMap`] once and the shards and
 //! sessions only look entries up.
 //!
