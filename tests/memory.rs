@@ -222,3 +222,55 @@ fn a_destination_memory_limit_keeps_its_bodies_beyond_it_on_disk() {
         assert!(m.body == body(i).as_bytes(), "message {i} differs");
     }
 }
+
+/// A non-persistent send to a queue over its `memoryLimit` holds its producer: the
+/// receipt comes only once a consumer has taken and acknowledged the queue's messages,
+/// while a send to another queue is confirmed at once.
+#[test]
+fn a_non_persistent_send_over_a_destination_memory_limit_waits_for_consumers() {
+    let broker = support::Broker::start(support::BrokerOpts {
+        memory_limit: "64 mb".into(),
+        broker_xml: Some(
+            r#"<destinationPolicy><policyMap><policyEntries>
+                 <policyEntry queue="np.>" memoryLimit="64 kb"/>
+               </policyEntries></policyMap></destinationPolicy>"#
+                .into(),
+        ),
+        ..support::BrokerOpts::default()
+    });
+    let body = vec![b'n'; 80 << 10];
+    let mut producer = broker.client();
+    producer.send_frame(
+        "SEND",
+        &[
+            ("destination", "/queue/np.q"),
+            ("persistent", "false"),
+            ("receipt", "held"),
+        ],
+        &body,
+    );
+    let mut other = broker.client();
+    other.send_frame(
+        "SEND",
+        &[
+            ("destination", "/queue/free.q"),
+            ("persistent", "false"),
+            ("receipt", "free"),
+        ],
+        &body,
+    );
+    other.expect_receipt("free");
+    assert!(
+        matches!(
+            producer.read_frame(Duration::from_secs(2)),
+            Err(support::ReadEnd::Timeout)
+        ),
+        "np.q holds 80 KiB against a 64 kb limit: its producer waits"
+    );
+    let mut consumer = broker.client();
+    consumer.subscribe("1", "/queue/np.q", "client-individual");
+    let m = consumer.expect_message();
+    assert_eq!(m.body.len(), body.len());
+    consumer.send_frame("ACK", &[("id", m.header("ack").expect("ack header"))], b"");
+    producer.expect_receipt("held");
+}

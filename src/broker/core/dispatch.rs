@@ -64,8 +64,7 @@ impl ShardCore {
         if self.mem_used > 2 * self.settings.shard_memory_limit_bytes
             || self
                 .dest_mem(destination)
-                .and_then(|m| m.limit.map(|l| m.used > 2 * l))
-                .unwrap_or(false)
+                .is_some_and(|m| m.limit.is_some_and(|l| m.used > 2 * l))
         {
             return;
         }
