@@ -15,6 +15,7 @@
 //! | `destination_enqueued_total` | counter | `destination` |
 //! | `destination_dequeued_total` | counter | `destination` |
 //! | `destination_consumers` | gauge | `destination` |
+//! | `destination_memory_bytes` | gauge: bodies held in memory | `destination` |
 //! | `connections` | gauge | |
 //! | `journal_fsync_seconds` | histogram (50 µs .. 102.4 ms) | |
 //! | `journal_records_per_fsync` | histogram (1 .. 256): records one write+fdatasync made durable | |
@@ -113,6 +114,14 @@ impl Collector for SnapshotCollector {
             MetricType::Gauge,
             s,
             |d| d.consumers,
+        )?;
+        per_destination(
+            &mut enc,
+            "tandem_destination_memory_bytes",
+            "Bytes of message bodies held in memory (its policy's memoryLimit caps them)",
+            MetricType::Gauge,
+            s,
+            |d| d.memory_bytes,
         )?;
         gauge(
             &mut enc,
@@ -586,7 +595,8 @@ mod tests {
                 enqueued: 10,
                 dequeued: 4,
                 consumers: 1,
-                ..Default::default()
+                memory_bytes: 1180,
+                memory_limit: Some(4096),
             }],
             journal: JournalCounters {
                 records: 14,
@@ -639,6 +649,7 @@ mod tests {
             "tandem_destination_enqueued_total{destination=\"/queue/a\"} 10",
             "tandem_destination_dequeued_total{destination=\"/queue/a\"} 4",
             "tandem_destination_consumers{destination=\"/queue/a\"} 1",
+            "tandem_destination_memory_bytes{destination=\"/queue/a\"} 1180",
             "tandem_connections 3",
             "# TYPE tandem_tls_handshakes_total counter",
             "tandem_tls_handshakes_total{result=\"ok\"} 8",
